@@ -1,0 +1,274 @@
+package compose
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/go-viper/mapstructure/v2"
+)
+
+// ExtensionKey is the compose extension that carries docker lifecycle settings, at the
+// top level of a compose file (project defaults) and inside a service.
+const ExtensionKey = "x-lifecycle"
+
+// ErrInvalidSpec marks every x-lifecycle validation error.
+var ErrInvalidSpec = errors.New("invalid x-lifecycle")
+
+// Strategies.
+const (
+	StrategyRecreate = "recreate"
+)
+
+// strategiesNotYetAvailable are the strategies of the product design that this version
+// does not ship; naming them gives a clearer error than "unknown strategy".
+var strategiesNotYetAvailable = []string{"rolling", "blue-green", "canary"}
+
+// DefaultWaitTimeout bounds how long a deploy waits for a new container to become healthy.
+const DefaultWaitTimeout = 2 * time.Minute
+
+// ProjectSpec is the top-level x-lifecycle block.
+type ProjectSpec struct {
+	// WaitTimeout is the default health wait for every service (a service or --wait-timeout overrides it).
+	WaitTimeout Duration   `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
+	Policy      PolicySpec `mapstructure:"policy" json:"policy" yaml:"policy"`
+}
+
+// PolicySpec holds project-wide policy.
+type PolicySpec struct {
+	// Defaults are resource limits applied to services that set none.
+	Defaults ResourceDefaults `mapstructure:"defaults" json:"defaults" yaml:"defaults"`
+}
+
+// ResourceDefaults are limits given to a service container that sets no limit of its own.
+type ResourceDefaults struct {
+	Memory Bytes `mapstructure:"memory" json:"memory,omitempty" yaml:"memory,omitempty"`
+	CPUs   CPUs  `mapstructure:"cpus" json:"cpus,omitempty" yaml:"cpus,omitempty"`
+	Pids   int64 `mapstructure:"pids" json:"pids,omitempty" yaml:"pids,omitempty"`
+}
+
+// ServiceSpec is the x-lifecycle block of one service, with defaults applied.
+type ServiceSpec struct {
+	Strategy    string   `mapstructure:"strategy" json:"strategy" yaml:"strategy"`
+	WaitTimeout Duration `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
+}
+
+// Duration is a time.Duration written as "30s" in compose files and in output.
+type Duration time.Duration
+
+func (d Duration) String() string               { return time.Duration(d).String() }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// Bytes is a size written as "512M" in compose files.
+type Bytes int64
+
+func (b Bytes) MarshalText() ([]byte, error) { return []byte(units.BytesSize(float64(b))), nil }
+
+// CPUs is a fractional number of CPUs, written as 0.5 or "0.5".
+type CPUs float64
+
+func (c CPUs) MarshalText() ([]byte, error) {
+	return []byte(strconv.FormatFloat(float64(c), 'f', -1, 64)), nil
+}
+
+// decodeStrict decodes an x-lifecycle mapping into out and reports every unknown key
+// with its dotted path, so a typo never passes silently.
+func decodeStrict(input any, out any) error {
+	if input == nil {
+		return nil
+	}
+	if _, ok := input.(map[string]any); !ok {
+		return fmt.Errorf("must be a mapping, got %s", describe(input))
+	}
+	var md mapstructure.Metadata
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Metadata:   &md,
+		Result:     out,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesHook, cpusHook),
+		ErrorUnset: false,
+	})
+	if err != nil {
+		return err
+	}
+	if err := dec.Decode(input); err != nil {
+		return errors.New(cleanMapstructureError(err))
+	}
+	if len(md.Unused) > 0 {
+		sort.Strings(md.Unused)
+		return fmt.Errorf("unknown key %q (valid keys: %s)", md.Unused[0], strings.Join(validKeys(out, md.Unused[0]), ", "))
+	}
+	return nil
+}
+
+func describe(v any) string {
+	switch v.(type) {
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case int, int64, uint64, float64:
+		return "a number"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// validKeys lists the keys accepted next to the unknown dotted key, for the error message.
+func validKeys(out any, unknown string) []string {
+	t := reflect.TypeOf(out).Elem()
+	parts := strings.Split(unknown, ".")
+	for _, p := range parts[:len(parts)-1] {
+		f, ok := fieldByTag(t, p)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+	}
+	var keys []string
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys
+}
+
+func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("mapstructure") == tag {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// cleanMapstructureError turns "decoding failed due to the following error(s):\n\n'a' expected…"
+// into a single line.
+func cleanMapstructureError(err error) string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
+		if l == "" || strings.HasPrefix(l, "decoding failed") || strings.HasSuffix(l, "error(s) decoding:") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "; ")
+}
+
+var (
+	durationType = reflect.TypeOf(Duration(0))
+	bytesType    = reflect.TypeOf(Bytes(0))
+	cpusType     = reflect.TypeOf(CPUs(0))
+)
+
+func durationHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
+	if to != durationType {
+		return data, nil
+	}
+	s, ok := data.(string)
+	if !ok {
+		return nil, fmt.Errorf("want a duration such as \"30s\" or \"2m\", got %s", describe(data))
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return nil, fmt.Errorf("want a duration such as \"30s\" or \"2m\", got %q", s)
+	}
+	if d < 0 {
+		return nil, fmt.Errorf("duration %q must not be negative", s)
+	}
+	return Duration(d), nil
+}
+
+func bytesHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
+	if to != bytesType {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case string:
+		n, err := units.RAMInBytes(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("want a size such as \"512M\" or \"1G\", got %q", v)
+		}
+		return Bytes(n), nil
+	case int:
+		if v <= 0 {
+			return nil, fmt.Errorf("size must be positive, got %d", v)
+		}
+		return Bytes(v), nil
+	}
+	return nil, fmt.Errorf("want a size such as \"512M\", got %s", describe(data))
+}
+
+func cpusHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
+	if to != cpusType {
+		return data, nil
+	}
+	var f float64
+	switch v := data.(type) {
+	case string:
+		var err error
+		if f, err = strconv.ParseFloat(v, 64); err != nil {
+			return nil, fmt.Errorf("want a number of CPUs such as \"0.5\", got %q", v)
+		}
+	case int:
+		f = float64(v)
+	case float64:
+		f = v
+	default:
+		return nil, fmt.Errorf("want a number of CPUs such as 0.5, got %s", describe(data))
+	}
+	if f <= 0 {
+		return nil, fmt.Errorf("cpus must be positive, got %v", f)
+	}
+	return CPUs(f), nil
+}
+
+// DecodeProjectSpec decodes and validates the top-level x-lifecycle value.
+func DecodeProjectSpec(raw any) (ProjectSpec, error) {
+	var spec ProjectSpec
+	if err := decodeStrict(raw, &spec); err != nil {
+		return spec, err
+	}
+	if spec.WaitTimeout == 0 {
+		spec.WaitTimeout = Duration(DefaultWaitTimeout)
+	}
+	return spec, nil
+}
+
+// DecodeServiceSpec decodes and validates a service's x-lifecycle value, with the
+// project's defaults applied.
+func DecodeServiceSpec(raw any, project ProjectSpec) (ServiceSpec, error) {
+	var spec ServiceSpec
+	if err := decodeStrict(raw, &spec); err != nil {
+		return spec, err
+	}
+	switch {
+	case spec.Strategy == "":
+		spec.Strategy = StrategyRecreate
+	case spec.Strategy == StrategyRecreate:
+	case slices.Contains(strategiesNotYetAvailable, spec.Strategy):
+		return spec, fmt.Errorf("key \"strategy\": %q is not available in this version yet; use %q", spec.Strategy, StrategyRecreate)
+	default:
+		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, StrategyRecreate)
+	}
+	if spec.WaitTimeout == 0 {
+		spec.WaitTimeout = project.WaitTimeout
+	}
+	return spec, nil
+}

@@ -1,0 +1,140 @@
+// Package compose loads compose projects with their x-lifecycle settings (compose-go/v2),
+// validates them, and converts services into engine create options. It never talks to
+// the engine: everything here is pure, so every error is raised before any engine call.
+package compose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v4"
+)
+
+// LoadOptions are the compose flags every command shares.
+type LoadOptions struct {
+	ConfigFiles []string // -f; empty: compose.yaml (and friends) in WorkingDir, or COMPOSE_FILE
+	ProjectName string   // -p; empty: name:, COMPOSE_PROJECT_NAME, or the directory name
+	Profiles    []string // --profile; empty: COMPOSE_PROFILES
+	EnvFiles    []string // --env-file; empty: .env in the project directory
+	WorkingDir  string   // --project-directory
+}
+
+// Project is a loaded compose project with its resolved x-lifecycle settings.
+type Project struct {
+	*types.Project
+	Spec     ProjectSpec
+	Services map[string]ServiceSpec
+}
+
+// Load reads the compose files the way `docker compose` does and decodes x-lifecycle
+// strictly: unknown keys and bad values are errors naming the file, service and key.
+func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
+	po, err := cli.NewProjectOptions(opts.ConfigFiles,
+		cli.WithWorkingDirectory(opts.WorkingDir),
+		cli.WithOsEnv,
+		cli.WithEnvFiles(opts.EnvFiles...),
+		cli.WithDotEnv,
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+		cli.WithName(opts.ProjectName),
+		cli.WithDefaultProfiles(opts.Profiles...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("compose options: %w", err)
+	}
+	tp, err := po.LoadProject(ctx)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("load compose project: %w (run in a directory with a compose.yaml or pass -f)", err)
+		}
+		return nil, fmt.Errorf("load compose project: %w", err)
+	}
+	return fromTypes(tp)
+}
+
+// fromTypes validates a compose-go project and resolves its x-lifecycle settings.
+func fromTypes(tp *types.Project) (*Project, error) {
+	p := &Project{Project: tp, Services: map[string]ServiceSpec{}}
+	files := newFileLocator(tp.ComposeFiles)
+
+	spec, err := DecodeProjectSpec(tp.Extensions[ExtensionKey])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w: %w", files.find(ExtensionKey), ExtensionKey, ErrInvalidSpec, err)
+	}
+	p.Spec = spec
+
+	for _, name := range sortedServiceNames(tp) {
+		svc := tp.Services[name]
+		s, err := DecodeServiceSpec(svc.Extensions[ExtensionKey], spec)
+		if err != nil {
+			return nil, fmt.Errorf("%s: service %q: %s: %w: %w", files.find("services", name, ExtensionKey), name, ExtensionKey, ErrInvalidSpec, err)
+		}
+		p.Services[name] = s
+		if err := checkSupported(svc); err != nil {
+			return nil, fmt.Errorf("%s: service %q: %w", files.find("services", name), name, err)
+		}
+	}
+	if err := checkDependencies(tp); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func sortedServiceNames(tp *types.Project) []string {
+	names := make([]string, 0, len(tp.Services))
+	for n := range tp.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// fileLocator finds which compose file defines a key, so errors can name the file
+// even when several -f files are merged.
+type fileLocator struct {
+	files []string
+	trees []map[string]any
+}
+
+func newFileLocator(files []string) fileLocator {
+	l := fileLocator{files: files}
+	for _, f := range files {
+		var tree map[string]any
+		if b, err := os.ReadFile(f); err == nil {
+			_ = yaml.Unmarshal(b, &tree)
+		}
+		l.trees = append(l.trees, tree)
+	}
+	return l
+}
+
+// find returns the last file (overrides win) whose YAML has the path, else the first file.
+func (l fileLocator) find(path ...string) string {
+	for i := len(l.trees) - 1; i >= 0; i-- {
+		var node any = l.trees[i]
+		found := true
+		for _, key := range path {
+			m, ok := node.(map[string]any)
+			if !ok {
+				found = false
+				break
+			}
+			if node, ok = m[key]; !ok {
+				found = false
+				break
+			}
+		}
+		if found {
+			return l.files[i]
+		}
+	}
+	if len(l.files) > 0 {
+		return l.files[0]
+	}
+	return "compose file"
+}

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// DryRun passes reads through to the wrapped engine and records writes instead of
+// performing them, so `deploy --dry-run` can walk the same code path as a real deploy.
+type DryRun struct {
+	Engine
+	mu     sync.Mutex
+	writes []string
+}
+
+// NewDryRun wraps e.
+func NewDryRun(e Engine) *DryRun { return &DryRun{Engine: e} }
+
+// Writes returns the writes that were recorded, in order.
+func (d *DryRun) Writes() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.writes...)
+}
+
+func (d *DryRun) record(format string, args ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writes = append(d.writes, fmt.Sprintf(format, args...))
+}
+
+func (d *DryRun) CreateContainer(_ context.Context, spec ContainerSpec) (string, error) {
+	d.record("create container %s", spec.Name)
+	return "dry-run-" + spec.Name, nil
+}
+
+func (d *DryRun) StartContainer(_ context.Context, id string) error {
+	d.record("start container %s", id)
+	return nil
+}
+
+func (d *DryRun) StopContainer(_ context.Context, id, _ string, _ *time.Duration) error {
+	d.record("stop container %s", id)
+	return nil
+}
+
+func (d *DryRun) RemoveContainer(_ context.Context, id string, _ bool) error {
+	d.record("remove container %s", id)
+	return nil
+}
+
+func (d *DryRun) CreateNetwork(_ context.Context, spec NetworkSpec) error {
+	d.record("create network %s", spec.Name)
+	return nil
+}
+
+func (d *DryRun) RemoveNetwork(_ context.Context, name string) error {
+	d.record("remove network %s", name)
+	return nil
+}
+
+func (d *DryRun) CreateVolume(_ context.Context, spec VolumeSpec) (Volume, error) {
+	d.record("create volume %s", spec.Name)
+	return Volume{Name: spec.Name, Driver: spec.Driver, Labels: spec.Labels}, nil
+}
+
+func (d *DryRun) RemoveVolume(_ context.Context, name string) error {
+	d.record("remove volume %s", name)
+	return nil
+}
+
+func (d *DryRun) BuildImage(_ context.Context, _ io.Reader, tag string, _ map[string]string) error {
+	d.record("build image %s", tag)
+	return nil
+}
+
+func (d *DryRun) RemoveImage(_ context.Context, ref string) error {
+	d.record("remove image %s", ref)
+	return nil
+}

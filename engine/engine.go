@@ -1,0 +1,159 @@
+// Package engine is the only package that talks to the Docker Engine API.
+//
+// It exposes a narrow interface (Engine) over the moby client with the few calls that
+// docker lifecycle needs, a real implementation (Moby), a Fake with function fields for
+// unit tests, and a DryRun wrapper that lets reads through and records writes.
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+)
+
+// MinAPIVersion is the oldest Engine API the plugin supports (Docker Engine 19.03).
+const MinAPIVersion = "1.40"
+
+var (
+	// ErrNotFound is returned (wrapped) when an object does not exist on the engine.
+	ErrNotFound = errors.New("not found")
+	// ErrEngineTooOld is returned by Ping when the engine speaks an API older than MinAPIVersion.
+	ErrEngineTooOld = errors.New("engine too old")
+	// ErrUnreachable is returned when the engine cannot be reached at all.
+	ErrUnreachable = errors.New("cannot connect to the Docker engine")
+	// ErrLocked is returned (wrapped in *LockedError) when another process holds the project lock.
+	ErrLocked = errors.New("project is locked")
+)
+
+// Engine is everything docker lifecycle asks of the Docker Engine.
+type Engine interface {
+	// Ping checks that the engine is reachable and new enough, and negotiates the API version.
+	Ping(ctx context.Context) (ServerInfo, error)
+
+	// ListContainers lists all containers (running or not) that carry every label in labels.
+	ListContainers(ctx context.Context, labels map[string]string) ([]Container, error)
+	InspectContainer(ctx context.Context, id string) (ContainerDetails, error)
+	CreateContainer(ctx context.Context, spec ContainerSpec) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	// StopContainer sends signal (empty: the container's stop signal) and kills after timeout (nil: the container's own).
+	StopContainer(ctx context.Context, id, signal string, timeout *time.Duration) error
+	RemoveContainer(ctx context.Context, id string, removeAnonymousVolumes bool) error
+	// ContainerLogTail returns the last lines of the container's stdout and stderr.
+	ContainerLogTail(ctx context.Context, id string, lines int) (string, error)
+
+	ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error)
+	InspectNetwork(ctx context.Context, name string) (Network, error)
+	CreateNetwork(ctx context.Context, spec NetworkSpec) error
+	RemoveNetwork(ctx context.Context, name string) error
+
+	ListVolumes(ctx context.Context, labels map[string]string) ([]Volume, error)
+	InspectVolume(ctx context.Context, name string) (Volume, error)
+	CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error)
+	RemoveVolume(ctx context.Context, name string) error
+
+	InspectImage(ctx context.Context, ref string) (Image, error)
+	// BuildImage builds buildContext (a tar stream with a Dockerfile) with the classic builder and tags it.
+	BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
+	RemoveImage(ctx context.Context, ref string) error
+}
+
+// ServerInfo is what Ping learns about the engine.
+type ServerInfo struct {
+	APIVersion string
+	OSType     string
+	Host       string
+}
+
+// Container is one row of a container list.
+type Container struct {
+	ID      string
+	Name    string
+	Image   string // the reference the container was created from
+	ImageID string
+	Labels  map[string]string
+	State   string // created, running, paused, restarting, removing, exited, dead
+	Status  string // human text, e.g. "Up 3 minutes (healthy)"
+	Health  string // "", starting, healthy, unhealthy
+	Created time.Time
+	Ports   []PublishedPort
+}
+
+// PublishedPort is a container port, published on the host when HostPort is set.
+type PublishedPort struct {
+	HostIP        string
+	HostPort      uint16
+	ContainerPort uint16
+	Protocol      string
+}
+
+// ContainerDetails is the part of an inspect that health gating and diagnostics need.
+type ContainerDetails struct {
+	ID           string
+	Name         string
+	State        string
+	ExitCode     int
+	OOMKilled    bool
+	Error        string
+	Health       string // "", starting, healthy, unhealthy
+	HealthLog    []string
+	RestartCount int
+	StartedAt    time.Time
+	FinishedAt   time.Time
+	Labels       map[string]string
+}
+
+// ContainerSpec is everything needed to create a container.
+type ContainerSpec struct {
+	Name       string
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	Networking *network.NetworkingConfig
+}
+
+// Network is a network on the engine.
+type Network struct {
+	ID       string
+	Name     string
+	Driver   string
+	Internal bool
+	Labels   map[string]string
+	// Containers is the number of containers attached (only filled by InspectNetwork).
+	Containers int
+}
+
+// NetworkSpec is everything needed to create a network.
+type NetworkSpec struct {
+	Name       string
+	Driver     string
+	Internal   bool
+	Attachable bool
+	EnableIPv6 bool
+	Options    map[string]string
+	Labels     map[string]string
+	IPAM       *network.IPAM
+}
+
+// Volume is a volume on the engine.
+type Volume struct {
+	Name   string
+	Driver string
+	Labels map[string]string
+}
+
+// VolumeSpec is everything needed to create a volume.
+type VolumeSpec struct {
+	Name       string
+	Driver     string
+	DriverOpts map[string]string
+	Labels     map[string]string
+}
+
+// Image is what the plugin needs to know of a local image.
+type Image struct {
+	ID   string
+	Tags []string
+}

@@ -1,0 +1,169 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Fake implements Engine with function fields, so a unit test sets only the calls it
+// expects; any other call fails the operation with an "unexpected call" error.
+type Fake struct {
+	PingFn             func(ctx context.Context) (ServerInfo, error)
+	ListContainersFn   func(ctx context.Context, labels map[string]string) ([]Container, error)
+	InspectContainerFn func(ctx context.Context, id string) (ContainerDetails, error)
+	CreateContainerFn  func(ctx context.Context, spec ContainerSpec) (string, error)
+	StartContainerFn   func(ctx context.Context, id string) error
+	StopContainerFn    func(ctx context.Context, id, signal string, timeout *time.Duration) error
+	RemoveContainerFn  func(ctx context.Context, id string, removeAnonymousVolumes bool) error
+	ContainerLogTailFn func(ctx context.Context, id string, lines int) (string, error)
+	ListNetworksFn     func(ctx context.Context, labels map[string]string) ([]Network, error)
+	InspectNetworkFn   func(ctx context.Context, name string) (Network, error)
+	CreateNetworkFn    func(ctx context.Context, spec NetworkSpec) error
+	RemoveNetworkFn    func(ctx context.Context, name string) error
+	ListVolumesFn      func(ctx context.Context, labels map[string]string) ([]Volume, error)
+	InspectVolumeFn    func(ctx context.Context, name string) (Volume, error)
+	CreateVolumeFn     func(ctx context.Context, spec VolumeSpec) (Volume, error)
+	RemoveVolumeFn     func(ctx context.Context, name string) error
+	InspectImageFn     func(ctx context.Context, ref string) (Image, error)
+	BuildImageFn       func(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
+	RemoveImageFn      func(ctx context.Context, ref string) error
+}
+
+func unexpected(call string) error {
+	return fmt.Errorf("fake engine: unexpected call to %s", call)
+}
+
+func (f *Fake) Ping(ctx context.Context) (ServerInfo, error) {
+	if f.PingFn == nil {
+		return ServerInfo{APIVersion: "1.41", OSType: "linux", Host: "fake://"}, nil
+	}
+	return f.PingFn(ctx)
+}
+
+func (f *Fake) ListContainers(ctx context.Context, labels map[string]string) ([]Container, error) {
+	if f.ListContainersFn == nil {
+		return nil, unexpected("ListContainers")
+	}
+	return f.ListContainersFn(ctx, labels)
+}
+
+func (f *Fake) InspectContainer(ctx context.Context, id string) (ContainerDetails, error) {
+	if f.InspectContainerFn == nil {
+		return ContainerDetails{}, unexpected("InspectContainer")
+	}
+	return f.InspectContainerFn(ctx, id)
+}
+
+func (f *Fake) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+	if f.CreateContainerFn == nil {
+		return "", unexpected("CreateContainer")
+	}
+	return f.CreateContainerFn(ctx, spec)
+}
+
+func (f *Fake) StartContainer(ctx context.Context, id string) error {
+	if f.StartContainerFn == nil {
+		return unexpected("StartContainer")
+	}
+	return f.StartContainerFn(ctx, id)
+}
+
+func (f *Fake) StopContainer(ctx context.Context, id, signal string, timeout *time.Duration) error {
+	if f.StopContainerFn == nil {
+		return unexpected("StopContainer")
+	}
+	return f.StopContainerFn(ctx, id, signal, timeout)
+}
+
+func (f *Fake) RemoveContainer(ctx context.Context, id string, removeAnonymousVolumes bool) error {
+	if f.RemoveContainerFn == nil {
+		return unexpected("RemoveContainer")
+	}
+	return f.RemoveContainerFn(ctx, id, removeAnonymousVolumes)
+}
+
+func (f *Fake) ContainerLogTail(ctx context.Context, id string, lines int) (string, error) {
+	if f.ContainerLogTailFn == nil {
+		return "", unexpected("ContainerLogTail")
+	}
+	return f.ContainerLogTailFn(ctx, id, lines)
+}
+
+func (f *Fake) ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error) {
+	if f.ListNetworksFn == nil {
+		return nil, unexpected("ListNetworks")
+	}
+	return f.ListNetworksFn(ctx, labels)
+}
+
+func (f *Fake) InspectNetwork(ctx context.Context, name string) (Network, error) {
+	if f.InspectNetworkFn == nil {
+		return Network{}, unexpected("InspectNetwork")
+	}
+	return f.InspectNetworkFn(ctx, name)
+}
+
+func (f *Fake) CreateNetwork(ctx context.Context, spec NetworkSpec) error {
+	if f.CreateNetworkFn == nil {
+		return unexpected("CreateNetwork")
+	}
+	return f.CreateNetworkFn(ctx, spec)
+}
+
+func (f *Fake) RemoveNetwork(ctx context.Context, name string) error {
+	if f.RemoveNetworkFn == nil {
+		return unexpected("RemoveNetwork")
+	}
+	return f.RemoveNetworkFn(ctx, name)
+}
+
+func (f *Fake) ListVolumes(ctx context.Context, labels map[string]string) ([]Volume, error) {
+	if f.ListVolumesFn == nil {
+		return nil, unexpected("ListVolumes")
+	}
+	return f.ListVolumesFn(ctx, labels)
+}
+
+func (f *Fake) InspectVolume(ctx context.Context, name string) (Volume, error) {
+	if f.InspectVolumeFn == nil {
+		return Volume{}, unexpected("InspectVolume")
+	}
+	return f.InspectVolumeFn(ctx, name)
+}
+
+func (f *Fake) CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error) {
+	if f.CreateVolumeFn == nil {
+		return Volume{}, unexpected("CreateVolume")
+	}
+	return f.CreateVolumeFn(ctx, spec)
+}
+
+func (f *Fake) RemoveVolume(ctx context.Context, name string) error {
+	if f.RemoveVolumeFn == nil {
+		return unexpected("RemoveVolume")
+	}
+	return f.RemoveVolumeFn(ctx, name)
+}
+
+func (f *Fake) InspectImage(ctx context.Context, ref string) (Image, error) {
+	if f.InspectImageFn == nil {
+		return Image{}, unexpected("InspectImage")
+	}
+	return f.InspectImageFn(ctx, ref)
+}
+
+func (f *Fake) BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error {
+	if f.BuildImageFn == nil {
+		return unexpected("BuildImage")
+	}
+	return f.BuildImageFn(ctx, buildContext, tag, labels)
+}
+
+func (f *Fake) RemoveImage(ctx context.Context, ref string) error {
+	if f.RemoveImageFn == nil {
+		return unexpected("RemoveImage")
+	}
+	return f.RemoveImageFn(ctx, ref)
+}

@@ -1,0 +1,335 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// Moby implements Engine with the moby client of the current Docker context.
+type Moby struct {
+	api client.APIClient
+}
+
+// NewMoby wraps an API client, typically command.Cli.Client(), so that --context,
+// DOCKER_HOST, TLS and ssh:// contexts work as they do for every docker command.
+func NewMoby(api client.APIClient) *Moby {
+	return &Moby{api: api}
+}
+
+// Ping negotiates the API version and refuses engines older than MinAPIVersion with
+// ErrEngineTooOld, instead of the client's misleading "client version is too new".
+func (m *Moby) Ping(ctx context.Context) (ServerInfo, error) {
+	ping, err := m.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	info := ServerInfo{APIVersion: ping.APIVersion, OSType: ping.OSType, Host: m.api.DaemonHost()}
+	if ping.APIVersion != "" && versionLess(ping.APIVersion, MinAPIVersion) {
+		return info, fmt.Errorf("%w: the Docker engine at %s speaks API %s, docker lifecycle needs API %s or newer (Docker Engine 19.03+): upgrade the engine or use another context",
+			ErrEngineTooOld, info.Host, ping.APIVersion, MinAPIVersion)
+	}
+	if err != nil {
+		if client.IsErrConnectionFailed(err) || isDialError(err) {
+			return info, fmt.Errorf("%w at %s: is the daemon running? (check `docker context ls` and DOCKER_HOST): %w", ErrUnreachable, info.Host, err)
+		}
+		return info, fmt.Errorf("ping the Docker engine at %s: %w", info.Host, err)
+	}
+	return info, nil
+}
+
+func isDialError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such file or directory") ||
+		strings.Contains(msg, "dial ")
+}
+
+// versionLess compares dotted API versions such as "1.9" < "1.40".
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y int
+		if i < len(as) {
+			_, _ = fmt.Sscanf(as[i], "%d", &x)
+		}
+		if i < len(bs) {
+			_, _ = fmt.Sscanf(bs[i], "%d", &y)
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+func labelFilters(labels map[string]string) client.Filters {
+	f := make(client.Filters)
+	for k, v := range labels {
+		if v == "" {
+			f.Add("label", k)
+		} else {
+			f.Add("label", k+"="+v)
+		}
+	}
+	return f
+}
+
+func wrapNotFound(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("%s: %w", what, errors.Join(ErrNotFound, err))
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (m *Moby) ListContainers(ctx context.Context, labels map[string]string) ([]Container, error) {
+	res, err := m.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labelFilters(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]Container, 0, len(res.Items))
+	for _, c := range res.Items {
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		health := ""
+		if c.Health != nil && c.Health.Status != container.NoHealthcheck {
+			health = string(c.Health.Status)
+		} else {
+			health = healthFromStatus(c.Status)
+		}
+		var ports []PublishedPort
+		for _, p := range c.Ports {
+			hostIP := ""
+			if p.IP.IsValid() {
+				hostIP = p.IP.String()
+			}
+			ports = append(ports, PublishedPort{HostIP: hostIP, HostPort: p.PublicPort, ContainerPort: p.PrivatePort, Protocol: p.Type})
+		}
+		out = append(out, Container{
+			ID: c.ID, Name: name, Image: c.Image, ImageID: c.ImageID, Labels: c.Labels,
+			State: string(c.State), Status: c.Status, Health: health,
+			Created: time.Unix(c.Created, 0), Ports: ports,
+		})
+	}
+	return out, nil
+}
+
+// healthFromStatus reads health from the status text, because engines before API 1.52 do
+// not send the Health field in container lists.
+func healthFromStatus(status string) string {
+	switch {
+	case strings.Contains(status, "(healthy)"):
+		return "healthy"
+	case strings.Contains(status, "(unhealthy)"):
+		return "unhealthy"
+	case strings.Contains(status, "(health: starting)"):
+		return "starting"
+	}
+	return ""
+}
+
+func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetails, error) {
+	res, err := m.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return ContainerDetails{}, wrapNotFound(err, "inspect container "+id)
+	}
+	c := res.Container
+	d := ContainerDetails{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), RestartCount: c.RestartCount}
+	if c.Config != nil {
+		d.Labels = c.Config.Labels
+	}
+	if s := c.State; s != nil {
+		d.State, d.ExitCode, d.OOMKilled, d.Error = string(s.Status), s.ExitCode, s.OOMKilled, s.Error
+		d.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
+		d.FinishedAt, _ = time.Parse(time.RFC3339Nano, s.FinishedAt)
+		if s.Health != nil {
+			d.Health = string(s.Health.Status)
+			for _, r := range s.Health.Log {
+				if r != nil {
+					d.HealthLog = append(d.HealthLog, fmt.Sprintf("exit %d: %s", r.ExitCode, strings.TrimSpace(r.Output)))
+				}
+			}
+		}
+	}
+	return d, nil
+}
+
+func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+	res, err := m.api.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: spec.Name, Config: spec.Config, HostConfig: spec.HostConfig, NetworkingConfig: spec.Networking,
+	})
+	if err != nil {
+		return "", wrapNotFound(err, "create container "+spec.Name)
+	}
+	return res.ID, nil
+}
+
+func (m *Moby) StartContainer(ctx context.Context, id string) error {
+	_, err := m.api.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	return wrapNotFound(err, "start container "+id)
+}
+
+func (m *Moby) StopContainer(ctx context.Context, id, signal string, timeout *time.Duration) error {
+	opts := client.ContainerStopOptions{Signal: signal}
+	if timeout != nil {
+		secs := int(timeout.Round(time.Second) / time.Second)
+		opts.Timeout = &secs
+	}
+	_, err := m.api.ContainerStop(ctx, id, opts)
+	return wrapNotFound(err, "stop container "+id)
+}
+
+func (m *Moby) RemoveContainer(ctx context.Context, id string, removeAnonymousVolumes bool) error {
+	_, err := m.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: removeAnonymousVolumes})
+	return wrapNotFound(err, "remove container "+id)
+}
+
+func (m *Moby) ContainerLogTail(ctx context.Context, id string, lines int) (string, error) {
+	rc, err := m.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(lines)})
+	if err != nil {
+		return "", wrapNotFound(err, "logs of container "+id)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	raw, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("read logs of container %s: %w", id, err)
+	}
+	// Containers without a TTY multiplex stdout and stderr; with a TTY the stream is raw.
+	if _, err := stdcopy.StdCopy(&buf, &buf, bytes.NewReader(raw)); err != nil {
+		return string(raw), nil
+	}
+	return buf.String(), nil
+}
+
+func toNetwork(n network.Inspect) Network {
+	return Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Internal: n.Internal, Labels: n.Labels, Containers: len(n.Containers)}
+}
+
+func (m *Moby) ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error) {
+	res, err := m.api.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilters(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	out := make([]Network, 0, len(res.Items))
+	for _, n := range res.Items {
+		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Internal: n.Internal, Labels: n.Labels})
+	}
+	return out, nil
+}
+
+func (m *Moby) InspectNetwork(ctx context.Context, name string) (Network, error) {
+	res, err := m.api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err != nil {
+		return Network{}, wrapNotFound(err, "inspect network "+name)
+	}
+	return toNetwork(res.Network), nil
+}
+
+func (m *Moby) CreateNetwork(ctx context.Context, spec NetworkSpec) error {
+	opts := client.NetworkCreateOptions{
+		Driver: spec.Driver, Internal: spec.Internal, Attachable: spec.Attachable,
+		Options: spec.Options, Labels: spec.Labels, IPAM: spec.IPAM,
+	}
+	if spec.EnableIPv6 {
+		opts.EnableIPv6 = &spec.EnableIPv6
+	}
+	_, err := m.api.NetworkCreate(ctx, spec.Name, opts)
+	if err != nil {
+		return fmt.Errorf("create network %s: %w", spec.Name, err)
+	}
+	return nil
+}
+
+func (m *Moby) RemoveNetwork(ctx context.Context, name string) error {
+	_, err := m.api.NetworkRemove(ctx, name, client.NetworkRemoveOptions{})
+	return wrapNotFound(err, "remove network "+name)
+}
+
+func (m *Moby) ListVolumes(ctx context.Context, labels map[string]string) ([]Volume, error) {
+	res, err := m.api.VolumeList(ctx, client.VolumeListOptions{Filters: labelFilters(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	out := make([]Volume, 0, len(res.Items))
+	for _, v := range res.Items {
+		out = append(out, Volume{Name: v.Name, Driver: v.Driver, Labels: v.Labels})
+	}
+	return out, nil
+}
+
+func (m *Moby) InspectVolume(ctx context.Context, name string) (Volume, error) {
+	res, err := m.api.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if err != nil {
+		return Volume{}, wrapNotFound(err, "inspect volume "+name)
+	}
+	return Volume{Name: res.Volume.Name, Driver: res.Volume.Driver, Labels: res.Volume.Labels}, nil
+}
+
+// CreateVolume returns the volume as the engine has it: when a volume of that name
+// exists already, the engine returns it unchanged (with its own labels), atomically.
+func (m *Moby) CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error) {
+	res, err := m.api.VolumeCreate(ctx, client.VolumeCreateOptions{Name: spec.Name, Driver: spec.Driver, DriverOpts: spec.DriverOpts, Labels: spec.Labels})
+	if err != nil {
+		return Volume{}, fmt.Errorf("create volume %s: %w", spec.Name, err)
+	}
+	return Volume{Name: res.Volume.Name, Driver: res.Volume.Driver, Labels: res.Volume.Labels}, nil
+}
+
+func (m *Moby) RemoveVolume(ctx context.Context, name string) error {
+	_, err := m.api.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	return wrapNotFound(err, "remove volume "+name)
+}
+
+func (m *Moby) InspectImage(ctx context.Context, ref string) (Image, error) {
+	res, err := m.api.ImageInspect(ctx, ref)
+	if err != nil {
+		return Image{}, wrapNotFound(err, "image "+ref)
+	}
+	return Image{ID: res.ID, Tags: res.RepoTags}, nil
+}
+
+func (m *Moby) BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error {
+	res, err := m.api.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
+		Tags: []string{tag}, Labels: labels, Remove: true, ForceRemove: true, Version: "1",
+	})
+	if err != nil {
+		return fmt.Errorf("build image %s: %w", tag, err)
+	}
+	defer res.Body.Close()
+	// The build reports failures inside its JSON message stream, not as an HTTP error.
+	dec := json.NewDecoder(res.Body)
+	for {
+		var msg struct {
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("build image %s: read build output: %w", tag, err)
+		}
+		if msg.Error != "" {
+			return fmt.Errorf("build image %s: %s", tag, msg.Error)
+		}
+	}
+}
+
+func (m *Moby) RemoveImage(ctx context.Context, ref string) error {
+	_, err := m.api.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	return wrapNotFound(err, "remove image "+ref)
+}

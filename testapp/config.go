@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+const (
+	defaultVersion = "v1"
+	defaultPort    = 8080
+	crashExitCode  = 3
+)
+
+// config is the behaviour of the test app, read once from the environment at
+// start (see the package documentation for each variable).
+type config struct {
+	version       string
+	port          int
+	readyAfter    time.Duration
+	neverHealthy  bool
+	ignoreSIGTERM bool
+	drain         time.Duration
+	slow          time.Duration
+	errorRate     float64
+	memoryHog     bool
+	quiet         bool
+
+	// scheduledExits holds the exits asked for by CRASH_AFTER and
+	// EXIT_AFTER/EXIT_CODE; the earliest one wins.
+	scheduledExits []scheduledExit
+}
+
+// scheduledExit makes the process end by itself, without a signal: a crash,
+// or a one-shot job that is done.
+type scheduledExit struct {
+	after   time.Duration
+	code    int
+	message string // logged just before exiting
+}
+
+// parseConfig reads the configuration through getenv (os.Getenv outside
+// tests). An empty variable counts as unset. All invalid variables are
+// reported together, one per line, each naming its variable.
+func parseConfig(getenv func(string) string) (config, error) {
+	env := envReader{getenv: getenv}
+	cfg := config{
+		version:       versionFromEnv(getenv),
+		port:          env.port(),
+		readyAfter:    env.duration("READY_AFTER"),
+		neverHealthy:  env.boolean("NEVER_HEALTHY"),
+		ignoreSIGTERM: env.boolean("IGNORE_SIGTERM"),
+		drain:         env.duration("DRAIN"),
+		slow:          env.duration("SLOW"),
+		errorRate:     env.fraction("ERROR_RATE"),
+		memoryHog:     env.boolean("MEMORY_HOG"),
+		quiet:         env.boolean("QUIET"),
+	}
+
+	if after, ok := env.optionalDuration("CRASH_AFTER"); ok {
+		cfg.scheduledExits = append(cfg.scheduledExits, scheduledExit{
+			after:   after,
+			code:    crashExitCode,
+			message: fmt.Sprintf("crashing: CRASH_AFTER=%s has passed, exiting with code %d", after, crashExitCode),
+		})
+	}
+	exitAfter, hasExitAfter := env.optionalDuration("EXIT_AFTER")
+	exitCode, hasExitCode := env.intInRange("EXIT_CODE", 0, 255)
+	if hasExitAfter || hasExitCode {
+		cfg.scheduledExits = append(cfg.scheduledExits, scheduledExit{
+			after:   exitAfter,
+			code:    exitCode,
+			message: fmt.Sprintf("done: EXIT_AFTER=%s has passed, exiting with code %d", exitAfter, exitCode),
+		})
+	}
+
+	return cfg, errors.Join(env.errs...)
+}
+
+// versionFromEnv is shared with the version subcommand, which must work even
+// when other variables are invalid.
+func versionFromEnv(getenv func(string) string) string {
+	if version := getenv("VERSION"); version != "" {
+		return version
+	}
+	return defaultVersion
+}
+
+// envReader parses environment variables, collecting one error per invalid
+// variable instead of stopping at the first.
+type envReader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (e *envReader) invalid(name, value, want string) {
+	e.errs = append(e.errs, fmt.Errorf("%s=%q: want %s", name, value, want))
+}
+
+// port reads PORT; the healthcheck subcommand needs it alone.
+func (e *envReader) port() int {
+	if port, ok := e.intInRange("PORT", 1, 65535); ok {
+		return port
+	}
+	return defaultPort
+}
+
+// duration reads a duration that defaults to 0 when unset.
+func (e *envReader) duration(name string) time.Duration {
+	d, _ := e.optionalDuration(name)
+	return d
+}
+
+// optionalDuration reads a duration and reports whether it was set, for
+// variables where "unset" and "0s" differ (CRASH_AFTER=0s crashes at once).
+func (e *envReader) optionalDuration(name string) (time.Duration, bool) {
+	value := e.getenv(name)
+	if value == "" {
+		return 0, false
+	}
+	d, err := time.ParseDuration(value)
+	if err != nil || d < 0 {
+		e.invalid(name, value, "a non-negative Go duration such as 500ms, 10s or 1m30s")
+		return 0, false
+	}
+	return d, true
+}
+
+func (e *envReader) boolean(name string) bool {
+	value := e.getenv(name)
+	if value == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(value)
+	if err != nil {
+		e.invalid(name, value, "1 or 0 (or true or false)")
+		return false
+	}
+	return b
+}
+
+// intInRange reads an integer in [low, high] and reports whether it was set.
+func (e *envReader) intInRange(name string, low, high int) (int, bool) {
+	value := e.getenv(name)
+	if value == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(value)
+	if err != nil || n < low || n > high {
+		e.invalid(name, value, fmt.Sprintf("an integer from %d to %d", low, high))
+		return 0, false
+	}
+	return n, true
+}
+
+// fraction reads a number in [0, 1] that defaults to 0 when unset.
+func (e *envReader) fraction(name string) float64 {
+	value := e.getenv(name)
+	if value == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(value, 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+		e.invalid(name, value, "a number from 0 to 1, such as 0.2")
+		return 0
+	}
+	return f
+}

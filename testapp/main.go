@@ -1,0 +1,167 @@
+// Command testapp is the application that the end-to-end tests of
+// docker lifecycle deploy. It is a small static HTTP server whose behaviour
+// (slow start, crashes, failed health checks, slow draining, errors, OOM, ...)
+// is chosen through environment variables, so that one image can play every
+// kind of service a deploy has to cope with. It is built with CGO_ENABLED=0
+// and runs as /testapp in a FROM scratch image: it needs no files, shell or
+// curl, and its own subcommands stand in for them.
+//
+// Usage:
+//
+//	testapp                     serve HTTP (the default)
+//	testapp healthcheck [URL]   GET URL (default http://127.0.0.1:$PORT/healthz),
+//	                            2s timeout; exit 0 on 200, 1 otherwise
+//	testapp version             print $VERSION
+//	testapp sleep DURATION      sleep, then exit 0 (143 on SIGTERM, 130 on SIGINT)
+//
+// Environment (durations are Go durations such as 500ms, 10s or 1m30s;
+// booleans are 1/0 or true/false; an unparsable value exits 2 naming the
+// variable):
+//
+//	VERSION         answer of GET / and header X-Version (default "v1")
+//	PORT            listen on :PORT (default 8080)
+//	READY_AFTER     /healthz answers 503 until this long after start (default 0)
+//	NEVER_HEALTHY   1: /healthz always answers 503
+//	CRASH_AFTER     exit with code 3 this long after start
+//	EXIT_AFTER      exit with EXIT_CODE this long after start, logging "done"
+//	EXIT_CODE       code for EXIT_AFTER (default 0); setting only EXIT_CODE
+//	                exits at once, as if EXIT_AFTER=0s
+//	IGNORE_SIGTERM  1: log SIGTERM and ignore it (SIGINT still shuts down)
+//	DRAIN           on SIGTERM or SIGINT, report unhealthy for this long before
+//	                shutting down the HTTP server (default 0)
+//	SLOW            every GET / waits this long before answering
+//	ERROR_RATE      fraction 0..1 of GET / answered 500, deterministically:
+//	                0.2 fails requests 5, 10, 15, ...
+//	MEMORY_HOG      1: enable GET /hog, which allocates memory until killed
+//	QUIET           1: do not log one line per request
+//
+// Endpoints (every response carries headers X-Version and X-Hostname):
+//
+//	GET /            "$VERSION\n", subject to SLOW and ERROR_RATE
+//	GET /healthz     200 "ok\n" when healthy, else 503 with the reason
+//	GET /slow?d=2s   waits d, then answers "slept 2s\n"
+//	GET /env?name=X  the raw value of environment variable X; 404 if unset
+//	GET /file?path=P the raw content of file P; 404 if missing
+//	GET /whoami      "uid=N gid=N\n" of the process
+//	GET /hog         with MEMORY_HOG=1, allocates and touches memory until the
+//	                 process is killed; 403 otherwise
+//
+// On SIGTERM (unless IGNORE_SIGTERM=1) or SIGINT the server marks /healthz
+// unhealthy, waits DRAIN, then shuts the HTTP server down, waiting for
+// in-flight requests, and exits 0. Lifecycle events and requests are logged to
+// stdout.
+package main
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(runCommand(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// runCommand dispatches to a subcommand and returns the process exit code.
+func runCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return serve(getenv, stdout, stderr)
+	}
+	switch command, rest := args[0], args[1:]; command {
+	case "healthcheck":
+		return runHealthcheck(rest, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, versionFromEnv(getenv))
+		return 0
+	case "sleep":
+		return runSleep(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "testapp: unknown command %q\n%s", command, usage)
+		return 2
+	}
+}
+
+const usage = `usage:
+  testapp                     serve HTTP (behaviour set by environment variables)
+  testapp healthcheck [URL]   exit 0 if URL (default http://127.0.0.1:$PORT/healthz) answers 200
+  testapp version             print $VERSION
+  testapp sleep DURATION      sleep, then exit 0
+`
+
+// serve runs the HTTP server until a signal or a scheduled exit ends it.
+func serve(getenv func(string) string, stdout, stderr io.Writer) int {
+	// Subscribe before anything else: a SIGTERM that arrives while we start
+	// must go through the shutdown path, not the runtime's default handling.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+
+	cfg, err := parseConfig(getenv)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "testapp: invalid environment: %s\n", line)
+		}
+		return 2
+	}
+
+	logger := log.New(stdout, "testapp: ", log.LstdFlags|log.Lmicroseconds)
+	listener, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.port))
+	if err != nil {
+		logger.Printf("cannot listen: %v", err)
+		return 1
+	}
+	return run(cfg, listener, signals, logger)
+}
+
+// runSleep implements "testapp sleep DURATION", a stand-in for sleep(1) in a
+// scratch image.
+func runSleep(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "usage: testapp sleep DURATION (e.g. 10s)\n")
+		return 2
+	}
+	duration, err := time.ParseDuration(args[0])
+	if err != nil || duration < 0 {
+		fmt.Fprintf(stderr, "testapp sleep: %q is not a non-negative duration (e.g. 500ms, 10s)\n", args[0])
+		return 2
+	}
+
+	// As PID 1 of a container a signal without a handler does nothing, so
+	// handle SIGTERM/SIGINT and exit the way a shell would (128+signal): an
+	// interrupted job must not look like one that completed successfully.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	select {
+	case <-time.After(duration):
+		return 0
+	case sig := <-signals:
+		fmt.Fprintf(stdout, "testapp sleep: received %s, exiting\n", signalName(sig))
+		if number, ok := sig.(syscall.Signal); ok {
+			return 128 + int(number)
+		}
+		return 1
+	}
+}
+
+// signalName spells the signals we handle the way people and logs do
+// ("SIGTERM"), rather than Go's "terminated".
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	default:
+		return sig.String()
+	}
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+)
+
+// run serves HTTP on listener until a signal, a scheduled exit or a server
+// failure ends it, and returns the process exit code. Signals come in on a
+// channel so that tests can drive the shutdown path without real signals.
+func run(cfg config, listener net.Listener, signals <-chan os.Signal, logger *log.Logger) int {
+	srv := newServer(cfg, logger)
+	httpServer := &http.Server{
+		Handler:           srv.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          logger,
+	}
+	// A crash or scheduled exit drops connections abruptly, like a real
+	// process exit; after a graceful Shutdown this is a no-op.
+	defer httpServer.Close()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(listener) }()
+	logger.Printf("version %s listening on %s (hostname %s, pid %d)",
+		cfg.version, listener.Addr(), srv.hostname, os.Getpid())
+
+	exit, exitTimer := earliestExit(cfg.scheduledExits)
+	for {
+		select {
+		case err := <-serveErr:
+			logger.Printf("http server failed: %v", err)
+			return 1
+		case <-exitTimer:
+			logger.Print(exit.message)
+			return exit.code
+		case sig := <-signals:
+			if sig == syscall.SIGTERM && cfg.ignoreSIGTERM {
+				logger.Printf("received SIGTERM: ignoring it (IGNORE_SIGTERM=1)")
+				continue
+			}
+			return srv.shutdown(httpServer, signalName(sig))
+		}
+	}
+}
+
+// earliestExit returns the first scheduled exit and a channel that fires
+// when it is due; with none, the channel is nil and never fires.
+func earliestExit(exits []scheduledExit) (scheduledExit, <-chan time.Time) {
+	if len(exits) == 0 {
+		return scheduledExit{}, nil
+	}
+	first := exits[0]
+	for _, exit := range exits[1:] {
+		if exit.after < first.after {
+			first = exit
+		}
+	}
+	return first, time.After(first.after)
+}
+
+// shutdown is the graceful stop a well-behaved service does on SIGTERM:
+// fail health checks first so the load balancer stops sending traffic, keep
+// serving for DRAIN meanwhile, then stop accepting and wait for in-flight
+// requests. Docker's stop timeout bounds the whole thing with a SIGKILL.
+func (s *server) shutdown(httpServer *http.Server, signal string) int {
+	s.draining.Store(true)
+	// Close persistent connections after their next response, so clients
+	// reconnect and get routed to another container.
+	httpServer.SetKeepAlivesEnabled(false)
+	s.logger.Printf("received %s: /healthz now unhealthy, draining for %s (DRAIN)", signal, s.cfg.drain)
+	time.Sleep(s.cfg.drain)
+
+	s.logger.Printf("shutting down http server, waiting for in-flight requests")
+	if err := httpServer.Shutdown(context.Background()); err != nil {
+		s.logger.Printf("shutdown failed: %v", err)
+		return 1
+	}
+	s.logger.Printf("shutdown complete, exiting with code 0")
+	return 0
+}
