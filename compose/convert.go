@@ -80,7 +80,7 @@ func ConfigHash(p *Project, service string) (string, error) {
 		Service   types.ServiceConfig
 		Lifecycle ServiceSpec
 		Resources container.Resources
-	}{svc, p.Services[service], resources(svc, p.Spec.Policy.Defaults)})
+	}{svc, p.ServiceSpecs[service], resources(svc, p.Spec.Policy.Defaults)})
 	if err != nil {
 		return "", fmt.Errorf("hash service %s: %w", service, err)
 	}
@@ -196,6 +196,7 @@ func containerLabels(p *Project, svc types.ServiceConfig, r ReplicaLabels) map[s
 		LabelImageDigest:     r.ImageID,
 		LabelDependsOn:       strings.Join(deps, ","),
 		LabelRevision:        strconv.Itoa(r.Revision),
+		LabelImageRef:        ImageRef(p, svc.Name),
 		LabelRole:            RoleApp,
 		LabelManagedBy:       ManagedByValue,
 	} {

@@ -3,6 +3,7 @@ package compose
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"sort"
@@ -88,6 +89,10 @@ func decodeStrict(input any, out any) error {
 	if input == nil {
 		return nil
 	}
+	input, err := stringKeys(input)
+	if err != nil {
+		return err
+	}
 	if _, ok := input.(map[string]any); !ok {
 		return fmt.Errorf("must be a mapping, got %s", describe(input))
 	}
@@ -97,6 +102,8 @@ func decodeStrict(input any, out any) error {
 		Result:     out,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesHook, cpusHook),
 		ErrorUnset: false,
+		// Keys are case-sensitive, as in compose files: "Strategy" is an unknown key.
+		MatchName: func(key, field string) bool { return key == field },
 	})
 	if err != nil {
 		return err
@@ -111,8 +118,49 @@ func decodeStrict(input any, out any) error {
 	return nil
 }
 
+// stringKeys returns v with every mapping keyed by strings, as mapstructure requires
+// (it panics on other keys); YAML allows keys such as 1 or null, which are errors here.
+func stringKeys(v any) (any, error) {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			var err error
+			if out[k], err = stringKeys(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case map[any]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("key %v must be a string, got %s", k, describe(k))
+			}
+			var err error
+			if out[ks], err = stringKeys(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			var err error
+			if out[i], err = stringKeys(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
 func describe(v any) string {
 	switch v.(type) {
+	case nil:
+		return "null"
 	case []any:
 		return "a list"
 	case string:
@@ -131,8 +179,8 @@ func validKeys(out any, unknown string) []string {
 	parts := strings.Split(unknown, ".")
 	for _, p := range parts[:len(parts)-1] {
 		f, ok := fieldByTag(t, p)
-		if !ok {
-			return nil
+		if !ok || f.Type.Kind() != reflect.Struct {
+			break // a key with a dot of its own, such as "wait-timeout.x": list this level's keys
 		}
 		t = f.Type
 	}
@@ -233,8 +281,8 @@ func cpusHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
 	default:
 		return nil, fmt.Errorf("want a number of CPUs such as 0.5, got %s", describe(data))
 	}
-	if f <= 0 {
-		return nil, fmt.Errorf("cpus must be positive, got %v", f)
+	if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("cpus must be a positive number, got %v", f)
 	}
 	return CPUs(f), nil
 }

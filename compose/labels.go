@@ -23,6 +23,9 @@ const (
 	LabelRevision = "io.lifecycle.revision"
 	// LabelRole says what a container is for: RoleApp for service containers.
 	LabelRole = "io.lifecycle.role"
+	// LabelImageRef is the image reference the container was created from (the engine's
+	// list shows an image ID instead once the tag moves).
+	LabelImageRef = "io.lifecycle.image"
 	// LabelManagedBy marks objects created by docker lifecycle (value: ManagedByValue).
 	LabelManagedBy = "io.lifecycle.managed-by"
 )

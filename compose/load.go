@@ -27,8 +27,9 @@ type LoadOptions struct {
 // Project is a loaded compose project with its resolved x-lifecycle settings.
 type Project struct {
 	*types.Project
-	Spec     ProjectSpec
-	Services map[string]ServiceSpec
+	Spec ProjectSpec
+	// ServiceSpecs holds each service's resolved x-lifecycle block, by service name.
+	ServiceSpecs map[string]ServiceSpec
 }
 
 // Load reads the compose files the way `docker compose` does and decodes x-lifecycle
@@ -59,7 +60,7 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 
 // fromTypes validates a compose-go project and resolves its x-lifecycle settings.
 func fromTypes(tp *types.Project) (*Project, error) {
-	p := &Project{Project: tp, Services: map[string]ServiceSpec{}}
+	p := &Project{Project: tp, ServiceSpecs: map[string]ServiceSpec{}}
 	files := newFileLocator(tp.ComposeFiles)
 
 	spec, err := DecodeProjectSpec(tp.Extensions[ExtensionKey])
@@ -74,7 +75,7 @@ func fromTypes(tp *types.Project) (*Project, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: service %q: %s: %w: %w", files.find("services", name, ExtensionKey), name, ExtensionKey, ErrInvalidSpec, err)
 		}
-		p.Services[name] = s
+		p.ServiceSpecs[name] = s
 		if err := checkSupported(svc); err != nil {
 			return nil, fmt.Errorf("%s: service %q: %w", files.find("services", name), name, err)
 		}

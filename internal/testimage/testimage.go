@@ -1,0 +1,76 @@
+// Package testimage builds the test application (./testapp) into a FROM scratch image
+// on the engine, through the engine API, so tests and the demo need no registry.
+package testimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+)
+
+// Binary compiles the test app for linux/goarch into dir and returns its path.
+func Binary(ctx context.Context, moduleRoot, dir, goarch string) (string, error) {
+	out := filepath.Join(dir, "testapp-"+goarch)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./testapp")
+	cmd.Dir = moduleRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build testapp: %w: %s", err, b)
+	}
+	return out, nil
+}
+
+// Build creates image tag from the test app binary. VERSION in the image's environment
+// is version, and the image carries labels, so images of different versions differ.
+func Build(ctx context.Context, eng engine.Engine, binary, tag, version string, labels map[string]string) error {
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return err
+	}
+	dockerfile := strings.Join([]string{
+		"FROM scratch",
+		"COPY testapp /testapp",
+		"ENV VERSION=" + version,
+		"USER 65534:65534",
+		`ENTRYPOINT ["/testapp"]`,
+		"",
+	}, "\n")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"testapp", 0o755, bin}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	all := map[string]string{"io.lifecycle.testapp.version": version}
+	for k, v := range labels {
+		all[k] = v
+	}
+	return eng.BuildImage(ctx, &buf, tag, all)
+}
+
+// GOARCH is the architecture to build for: the engine's, which for a local engine is ours.
+func GOARCH() string {
+	if a := os.Getenv("TESTAPP_GOARCH"); a != "" {
+		return a
+	}
+	return runtime.GOARCH
+}

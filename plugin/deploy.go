@@ -1,0 +1,83 @@
+package plugin
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
+)
+
+type deployOptions struct {
+	dryRun        bool
+	removeOrphans bool
+	waitTimeout   time.Duration
+	format        string
+}
+
+func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
+	opts := deployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy [OPTIONS] [SERVICE...]",
+		Short: "Converge the project on the engine: dependency order, health gates, no change when up to date",
+		Example: `  docker lifecycle deploy
+  docker lifecycle deploy --dry-run
+  docker lifecycle -f compose.yaml -f compose.prod.yaml deploy web`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validatePlanFormat(opts.format); err != nil {
+				return err
+			}
+			if opts.waitTimeout < 0 {
+				return fmt.Errorf("--wait-timeout must not be negative")
+			}
+			return runDeploy(cmd, dockerCli, project, opts, args)
+		},
+		ValidArgsFunction: completeServices(project),
+	}
+	flags := cmd.Flags()
+	flags.BoolVar(&opts.dryRun, "dry-run", false, "Print the plan and change nothing")
+	flags.BoolVar(&opts.removeOrphans, "remove-orphans", false, "Remove containers of services that are not in the project")
+	flags.DurationVar(&opts.waitTimeout, "wait-timeout", 0, "How long to wait for each new container to become healthy (default: x-lifecycle wait-timeout, 2m)")
+	flags.StringVar(&opts.format, "format", "table", "Format of the --dry-run plan (table, json)")
+	return cmd
+}
+
+func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts deployOptions, services []string) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	p, err := project.load(ctx)
+	if err != nil {
+		return err
+	}
+	eng, err := connect(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	events, err := newProgress(dockerCli, project.progress)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{
+		Services: services, RemoveOrphans: opts.removeOrphans, DryRun: opts.dryRun,
+		WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
+		Command: "docker lifecycle deploy", Checkpoint: crashCheckpoint(),
+	})
+	_ = events.Close()
+	if err != nil {
+		return exitError(ctx, err)
+	}
+	if opts.dryRun {
+		return writePlan(dockerCli.Out(), plan, opts.format)
+	}
+	if plan.Empty() {
+		fmt.Fprintf(dockerCli.Out(), "Project %s is up to date: nothing to do.\n", p.Name)
+		return nil
+	}
+	fmt.Fprintf(dockerCli.Out(), "Deployed project %s in %s: %d steps, services changed: %s\n",
+		p.Name, time.Since(started).Round(100*time.Millisecond), len(plan.Steps), strings.Join(plan.Services(), ", "))
+	return nil
+}

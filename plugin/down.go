@@ -1,0 +1,61 @@
+package plugin
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
+)
+
+type downOptions struct {
+	volumes bool
+	timeout int
+}
+
+func newDownCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
+	opts := downOptions{timeout: -1}
+	cmd := &cobra.Command{
+		Use:   "down [OPTIONS]",
+		Short: "Stop and remove the project's containers and networks (volumes with --volumes)",
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDown(cmd, dockerCli, project, opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.volumes, "volumes", "v", false, "Remove the project's named volumes too")
+	cmd.Flags().IntVarP(&opts.timeout, "timeout", "t", -1, "Seconds to wait for each container to stop before killing it (default: its stop_grace_period)")
+	return cmd
+}
+
+func runDown(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts downOptions) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	name, err := projectName(ctx, project)
+	if err != nil {
+		return err
+	}
+	eng, err := connect(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	events, err := newProgress(dockerCli, project.progress)
+	if err != nil {
+		return err
+	}
+	downOpts := rollout.DownOptions{RemoveVolumes: opts.volumes, Command: "docker lifecycle down"}
+	if opts.timeout >= 0 {
+		t := time.Duration(opts.timeout) * time.Second
+		downOpts.Timeout = &t
+	}
+	err = rollout.Down(ctx, eng, name, events, downOpts)
+	_ = events.Close()
+	if err != nil {
+		return exitError(ctx, err)
+	}
+	fmt.Fprintf(dockerCli.Out(), "Removed project %s\n", name)
+	return nil
+}

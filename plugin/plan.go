@@ -1,0 +1,90 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+type planOptions struct {
+	format        string
+	removeOrphans bool
+}
+
+func newPlanCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
+	opts := planOptions{}
+	cmd := &cobra.Command{
+		Use:   "plan [OPTIONS] [SERVICE...]",
+		Short: "Print the steps a deploy would run, each with its cause; change nothing",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validatePlanFormat(opts.format); err != nil {
+				return err
+			}
+			return runPlan(cmd, dockerCli, project, opts, args)
+		},
+		ValidArgsFunction: completeServices(project),
+	}
+	cmd.Flags().StringVar(&opts.format, "format", "table", "Output format (table, json)")
+	cmd.Flags().BoolVar(&opts.removeOrphans, "remove-orphans", false, "Plan the removal of containers of services not in the project")
+	return cmd
+}
+
+func validatePlanFormat(format string) error {
+	if format != "table" && format != "json" {
+		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format %q: use table or json", format)}
+	}
+	return nil
+}
+
+func runPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts planOptions, services []string) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	p, err := project.load(ctx)
+	if err != nil {
+		return err
+	}
+	eng, err := connect(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	plan, err := rollout.Plan(ctx, eng, p, rollout.DeployOptions{Services: services, RemoveOrphans: opts.removeOrphans})
+	if err != nil {
+		return exitError(ctx, err)
+	}
+	return writePlan(dockerCli.Out(), plan, opts.format)
+}
+
+// writePlan prints a plan as text, or as the documented JSON document.
+func writePlan(w io.Writer, plan strategies.Plan, format string) error {
+	if format == "json" {
+		if plan.Steps == nil {
+			plan.Steps = []strategies.Step{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(plan)
+	}
+	return plan.WriteText(w)
+}
+
+// completeServices completes service names from the compose project.
+func completeServices(project *projectOptions) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		p, err := project.load(cmd.Context())
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, name := range p.ServiceNames() {
+			out = append(out, name)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}

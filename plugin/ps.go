@@ -1,0 +1,168 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+)
+
+const defaultPsFormat = "table {{.Service}}\t{{.Name}}\t{{.Revision}}\t{{.State}}\t{{.Health}}\t{{.Ports}}"
+
+type psOptions struct {
+	format string
+	all    bool
+}
+
+func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
+	opts := psOptions{}
+	cmd := &cobra.Command{
+		Use:     "ps [OPTIONS] [SERVICE...]",
+		Aliases: []string{"status"},
+		Short:   "List the project's containers: service, revision, state, health, ports",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPs(cmd, dockerCli, project, opts, args)
+		},
+		ValidArgsFunction: completeServices(project),
+	}
+	cmd.Flags().StringVar(&opts.format, "format", "table", "Format output using a custom template:\n'table': Print output in table format with column headers (default)\n'table TEMPLATE': Print output in table format using the given Go template\n'json': Print in JSON format, one object per line\n'TEMPLATE': Print output using the given Go template")
+	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "Show stopped containers too")
+	return cmd
+}
+
+// projectName resolves the project name without requiring a compose file when -p is given.
+func projectName(ctx context.Context, project *projectOptions) (string, error) {
+	p, err := project.load(ctx)
+	if err == nil {
+		return p.Name, nil
+	}
+	if project.projectName != "" {
+		return project.projectName, nil
+	}
+	return "", err
+}
+
+func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts psOptions, services []string) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	name, err := projectName(ctx, project)
+	if err != nil {
+		return err
+	}
+	eng, err := connect(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: name})
+	if err != nil {
+		return err
+	}
+	var rows []engine.Container
+	for _, c := range containers {
+		if !opts.all && c.State != "running" && c.State != "restarting" {
+			continue
+		}
+		if len(services) > 0 && !contains(services, c.Labels[compose.LabelService]) {
+			continue
+		}
+		rows = append(rows, c)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	return writePs(dockerCli, opts.format, rows)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writePs(dockerCli command.Cli, format string, rows []engine.Container) error {
+	switch format {
+	case "", formatter.TableFormatKey:
+		format = defaultPsFormat
+	case formatter.JSONFormatKey:
+		format = formatter.JSONFormat
+	}
+	ctx := formatter.Context{Output: dockerCli.Out(), Format: formatter.Format(format)}
+	header := formatter.SubHeaderContext{
+		"Service": "SERVICE", "Name": formatter.NameHeader, "Revision": "REVISION", "State": formatter.StateHeader,
+		"Health": "HEALTH", "Ports": formatter.PortsHeader, "Image": formatter.ImageHeader, "ID": formatter.ContainerIDHeader,
+		"Status": formatter.StatusHeader, "Project": "PROJECT", "Number": "NUMBER",
+	}
+	err := ctx.Write(&psRow{HeaderContext: formatter.HeaderContext{Header: header}}, func(format func(formatter.SubContext) error) error {
+		for _, c := range rows {
+			if err := format(&psRow{c: c}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format: %v", err)}
+	}
+	return nil
+}
+
+// psRow is one `ps` line; its exported methods are the --format fields and, through
+// formatter.MarshalJSON, the keys of the stable JSON output.
+type psRow struct {
+	formatter.HeaderContext
+	c engine.Container
+}
+
+func (r *psRow) MarshalJSON() ([]byte, error) { return formatter.MarshalJSON(r) }
+func (r *psRow) ID() string                   { return r.c.ID }
+func (r *psRow) Name() string                 { return r.c.Name }
+func (r *psRow) Project() string              { return r.c.Labels[compose.LabelProject] }
+func (r *psRow) Service() string              { return r.c.Labels[compose.LabelService] }
+func (r *psRow) Number() int                  { n, _ := strconv.Atoi(r.c.Labels[compose.LabelContainerNumber]); return n }
+func (r *psRow) Revision() string             { return r.c.Labels[compose.LabelRevision] }
+func (r *psRow) Image() string                { return r.c.Image }
+func (r *psRow) State() string                { return r.c.State }
+func (r *psRow) Status() string               { return r.c.Status }
+func (r *psRow) Health() string {
+	if r.c.Health == "" {
+		return "-"
+	}
+	return r.c.Health
+}
+
+func (r *psRow) Ports() string {
+	var out []string
+	for _, p := range r.c.Ports {
+		if p.HostPort == 0 {
+			out = append(out, fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol))
+			continue
+		}
+		ip := p.HostIP
+		if ip == "" {
+			ip = "0.0.0.0"
+		}
+		out = append(out, fmt.Sprintf("%s:%d->%d/%s", ip, p.HostPort, p.ContainerPort, p.Protocol))
+	}
+	sort.Strings(out)
+	return strings.Join(slicesCompact(out), ", ")
+}
+
+func slicesCompact(s []string) []string {
+	var out []string
+	for i, x := range s {
+		if i == 0 || s[i-1] != x {
+			out = append(out, x)
+		}
+	}
+	return out
+}

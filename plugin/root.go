@@ -1,0 +1,136 @@
+// Package plugin holds the cobra commands of docker lifecycle, one file per command.
+// Each command parses flags into an options struct and calls one runX function.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli-plugins/metadata"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+)
+
+// Version is set at build time with -ldflags "-X …/plugin.Version=v1.2.3".
+var Version = "v0.1.0-dev"
+
+// Exit codes beyond 0 (ok) and 1 (error); usage errors exit 125 through docker/cli.
+const (
+	ExitInterrupted = 130
+)
+
+// Metadata describes the plugin to the docker CLI (`docker info`, `docker --help`).
+func Metadata() metadata.Metadata {
+	return metadata.Metadata{
+		SchemaVersion:    "0.1.0",
+		Vendor:           "docker lifecycle",
+		Version:          Version,
+		ShortDescription: "Production deploys of compose projects",
+		URL:              "https://github.com/docker-lifecycle/docker-lifecycle",
+	}
+}
+
+// projectOptions are the compose-style flags shared by every command.
+type projectOptions struct {
+	configFiles []string
+	projectName string
+	profiles    []string
+	envFiles    []string
+	projectDir  string
+	progress    string
+}
+
+func (o *projectOptions) load(ctx context.Context) (*compose.Project, error) {
+	return compose.Load(ctx, compose.LoadOptions{
+		ConfigFiles: o.configFiles, ProjectName: o.projectName, Profiles: o.profiles,
+		EnvFiles: o.envFiles, WorkingDir: o.projectDir,
+	})
+}
+
+// NewRootCommand returns the `docker lifecycle` command tree.
+func NewRootCommand(dockerCli command.Cli) *cobra.Command {
+	opts := &projectOptions{}
+	cmd := &cobra.Command{
+		Use:   "lifecycle",
+		Short: "Zero-downtime, policy-checked deploys of compose projects",
+		Long: `docker lifecycle deploys the compose project in the current directory on the engine
+of the current Docker context: health-gated, in dependency order, with its state kept
+in the engine so that any machine with the same context sees the same project.`,
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		TraverseChildren: true,
+		Args:             cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	flags := cmd.PersistentFlags()
+	flags.StringArrayVarP(&opts.configFiles, "file", "f", nil, "Compose configuration files")
+	flags.StringVarP(&opts.projectName, "project-name", "p", "", "Project name")
+	flags.StringArrayVar(&opts.profiles, "profile", nil, "Specify a profile to enable")
+	flags.StringArrayVar(&opts.envFiles, "env-file", nil, "Specify an alternate environment file")
+	flags.StringVar(&opts.projectDir, "project-directory", "", "Specify an alternate working directory (default: the path of the first compose file)")
+	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Set type of progress output ("+strings.Join(progress.Modes(), ", ")+")")
+
+	cmd.AddCommand(
+		newConfigCommand(dockerCli, opts),
+		newPlanCommand(dockerCli, opts),
+		newDeployCommand(dockerCli, opts),
+		newPsCommand(dockerCli, opts),
+		newDownCommand(dockerCli, opts),
+		newUnlockCommand(dockerCli, opts),
+		newVersionCommand(dockerCli),
+	)
+	return cmd
+}
+
+// commandContext is cancelled on Ctrl-C or SIGTERM, so a deploy stops between steps and
+// cleans up; the docker CLI also cancels plugins through its socket.
+func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// connect pings the engine of the current context: a clear error for an unreachable or
+// too-old engine comes before any other call.
+func connect(ctx context.Context, dockerCli command.Cli) (engine.Engine, error) {
+	eng := engine.NewMoby(dockerCli.Client())
+	if _, err := eng.Ping(ctx); err != nil {
+		return nil, err
+	}
+	return eng, nil
+}
+
+// isLocalEngine reports whether the engine runs on this host, so its published ports
+// are this host's ports.
+func isLocalEngine(dockerCli command.Cli) bool {
+	host := dockerCli.DockerEndpoint().Host
+	return strings.HasPrefix(host, "unix://") || strings.HasPrefix(host, "npipe://")
+}
+
+func newProgress(dockerCli command.Cli, mode string) (progress.Writer, error) {
+	return progress.New(mode, dockerCli.Err(), dockerCli.Err().IsTerminal())
+}
+
+// exitError maps errors to docker's exit codes at the edge of the program.
+func exitError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + err.Error() + "\nthe next deploy converges from here"}
+	}
+	return err
+}

@@ -1,0 +1,142 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/lock"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// DeployOptions are the deploy command's choices.
+type DeployOptions struct {
+	Services      []string
+	RemoveOrphans bool
+	// DryRun plans only: the engine is wrapped so no write can reach it.
+	DryRun      bool
+	WaitTimeout time.Duration
+	// LocalEngine enables the host port probe: the engine's ports are this host's ports.
+	LocalEngine bool
+	Command     string
+	Checkpoint  func(strategies.Step)
+}
+
+// Deploy converges the project: lock, observe, plan, check, execute, unlock. It returns
+// the plan it ran (or would run, with DryRun).
+func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
+	if opts.DryRun {
+		dry := engine.NewDryRun(eng)
+		plan, _, err := planDeploy(ctx, dry, p, opts)
+		if w := dry.Writes(); err == nil && len(w) > 0 {
+			return plan, fmt.Errorf("internal error: planning tried to write to the engine: %s", strings.Join(w, "; "))
+		}
+		return plan, err
+	}
+
+	l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
+		progress.Emit(events, "Project "+p.Name, progress.Warning, "Stale lock taken over", h.String())
+	})
+	if err != nil {
+		return strategies.Plan{}, err
+	}
+	defer func() {
+		releaseCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := l.Release(releaseCtx); err != nil {
+			progress.Emit(events, "Project "+p.Name, progress.Warning, "Lock not released", err.Error())
+		}
+	}()
+
+	plan, observed, err := planDeploy(ctx, eng, p, opts)
+	if err != nil {
+		return plan, err
+	}
+	for _, w := range plan.Warnings {
+		progress.Emit(events, "", progress.Warning, w, "")
+	}
+	if plan.Empty() {
+		return plan, nil
+	}
+	if opts.LocalEngine {
+		if err := probeHostPorts(p, plan); err != nil {
+			return plan, err
+		}
+	}
+	return plan, Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint})
+}
+
+func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, opts DeployOptions) (strategies.Plan, strategies.Observed, error) {
+	observed, err := Observe(ctx, eng, p)
+	if err != nil {
+		return strategies.Plan{}, observed, err
+	}
+	plan, err := strategies.Deploy(p, observed, strategies.Options{Services: opts.Services, RemoveOrphans: opts.RemoveOrphans})
+	return plan, observed, err
+}
+
+// Plan observes and plans without any engine write.
+func Plan(ctx context.Context, eng engine.Engine, p *compose.Project, opts DeployOptions) (strategies.Plan, error) {
+	opts.DryRun = true
+	return Deploy(ctx, eng, p, progress.Nop, opts)
+}
+
+// probeHostPorts finds host ports held by processes outside Docker before anything is
+// stopped: when the engine runs on this host, a port we cannot bind, the engine cannot
+// either. Ports that the plan's own containers hold now are skipped.
+func probeHostPorts(p *compose.Project, plan strategies.Plan) error {
+	creating := map[string]bool{}
+	replacing := map[string]bool{}
+	for _, s := range plan.Steps {
+		switch s.Action {
+		case strategies.Create:
+			creating[s.Service] = true
+		case strategies.Stop, strategies.Remove:
+			replacing[s.Service] = true
+		}
+	}
+	for service := range creating {
+		if replacing[service] {
+			continue // its own old container holds the port until it is stopped
+		}
+		for _, port := range p.Project.Services[service].Ports {
+			if port.Published == "" || strings.Contains(port.Published, "-") {
+				continue
+			}
+			host := port.HostIP
+			if host == "" {
+				host = "0.0.0.0"
+			}
+			addr := net.JoinHostPort(host, port.Published)
+			if port.Protocol == "udp" {
+				c, err := net.ListenPacket("udp", addr)
+				if err != nil {
+					return portTaken(service, addr, "udp", err)
+				}
+				c.Close()
+				continue
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return portTaken(service, addr, "tcp", err)
+			}
+			l.Close()
+		}
+	}
+	return nil
+}
+
+func portTaken(service, addr, proto string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("service %q publishes %s/%s: %w by another process on this host; free it or change the published port",
+			service, addr, proto, strategies.ErrPortTaken)
+	}
+	return nil // e.g. a host IP not on this machine: let the engine decide
+}

@@ -1,0 +1,267 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// ErrDeployFailed marks a deploy that stopped on a failed step; the message says which
+// container failed and why.
+var ErrDeployFailed = errors.New("deploy failed")
+
+// cleanupTimeout bounds the cleanup after a failure or Ctrl-C, which runs on a fresh
+// context because the deploy's own may be cancelled.
+const cleanupTimeout = 60 * time.Second
+
+// ExecOptions tune plan execution.
+type ExecOptions struct {
+	// WaitTimeout overrides every service's x-lifecycle wait-timeout when non-zero.
+	WaitTimeout time.Duration
+	// PollInterval is how often health is polled (default 250ms).
+	PollInterval time.Duration
+	// Checkpoint, if set, is called before each step runs (crash tests stop there).
+	Checkpoint func(strategies.Step)
+}
+
+// executor runs one plan; it remembers what it created so a failure can undo it.
+type executor struct {
+	eng      engine.Engine
+	project  *compose.Project
+	observed strategies.Observed
+	events   progress.Writer
+	opts     ExecOptions
+
+	mu              sync.Mutex
+	ids             map[string]string // container name → ID, for containers created in this run
+	createdNetworks []string
+	healthy         map[string]bool // containers created in this run that passed their gate
+}
+
+// Execute runs the plan's steps, each as soon as the steps it waits for are done, so
+// independent services roll in parallel. On failure or cancellation it stops starting
+// new steps, waits for the running ones, removes what this run created and did not
+// bring up, and returns the first error.
+func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observed strategies.Observed, plan strategies.Plan, events progress.Writer, opts ExecOptions) error {
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 250 * time.Millisecond
+	}
+	x := &executor{eng: eng, project: p, observed: observed, events: events, opts: opts,
+		ids: map[string]string{}, healthy: map[string]bool{}}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(map[int]chan struct{}, len(plan.Steps))
+	for _, s := range plan.Steps {
+		done[s.ID] = make(chan struct{})
+	}
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	for _, s := range plan.Steps {
+		wg.Add(1)
+		go func(s strategies.Step) {
+			defer wg.Done()
+			for _, dep := range s.After {
+				select {
+				case <-done[dep]:
+				case <-runCtx.Done():
+					return
+				}
+			}
+			if runCtx.Err() != nil {
+				return
+			}
+			if opts.Checkpoint != nil {
+				opts.Checkpoint(s)
+			}
+			if err := x.run(runCtx, s); err != nil {
+				fail(err)
+				return
+			}
+			close(done[s.ID])
+		}(s)
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr == nil {
+		return nil
+	}
+	if ctx.Err() != nil && !errors.Is(firstErr, context.Canceled) {
+		firstErr = fmt.Errorf("%w (interrupted)", context.Canceled)
+	}
+	x.cleanup()
+	return firstErr
+}
+
+func containerID(name string) string { return "Container " + name }
+
+func (x *executor) run(ctx context.Context, s strategies.Step) error {
+	switch s.Action {
+	case strategies.CreateNetwork:
+		return x.createNetwork(ctx, s)
+	case strategies.CreateVolume:
+		return x.createVolume(ctx, s)
+	case strategies.Stop:
+		progress.Emit(x.events, containerID(s.Target), progress.Working, "Stopping", s.Cause)
+		if err := x.eng.StopContainer(ctx, s.ContainerID, "", nil); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return x.stepError(s, err)
+		}
+		progress.Emit(x.events, containerID(s.Target), progress.Done, "Stopped", "")
+	case strategies.Remove:
+		progress.Emit(x.events, containerID(s.Target), progress.Working, "Removing", s.Cause)
+		if err := x.eng.RemoveContainer(ctx, s.ContainerID, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return x.stepError(s, err)
+		}
+		progress.Emit(x.events, containerID(s.Target), progress.Done, "Removed", "")
+	case strategies.Create:
+		return x.create(ctx, s)
+	case strategies.Start:
+		progress.Emit(x.events, containerID(s.Target), progress.Working, "Starting", s.Cause)
+		if err := x.eng.StartContainer(ctx, x.idOf(s)); err != nil {
+			return x.stepError(s, startHint(err))
+		}
+		progress.Emit(x.events, containerID(s.Target), progress.Done, "Started", "")
+	case strategies.WaitHealthy, strategies.WaitCompleted:
+		return x.wait(ctx, s)
+	default:
+		return fmt.Errorf("step %d: unknown action %q", s.ID, s.Action)
+	}
+	return nil
+}
+
+func (x *executor) stepError(s strategies.Step, err error) error {
+	progress.Emit(x.events, containerID(s.Target), progress.Error, "Error", err.Error())
+	if s.Service != "" {
+		return fmt.Errorf("%w: service %q: %s %s: %w", ErrDeployFailed, s.Service, s.Action, s.Target, err)
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrDeployFailed, s.Action, s.Target, err)
+}
+
+// startHint makes the engine's port errors say what to do.
+func startHint(err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "port is already allocated") || strings.Contains(msg, "address already in use") {
+		return fmt.Errorf("%w (%w: free the port or change the published port)", err, strategies.ErrPortTaken)
+	}
+	return err
+}
+
+func (x *executor) idOf(s strategies.Step) string {
+	if s.ContainerID != "" {
+		return s.ContainerID
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.ids[s.Target]
+}
+
+func (x *executor) createNetwork(ctx context.Context, s strategies.Step) error {
+	id := "Network " + s.Target
+	networks, _ := compose.Networks(x.project)
+	for _, n := range networks {
+		if n.Name != s.Target {
+			continue
+		}
+		progress.Emit(x.events, id, progress.Working, "Creating", s.Cause)
+		if err := x.eng.CreateNetwork(ctx, engine.NetworkSpec(n)); err != nil {
+			progress.Emit(x.events, id, progress.Error, "Error", err.Error())
+			return fmt.Errorf("%w: %w", ErrDeployFailed, err)
+		}
+		x.mu.Lock()
+		x.createdNetworks = append(x.createdNetworks, n.Name)
+		x.mu.Unlock()
+		progress.Emit(x.events, id, progress.Done, "Created", "")
+		return nil
+	}
+	return fmt.Errorf("step %d: network %s is not in the project", s.ID, s.Target)
+}
+
+func (x *executor) createVolume(ctx context.Context, s strategies.Step) error {
+	id := "Volume " + s.Target
+	volumes, _ := compose.Volumes(x.project)
+	for _, v := range volumes {
+		if v.Name != s.Target {
+			continue
+		}
+		progress.Emit(x.events, id, progress.Working, "Creating", s.Cause)
+		if _, err := x.eng.CreateVolume(ctx, engine.VolumeSpec(v)); err != nil {
+			progress.Emit(x.events, id, progress.Error, "Error", err.Error())
+			return fmt.Errorf("%w: %w", ErrDeployFailed, err)
+		}
+		progress.Emit(x.events, id, progress.Done, "Created", "")
+		return nil
+	}
+	return fmt.Errorf("step %d: volume %s is not in the project", s.ID, s.Target)
+}
+
+func (x *executor) create(ctx context.Context, s strategies.Step) error {
+	hash, err := compose.ConfigHash(x.project, s.Service)
+	if err != nil {
+		return err
+	}
+	spec, err := compose.Container(x.project, s.Service, compose.ReplicaLabels{
+		Number: s.Number, Revision: s.Revision, ConfigHash: hash,
+		ImageID: x.observed.ImageIDs[compose.ImageRef(x.project, s.Service)],
+	})
+	if err != nil {
+		return x.stepError(s, err)
+	}
+	progress.Emit(x.events, containerID(s.Target), progress.Working, "Creating", s.Cause)
+	id, err := x.eng.CreateContainer(ctx, engine.ContainerSpec(spec))
+	if id != "" {
+		x.mu.Lock()
+		x.ids[s.Target] = id
+		x.mu.Unlock()
+	}
+	if err != nil {
+		return x.stepError(s, err)
+	}
+	progress.Emit(x.events, containerID(s.Target), progress.Done, "Created", fmt.Sprintf("revision %d", s.Revision))
+	return nil
+}
+
+// cleanup removes the containers this run created that did not pass their health gate
+// (with their anonymous volumes) and the networks it created that are now unused, so a
+// failed deploy leaves nothing behind; the next deploy starts them afresh.
+func (x *executor) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for name, id := range x.ids {
+		if x.healthy[name] {
+			continue
+		}
+		progress.Emit(x.events, containerID(name), progress.Working, "Removing", "deploy failed: removing the new container")
+		if err := x.eng.RemoveContainer(ctx, id, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			progress.Emit(x.events, containerID(name), progress.Warning, "Not removed", err.Error())
+			continue
+		}
+		progress.Emit(x.events, containerID(name), progress.Done, "Removed", "")
+	}
+	for _, name := range x.createdNetworks {
+		n, err := x.eng.InspectNetwork(ctx, name)
+		if err != nil || n.Containers > 0 {
+			continue
+		}
+		if err := x.eng.RemoveNetwork(ctx, name); err == nil {
+			progress.Emit(x.events, "Network "+name, progress.Done, "Removed", "deploy failed: network unused")
+		}
+	}
+}

@@ -1,0 +1,114 @@
+// Package rollout runs deploys and teardowns: it observes the engine (one list call per
+// kind, by labels), asks the strategies package for a plan, and executes the plan's
+// steps in dependency order with health gates, reporting progress events.
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// projectFilter selects a project's objects by the label Compose uses, so containers
+// that `docker compose up` created are seen (and converged) too.
+func projectFilter(project string) map[string]string {
+	return map[string]string{compose.LabelProject: project}
+}
+
+var exitCodeInStatus = regexp.MustCompile(`^Exited \((-?\d+)\)`)
+
+// Observe reads the project's state from the engine.
+func Observe(ctx context.Context, eng engine.Engine, p *compose.Project) (strategies.Observed, error) {
+	obs := strategies.Observed{Networks: map[string]bool{}, Volumes: map[string]bool{}, ImageIDs: map[string]string{}}
+
+	all, err := eng.ListContainers(ctx, nil)
+	if err != nil {
+		return obs, err
+	}
+	for _, c := range all {
+		for _, port := range c.Ports {
+			if port.HostPort != 0 {
+				obs.PortOwners = append(obs.PortOwners, strategies.PortOwner{Container: c.Name, HostIP: port.HostIP, HostPort: port.HostPort, Protocol: port.Protocol})
+			}
+		}
+		if c.Labels[compose.LabelProject] != p.Name || c.Labels[compose.LabelOneoff] == "True" {
+			continue
+		}
+		obs.Containers = append(obs.Containers, observedContainer(c))
+	}
+
+	networks, err := eng.ListNetworks(ctx, nil)
+	if err != nil {
+		return obs, err
+	}
+	for _, n := range networks {
+		obs.Networks[n.Name] = true
+	}
+	volumes, err := eng.ListVolumes(ctx, projectFilter(p.Name))
+	if err != nil {
+		return obs, err
+	}
+	for _, v := range volumes {
+		obs.Volumes[v.Name] = true
+	}
+	// External volumes and volumes created outside the project carry no project label.
+	creates, externals := compose.Volumes(p)
+	for _, v := range creates {
+		if !obs.Volumes[v.Name] {
+			if _, err := eng.InspectVolume(ctx, v.Name); err == nil {
+				obs.Volumes[v.Name] = true
+			}
+		}
+	}
+	for _, name := range externals {
+		if _, err := eng.InspectVolume(ctx, name); err != nil {
+			return obs, fmt.Errorf("external volume %s: %w; create it first (docker volume create %s)", name, err, name)
+		}
+	}
+	_, externalNets := compose.Networks(p)
+	for _, name := range externalNets {
+		if !obs.Networks[name] {
+			return obs, fmt.Errorf("external network %s not found; create it first (docker network create %s)", name, name)
+		}
+	}
+
+	for _, name := range p.ServiceNames() {
+		ref := compose.ImageRef(p, name)
+		if _, seen := obs.ImageIDs[ref]; seen {
+			continue
+		}
+		img, err := eng.InspectImage(ctx, ref)
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+			obs.ImageIDs[ref] = ""
+		case err != nil:
+			return obs, err
+		default:
+			obs.ImageIDs[ref] = img.ID
+		}
+	}
+	return obs, nil
+}
+
+func observedContainer(c engine.Container) strategies.ObservedContainer {
+	number, _ := strconv.Atoi(c.Labels[compose.LabelContainerNumber])
+	revision, _ := strconv.Atoi(c.Labels[compose.LabelRevision])
+	oc := strategies.ObservedContainer{
+		ID: c.ID, Name: c.Name, Service: c.Labels[compose.LabelService], Number: number, Revision: revision,
+		ConfigHash: c.Labels[compose.LabelConfigHash], Image: c.Image, ImageID: c.ImageID,
+		State: c.State, Health: c.Health,
+	}
+	if ref := c.Labels[compose.LabelImageRef]; ref != "" {
+		oc.Image = ref
+	}
+	if m := exitCodeInStatus.FindStringSubmatch(c.Status); m != nil {
+		oc.ExitCode, _ = strconv.Atoi(m[1])
+	}
+	return oc
+}

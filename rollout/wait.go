@@ -1,0 +1,136 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// ErrUnhealthy marks a container that failed its health gate.
+var ErrUnhealthy = errors.New("container failed its health gate")
+
+// logLinesOnFailure is how many log lines a failure message quotes.
+const logLinesOnFailure = 10
+
+// wait blocks until the step's container passes its gate: healthy (or running, without a
+// healthcheck) for WaitHealthy, exited with code 0 for WaitCompleted.
+func (x *executor) wait(ctx context.Context, s strategies.Step) error {
+	id := x.idOf(s)
+	timeout := time.Duration(x.project.ServiceSpecs[s.Service].WaitTimeout)
+	if x.opts.WaitTimeout > 0 {
+		timeout = x.opts.WaitTimeout
+	}
+	text := "Waiting for health"
+	if s.Action == strategies.WaitCompleted {
+		text = "Waiting for completion"
+	}
+	progress.Emit(x.events, containerID(s.Target), progress.Working, text, "")
+	deadline := time.Now().Add(timeout)
+	ticker := time.NewTicker(x.opts.PollInterval)
+	defer ticker.Stop()
+	for {
+		d, err := x.eng.InspectContainer(ctx, id)
+		if err != nil {
+			return x.stepError(s, err)
+		}
+		ok, failure := gate(s.Action, d)
+		if ok {
+			x.mu.Lock()
+			x.healthy[s.Target] = true
+			x.mu.Unlock()
+			switch {
+			case s.Action == strategies.WaitCompleted || d.State == "exited":
+				progress.Emit(x.events, containerID(s.Target), progress.Done, "Completed", "exit code 0")
+			case d.Health != "":
+				progress.Emit(x.events, containerID(s.Target), progress.Done, "Healthy", "")
+			default:
+				progress.Emit(x.events, containerID(s.Target), progress.Done, "Running", "no healthcheck")
+			}
+			return nil
+		}
+		if failure == "" && time.Now().After(deadline) {
+			failure = fmt.Sprintf("not healthy within %s (state %s%s)", timeout, d.State, healthSuffix(d))
+		}
+		if failure != "" {
+			return x.stepError(s, fmt.Errorf("%w: %s%s", ErrUnhealthy, failure, x.diagnostics(d)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
+func healthSuffix(d engine.ContainerDetails) string {
+	if d.Health == "" {
+		return ""
+	}
+	return ", health " + d.Health
+}
+
+// gate decides whether a container passed (ok), failed for good (failure != ""), or is
+// still on its way (neither).
+func gate(action strategies.Action, d engine.ContainerDetails) (ok bool, failure string) {
+	exited := d.State == "exited" || d.State == "dead"
+	if action == strategies.WaitCompleted {
+		if !exited {
+			return false, ""
+		}
+		if d.ExitCode == 0 {
+			return true, ""
+		}
+		return false, exitDescription(d)
+	}
+	switch {
+	case exited && d.ExitCode == 0 && d.RestartCount == 0 && d.Health == "":
+		// A one-shot service (no healthcheck) that finished its work.
+		return true, ""
+	case exited || d.OOMKilled:
+		return false, exitDescription(d)
+	case d.State == "restarting" || d.RestartCount > 0:
+		return false, fmt.Sprintf("crash-looping: restarted %d times (last %s)", d.RestartCount, exitDescription(d))
+	case d.Health == "unhealthy":
+		return false, "health check failing"
+	case d.Health == "healthy":
+		return true, ""
+	case d.Health == "" && d.State == "running":
+		return true, ""
+	}
+	return false, ""
+}
+
+func exitDescription(d engine.ContainerDetails) string {
+	desc := fmt.Sprintf("exited with code %d", d.ExitCode)
+	if d.OOMKilled {
+		desc += " (OOMKilled: raise its memory limit)"
+	}
+	if d.Error != "" {
+		desc += ": " + d.Error
+	}
+	return desc
+}
+
+// diagnostics quotes the last health check output and log lines of a failed container.
+func (x *executor) diagnostics(d engine.ContainerDetails) string {
+	var b strings.Builder
+	if n := len(d.HealthLog); n > 0 {
+		fmt.Fprintf(&b, "\n  last health check: %s", d.HealthLog[n-1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	logs, err := x.eng.ContainerLogTail(ctx, d.ID, logLinesOnFailure)
+	if err == nil && strings.TrimSpace(logs) != "" {
+		fmt.Fprintf(&b, "\n  last log lines of %s:", d.Name)
+		for _, line := range strings.Split(strings.TrimRight(logs, "\n"), "\n") {
+			fmt.Fprintf(&b, "\n    %s", line)
+		}
+	}
+	return b.String()
+}

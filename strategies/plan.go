@@ -1,0 +1,95 @@
+// Package strategies turns the desired project and the observed engine state into a
+// Plan: a list of steps, each with its cause and the steps it must wait for. Planning is
+// pure: no engine calls, so `plan` and `deploy --dry-run` print exactly what `deploy` runs.
+package strategies
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Action is what a step does.
+type Action string
+
+const (
+	CreateNetwork Action = "create-network"
+	CreateVolume  Action = "create-volume"
+	Stop          Action = "stop"
+	Remove        Action = "remove"
+	Create        Action = "create"
+	Start         Action = "start"
+	// WaitHealthy waits until the container is healthy, or running when it has no healthcheck.
+	WaitHealthy Action = "wait-healthy"
+	// WaitCompleted waits until the container exited with code 0.
+	WaitCompleted Action = "wait-completed"
+)
+
+// Step is one engine-level change (or wait) with its cause.
+type Step struct {
+	ID          int    `json:"id"`
+	Action      Action `json:"action"`
+	Service     string `json:"service,omitempty"`
+	Target      string `json:"target"` // container, network or volume name
+	ContainerID string `json:"container_id,omitempty"`
+	Number      int    `json:"number,omitempty"`
+	Revision    int    `json:"revision,omitempty"`
+	Cause       string `json:"cause"`
+	After       []int  `json:"after,omitempty"` // IDs of steps that must finish first
+}
+
+// Plan is the ordered list of steps that converges a project.
+type Plan struct {
+	Project  string   `json:"project"`
+	Steps    []Step   `json:"steps"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Empty reports whether the project is already converged.
+func (p Plan) Empty() bool { return len(p.Steps) == 0 }
+
+// Services lists the services that the plan changes, in first-step order.
+func (p Plan) Services() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Service != "" && !seen[s.Service] {
+			seen[s.Service] = true
+			out = append(out, s.Service)
+		}
+	}
+	return out
+}
+
+// WriteText prints the plan as a table, one step per line; this text is what the golden
+// tests compare and what users read before a deploy.
+func (p Plan) WriteText(w io.Writer) error {
+	for _, warn := range p.Warnings {
+		if _, err := fmt.Fprintf(w, "warning: %s\n", warn); err != nil {
+			return err
+		}
+	}
+	if p.Empty() {
+		_, err := fmt.Fprintf(w, "Project %s is up to date: nothing to do.\n", p.Project)
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "Plan for project %s: %d steps\n", p.Project, len(p.Steps)); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tACTION\tTARGET\tREVISION\tCAUSE\tAFTER")
+	for _, s := range p.Steps {
+		rev := ""
+		if s.Revision > 0 {
+			rev = strconv.Itoa(s.Revision)
+		}
+		after := make([]string, len(s.After))
+		for i, a := range s.After {
+			after[i] = strconv.Itoa(a)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Action, s.Target, rev, s.Cause, strings.Join(after, ","))
+	}
+	return tw.Flush()
+}
