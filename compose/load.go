@@ -5,10 +5,10 @@ package compose
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -50,12 +50,31 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 	}
 	tp, err := po.LoadProject(ctx)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("load compose project: %w (run in a directory with a compose.yaml or pass -f)", err)
-		}
-		return nil, fmt.Errorf("load compose project: %w", err)
+		return nil, loadError(po.ConfigPaths, err)
 	}
 	return fromTypes(tp)
+}
+
+// loadError adds what compose-go's errors leave out: the hint when no compose file was
+// found, ErrDependencyCycle on its depends_on cycle error (compose-go finds cycles
+// before checkDependencies can), and the file of a YAML syntax error (compose-go names
+// it only when the project name is given).
+func loadError(files []string, err error) error {
+	msg := err.Error()
+	switch {
+	case len(files) == 0:
+		return fmt.Errorf("load compose project: %w (run in a directory with a compose.yaml or pass -f)", err)
+	case strings.HasPrefix(msg, "dependency cycle detected: "):
+		return fmt.Errorf("load compose project: %w: %s", ErrDependencyCycle, strings.TrimPrefix(msg, "dependency cycle detected: "))
+	case strings.HasPrefix(msg, "yaml: "):
+		for _, f := range files {
+			var tree any
+			if b, rerr := os.ReadFile(f); rerr == nil && yaml.Unmarshal(b, &tree) != nil {
+				return fmt.Errorf("load compose project: %s: %w", f, err)
+			}
+		}
+	}
+	return fmt.Errorf("load compose project: %w", err)
 }
 
 // fromTypes validates a compose-go project and resolves its x-lifecycle settings.

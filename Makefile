@@ -1,0 +1,61 @@
+# docker lifecycle: build, install, test, demo.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
+LDFLAGS   := -s -w -X github.com/docker-lifecycle/docker-lifecycle/plugin.Version=$(VERSION)
+PLUGINDIR ?= $(HOME)/.docker/cli-plugins
+BIN       := bin/docker-lifecycle
+
+.PHONY: build install test unit e2e fuzz demo demo-down lint bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/docker-lifecycle
+
+install: build
+	mkdir -p $(PLUGINDIR)
+	install -m 0755 $(BIN) $(PLUGINDIR)/docker-lifecycle
+	@echo "installed $(PLUGINDIR)/docker-lifecycle: try 'docker lifecycle --help'"
+
+# Unit and e2e tests; the e2e tests run the built plugin through the real docker CLI on
+# the engine of the current context and clean up everything they create.
+test:
+	$(GO) test -count=1 -timeout 25m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+e2e:
+	$(GO) test -count=1 -timeout 25m -run . ./e2e/...
+
+fuzz:
+	$(GO) test ./compose/ -run '^$$' -fuzz FuzzDecodeServiceSpec -fuzztime 15s
+	$(GO) test ./compose/ -run '^$$' -fuzz FuzzDecodeProjectSpec -fuzztime 15s
+
+# Builds and installs the plugin, builds the demo images on the engine, and deploys
+# examples/demo; then a v2 rollout of its web service.
+demo: install
+	$(GO) run ./internal/testimage/cmd/build-testapp-image lifecycle-demo:v1=v1 lifecycle-demo:v2=v2
+	cd examples/demo && docker lifecycle deploy
+	cd examples/demo && docker lifecycle ps
+	@echo
+	@echo "web answers on http://127.0.0.1:8080/ :"; curl -s http://127.0.0.1:8080/
+	@echo "rolling web to v2:"
+	cd examples/demo && WEB_VERSION=v2 docker lifecycle plan
+	cd examples/demo && WEB_VERSION=v2 docker lifecycle deploy
+	@curl -s http://127.0.0.1:8080/
+	@echo
+	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
+	@echo "Remove it: make demo-down"
+
+demo-down:
+	cd examples/demo && docker lifecycle down --volumes
+	-docker image rm lifecycle-demo:v1 lifecycle-demo:v2
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+bench:
+	scripts/bench.sh
+
+clean:
+	rm -rf bin

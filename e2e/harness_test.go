@@ -1,0 +1,261 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"gotest.tools/v3/assert"
+
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/internal/testimage"
+)
+
+// testLabel marks every image the e2e suite builds, so they can all be removed.
+const testLabel = "io.lifecycle.test"
+
+// Images the suite builds from ./testapp; VERSION in each is its tag.
+var imageVersions = []string{"v1", "v2", "v3"}
+
+func imageRef(version string) string { return "lifecycle-e2e:" + version }
+
+// suite is the shared setup of all e2e tests: a DOCKER_CONFIG with the plugin installed
+// and the test images on the engine. It is built once, on first use.
+type suite struct {
+	configDir string
+	moduleDir string
+	engine    engine.Engine
+}
+
+var (
+	suiteOnce sync.Once
+	theSuite  *suite
+	suiteErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if theSuite != nil {
+		theSuite.teardown()
+	}
+	os.Exit(code)
+}
+
+// setup returns the suite, building it on first use; e2e tests call it first.
+func setup(t *testing.T) *suite {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("e2e test: skipped with -short")
+	}
+	suiteOnce.Do(func() { theSuite, suiteErr = newSuite() })
+	if suiteErr != nil {
+		t.Fatalf("e2e setup: %v", suiteErr)
+	}
+	return theSuite
+}
+
+func newSuite() (*suite, error) {
+	ctx := context.Background()
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("no Docker engine: %v: %s", err, out)
+	}
+	moduleDir, err := filepath.Abs("..")
+	if err != nil {
+		return nil, err
+	}
+	configDir, err := os.MkdirTemp("", "lifecycle-e2e-config")
+	if err != nil {
+		return nil, err
+	}
+	s := &suite{configDir: configDir, moduleDir: moduleDir}
+	pluginPath := filepath.Join(configDir, "cli-plugins", "docker-lifecycle")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags",
+		"-X github.com/docker-lifecycle/docker-lifecycle/plugin.Version=v0.0.0-e2e", "-o", pluginPath, "./cmd/docker-lifecycle")
+	build.Dir = moduleDir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build plugin: %v: %s", err, out)
+	}
+	api, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, err
+	}
+	s.engine = engine.NewMoby(api)
+	if _, err := s.engine.Ping(ctx); err != nil {
+		return nil, err
+	}
+	bin, err := testimage.Binary(ctx, moduleDir, configDir, testimage.GOARCH())
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range imageVersions {
+		if err := testimage.Build(ctx, s.engine, bin, imageRef(v), v, map[string]string{testLabel: "e2e"}); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *suite) teardown() {
+	for _, v := range imageVersions {
+		_ = exec.Command("docker", "image", "rm", "-f", imageRef(v)).Run()
+	}
+	_ = exec.Command("sh", "-c", "docker image prune -f --filter label="+testLabel+" >/dev/null").Run()
+	_ = os.RemoveAll(s.configDir)
+}
+
+// result is one finished command.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// docker runs the real docker CLI with the suite's DOCKER_CONFIG.
+func (s *suite) docker(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+s.configDir, "NO_COLOR=1"), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// project is one test's compose project, with its own name and directory; everything
+// carrying its name is removed when the test ends, pass or fail.
+type project struct {
+	t    *testing.T
+	s    *suite
+	name string
+	dir  string
+	env  []string
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9]+`)
+
+func (s *suite) newProject(t *testing.T, composeYAML string) *project {
+	t.Helper()
+	name := fmt.Sprintf("e2e-%s-%04d", strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-"), rand.IntN(10000))
+	if len(name) > 50 {
+		name = name[len(name)-50:]
+		name = "e2e" + strings.TrimLeft(name, "-")
+	}
+	p := &project{t: t, s: s, name: name, dir: t.TempDir()}
+	p.write(composeYAML)
+	t.Cleanup(p.cleanup)
+	return p
+}
+
+// write replaces the compose file; {{image:v1}} expands to the test image of v1.
+func (p *project) write(composeYAML string) {
+	p.t.Helper()
+	for _, v := range imageVersions {
+		composeYAML = strings.ReplaceAll(composeYAML, "{{image:"+v+"}}", imageRef(v))
+	}
+	assert.NilError(p.t, os.WriteFile(filepath.Join(p.dir, "compose.yaml"), []byte(composeYAML), 0o644))
+}
+
+// lifecycle runs `docker lifecycle -p NAME ARGS…` in the project directory.
+func (p *project) lifecycle(args ...string) result {
+	p.t.Helper()
+	return p.s.docker(p.t, p.dir, p.env, append([]string{"lifecycle", "-p", p.name, "--progress", "plain"}, args...)...)
+}
+
+// mustLifecycle is lifecycle that fails the test on a non-zero exit.
+func (p *project) mustLifecycle(args ...string) result {
+	p.t.Helper()
+	r := p.lifecycle(args...)
+	assert.Equal(p.t, r.code, 0, "docker lifecycle %s\n%s", strings.Join(args, " "), r)
+	return r
+}
+
+// containers lists the project's container names with a docker ps filter.
+func (p *project) containers(extraFilters ...string) []string {
+	p.t.Helper()
+	args := []string{"ps", "-a", "--format", "{{.Names}}", "--filter", "label=com.docker.compose.project=" + p.name}
+	for _, f := range extraFilters {
+		args = append(args, "--filter", f)
+	}
+	r := p.s.docker(p.t, p.dir, nil, args...)
+	assert.Equal(p.t, r.code, 0, r.String())
+	return lines(r.stdout)
+}
+
+// objects counts every container, network and volume labelled with the project.
+func (p *project) objects() []string {
+	p.t.Helper()
+	var out []string
+	for _, kind := range []string{"container", "network", "volume"} {
+		args := []string{kind, "ls", "-q", "--filter", "label=com.docker.compose.project=" + p.name}
+		if kind == "container" {
+			args = []string{"ps", "-aq", "--filter", "label=com.docker.compose.project=" + p.name}
+		}
+		r := p.s.docker(p.t, p.dir, nil, args...)
+		for _, id := range lines(r.stdout) {
+			out = append(out, kind+" "+id)
+		}
+	}
+	return out
+}
+
+func (p *project) inspect(format, object string) string {
+	p.t.Helper()
+	r := p.s.docker(p.t, p.dir, nil, "inspect", "--format", format, object)
+	assert.Equal(p.t, r.code, 0, r.String())
+	return strings.TrimSpace(r.stdout)
+}
+
+func (p *project) cleanup() {
+	sh := func(script string) { _ = exec.Command("sh", "-c", script).Run() }
+	f := "label=com.docker.compose.project=" + p.name
+	sh("docker ps -aq --filter " + f + " | xargs -r docker rm -fv >/dev/null 2>&1")
+	sh("docker network ls -q --filter " + f + " | xargs -r docker network rm >/dev/null 2>&1")
+	sh("docker volume ls -q --filter " + f + " | xargs -r docker volume rm -f >/dev/null 2>&1")
+	sh("docker volume rm -f lifecycle-lock-" + p.name + " >/dev/null 2>&1")
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// freePort returns a TCP port on 127.0.0.1 that is free right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
