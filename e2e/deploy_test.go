@@ -95,7 +95,7 @@ func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
 
 	p.write(fmt.Sprintf(dependencyProject, "v2", port))
 	plan := p.mustLifecycle("plan")
-	assert.Check(t, is.Contains(plan.stdout, "image changed: lifecycle-e2e:v1 -> lifecycle-e2e:v2"))
+	assert.Check(t, is.Contains(plan.stdout, "image changed: "+imageRef("v1")+" -> "+imageRef("v2")))
 	assert.Check(t, !strings.Contains(plan.stdout, p.name+"-db-1"), "db is unchanged:\n%s", plan.stdout)
 	dry := p.mustLifecycle("deploy", "--dry-run")
 	assert.Check(t, is.Equal(dry.stdout, plan.stdout), "--dry-run prints the same plan")

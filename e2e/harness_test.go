@@ -29,7 +29,10 @@ const testLabel = "io.lifecycle.test"
 // Images the suite builds from ./testapp; VERSION in each is its tag.
 var imageVersions = []string{"v1", "v2", "v3"}
 
-func imageRef(version string) string { return "lifecycle-e2e:" + version }
+// imageRepo is unique per test process, so concurrent runs never remove each other's images.
+var imageRepo = fmt.Sprintf("lifecycle-e2e-%d", os.Getpid())
+
+func imageRef(version string) string { return imageRepo + ":" + version }
 
 // suite is the shared setup of all e2e tests: a DOCKER_CONFIG with the plugin installed
 // and the test images on the engine. It is built once, on first use.

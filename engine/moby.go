@@ -166,12 +166,34 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 	return d, nil
 }
 
+// CreateContainer creates the container attached to all its networks. Engines before
+// API 1.44 accept a single network at create time, so the others are connected after.
 func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+	networking := spec.Networking
+	var later map[string]*network.EndpointSettings
+	if networking != nil && len(networking.EndpointsConfig) > 1 && versionLess(m.api.ClientVersion(), "1.44") {
+		primary := string(spec.HostConfig.NetworkMode)
+		later = map[string]*network.EndpointSettings{}
+		first := map[string]*network.EndpointSettings{}
+		for name, ep := range networking.EndpointsConfig {
+			if name == primary {
+				first[name] = ep
+			} else {
+				later[name] = ep
+			}
+		}
+		networking = &network.NetworkingConfig{EndpointsConfig: first}
+	}
 	res, err := m.api.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: spec.Name, Config: spec.Config, HostConfig: spec.HostConfig, NetworkingConfig: spec.Networking,
+		Name: spec.Name, Config: spec.Config, HostConfig: spec.HostConfig, NetworkingConfig: networking,
 	})
 	if err != nil {
 		return "", wrapNotFound(err, "create container "+spec.Name)
+	}
+	for name, ep := range later {
+		if _, err := m.api.NetworkConnect(ctx, name, client.NetworkConnectOptions{Container: res.ID, EndpointConfig: ep}); err != nil {
+			return res.ID, fmt.Errorf("connect container %s to network %s: %w", spec.Name, name, err)
+		}
 	}
 	return res.ID, nil
 }

@@ -1,0 +1,198 @@
+package strategies
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/golden"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+)
+
+const demoCompose = `
+name: demo
+services:
+  db:
+    image: db:1
+    healthcheck: {test: ["CMD", "true"]}
+    volumes: [data:/data]
+  migrate:
+    image: app:1
+    depends_on: {db: {condition: service_healthy}}
+  web:
+    image: app:1
+    ports: ["127.0.0.1:8080:8080"]
+    depends_on:
+      db: {condition: service_healthy}
+      migrate: {condition: service_completed_successfully}
+  worker:
+    image: app:1
+    depends_on: [db]
+    deploy: {replicas: 2}
+volumes:
+  data:
+`
+
+func load(t *testing.T, yaml string) *compose.Project {
+	t.Helper()
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644))
+	p, err := compose.Load(context.Background(), compose.LoadOptions{WorkingDir: dir, ConfigFiles: []string{filepath.Join(dir, "compose.yaml")}})
+	assert.NilError(t, err)
+	return p
+}
+
+var images = map[string]string{"db:1": "sha256:db1", "app:1": "sha256:app1", "app:2": "sha256:app2"}
+
+// deployed returns the observed state of p fully converged at revision 1.
+func deployed(t *testing.T, p *compose.Project) Observed {
+	t.Helper()
+	obs := Observed{Networks: map[string]bool{"demo_default": true}, Volumes: map[string]bool{"demo_data": true}, ImageIDs: images}
+	for _, name := range p.ServiceNames() {
+		hash, err := compose.ConfigHash(p, name)
+		assert.NilError(t, err)
+		svc := p.Project.Services[name]
+		for n := 1; n <= svc.GetScale(); n++ {
+			state, exit := "running", 0
+			if name == "migrate" {
+				state = "exited"
+			}
+			obs.Containers = append(obs.Containers, ObservedContainer{
+				ID: "id-" + compose.ContainerName(p.Name, name, n), Name: compose.ContainerName(p.Name, name, n),
+				Service: name, Number: n, Revision: 1, ConfigHash: hash, Image: svc.Image, ImageID: images[svc.Image],
+				State: state, ExitCode: exit,
+			})
+		}
+	}
+	return obs
+}
+
+func planText(t *testing.T, plan Plan) string {
+	t.Helper()
+	var b bytes.Buffer
+	assert.NilError(t, plan.WriteText(&b))
+	return b.String()
+}
+
+func TestDeployFreshProject(t *testing.T) {
+	p := load(t, demoCompose)
+	plan, err := Deploy(p, Observed{ImageIDs: images}, Options{})
+	assert.NilError(t, err)
+	golden.Assert(t, planText(t, plan), "fresh.golden")
+}
+
+func TestDeployUpToDateIsEmpty(t *testing.T) {
+	p := load(t, demoCompose)
+	plan, err := Deploy(p, deployed(t, p), Options{})
+	assert.NilError(t, err)
+	assert.Check(t, plan.Empty(), planText(t, plan))
+	assert.Check(t, is.Equal(planText(t, plan), "Project demo is up to date: nothing to do.\n"))
+}
+
+func TestDeployChangedDependencyStopsDependentsFirst(t *testing.T) {
+	p := load(t, demoCompose)
+	obs := deployed(t, p)
+	// db gets a new image ID under the same tag, web a new configuration.
+	obs.ImageIDs = map[string]string{"db:1": "sha256:db1-rebuilt", "app:1": "sha256:app1"}
+	for i := range obs.Containers {
+		if obs.Containers[i].Service == "web" {
+			obs.Containers[i].ConfigHash = "old"
+		}
+	}
+	plan, err := Deploy(p, obs, Options{})
+	assert.NilError(t, err)
+	golden.Assert(t, planText(t, plan), "changed-db-and-web.golden")
+}
+
+func TestDeployScaleAndRestart(t *testing.T) {
+	p := load(t, demoCompose)
+	obs := deployed(t, p)
+	obs.Containers = append(obs.Containers, ObservedContainer{ID: "id-w3", Name: "demo-worker-3", Service: "worker", Number: 3, Revision: 1, State: "running", Image: "app:1", ImageID: "sha256:app1"})
+	for i := range obs.Containers {
+		if obs.Containers[i].Name == "demo-web-1" {
+			obs.Containers[i].State, obs.Containers[i].ExitCode = "exited", 137
+		}
+	}
+	plan, err := Deploy(p, obs, Options{})
+	assert.NilError(t, err)
+	golden.Assert(t, planText(t, plan), "scale-and-restart.golden")
+}
+
+func TestDeploySelectedServiceIncludesDependencies(t *testing.T) {
+	p := load(t, demoCompose)
+	plan, err := Deploy(p, Observed{ImageIDs: images}, Options{Services: []string{"migrate"}})
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(plan.Services(), []string{"db", "migrate"}))
+
+	_, err = Deploy(p, Observed{ImageIDs: images}, Options{Services: []string{"nope"}})
+	assert.Check(t, errors.Is(err, ErrUnknownService))
+	assert.Check(t, is.ErrorContains(err, `"nope"`))
+}
+
+func TestDeployOrphans(t *testing.T) {
+	p := load(t, demoCompose)
+	obs := deployed(t, p)
+	obs.Containers = append(obs.Containers, ObservedContainer{ID: "id-old", Name: "demo-old-1", Service: "old", Number: 1, State: "running"})
+
+	plan, err := Deploy(p, obs, Options{})
+	assert.NilError(t, err)
+	assert.Check(t, plan.Empty())
+	assert.Check(t, is.Len(plan.Warnings, 1))
+	assert.Check(t, is.Contains(plan.Warnings[0], "demo-old-1"))
+
+	plan, err = Deploy(p, obs, Options{RemoveOrphans: true})
+	assert.NilError(t, err)
+	golden.Assert(t, planText(t, plan), "remove-orphans.golden")
+}
+
+func TestDeployMissingImageFailsBeforeAnyStep(t *testing.T) {
+	p := load(t, demoCompose)
+	obs := deployed(t, p)
+	obs.ImageIDs = map[string]string{"db:1": "sha256:db1", "app:1": ""}
+	for i := range obs.Containers {
+		if obs.Containers[i].Service == "web" {
+			obs.Containers[i].ConfigHash = "old"
+		}
+	}
+	_, err := Deploy(p, obs, Options{})
+	assert.Check(t, errors.Is(err, ErrImageMissing))
+	assert.Check(t, is.ErrorContains(err, `service "web"`))
+	assert.Check(t, is.ErrorContains(err, "app:1"))
+}
+
+func TestDeployPortTakenByAnotherContainer(t *testing.T) {
+	p := load(t, demoCompose)
+	obs := Observed{ImageIDs: images, PortOwners: []PortOwner{{Container: "someone-else", HostIP: "0.0.0.0", HostPort: 8080, Protocol: "tcp"}}}
+	_, err := Deploy(p, obs, Options{})
+	assert.Check(t, errors.Is(err, ErrPortTaken))
+	assert.Check(t, is.ErrorContains(err, "someone-else"))
+
+	// The service's own container holding the port is replaced, so it does not block.
+	obs = deployed(t, p)
+	obs.PortOwners = []PortOwner{{Container: "demo-web-1", HostIP: "127.0.0.1", HostPort: 8080, Protocol: "tcp"}}
+	for i := range obs.Containers {
+		if obs.Containers[i].Service == "web" {
+			obs.Containers[i].ConfigHash = "old"
+		}
+	}
+	_, err = Deploy(p, obs, Options{})
+	assert.NilError(t, err)
+}
+
+func TestDeployDuplicateReplicaFromKilledDeploy(t *testing.T) {
+	p := load(t, demoCompose)
+	obs := deployed(t, p)
+	hash, _ := compose.ConfigHash(p, "worker")
+	obs.Containers = append(obs.Containers, ObservedContainer{ID: "id-dup", Name: "demo-worker-1-dup", Service: "worker", Number: 1, Revision: 0, ConfigHash: hash, Image: "app:1", ImageID: "sha256:app1", State: "created"})
+	plan, err := Deploy(p, obs, Options{})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(plan.Steps, 1), planText(t, plan))
+	assert.Check(t, is.Equal(plan.Steps[0].Action, Remove))
+	assert.Check(t, is.Equal(plan.Steps[0].Cause, "duplicate replica"))
+}
