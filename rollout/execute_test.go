@@ -1,0 +1,301 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// world is an in-memory engine: a Fake whose functions keep containers, networks and
+// volumes in maps, and whose containers' health is decided by the test.
+type world struct {
+	mu         sync.Mutex
+	calls      []string
+	containers map[string]*engine.ContainerDetails // by ID
+	networks   map[string]bool
+	volumes    map[string]engine.Volume
+	// health decides what a started container reports, by container name.
+	health func(name string) engine.ContainerDetails
+}
+
+func newWorld() *world {
+	return &world{containers: map[string]*engine.ContainerDetails{}, networks: map[string]bool{}, volumes: map[string]engine.Volume{},
+		health: func(name string) engine.ContainerDetails { return engine.ContainerDetails{State: "running"} }}
+}
+
+func (w *world) record(format string, args ...any) {
+	w.calls = append(w.calls, fmt.Sprintf(format, args...))
+}
+
+func (w *world) fake() *engine.Fake {
+	return &engine.Fake{
+		ListContainersFn: func(_ context.Context, _ map[string]string) ([]engine.Container, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			var out []engine.Container
+			for id, c := range w.containers {
+				out = append(out, engine.Container{ID: id, Name: c.Name, Labels: c.Labels, State: c.State,
+					Image: c.Labels[compose.LabelImageRef], ImageID: c.Labels[compose.LabelImageDigest]})
+			}
+			return out, nil
+		},
+		ListNetworksFn: func(context.Context, map[string]string) ([]engine.Network, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			var out []engine.Network
+			for n := range w.networks {
+				out = append(out, engine.Network{Name: n})
+			}
+			return out, nil
+		},
+		ListVolumesFn: func(context.Context, map[string]string) ([]engine.Volume, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			var out []engine.Volume
+			for _, v := range w.volumes {
+				out = append(out, v)
+			}
+			return out, nil
+		},
+		InspectVolumeFn: func(_ context.Context, name string) (engine.Volume, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if v, ok := w.volumes[name]; ok {
+				return v, nil
+			}
+			return engine.Volume{}, engine.ErrNotFound
+		},
+		CreateVolumeFn: func(_ context.Context, spec engine.VolumeSpec) (engine.Volume, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if v, ok := w.volumes[spec.Name]; ok {
+				return v, nil
+			}
+			w.record("create volume %s", spec.Name)
+			v := engine.Volume{Name: spec.Name, Labels: spec.Labels}
+			w.volumes[spec.Name] = v
+			return v, nil
+		},
+		RemoveVolumeFn: func(_ context.Context, name string) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			delete(w.volumes, name)
+			return nil
+		},
+		InspectImageFn: func(_ context.Context, ref string) (engine.Image, error) {
+			return engine.Image{ID: "sha256:" + ref}, nil
+		},
+		CreateNetworkFn: func(_ context.Context, spec engine.NetworkSpec) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.record("create network %s", spec.Name)
+			w.networks[spec.Name] = true
+			return nil
+		},
+		InspectNetworkFn: func(_ context.Context, name string) (engine.Network, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			n := 0
+			for _, c := range w.containers {
+				if c.State == "running" {
+					n++
+				}
+			}
+			return engine.Network{Name: name, Containers: n}, nil
+		},
+		RemoveNetworkFn: func(_ context.Context, name string) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.record("remove network %s", name)
+			delete(w.networks, name)
+			return nil
+		},
+		CreateContainerFn: func(_ context.Context, spec engine.ContainerSpec) (string, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.record("create %s", spec.Name)
+			id := "id-" + spec.Name
+			w.containers[id] = &engine.ContainerDetails{ID: id, Name: spec.Name, State: "created", Labels: spec.Config.Labels}
+			return id, nil
+		},
+		StartContainerFn: func(_ context.Context, id string) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			c := w.containers[id]
+			w.record("start %s", c.Name)
+			c.State = "running"
+			return nil
+		},
+		StopContainerFn: func(_ context.Context, id, _ string, _ *time.Duration) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.record("stop %s", w.containers[id].Name)
+			w.containers[id].State = "exited"
+			return nil
+		},
+		RemoveContainerFn: func(_ context.Context, id string, _ bool) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if c, ok := w.containers[id]; ok {
+				w.record("remove %s", c.Name)
+				delete(w.containers, id)
+			}
+			return nil
+		},
+		InspectContainerFn: func(_ context.Context, id string) (engine.ContainerDetails, error) {
+			w.mu.Lock()
+			c := *w.containers[id]
+			w.mu.Unlock()
+			d := w.health(c.Name)
+			d.ID, d.Name, d.Labels = c.ID, c.Name, c.Labels
+			return d, nil
+		},
+		ContainerLogTailFn: func(_ context.Context, id string, _ int) (string, error) {
+			return "booting\npanic: database unreachable\n", nil
+		},
+	}
+}
+
+func (w *world) index(call string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Index(w.calls, call)
+}
+
+const chainCompose = `
+name: demo
+services:
+  db:
+    image: db
+    healthcheck: {test: ["CMD", "true"]}
+  migrate:
+    image: app
+    depends_on: {db: {condition: service_healthy}}
+  web:
+    image: app
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+`
+
+func loadProject(t *testing.T, yaml string) *compose.Project {
+	t.Helper()
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644))
+	p, err := compose.Load(context.Background(), compose.LoadOptions{ConfigFiles: []string{filepath.Join(dir, "compose.yaml")}})
+	assert.NilError(t, err)
+	return p
+}
+
+func deploy(t *testing.T, w *world, p *compose.Project, opts DeployOptions) (strategies.Plan, error) {
+	t.Helper()
+	if opts.WaitTimeout == 0 {
+		opts.WaitTimeout = 2 * time.Second
+	}
+	return Deploy(context.Background(), w.fake(), p, progress.Nop, opts)
+}
+
+func TestDeployHonoursDependencyConditions(t *testing.T) {
+	w := newWorld()
+	w.health = func(name string) engine.ContainerDetails {
+		switch {
+		case strings.HasSuffix(name, "db-1"):
+			return engine.ContainerDetails{State: "running", Health: "healthy"}
+		case strings.HasSuffix(name, "migrate-1"):
+			return engine.ContainerDetails{State: "exited", ExitCode: 0}
+		}
+		return engine.ContainerDetails{State: "running"}
+	}
+	p := loadProject(t, chainCompose)
+	plan, err := deploy(t, w, p, DeployOptions{})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(plan.Steps, 10))
+	assert.Check(t, w.index("start demo-db-1") < w.index("create demo-migrate-1"))
+	assert.Check(t, w.index("start demo-migrate-1") < w.index("create demo-web-1"))
+
+	// Converged: the same deploy plans nothing.
+	plan, err = deploy(t, w, p, DeployOptions{})
+	assert.NilError(t, err)
+	assert.Check(t, plan.Empty())
+}
+
+func TestFailedHealthGateNamesContainerAndCleansUp(t *testing.T) {
+	w := newWorld()
+	w.health = func(name string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "running", Health: "unhealthy", HealthLog: []string{"exit 1: connection refused"}}
+	}
+	p := loadProject(t, chainCompose)
+	_, err := deploy(t, w, p, DeployOptions{})
+	assert.Check(t, errors.Is(err, ErrDeployFailed))
+	assert.Check(t, errors.Is(err, ErrUnhealthy))
+	for _, want := range []string{`service "db"`, "demo-db-1", "health check failing", "exit 1: connection refused", "panic: database unreachable"} {
+		assert.Check(t, is.ErrorContains(err, want))
+	}
+	assert.Check(t, w.index("create demo-migrate-1") < 0, "dependents are never created")
+	assert.Check(t, is.Len(w.containers, 0), "the failed container is removed")
+	assert.Check(t, is.Len(w.networks, 0), "the network this deploy created is removed")
+	assert.Check(t, is.Len(w.volumes, 0), "the lock is released")
+}
+
+func TestCrashLoopAndOOMAreReported(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		detail engine.ContainerDetails
+		want   string
+	}{
+		{"exit", engine.ContainerDetails{State: "exited", ExitCode: 3}, "exited with code 3"},
+		{"oom", engine.ContainerDetails{State: "exited", ExitCode: 137, OOMKilled: true}, "OOMKilled"},
+		{"crash-loop", engine.ContainerDetails{State: "restarting", RestartCount: 2, ExitCode: 3}, "crash-looping: restarted 2 times"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			w.health = func(string) engine.ContainerDetails { return tc.detail }
+			_, err := deploy(t, w, loadProject(t, "services: {app: {image: app}}"), DeployOptions{})
+			assert.Check(t, is.ErrorContains(err, tc.want))
+			assert.Check(t, is.Len(w.containers, 0))
+		})
+	}
+}
+
+func TestHealthWaitTimesOut(t *testing.T) {
+	w := newWorld()
+	w.health = func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "starting"} }
+	start := time.Now()
+	_, err := deploy(t, w, loadProject(t, "services: {app: {image: app, healthcheck: {test: [CMD, 'true']}}}"), DeployOptions{WaitTimeout: 600 * time.Millisecond})
+	assert.Check(t, is.ErrorContains(err, "not healthy within 600ms (state running, health starting)"))
+	assert.Check(t, time.Since(start) < 5*time.Second)
+}
+
+func TestCancelledDeployCleansUpAndReportsCanceled(t *testing.T) {
+	w := newWorld()
+	w.health = func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "starting"} }
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	_, err := Deploy(ctx, w.fake(), loadProject(t, "services: {app: {image: app, healthcheck: {test: [CMD, 'true']}}}"), progress.Nop, DeployOptions{WaitTimeout: time.Minute})
+	assert.Check(t, errors.Is(err, context.Canceled), "got %v", err)
+	assert.Check(t, is.Len(w.containers, 0))
+	assert.Check(t, is.Len(w.volumes, 0), "the lock is released")
+}
+
+func TestDryRunMakesNoWrite(t *testing.T) {
+	w := newWorld()
+	f := w.fake()
+	plan, err := Plan(context.Background(), f, loadProject(t, chainCompose), DeployOptions{})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(plan.Steps, 10))
+	assert.Check(t, is.Len(w.calls, 0), "calls: %v", w.calls)
+}
