@@ -128,11 +128,14 @@ func (r *psRow) ID() string                   { return r.c.ID }
 func (r *psRow) Name() string                 { return r.c.Name }
 func (r *psRow) Project() string              { return r.c.Labels[compose.LabelProject] }
 func (r *psRow) Service() string              { return r.c.Labels[compose.LabelService] }
-func (r *psRow) Number() int                  { n, _ := strconv.Atoi(r.c.Labels[compose.LabelContainerNumber]); return n }
-func (r *psRow) Revision() string             { return r.c.Labels[compose.LabelRevision] }
-func (r *psRow) Image() string                { return r.c.Image }
-func (r *psRow) State() string                { return r.c.State }
-func (r *psRow) Status() string               { return r.c.Status }
+func (r *psRow) Number() int {
+	n, _ := strconv.Atoi(r.c.Labels[compose.LabelContainerNumber])
+	return n
+}
+func (r *psRow) Revision() string { return r.c.Labels[compose.LabelRevision] }
+func (r *psRow) Image() string    { return r.c.Image }
+func (r *psRow) State() string    { return r.c.State }
+func (r *psRow) Status() string   { return r.c.Status }
 func (r *psRow) Health() string {
 	if r.c.Health == "" {
 		return "-"

@@ -273,7 +273,9 @@ func TestCrashLoopAndOOMAreReported(t *testing.T) {
 
 func TestHealthWaitTimesOut(t *testing.T) {
 	w := newWorld()
-	w.health = func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "starting"} }
+	w.health = func(string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "running", Health: "starting"}
+	}
 	start := time.Now()
 	_, err := deploy(t, w, loadProject(t, "services: {app: {image: app, healthcheck: {test: [CMD, 'true']}}}"), DeployOptions{WaitTimeout: 600 * time.Millisecond})
 	assert.Check(t, is.ErrorContains(err, "not healthy within 600ms (state running, health starting)"))
@@ -282,7 +284,9 @@ func TestHealthWaitTimesOut(t *testing.T) {
 
 func TestCancelledDeployCleansUpAndReportsCanceled(t *testing.T) {
 	w := newWorld()
-	w.health = func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "starting"} }
+	w.health = func(string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "running", Health: "starting"}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	_, err := Deploy(ctx, w.fake(), loadProject(t, "services: {app: {image: app, healthcheck: {test: [CMD, 'true']}}}"), progress.Nop, DeployOptions{WaitTimeout: time.Minute})
