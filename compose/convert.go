@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,12 +76,16 @@ func ConfigHash(p *Project, service string) (string, error) {
 		d := *svc.Deploy
 		d.Replicas = nil
 		svc.Deploy = &d
+		if reflect.ValueOf(d).IsZero() { // deploy: {replicas: n} alone must hash like no deploy
+			svc.Deploy = nil
+		}
 	}
+	// x-lifecycle settings (strategy, waits) change how a deploy runs, not the
+	// container, so they stay out; policy defaults do change it, through the resources.
 	b, err := json.Marshal(struct {
 		Service   types.ServiceConfig
-		Lifecycle ServiceSpec
 		Resources container.Resources
-	}{svc, p.ServiceSpecs[service], resources(svc, p.Spec.Policy.Defaults)})
+	}{svc, resources(svc, p.Spec.Policy.Defaults)})
 	if err != nil {
 		return "", fmt.Errorf("hash service %s: %w", service, err)
 	}
@@ -153,7 +158,7 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 		Init:           svc.Init,
 		Sysctls:        svc.Sysctls,
 		ShmSize:        int64(svc.ShmSize),
-		ExtraHosts:     svc.ExtraHosts.AsList(":"),
+		ExtraHosts:     extraHosts(svc.ExtraHosts),
 		DNS:            dnsServers(svc.DNS),
 		DNSSearch:      svc.DNSSearch,
 		DNSOptions:     svc.DNSOpts,
@@ -348,6 +353,18 @@ func tmpfs(list types.StringList) map[string]string {
 		out[path] = opts
 	}
 	return out
+}
+
+// extraHosts lists host:ip entries in a stable order (compose-go's AsList ranges over a
+// map), keeping each host's addresses in the order the compose file gives them.
+func extraHosts(h types.HostsList) []string {
+	list := h.AsList(":")
+	sort.SliceStable(list, func(i, j int) bool {
+		hi, _, _ := strings.Cut(list[i], ":")
+		hj, _, _ := strings.Cut(list[j], ":")
+		return hi < hj
+	})
+	return list
 }
 
 func dnsServers(list types.StringList) []netip.Addr {

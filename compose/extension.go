@@ -293,6 +293,9 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	if err := decodeStrict(raw, &spec); err != nil {
 		return spec, err
 	}
+	if spec.Policy.Defaults.Pids < 0 {
+		return spec, fmt.Errorf("'policy.defaults.pids' must not be negative, got %d", spec.Policy.Defaults.Pids)
+	}
 	if spec.WaitTimeout == 0 {
 		spec.WaitTimeout = Duration(DefaultWaitTimeout)
 	}

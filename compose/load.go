@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -59,6 +60,10 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 // found, ErrDependencyCycle on its depends_on cycle error (compose-go finds cycles
 // before checkDependencies can), and the file of a YAML syntax error (compose-go names
 // it only when the project name is given).
+// falseSchema matches compose-go's schema error for a key the compose schema does not
+// allow, e.g. "validating /p/compose.yaml: services.web.imagee false schema".
+var falseSchema = regexp.MustCompile(`validating (.+): (\S+) false schema`)
+
 func loadError(files []string, err error) error {
 	msg := err.Error()
 	switch {
@@ -66,6 +71,13 @@ func loadError(files []string, err error) error {
 		return fmt.Errorf("load compose project: %w (run in a directory with a compose.yaml or pass -f)", err)
 	case strings.HasPrefix(msg, "dependency cycle detected: "):
 		return fmt.Errorf("load compose project: %w: %s", ErrDependencyCycle, strings.TrimPrefix(msg, "dependency cycle detected: "))
+	case falseSchema.MatchString(msg):
+		m := falseSchema.FindStringSubmatch(msg)
+		path, key := m[2], m[2]
+		if i := strings.LastIndex(path, "."); i >= 0 {
+			path, key = path[:i], path[i+1:]
+		}
+		return fmt.Errorf("load compose project: %s: unknown compose key %q under %s: check its spelling against the compose specification", m[1], key, path)
 	case strings.HasPrefix(msg, "yaml: "):
 		for _, f := range files {
 			var tree any
@@ -84,7 +96,7 @@ func fromTypes(tp *types.Project) (*Project, error) {
 
 	spec, err := DecodeProjectSpec(tp.Extensions[ExtensionKey])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w: %w", files.find(ExtensionKey), ExtensionKey, ErrInvalidSpec, err)
+		return nil, fmt.Errorf("%s: top-level %w: %w", files.find(ExtensionKey), ErrInvalidSpec, err)
 	}
 	p.Spec = spec
 
@@ -92,7 +104,7 @@ func fromTypes(tp *types.Project) (*Project, error) {
 		svc := tp.Services[name]
 		s, err := DecodeServiceSpec(svc.Extensions[ExtensionKey], spec)
 		if err != nil {
-			return nil, fmt.Errorf("%s: service %q: %s: %w: %w", files.find("services", name, ExtensionKey), name, ExtensionKey, ErrInvalidSpec, err)
+			return nil, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err)
 		}
 		p.ServiceSpecs[name] = s
 		if err := checkSupported(svc); err != nil {

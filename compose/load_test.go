@@ -546,55 +546,66 @@ func TestLoadErrors(t *testing.T) {
 			name:     "unknown nested project key",
 			compose:  "x-lifecycle:\n  policy:\n    defaultz: {}\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", `unknown key "policy.defaultz"`, "valid keys: defaults"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", `unknown key "policy.defaultz"`, "valid keys: defaults"},
 		},
 		{
 			name:     "unknown deeply nested project key",
 			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      memroy: 1G\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", `unknown key "policy.defaults.memroy"`, "valid keys: memory, cpus, pids"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", `unknown key "policy.defaults.memroy"`, "valid keys: memory, cpus, pids"},
 		},
 		{
 			name:     "project key with underscore",
 			compose:  "x-lifecycle:\n  wait_timeout: 1m\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", `unknown key "wait_timeout"`, "valid keys: wait-timeout, policy"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", `unknown key "wait_timeout"`, "valid keys: wait-timeout, policy"},
 		},
 		{
 			name:     "project wait-timeout as a number",
 			compose:  "x-lifecycle:\n  wait-timeout: 5\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", "'wait-timeout' want a duration"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", "'wait-timeout' want a duration"},
 		},
 		{
 			name:     "bad memory size",
 			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      memory: 12XB\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", "'policy.defaults.memory'", `want a size such as "512M" or "1G", got "12XB"`},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", "'policy.defaults.memory'", `want a size such as "512M" or "1G", got "12XB"`},
 		},
 		{
 			name:     "negative cpus",
 			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      cpus: -1\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", "'policy.defaults.cpus'", "cpus must be a positive number, got -1"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", "'policy.defaults.cpus'", "cpus must be a positive number, got -1"},
 		},
 		{
-			name:     "cpus NaN",
-			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      cpus: .nan\n" + svc(""),
+			name:     "cpus NaN as a string",
+			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      cpus: \"NaN\"\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", "'policy.defaults.cpus'", "cpus must be a positive number, got NaN"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", "'policy.defaults.cpus'", "cpus must be a positive number, got NaN"},
+		},
+		{
+			name:     "cpus infinite as a string",
+			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      cpus: \"+Inf\"\n" + svc(""),
+			is:       []error{ErrInvalidSpec},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", "'policy.defaults.cpus'", "cpus must be a positive number, got +Inf"},
+		},
+		{
+			name:     "cpus .nan is refused by compose-go already",
+			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      cpus: .nan\n" + svc(""),
+			contains: []string{"validating {file}: ", "unsupported value: NaN"},
 		},
 		{
 			name:     "pids not a number",
 			compose:  "x-lifecycle:\n  policy:\n    defaults:\n      pids: many\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", "'policy.defaults.pids'"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", "'policy.defaults.pids'"},
 		},
 		{
 			name:     "project x-lifecycle is a string",
 			compose:  "x-lifecycle: fast\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: x-lifecycle: ", "must be a mapping, got a string"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", "must be a mapping, got a string"},
 		},
 		// compose-go's own errors
 		{
@@ -611,7 +622,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:     "unknown compose key",
 			compose:  "services:\n  web:\n    imagee: nginx\n",
-			contains: []string{"validating {file}: ", "services.web.imagee"},
+			contains: []string{"{file}: ", `unknown compose key "imagee" under services.web`},
 		},
 		{
 			name:     "missing required variable",
@@ -790,7 +801,7 @@ services:
       mode: replicated
       replicas: 2
       resources:
-        limits: {memory: 256M, cpus: "0.5"}
+        limits: {memory: 256M, cpus: "0.5", pids: 100}
         reservations: {memory: 64M}
       restart_policy: {condition: on-failure}
       x-custom: 1

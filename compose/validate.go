@@ -3,6 +3,7 @@ package compose
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -50,6 +51,14 @@ func checkSupported(svc types.ServiceConfig) error {
 			if r != nil && (len(r.Devices) > 0 || len(r.GenericResources) > 0) {
 				return fmt.Errorf("key \"deploy.resources\" devices and generic_resources are %w", ErrUnsupported)
 			}
+		}
+	}
+	if d := svc.Deploy; d != nil && d.Resources.Reservations != nil && d.Resources.Reservations.NanoCPUs != 0 {
+		return fmt.Errorf("key \"deploy.resources.reservations.cpus\" is %w: the engine has no CPU reservation for containers; use deploy.resources.limits.cpus", ErrUnsupported)
+	}
+	for _, dns := range svc.DNS {
+		if _, err := netip.ParseAddr(dns); err != nil {
+			return fmt.Errorf("dns %q is not an IP address: the engine accepts only IP addresses for dns", dns)
 		}
 	}
 	if !slices.Contains(supportedPullPolicies, svc.PullPolicy) {
