@@ -56,14 +56,14 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 	return fromTypes(tp)
 }
 
-// loadError adds what compose-go's errors leave out: the hint when no compose file was
-// found, ErrDependencyCycle on its depends_on cycle error (compose-go finds cycles
-// before checkDependencies can), and the file of a YAML syntax error (compose-go names
-// it only when the project name is given).
 // falseSchema matches compose-go's schema error for a key the compose schema does not
 // allow, e.g. "validating /p/compose.yaml: services.web.imagee false schema".
 var falseSchema = regexp.MustCompile(`validating (.+): (\S+) false schema`)
 
+// loadError adds what compose-go's errors leave out: the hint when no compose file was
+// found, ErrDependencyCycle on its depends_on cycle error (compose-go finds cycles
+// before checkDependencies can), a readable unknown-key message, and the file names
+// (compose-go names the file only for some errors).
 func loadError(files []string, err error) error {
 	msg := err.Error()
 	switch {
@@ -86,7 +86,12 @@ func loadError(files []string, err error) error {
 			}
 		}
 	}
-	return fmt.Errorf("load compose project: %w", err)
+	for _, f := range files {
+		if strings.Contains(msg, f) {
+			return fmt.Errorf("load compose project: %w", err)
+		}
+	}
+	return fmt.Errorf("load compose project: %s: %w", strings.Join(files, ", "), err)
 }
 
 // fromTypes validates a compose-go project and resolves its x-lifecycle settings.

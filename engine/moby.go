@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -39,7 +40,14 @@ func (m *Moby) Ping(ctx context.Context) (ServerInfo, error) {
 	}
 	if err != nil {
 		if client.IsErrConnectionFailed(err) || isDialError(err) {
-			return info, fmt.Errorf("%w at %s: is the daemon running? (check `docker context ls` and DOCKER_HOST): %w", ErrUnreachable, info.Host, err)
+			// The client's own text repeats the host and "is the daemon running"; the
+			// dial error alone says what went wrong.
+			cause := err
+			var dial *net.OpError
+			if errors.As(err, &dial) {
+				cause = dial
+			}
+			return info, fmt.Errorf("%w at %s: is the daemon running? (check `docker context ls` and DOCKER_HOST): %w", ErrUnreachable, info.Host, cause)
 		}
 		return info, fmt.Errorf("ping the Docker engine at %s: %w", info.Host, err)
 	}

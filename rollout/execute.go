@@ -146,7 +146,10 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 }
 
 func (x *executor) stepError(s strategies.Step, err error) error {
-	progress.Emit(x.events, containerID(s.Target), progress.Error, "Error", err.Error())
+	// The progress line gets the first line only: the diagnostics that follow (health
+	// check output, log lines) are in the returned error, printed once at the end.
+	detail, _, _ := strings.Cut(err.Error(), "\n")
+	progress.Emit(x.events, containerID(s.Target), progress.Error, "Error", detail)
 	if s.Service != "" {
 		return fmt.Errorf("%w: service %q: %s %s: %w", ErrDeployFailed, s.Service, s.Action, s.Target, err)
 	}

@@ -15,6 +15,10 @@ import (
 // ErrUnhealthy marks a container that failed its health gate.
 var ErrUnhealthy = errors.New("container failed its health gate")
 
+// runningStableFor is how long a container without a healthcheck must have been running
+// to pass its gate.
+const runningStableFor = time.Second
+
 // logLinesOnFailure is how many log lines a failure message quotes.
 const logLinesOnFailure = 10
 
@@ -95,13 +99,25 @@ func gate(action strategies.Action, d engine.ContainerDetails) (ok bool, failure
 	case exited || d.OOMKilled:
 		return false, exitDescription(d)
 	case d.State == "restarting" || d.RestartCount > 0:
-		return false, fmt.Sprintf("crash-looping: restarted %d times (last %s)", d.RestartCount, exitDescription(d))
+		// The engine resets ExitCode when it restarts the container: only a restarting
+		// container still has the code of its last exit.
+		last := ""
+		if d.State == "restarting" {
+			last = " (last " + exitDescription(d) + ")"
+		}
+		times := "times"
+		if d.RestartCount == 1 {
+			times = "time"
+		}
+		return false, fmt.Sprintf("crash-looping: restarted %d %s%s", d.RestartCount, times, last)
 	case d.Health == "unhealthy":
 		return false, "health check failing"
 	case d.Health == "healthy":
 		return true, ""
 	case d.Health == "" && d.State == "running":
-		return true, ""
+		// Without a healthcheck, "up" can only mean it stayed running for a moment: a
+		// process that crashes at once must not pass.
+		return time.Since(d.StartedAt) >= runningStableFor, ""
 	}
 	return false, ""
 }
