@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"reflect"
@@ -430,7 +431,7 @@ func resources(svc types.ServiceConfig, defaults ResourceDefaults) container.Res
 	r := container.Resources{
 		Memory:            int64(svc.MemLimit),
 		MemoryReservation: int64(svc.MemReservation),
-		NanoCPUs:          int64(float64(svc.CPUS) * 1e9),
+		NanoCPUs:          nanoCPUs(svc.CPUS),
 	}
 	if svc.PidsLimit != 0 {
 		pids := svc.PidsLimit
@@ -442,7 +443,7 @@ func resources(svc types.ServiceConfig, defaults ResourceDefaults) container.Res
 				r.Memory = int64(l.MemoryBytes)
 			}
 			if l.NanoCPUs != 0 {
-				r.NanoCPUs = int64(float64(l.NanoCPUs) * 1e9)
+				r.NanoCPUs = nanoCPUs(float32(l.NanoCPUs))
 			}
 			if l.Pids > 0 {
 				pids := l.Pids
@@ -457,7 +458,7 @@ func resources(svc types.ServiceConfig, defaults ResourceDefaults) container.Res
 		r.Memory = int64(defaults.Memory)
 	}
 	if r.NanoCPUs == 0 && defaults.CPUs > 0 {
-		r.NanoCPUs = int64(float64(defaults.CPUs) * 1e9)
+		r.NanoCPUs = int64(math.Round(float64(defaults.CPUs) * 1e9))
 	}
 	if r.PidsLimit == nil && defaults.Pids > 0 {
 		pids := defaults.Pids
@@ -477,6 +478,17 @@ func resources(svc types.ServiceConfig, defaults ResourceDefaults) container.Res
 	sort.Slice(ulimits, func(i, j int) bool { return ulimits[i].Name < ulimits[j].Name })
 	r.Ulimits = ulimits
 	return r
+}
+
+// nanoCPUs converts compose-go's float32 CPU count as `docker run --cpus` and Compose do:
+// "0.3" gives 300000000, not the 300000011 of float64(float32(0.3))*1e9, by going
+// through the shortest decimal form of the float32.
+func nanoCPUs(cpus float32) int64 {
+	f, err := strconv.ParseFloat(strconv.FormatFloat(float64(cpus), 'g', -1, 32), 64)
+	if err != nil {
+		f = float64(cpus)
+	}
+	return int64(math.Round(f * 1e9))
 }
 
 // networking attaches the container to its networks with the service name, its

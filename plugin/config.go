@@ -67,9 +67,20 @@ func writeResolved(w io.Writer, p *compose.Project, format string) error {
 	if format == "json" {
 		out, err = resolved.MarshalJSON()
 		if err == nil {
-			var indented any
-			if err = json.Unmarshal(out, &indented); err == nil {
-				out, err = json.MarshalIndent(indented, "", "  ")
+			var doc map[string]any
+			if err = json.Unmarshal(out, &doc); err == nil {
+				// compose-go leaves service extensions out of its JSON (json:"-"), unlike
+				// its YAML: put them back, so the JSON shows each service's x-lifecycle too.
+				if services, ok := doc["services"].(map[string]any); ok {
+					for name, svc := range services {
+						if m, ok := svc.(map[string]any); ok {
+							for k, v := range resolved.Services[name].Extensions {
+								m[k] = v
+							}
+						}
+					}
+				}
+				out, err = json.MarshalIndent(doc, "", "  ")
 				out = append(out, '\n')
 			}
 		}

@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// Real Docker Compose v2, for the interoperability tests: LIFECYCLE_COMPOSE_BIN, or built
+// (and cached) by scripts/build-compose.sh on first use.
+var (
+	composeOnce sync.Once
+	composeBin  string
+	composeErr  error
+)
+
+func dockerCompose(t *testing.T, s *suite) string {
+	t.Helper()
+	composeOnce.Do(func() {
+		composeBin = os.Getenv("LIFECYCLE_COMPOSE_BIN")
+		if composeBin == "" {
+			cmd := exec.Command("bash", filepath.Join(s.moduleDir, "scripts", "build-compose.sh"))
+			cmd.Dir = s.moduleDir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				composeErr = fmt.Errorf("scripts/build-compose.sh: %v: %s", err, stderr.String())
+				return
+			}
+			composeBin = strings.TrimSpace(string(out))
+		}
+		if out, err := exec.Command(composeBin, "version", "--short").CombinedOutput(); err != nil {
+			composeErr = fmt.Errorf("%s version: %v: %s", composeBin, err, out)
+		}
+	})
+	if composeErr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("docker compose is required in CI: %v", composeErr)
+		}
+		t.Skipf("docker compose not available: %v", composeErr)
+	}
+	return composeBin
+}
+
+// compose runs `docker-compose -p NAME ARGS…` in the project directory.
+func (p *project) compose(args ...string) result {
+	p.t.Helper()
+	bin := dockerCompose(p.t, p.s)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-p", p.name}, args...)...)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+p.s.configDir, "NO_COLOR=1", "COMPOSE_ANSI=never", "COMPOSE_PROGRESS=plain")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		p.t.Fatalf("docker-compose %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+func (p *project) mustCompose(args ...string) result {
+	p.t.Helper()
+	r := p.compose(args...)
+	assert.Equal(p.t, r.code, 0, "docker-compose %s\n%s", strings.Join(args, " "), r)
+	return r
+}
+
+const interopProject = `
+services:
+  web:
+    image: {{image:v1}}
+    ports: ["127.0.0.1:%d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 500ms, retries: 60}
+    volumes: [data:/data]
+  worker:
+    image: {{image:v1}}
+    command: ["sleep", "1h"]
+    depends_on: {web: {condition: service_healthy}}
+volumes:
+  data:
+`
+
+type composePsRow struct {
+	Name, Service, State, Health, Project string
+}
+
+func composePs(t *testing.T, p *project) []composePsRow {
+	t.Helper()
+	r := p.mustCompose("ps", "--format", "json")
+	var rows []composePsRow
+	for _, line := range lines(r.stdout) {
+		var row composePsRow
+		assert.NilError(t, json.Unmarshal([]byte(line), &row), line)
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// TestComposeSeesLifecycleDeploys: docker compose ps, logs and down work on a project that
+// docker lifecycle deployed, because the containers carry the labels compose reads.
+func TestComposeSeesLifecycleDeploys(t *testing.T) {
+	s := setup(t)
+	dockerCompose(t, s)
+	port := freePort(t)
+	p := s.newProject(t, fmt.Sprintf(interopProject, port))
+	p.mustLifecycle("deploy")
+
+	rows := composePs(t, p)
+	assert.Check(t, is.DeepEqual(rows, []composePsRow{
+		{Name: p.name + "-web-1", Service: "web", State: "running", Health: "healthy", Project: p.name},
+		{Name: p.name + "-worker-1", Service: "worker", State: "running", Health: "", Project: p.name},
+	}))
+
+	r := p.mustCompose("logs", "--no-color", "web")
+	assert.Check(t, is.Contains(r.stdout, "web-1  | testapp: "), "the app's log lines, prefixed by compose")
+	assert.Check(t, is.Contains(r.stdout, "listening on"))
+	assert.Check(t, !strings.Contains(r.stdout, "worker-1"), "only web's logs")
+
+	r = p.mustCompose("down")
+	assert.Check(t, is.Len(p.containers(), 0), "compose down removes our containers:\n%s", r)
+	objects := p.objects()
+	assert.Check(t, is.DeepEqual(kinds(objects), []string{"volume"}), "compose down removes our network, keeps the volume: %v", objects)
+	r = p.s.docker(t, p.dir, nil, "network", "inspect", p.name+"_default")
+	assert.Check(t, r.code != 0, "network %s_default is gone", p.name)
+
+	// docker lifecycle sees that nothing runs any more and brings it back.
+	p.mustLifecycle("deploy")
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+}
+
+// TestLifecycleTakesOverComposeProject: a project started with `docker compose up` is
+// converged by docker lifecycle from the same files, without duplicates.
+func TestLifecycleTakesOverComposeProject(t *testing.T) {
+	s := setup(t)
+	dockerCompose(t, s)
+	port := freePort(t)
+	p := s.newProject(t, fmt.Sprintf(interopProject, port))
+	p.mustCompose("up", "-d", "--wait")
+	composeIDs := map[string]string{}
+	for _, n := range []string{"web", "worker"} {
+		composeIDs[n] = p.inspect("{{.Id}}", p.name+"-"+n+"-1")
+	}
+	networksBefore := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
+
+	r := p.mustLifecycle("deploy")
+	assert.Check(t, is.Contains(r.stdout, "Deployed project "+p.name), r.String())
+	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-web-1", p.name + "-worker-1"}, sortedCmp()), "no duplicate containers")
+	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-web-1", p.name + "-worker-1"}, sortedCmp()))
+	assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-1"), "healthy"))
+	for n, id := range composeIDs {
+		if p.inspect("{{.Id}}", p.name+"-"+n+"-1") == id {
+			// Not replaced: then it must at least be running.
+			assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", id), "running"))
+		}
+	}
+	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.revision"}}`, p.name+"-web-1"), "1"))
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+	networksAfter := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
+	assert.Check(t, is.Equal(networksAfter, networksBefore), "compose's network is reused")
+
+	r = p.mustLifecycle("deploy")
+	assert.Check(t, is.Contains(r.stdout, "up to date: nothing to do"))
+
+	// And compose still understands the project afterwards.
+	rows := composePs(t, p)
+	assert.Check(t, is.Len(rows, 2))
+	p.mustCompose("down", "--volumes")
+	assert.Check(t, is.Len(p.objects(), 0))
+}
