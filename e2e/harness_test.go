@@ -132,9 +132,15 @@ func (r result) String() string {
 // docker runs the real docker CLI with the suite's DOCKER_CONFIG.
 func (s *suite) docker(t *testing.T, dir string, env []string, args ...string) result {
 	t.Helper()
+	return s.run(t, "docker", dir, env, args...)
+}
+
+// run runs a program with the suite's DOCKER_CONFIG and returns its output and exit code.
+func (s *suite) run(t *testing.T, program, dir string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd := exec.CommandContext(ctx, program, args...)
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+s.configDir, "NO_COLOR=1"), env...)
 	var stdout, stderr bytes.Buffer
@@ -146,7 +152,7 @@ func (s *suite) docker(t *testing.T, dir string, env []string, args ...string) r
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
-		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("%s %s: %v", program, strings.Join(args, " "), err)
 	}
 	return r
 }

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -59,23 +56,7 @@ func dockerCompose(t *testing.T, s *suite) string {
 func (p *project) compose(args ...string) result {
 	p.t.Helper()
 	bin := dockerCompose(p.t, p.s)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-p", p.name}, args...)...)
-	cmd.Dir = p.dir
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+p.s.configDir, "NO_COLOR=1", "COMPOSE_ANSI=never", "COMPOSE_PROGRESS=plain")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	case err != nil:
-		p.t.Fatalf("docker-compose %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return p.s.run(p.t, bin, p.dir, []string{"COMPOSE_ANSI=never", "COMPOSE_PROGRESS=plain"}, append([]string{"-p", p.name}, args...)...)
 }
 
 func (p *project) mustCompose(args ...string) result {

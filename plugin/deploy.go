@@ -48,11 +48,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts deployOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, err := project.load(ctx)
-	if err != nil {
-		return err
-	}
-	eng, err := connect(ctx, dockerCli)
+	p, eng, err := openProject(ctx, dockerCli, project)
 	if err != nil {
 		return err
 	}

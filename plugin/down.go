@@ -34,11 +34,7 @@ func newDownCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
 func runDown(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts downOptions) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	name, err := projectName(ctx, project)
-	if err != nil {
-		return err
-	}
-	eng, err := connect(ctx, dockerCli)
+	name, eng, err := openProjectName(ctx, dockerCli, project)
 	if err != nil {
 		return err
 	}

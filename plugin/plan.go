@@ -46,11 +46,7 @@ func validatePlanFormat(format string) error {
 func runPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts planOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, err := project.load(ctx)
-	if err != nil {
-		return err
-	}
-	eng, err := connect(ctx, dockerCli)
+	p, eng, err := openProject(ctx, dockerCli, project)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -39,26 +38,10 @@ func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command
 	return cmd
 }
 
-// projectName resolves the project name without requiring a compose file when -p is given.
-func projectName(ctx context.Context, project *projectOptions) (string, error) {
-	p, err := project.load(ctx)
-	if err == nil {
-		return p.Name, nil
-	}
-	if project.projectName != "" {
-		return project.projectName, nil
-	}
-	return "", err
-}
-
 func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts psOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	name, err := projectName(ctx, project)
-	if err != nil {
-		return err
-	}
-	eng, err := connect(ctx, dockerCli)
+	name, eng, err := openProjectName(ctx, dockerCli, project)
 	if err != nil {
 		return err
 	}

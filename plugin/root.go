@@ -103,6 +103,32 @@ func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
+// openProject loads the compose project, then connects to the engine: compose errors
+// come first, before any engine call.
+func openProject(ctx context.Context, dockerCli command.Cli, project *projectOptions) (*compose.Project, engine.Engine, error) {
+	p, err := project.load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := connect(ctx, dockerCli)
+	return p, eng, err
+}
+
+// openProjectName is openProject for commands that need only the project name, so that
+// `-p NAME` works without a compose file.
+func openProjectName(ctx context.Context, dockerCli command.Cli, project *projectOptions) (string, engine.Engine, error) {
+	p, err := project.load(ctx)
+	name := project.projectName
+	switch {
+	case err == nil:
+		name = p.Name
+	case name == "":
+		return "", nil, err
+	}
+	eng, err := connect(ctx, dockerCli)
+	return name, eng, err
+}
+
 // connect pings the engine of the current context: a clear error for an unreachable or
 // too-old engine comes before any other call.
 func connect(ctx context.Context, dockerCli command.Cli) (engine.Engine, error) {

@@ -27,11 +27,7 @@ holder it names is gone.`,
 func runUnlock(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	name, err := projectName(ctx, project)
-	if err != nil {
-		return err
-	}
-	eng, err := connect(ctx, dockerCli)
+	name, eng, err := openProjectName(ctx, dockerCli, project)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,54 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/docker/cli/cli/command"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+func TestCommandTree(t *testing.T) {
+	cli, err := command.NewDockerCli()
+	assert.NilError(t, err)
+	root := NewRootCommand(cli)
+	var names []string
+	for _, c := range root.Commands() {
+		names = append(names, c.Name())
+		assert.Check(t, c.RunE != nil, "%s has a RunE", c.Name())
+		assert.Check(t, c.Short != "", "%s has a short description", c.Name())
+	}
+	assert.Check(t, is.DeepEqual(names, []string{"config", "deploy", "down", "plan", "ps", "unlock", "version"}))
+	for _, flag := range []string{"file", "project-name", "profile", "env-file", "project-directory", "progress"} {
+		assert.Check(t, root.PersistentFlags().Lookup(flag) != nil, "--%s", flag)
+	}
+	deploy, _, err := root.Find([]string{"deploy"})
+	assert.NilError(t, err)
+	for _, flag := range []string{"dry-run", "remove-orphans", "wait-timeout", "format"} {
+		assert.Check(t, deploy.Flags().Lookup(flag) != nil, "deploy --%s", flag)
+	}
+}
+
+func TestMetadataVersion(t *testing.T) {
+	m := Metadata()
+	assert.Check(t, is.Equal(m.Version, Version))
+	assert.Check(t, m.ShortDescription != "")
+}
+
+func TestPlanJSONIsStable(t *testing.T) {
+	var b bytes.Buffer
+	assert.NilError(t, writePlan(&b, strategies.Plan{Project: "demo"}, "json"))
+	var doc map[string]any
+	assert.NilError(t, json.Unmarshal(b.Bytes(), &doc))
+	assert.Check(t, is.DeepEqual(doc, map[string]any{"project": "demo", "steps": []any{}}))
+
+	b.Reset()
+	plan := strategies.Plan{Project: "demo", Steps: []strategies.Step{{ID: 1, Action: strategies.Create, Service: "web", Target: "demo-web-1", Number: 1, Revision: 2, Cause: "image changed", After: []int{}}}}
+	assert.NilError(t, writePlan(&b, plan, "json"))
+	assert.Check(t, is.Contains(b.String(), `"action": "create"`))
+	assert.Check(t, is.Contains(b.String(), `"cause": "image changed"`))
+}
