@@ -52,6 +52,7 @@ type serviceChange struct {
 	replace  []ObservedContainer // stop (if running) and remove
 	create   []int               // replica numbers to create
 	start    []ObservedContainer // up to date but not running
+	pending  []ObservedContainer // up to date, running, health not yet known
 	revision int                 // revision of the containers to create
 	causes   map[string]string   // container name or number → cause
 }
@@ -231,9 +232,20 @@ func (pl *planner) diffService(name string) (*serviceChange, error) {
 			ch.causes[strconv.Itoa(n)] = cause
 			continue
 		}
-		if !c.Running() && !completed(c, svc) {
+		switch {
+		case !c.Running() && !completed(c, svc):
 			ch.start = append(ch.start, c)
 			ch.causes[c.Name+"#"+c.ID] = notRunningCause(c)
+		case c.Running() && c.Health == "unhealthy":
+			// Same configuration, but broken: a fresh container is the recreate answer.
+			ch.replace = append(ch.replace, c)
+			ch.causes[c.Name+"#"+c.ID] = "container unhealthy"
+			ch.create = append(ch.create, n)
+			ch.causes[strconv.Itoa(n)] = "container unhealthy"
+		case c.Running() && c.Health == "starting":
+			// E.g. a deploy killed during its health wait: finish the wait it could not.
+			ch.pending = append(ch.pending, c)
+			ch.causes[c.Name+"#"+c.ID] = "health check still starting"
 		}
 	}
 	for n, cs := range byNumber {
@@ -462,7 +474,7 @@ func (pl *planner) needsCompletion(name string) bool {
 }
 
 func (pl *planner) planStarts(ch *serviceChange) {
-	if len(ch.create) == 0 && len(ch.start) == 0 {
+	if len(ch.create) == 0 && len(ch.start) == 0 && len(ch.pending) == 0 {
 		return
 	}
 	wait := WaitHealthy
@@ -470,12 +482,15 @@ func (pl *planner) planStarts(ch *serviceChange) {
 		wait = WaitCompleted
 	}
 	gates := pl.gates(ch.name)
+	for _, c := range ch.pending {
+		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision, Cause: ch.causes[c.Name+"#"+c.ID]}))
+	}
 	for _, c := range ch.start {
 		cause := ch.causes[c.Name+"#"+c.ID]
 		after := append(slices.Clone(gates), pl.setup...)
 		id := pl.add(Step{Action: Start, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: after})
 		pl.starts[ch.name] = append(pl.starts[ch.name], id)
-		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: c.Name, Revision: c.Revision, Cause: cause, After: []int{id}}))
+		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: []int{id}}))
 	}
 	for _, n := range ch.create {
 		name := compose.ContainerName(pl.project.Name, ch.name, n)

@@ -196,3 +196,26 @@ func TestDeployDuplicateReplicaFromKilledDeploy(t *testing.T) {
 	assert.Check(t, is.Equal(plan.Steps[0].Action, Remove))
 	assert.Check(t, is.Equal(plan.Steps[0].Cause, "duplicate replica"))
 }
+
+func TestDeployFinishesWhatAKilledDeployLeft(t *testing.T) {
+	p := load(t, demoCompose)
+	obs := deployed(t, p)
+	for i := range obs.Containers {
+		switch obs.Containers[i].Name {
+		case "demo-db-1":
+			obs.Containers[i].Health = "starting" // killed during its health wait
+		case "demo-web-1":
+			obs.Containers[i].Health = "unhealthy"
+		case "demo-worker-2":
+			obs.Containers[i].State = "created" // killed between create and start
+		}
+	}
+	plan, err := Deploy(p, obs, Options{})
+	assert.NilError(t, err)
+	golden.Assert(t, planText(t, plan), "killed-deploy.golden")
+	for _, s := range plan.Steps {
+		if s.Action == WaitHealthy && s.Target != "demo-web-1" {
+			assert.Check(t, s.ContainerID != "", "wait on an existing container needs its ID: %+v", s)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+const crashProject = `
+services:
+  db:
+    image: {{image:%[1]s}}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 500ms, retries: 60}
+    volumes: [data:/data]
+  web:
+    image: {{image:%[1]s}}
+    ports: ["127.0.0.1:%[2]d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 500ms, retries: 60}
+    depends_on: {db: {condition: service_healthy}}
+volumes:
+  data:
+`
+
+// TestKilledDeployConverges SIGKILLs the plugin before a step of each kind (the
+// LIFECYCLE_TEST_CRASH_BEFORE checkpoint), then runs deploy again: it must take over the
+// dead process's lock and converge to exactly the desired containers.
+func TestKilledDeployConverges(t *testing.T) {
+	s := setup(t)
+	for _, tc := range []struct {
+		checkpoint string
+		update     bool // crash during a v1 → v2 update rather than a fresh deploy
+	}{
+		{"create-network", false},
+		{"create-volume", false},
+		{"create", false},
+		{"start", false},
+		{"wait-healthy", false},
+		{"stop", true},
+		{"remove", true},
+		{"create", true},
+		{"start", true},
+		{"wait-healthy", true},
+	} {
+		name := tc.checkpoint
+		if tc.update {
+			name = "update-" + name
+		}
+		t.Run(name, func(t *testing.T) {
+			port := freePort(t)
+			p := s.newProject(t, fmt.Sprintf(crashProject, "v1", port))
+			want := "v1"
+			if tc.update {
+				p.mustLifecycle("deploy")
+				p.write(fmt.Sprintf(crashProject, "v2", port))
+				want = "v2"
+			}
+
+			p.env = []string{"LIFECYCLE_TEST_CRASH_BEFORE=" + tc.checkpoint}
+			r := p.lifecycle("deploy")
+			assert.Assert(t, r.code != 0, "the plugin was killed before %s:\n%s", tc.checkpoint, r)
+
+			p.env = nil
+			r = p.mustLifecycle("deploy")
+			assert.Check(t, is.Contains(r.stderr, "Stale lock taken over"), r.String())
+			assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-db-1", p.name + "-web-1"}, sortedCmp()))
+			for _, c := range []string{p.name + "-db-1", p.name + "-web-1"} {
+				assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", c), "healthy"), c)
+			}
+			assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), want))
+			r = p.mustLifecycle("deploy")
+			assert.Check(t, is.Contains(r.stdout, "up to date"))
+		})
+	}
+}
