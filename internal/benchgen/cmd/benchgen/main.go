@@ -1,0 +1,115 @@
+// Command benchgen is the helper of scripts/bench.sh:
+//
+//	benchgen compose [-n 100] [-o FILE] [-name P] [-image REF] [-port-base N]
+//	    writes the generated compose project (internal/benchgen.Compose)
+//	benchgen deploy -scenario S -events FILE -start NS -end NS -chain a,b,c [-inspect FILE]
+//	    prints "S<TAB>metric<TAB>ms" lines for one deploy run
+//	benchgen deploy-table < samples     medians per metric and scenario (markdown)
+//	benchgen stats [-unit ms] < samples  n, median, p90, min, max per label (markdown)
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/internal/benchgen"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(fmt.Errorf("usage: benchgen compose|deploy|deploy-table|stats [flags]"))
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "compose":
+		err = compose(args)
+	case "deploy":
+		err = deploy(args)
+	case "deploy-table":
+		var s []benchgen.Sample
+		if s, err = benchgen.ReadSamples(os.Stdin); err == nil {
+			benchgen.WriteDeployTable(os.Stdout, s)
+		}
+	case "stats":
+		fs := flag.NewFlagSet("stats", flag.ExitOnError)
+		unit := fs.String("unit", "ms", "unit of the values")
+		fs.Parse(args)
+		var s []benchgen.Sample
+		if s, err = benchgen.ReadSamples(os.Stdin); err == nil {
+			benchgen.WriteStatsTable(os.Stdout, s, *unit)
+		}
+	default:
+		err = fmt.Errorf("unknown command %q", cmd)
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "benchgen:", err)
+	os.Exit(1)
+}
+
+func compose(args []string) error {
+	fs := flag.NewFlagSet("compose", flag.ExitOnError)
+	n := fs.Int("n", 100, "number of services")
+	out := fs.String("o", "", "output file (default: stdout)")
+	name := fs.String("name", "", "project name (default lifecycle-bench)")
+	image := fs.String("image", "", "image of every service (default lifecycle-demo:v1)")
+	portBase := fs.Int("port-base", 0, "every 10th service i publishes 127.0.0.1:port-base+i:8080 (default 30000)")
+	fs.Parse(args)
+	doc := benchgen.Compose(*n, benchgen.Options{Name: *name, Image: *image, PortBase: *portBase})
+	if *out == "" {
+		_, err := fmt.Print(doc)
+		return err
+	}
+	return os.WriteFile(*out, []byte(doc), 0o644)
+}
+
+func deploy(args []string) error {
+	fs := flag.NewFlagSet("deploy", flag.ExitOnError)
+	scenario := fs.String("scenario", "deploy", "scenario name (column of the table)")
+	eventsFile := fs.String("events", "", "file with the --progress json stderr")
+	startNS := fs.Int64("start", 0, "process start, ns since the epoch (date +%s%N)")
+	endNS := fs.Int64("end", 0, "process end, ns since the epoch")
+	chain := fs.String("chain", "", "critical-path container names, comma-separated")
+	inspectFile := fs.String("inspect", "", "docker inspect output of the chain (optional)")
+	fs.Parse(args)
+	f, err := os.Open(*eventsFile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	events, err := benchgen.ReadEvents(f)
+	if err != nil {
+		return err
+	}
+	var inspected []benchgen.Inspected
+	if *inspectFile != "" {
+		if b, err := os.ReadFile(*inspectFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			if err := json.Unmarshal(b, &inspected); err != nil {
+				return fmt.Errorf("%s: %w", *inspectFile, err)
+			}
+		}
+	}
+	var names []string
+	if *chain != "" {
+		names = strings.Split(*chain, ",")
+	}
+	m, err := benchgen.DeployRun(events, time.Unix(0, *startNS), time.Unix(0, *endNS), names, inspected)
+	if err != nil {
+		return err
+	}
+	for _, k := range benchgen.DeployMetrics {
+		if v, ok := m[k]; ok {
+			fmt.Printf("%s\t%s\t%s\n", *scenario, k, strconv.FormatFloat(v, 'f', 1, 64))
+		}
+	}
+	return nil
+}
