@@ -132,26 +132,32 @@ func sortedServiceNames(tp *types.Project) []string {
 }
 
 // fileLocator finds which compose file defines a key, so errors can name the file
-// even when several -f files are merged.
+// even when several -f files are merged. It parses the files only when an error needs
+// it: loading a large project should not pay for a second YAML parse.
 type fileLocator struct {
 	files []string
 	trees []map[string]any
 }
 
-func newFileLocator(files []string) fileLocator {
-	l := fileLocator{files: files}
-	for _, f := range files {
-		var tree map[string]any
-		if b, err := os.ReadFile(f); err == nil {
-			_ = yaml.Unmarshal(b, &tree)
-		}
-		l.trees = append(l.trees, tree)
+func newFileLocator(files []string) *fileLocator {
+	return &fileLocator{files: files}
+}
+
+func (l *fileLocator) parse() {
+	if l.trees != nil {
+		return
 	}
-	return l
+	l.trees = make([]map[string]any, len(l.files))
+	for i, f := range l.files {
+		if b, err := os.ReadFile(f); err == nil {
+			_ = yaml.Unmarshal(b, &l.trees[i])
+		}
+	}
 }
 
 // find returns the last file (overrides win) whose YAML has the path, else the first file.
-func (l fileLocator) find(path ...string) string {
+func (l *fileLocator) find(path ...string) string {
+	l.parse()
 	for i := len(l.trees) - 1; i >= 0; i-- {
 		var node any = l.trees[i]
 		found := true

@@ -26,7 +26,8 @@ const cleanupTimeout = 60 * time.Second
 type ExecOptions struct {
 	// WaitTimeout overrides every service's x-lifecycle wait-timeout when non-zero.
 	WaitTimeout time.Duration
-	// PollInterval is how often health is polled (default 250ms).
+	// PollInterval is the longest pause between health polls (default 250ms); the first
+	// polls come sooner, because most containers pass within their first seconds.
 	PollInterval time.Duration
 	// Checkpoint, if set, is called before each step runs (crash tests stop there).
 	Checkpoint func(strategies.Step)

@@ -19,6 +19,11 @@ var ErrUnhealthy = errors.New("container failed its health gate")
 // to pass its gate.
 const runningStableFor = time.Second
 
+// firstPoll is the first pause between health polls; it doubles up to PollInterval, so a
+// gate that passes early is seen within tens of milliseconds while a long wait costs the
+// engine few calls. (The benchmark saw a fixed 250ms poll add ~200ms to every gate.)
+const firstPoll = 25 * time.Millisecond
+
 // logLinesOnFailure is how many log lines a failure message quotes.
 const logLinesOnFailure = 10
 
@@ -36,8 +41,7 @@ func (x *executor) wait(ctx context.Context, s strategies.Step) error {
 	}
 	progress.Emit(x.events, containerID(s.Target), progress.Working, text, "")
 	deadline := time.Now().Add(timeout)
-	ticker := time.NewTicker(x.opts.PollInterval)
-	defer ticker.Stop()
+	pause := firstPoll
 	for {
 		d, err := x.eng.InspectContainer(ctx, id)
 		if err != nil {
@@ -67,8 +71,9 @@ func (x *executor) wait(ctx context.Context, s strategies.Step) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ticker.C:
+		case <-time.After(pause):
 		}
+		pause = min(pause*2, x.opts.PollInterval)
 	}
 }
 
