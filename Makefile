@@ -5,9 +5,19 @@ LDFLAGS   := -s -w -X github.com/docker-lifecycle/docker-lifecycle/plugin.Versio
 PLUGINDIR ?= $(HOME)/.docker/cli-plugins
 BIN       := bin/docker-lifecycle
 
-.PHONY: build install test unit e2e fuzz demo demo-down lint bench clean
+AGENT_LDFLAGS := -s -w -X main.version=$(VERSION)
+AGENT_BINS    := agentimage/bin/agent-linux-amd64 agentimage/bin/agent-linux-arm64
 
-build:
+.PHONY: build agent install test unit e2e fuzz demo demo-down lint bench clean
+
+# The agent binaries are embedded into the plugin, so they are built first.
+agent:
+	for arch in amd64 arm64; do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' \
+	    -o agentimage/bin/agent-linux-$$arch ./agent || exit 1; \
+	done
+
+build: agent
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/docker-lifecycle
 
 install: build
@@ -17,13 +27,13 @@ install: build
 
 # Unit and e2e tests; the e2e tests run the built plugin through the real docker CLI on
 # the engine of the current context and clean up everything they create.
-test:
+test: agent
 	$(GO) test -count=1 -timeout 25m ./...
 
-unit:
+unit: agent
 	$(GO) test -count=1 -short ./...
 
-e2e:
+e2e: agent
 	$(GO) test -count=1 -timeout 25m -run . ./e2e/...
 
 fuzz:
@@ -58,4 +68,4 @@ bench:
 	scripts/bench.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin $(AGENT_BINS)

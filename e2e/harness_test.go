@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/moby/moby/client"
 	"gotest.tools/v3/assert"
 
+	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/internal/testimage"
 )
@@ -40,6 +42,32 @@ type suite struct {
 	configDir string
 	moduleDir string
 	engine    engine.Engine
+
+	agentOnce  sync.Once
+	agentTag   string
+	agentErr   error
+	agentBuilt bool // the suite created the agent image, so teardown removes it
+}
+
+// agentImage returns the agent image, creating it once from the embedded binary; the
+// test is skipped (failed in CI) when the test binary was built without `make agent`.
+func (s *suite) agentImage(t *testing.T) string {
+	t.Helper()
+	if _, err := agentimage.Binary(runtime.GOARCH); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("agent binaries missing in CI: %v", err)
+		}
+		t.Skipf("%v", err)
+	}
+	s.agentOnce.Do(func() {
+		ctx := context.Background()
+		bin, _ := agentimage.Binary(runtime.GOARCH)
+		_, existed := s.engine.InspectImage(ctx, agentimage.Tag(bin))
+		s.agentTag, s.agentErr = agentimage.Ensure(ctx, s.engine, runtime.GOARCH)
+		s.agentBuilt = existed != nil && s.agentErr == nil
+	})
+	assert.NilError(t, s.agentErr)
+	return s.agentTag
 }
 
 var (
@@ -112,6 +140,9 @@ func newSuite() (*suite, error) {
 }
 
 func (s *suite) teardown() {
+	if s.agentBuilt {
+		_ = exec.Command("docker", "image", "rm", "-f", s.agentTag).Run()
+	}
 	for _, v := range imageVersions {
 		_ = exec.Command("docker", "image", "rm", "-f", imageRef(v)).Run()
 	}
@@ -155,6 +186,14 @@ func (s *suite) run(t *testing.T, program, dir string, env []string, args ...str
 		t.Fatalf("%s %s: %v", program, strings.Join(args, " "), err)
 	}
 	return r
+}
+
+// execDocker prepares a docker CLI command with the suite's DOCKER_CONFIG, for callers
+// that need stdin or a process of their own.
+func execDocker(ctx context.Context, s *suite, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.configDir, "NO_COLOR=1")
+	return cmd
 }
 
 // project is one test's compose project, with its own name and directory; everything

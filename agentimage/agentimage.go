@@ -1,0 +1,103 @@
+// Package agentimage creates the agent image on the engine from the static agent binaries
+// embedded in the plugin: a FROM scratch image streamed through the API, tagged by the
+// binary's content digest, so no registry is ever needed and each engine builds it once.
+package agentimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+)
+
+// Repository is the image repository of the agent; the tag is a content digest.
+const Repository = "docker-lifecycle-agent"
+
+// LabelAgent marks agent images, so they can be found and pruned.
+const LabelAgent = "io.lifecycle.agent"
+
+// ErrNoBinary means the plugin was built without the agent binary for an architecture.
+var ErrNoBinary = errors.New("no agent binary embedded for this architecture")
+
+//go:embed bin
+var binaries embed.FS
+
+// Binary returns the embedded agent binary for a Linux architecture (amd64, arm64).
+func Binary(arch string) ([]byte, error) {
+	b, err := fs.ReadFile(binaries, "bin/agent-linux-"+arch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: linux/%s (build the plugin with `make build`, which builds the agent first)", ErrNoBinary, arch)
+	}
+	return b, nil
+}
+
+// Tag is the image reference of an agent binary: its content digest, so a new plugin
+// version with a new agent gets a new image and an old one is never reused by mistake.
+func Tag(binary []byte) string {
+	sum := sha256.Sum256(binary)
+	return Repository + ":" + hex.EncodeToString(sum[:])[:16]
+}
+
+// Ensure returns the agent image for the engine's architecture, building it first if the
+// engine does not have it yet.
+func Ensure(ctx context.Context, eng engine.Engine, arch string) (string, error) {
+	bin, err := Binary(normalizeArch(arch))
+	if err != nil {
+		return "", err
+	}
+	tag := Tag(bin)
+	if _, err := eng.InspectImage(ctx, tag); err == nil {
+		return tag, nil
+	} else if !errors.Is(err, engine.ErrNotFound) {
+		return "", err
+	}
+	buildContext, err := buildContext(bin)
+	if err != nil {
+		return "", err
+	}
+	if err := eng.BuildImage(ctx, buildContext, tag, map[string]string{LabelAgent: "true"}); err != nil {
+		return "", fmt.Errorf("create agent image %s: %w", tag, err)
+	}
+	return tag, nil
+}
+
+// normalizeArch maps the engine's reported architecture (uname style) to Go's.
+func normalizeArch(arch string) string {
+	switch strings.ToLower(arch) {
+	case "x86_64", "amd64":
+		return "amd64"
+	case "aarch64", "arm64":
+		return "arm64"
+	}
+	return arch
+}
+
+func buildContext(bin []byte) (*bytes.Buffer, error) {
+	dockerfile := []byte("FROM scratch\nCOPY agent /agent\nUSER 65534:65534\nENTRYPOINT [\"/agent\"]\n")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, dockerfile}, {"agent", 0o755, bin}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
