@@ -43,8 +43,18 @@ type ProjectSpec struct {
 
 // PolicySpec holds project-wide policy.
 type PolicySpec struct {
+	// Require and Deny name lint rules (see `docker lifecycle lint --rules`) whose
+	// violations stop a deploy; the policy package checks the names.
+	Require []string `mapstructure:"require" json:"require,omitempty" yaml:"require,omitempty"`
+	Deny    []string `mapstructure:"deny" json:"deny,omitempty" yaml:"deny,omitempty"`
 	// Defaults are resource limits applied to services that set none.
 	Defaults ResourceDefaults `mapstructure:"defaults" json:"defaults" yaml:"defaults"`
+}
+
+// PolicyException lets one service break one rule, for a stated reason.
+type PolicyException struct {
+	Rule   string `mapstructure:"rule" json:"rule" yaml:"rule"`
+	Reason string `mapstructure:"reason" json:"reason" yaml:"reason"`
 }
 
 // ResourceDefaults are limits given to a service container that sets no limit of its own.
@@ -58,6 +68,8 @@ type ResourceDefaults struct {
 type ServiceSpec struct {
 	Strategy    string   `mapstructure:"strategy" json:"strategy" yaml:"strategy"`
 	WaitTimeout Duration `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
+	// Allow lists the policy rules this service may break, each with its reason.
+	Allow []PolicyException `mapstructure:"allow" json:"allow,omitempty" yaml:"allow,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" in compose files and in output.

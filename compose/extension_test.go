@@ -45,7 +45,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "wait-timeout: 5", wantErr: `'wait-timeout' want a duration such as "30s" or "2m", got a number`},
 		{doc: "wait-timeout: -1s", wantErr: `'wait-timeout' duration "-1s" must not be negative`},
 		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: wait-timeout, policy)`},
-		{doc: "policy: {defaultz: {}}", wantErr: `unknown key "policy.defaultz" (valid keys: defaults)`},
+		{doc: "policy: {defaultz: {}}", wantErr: `unknown key "policy.defaultz" (valid keys: require, deny, defaults)`},
 		{doc: "policy: {defaults: {memory: 1G, swap: 1G}}", wantErr: `unknown key "policy.defaults.swap" (valid keys: memory, cpus, pids)`},
 		{doc: "policy: {defaults: {memory: 0}}", wantErr: "size must be positive, got 0"},
 		{doc: "policy: {defaults: {memory: -1}}", wantErr: "size must be positive, got -1"},
@@ -95,7 +95,7 @@ func TestDecodeServiceSpec(t *testing.T) {
 		{doc: "strategy: canary", wantErr: `"canary" is not available in this version yet`},
 		{doc: "strategy: Recreate", wantErr: `unknown strategy "Recreate" (valid: recreate)`},
 		{doc: "strategy: 5", wantErr: "'strategy' expected type 'string'"},
-		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout)`},
+		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout, allow)`},
 		{doc: "Strategy: recreate", wantErr: `unknown key "Strategy"`},
 		{doc: "wait-timeout: forever", wantErr: `got "forever"`},
 	}

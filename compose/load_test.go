@@ -546,7 +546,7 @@ func TestLoadErrors(t *testing.T) {
 			name:     "unknown nested project key",
 			compose:  "x-lifecycle:\n  policy:\n    defaultz: {}\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: top-level invalid x-lifecycle: ", `unknown key "policy.defaultz"`, "valid keys: defaults"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", `unknown key "policy.defaultz"`, "valid keys: require, deny, defaults"},
 		},
 		{
 			name:     "unknown deeply nested project key",

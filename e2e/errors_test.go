@@ -350,7 +350,7 @@ func errorMessage(t *testing.T, r result) string {
 	msg := strings.TrimSpace(r.stderr[i:])
 	for _, l := range lines(r.stderr[:i]) {
 		ok := false
-		for _, prefix := range []string{"Network ", "Volume ", "Container ", "ERROR ", "WARN "} {
+		for _, prefix := range []string{"Project ", "Network ", "Volume ", "Container ", "ERROR ", "WARN "} {
 			ok = ok || strings.HasPrefix(l, prefix)
 		}
 		assert.Check(t, ok, "not a progress line before the error message: %q", l)

@@ -156,4 +156,8 @@ type VolumeSpec struct {
 type Image struct {
 	ID   string
 	Tags []string
+	// User is the image's default user ("" means root).
+	User string
+	// Healthcheck is true when the image defines a HEALTHCHECK other than NONE.
+	Healthcheck bool
 }

@@ -328,7 +328,13 @@ func (m *Moby) InspectImage(ctx context.Context, ref string) (Image, error) {
 	if err != nil {
 		return Image{}, wrapNotFound(err, "image "+ref)
 	}
-	return Image{ID: res.ID, Tags: res.RepoTags}, nil
+	img := Image{ID: res.ID, Tags: res.RepoTags}
+	if res.Config != nil {
+		img.User = res.Config.User
+		hc := res.Config.Healthcheck
+		img.Healthcheck = hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
+	}
+	return img, nil
 }
 
 func (m *Moby) BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
 // Version is set at build time with -ldflags "-X …/plugin.Version=v1.2.3".
@@ -87,6 +88,7 @@ in the engine so that any machine with the same context sees the same project.`,
 		newDeployCommand(dockerCli, opts),
 		newPsCommand(dockerCli, opts),
 		newDownCommand(dockerCli, opts),
+		newLintCommand(dockerCli, opts),
 		newUnlockCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)
@@ -108,6 +110,9 @@ func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 func openProject(ctx context.Context, dockerCli command.Cli, project *projectOptions) (*compose.Project, engine.Engine, error) {
 	p, err := project.load(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := rollout.ValidatePolicy(p); err != nil {
 		return nil, nil, err
 	}
 	eng, err := connect(ctx, dockerCli)

@@ -12,6 +12,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/lock"
+	"github.com/docker-lifecycle/docker-lifecycle/policy"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
@@ -32,6 +33,9 @@ type DeployOptions struct {
 // Deploy converges the project: lock, observe, plan, check, execute, unlock. It returns
 // the plan it ran (or would run, with DryRun).
 func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
+	if err := gatePolicy(ctx, eng, p, events); err != nil {
+		return strategies.Plan{}, err
+	}
 	if opts.DryRun {
 		dry := engine.NewDryRun(eng)
 		plan, _, err := planDeploy(ctx, dry, p, opts)
@@ -139,4 +143,26 @@ func portTaken(service, addr, proto string, err error) error {
 			service, addr, proto, strategies.ErrPortTaken)
 	}
 	return nil // e.g. a host IP not on this machine: let the engine decide
+}
+
+// gatePolicy refuses a project with blocking policy findings before any engine write,
+// and mentions the warnings once.
+func gatePolicy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer) error {
+	findings, err := CheckPolicy(ctx, eng, p)
+	if err != nil {
+		return err
+	}
+	if blocking := policy.Blocking(findings); len(blocking) > 0 {
+		return policyError(blocking)
+	}
+	warnings := 0
+	for _, f := range findings {
+		if f.Level == policy.Warning && f.Allowed == "" {
+			warnings++
+		}
+	}
+	if warnings > 0 {
+		progress.Emit(events, "Project "+p.Name, progress.Info, fmt.Sprintf("Policy: %d warnings; `docker lifecycle lint` lists them", warnings), "")
+	}
+	return nil
 }

@@ -1,0 +1,144 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/policy"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
+)
+
+type lintOptions struct {
+	format string
+	rules  bool
+}
+
+func newLintCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
+	opts := lintOptions{}
+	cmd := &cobra.Command{
+		Use:   "lint [OPTIONS]",
+		Short: "Check the project against security and resource rules (CIS Docker Benchmark ids); deploy runs the same checks",
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch opts.format {
+			case "table", "json", "sarif":
+			default:
+				return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format %q: use table, json or sarif", opts.format)}
+			}
+			return runLint(cmd, dockerCli, project, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.format, "format", "table", "Output format (table, json, sarif)")
+	cmd.Flags().BoolVar(&opts.rules, "rules", false, "List the rules and exit")
+	return cmd
+}
+
+func runLint(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts lintOptions) error {
+	if opts.rules {
+		return writeRules(dockerCli.Out())
+	}
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	p, err := project.load(ctx)
+	if err != nil {
+		return err
+	}
+	if err := rollout.ValidatePolicy(p); err != nil {
+		return err
+	}
+	// Image facts (the image's user and healthcheck) need the engine; without one the
+	// compose file alone is judged, and lint says so.
+	eng, err := connect(ctx, dockerCli)
+	if err != nil {
+		progress.Emit(progressOrNop(dockerCli, project.progress), "", progress.Warning, "engine unreachable: image users and healthchecks not checked", err.Error())
+		eng = nil
+	}
+	findings, err := rollout.CheckPolicy(ctx, eng, p)
+	if err != nil {
+		return err
+	}
+	switch opts.format {
+	case "json":
+		err = writeFindingsJSON(dockerCli.Out(), findings)
+	case "sarif":
+		err = writeSARIF(dockerCli.Out(), p.ComposeFiles, findings)
+	default:
+		err = writeFindingsTable(dockerCli.Out(), findings)
+	}
+	if err != nil {
+		return err
+	}
+	if blocking := policy.Blocking(findings); len(blocking) > 0 {
+		return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("%d findings would stop a deploy (level error); fix them or allow them with a reason", len(blocking))}
+	}
+	return nil
+}
+
+func progressOrNop(dockerCli command.Cli, mode string) progress.Writer {
+	w, err := newProgress(dockerCli, mode)
+	if err != nil {
+		return progress.Nop
+	}
+	return w
+}
+
+func writeRules(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tCIS\tDEFAULT\tTITLE")
+	denied := map[string]bool{}
+	for _, id := range policy.DefaultDeny() {
+		denied[id] = true
+	}
+	for _, r := range policy.Rules() {
+		level := "warning"
+		if denied[r.ID] {
+			level = "error"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, dash(r.CIS), level, r.Title)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeFindingsTable(w io.Writer, findings []policy.Finding) error {
+	if len(findings) == 0 {
+		_, err := fmt.Fprintln(w, "No findings.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tRULE\tCIS\tLEVEL\tMESSAGE")
+	for _, f := range findings {
+		level := string(f.Level)
+		if f.Allowed != "" {
+			level = "allowed"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Service, f.Rule, dash(f.CIS), level, f.Message)
+	}
+	return tw.Flush()
+}
+
+// writeFindingsJSON prints the documented JSON document: {"findings": [...], "blocking": N}.
+func writeFindingsJSON(w io.Writer, findings []policy.Finding) error {
+	if findings == nil {
+		findings = []policy.Finding{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Findings []policy.Finding `json:"findings"`
+		Blocking int              `json:"blocking"`
+	}{findings, len(policy.Blocking(findings))})
+}

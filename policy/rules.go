@@ -1,0 +1,270 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// input is what every check may look at besides the service.
+type input struct {
+	images   map[string]ImageFacts
+	defaults Defaults
+}
+
+// rule is a Rule with its check: it appends one message per violation to dst.
+type rule struct {
+	Rule
+	check func(dst []string, svc *types.ServiceConfig, in *input) []string
+}
+
+var ruleTable = []rule{
+	{Rule{"privileged", "5.5", "Containers do not run privileged",
+		"remove `privileged: true`; add only the capabilities the service needs with cap_add"}, checkPrivileged},
+	{Rule{"cap-add", "5.4", "Containers add no Linux capabilities",
+		"remove cap_add, or keep only the capabilities the service needs (never ALL) and allow the rule with a reason"}, checkCapAdd},
+	{Rule{"docker-socket", "5.32", "The Docker socket is not mounted into containers",
+		"remove the docker.sock volume (and use_api_socket); a container with the socket controls the host"}, checkDockerSocket},
+	{Rule{"host-network", "5.10", "Containers do not share the host's network namespace",
+		"remove `network_mode: host` and publish the needed ports"}, checkHostNetwork},
+	{Rule{"host-pid", "5.16", "Containers do not share the host's process namespace",
+		"remove `pid: host`"}, hostNamespace("pid", "process", func(s *types.ServiceConfig) string { return s.Pid })},
+	{Rule{"host-ipc", "5.17", "Containers do not share the host's IPC namespace",
+		"remove `ipc: host`"}, hostNamespace("ipc", "IPC", func(s *types.ServiceConfig) string { return s.Ipc })},
+	{Rule{"host-uts", "5.21", "Containers do not share the host's UTS namespace",
+		"remove `uts: host`; set hostname: if the service needs a particular one"}, hostNamespace("uts", "UTS (hostname)", func(s *types.ServiceConfig) string { return s.Uts })},
+	{Rule{"non-root", "4.1", "Containers run as a non-root user",
+		"set `user:` to a non-root uid (e.g. \"1000\" or \"1000:1000\"), or use an image whose USER is not root"}, checkNonRoot},
+	{Rule{"limits", "5.11", "Containers have memory, CPU and PIDs limits (CIS 5.11, 5.12, 5.29)",
+		"set deploy.resources.limits (memory, cpus, pids), or x-lifecycle.policy.defaults for every service"}, checkLimits},
+	{Rule{"healthcheck", "4.6", "Containers have a health check",
+		"add a healthcheck: with a test that proves the service works, or use an image with a HEALTHCHECK"}, checkHealthcheck},
+	{Rule{"read-only", "5.13", "Containers' root filesystems are read-only",
+		"set `read_only: true` and mount writable paths as tmpfs: or volumes:"}, checkReadOnly},
+	{Rule{"no-new-privileges", "5.26", "Containers cannot gain new privileges",
+		"add `no-new-privileges:true` to security_opt"}, checkNoNewPrivileges},
+	{Rule{"secrets-in-env", "", "No secrets in environment variables or labels",
+		"keep the value out of the compose file: mount it as a file and point a *_FILE variable at it, or list the variable without a value (environment: [NAME]) so it comes from the deploying shell"}, checkSecretsInEnv},
+	{Rule{"latest-tag", "", "Images are pinned to a version tag or digest",
+		"use an explicit version tag (image: name:1.2.3) or a digest (image: name@sha256:...)"}, checkLatestTag},
+	{Rule{"public-ports", "5.14", "Published ports are bound to a specific host interface",
+		"set host_ip (e.g. \"127.0.0.1:8080:80\"), or allow the rule with a reason for a service that is public on purpose"}, checkPublicPorts},
+}
+
+// ruleIndex maps a rule id to its position in ruleTable.
+var ruleIndex = func() map[string]int {
+	m := make(map[string]int, len(ruleTable))
+	for i, r := range ruleTable {
+		m[r.ID] = i
+	}
+	return m
+}()
+
+func checkPrivileged(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	if svc.Privileged {
+		dst = append(dst, "privileged: true gives the container every capability and all host devices")
+	}
+	return dst
+}
+
+func checkCapAdd(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	if len(svc.CapAdd) == 0 {
+		return dst
+	}
+	for _, c := range svc.CapAdd {
+		if strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(c)), "CAP_") == "ALL" {
+			return append(dst, fmt.Sprintf("cap_add: [%s] includes ALL, which gives every Linux capability", strings.Join(svc.CapAdd, ", ")))
+		}
+	}
+	return append(dst, fmt.Sprintf("cap_add: [%s] adds Linux capabilities", strings.Join(svc.CapAdd, ", ")))
+}
+
+func checkDockerSocket(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	for _, v := range svc.Volumes {
+		var why string
+		switch v.Type {
+		case types.VolumeTypeBind, "":
+			src := path.Clean(v.Source)
+			switch {
+			case v.Source == "":
+			case strings.HasSuffix(src, "docker.sock"):
+				why = "mounts the Docker socket, which gives control of the host"
+			case src == "/" || src == "/run" || src == "/var/run":
+				why = "mounts the host's " + src + ", which holds the Docker socket"
+			}
+		case types.VolumeTypeNamedPipe:
+			if strings.Contains(strings.ToLower(v.Source), "docker_engine") {
+				why = "mounts the Docker engine pipe, which gives control of the host"
+			}
+		}
+		if why != "" {
+			dst = append(dst, fmt.Sprintf("volumes: %q %s", v.Source+":"+v.Target, why))
+		}
+	}
+	if svc.UseAPISocket {
+		dst = append(dst, "use_api_socket: true mounts the Docker socket, which gives control of the host")
+	}
+	return dst
+}
+
+func checkHostNetwork(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	switch {
+	case svc.NetworkMode == "host":
+		dst = append(dst, "network_mode: host shares the host's network namespace")
+	case svc.Net == "host":
+		dst = append(dst, "net: host shares the host's network namespace")
+	}
+	return dst
+}
+
+// hostNamespace builds the check of one `key: host` setting.
+func hostNamespace(key, namespace string, get func(*types.ServiceConfig) string) func([]string, *types.ServiceConfig, *input) []string {
+	return func(dst []string, svc *types.ServiceConfig, _ *input) []string {
+		if get(svc) == "host" {
+			dst = append(dst, fmt.Sprintf("%s: host shares the host's %s namespace", key, namespace))
+		}
+		return dst
+	}
+}
+
+// isRootUser reports whether a user spec ("name", "uid", "uid:gid") names root.
+// An empty user is root: it is what Docker runs as when nothing sets a user.
+func isRootUser(user string) bool {
+	u, _, _ := strings.Cut(strings.TrimSpace(user), ":")
+	if u == "" || u == "root" {
+		return true
+	}
+	n, err := strconv.ParseUint(u, 10, 32)
+	return err == nil && n == 0
+}
+
+// checkNonRoot judges `user:` first: a non-root user passes whatever the image
+// says. Without one, the image's USER decides when the engine found the image;
+// when the image is unknown (no entry, or not found) the container may run as
+// root, which is reported: a required non-root rule must be provable.
+func checkNonRoot(dst []string, svc *types.ServiceConfig, in *input) []string {
+	if svc.User != "" {
+		if isRootUser(svc.User) {
+			dst = append(dst, fmt.Sprintf("user: %q runs the container as root", svc.User))
+		}
+		return dst
+	}
+	facts, ok := in.images[svc.Image]
+	switch {
+	case !ok || !facts.Found:
+		dst = append(dst, fmt.Sprintf("no user: set; runs as the default user of image %q, which could not be checked", svc.Image))
+	case facts.User == "":
+		dst = append(dst, fmt.Sprintf("no user: set and image %q sets no USER, so the container runs as root", svc.Image))
+	case isRootUser(facts.User):
+		dst = append(dst, fmt.Sprintf("no user: set and image %q has USER %q, so the container runs as root", svc.Image, facts.User))
+	}
+	return dst
+}
+
+func checkLimits(dst []string, svc *types.ServiceConfig, in *input) []string {
+	var l types.Resource
+	if svc.Deploy != nil && svc.Deploy.Resources.Limits != nil {
+		l = *svc.Deploy.Resources.Limits
+	}
+	var missing []string
+	if svc.MemLimit <= 0 && l.MemoryBytes <= 0 && !in.defaults.Memory {
+		missing = append(missing, "memory")
+	}
+	if svc.CPUS <= 0 && l.NanoCPUs <= 0 && !in.defaults.CPUs {
+		missing = append(missing, "cpus")
+	}
+	if svc.PidsLimit <= 0 && l.Pids <= 0 && !in.defaults.Pids {
+		missing = append(missing, "pids")
+	}
+	if len(missing) > 0 {
+		dst = append(dst, fmt.Sprintf("deploy.resources.limits lacks %s (and x-lifecycle.policy.defaults provides none)",
+			strings.Join(missing, ", ")))
+	}
+	return dst
+}
+
+func checkHealthcheck(dst []string, svc *types.ServiceConfig, in *input) []string {
+	hc := svc.HealthCheck
+	switch {
+	case hc != nil && hc.Disable:
+		dst = append(dst, "healthcheck: disable: true turns the health check off")
+	case hc != nil && len(hc.Test) > 0 && hc.Test[0] == "NONE":
+		dst = append(dst, `healthcheck: test: ["NONE"] turns the health check off`)
+	case hc != nil && len(hc.Test) > 0:
+	case in.images[svc.Image].Healthcheck:
+	case hc != nil:
+		dst = append(dst, fmt.Sprintf("healthcheck: sets no test and image %q defines no HEALTHCHECK known to the engine", svc.Image))
+	default:
+		dst = append(dst, fmt.Sprintf("no healthcheck: set and image %q defines no HEALTHCHECK known to the engine", svc.Image))
+	}
+	return dst
+}
+
+func checkReadOnly(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	if !svc.ReadOnly {
+		dst = append(dst, "read_only is not true: the container's root filesystem is writable")
+	}
+	return dst
+}
+
+func checkNoNewPrivileges(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	for _, opt := range svc.SecurityOpt {
+		k, v, hasValue := strings.Cut(opt, ":")
+		if !hasValue {
+			k, v, hasValue = strings.Cut(opt, "=")
+		}
+		if strings.TrimSpace(k) != "no-new-privileges" {
+			continue
+		}
+		if !hasValue || strings.EqualFold(strings.TrimSpace(v), "true") {
+			return dst
+		}
+		return append(dst, fmt.Sprintf("security_opt: %q lets processes gain privileges (setuid binaries)", opt))
+	}
+	return append(dst, "security_opt lacks no-new-privileges:true: processes can gain privileges (setuid binaries)")
+}
+
+func checkLatestTag(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	img := svc.Image
+	if img == "" || strings.Contains(img, "@") {
+		return dst
+	}
+	name := img[strings.LastIndex(img, "/")+1:]
+	_, tag, hasTag := strings.Cut(name, ":")
+	switch {
+	case !hasTag:
+		dst = append(dst, fmt.Sprintf("image: %q has no tag, so it means :latest", img))
+	case tag == "latest":
+		dst = append(dst, fmt.Sprintf("image: %q uses the mutable :latest tag", img))
+	}
+	return dst
+}
+
+func checkPublicPorts(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	for _, p := range svc.Ports {
+		switch p.HostIP {
+		case "", "0.0.0.0", "::", "[::]":
+		default:
+			continue
+		}
+		spec := strconv.FormatUint(uint64(p.Target), 10)
+		if p.Published != "" {
+			spec = p.Published + ":" + spec
+		}
+		if p.HostIP != "" {
+			spec = p.HostIP + ":" + spec
+		}
+		if p.Protocol != "" && p.Protocol != "tcp" {
+			spec += "/" + p.Protocol
+		}
+		what := "binds 0.0.0.0 (every host interface)"
+		if p.HostIP != "" {
+			what = "binds every host interface"
+		}
+		dst = append(dst, fmt.Sprintf("ports: %q %s", spec, what))
+	}
+	return dst
+}
