@@ -98,3 +98,24 @@ services:
 	assert.Check(t, r.code != 0)
 	assert.Check(t, is.Contains(r.stderr, "reason"), r.stderr)
 }
+
+// TestPolicyIsVerifiedOnTheEngine deploys a service that meets a strict policy and checks
+// that the deploy verified it on what the engine runs.
+func TestPolicyIsVerifiedOnTheEngine(t *testing.T) {
+	s := setup(t)
+	p := s.newProject(t, `
+x-lifecycle:
+  policy:
+    require: [read-only, no-new-privileges, limits, non-root, healthcheck]
+    defaults: {memory: 64M, cpus: "0.25", pids: 64}
+services:
+  app:
+    image: {{image:v1}}
+    read_only: true
+    security_opt: ["no-new-privileges:true"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 500ms}
+`)
+	r := p.mustLifecycle("deploy")
+	assert.Check(t, is.Contains(r.stderr, "Policy verified: 1 new containers run as the policy requires"), r.stderr)
+	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", p.name+"-app-1"), "true 67108864 64"))
+}

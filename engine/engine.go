@@ -104,6 +104,10 @@ type ContainerDetails struct {
 	StartedAt    time.Time
 	FinishedAt   time.Time
 	Labels       map[string]string
+	// Config and HostConfig are what the engine actually runs, for checks that the
+	// settings asked for were applied.
+	Config     *container.Config
+	HostConfig *container.HostConfig
 }
 
 // ContainerSpec is everything needed to create a container.

@@ -155,6 +155,7 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 	}
 	c := res.Container
 	d := ContainerDetails{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), RestartCount: c.RestartCount}
+	d.Config, d.HostConfig = c.Config, c.HostConfig
 	if c.Config != nil {
 		d.Labels = c.Config.Labels
 	}

@@ -74,7 +74,39 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 			return plan, err
 		}
 	}
-	return plan, Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint})
+	if err := Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint}); err != nil {
+		return plan, err
+	}
+	return plan, verifyCreated(ctx, eng, p, plan, events)
+}
+
+// verifyCreated checks the policy on the containers this deploy created, as the engine
+// runs them.
+func verifyCreated(ctx context.Context, eng engine.Engine, p *compose.Project, plan strategies.Plan, events progress.Writer) error {
+	created := map[string]bool{}
+	for _, s := range plan.Steps {
+		if s.Action == strategies.Create {
+			created[s.Target] = true
+		}
+	}
+	if len(created) == 0 {
+		return nil
+	}
+	containers, err := eng.ListContainers(ctx, projectFilter(p.Name))
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, c := range containers {
+		if created[c.Name] {
+			ids = append(ids, c.ID)
+		}
+	}
+	if err := VerifyPolicy(ctx, eng, p, ids); err != nil {
+		return err
+	}
+	progress.Emit(events, "Project "+p.Name, progress.Done, "Policy verified", fmt.Sprintf("%d new containers run as the policy requires", len(ids)))
+	return nil
 }
 
 func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, opts DeployOptions) (strategies.Plan, strategies.Observed, error) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -31,6 +32,8 @@ type world struct {
 	volumes    map[string]engine.Volume
 	// health decides what a started container reports, by container name.
 	health func(name string) engine.ContainerDetails
+	// tamper, when set, changes what the engine "runs", as an engine ignoring a setting would.
+	tamper func(*container.HostConfig)
 }
 
 func newWorld() *world {
@@ -130,7 +133,11 @@ func (w *world) fake() *engine.Fake {
 			defer w.mu.Unlock()
 			w.record("create %s", spec.Name)
 			id := "id-" + spec.Name
-			w.containers[id] = &engine.ContainerDetails{ID: id, Name: spec.Name, State: "created", Labels: spec.Config.Labels}
+			hc := *spec.HostConfig
+			if w.tamper != nil {
+				w.tamper(&hc)
+			}
+			w.containers[id] = &engine.ContainerDetails{ID: id, Name: spec.Name, State: "created", Labels: spec.Config.Labels, Config: spec.Config, HostConfig: &hc}
 			return id, nil
 		},
 		StartContainerFn: func(_ context.Context, id string) error {
@@ -162,7 +169,7 @@ func (w *world) fake() *engine.Fake {
 			c := *w.containers[id]
 			w.mu.Unlock()
 			d := w.health(c.Name)
-			d.ID, d.Name, d.Labels = c.ID, c.Name, c.Labels
+			d.ID, d.Name, d.Labels, d.Config, d.HostConfig = c.ID, c.Name, c.Labels, c.Config, c.HostConfig
 			return d, nil
 		},
 		ContainerLogTailFn: func(_ context.Context, id string, _ int) (string, error) {
@@ -302,4 +309,23 @@ func TestDryRunMakesNoWrite(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(plan.Steps, 10))
 	assert.Check(t, is.Len(w.calls, 0), "calls: %v", w.calls)
+}
+
+const readOnlyPolicy = `
+x-lifecycle:
+  policy: {require: [read-only]}
+services:
+  app: {image: app, read_only: true}
+`
+
+func TestDeployVerifiesThePolicyOnTheEngine(t *testing.T) {
+	w := newWorld()
+	_, err := deploy(t, w, loadProject(t, readOnlyPolicy), DeployOptions{})
+	assert.NilError(t, err)
+
+	w = newWorld()
+	w.tamper = func(h *container.HostConfig) { h.ReadonlyRootfs = false }
+	_, err = deploy(t, w, loadProject(t, readOnlyPolicy), DeployOptions{})
+	assert.Check(t, errors.Is(err, ErrPolicyNotEnforced), "got %v", err)
+	assert.Check(t, is.ErrorContains(err, "-app-1: read-only: read_only is not true"))
 }

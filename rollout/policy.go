@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/policy"
@@ -82,4 +83,95 @@ func policyError(blocking []policy.Finding) error {
 		fmt.Fprintf(&b, "\n  service %q: %s%s: %s", f.Service, f.Rule, cis, f.Message)
 	}
 	return fmt.Errorf("%w: %d found; fix them, or add an exception with its reason under the service's x-lifecycle.allow:%s", ErrPolicy, len(blocking), b.String())
+}
+
+// ErrPolicyNotEnforced marks a container whose engine settings break the policy although
+// its compose service passed it (e.g. a setting the engine ignored).
+var ErrPolicyNotEnforced = errors.New("policy not enforced by the engine")
+
+// VerifyPolicy inspects the given containers and evaluates the policy on what the engine
+// actually runs (privileges, capabilities, user, read-only root, security options,
+// limits, namespaces, binds, ports, healthcheck), so a deploy proves enforcement instead
+// of trusting its own conversion.
+func VerifyPolicy(ctx context.Context, eng engine.Engine, p *compose.Project, containerIDs []string) error {
+	observed := &types.Project{Name: p.Name, Services: types.Services{}}
+	images := map[string]policy.ImageFacts{}
+	owner := map[string]string{} // synthetic service name → container name
+	for _, id := range containerIDs {
+		d, err := eng.InspectContainer(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.Config == nil || d.HostConfig == nil {
+			continue
+		}
+		name := d.Labels[compose.LabelService] + "#" + d.Name
+		owner[name] = d.Name
+		observed.Services[name] = runningService(name, d)
+		if img, err := eng.InspectImage(ctx, d.Config.Image); err == nil {
+			images[d.Config.Image] = policy.ImageFacts{Found: true, User: img.User, Healthcheck: img.Healthcheck}
+		}
+	}
+	cfg := PolicyConfig(p)
+	cfg.Defaults = policy.Defaults{} // applied by now: the limits must be on the container
+	allow := map[string][]policy.Exception{}
+	for name := range observed.Services {
+		service, _, _ := strings.Cut(name, "#")
+		allow[name] = cfg.Allow[service]
+	}
+	cfg.Allow = allow
+	findings, err := policy.Evaluate(observed, images, cfg)
+	if err != nil {
+		return err
+	}
+	blocking := policy.Blocking(findings)
+	if len(blocking) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, f := range blocking {
+		fmt.Fprintf(&b, "\n  container %s: %s: %s", owner[f.Service], f.Rule, f.Message)
+	}
+	return fmt.Errorf("%w:%s", ErrPolicyNotEnforced, b.String())
+}
+
+// runningService describes a container's effective settings as a compose service, so
+// the same rules judge the file and the engine.
+func runningService(name string, d engine.ContainerDetails) types.ServiceConfig {
+	c, h := d.Config, d.HostConfig
+	svc := types.ServiceConfig{Name: name}
+	svc.Image = c.Image
+	svc.User = c.User
+	svc.Privileged = h.Privileged
+	svc.ReadOnly = h.ReadonlyRootfs
+	svc.CapAdd = h.CapAdd
+	svc.SecurityOpt = h.SecurityOpt
+	svc.MemLimit = types.UnitBytes(h.Memory)
+	svc.CPUS = float32(float64(h.NanoCPUs) / 1e9)
+	if h.PidsLimit != nil {
+		svc.PidsLimit = *h.PidsLimit
+	}
+	for mode, key := range map[string]*string{string(h.NetworkMode): &svc.NetworkMode, string(h.PidMode): &svc.Pid, string(h.IpcMode): &svc.Ipc, string(h.UTSMode): &svc.Uts} {
+		if mode == "host" {
+			*key = "host"
+		}
+	}
+	for _, bind := range h.Binds {
+		source, rest, _ := strings.Cut(bind, ":")
+		target, _, _ := strings.Cut(rest, ":")
+		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: source, Target: target})
+	}
+	for port, bindings := range h.PortBindings {
+		for _, bnd := range bindings {
+			hostIP := ""
+			if bnd.HostIP.IsValid() {
+				hostIP = bnd.HostIP.String()
+			}
+			svc.Ports = append(svc.Ports, types.ServicePortConfig{HostIP: hostIP, Published: bnd.HostPort, Target: uint32(port.Num()), Protocol: string(port.Proto())})
+		}
+	}
+	if hc := c.Healthcheck; hc != nil && len(hc.Test) > 0 {
+		svc.HealthCheck = &types.HealthCheckConfig{Test: hc.Test, Disable: hc.Test[0] == "NONE"}
+	}
+	return svc
 }
