@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-lifecycle/docker-lifecycle/policy"
-	"github.com/docker-lifecycle/docker-lifecycle/progress"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
@@ -55,12 +54,13 @@ func runLint(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	}
 	// Image facts (the image's user and healthcheck) need the engine; without one the
 	// compose file alone is judged, and lint says so.
-	eng, err := connect(ctx, dockerCli)
-	if err != nil {
-		progress.Emit(progressOrNop(dockerCli, project.progress), "", progress.Warning, "engine unreachable: image users and healthchecks not checked", err.Error())
-		eng = nil
+	var images rollout.Images
+	if eng, err := connect(ctx, dockerCli); err != nil {
+		fmt.Fprintf(dockerCli.Err(), "warning: image users and healthchecks not checked: %v\n", err)
+	} else if images, err = rollout.InspectImages(ctx, eng, p); err != nil {
+		return err
 	}
-	findings, err := rollout.CheckPolicy(ctx, eng, p)
+	findings, err := rollout.CheckPolicy(p, images)
 	if err != nil {
 		return err
 	}
@@ -79,14 +79,6 @@ func runLint(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 		return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("%d findings would stop a deploy (level error); fix them or allow them with a reason", len(blocking))}
 	}
 	return nil
-}
-
-func progressOrNop(dockerCli command.Cli, mode string) progress.Writer {
-	w, err := newProgress(dockerCli, mode)
-	if err != nil {
-		return progress.Nop
-	}
-	return w
 }
 
 func writeRules(w io.Writer) error {

@@ -33,12 +33,16 @@ type DeployOptions struct {
 // Deploy converges the project: lock, observe, plan, check, execute, unlock. It returns
 // the plan it ran (or would run, with DryRun).
 func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
-	if err := gatePolicy(ctx, eng, p, events); err != nil {
+	images, err := InspectImages(ctx, eng, p)
+	if err != nil {
+		return strategies.Plan{}, err
+	}
+	if err := gatePolicy(p, images, events); err != nil {
 		return strategies.Plan{}, err
 	}
 	if opts.DryRun {
 		dry := engine.NewDryRun(eng)
-		plan, _, err := planDeploy(ctx, dry, p, opts)
+		plan, _, err := planDeploy(ctx, dry, p, images, opts)
 		if w := dry.Writes(); err == nil && len(w) > 0 {
 			return plan, fmt.Errorf("internal error: planning tried to write to the engine: %s", strings.Join(w, "; "))
 		}
@@ -59,7 +63,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		}
 	}()
 
-	plan, observed, err := planDeploy(ctx, eng, p, opts)
+	plan, observed, err := planDeploy(ctx, eng, p, images, opts)
 	if err != nil {
 		return plan, err
 	}
@@ -77,12 +81,12 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if err := Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint}); err != nil {
 		return plan, err
 	}
-	return plan, verifyCreated(ctx, eng, p, plan, events)
+	return plan, verifyCreated(ctx, eng, p, images, plan, events)
 }
 
 // verifyCreated checks the policy on the containers this deploy created, as the engine
 // runs them.
-func verifyCreated(ctx context.Context, eng engine.Engine, p *compose.Project, plan strategies.Plan, events progress.Writer) error {
+func verifyCreated(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, plan strategies.Plan, events progress.Writer) error {
 	created := map[string]bool{}
 	for _, s := range plan.Steps {
 		if s.Action == strategies.Create {
@@ -102,15 +106,15 @@ func verifyCreated(ctx context.Context, eng engine.Engine, p *compose.Project, p
 			ids = append(ids, c.ID)
 		}
 	}
-	if err := VerifyPolicy(ctx, eng, p, ids); err != nil {
+	if err := VerifyPolicy(ctx, eng, p, images, ids); err != nil {
 		return err
 	}
 	progress.Emit(events, "Project "+p.Name, progress.Done, "Policy verified", fmt.Sprintf("%d new containers run as the policy requires", len(ids)))
 	return nil
 }
 
-func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, opts DeployOptions) (strategies.Plan, strategies.Observed, error) {
-	observed, err := Observe(ctx, eng, p)
+func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, opts DeployOptions) (strategies.Plan, strategies.Observed, error) {
+	observed, err := Observe(ctx, eng, p, images)
 	if err != nil {
 		return strategies.Plan{}, observed, err
 	}
@@ -179,8 +183,8 @@ func portTaken(service, addr, proto string, err error) error {
 
 // gatePolicy refuses a project with blocking policy findings before any engine write,
 // and mentions the warnings once.
-func gatePolicy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer) error {
-	findings, err := CheckPolicy(ctx, eng, p)
+func gatePolicy(p *compose.Project, images Images, events progress.Writer) error {
+	findings, err := CheckPolicy(p, images)
 	if err != nil {
 		return err
 	}

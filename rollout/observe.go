@@ -23,8 +23,35 @@ func projectFilter(project string) map[string]string {
 
 var exitCodeInStatus = regexp.MustCompile(`^Exited \((-?\d+)\)`)
 
-// Observe reads the project's state from the engine.
-func Observe(ctx context.Context, eng engine.Engine, p *compose.Project) (strategies.Observed, error) {
+// Images maps each image reference of a project to the engine's image; a missing image
+// has no entry.
+type Images map[string]engine.Image
+
+// InspectImages inspects each distinct image of the project once; the policy gate,
+// planning and the enforcement check all use the result.
+func InspectImages(ctx context.Context, eng engine.Engine, p *compose.Project) (Images, error) {
+	images := Images{}
+	seen := map[string]bool{}
+	for _, name := range p.ServiceNames() {
+		ref := compose.ImageRef(p, name)
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		img, err := eng.InspectImage(ctx, ref)
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			images[ref] = img
+		}
+	}
+	return images, nil
+}
+
+// Observe reads the project's state from the engine; images come from InspectImages.
+func Observe(ctx context.Context, eng engine.Engine, p *compose.Project, images Images) (strategies.Observed, error) {
 	obs := strategies.Observed{Networks: map[string]bool{}, Volumes: map[string]bool{}, ImageIDs: map[string]string{}}
 
 	all, err := eng.ListContainers(ctx, nil)
@@ -80,18 +107,7 @@ func Observe(ctx context.Context, eng engine.Engine, p *compose.Project) (strate
 
 	for _, name := range p.ServiceNames() {
 		ref := compose.ImageRef(p, name)
-		if _, seen := obs.ImageIDs[ref]; seen {
-			continue
-		}
-		img, err := eng.InspectImage(ctx, ref)
-		switch {
-		case errors.Is(err, engine.ErrNotFound):
-			obs.ImageIDs[ref] = ""
-		case err != nil:
-			return obs, err
-		default:
-			obs.ImageIDs[ref] = img.ID
-		}
+		obs.ImageIDs[ref] = images[ref].ID // "" when missing
 	}
 	return obs, nil
 }

@@ -44,32 +44,27 @@ func ValidatePolicy(p *compose.Project) error {
 	return nil
 }
 
-// CheckPolicy evaluates every service, with image facts read from the engine (eng may be
-// nil: the image-dependent checks then judge by the compose file alone).
-func CheckPolicy(ctx context.Context, eng engine.Engine, p *compose.Project) ([]policy.Finding, error) {
-	images := map[string]policy.ImageFacts{}
-	if eng != nil {
-		for _, name := range p.ServiceNames() {
-			ref := compose.ImageRef(p, name)
-			if _, seen := images[ref]; seen {
-				continue
-			}
-			img, err := eng.InspectImage(ctx, ref)
-			switch {
-			case errors.Is(err, engine.ErrNotFound):
-				images[ref] = policy.ImageFacts{}
-			case err != nil:
-				return nil, err
-			default:
-				images[ref] = policy.ImageFacts{Found: true, User: img.User, Healthcheck: img.Healthcheck}
-			}
-		}
-	}
-	findings, err := policy.Evaluate(p.Project, images, PolicyConfig(p))
+// CheckPolicy evaluates every service. images come from InspectImages; nil means no
+// engine, and the image-dependent checks then judge by the compose file alone.
+func CheckPolicy(p *compose.Project, images Images) ([]policy.Finding, error) {
+	findings, err := policy.Evaluate(p.Project, imageFacts(p, images), PolicyConfig(p))
 	if err != nil {
 		return nil, fmt.Errorf("x-lifecycle policy: %w", err)
 	}
 	return findings, nil
+}
+
+func imageFacts(p *compose.Project, images Images) map[string]policy.ImageFacts {
+	facts := map[string]policy.ImageFacts{}
+	if images == nil {
+		return facts
+	}
+	for _, name := range p.ServiceNames() {
+		ref := compose.ImageRef(p, name)
+		img, found := images[ref]
+		facts[ref] = policy.ImageFacts{Found: found, User: img.User, Healthcheck: img.Healthcheck}
+	}
+	return facts
 }
 
 // policyError lists every blocking finding at once, so one run shows all there is to fix.
@@ -93,9 +88,8 @@ var ErrPolicyNotEnforced = errors.New("policy not enforced by the engine")
 // actually runs (privileges, capabilities, user, read-only root, security options,
 // limits, namespaces, binds, ports, healthcheck), so a deploy proves enforcement instead
 // of trusting its own conversion.
-func VerifyPolicy(ctx context.Context, eng engine.Engine, p *compose.Project, containerIDs []string) error {
+func VerifyPolicy(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, containerIDs []string) error {
 	observed := &types.Project{Name: p.Name, Services: types.Services{}}
-	images := map[string]policy.ImageFacts{}
 	owner := map[string]string{} // synthetic service name → container name
 	for _, id := range containerIDs {
 		d, err := eng.InspectContainer(ctx, id)
@@ -108,9 +102,6 @@ func VerifyPolicy(ctx context.Context, eng engine.Engine, p *compose.Project, co
 		name := d.Labels[compose.LabelService] + "#" + d.Name
 		owner[name] = d.Name
 		observed.Services[name] = runningService(name, d)
-		if img, err := eng.InspectImage(ctx, d.Config.Image); err == nil {
-			images[d.Config.Image] = policy.ImageFacts{Found: true, User: img.User, Healthcheck: img.Healthcheck}
-		}
 	}
 	cfg := PolicyConfig(p)
 	cfg.Defaults = policy.Defaults{} // applied by now: the limits must be on the container
@@ -120,7 +111,7 @@ func VerifyPolicy(ctx context.Context, eng engine.Engine, p *compose.Project, co
 		allow[name] = cfg.Allow[service]
 	}
 	cfg.Allow = allow
-	findings, err := policy.Evaluate(observed, images, cfg)
+	findings, err := policy.Evaluate(observed, imageFacts(p, images), cfg)
 	if err != nil {
 		return err
 	}
