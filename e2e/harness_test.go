@@ -99,7 +99,9 @@ func setup(t *testing.T) *suite {
 
 func newSuite() (*suite, error) {
 	ctx := context.Background()
-	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+	// The suite's DOCKER_CONFIG has no contexts, so the plugin talks to DOCKER_HOST or the
+	// default socket; every docker call here, and client.FromEnv below, does the same.
+	if out, err := exec.Command("docker", "--context", "default", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("no Docker engine: %v: %s", err, out)
 	}
 	moduleDir, err := filepath.Abs("..")
@@ -141,13 +143,20 @@ func newSuite() (*suite, error) {
 
 func (s *suite) teardown() {
 	if s.agentBuilt {
-		_ = exec.Command("docker", "image", "rm", "-f", s.agentTag).Run()
+		_ = s.plainDocker("image", "rm", "-f", s.agentTag)
 	}
 	for _, v := range imageVersions {
-		_ = exec.Command("docker", "image", "rm", "-f", imageRef(v)).Run()
+		_ = s.plainDocker("image", "rm", "-f", imageRef(v))
 	}
-	_ = exec.Command("sh", "-c", "docker image prune -f --filter label="+testLabel+" >/dev/null").Run()
+	_ = s.plainDocker("image", "prune", "-f", "--filter", "label="+testLabel)
 	_ = os.RemoveAll(s.configDir)
+}
+
+// plainDocker runs docker outside any test (setup and teardown), with the suite's config.
+func (s *suite) plainDocker(args ...string) error {
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.configDir)
+	return cmd.Run()
 }
 
 // result is one finished command.
@@ -281,7 +290,11 @@ func (p *project) inspect(format, object string) string {
 }
 
 func (p *project) cleanup() {
-	sh := func(script string) { _ = exec.Command("sh", "-c", script).Run() }
+	sh := func(script string) {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+p.s.configDir)
+		_ = cmd.Run()
+	}
 	f := "label=com.docker.compose.project=" + p.name
 	sh("docker ps -aq --filter " + f + " | xargs -r docker rm -fv >/dev/null 2>&1")
 	sh("docker network ls -q --filter " + f + " | xargs -r docker network rm >/dev/null 2>&1")

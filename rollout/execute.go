@@ -215,12 +215,8 @@ func (x *executor) createVolume(ctx context.Context, s strategies.Step) error {
 }
 
 func (x *executor) create(ctx context.Context, s strategies.Step) error {
-	hash, err := compose.ConfigHash(x.project, s.Service)
-	if err != nil {
-		return err
-	}
 	spec, err := compose.Container(x.project, s.Service, compose.ReplicaLabels{
-		Number: s.Number, Revision: s.Revision, ConfigHash: hash,
+		Number: s.Number, Revision: s.Revision, ConfigHash: s.ConfigHash,
 		ImageID: x.observed.ImageIDs[compose.ImageRef(x.project, s.Service)],
 	})
 	if err != nil {

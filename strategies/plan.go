@@ -36,6 +36,7 @@ type Step struct {
 	ContainerID string `json:"container_id,omitempty"`
 	Number      int    `json:"number,omitempty"`
 	Revision    int    `json:"revision,omitempty"`
+	ConfigHash  string `json:"config_hash,omitempty"` // of the container a create step makes
 	Cause       string `json:"cause"`
 	After       []int  `json:"after,omitempty"` // IDs of steps that must finish first
 }

@@ -54,6 +54,7 @@ type serviceChange struct {
 	start    []ObservedContainer // up to date but not running
 	pending  []ObservedContainer // up to date, running, health not yet known
 	revision int                 // revision of the containers to create
+	hash     string              // configuration hash of the containers to create
 	causes   map[string]string   // container name or number → cause
 }
 
@@ -185,7 +186,7 @@ func (pl *planner) diffService(name string) (*serviceChange, error) {
 	ref := compose.ImageRef(p, name)
 	imageID := pl.observed.ImageIDs[ref]
 
-	ch := &serviceChange{name: name, causes: map[string]string{}}
+	ch := &serviceChange{name: name, hash: hash, causes: map[string]string{}}
 	byNumber := map[int][]ObservedContainer{}
 	current := 0
 	for _, c := range pl.observed.Containers {
@@ -496,7 +497,7 @@ func (pl *planner) planStarts(ch *serviceChange) {
 		name := compose.ContainerName(pl.project.Name, ch.name, n)
 		cause := ch.causes[strconv.Itoa(n)]
 		after := append(append(slices.Clone(gates), pl.setup...), pl.removes[ch.name]...)
-		created := pl.add(Step{Action: Create, Service: ch.name, Target: name, Number: n, Revision: ch.revision, Cause: cause, After: after})
+		created := pl.add(Step{Action: Create, Service: ch.name, Target: name, Number: n, Revision: ch.revision, ConfigHash: ch.hash, Cause: cause, After: after})
 		started := pl.add(Step{Action: Start, Service: ch.name, Target: name, Number: n, Revision: ch.revision, Cause: cause, After: []int{created}})
 		pl.starts[ch.name] = append(pl.starts[ch.name], started)
 		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: name, Number: n, Revision: ch.revision, Cause: cause, After: []int{started}}))

@@ -85,6 +85,13 @@ func TestDeployFreshProject(t *testing.T) {
 	plan, err := Deploy(p, Observed{ImageIDs: images}, Options{})
 	assert.NilError(t, err)
 	golden.Assert(t, planText(t, plan), "fresh.golden")
+	for _, s := range plan.Steps {
+		if s.Action == Create {
+			want, err := compose.ConfigHash(p, s.Service)
+			assert.NilError(t, err)
+			assert.Check(t, is.Equal(s.ConfigHash, want), "create %s carries the hash its container gets", s.Target)
+		}
+	}
 }
 
 func TestDeployUpToDateIsEmpty(t *testing.T) {

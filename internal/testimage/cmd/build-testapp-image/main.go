@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -26,7 +27,11 @@ func run(args []string) error {
 		return fmt.Errorf("usage: build-testapp-image TAG=VERSION...")
 	}
 	ctx := context.Background()
-	api, err := client.New(client.FromEnv)
+	opts := []client.Opt{client.FromEnv}
+	if host := currentContextHost(); host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	api, err := client.New(opts...)
 	if err != nil {
 		return err
 	}
@@ -58,4 +63,19 @@ func run(args []string) error {
 		fmt.Println(tag)
 	}
 	return nil
+}
+
+// currentContextHost is the engine of the docker CLI's current context, as the plugin
+// uses it, unless DOCKER_HOST says otherwise ("" then). Contexts with TLS or ssh:// need
+// DOCKER_HOST and friends set instead.
+func currentContextHost() string {
+	if os.Getenv("DOCKER_HOST") != "" {
+		return ""
+	}
+	out, err := exec.Command("docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}").Output()
+	host := strings.TrimSpace(string(out))
+	if err != nil || !(strings.HasPrefix(host, "unix://") || strings.HasPrefix(host, "tcp://")) {
+		return ""
+	}
+	return host
 }
