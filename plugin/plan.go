@@ -77,10 +77,6 @@ func completeServices(project *projectOptions) cobra.CompletionFunc {
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		var out []string
-		for _, name := range p.ServiceNames() {
-			out = append(out, name)
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
+		return p.ServiceNames(), cobra.ShellCompDirectiveNoFileComp
 	}
 }

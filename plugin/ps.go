@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,22 +55,13 @@ func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, o
 		if !opts.all && c.State != "running" && c.State != "restarting" {
 			continue
 		}
-		if len(services) > 0 && !contains(services, c.Labels[compose.LabelService]) {
+		if len(services) > 0 && !slices.Contains(services, c.Labels[compose.LabelService]) {
 			continue
 		}
 		rows = append(rows, c)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 	return writePs(dockerCli, opts.format, rows)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func writePs(dockerCli command.Cli, format string, rows []engine.Container) error {
@@ -140,15 +132,5 @@ func (r *psRow) Ports() string {
 		out = append(out, fmt.Sprintf("%s:%d->%d/%s", ip, p.HostPort, p.ContainerPort, p.Protocol))
 	}
 	sort.Strings(out)
-	return strings.Join(slicesCompact(out), ", ")
-}
-
-func slicesCompact(s []string) []string {
-	var out []string
-	for i, x := range s {
-		if i == 0 || s[i-1] != x {
-			out = append(out, x)
-		}
-	}
-	return out
+	return strings.Join(slices.Compact(out), ", ")
 }

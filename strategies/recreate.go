@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -155,14 +156,7 @@ func deployOrder(p *compose.Project, selected []string) ([]string, error) {
 func joinSorted(s []string) string {
 	s = slices.Clone(s)
 	sort.Strings(s)
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
+	return strings.Join(s, ", ")
 }
 
 func shortID(id string) string {
