@@ -281,7 +281,7 @@ func completed(c ObservedContainer, svc types.ServiceConfig) bool {
 	if restart == "" && svc.Deploy != nil && svc.Deploy.RestartPolicy != nil {
 		restart = svc.Deploy.RestartPolicy.Condition
 	}
-	return restart == "" || restart == "no" || restart == "none" || restart == "on-failure" || len(restart) > 10 && restart[:11] == "on-failure:"
+	return restart == "" || restart == "no" || restart == "none" || strings.HasPrefix(restart, "on-failure")
 }
 
 func notRunningCause(c ObservedContainer) string {
