@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/router"
 )
 
 // ctl talks to the router's control socket from inside the router container, so the
@@ -21,6 +24,7 @@ import (
 func ctl(args []string) int {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	control := fs.String("control", "/state/control.sock", "unix socket of the router's control API")
+	waitDrained := fs.Duration("wait-drained", 0, "put-config: then wait up to this long until no backend is draining")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,5 +74,45 @@ func ctl(args []string) int {
 		fmt.Fprintf(os.Stderr, "agent ctl: router answered %s\n", resp.Status)
 		return 1
 	}
+	if fs.Arg(0) == "put-config" && *waitDrained > 0 {
+		return waitUntilDrained(&client, *waitDrained)
+	}
 	return 0
+}
+
+// waitUntilDrained polls the router's stats until no backend is draining: the plugin
+// stops an old container only once its in-flight requests are done. Polling here,
+// inside the router container, costs one exec instead of one per poll.
+func waitUntilDrained(client *http.Client, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for pause := 5 * time.Millisecond; ; pause = min(pause*2, 50*time.Millisecond) {
+		resp, err := client.Get("http://router/stats")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "agent ctl: stats: %v\n", err)
+			return 1
+		}
+		var snap router.Snapshot
+		err = json.NewDecoder(resp.Body).Decode(&snap)
+		resp.Body.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "agent ctl: stats: %v\n", err)
+			return 1
+		}
+		draining := 0
+		for _, r := range snap.Routes {
+			for _, b := range r.Backends {
+				if b.State == router.Draining {
+					draining++
+				}
+			}
+		}
+		if draining == 0 {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "agent ctl: %d backends still draining after %s\n", draining, timeout)
+			return 0 // the router cuts them at its drain timeout; the caller goes on
+		}
+		time.Sleep(pause)
+	}
 }

@@ -9,7 +9,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/metrics"
 	"syscall"
+	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/router"
 )
@@ -30,6 +33,9 @@ func runRouter(args []string) int {
 	if *accessLog {
 		opts.AccessLog = os.Stdout
 	}
+	stopGC := make(chan struct{})
+	defer close(stopGC)
+	tuneGC(stopGC)
 	r := router.New(opts)
 	defer r.Close()
 
@@ -69,4 +75,61 @@ func runRouter(args []string) int {
 		}
 		return 0
 	}
+}
+
+// GC tuning for the router process. Its live heap is small (a few MiB: routing tables,
+// connection buffers) and nearly everything it allocates dies with its request, so with
+// the default GOGC=100 the collector runs hundreds of times a second under load and
+// costs 6-10 % of the router's CPU (measured with GOGC=off; docs/benchmarks.md, section
+// 7). A higher GOGC while the live heap is small buys most of that back for a few MiB
+// of heap; should the live heap grow (many thousands of connections), the default
+// comes back so the heap never grows to 5× something large. An operator's GOGC or
+// GOMEMLIMIT in the environment still wins over this.
+const (
+	gcPercentSmallHeap = 400
+	gcSmallHeapEnter   = 8 << 20  // live heap below this: gcPercentSmallHeap again
+	gcSmallHeapLeave   = 16 << 20 // live heap above this: the default GOGC
+	gcTuneInterval     = 5 * time.Second
+)
+
+// gcPercentFor is the GOGC for a live heap, given the current one (hysteresis between
+// the two thresholds, so a heap near one of them does not flip it every interval).
+func gcPercentFor(live uint64, current int) int {
+	switch {
+	case live > gcSmallHeapLeave:
+		return 100
+	case live < gcSmallHeapEnter:
+		return gcPercentSmallHeap
+	}
+	return current
+}
+
+// tuneGC applies gcPercentFor now and every gcTuneInterval until stop is closed,
+// unless GOGC or GOMEMLIMIT is set in the environment.
+func tuneGC(stop <-chan struct{}) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	pct := gcPercentSmallHeap
+	debug.SetGCPercent(pct)
+	go func() {
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		tick := time.NewTicker(gcTuneInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			metrics.Read(live)
+			if live[0].Value.Kind() != metrics.KindUint64 {
+				return
+			}
+			if want := gcPercentFor(live[0].Value.Uint64(), pct); want != pct {
+				pct = want
+				debug.SetGCPercent(pct)
+			}
+		}
+	}()
 }

@@ -42,7 +42,7 @@ func Binary(arch string) ([]byte, error) {
 // Tag is the image reference of an agent binary: its content digest, so a new plugin
 // version with a new agent gets a new image and an old one is never reused by mistake.
 func Tag(binary []byte) string {
-	sum := sha256.Sum256(binary)
+	sum := sha256.Sum256(append([]byte(dockerfile), binary...))
 	return Repository + ":" + hex.EncodeToString(sum[:])[:16]
 }
 
@@ -80,15 +80,22 @@ func normalizeArch(arch string) string {
 	return arch
 }
 
+// dockerfile is part of the image's tag (see Tag): a change here makes a new image.
+// /state belongs to the agent's user, so a new volume mounted there (the router's
+// state) is initialized with that owner and the router needs no root.
+const dockerfile = "FROM scratch\nCOPY agent /agent\nCOPY --chown=65534:65534 state /state\nUSER 65534:65534\nENTRYPOINT [\"/agent\"]\n"
+
 func buildContext(bin []byte) (*bytes.Buffer, error) {
-	dockerfile := []byte("FROM scratch\nCOPY agent /agent\nUSER 65534:65534\nENTRYPOINT [\"/agent\"]\n")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "state/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+		return nil, err
+	}
 	for _, f := range []struct {
 		name string
 		mode int64
 		data []byte
-	}{{"Dockerfile", 0o644, dockerfile}, {"agent", 0o755, bin}} {
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"agent", 0o755, bin}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
 			return nil, err
 		}

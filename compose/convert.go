@@ -108,11 +108,14 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 	if !ok {
 		return ContainerCreate{}, fmt.Errorf("service %q is not in project %s", service, p.Name)
 	}
-	name := ContainerName(p.Name, service, r.Number)
+	name := ReplicaName(p, service, r.Revision, r.Number)
 
 	exposed, bindings, err := ports(svc)
 	if err != nil {
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
+	}
+	if p.ServiceSpecs[service].Routed() {
+		bindings = nil // the router owns the host ports; it reaches the containers by name
 	}
 	binds, mounts, err := volumes(p, svc)
 	if err != nil {
@@ -204,6 +207,7 @@ func containerLabels(p *Project, svc types.ServiceConfig, r ReplicaLabels) map[s
 		LabelRevision:        strconv.Itoa(r.Revision),
 		LabelImageRef:        ImageRef(p, svc.Name),
 		LabelRole:            RoleApp,
+		LabelStrategy:        p.ServiceSpecs[svc.Name].Strategy,
 		LabelManagedBy:       ManagedByValue,
 	} {
 		labels[k] = v

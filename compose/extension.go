@@ -22,23 +22,17 @@ const ExtensionKey = "x-lifecycle"
 // ErrInvalidSpec marks every x-lifecycle validation error.
 var ErrInvalidSpec = errors.New("invalid x-lifecycle")
 
-// Strategies.
-const (
-	StrategyRecreate = "recreate"
-)
-
-// strategiesNotYetAvailable are the strategies of the product design that this version
-// does not ship; naming them gives a clearer error than "unknown strategy".
-var strategiesNotYetAvailable = []string{"rolling", "blue-green", "canary"}
-
 // DefaultWaitTimeout bounds how long a deploy waits for a new container to become healthy.
 const DefaultWaitTimeout = 2 * time.Minute
 
 // ProjectSpec is the top-level x-lifecycle block.
 type ProjectSpec struct {
+	// Strategy is the default strategy of every service that sets none.
+	Strategy string `mapstructure:"strategy" json:"strategy,omitempty" yaml:"strategy,omitempty"`
 	// WaitTimeout is the default health wait for every service (a service or --wait-timeout overrides it).
 	WaitTimeout Duration   `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
 	Policy      PolicySpec `mapstructure:"policy" json:"policy" yaml:"policy"`
+	Scan        ScanSpec   `mapstructure:"scan" json:"scan" yaml:"scan"`
 }
 
 // PolicySpec holds project-wide policy.
@@ -66,10 +60,26 @@ type ResourceDefaults struct {
 
 // ServiceSpec is the x-lifecycle block of one service, with defaults applied.
 type ServiceSpec struct {
+	// Strategy is rolling (the default), blue-green, canary or recreate (the default
+	// for services that cannot run twice, e.g. with a read-write named volume).
 	Strategy    string   `mapstructure:"strategy" json:"strategy" yaml:"strategy"`
 	WaitTimeout Duration `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
 	// Allow lists the policy rules this service may break, each with its reason.
 	Allow []PolicyException `mapstructure:"allow" json:"allow,omitempty" yaml:"allow,omitempty"`
+	// History is how many previous revisions are kept as stopped containers for rollback.
+	History *int `mapstructure:"history" json:"history" yaml:"history"`
+	// Drain bounds how long a container leaving the router may finish in-flight
+	// requests (default: stop_grace_period, else 10s).
+	Drain     Duration      `mapstructure:"drain" json:"drain" yaml:"drain"`
+	// Protocol is how the router carries the service's published ports: "http" (per
+	// request, with retries and counters) or "tcp" (per connection).
+	Protocol  string        `mapstructure:"protocol" json:"protocol" yaml:"protocol"`
+	BlueGreen BlueGreenSpec `mapstructure:"blue-green" json:"blue-green" yaml:"blue-green"`
+	Canary    CanarySpec    `mapstructure:"canary" json:"canary" yaml:"canary"`
+	// Update and Rollback come from compose's deploy.update_config and
+	// deploy.rollback_config, with defaults applied.
+	Update   UpdateSpec `mapstructure:"-" json:"update" yaml:"update"`
+	Rollback UpdateSpec `mapstructure:"-" json:"rollback" yaml:"rollback"`
 }
 
 // Duration is a time.Duration written as "30s" in compose files and in output.
@@ -198,7 +208,7 @@ func validKeys(out any, unknown string) []string {
 	}
 	var keys []string
 	for i := range t.NumField() {
-		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" {
+		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" && tag != "-" {
 			keys = append(keys, tag)
 		}
 	}
@@ -305,11 +315,17 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	if err := decodeStrict(raw, &spec); err != nil {
 		return spec, err
 	}
+	if spec.Strategy != "" && !slices.Contains(strategies, spec.Strategy) {
+		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, strings.Join(strategies, ", "))
+	}
 	if spec.Policy.Defaults.Pids < 0 {
 		return spec, fmt.Errorf("'policy.defaults.pids' must not be negative, got %d", spec.Policy.Defaults.Pids)
 	}
 	if spec.WaitTimeout == 0 {
 		spec.WaitTimeout = Duration(DefaultWaitTimeout)
+	}
+	if err := resolveScan(raw, &spec.Scan); err != nil {
+		return spec, err
 	}
 	return spec, nil
 }
@@ -321,14 +337,8 @@ func DecodeServiceSpec(raw any, project ProjectSpec) (ServiceSpec, error) {
 	if err := decodeStrict(raw, &spec); err != nil {
 		return spec, err
 	}
-	switch {
-	case spec.Strategy == "":
-		spec.Strategy = StrategyRecreate
-	case spec.Strategy == StrategyRecreate:
-	case slices.Contains(strategiesNotYetAvailable, spec.Strategy):
-		return spec, fmt.Errorf("key \"strategy\": %q is not available in this version yet; use %q", spec.Strategy, StrategyRecreate)
-	default:
-		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, StrategyRecreate)
+	if spec.Strategy != "" && !slices.Contains(strategies, spec.Strategy) {
+		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, strings.Join(strategies, ", "))
 	}
 	if spec.WaitTimeout == 0 {
 		spec.WaitTimeout = project.WaitTimeout

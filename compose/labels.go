@@ -26,6 +26,8 @@ const (
 	// LabelImageRef is the image reference the container was created from (the engine's
 	// list shows an image ID instead once the tag moves).
 	LabelImageRef = "io.lifecycle.image"
+	// LabelStrategy is the rollout strategy the container was deployed with.
+	LabelStrategy = "io.lifecycle.strategy"
 	// LabelManagedBy marks objects created by docker lifecycle (value: ManagedByValue).
 	LabelManagedBy = "io.lifecycle.managed-by"
 )

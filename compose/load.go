@@ -105,16 +105,27 @@ func fromTypes(tp *types.Project) (*Project, error) {
 	}
 	p.Spec = spec
 
+	awaitedCompletion := map[string]bool{}
+	for _, svc := range tp.Services {
+		for dep, d := range svc.DependsOn {
+			if d.Condition == types.ServiceConditionCompletedSuccessfully {
+				awaitedCompletion[dep] = true
+			}
+		}
+	}
 	for _, name := range sortedServiceNames(tp) {
 		svc := tp.Services[name]
 		s, err := DecodeServiceSpec(svc.Extensions[ExtensionKey], spec)
 		if err != nil {
 			return nil, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err)
 		}
-		p.ServiceSpecs[name] = s
 		if err := checkSupported(svc); err != nil {
 			return nil, fmt.Errorf("%s: service %q: %w", files.find("services", name), name, err)
 		}
+		if err := resolveRollout(svc, &s, spec.Strategy, awaitedCompletion[name]); err != nil {
+			return nil, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err)
+		}
+		p.ServiceSpecs[name] = s
 	}
 	if err := checkDependencies(tp); err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ var supportedServiceKeys = []string{
 	"group_add", "oom_score_adj", "#extensions", "-",
 }
 
-var supportedDeployKeys = []string{"mode", "replicas", "resources", "restart_policy", "#extensions"}
+var supportedDeployKeys = []string{"mode", "replicas", "resources", "restart_policy", "update_config", "rollback_config", "#extensions"}
 
 // supportedPullPolicies: without --pull the deploy only uses local images.
 var supportedPullPolicies = []string{"", types.PullPolicyMissing, types.PullPolicyIfNotPresent, types.PullPolicyNever, types.PullPolicyBuild}
@@ -66,13 +66,6 @@ func checkSupported(svc types.ServiceConfig) error {
 	}
 	if svc.Image == "" && svc.Build == nil {
 		return errors.New("has neither image nor build: set image")
-	}
-	if svc.GetScale() > 1 {
-		for _, p := range svc.Ports {
-			if p.Published != "" {
-				return fmt.Errorf("publishes host port %s and has %d replicas: only one container can own a host port; remove the host port or use 1 replica", p.Published, svc.GetScale())
-			}
-		}
 	}
 	for _, v := range svc.Volumes {
 		switch v.Type {

@@ -12,8 +12,11 @@ import (
 // performing them, so `deploy --dry-run` can walk the same code path as a real deploy.
 type DryRun struct {
 	Engine
-	mu     sync.Mutex
-	writes []string
+	// ReadOnlyExec tells which exec commands only read (e.g. the router's config): those
+	// run; every other exec is recorded as a write.
+	ReadOnlyExec func(cmd []string) bool
+	mu           sync.Mutex
+	writes       []string
 }
 
 // NewDryRun wraps e.
@@ -80,4 +83,17 @@ func (d *DryRun) BuildImage(_ context.Context, _ io.Reader, tag string, _ map[st
 func (d *DryRun) RemoveImage(_ context.Context, ref string) error {
 	d.record("remove image %s", ref)
 	return nil
+}
+
+func (d *DryRun) Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error) {
+	if d.ReadOnlyExec != nil && d.ReadOnlyExec(cmd) {
+		return d.Engine.Exec(ctx, containerID, cmd, stdin)
+	}
+	d.record("exec %v in %s", cmd, containerID)
+	return nil, nil
+}
+
+// SaveImage only reads: it passes through (stated here so the dry-run surface is explicit).
+func (d *DryRun) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error) {
+	return d.Engine.SaveImage(ctx, ref)
 }

@@ -8,7 +8,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -59,6 +61,30 @@ type Engine interface {
 	// BuildImage builds buildContext (a tar stream with a Dockerfile) with the classic builder and tags it.
 	BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
 	RemoveImage(ctx context.Context, ref string) error
+	// SaveImage streams the image as a `docker save` archive; the caller closes it.
+	SaveImage(ctx context.Context, ref string) (io.ReadCloser, error)
+
+	// Exec runs cmd in a running container with stdin (may be nil) and returns its
+	// stdout; a non-zero exit is an *ExecError carrying the exit code and stderr.
+	Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
+	// Arch is the engine's hardware architecture as it reports it (x86_64, aarch64, …).
+	Arch(ctx context.Context) (string, error)
+}
+
+// ExecError is a command run by Exec that exited non-zero.
+type ExecError struct {
+	Container string
+	Cmd       []string
+	ExitCode  int
+	Stderr    string
+}
+
+func (e *ExecError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if msg == "" {
+		msg = "no error output"
+	}
+	return fmt.Sprintf("%s in container %s exited with code %d: %s", strings.Join(e.Cmd, " "), e.Container, e.ExitCode, msg)
 }
 
 // ServerInfo is what Ping learns about the engine.

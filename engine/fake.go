@@ -29,6 +29,23 @@ type Fake struct {
 	InspectImageFn     func(ctx context.Context, ref string) (Image, error)
 	BuildImageFn       func(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
 	RemoveImageFn      func(ctx context.Context, ref string) error
+	SaveImageFn        func(ctx context.Context, ref string) (io.ReadCloser, error)
+	ExecFn             func(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
+	ArchFn             func(ctx context.Context) (string, error)
+}
+
+func (f *Fake) Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error) {
+	if f.ExecFn == nil {
+		return nil, unexpected("Exec")
+	}
+	return f.ExecFn(ctx, containerID, cmd, stdin)
+}
+
+func (f *Fake) Arch(ctx context.Context) (string, error) {
+	if f.ArchFn == nil {
+		return "x86_64", nil
+	}
+	return f.ArchFn(ctx)
 }
 
 func unexpected(call string) error {
@@ -166,4 +183,11 @@ func (f *Fake) RemoveImage(ctx context.Context, ref string) error {
 		return unexpected("RemoveImage")
 	}
 	return f.RemoveImageFn(ctx, ref)
+}
+
+func (f *Fake) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error) {
+	if f.SaveImageFn == nil {
+		return nil, unexpected("SaveImage")
+	}
+	return f.SaveImageFn(ctx, ref)
 }

@@ -370,3 +370,66 @@ func (m *Moby) RemoveImage(ctx context.Context, ref string) error {
 	_, err := m.api.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	return wrapNotFound(err, "remove image "+ref)
 }
+
+// Exec runs cmd in the container and waits for it, feeding stdin and collecting stdout
+// and stderr separately (the stream is multiplexed because no TTY is asked for).
+func (m *Moby) Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error) {
+	created, err := m.api.ExecCreate(ctx, containerID, client.ExecCreateOptions{
+		Cmd: cmd, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return nil, wrapNotFound(err, "exec in container "+containerID)
+	}
+	attached, err := m.api.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: attach: %w", containerID, err)
+	}
+	defer attached.Close()
+	if stdin != nil {
+		go func() {
+			_, _ = attached.Conn.Write(stdin)
+			_ = attached.CloseWrite()
+		}()
+	}
+	var stdout, stderr bytes.Buffer
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(&stdout, &stderr, attached.Reader)
+		copied <- err
+	}()
+	select {
+	case err := <-copied:
+		if err != nil {
+			return nil, fmt.Errorf("exec in container %s: read output: %w", containerID, err)
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	inspected, err := m.api.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", containerID, err)
+	}
+	if inspected.ExitCode != 0 {
+		return stdout.Bytes(), &ExecError{Container: containerID, Cmd: cmd, ExitCode: inspected.ExitCode, Stderr: stderr.String()}
+	}
+	return stdout.Bytes(), nil
+}
+
+// Arch asks the engine for its hardware architecture.
+func (m *Moby) Arch(ctx context.Context) (string, error) {
+	v, err := m.api.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", fmt.Errorf("engine version: %w", err)
+	}
+	return v.Arch, nil
+}
+
+// SaveImage streams the image as a `docker save` archive, so a scanner on this machine
+// can read an image of any engine (local, tcp, ssh://) without access to its socket.
+func (m *Moby) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error) {
+	rc, err := m.api.ImageSave(ctx, []string{ref})
+	if err != nil {
+		return nil, wrapNotFound(err, "save image "+ref)
+	}
+	return rc, nil
+}

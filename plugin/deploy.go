@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,8 @@ type deployOptions struct {
 	removeOrphans bool
 	waitTimeout   time.Duration
 	format        string
+	scan          bool
+	skipScan      bool
 }
 
 func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -30,6 +33,9 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 			if err := validatePlanFormat(opts.format); err != nil {
 				return err
 			}
+			if opts.scan && opts.skipScan {
+				return cli.StatusError{StatusCode: 125, Status: "--scan and --skip-scan exclude each other"}
+			}
 			if opts.waitTimeout < 0 {
 				return fmt.Errorf("--wait-timeout must not be negative")
 			}
@@ -42,6 +48,8 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags.BoolVar(&opts.removeOrphans, "remove-orphans", false, "Remove containers of services that are not in the project")
 	flags.DurationVar(&opts.waitTimeout, "wait-timeout", 0, "How long to wait for each new container to become healthy (default: x-lifecycle wait-timeout, 2m)")
 	flags.StringVar(&opts.format, "format", "table", "Format of the --dry-run plan (table, json)")
+	flags.BoolVar(&opts.scan, "scan", false, "Run the image scan gate even without x-lifecycle.scan")
+	flags.BoolVar(&opts.skipScan, "skip-scan", false, "Deploy without the image scan gate that x-lifecycle.scan turns on")
 	return cmd
 }
 
@@ -57,6 +65,12 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		return err
 	}
 	started := time.Now()
+	if (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan && !opts.dryRun {
+		if err := scanGate(ctx, eng, p, services, events); err != nil {
+			_ = events.Close()
+			return exitError(ctx, err)
+		}
+	}
 	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{
 		Services: services, RemoveOrphans: opts.removeOrphans, DryRun: opts.dryRun,
 		WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),

@@ -26,6 +26,9 @@ var Version = "v0.1.0-dev"
 
 // Exit codes beyond 0 (ok) and 1 (error); usage errors exit 125 through docker/cli.
 const (
+	// ExitRolledBack: the deploy failed and was rolled back automatically; the previous
+	// revision serves (distinct from 1, where the state may need a look).
+	ExitRolledBack  = 3
 	ExitInterrupted = 130
 )
 
@@ -88,7 +91,11 @@ in the engine so that any machine with the same context sees the same project.`,
 		newDeployCommand(dockerCli, opts),
 		newPsCommand(dockerCli, opts),
 		newDownCommand(dockerCli, opts),
+		newHistoryCommand(dockerCli, opts),
+		newRollbackCommand(dockerCli, opts),
+		newPromoteCommand(dockerCli, opts),
 		newLintCommand(dockerCli, opts),
+		newScanCommand(dockerCli, opts),
 		newUnlockCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)
@@ -159,6 +166,9 @@ func newProgress(dockerCli command.Cli, mode string) (progress.Writer, error) {
 func exitError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, rollout.ErrRolledBack) {
+		return cli.StatusError{StatusCode: ExitRolledBack, Status: err.Error()}
 	}
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + err.Error() + "\nthe next deploy converges from here"}

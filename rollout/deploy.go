@@ -28,6 +28,10 @@ type DeployOptions struct {
 	LocalEngine bool
 	Command     string
 	Checkpoint  func(strategies.Step)
+	// Rollback names the revision each service goes back to (see RollbackTargets).
+	Rollback map[string]int
+	// Promote switches blue-green services with manual promotion to the new colour.
+	Promote bool
 }
 
 // Deploy converges the project: lock, observe, plan, check, execute, unlock. It returns
@@ -42,6 +46,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	}
 	if opts.DryRun {
 		dry := engine.NewDryRun(eng)
+		dry.ReadOnlyExec = readOnlyExec
 		plan, _, err := planDeploy(ctx, dry, p, images, opts)
 		if w := dry.Writes(); err == nil && len(w) > 0 {
 			return plan, fmt.Errorf("internal error: planning tried to write to the engine: %s", strings.Join(w, "; "))
@@ -78,7 +83,11 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 			return plan, err
 		}
 	}
-	if err := Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint}); err != nil {
+	result := ResultDeployed
+	if len(opts.Rollback) > 0 {
+		result = ResultRollback
+	}
+	if err := Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result}); err != nil {
 		return plan, err
 	}
 	return plan, verifyCreated(ctx, eng, p, images, plan, events)
@@ -118,7 +127,9 @@ func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, imag
 	if err != nil {
 		return strategies.Plan{}, observed, err
 	}
-	plan, err := strategies.Deploy(p, observed, strategies.Options{Services: opts.Services, RemoveOrphans: opts.RemoveOrphans})
+	plan, err := strategies.Deploy(p, observed, strategies.Options{
+		Services: opts.Services, RemoveOrphans: opts.RemoveOrphans, Rollback: opts.Rollback, Promote: opts.Promote,
+	})
 	return plan, observed, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ type ExecOptions struct {
 	PollInterval time.Duration
 	// Checkpoint, if set, is called before each step runs (crash tests stop there).
 	Checkpoint func(strategies.Step)
+	// Result is what a successful service rollout is recorded as in its revision
+	// history (default ResultDeployed; `rollback` records ResultRollback).
+	Result string
 }
 
 // executor runs one plan; it remembers what it created so a failure can undo it.
@@ -45,6 +49,16 @@ type executor struct {
 	ids             map[string]string // container name → ID, for containers created in this run
 	createdNetworks []string
 	healthy         map[string]bool // containers created in this run that passed their gate
+	// per service: steps done, and the containers this run stopped or started
+	done    map[string]int
+	stopped map[string][]strategies.Step
+	started map[string][]strategies.Step
+
+	// routeMu guards the router state: each service's backends and the router container.
+	routeMu  sync.Mutex
+	routes   map[string][]strategies.RouteBackend
+	routerID string
+	failed   string // the service whose step failed first
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
@@ -56,7 +70,15 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 		opts.PollInterval = 250 * time.Millisecond
 	}
 	x := &executor{eng: eng, project: p, observed: observed, events: events, opts: opts,
-		ids: map[string]string{}, healthy: map[string]bool{}}
+		ids: map[string]string{}, healthy: map[string]bool{},
+		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
+		routes: maps.Clone(observed.Routes)}
+	if x.routes == nil {
+		x.routes = map[string][]strategies.RouteBackend{}
+	}
+	if observed.Router != nil {
+		x.routerID = observed.Router.ID
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -90,9 +112,23 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 				opts.Checkpoint(s)
 			}
 			if err := x.run(runCtx, s); err != nil {
+				x.mu.Lock()
+				if x.failed == "" && runCtx.Err() == nil {
+					x.failed = s.Service
+				}
+				x.mu.Unlock()
 				fail(err)
 				return
 			}
+			x.mu.Lock()
+			x.done[s.Service]++
+			switch s.Action {
+			case strategies.Stop:
+				x.stopped[s.Service] = append(x.stopped[s.Service], s)
+			case strategies.Start:
+				x.started[s.Service] = append(x.started[s.Service], s)
+			}
+			x.mu.Unlock()
 			close(done[s.ID])
 		}(s)
 	}
@@ -101,12 +137,21 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 		firstErr = ctx.Err()
 	}
 	if firstErr == nil {
+		x.recordHistory(plan, nil, nil)
 		return nil
 	}
 	if ctx.Err() != nil && !errors.Is(firstErr, context.Canceled) {
 		firstErr = fmt.Errorf("%w (interrupted)", context.Canceled)
 	}
+	rolledBack, revertErr := x.revert(plan, firstErr)
 	x.cleanup()
+	x.recordHistory(plan, rolledBack, firstErr)
+	switch {
+	case revertErr != nil:
+		return fmt.Errorf("%w; the rollback failed too: %w", firstErr, revertErr)
+	case len(rolledBack) > 0:
+		return &RolledBackError{Services: rolledBack, Cause: firstErr}
+	}
 	return firstErr
 }
 
@@ -140,6 +185,20 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 		progress.Emit(x.events, containerID(s.Target), progress.Done, "Started", "")
 	case strategies.WaitHealthy, strategies.WaitCompleted:
 		return x.wait(ctx, s)
+	case strategies.EnsureRouter:
+		return x.ensureRouter(ctx, s)
+	case strategies.Route:
+		return x.route(ctx, s)
+	case strategies.Analyze:
+		return x.analyze(ctx, s)
+	case strategies.Delay:
+		progress.Emit(x.events, "Service "+s.Service, progress.Working, "Waiting", fmt.Sprintf("%s %s", s.Cause, time.Duration(s.Duration)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(s.Duration)):
+		}
+		progress.Emit(x.events, "Service "+s.Service, progress.Done, "Waited", s.Cause)
 	default:
 		return fmt.Errorf("step %d: unknown action %q", s.ID, s.Action)
 	}

@@ -67,7 +67,20 @@ func Observe(ctx context.Context, eng engine.Engine, p *compose.Project, images 
 		if c.Labels[compose.LabelProject] != p.Name || c.Labels[compose.LabelOneoff] == "True" {
 			continue
 		}
+		if c.Labels[compose.LabelRole] == compose.RoleRouter {
+			r := observedContainer(c)
+			obs.Router, obs.RouterHash = &r, c.Labels[compose.LabelRouterHash]
+			continue
+		}
 		obs.Containers = append(obs.Containers, observedContainer(c))
+	}
+	if obs.Router != nil && obs.Router.Running() {
+		if obs.Routes, err = readRoutes(ctx, eng, p, obs.Router.ID); err != nil {
+			return obs, err
+		}
+	}
+	if obs.Revisions, err = highestRevisions(ctx, eng, p.Name); err != nil {
+		return obs, err
 	}
 
 	networks, err := eng.ListNetworks(ctx, nil)
@@ -122,6 +135,9 @@ func observedContainer(c engine.Container) strategies.ObservedContainer {
 	}
 	if ref := c.Labels[compose.LabelImageRef]; ref != "" {
 		oc.Image = ref
+	}
+	for _, port := range c.Ports {
+		oc.PublishesPorts = oc.PublishesPorts || port.HostPort != 0
 	}
 	if m := exitCodeInStatus.FindStringSubmatch(c.Status); m != nil {
 		oc.ExitCode, _ = strconv.Atoi(m[1])

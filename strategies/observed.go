@@ -11,6 +11,15 @@ type Observed struct {
 	ImageIDs map[string]string
 	// PortOwners are host ports published by any container on the engine.
 	PortOwners []PortOwner
+	// Router is the project's traffic router container, nil when there is none.
+	Router *ObservedContainer
+	// RouterHash is the router's ports-and-networks label (see compose.RouterHash).
+	RouterHash string
+	// Routes are the router's backends per service, as the router has them now.
+	Routes map[string][]RouteBackend
+	// Revisions is the highest revision each service ever had, from its history records
+	// (a failed revision's containers are gone, but its number stays used).
+	Revisions map[string]int
 }
 
 // ObservedContainer is one existing container of the project.
@@ -26,6 +35,9 @@ type ObservedContainer struct {
 	State      string // created, running, exited, …
 	Health     string // "", starting, healthy, unhealthy
 	ExitCode   int    // meaningful when State is exited
+	// PublishesPorts is true when the container holds host ports itself (created
+	// before its service was behind the router).
+	PublishesPorts bool
 }
 
 // Running reports whether the container is up (restarting counts: the engine is on it).

@@ -5,6 +5,8 @@ package strategies
 
 import (
 	"fmt"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"io"
 	"strconv"
 	"strings"
@@ -25,6 +27,17 @@ const (
 	WaitHealthy Action = "wait-healthy"
 	// WaitCompleted waits until the container exited with code 0.
 	WaitCompleted Action = "wait-completed"
+	// EnsureRouter creates (or recreates) the project's traffic router.
+	EnsureRouter Action = "ensure-router"
+	// Route sets a service's backends in the router; backends it no longer lists are
+	// drained (in-flight requests finish) before the step ends.
+	Route Action = "route"
+	// Delay pauses between rolling batches (update_config.delay) or before the old
+	// colour stops (blue-green scale-down-delay).
+	Delay Action = "delay"
+	// Analyze waits for a canary step's pause and then judges the new revision on the
+	// router's counters of that window.
+	Analyze Action = "analyze"
 )
 
 // Step is one engine-level change (or wait) with its cause.
@@ -37,8 +50,19 @@ type Step struct {
 	Number      int    `json:"number,omitempty"`
 	Revision    int    `json:"revision,omitempty"`
 	ConfigHash  string `json:"config_hash,omitempty"` // of the container a create step makes
-	Cause       string `json:"cause"`
-	After       []int  `json:"after,omitempty"` // IDs of steps that must finish first
+	// Backends are a route step's backends for the service once the step is done.
+	Backends []RouteBackend `json:"backends,omitempty"`
+	// Duration is how long a delay or analyze step waits.
+	Duration compose.Duration `json:"duration,omitempty"`
+	Cause    string           `json:"cause"`
+	After    []int            `json:"after,omitempty"` // IDs of steps that must finish first
+}
+
+// RouteBackend is a container in a service's route, with its share of new traffic.
+type RouteBackend struct {
+	Container string `json:"container"`
+	Revision  int    `json:"revision"`
+	Weight    int    `json:"weight"`
 }
 
 // Plan is the ordered list of steps that converges a project.

@@ -27,13 +27,23 @@ type Options struct {
 	Services []string
 	// RemoveOrphans removes containers of services that are no longer in the project.
 	RemoveOrphans bool
+	// Rollback names, per service, the revision to go back to: its retained containers
+	// are started again through the service's strategy, with rollback_config.
+	Rollback map[string]int
+	// Promote lets blue-green services with manual promotion switch to the new colour.
+	Promote bool
 }
 
 // planner accumulates steps; its methods keep IDs and dependencies consistent.
 type planner struct {
 	project  *compose.Project
 	observed Observed
+	opts     Options
 	plan     Plan
+	// routed services: the router step, and the migrations each service waits for
+	routerStep     int
+	migrated       map[string][]int
+	migrationSteps []int
 	// per service: the steps other services may wait for
 	stops, removes, starts, waits map[string][]int
 	setup                         []int // network and volume creation
@@ -64,16 +74,38 @@ type serviceChange struct {
 // start (dependencies first, gated on their depends_on conditions).
 func Deploy(p *compose.Project, observed Observed, opts Options) (Plan, error) {
 	pl := &planner{
-		project: p, observed: observed, plan: Plan{Project: p.Name},
+		project: p, observed: observed, opts: opts, plan: Plan{Project: p.Name},
 		stops: map[string][]int{}, removes: map[string][]int{}, starts: map[string][]int{}, waits: map[string][]int{},
+		migrated: map[string][]int{},
 	}
 	order, err := deployOrder(p, opts.Services)
 	if err != nil {
 		return Plan{}, err
 	}
+	for name := range opts.Rollback {
+		if !slices.Contains(order, name) {
+			return Plan{}, fmt.Errorf("%w: %q in project %s", ErrUnknownService, name, p.Name)
+		}
+	}
 
 	changes := map[string]*serviceChange{}
+	routed := map[string]*routedChange{}
 	for _, name := range order {
+		if p.ServiceSpecs[name].Routed() {
+			ch, err := pl.diffRouted(name, opts.Rollback[name])
+			if err != nil {
+				return Plan{}, err
+			}
+			if !ch.converged() {
+				routed[name] = ch
+			} else {
+				pl.planPrune(ch, nil)
+			}
+			continue
+		}
+		if opts.Rollback[name] > 0 {
+			return Plan{}, fmt.Errorf("service %q uses the recreate strategy, which keeps no previous revision to roll back to", name)
+		}
 		ch, err := pl.diffService(name)
 		if err != nil {
 			return Plan{}, err
@@ -84,14 +116,25 @@ func Deploy(p *compose.Project, observed Observed, opts Options) (Plan, error) {
 		return Plan{}, err
 	}
 
-	pl.planSetup(changes)
+	pl.planSetup(changes, routed)
 	pl.planOrphans(opts)
+	pl.planMigrations(routed)
+	if err := pl.planRouter(routed); err != nil {
+		return Plan{}, err
+	}
 	// Stop dependents before their dependencies: walk the order backwards.
 	for i := len(order) - 1; i >= 0; i-- {
-		pl.planStops(changes[order[i]])
+		if ch := changes[order[i]]; ch != nil {
+			pl.planStops(ch)
+		}
 	}
 	for _, name := range order {
-		pl.planStarts(changes[name])
+		if ch := changes[name]; ch != nil {
+			pl.planStarts(ch)
+		}
+		if ch := routed[name]; ch != nil {
+			pl.planRouted(ch)
+		}
 	}
 	return pl.plan, nil
 }
@@ -359,8 +402,8 @@ func ipsOverlap(a, b string) bool {
 	return isAny(a) || isAny(b) || a == b
 }
 
-func (pl *planner) planSetup(changes map[string]*serviceChange) {
-	anyCreate := false
+func (pl *planner) planSetup(changes map[string]*serviceChange, routed map[string]*routedChange) {
+	anyCreate := len(routed) > 0
 	for _, ch := range changes {
 		anyCreate = anyCreate || len(ch.create) > 0 || len(ch.start) > 0
 	}

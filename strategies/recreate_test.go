@@ -17,6 +17,7 @@ import (
 
 const demoCompose = `
 name: demo
+x-lifecycle: {strategy: recreate}
 services:
   db:
     image: db:1

@@ -1,0 +1,264 @@
+package compose
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// Strategies.
+const (
+	StrategyRolling   = "rolling"
+	StrategyBlueGreen = "blue-green"
+	StrategyCanary    = "canary"
+	StrategyRecreate  = "recreate"
+)
+
+var strategies = []string{StrategyRolling, StrategyBlueGreen, StrategyCanary, StrategyRecreate}
+
+// Update orders and failure actions of compose's deploy.update_config.
+const (
+	OrderStartFirst = "start-first"
+	OrderStopFirst  = "stop-first"
+
+	FailureRollback = "rollback"
+	FailurePause    = "pause"
+	FailureContinue = "continue"
+)
+
+// Blue-green promotion modes.
+const (
+	PromoteAuto   = "auto"
+	PromoteManual = "manual"
+)
+
+// DefaultHistory is how many previous revisions are kept as stopped containers.
+const DefaultHistory = 5
+
+// defaultDrain is the drain bound when neither x-lifecycle.drain nor stop_grace_period is
+// set: the engine's own default stop timeout.
+const defaultDrain = 10 * time.Second
+
+// BlueGreenSpec configures the blue-green strategy.
+type BlueGreenSpec struct {
+	// Promote is "auto" (switch as soon as the new colour is healthy) or "manual"
+	// (`docker lifecycle promote`).
+	Promote string `mapstructure:"promote" json:"promote,omitempty" yaml:"promote,omitempty"`
+	// ScaleDownDelay keeps the old colour running after the switch, for a fast way back.
+	ScaleDownDelay Duration `mapstructure:"scale-down-delay" json:"scale-down-delay,omitempty" yaml:"scale-down-delay,omitempty"`
+	// PreviewPort publishes the new colour before promotion, e.g. "127.0.0.1:8081".
+	PreviewPort string `mapstructure:"preview-port" json:"preview-port,omitempty" yaml:"preview-port,omitempty"`
+}
+
+// CanarySpec configures the canary strategy.
+type CanarySpec struct {
+	Steps    []CanaryStep `mapstructure:"steps" json:"steps,omitempty" yaml:"steps,omitempty"`
+	Analysis AnalysisSpec `mapstructure:"analysis" json:"analysis" yaml:"analysis"`
+}
+
+// CanaryStep sends Weight percent of new requests to the new revision for Pause.
+type CanaryStep struct {
+	Weight int      `mapstructure:"weight" json:"weight" yaml:"weight"`
+	Pause  Duration `mapstructure:"pause" json:"pause" yaml:"pause"`
+}
+
+// AnalysisSpec judges the new revision on the router's counters after each canary step.
+type AnalysisSpec struct {
+	// MaxErrorRate is the largest share of 5xx answers and failed requests (0..1).
+	MaxErrorRate float64 `mapstructure:"max-error-rate" json:"max-error-rate" yaml:"max-error-rate"`
+	// MaxP99 bounds the 99th percentile latency (0: not checked).
+	MaxP99 Duration `mapstructure:"max-p99" json:"max-p99,omitempty" yaml:"max-p99,omitempty"`
+	// MinRequests is how many requests the step must see for a verdict; with fewer,
+	// the analysis fails, because no evidence is not good evidence.
+	MinRequests int `mapstructure:"min-requests" json:"min-requests" yaml:"min-requests"`
+}
+
+// Default canary settings.
+const (
+	defaultCanaryPause  = 30 * time.Second
+	defaultMaxErrorRate = 0.01
+)
+
+var defaultCanarySteps = []int{10, 50}
+
+// UpdateSpec is compose's deploy.update_config (or rollback_config) with defaults applied.
+type UpdateSpec struct {
+	Parallelism     int      `json:"parallelism" yaml:"parallelism"`
+	Delay           Duration `json:"delay" yaml:"delay"`
+	Order           string   `json:"order" yaml:"order"`
+	Monitor         Duration `json:"monitor" yaml:"monitor"`
+	FailureAction   string   `json:"failure_action" yaml:"failure_action"`
+	MaxFailureRatio float64  `json:"max_failure_ratio" yaml:"max_failure_ratio"`
+}
+
+// Routed reports whether the strategy runs old and new containers side by side behind
+// the router.
+func (s ServiceSpec) Routed() bool { return s.Strategy != StrategyRecreate }
+
+// resolveRollout fills the rollout settings that depend on the compose service: the
+// default strategy, the update and rollback configs, and the drain bound.
+//
+// A service that sets no strategy gets the project's, else rolling; but recreate when it
+// cannot run twice, or when it is a one-shot job that other services wait to complete.
+func resolveRollout(svc types.ServiceConfig, spec *ServiceSpec, projectDefault string, oneShot bool) error {
+	reason := cannotRunTwice(svc)
+	switch {
+	case spec.Strategy == "" && (reason != "" || oneShot):
+		spec.Strategy = StrategyRecreate
+	case spec.Strategy == "" && projectDefault != "":
+		spec.Strategy = projectDefault
+	case spec.Strategy == "":
+		spec.Strategy = StrategyRolling
+	case spec.Strategy != StrategyRecreate && reason != "":
+		return fmt.Errorf("key \"strategy\": %q runs old and new containers side by side, but %s; use %q", spec.Strategy, reason, StrategyRecreate)
+	}
+	if spec.Strategy == StrategyRecreate && svc.GetScale() > 1 {
+		for _, p := range svc.Ports {
+			if p.Published != "" {
+				return fmt.Errorf("publishes host port %s and has %d replicas with the recreate strategy: only one container can own a host port; use the rolling strategy (its router owns the port), remove the host port, or use 1 replica", p.Published, svc.GetScale())
+			}
+		}
+	}
+	if spec.History == nil {
+		spec.History = new(DefaultHistory)
+	}
+	if *spec.History < 0 {
+		return fmt.Errorf("key \"history\" must not be negative, got %d", *spec.History)
+	}
+	if spec.Drain == 0 {
+		spec.Drain = Duration(defaultDrain)
+		if svc.StopGracePeriod != nil {
+			spec.Drain = Duration(*svc.StopGracePeriod)
+		}
+	}
+	var update, rollback *types.UpdateConfig
+	if svc.Deploy != nil {
+		update, rollback = svc.Deploy.UpdateConfig, svc.Deploy.RollbackConfig
+	}
+	var err error
+	if spec.Update, err = updateSpec(update, "deploy.update_config"); err != nil {
+		return err
+	}
+	if spec.Rollback, err = updateSpec(rollback, "deploy.rollback_config"); err != nil {
+		return err
+	}
+	switch spec.Protocol {
+	case "":
+		spec.Protocol = "http"
+	case "http", "tcp":
+	default:
+		return fmt.Errorf("key \"protocol\": want \"http\" or \"tcp\", got %q", spec.Protocol)
+	}
+	switch spec.BlueGreen.Promote {
+	case "":
+		spec.BlueGreen.Promote = PromoteAuto
+	case PromoteAuto, PromoteManual:
+	default:
+		return fmt.Errorf("key \"blue-green.promote\": want %q or %q, got %q", PromoteAuto, PromoteManual, spec.BlueGreen.Promote)
+	}
+	if spec.BlueGreen.PreviewPort != "" {
+		if _, _, err := SplitHostPort(spec.BlueGreen.PreviewPort); err != nil {
+			return fmt.Errorf("key \"blue-green.preview-port\": %w", err)
+		}
+	}
+	return resolveCanary(&spec.Canary)
+}
+
+func resolveCanary(c *CanarySpec) error {
+	if len(c.Steps) == 0 {
+		for _, w := range defaultCanarySteps {
+			c.Steps = append(c.Steps, CanaryStep{Weight: w})
+		}
+	}
+	prev := 0
+	for i := range c.Steps {
+		s := &c.Steps[i]
+		if s.Weight <= prev || s.Weight > 100 {
+			return fmt.Errorf("key \"canary.steps[%d].weight\": weights must rise from 1 to 100, got %d after %d", i, s.Weight, prev)
+		}
+		prev = s.Weight
+		if s.Pause == 0 {
+			s.Pause = Duration(defaultCanaryPause)
+		}
+	}
+	if c.Analysis.MaxErrorRate == 0 {
+		c.Analysis.MaxErrorRate = defaultMaxErrorRate
+	}
+	if c.Analysis.MaxErrorRate < 0 || c.Analysis.MaxErrorRate > 1 {
+		return fmt.Errorf("key \"canary.analysis.max-error-rate\" must be between 0 and 1, got %v", c.Analysis.MaxErrorRate)
+	}
+	if c.Analysis.MinRequests < 0 {
+		return fmt.Errorf("key \"canary.analysis.min-requests\" must not be negative, got %d", c.Analysis.MinRequests)
+	}
+	return nil
+}
+
+// updateSpec applies our defaults to compose's update_config: one container at a time,
+// start-first (the new container is healthy before the old one leaves, which is what
+// zero downtime needs; Swarm defaults to stop-first), and rollback on failure.
+func updateSpec(u *types.UpdateConfig, key string) (UpdateSpec, error) {
+	out := UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback}
+	if u == nil {
+		return out, nil
+	}
+	if u.Parallelism != nil {
+		if *u.Parallelism == 0 {
+			return out, fmt.Errorf("key %q: parallelism 0 (all at once) is what the blue-green strategy does; use it, or a parallelism of 1 or more", key+".parallelism")
+		}
+		out.Parallelism = int(*u.Parallelism)
+	}
+	out.Delay = Duration(u.Delay)
+	out.Monitor = Duration(u.Monitor)
+	if u.Order != "" {
+		if u.Order != OrderStartFirst && u.Order != OrderStopFirst {
+			return out, fmt.Errorf("key %q: want %q or %q, got %q", key+".order", OrderStartFirst, OrderStopFirst, u.Order)
+		}
+		out.Order = u.Order
+	}
+	if u.FailureAction != "" {
+		if !slices.Contains([]string{FailureRollback, FailurePause, FailureContinue}, u.FailureAction) {
+			return out, fmt.Errorf("key %q: want rollback, pause or continue, got %q", key+".failure_action", u.FailureAction)
+		}
+		out.FailureAction = u.FailureAction
+	}
+	out.MaxFailureRatio = float64(u.MaxFailureRatio)
+	if out.MaxFailureRatio < 0 || out.MaxFailureRatio > 1 {
+		return out, fmt.Errorf("key %q must be between 0 and 1, got %v", key+".max_failure_ratio", out.MaxFailureRatio)
+	}
+	return out, nil
+}
+
+// cannotRunTwice says why two containers of the service must not run at once, or "".
+func cannotRunTwice(svc types.ServiceConfig) string {
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Source != "" && !v.ReadOnly {
+			return fmt.Sprintf("it mounts volume %q read-write (two writers could corrupt it)", v.Source)
+		}
+	}
+	for _, p := range svc.Ports {
+		if p.Protocol == "udp" {
+			return fmt.Sprintf("it publishes UDP port %s, which the router does not carry", p.Published)
+		}
+		if strings.Contains(p.Published, "-") {
+			return fmt.Sprintf("it publishes the port range %s, which the router does not carry", p.Published)
+		}
+	}
+	return ""
+}
+
+// SplitHostPort reads "[HOST:]PORT" as written in a compose ports entry.
+func SplitHostPort(s string) (host string, port int, err error) {
+	portText := s
+	if i := strings.LastIndex(s, ":"); i >= 0 {
+		host, portText = s[:i], s[i+1:]
+	}
+	port, err = strconv.Atoi(portText)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("want [HOST:]PORT, got %q", s)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+)
+
+// compareProject is one web service behind a published port, with a healthcheck; %s is
+// the version, %d the host port.
+const compareProject = `
+services:
+  web:
+    image: {{image:%s}}
+    ports: ["127.0.0.1:%d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 500ms, retries: 60}
+`
+
+const compareRate = 200 // req/s
+
+// TestComposeUpDropsRequestsOnV1toV2 makes the same v1 → v2 change under 200 req/s of
+// open-loop load twice: with `docker compose up -d --wait`, which stops the old container
+// before it starts the new one (its failures are reported, not asserted), and with
+// `docker lifecycle deploy`, whose rolling strategy must not fail a single request.
+// The lines starting with COMPARE are meant to be grepped.
+func TestComposeUpDropsRequestsOnV1toV2(t *testing.T) {
+	s := setup(t)
+
+	t.Run("compose", func(t *testing.T) {
+		dockerCompose(t, s)
+		port := freePort(t)
+		p := s.newProject(t, fmt.Sprintf(compareProject, "v1", port))
+		p.mustCompose("up", "-d", "--wait")
+		waitAnswers(t, port, "v1", 30*time.Second)
+		sm := startSampler(t, s, p.name, 100*time.Millisecond)
+
+		l := startRateLoad(t, port, "/", compareRate, 2*time.Minute)
+		time.Sleep(time.Second)
+		p.write(fmt.Sprintf(compareProject, "v2", port))
+		changed := time.Now()
+		p.mustCompose("up", "-d", "--wait")
+		upTook := time.Since(changed)
+		time.Sleep(2 * time.Second)
+		rep := l.stop()
+		ss := sm.stop()
+
+		after := l.window(changed, time.Now())
+		t.Logf("compose up -d v1->v2: %d of %d requests failed (up took %s)\nall: %s\nfrom the change on: %s\ncontainers: %s, web max running %d, min healthy %d",
+			rep.Failed, rep.Total, upTook.Round(time.Millisecond), rep, after, ss, ss.maxRunning("web"), ss.minHealthy("web"))
+		t.Logf("COMPARE compose failed=%d total=%d", rep.Failed, rep.Total)
+		assert.Check(t, rep.Total > 0)
+		assert.Check(t, after.Bodies["v2"] > 0, "v2 answered after the change: %s", after)
+	})
+
+	t.Run("lifecycle", func(t *testing.T) {
+		port := freePort(t)
+		p := s.newProject(t, fmt.Sprintf(compareProject, "v1", port))
+		p.mustLifecycle("deploy")
+		waitAnswers(t, port, "v1", 30*time.Second)
+		sm := startSampler(t, s, p.name, 100*time.Millisecond)
+
+		l := startRateLoad(t, port, "/", compareRate, 2*time.Minute)
+		time.Sleep(time.Second)
+		p.write(fmt.Sprintf(compareProject, "v2", port))
+		changed := time.Now()
+		r := p.lifecycle("deploy")
+		deployTook := time.Since(changed)
+		time.Sleep(2 * time.Second)
+		rep := l.stop()
+		ss := sm.stop()
+
+		after := l.window(changed, time.Now())
+		t.Logf("lifecycle deploy v1->v2: %d of %d requests failed (deploy took %s)\nall: %s\nfrom the change on: %s\ncontainers: %s, web max running %d, min healthy %d",
+			rep.Failed, rep.Total, deployTook.Round(time.Millisecond), rep, after, ss, ss.maxRunning("web"), ss.minHealthy("web"))
+		t.Logf("COMPARE lifecycle failed=%d total=%d", rep.Failed, rep.Total)
+		assert.Check(t, r.code == 0, "docker lifecycle deploy (v2)\n%s", r)
+		assert.Check(t, rep.Total > 0)
+		assert.Check(t, rep.Failed == 0, "failed requests during the rolling deploy: %v", rep.Errors)
+		assert.Check(t, after.Bodies["v2"] > 0, "v2 answered after the change: %s", after)
+	})
+}

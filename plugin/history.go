@@ -1,0 +1,127 @@
+package plugin
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
+)
+
+const defaultHistoryFormat = "table {{.Service}}\t{{.Revision}}\t{{.Result}}\t{{.Strategy}}\t{{.Image}}\t{{.Containers}}\t{{.Since}}\t{{.Reason}}"
+
+type historyOptions struct {
+	format string
+}
+
+func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
+	opts := historyOptions{}
+	cmd := &cobra.Command{
+		Use:   "history [OPTIONS] [SERVICE...]",
+		Short: "List each service's revisions: result, strategy, image, and whether its containers are kept for rollback",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runHistory(cmd, dockerCli, project, opts, args)
+		},
+		ValidArgsFunction: completeServices(project),
+	}
+	cmd.Flags().StringVar(&opts.format, "format", "table", "Format output: 'table', 'json' (one object per line), or a Go template")
+	return cmd
+}
+
+func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts historyOptions, services []string) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	name, eng, err := openProjectName(ctx, dockerCli, project)
+	if err != nil {
+		return err
+	}
+	records, err := rollout.History(ctx, eng, name)
+	if err != nil {
+		return err
+	}
+	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: name})
+	if err != nil {
+		return err
+	}
+	// What remains of each revision: running (current), stopped (kept for rollback), or gone.
+	state := map[string]map[int]string{}
+	for _, c := range containers {
+		svc := c.Labels[compose.LabelService]
+		rev, _ := strconv.Atoi(c.Labels[compose.LabelRevision])
+		if state[svc] == nil {
+			state[svc] = map[int]string{}
+		}
+		if c.State == "running" || c.State == "restarting" {
+			state[svc][rev] = "running"
+		} else if state[svc][rev] == "" {
+			state[svc][rev] = "retained"
+		}
+	}
+	var rows []historyRow
+	for i := len(records) - 1; i >= 0; i-- {
+		r := records[i]
+		if len(services) > 0 && !slices.Contains(services, r.Service) {
+			continue
+		}
+		containers := state[r.Service][r.Revision]
+		if containers == "" {
+			containers = "removed"
+		}
+		rows = append(rows, historyRow{r: r, containers: containers})
+	}
+	format := opts.format
+	switch format {
+	case "", formatter.TableFormatKey:
+		format = defaultHistoryFormat
+	case formatter.JSONFormatKey:
+		format = formatter.JSONFormat
+	}
+	fctx := formatter.Context{Output: dockerCli.Out(), Format: formatter.Format(format)}
+	header := formatter.SubHeaderContext{
+		"Service": "SERVICE", "Revision": "REVISION", "Result": "RESULT", "Strategy": "STRATEGY", "Image": "IMAGE",
+		"ImageID": "IMAGE ID", "ConfigHash": "CONFIG", "Containers": "CONTAINERS", "Since": "WHEN", "Time": "TIME", "Reason": "REASON",
+	}
+	err = fctx.Write(&historyRow{HeaderContext: formatter.HeaderContext{Header: header}}, func(format func(formatter.SubContext) error) error {
+		for i := range rows {
+			if err := format(&rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format: %v", err)}
+	}
+	return nil
+}
+
+// historyRow is one revision record; its exported methods are the --format fields and
+// the keys of the JSON output.
+type historyRow struct {
+	formatter.HeaderContext
+	r          rollout.Record
+	containers string
+}
+
+func (h *historyRow) MarshalJSON() ([]byte, error) { return formatter.MarshalJSON(h) }
+func (h *historyRow) Service() string              { return h.r.Service }
+func (h *historyRow) Revision() int                { return h.r.Revision }
+func (h *historyRow) Result() string               { return h.r.Result }
+func (h *historyRow) Strategy() string             { return h.r.Strategy }
+func (h *historyRow) Image() string                { return h.r.Image }
+func (h *historyRow) ImageID() string              { return h.r.ImageID }
+func (h *historyRow) ConfigHash() string           { return h.r.ConfigHash }
+func (h *historyRow) Containers() string           { return h.containers }
+func (h *historyRow) Time() string                 { return h.r.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+func (h *historyRow) Reason() string               { return h.r.Reason }
+func (h *historyRow) Since() string {
+	return units.HumanDuration(time.Since(h.r.Time)) + " ago"
+}

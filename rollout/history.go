@@ -1,0 +1,258 @@
+package rollout
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// Revision history is kept on the engine as one small volume per record, because
+// labels are the engine's only writable metadata that needs no container, and volumes
+// are the only labelled objects that cost nothing to keep. Each record is written once,
+// when a service's rollout ends.
+const (
+	labelHistory      = "io.lifecycle.history" // value: the service
+	labelResult       = "io.lifecycle.result"
+	labelTime         = "io.lifecycle.time"
+	labelReason       = "io.lifecycle.reason"
+	labelImageID      = "io.lifecycle.image-id"
+	recordsPerService = 20
+)
+
+// Results of a revision record.
+const (
+	ResultDeployed   = "deployed"
+	ResultRolledBack = "rolled-back" // the revision failed and the previous one was restored
+	ResultFailed     = "failed"
+	ResultRollback   = "rollback" // `docker lifecycle rollback` made this revision current again
+)
+
+// Record is one entry of a service's revision history.
+type Record struct {
+	Service    string    `json:"service"`
+	Revision   int       `json:"revision"`
+	Result     string    `json:"result"`
+	Strategy   string    `json:"strategy"`
+	Image      string    `json:"image"`
+	ImageID    string    `json:"image_id"`
+	ConfigHash string    `json:"config_hash"`
+	Time       time.Time `json:"time"`
+	Reason     string    `json:"reason,omitempty"`
+	volume     string
+}
+
+func historyFilter(project string) map[string]string {
+	return map[string]string{compose.LabelProject: project, labelHistory: ""}
+}
+
+// History returns the project's revision records, oldest first.
+func History(ctx context.Context, eng engine.Engine, project string) ([]Record, error) {
+	vols, err := eng.ListVolumes(ctx, historyFilter(project))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(vols))
+	for _, v := range vols {
+		l := v.Labels
+		rev, _ := strconv.Atoi(l[compose.LabelRevision])
+		t, _ := time.Parse(time.RFC3339Nano, l[labelTime])
+		out = append(out, Record{
+			Service: l[labelHistory], Revision: rev, Result: l[labelResult], Strategy: l[compose.LabelStrategy],
+			Image: l[compose.LabelImageRef], ImageID: l[labelImageID], ConfigHash: l[compose.LabelConfigHash],
+			Time: t, Reason: l[labelReason], volume: v.Name,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+func highestRevisions(ctx context.Context, eng engine.Engine, project string) (map[string]int, error) {
+	records, err := History(ctx, eng, project)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, r := range records {
+		out[r.Service] = max(out[r.Service], r.Revision)
+	}
+	return out, nil
+}
+
+// writeRecord stores a record and prunes the service's oldest records beyond the limit.
+func writeRecord(ctx context.Context, eng engine.Engine, project string, r Record) error {
+	reason := r.Reason
+	if len(reason) > 500 {
+		reason = reason[:500] + "…"
+	}
+	name := fmt.Sprintf("%s_lifecycle-history-%s-%d", project, r.Service, r.Time.UnixNano())
+	_, err := eng.CreateVolume(ctx, engine.VolumeSpec{Name: name, Labels: map[string]string{
+		compose.LabelProject: project, compose.LabelManagedBy: compose.ManagedByValue,
+		labelHistory: r.Service, compose.LabelRevision: strconv.Itoa(r.Revision), labelResult: r.Result,
+		compose.LabelStrategy: r.Strategy, compose.LabelImageRef: r.Image, labelImageID: r.ImageID,
+		compose.LabelConfigHash: r.ConfigHash, labelTime: r.Time.UTC().Format(time.RFC3339Nano), labelReason: reason,
+	}})
+	if err != nil {
+		return fmt.Errorf("write revision record for service %q: %w", r.Service, err)
+	}
+	records, err := History(ctx, eng, project)
+	if err != nil {
+		return err
+	}
+	var mine []Record
+	for _, rec := range records {
+		if rec.Service == r.Service {
+			mine = append(mine, rec)
+		}
+	}
+	for i := 0; i < len(mine)-recordsPerService; i++ {
+		_ = eng.RemoveVolume(ctx, mine[i].volume)
+	}
+	return nil
+}
+
+// recordHistory writes one record per service whose containers this plan changed:
+// deployed when all its steps ran, rolled-back or failed otherwise.
+func (x *executor) recordHistory(plan strategies.Plan, rolledBack []string, cause error) {
+	total := map[string]int{}
+	revision := map[string]int{}
+	for _, s := range plan.Steps {
+		total[s.Service]++
+		if s.Action == strategies.Create || s.Action == strategies.Start {
+			revision[s.Service] = max(revision[s.Service], s.Revision)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	for _, service := range slices.Sorted(maps.Keys(revision)) {
+		if _, ok := x.project.Project.Services[service]; !ok {
+			continue
+		}
+		x.mu.Lock()
+		done := x.done[service]
+		x.mu.Unlock()
+		rec := Record{
+			Service: service, Revision: revision[service], Strategy: x.project.ServiceSpecs[service].Strategy,
+			Image: compose.ImageRef(x.project, service), Time: now,
+		}
+		rec.ImageID = x.observed.ImageIDs[rec.Image]
+		rec.ConfigHash, _ = compose.ConfigHash(x.project, service)
+		switch {
+		case slices.Contains(rolledBack, service):
+			rec.Result, rec.Reason = ResultRolledBack, firstLine(cause)
+		case done >= total[service]:
+			rec.Result = cmp.Or(x.opts.Result, ResultDeployed)
+		case service == x.failed:
+			rec.Result, rec.Reason = ResultFailed, firstLine(cause)
+		default:
+			continue // interrupted before it began: nothing changed
+		}
+		if rec.Result == ResultRollback {
+			rec.Image, rec.ImageID, rec.ConfigHash = x.revisionFacts(service, rec.Revision)
+		}
+		if err := writeRecord(ctx, x.eng, x.project.Name, rec); err != nil {
+			progress.Emit(x.events, "Service "+service, progress.Warning, "History not written", err.Error())
+		}
+	}
+}
+
+// revisionFacts reads a retained revision's image and hash from its containers.
+func (x *executor) revisionFacts(service string, revision int) (image, imageID, hash string) {
+	for _, c := range x.observed.Containers {
+		if c.Service == service && c.Revision == revision {
+			return c.Image, c.ImageID, c.ConfigHash
+		}
+	}
+	return "", "", ""
+}
+
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return line
+}
+
+// ErrNothingToRollBack means a service has no retained revision to go back to.
+var ErrNothingToRollBack = errors.New("no previous revision to roll back to")
+
+// RollbackTargets picks the revision each service goes back to: to, when given, else
+// the revision that served before the current one (so a rollback of a rollback returns
+// to where it started), among the revisions whose containers are retained.
+func RollbackTargets(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, to int) (map[string]int, error) {
+	if len(services) == 0 {
+		for _, name := range p.ServiceNames() {
+			if p.ServiceSpecs[name].Routed() {
+				services = append(services, name)
+			}
+		}
+	}
+	containers, err := eng.ListContainers(ctx, projectFilter(p.Name))
+	if err != nil {
+		return nil, err
+	}
+	records, err := History(ctx, eng, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, service := range services {
+		if _, ok := p.Project.Services[service]; !ok {
+			return nil, fmt.Errorf("%w: %q in project %s", strategies.ErrUnknownService, service, p.Name)
+		}
+		if !p.ServiceSpecs[service].Routed() {
+			if len(services) == 1 {
+				return nil, fmt.Errorf("service %q uses the recreate strategy, which keeps no previous revision: %w", service, ErrNothingToRollBack)
+			}
+			continue
+		}
+		current, retained := 0, map[int]bool{}
+		for _, c := range containers {
+			if c.Labels[compose.LabelService] != service {
+				continue
+			}
+			rev, _ := strconv.Atoi(c.Labels[compose.LabelRevision])
+			if c.State == "running" || c.State == "restarting" {
+				current = max(current, rev)
+			} else {
+				retained[rev] = true
+			}
+		}
+		if to > 0 {
+			out[service] = to // the planner says whether it exists
+			continue
+		}
+		target := 0
+		for i := len(records) - 1; i >= 0 && target == 0; i-- {
+			r := records[i]
+			if r.Service == service && r.Revision != current && retained[r.Revision] && (r.Result == ResultDeployed || r.Result == ResultRollback) {
+				target = r.Revision
+			}
+		}
+		if target == 0 {
+			for rev := range retained {
+				if rev < current {
+					target = max(target, rev)
+				}
+			}
+		}
+		if target == 0 {
+			return nil, fmt.Errorf("service %q (revision %d): %w; retained revisions are kept by x-lifecycle.history", service, current, ErrNothingToRollBack)
+		}
+		out[service] = target
+	}
+	return out, nil
+}

@@ -1,0 +1,317 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/router"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// ErrRouter marks a failure to create, reach or configure the project's router.
+var ErrRouter = errors.New("traffic router")
+
+// The router is driven with `docker exec ROUTER /agent ctl …`: the control plane is a
+// unix socket on the router's state volume and never a published port.
+var (
+	ctlGetConfig = []string{"/agent", "ctl", "get-config"}
+	ctlStats     = []string{"/agent", "ctl", "stats"}
+	ctlHealthz   = []string{"/agent", "ctl", "healthz"}
+)
+
+func ctlPutConfig(waitDrained time.Duration) []string {
+	return []string{"/agent", "ctl", "-wait-drained", waitDrained.String(), "put-config"}
+}
+
+// readOnlyExec tells the dry-run engine which router calls only read.
+func readOnlyExec(cmd []string) bool {
+	return slices.Equal(cmd, ctlGetConfig) || slices.Equal(cmd, ctlStats) || slices.Equal(cmd, ctlHealthz)
+}
+
+// routerConfig builds the router's whole config from each service's backends: one
+// route per published port of a service behind the router.
+func routerConfig(p *compose.Project, backends map[string][]strategies.RouteBackend) (router.Config, error) {
+	ports, err := compose.RoutedPorts(p)
+	if err != nil {
+		return router.Config{}, err
+	}
+	cfg := router.Config{Version: router.ConfigVersion}
+	for _, rp := range ports {
+		spec := p.ServiceSpecs[rp.Service]
+		route := router.Route{
+			Name: rp.Route, Listen: ":" + strconv.Itoa(rp.Published), Protocol: router.Protocol(spec.Protocol),
+			DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
+		}
+		for _, b := range backends[rp.Service] {
+			route.Backends = append(route.Backends, router.Backend{
+				ID: b.Container, Address: net.JoinHostPort(b.Container, strconv.Itoa(rp.Target)),
+				Weight: b.Weight, Group: revisionGroup(b.Revision),
+			})
+		}
+		cfg.Routes = append(cfg.Routes, route)
+	}
+	return cfg, nil
+}
+
+func revisionGroup(rev int) string { return "r" + strconv.Itoa(rev) }
+
+// routesFromConfig reads each service's backends back from the router's config.
+func routesFromConfig(p *compose.Project, cfg router.Config) map[string][]strategies.RouteBackend {
+	out := map[string][]strategies.RouteBackend{}
+	ports, _ := compose.RoutedPorts(p)
+	seen := map[string]bool{}
+	for _, r := range cfg.Routes {
+		for _, rp := range ports {
+			if rp.Route != r.Name || seen[rp.Service] {
+				continue
+			}
+			seen[rp.Service] = true // the service's routes share their backends
+			for _, b := range r.Backends {
+				rev, _ := strconv.Atoi(b.Group[min(1, len(b.Group)):])
+				out[rp.Service] = append(out[rp.Service], strategies.RouteBackend{Container: b.ID, Revision: rev, Weight: b.Weight})
+			}
+		}
+	}
+	return out
+}
+
+// readRoutes asks a running router for its config.
+func readRoutes(ctx context.Context, eng engine.Engine, p *compose.Project, routerID string) (map[string][]strategies.RouteBackend, error) {
+	out, err := eng.Exec(ctx, routerID, ctlGetConfig, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read config of %s: %w", ErrRouter, compose.RouterName(p.Name), err)
+	}
+	cfg, err := router.DecodeConfig(out)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config of %s: %w", ErrRouter, compose.RouterName(p.Name), err)
+	}
+	return routesFromConfig(p, cfg), nil
+}
+
+// routerStats reads the router's counters.
+func routerStats(ctx context.Context, eng engine.Engine, routerID string) (router.Snapshot, error) {
+	out, err := eng.Exec(ctx, routerID, ctlStats, nil)
+	if err != nil {
+		return router.Snapshot{}, fmt.Errorf("%w: read stats: %w", ErrRouter, err)
+	}
+	var s router.Snapshot
+	if err := json.Unmarshal(out, &s); err != nil {
+		return router.Snapshot{}, fmt.Errorf("%w: stats: %w", ErrRouter, err)
+	}
+	return s, nil
+}
+
+// pushRoutes sends the whole config and returns once every backend it removed has
+// drained (or the longest drain bound passed).
+func (x *executor) pushRoutes(ctx context.Context) error {
+	x.routeMu.Lock()
+	defer x.routeMu.Unlock()
+	cfg, err := routerConfig(x.project, x.routes)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	drain := time.Duration(0)
+	for _, r := range cfg.Routes {
+		drain = max(drain, time.Duration(r.DrainTimeout))
+	}
+	if _, err := x.eng.Exec(ctx, x.routerID, ctlPutConfig(drain+time.Second), body); err != nil {
+		return fmt.Errorf("%w: apply config: %w", ErrRouter, err)
+	}
+	return nil
+}
+
+func (x *executor) route(ctx context.Context, s strategies.Step) error {
+	id := "Service " + s.Service
+	progress.Emit(x.events, id, progress.Working, "Routing", s.Cause)
+	x.routeMu.Lock()
+	x.routes[s.Service] = s.Backends
+	x.routeMu.Unlock()
+	if err := x.pushRoutes(ctx); err != nil {
+		return x.stepError(s, err)
+	}
+	progress.Emit(x.events, id, progress.Done, "Routed", s.Cause)
+	return nil
+}
+
+// ensureRouter creates the router (replacing one with other ports or networks), waits
+// for its control socket and gives it the routes the project serves now.
+func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
+	id := "Container " + s.Target
+	progress.Emit(x.events, id, progress.Working, "Creating", s.Cause)
+	fail := func(err error) error {
+		progress.Emit(x.events, id, progress.Error, "Error", err.Error())
+		return fmt.Errorf("%w: %w: %s: %w", ErrDeployFailed, ErrRouter, s.Target, err)
+	}
+	arch, err := x.eng.Arch(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	image, err := agentimage.Ensure(ctx, x.eng, arch)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := x.eng.CreateVolume(ctx, engine.VolumeSpec{Name: compose.RouterVolume(x.project.Name), Labels: map[string]string{
+		compose.LabelProject: x.project.Name, compose.LabelManagedBy: compose.ManagedByValue, compose.LabelRole: compose.RoleRouter,
+	}}); err != nil {
+		return fail(err)
+	}
+	if old := x.observed.Router; old != nil {
+		if err := x.eng.RemoveContainer(ctx, old.ID, false); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return fail(err)
+		}
+	}
+	ports, err := compose.RoutedPorts(x.project)
+	if err != nil {
+		return fail(err)
+	}
+	spec, err := compose.RouterContainer(x.project, image, ports, compose.RouterNetworks(x.project))
+	if err != nil {
+		return fail(err)
+	}
+	cid, err := x.eng.CreateContainer(ctx, engine.ContainerSpec(spec))
+	if err != nil {
+		return fail(err)
+	}
+	if err := x.eng.StartContainer(ctx, cid); err != nil {
+		return fail(startHint(err))
+	}
+	x.routeMu.Lock()
+	x.routerID = cid
+	x.routeMu.Unlock()
+	// The control socket appears within milliseconds of the start.
+	deadline := time.Now().Add(15 * time.Second)
+	for pause := 10 * time.Millisecond; ; pause = min(pause*2, 200*time.Millisecond) {
+		_, err := x.eng.Exec(ctx, cid, ctlHealthz, nil)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("control socket not ready: %w", err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+	if err := x.pushRoutes(ctx); err != nil {
+		return fail(err)
+	}
+	progress.Emit(x.events, id, progress.Done, "Started", "traffic router "+image)
+	return nil
+}
+
+// analyze waits for a canary step's pause, then judges the new revision on the
+// router's counters of that window.
+func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
+	id := "Service " + s.Service
+	a := x.project.ServiceSpecs[s.Service].Canary.Analysis
+	before, err := routerStats(ctx, x.eng, x.routerID)
+	if err != nil {
+		return x.stepError(s, err)
+	}
+	progress.Emit(x.events, id, progress.Working, "Analyzing", fmt.Sprintf("%s for %s", s.Cause, time.Duration(s.Duration)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(s.Duration)):
+	}
+	after, err := routerStats(ctx, x.eng, x.routerID)
+	if err != nil {
+		return x.stepError(s, err)
+	}
+	w := canaryWindow(x.project, s.Service, revisionGroup(s.Revision), before, after)
+	verdict := judge(w, a)
+	detail := fmt.Sprintf("revision %d: %d requests, %.2f%% errors, p99 %s", s.Revision, w.Requests, 100*w.errorRate(), w.p99())
+	if verdict != "" {
+		return x.stepError(s, fmt.Errorf("%w: canary analysis failed: %s (%s)", ErrAnalysisFailed, verdict, detail))
+	}
+	progress.Emit(x.events, id, progress.Done, "Analysis passed", detail)
+	return nil
+}
+
+// ErrAnalysisFailed means the canary's counters broke the analysis limits.
+var ErrAnalysisFailed = errors.New("canary analysis failed")
+
+type window struct{ router.Counters }
+
+func (w window) errorRate() float64 {
+	if w.Requests == 0 {
+		return 0
+	}
+	return float64(w.Responses5xx+w.Errors) / float64(w.Requests)
+}
+
+func (w window) p99() time.Duration { return w.Latency.Quantile(0.99).Round(time.Millisecond / 10) }
+
+// canaryWindow sums, over the service's routes, the counters of the group's backends
+// between two snapshots.
+func canaryWindow(p *compose.Project, service, group string, before, after router.Snapshot) window {
+	ports, _ := compose.RoutedPorts(p)
+	var sum router.Counters
+	for _, rp := range ports {
+		if rp.Service != service {
+			continue
+		}
+		ra, rb := after.Route(rp.Route), before.Route(rp.Route)
+		if ra == nil {
+			continue
+		}
+		for _, b := range ra.Backends {
+			if b.Group != group {
+				continue
+			}
+			c := b.Counters
+			if rb != nil {
+				if prev := rb.Backend(b.ID); prev != nil && prev.Since.Equal(b.Since) {
+					c = c.Sub(prev.Counters)
+				}
+			}
+			sum = addCounters(sum, c)
+		}
+	}
+	return window{sum}
+}
+
+func addCounters(a, b router.Counters) router.Counters {
+	a.Requests += b.Requests
+	a.Responses2xx += b.Responses2xx
+	a.Responses5xx += b.Responses5xx
+	a.Errors += b.Errors
+	a.Latency.Count += b.Latency.Count
+	a.Latency.SumNs += b.Latency.SumNs
+	if len(a.Latency.Buckets) < len(b.Latency.Buckets) {
+		a.Latency.Buckets = append(a.Latency.Buckets, make([]uint64, len(b.Latency.Buckets)-len(a.Latency.Buckets))...)
+	}
+	for i, n := range b.Latency.Buckets {
+		a.Latency.Buckets[i] += n
+	}
+	return a
+}
+
+// judge returns why the window fails the analysis, or "".
+func judge(w window, a compose.AnalysisSpec) string {
+	switch {
+	case int(w.Requests) < a.MinRequests:
+		return fmt.Sprintf("%d requests, fewer than min-requests %d", w.Requests, a.MinRequests)
+	case w.errorRate() > a.MaxErrorRate:
+		return fmt.Sprintf("error rate %.2f%% above max-error-rate %.2f%%", 100*w.errorRate(), 100*a.MaxErrorRate)
+	case a.MaxP99 > 0 && w.p99() > time.Duration(a.MaxP99):
+		return fmt.Sprintf("p99 %s above max-p99 %s", w.p99(), time.Duration(a.MaxP99))
+	}
+	return ""
+}
