@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,6 +66,7 @@ func TestContainer(t *testing.T) {
 		{
 			name: "image, command and entrypoint as lists",
 			compose: `
+x-lifecycle: {strategy: recreate}
 services:
   web:
     image: nginx:1.27
@@ -167,6 +169,7 @@ services:
 		{
 			name: "ports",
 			compose: `
+x-lifecycle: {strategy: recreate}
 services:
   web:
     image: nginx
@@ -194,6 +197,7 @@ services:
 		{
 			name: "one target published twice",
 			compose: `
+x-lifecycle: {strategy: recreate}
 services:
   web:
     image: nginx
@@ -204,6 +208,60 @@ services:
 					{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8080"},
 					{HostIP: netip.MustParseAddr("127.0.0.2"), HostPort: "8080"},
 				}})
+			},
+		},
+		{
+			name: "routed strategy: revision in the name, the router owns the published ports",
+			compose: `
+services:
+  web:
+    image: nginx
+    ports: ["127.0.0.1:8080:80", "9000"]
+    expose: ["3000"]
+`,
+			check: func(t *testing.T, c ContainerCreate, _ string) {
+				assert.Equal(t, c.Name, "shop-web-r3-1")
+				assert.Equal(t, c.Config.Labels[LabelStrategy], StrategyRolling)
+				assert.Equal(t, c.Config.Labels[LabelRevision], "3")
+				assert.Equal(t, c.Config.Labels[LabelContainerNumber], "1")
+				// the ports stay exposed, so the router reaches them by container name
+				equalJSON(t, c.Config.ExposedPorts, network.PortSet{port("80/tcp"): {}, port("9000/tcp"): {}, port("3000/tcp"): {}})
+				assert.Check(t, c.HostConfig.PortBindings == nil)
+				equalJSON(t, c.Networking.EndpointsConfig, map[string]*network.EndpointSettings{
+					"shop_default": {Aliases: []string{"shop-web-r3-1", "web"}},
+				})
+			},
+		},
+		{
+			name: "blue-green and canary are routed too",
+			compose: `
+services:
+  web:
+    image: nginx
+    ports: ["8080:80"]
+    x-lifecycle: {strategy: canary}
+`,
+			check: func(t *testing.T, c ContainerCreate, _ string) {
+				assert.Equal(t, c.Name, "shop-web-r3-1")
+				assert.Equal(t, c.Config.Labels[LabelStrategy], StrategyCanary)
+				assert.Check(t, c.HostConfig.PortBindings == nil)
+			},
+		},
+		{
+			name: "recreate by default for a read-write named volume: its own name and ports",
+			compose: `
+services:
+  web:
+    image: nginx
+    ports: ["8080:80"]
+    volumes: [data:/data]
+volumes:
+  data: {}
+`,
+			check: func(t *testing.T, c ContainerCreate, _ string) {
+				assert.Equal(t, c.Name, "shop-web-1")
+				assert.Equal(t, c.Config.Labels[LabelStrategy], StrategyRecreate)
+				equalJSON(t, c.HostConfig.PortBindings, network.PortMap{port("80/tcp"): {{HostPort: "8080"}}})
 			},
 		},
 		{
@@ -292,6 +350,7 @@ services:
 		{
 			name: "networks with aliases, priority and static address",
 			compose: `
+x-lifecycle: {strategy: recreate}
 services:
   web:
     image: nginx
@@ -326,6 +385,7 @@ networks:
 		{
 			name: "default network",
 			compose: `
+x-lifecycle: {strategy: recreate}
 services:
   web:
     image: nginx
@@ -340,6 +400,7 @@ services:
 		{
 			name: "external network",
 			compose: `
+x-lifecycle: {strategy: recreate}
 services:
   web:
     image: nginx
@@ -470,6 +531,7 @@ services:
 					LabelRevision:        "3",
 					LabelImageRef:        "nginx",
 					LabelRole:            RoleApp,
+					LabelStrategy:        StrategyRolling,
 					LabelManagedBy:       ManagedByValue,
 				})
 			},
@@ -788,7 +850,7 @@ x-lifecycle:
 }
 
 func TestContainerReplicaNumber(t *testing.T) {
-	p, _ := loadProject(t, "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n", nil)
+	p, _ := loadProject(t, "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n    x-lifecycle: {strategy: recreate}\n", nil)
 	for _, n := range []int{1, 2, 3} {
 		c, err := Container(p, "web", ReplicaLabels{Number: n})
 		assert.NilError(t, err)
@@ -797,6 +859,44 @@ func TestContainerReplicaNumber(t *testing.T) {
 		assert.Equal(t, c.Config.Labels[LabelContainerNumber], strings.TrimPrefix(name, "shop-web-"))
 		assert.DeepEqual(t, c.Networking.EndpointsConfig["shop_default"].Aliases, []string{name, "web"})
 	}
+}
+
+// A routed service's replicas carry their revision in the name: two revisions run side
+// by side during a rollout, and previous ones are kept stopped for rollback.
+func TestContainerReplicaNumberRouted(t *testing.T) {
+	p, _ := loadProject(t, "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n", nil)
+	for _, rev := range []int{1, 7} {
+		for _, n := range []int{1, 2, 3} {
+			c, err := Container(p, "web", ReplicaLabels{Number: n, Revision: rev})
+			assert.NilError(t, err)
+			name := RevisionContainerName("shop", "web", rev, n)
+			assert.Equal(t, c.Name, name)
+			assert.Equal(t, name, ReplicaName(p, "web", rev, n))
+			assert.Equal(t, c.Config.Labels[LabelContainerNumber], strconv.Itoa(n))
+			assert.Equal(t, c.Config.Labels[LabelRevision], strconv.Itoa(rev))
+			assert.DeepEqual(t, c.Networking.EndpointsConfig["shop_default"].Aliases, []string{name, "web"})
+		}
+	}
+}
+
+func TestReplicaName(t *testing.T) {
+	p, _ := loadProject(t, `
+services:
+  web:
+    image: nginx
+  db:
+    image: postgres
+    volumes: [pgdata:/var/lib/postgresql/data]
+  api:
+    image: api
+    x-lifecycle: {strategy: blue-green}
+volumes:
+  pgdata: {}
+`, nil)
+	assert.Equal(t, ReplicaName(p, "web", 4, 2), "shop-web-r4-2")
+	assert.Equal(t, ReplicaName(p, "api", 1, 1), "shop-api-r1-1")
+	assert.Equal(t, ReplicaName(p, "db", 4, 2), "shop-db-2", "recreate keeps the compose name")
+	assert.Equal(t, RevisionContainerName("my_app", "api-v2", 12, 3), "my_app-api-v2-r12-3")
 }
 
 func TestContainerErrors(t *testing.T) {
@@ -981,6 +1081,7 @@ services:
 		{"profiles", "    depends_on: [db]\n", "    depends_on: [db]\n    profiles: [\"\"]\n"},
 		{"deploy removed", "    deploy:\n      replicas: 1\n", ""},
 		{"x-lifecycle", "    depends_on: [db]\n", "    depends_on: [db]\n    x-lifecycle: {wait-timeout: 5m}\n"},
+		{"x-lifecycle strategy", "    depends_on: [db]\n", "    depends_on: [db]\n    x-lifecycle: {strategy: canary, canary: {steps: [{weight: 50}]}}\n"},
 		{"key order", "    environment:\n      A: \"1\"\n    depends_on: [db]\n", "    depends_on: [db]\n    environment:\n      A: \"1\"\n"},
 	}
 	for _, tc := range same {

@@ -2,6 +2,7 @@ package compose
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +45,14 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "true", wantErr: "must be a mapping, got a boolean"},
 		{doc: "wait-timeout: 5", wantErr: `'wait-timeout' want a duration such as "30s" or "2m", got a number`},
 		{doc: "wait-timeout: -1s", wantErr: `'wait-timeout' duration "-1s" must not be negative`},
-		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: wait-timeout, policy)`},
+		{doc: "strategy: rolling", want: ProjectSpec{Strategy: StrategyRolling, WaitTimeout: Duration(DefaultWaitTimeout)}},
+		{doc: "strategy: blue-green", want: ProjectSpec{Strategy: StrategyBlueGreen, WaitTimeout: Duration(DefaultWaitTimeout)}},
+		{doc: "strategy: canary", want: ProjectSpec{Strategy: StrategyCanary, WaitTimeout: Duration(DefaultWaitTimeout)}},
+		{doc: "strategy: recreate", want: ProjectSpec{Strategy: StrategyRecreate, WaitTimeout: Duration(DefaultWaitTimeout)}},
+		{doc: "strategy: ''", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout)}},
+		{doc: "strategy: Rolling", wantErr: `key "strategy": unknown strategy "Rolling" (valid: rolling, blue-green, canary, recreate)`},
+		{doc: "strategy: [rolling]", wantErr: "'strategy' expected type 'string'"},
+		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: strategy, wait-timeout, policy, scan)`},
 		{doc: "policy: {defaultz: {}}", wantErr: `unknown key "policy.defaultz" (valid keys: require, deny, defaults)`},
 		{doc: "policy: {defaults: {memory: 1G, swap: 1G}}", wantErr: `unknown key "policy.defaults.swap" (valid keys: memory, cpus, pids)`},
 		{doc: "policy: {defaults: {memory: 0}}", wantErr: "size must be positive, got 0"},
@@ -62,7 +70,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "policy: {~: 1}", wantErr: "key <nil> must be a string, got null"},
 		{doc: "policy: {defaults: {1: 2}}", wantErr: "key 1 must be a string, got a number"},
 		// a key with a dot of its own (validKeys used to panic on it)
-		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: wait-timeout, policy)`},
+		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: strategy, wait-timeout, policy, scan)`},
 		{doc: "policy: {defaults: {memory.x: 1G}}", wantErr: `unknown key "policy.defaults.memory.x" (valid keys: memory, cpus, pids)`},
 	}
 	for _, tc := range tests {
@@ -78,26 +86,69 @@ func TestDecodeProjectSpec(t *testing.T) {
 	}
 }
 
+// DecodeServiceSpec only decodes: the strategy stays empty when unset (resolveRollout
+// picks the default from the compose service) and the rollout settings keep their zero
+// values until resolveRollout fills them in.
 func TestDecodeServiceSpec(t *testing.T) {
 	project := ProjectSpec{WaitTimeout: Duration(3 * time.Minute)}
+	wait := project.WaitTimeout
 	tests := []struct {
 		doc     string
 		want    ServiceSpec
 		wantErr string
 	}{
-		{doc: "", want: ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: project.WaitTimeout}},
-		{doc: "strategy: recreate", want: ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: project.WaitTimeout}},
-		{doc: "strategy: ''", want: ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: project.WaitTimeout}},
-		{doc: "wait-timeout: 10s", want: ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: Duration(10 * time.Second)}},
-		{doc: "wait-timeout: 0s", want: ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: project.WaitTimeout}},
-		{doc: "strategy: rolling", wantErr: `key "strategy": "rolling" is not available in this version yet; use "recreate"`},
-		{doc: "strategy: blue-green", wantErr: `"blue-green" is not available in this version yet`},
-		{doc: "strategy: canary", wantErr: `"canary" is not available in this version yet`},
-		{doc: "strategy: Recreate", wantErr: `unknown strategy "Recreate" (valid: recreate)`},
+		{doc: "", want: ServiceSpec{WaitTimeout: wait}},
+		{doc: "strategy: recreate", want: ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: wait}},
+		{doc: "strategy: ''", want: ServiceSpec{WaitTimeout: wait}},
+		{doc: "wait-timeout: 10s", want: ServiceSpec{WaitTimeout: Duration(10 * time.Second)}},
+		{doc: "wait-timeout: 0s", want: ServiceSpec{WaitTimeout: wait}},
+		{doc: "strategy: rolling", want: ServiceSpec{Strategy: StrategyRolling, WaitTimeout: wait}},
+		{doc: "strategy: blue-green", want: ServiceSpec{Strategy: StrategyBlueGreen, WaitTimeout: wait}},
+		{doc: "strategy: canary", want: ServiceSpec{Strategy: StrategyCanary, WaitTimeout: wait}},
+		{
+			doc:  "history: 2\ndrain: 30s\nprotocol: tcp",
+			want: ServiceSpec{WaitTimeout: wait, History: ptr(2), Drain: Duration(30 * time.Second), Protocol: "tcp"},
+		},
+		{doc: "history: 0", want: ServiceSpec{WaitTimeout: wait, History: ptr(0)}},
+		{
+			doc: "strategy: blue-green\nblue-green: {promote: manual, scale-down-delay: 1m, preview-port: '127.0.0.1:8081'}",
+			want: ServiceSpec{Strategy: StrategyBlueGreen, WaitTimeout: wait, BlueGreen: BlueGreenSpec{
+				Promote: PromoteManual, ScaleDownDelay: Duration(time.Minute), PreviewPort: "127.0.0.1:8081",
+			}},
+		},
+		{
+			doc: "strategy: canary\ncanary:\n  steps: [{weight: 5, pause: 1m}, {weight: 100}]\n  analysis: {max-error-rate: 0.05, max-p99: 250ms, min-requests: 20}",
+			want: ServiceSpec{Strategy: StrategyCanary, WaitTimeout: wait, Canary: CanarySpec{
+				Steps:    []CanaryStep{{Weight: 5, Pause: Duration(time.Minute)}, {Weight: 100}},
+				Analysis: AnalysisSpec{MaxErrorRate: 0.05, MaxP99: Duration(250 * time.Millisecond), MinRequests: 20},
+			}},
+		},
+		{doc: "strategy: Recreate", wantErr: `key "strategy": unknown strategy "Recreate" (valid: rolling, blue-green, canary, recreate)`},
+		{doc: "strategy: bogus", wantErr: `unknown strategy "bogus" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: 5", wantErr: "'strategy' expected type 'string'"},
-		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout, allow)`},
+		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout, allow, history, drain, protocol, blue-green, canary)`},
 		{doc: "Strategy: recreate", wantErr: `unknown key "Strategy"`},
 		{doc: "wait-timeout: forever", wantErr: `got "forever"`},
+		// update and rollback come from compose's deploy keys, never from x-lifecycle
+		{doc: "update: {parallelism: 2}", wantErr: `unknown key "update"`},
+		{doc: "rollback: {}", wantErr: `unknown key "rollback"`},
+		// unknown keys in the nested blocks are named by their dotted path
+		{doc: "blue-green: {colour: blue}", wantErr: `unknown key "blue-green.colour" (valid keys: promote, scale-down-delay, preview-port)`},
+		{doc: "blue-green: {promote: manual, scale_down_delay: 1m}", wantErr: `unknown key "blue-green.scale_down_delay" (valid keys: promote, scale-down-delay, preview-port)`},
+		{doc: "canary: {stepz: []}", wantErr: `unknown key "canary.stepz" (valid keys: steps, analysis)`},
+		{doc: "canary: {analysis: {max-p95: 1s}}", wantErr: `unknown key "canary.analysis.max-p95" (valid keys: max-error-rate, max-p99, min-requests)`},
+		// TODO: validKeys lists the canary keys here instead of weight, pause (it does
+		// not step through "steps[0]"); only the dotted path is checked.
+		{doc: "canary: {steps: [{weight: 10, wieght: 20}]}", wantErr: `unknown key "canary.steps[0].wieght"`},
+		{doc: "canary: {steps: {weight: 10}}", wantErr: "'canary.steps' source data must be an array or slice"},
+		{doc: "canary: {steps: [10, 50]}", wantErr: "'canary.steps[0]' expected a map or struct"},
+		{doc: "blue-green: manual", wantErr: "'blue-green' expected a map or struct"},
+		{doc: "history: many", wantErr: "'history' expected type 'int'"},
+		{doc: "drain: 5", wantErr: `'drain' want a duration such as "30s" or "2m", got a number`},
+		{doc: "drain: -1s", wantErr: `'drain' duration "-1s" must not be negative`},
+		{doc: "protocol: 5", wantErr: "'protocol' expected type 'string'"},
+		{doc: "canary: {analysis: {max-error-rate: high}}", wantErr: "'canary.analysis.max-error-rate' expected type 'float64'"},
+		{doc: "blue-green: {scale-down-delay: soon}", wantErr: `'blue-green.scale-down-delay' want a duration`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.doc, func(t *testing.T) {
@@ -120,7 +171,27 @@ func TestSpecMarshal(t *testing.T) {
 	}
 	b, err := json.Marshal(spec)
 	assert.NilError(t, err)
-	assert.Equal(t, string(b), `{"wait-timeout":"1m30s","policy":{"defaults":{"memory":"512MiB","cpus":"0.5","pids":10}}}`)
+	assert.Equal(t, string(b), `{"wait-timeout":"1m30s","policy":{"defaults":{"memory":"512MiB","cpus":"0.5","pids":10}},"scan":{"enabled":false,"ignore-unfixed":false}}`)
+
+	spec.Strategy = StrategyCanary
+	b, err = json.Marshal(spec)
+	assert.NilError(t, err)
+	assert.Check(t, strings.HasPrefix(string(b), `{"strategy":"canary","wait-timeout":"1m30s",`), string(b))
+
+	svc := ServiceSpec{
+		Strategy: StrategyRolling, WaitTimeout: Duration(time.Minute), History: ptr(3), Drain: Duration(15 * time.Second), Protocol: "http",
+		BlueGreen: BlueGreenSpec{Promote: PromoteAuto},
+		Canary:    CanarySpec{Steps: []CanaryStep{{Weight: 10, Pause: Duration(30 * time.Second)}}, Analysis: AnalysisSpec{MaxErrorRate: 0.01}},
+		Update:    UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback},
+		Rollback:  UpdateSpec{Parallelism: 2, Delay: Duration(time.Second), Order: OrderStopFirst, FailureAction: FailurePause, MaxFailureRatio: 0.5},
+	}
+	b, err = json.Marshal(svc)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), `{"strategy":"rolling","wait-timeout":"1m0s","history":3,"drain":"15s","protocol":"http",`+
+		`"blue-green":{"promote":"auto"},`+
+		`"canary":{"steps":[{"weight":10,"pause":"30s"}],"analysis":{"max-error-rate":0.01,"min-requests":0}},`+
+		`"update":{"parallelism":1,"delay":"0s","order":"start-first","monitor":"0s","failure_action":"rollback","max_failure_ratio":0},`+
+		`"rollback":{"parallelism":2,"delay":"1s","order":"stop-first","monitor":"0s","failure_action":"pause","max_failure_ratio":0.5}}`)
 
 	var d Duration
 	assert.NilError(t, d.UnmarshalText([]byte("2m")))

@@ -63,6 +63,26 @@ func inDir(dir string, names []string) []string {
 	return out
 }
 
+// resolved is the spec Load gives a service that sets nothing but its strategy and
+// wait-timeout: every rollout default, written out here so that a change of default
+// shows in the tests.
+func resolved(strategy string, wait Duration) ServiceSpec {
+	return ServiceSpec{
+		Strategy:    strategy,
+		WaitTimeout: wait,
+		History:     ptr(5),
+		Drain:       Duration(10 * time.Second),
+		Protocol:    "http",
+		BlueGreen:   BlueGreenSpec{Promote: PromoteAuto},
+		Canary: CanarySpec{
+			Steps:    []CanaryStep{{Weight: 10, Pause: Duration(30 * time.Second)}, {Weight: 50, Pause: Duration(30 * time.Second)}},
+			Analysis: AnalysisSpec{MaxErrorRate: 0.01},
+		},
+		Update:   UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback},
+		Rollback: UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback},
+	}
+}
+
 func TestLoadResolvesLifecycleSpec(t *testing.T) {
 	const twoMinutes = Duration(2 * time.Minute)
 	tests := []struct {
@@ -80,7 +100,7 @@ services:
     image: nginx
 `,
 			project:  ProjectSpec{WaitTimeout: twoMinutes},
-			services: map[string]ServiceSpec{"web": {Strategy: StrategyRecreate, WaitTimeout: twoMinutes}},
+			services: map[string]ServiceSpec{"web": resolved(StrategyRolling, twoMinutes)},
 		},
 		{
 			name: "project wait-timeout is inherited, a service's own wins",
@@ -105,10 +125,10 @@ services:
 `,
 			project: ProjectSpec{WaitTimeout: Duration(5 * time.Minute)},
 			services: map[string]ServiceSpec{
-				"web":    {Strategy: StrategyRecreate, WaitTimeout: Duration(5 * time.Minute)},
-				"api":    {Strategy: StrategyRecreate, WaitTimeout: Duration(30 * time.Second)},
-				"worker": {Strategy: StrategyRecreate, WaitTimeout: Duration(5 * time.Minute)},
-				"zero":   {Strategy: StrategyRecreate, WaitTimeout: Duration(5 * time.Minute)},
+				"web":    resolved(StrategyRolling, Duration(5*time.Minute)),
+				"api":    resolved(StrategyRecreate, Duration(30*time.Second)),
+				"worker": resolved(StrategyRolling, Duration(5*time.Minute)),
+				"zero":   resolved(StrategyRolling, Duration(5*time.Minute)),
 			},
 		},
 		{
@@ -128,7 +148,7 @@ services:
 				WaitTimeout: twoMinutes,
 				Policy:      PolicySpec{Defaults: ResourceDefaults{Memory: 536870912, CPUs: 0.5, Pids: 200}},
 			},
-			services: map[string]ServiceSpec{"web": {Strategy: StrategyRecreate, WaitTimeout: twoMinutes}},
+			services: map[string]ServiceSpec{"web": resolved(StrategyRolling, twoMinutes)},
 		},
 		{
 			name: "policy defaults: cpus as int and float, memory in G",
@@ -149,7 +169,7 @@ services:
 				WaitTimeout: Duration(90 * time.Second),
 				Policy:      PolicySpec{Defaults: ResourceDefaults{Memory: 1 << 30, CPUs: 2}},
 			},
-			services: map[string]ServiceSpec{"web": {Strategy: StrategyRecreate, WaitTimeout: Duration(time.Hour)}},
+			services: map[string]ServiceSpec{"web": resolved(StrategyRolling, Duration(time.Hour))},
 		},
 		{
 			name: "x-lifecycle values are interpolated",
@@ -169,7 +189,7 @@ services:
 				WaitTimeout: twoMinutes,
 				Policy:      PolicySpec{Defaults: ResourceDefaults{CPUs: 0.25}},
 			},
-			services: map[string]ServiceSpec{"web": {Strategy: StrategyRecreate, WaitTimeout: Duration(45 * time.Second)}},
+			services: map[string]ServiceSpec{"web": resolved(StrategyRolling, Duration(45*time.Second))},
 		},
 	}
 	for _, tc := range tests {
@@ -379,8 +399,8 @@ services:
 		}, LoadOptions{ProjectName: "shop", ConfigFiles: []string{"compose.yaml", "prod.yaml"}})
 		assert.NilError(t, err)
 		assert.Equal(t, p.Project.Services["web"].Image, "nginx:2")
-		assert.DeepEqual(t, p.ServiceSpecs["web"], ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: Duration(3 * time.Minute)})
-		assert.DeepEqual(t, p.ServiceSpecs["db"], ServiceSpec{Strategy: StrategyRecreate, WaitTimeout: Duration(time.Minute)})
+		assert.DeepEqual(t, p.ServiceSpecs["web"], resolved(StrategyRecreate, Duration(3*time.Minute)))
+		assert.DeepEqual(t, p.ServiceSpecs["db"], resolved(StrategyRolling, Duration(time.Minute)))
 		assert.DeepEqual(t, p.ComposeFiles, []string{filepath.Join(dir, "compose.yaml"), filepath.Join(dir, "prod.yaml")})
 	})
 
@@ -506,22 +526,16 @@ func TestLoadErrors(t *testing.T) {
 			contains: []string{"{file}: ", `service "web"`, "'wait-timeout'", `duration "-5s" must not be negative`},
 		},
 		{
-			name:     "strategy not available yet",
-			compose:  svc("    x-lifecycle:\n      strategy: canary\n"),
-			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: ", `service "web"`, `key "strategy"`, `"canary" is not available in this version yet; use "recreate"`},
-		},
-		{
-			name:     "strategy rolling not available yet",
-			compose:  svc("    x-lifecycle:\n      strategy: rolling\n"),
-			is:       []error{ErrInvalidSpec},
-			contains: []string{`service "web"`, `"rolling" is not available in this version yet`},
-		},
-		{
 			name:     "unknown strategy",
 			compose:  svc("    x-lifecycle:\n      strategy: bogus\n"),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: ", `service "web"`, `key "strategy"`, `unknown strategy "bogus" (valid: recreate)`},
+			contains: []string{"{file}: ", `service "web"`, `key "strategy"`, `unknown strategy "bogus" (valid: rolling, blue-green, canary, recreate)`},
+		},
+		{
+			name:     "unknown project strategy",
+			compose:  "x-lifecycle:\n  strategy: bluegreen\n" + svc(""),
+			is:       []error{ErrInvalidSpec},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", `key "strategy": unknown strategy "bluegreen" (valid: rolling, blue-green, canary, recreate)`},
 		},
 		{
 			name:     "strategy not a string",
@@ -558,7 +572,7 @@ func TestLoadErrors(t *testing.T) {
 			name:     "project key with underscore",
 			compose:  "x-lifecycle:\n  wait_timeout: 1m\n" + svc(""),
 			is:       []error{ErrInvalidSpec},
-			contains: []string{"{file}: top-level invalid x-lifecycle: ", `unknown key "wait_timeout"`, "valid keys: wait-timeout, policy"},
+			contains: []string{"{file}: top-level invalid x-lifecycle: ", `unknown key "wait_timeout"`, "valid keys: strategy, wait-timeout, policy, scan"},
 		},
 		{
 			name:     "project wait-timeout as a number",
@@ -674,7 +688,6 @@ func TestLoadErrors(t *testing.T) {
 		{name: "configs", compose: svc("    configs: [conf]\nconfigs:\n  conf:\n    file: ./conf.txt\n"), files: map[string]string{"conf.txt": "x"}, is: []error{ErrUnsupported}, contains: []string{`service "web"`, `key "configs"`}},
 		{name: "two unsupported keys: the first by name", compose: svc("    ipc: host\n    cgroup_parent: x\n"), is: []error{ErrUnsupported}, contains: []string{`key "cgroup_parent"`}},
 		{name: "deploy.placement", compose: svc("    deploy:\n      placement:\n        constraints: [node.role==manager]\n"), is: []error{ErrUnsupported}, contains: []string{"{file}: ", `service "web"`, `key "deploy.placement"`}},
-		{name: "deploy.update_config", compose: svc("    deploy:\n      update_config:\n        parallelism: 2\n"), is: []error{ErrUnsupported}, contains: []string{`service "web"`, `key "deploy.update_config"`}},
 		{name: "deploy.labels", compose: svc("    deploy:\n      labels: {a: b}\n"), is: []error{ErrUnsupported}, contains: []string{`service "web"`, `key "deploy.labels"`}},
 		{name: "deploy.mode global", compose: svc("    deploy:\n      mode: global\n"), is: []error{ErrUnsupported}, contains: []string{"{file}: ", `service "web"`, `deploy.mode "global"`, "only replicated"}},
 		{name: "deploy device reservation", compose: svc("    deploy:\n      resources:\n        reservations:\n          devices: [{capabilities: [gpu]}]\n"), is: []error{ErrUnsupported}, contains: []string{`service "web"`, `key "deploy.resources" devices and generic_resources`}},
@@ -686,15 +699,25 @@ func TestLoadErrors(t *testing.T) {
 			is:       []error{ErrUnsupported},
 			contains: []string{"{file}: ", `service "web"`, `pull_policy "always" is not supported by docker lifecycle yet`, "docker compose pull"},
 		},
+		// one container owns a host port: only the recreate strategy cannot have replicas
+		// next to a published port (a routed strategy's router owns the port)
 		{
 			name:     "host port with deploy.replicas 3",
-			compose:  svc("    ports: [\"8080:80\"]\n    deploy:\n      replicas: 3\n"),
-			contains: []string{"{file}: ", `service "web"`, "publishes host port 8080 and has 3 replicas"},
+			compose:  svc("    ports: [\"8080:80\"]\n    deploy:\n      replicas: 3\n    x-lifecycle: {strategy: recreate}\n"),
+			is:       []error{ErrInvalidSpec},
+			contains: []string{"{file}: ", `service "web"`, "publishes host port 8080 and has 3 replicas with the recreate strategy"},
 		},
 		{
 			name:     "host port with scale 2",
-			compose:  svc("    ports: [\"127.0.0.1:8080:80\"]\n    scale: 2\n"),
-			contains: []string{"{file}: ", `service "web"`, "publishes host port 8080 and has 2 replicas"},
+			compose:  "x-lifecycle: {strategy: recreate}\n" + svc("    ports: [\"127.0.0.1:8080:80\"]\n    scale: 2\n"),
+			is:       []error{ErrInvalidSpec},
+			contains: []string{"{file}: ", `service "web"`, "publishes host port 8080 and has 2 replicas with the recreate strategy"},
+		},
+		{
+			name:     "host port with replicas, recreate by default for its read-write volume",
+			compose:  svc("    ports: [\"8080:80\"]\n    volumes: [data:/data]\n    deploy:\n      replicas: 2\nvolumes:\n  data: {}\n"),
+			is:       []error{ErrInvalidSpec},
+			contains: []string{`service "web"`, "publishes host port 8080 and has 2 replicas with the recreate strategy"},
 		},
 		// files
 		{

@@ -29,7 +29,7 @@ import (
 const testLabel = "io.lifecycle.test"
 
 // Images the suite builds from ./testapp; VERSION in each is its tag.
-var imageVersions = []string{"v1", "v2", "v3"}
+var imageVersions = []string{"v1", "v2", "v3", "v4"}
 
 // imageRepo is unique per test process, so concurrent runs never remove each other's images.
 var imageRepo = fmt.Sprintf("lifecycle-e2e-%d", os.Getpid())

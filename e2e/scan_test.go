@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -411,4 +412,81 @@ func mustLookPath(t *testing.T, name string) string {
 	p, err := exec.LookPath(name)
 	assert.NilError(t, err)
 	return p
+}
+
+// TestScanOverhead is the benchmark of docs/benchmarks.md ("Scan overhead"); it runs only
+// with LIFECYCLE_BENCH_SCAN=N (rounds). Each round, interleaved: the plugin's `scan` of
+// one image, and the same trivy command run directly on an archive saved beforehand,
+// with and without the `docker save` that makes the archive.
+func TestScanOverhead(t *testing.T) {
+	rounds := 0
+	fmt.Sscan(os.Getenv("LIFECYCLE_BENCH_SCAN"), &rounds)
+	if rounds <= 0 {
+		t.Skip("set LIFECYCLE_BENCH_SCAN=ROUNDS to run the scan benchmark")
+	}
+	s := setup(t)
+	f := scanSetup(t)
+	imgs := f.images(t)
+	p := s.newProject(t, imgs.compose(`
+x-lifecycle:
+  scan: {}
+services:
+  api:
+    image: {{vuln}}
+`))
+	p.env = f.env
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "image.tar")
+	args := []string{"image", "--input", archive, "--format", "json", "--exit-code", "0", "--scanners", "vuln,secret", "--quiet", "--timeout", "5m0s"}
+	env := append([]string{"TRIVY_DISABLE_TELEMETRY=true", "TRIVY_SKIP_VERSION_CHECK=true"}, f.env...)
+	direct := func(withSave bool) time.Duration {
+		started := time.Now()
+		if withSave {
+			r := s.docker(t, dir, nil, "save", "-o", archive, imgs.vuln)
+			assert.Assert(t, r.code == 0, r.String())
+		}
+		r := s.run(t, f.trivy, dir, env, args...)
+		assert.Assert(t, r.code == 0, r.String())
+		return time.Since(started)
+	}
+	daemonArgs := append([]string{"image", "--image-src", "docker"}, args[3:]...)
+	daemonArgs = append(daemonArgs, imgs.vuln)
+	daemon := func() time.Duration {
+		started := time.Now()
+		r := s.run(t, f.trivy, dir, env, daemonArgs...)
+		assert.Assert(t, r.code == 0 && strings.Contains(r.stdout, vulnID), r.String())
+		return time.Since(started)
+	}
+	plugin := func() time.Duration {
+		started := time.Now()
+		r := p.lifecycle("scan", "--format", "json")
+		assert.Assert(t, r.code == 1 && strings.Contains(r.stdout, vulnID), r.String())
+		return time.Since(started)
+	}
+	r := s.docker(t, dir, nil, "save", "-o", archive, imgs.vuln)
+	assert.Assert(t, r.code == 0, r.String())
+	direct(false) // warm trivy's layer cache and the page cache
+	plugin()
+	daemon()
+	var pl, dr, ds, dd []time.Duration
+	for range rounds {
+		pl = append(pl, plugin())
+		dr = append(dr, direct(false))
+		ds = append(ds, direct(true))
+		dd = append(dd, daemon())
+	}
+	med := func(d []time.Duration) time.Duration {
+		d = append([]time.Duration(nil), d...)
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d.Microseconds())/1000) }
+	over := func(a, b time.Duration) string { return fmt.Sprintf("%+.1f%%", 100*(float64(a)/float64(b)-1)) }
+	t.Logf("rounds: %d; image %s", rounds, imgs.vuln)
+	t.Logf("| `docker lifecycle scan --format json` (1 image) | %s |", ms(med(pl)))
+	t.Logf("| `trivy image --input` on a saved archive, direct | %s |", ms(med(dr)))
+	t.Logf("| `docker save` + the same trivy command, direct | %s |", ms(med(ds)))
+	t.Logf("| `trivy image REF` (trivy exports the image from the engine itself), direct | %s |", ms(med(dd)))
+	t.Logf("overhead vs trivy on a ready archive: %s; vs docker save + trivy: %s; vs trivy image REF: %s",
+		over(med(pl), med(dr)), over(med(pl), med(ds)), over(med(pl), med(dd)))
 }

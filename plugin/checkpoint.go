@@ -3,13 +3,15 @@ package plugin
 import (
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
-// crashCheckpointEnv names a step ("ACTION" or "ACTION:TARGET", e.g. "start" or
-// "create:demo-web-1") before which the plugin SIGKILLs itself. Crash-safety tests use
+// crashCheckpointEnv names a step ("ACTION", "ACTION:TARGET" or "ACTION@N" for the Nth
+// step of that action, e.g. "start", "create:demo-web-1" or "route@2") before which the
+// plugin SIGKILLs itself. Crash-safety tests use
 // it to stop a deploy at a known point; it is never set in normal use.
 const crashCheckpointEnv = "LIFECYCLE_TEST_CRASH_BEFORE"
 
@@ -18,8 +20,14 @@ func crashCheckpoint() func(strategies.Step) {
 	if want == "" {
 		return nil
 	}
+	var mu sync.Mutex
+	seen := map[strategies.Action]int{}
 	return func(s strategies.Step) {
-		if want == string(s.Action) || want == fmt.Sprintf("%s:%s", s.Action, s.Target) {
+		mu.Lock()
+		seen[s.Action]++
+		nth := fmt.Sprintf("%s@%d", s.Action, seen[s.Action])
+		mu.Unlock()
+		if want == string(s.Action) || want == fmt.Sprintf("%s:%s", s.Action, s.Target) || want == nth {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	}

@@ -3,6 +3,8 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/docker/cli/cli/command"
@@ -22,14 +24,45 @@ func TestCommandTree(t *testing.T) {
 		assert.Check(t, c.RunE != nil, "%s has a RunE", c.Name())
 		assert.Check(t, c.Short != "", "%s has a short description", c.Name())
 	}
-	assert.Check(t, is.DeepEqual(names, []string{"config", "deploy", "down", "lint", "plan", "ps", "unlock", "version"}))
+	assert.Check(t, is.DeepEqual(names, []string{"config", "deploy", "down", "history", "lint", "plan", "promote", "ps", "rollback", "scan", "unlock", "version"}))
 	for _, flag := range []string{"file", "project-name", "profile", "env-file", "project-directory", "progress"} {
 		assert.Check(t, root.PersistentFlags().Lookup(flag) != nil, "--%s", flag)
 	}
 	deploy, _, err := root.Find([]string{"deploy"})
 	assert.NilError(t, err)
-	for _, flag := range []string{"dry-run", "remove-orphans", "wait-timeout", "format"} {
+	for _, flag := range []string{"dry-run", "remove-orphans", "wait-timeout", "format", "scan", "skip-scan"} {
 		assert.Check(t, deploy.Flags().Lookup(flag) != nil, "deploy --%s", flag)
+	}
+	rollback, _, err := root.Find([]string{"rollback"})
+	assert.NilError(t, err)
+	for _, flag := range []string{"to", "dry-run", "wait-timeout", "format"} {
+		assert.Check(t, rollback.Flags().Lookup(flag) != nil, "rollback --%s", flag)
+	}
+	history, _, err := root.Find([]string{"history"})
+	assert.NilError(t, err)
+	assert.Check(t, history.Flags().Lookup("format") != nil, "history --format")
+}
+
+// The rollback command's flag checks run before it touches the project or the engine.
+func TestRollbackFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{args: []string{"rollback", "--to", "-1", "web"}, want: "--to must be a revision number"},
+		{args: []string{"rollback", "--to", "3"}, want: "--to needs exactly one SERVICE"},
+		{args: []string{"rollback", "--to", "3", "web", "api"}, want: "--to needs exactly one SERVICE"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cli, err := command.NewDockerCli()
+			assert.NilError(t, err)
+			root := NewRootCommand(cli)
+			root.SetArgs(tc.args)
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			assert.ErrorContains(t, root.Execute(), tc.want)
+		})
 	}
 }
 

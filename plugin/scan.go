@@ -141,18 +141,26 @@ func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, ser
 	}
 	defer os.RemoveAll(dir)
 
-	// The version check runs while the first image is exported.
-	type probed struct {
-		t   scan.Trivy
-		err error
-	}
-	probeDone := make(chan probed, 1)
-	go func() {
-		t, err := scan.Probe(ctx, path)
-		probeDone <- probed{t, err}
-	}()
-	var trivy *scan.Trivy
+	// The version comes from the first report (trivy names itself in it), or from
+	// `trivy version` when the report does not say.
 	res := &scan.Result{Project: p.Name, FailOn: spec.FailOn, IgnoreUnfixed: spec.IgnoreUnfixed, Images: []scan.ImageResult{}}
+	var trivy *scan.Trivy
+	checkVersion := func(v string) error {
+		var t scan.Trivy
+		var err error
+		if v != "" {
+			t, err = scan.CheckVersion(path, v)
+		} else {
+			t, err = scan.Probe(ctx, path)
+		}
+		if err != nil {
+			return err
+		}
+		trivy = &t
+		res.Scanner = scan.Scanner{Name: "trivy", Version: t.Version, Path: t.Path}
+		return nil
+	}
+	runner := scan.Trivy{Path: path}
 	for i, img := range images {
 		id := "Image " + img.ref
 		progress.Emit(events, id, progress.Working, "Scanning", "services: "+strings.Join(img.services, ", "))
@@ -162,20 +170,14 @@ func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, ser
 			progress.Emit(events, id, progress.Error, "Failed", err.Error())
 			return nil, err
 		}
-		if trivy == nil {
-			pr := <-probeDone
-			if pr.err != nil {
-				progress.Emit(events, id, progress.Error, "Failed", "no usable scanner")
-				return nil, pr.err
-			}
-			trivy = &pr.t
-			res.Scanner = scan.Scanner{Name: "trivy", Version: trivy.Version, Path: trivy.Path}
-		}
-		report, err := trivy.ScanArchive(ctx, dir, archive, opts)
+		report, err := runner.ScanArchive(ctx, dir, archive, opts)
 		_ = os.Remove(archive)
+		if err == nil && trivy == nil {
+			err = checkVersion(report.Trivy.Version)
+		}
 		if err != nil {
 			progress.Emit(events, id, progress.Error, "Failed", "scanner failed")
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !strings.Contains(err.Error(), scan.InstallHint) {
 				err = fmt.Errorf("scan image %s: %w\n%s", img.ref, err, scan.InstallHint)
 			}
 			return nil, err
@@ -192,8 +194,8 @@ func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, ser
 		}
 	}
 	if trivy == nil { // no image at all: the scanner must still work, or the gate fails closed
-		if pr := <-probeDone; pr.err != nil {
-			return nil, pr.err
+		if err := checkVersion(""); err != nil {
+			return nil, err
 		}
 	}
 	res.Summarize()

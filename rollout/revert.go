@@ -25,8 +25,8 @@ type RolledBackError struct {
 }
 
 func (e *RolledBackError) Error() string {
-	return fmt.Sprintf("%s; %s %s: the previous revision serves again and the new containers were removed",
-		e.Cause, strings.Join(e.Services, ", "), ErrRolledBack)
+	return fmt.Sprintf("%s %s: the previous revision serves again and the new containers were removed; the cause: %s",
+		strings.Join(e.Services, ", "), ErrRolledBack, e.Cause)
 }
 
 func (e *RolledBackError) Unwrap() []error { return []error{ErrRolledBack, e.Cause} }

@@ -77,7 +77,14 @@ func Probe(ctx context.Context, path string) (Trivy, error) {
 	if err := json.Unmarshal(bytes.TrimSpace(stdout), &v); err != nil || v.Version == "" {
 		return Trivy{}, fmt.Errorf("%w: %s does not answer `version --format json` as trivy does (%s): %s", ErrScannerFailed, path, excerpt(stdout), InstallHint)
 	}
-	t := Trivy{Path: path, Version: strings.TrimPrefix(v.Version, "v")}
+	return CheckVersion(path, v.Version)
+}
+
+// CheckVersion accepts trivy MinVersion or newer, and builds without a version stamp
+// ("dev"), which cannot be judged. A scan's report names the trivy that wrote it, so
+// the gate checks that instead of paying for a `trivy version` run.
+func CheckVersion(path, v string) (Trivy, error) {
+	t := Trivy{Path: path, Version: strings.TrimPrefix(v, "v")}
 	if parsed, ok := parseVersion(t.Version); ok && less(parsed, mustVersion(MinVersion)) {
 		return t, fmt.Errorf("%w: %s is trivy %s, the gate needs %s or newer: %s", ErrScannerFailed, path, t.Version, MinVersion, InstallHint)
 	}
@@ -109,12 +116,12 @@ func Args(archive string, opts Options) []string {
 	return args
 }
 
-// ScanArchive runs trivy on a `docker save` archive from dir, a fresh directory of the
+// ScanArchive runs trivy (the binary at t.Path, version not yet needed) on a `docker save` archive from dir, a fresh directory of the
 // caller's: trivy reads trivy.yaml and .trivyignore from its working directory, and the
 // user's must not change the gate behind its back.
 func (t Trivy) ScanArchive(ctx context.Context, dir, archive string, opts Options) (*Report, error) {
 	// trivy's own --timeout comes first and says so; the kill is the backstop for a hang.
-	limit := opts.Timeout + killGrace
+	limit := opts.Timeout + min(killGrace, opts.Timeout)
 	if opts.Timeout <= 0 {
 		limit = 0
 	}
@@ -135,7 +142,8 @@ func (t Trivy) ScanArchive(ctx context.Context, dir, archive string, opts Option
 	return r, nil
 }
 
-// killGrace is how long past its own --timeout trivy may run before it is killed.
+// killGrace is how long past its own --timeout (at most that timeout again) trivy may
+// run before it is killed.
 var killGrace = 10 * time.Second
 
 // errKilled: the program ran past its time limit and was killed.

@@ -11,7 +11,11 @@ import (
 // the gate reads. Findings stay raw, so our output carries them exactly as trivy wrote them.
 type Report struct {
 	SchemaVersion int
-	ArtifactName  string
+	// Trivy names the trivy that wrote the report (trivy 0.57 and newer).
+	Trivy struct {
+		Version string
+	}
+	ArtifactName string
 	ArtifactType  string
 	Metadata      struct {
 		ImageID string `json:"ImageID"`

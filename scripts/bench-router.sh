@@ -24,7 +24,7 @@
 # by an EXIT trap, and its temp dir removed.
 #
 # Knobs: BENCH_ROUNDS (3), BENCH_SAT_SECONDS (10), BENCH_LAT_SECONDS (10),
-# BENCH_RATE (1000), BENCH_SKIP (comma list of nginx,kamal,rollouts),
+# BENCH_RATE (1000), BENCH_SKIP (comma list of nginx,kamal,gogc100,rollouts),
 # BENCH_ROUTER_ENV (extra environment for the router, e.g. "GOGC=100"),
 # BENCH_KEEP=1 (keep the temp dir with the raw data).
 set -euo pipefail
@@ -42,6 +42,7 @@ kp_dir=${XDG_CACHE_HOME:-$HOME/.cache}/docker-lifecycle/kamal-proxy-$kp_version
 kp_bin=$kp_dir/kamal-proxy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-router.XXXXXX")
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 pids=()
 
 log() { printf '%s\n' "bench-router: $*" >&2; }
@@ -93,8 +94,8 @@ CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/agent" ./agent
 CGO_ENABLED=0 go build -trimpath -o "$work/testapp" ./testapp
 go build -o "$work/benchload" ./internal/benchload/cmd/benchload
 
-mapfile -t ports < <("$work/benchload" -free-ports 6)
-p_b1=${ports[0]} p_b2=${ports[1]} p_router=${ports[2]} p_nginx=${ports[3]} p_kamal=${ports[4]} p_kamal_tls=${ports[5]}
+mapfile -t ports < <("$work/benchload" -free-ports 7)
+p_b1=${ports[0]} p_b2=${ports[1]} p_router=${ports[2]} p_nginx=${ports[3]} p_kamal=${ports[4]} p_kamal_tls=${ports[5]} p_router_gc=${ports[6]}
 
 # --- helpers -------------------------------------------------------------------------
 # cpu_ticks PID...: utime+stime (clock ticks) summed over the processes.
@@ -134,21 +135,33 @@ pids+=($!)
 wait_http "http://127.0.0.1:$p_b1/"
 wait_http "http://127.0.0.1:$p_b2/"
 
-router_cfg() { # router_cfg ID PORT
+router_cfg() { # router_cfg ID PORT [LISTEN_PORT]
   printf '{"version":1,"routes":[{"name":"web","listen":"127.0.0.1:%s","drain_timeout":"3s","backends":[{"id":"%s","address":"127.0.0.1:%s","weight":1}]}]}\n' \
-    "$p_router" "$1" "$2"
+    "${3:-$p_router}" "$1" "$2"
 }
-router_cfg b1 "$p_b1" >"$work/router.json"
-# shellcheck disable=SC2086 # BENCH_ROUTER_ENV is a list of VAR=value words
-env $router_env "$work/agent" router -config "$work/router.json" -control "$work/control.sock" >"$work/router.log" 2>&1 &
-router_pid=$!
-pids+=($router_pid)
-wait_http "http://127.0.0.1:$p_router/"
-
+start_router() { # start_router NAME LISTEN_PORT [VAR=value...]: sets router_pid
+  local name=$1 port=$2
+  shift 2
+  router_cfg b1 "$p_b1" "$port" >"$work/$name.json"
+  env "$@" "$work/agent" router -config "$work/$name.json" -control "$work/$name.sock" >"$work/$name.log" 2>&1 &
+  router_pid=$!
+  pids+=($router_pid)
+  wait_http "http://127.0.0.1:$port/"
+}
 targets=(direct ours)
 declare -A url pidsof
 url[direct]=http://127.0.0.1:$p_b1/
 url[ours]=http://127.0.0.1:$p_router/
+# The router as it ran before its GC tuning (GOGC=100, the Go default), unless
+# BENCH_SKIP has gogc100: the same binary, so the rows differ only by the GC setting.
+if ! skipped gogc100; then
+  start_router router-gogc100 "$p_router_gc" GOGC=100
+  targets+=(ours_gogc100)
+  url[ours_gogc100]=http://127.0.0.1:$p_router_gc/
+  pidsof[ours_gogc100]=$router_pid
+fi
+# shellcheck disable=SC2086 # BENCH_ROUTER_ENV is a list of VAR=value words
+start_router router "$p_router" $router_env
 pidsof[ours]=$router_pid
 
 if ! skipped nginx; then
@@ -269,7 +282,7 @@ done
 # --- rollouts under load (router only) ----------------------------------------------------
 rollout_rows=()
 if ! skipped rollouts; then
-  ctl() { "$work/agent" ctl -control "$work/control.sock" "$@"; }
+  ctl() { "$work/agent" ctl -control "$work/router.sock" "$@"; }
   rollouts() { # rollouts BATCH: 10 swaps b1 <-> b2 under wrk load, then the drains end
     local i out
     wrk -t2 -c64 -d13s "${url[ours]}" >"$work/rollout-wrk-$1.txt" &
@@ -307,6 +320,7 @@ name() {
   case $1 in
   direct) echo "direct (wrk → testapp)" ;;
   ours) echo "**router** (\`agent router\`)" ;;
+  ours_gogc100) echo "router with GOGC=100 (before the GC tuning)" ;;
   nginx) echo "nginx $("$nginx_bin" -v 2>&1 | sed 's,.*/,,') (keepalive)" ;;
   kamal) echo "kamal-proxy $kp_version" ;;
   esac
@@ -315,7 +329,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "NA" || b == "NA" || b == 0) 
 mb() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}' || echo "—"; }
 
 echo
-echo "Router benchmark: $(nproc) cores, $(go env GOVERSION), $rounds rounds interleaved, wrk -t2 -c64 -d${sat_s}s, open loop ${rate} req/s for ${lat_s}s; medians of the rounds."
+echo "Router benchmark: $(nproc) cores, $(go env GOVERSION), $rounds rounds interleaved, wrk -t2 -c64 -d${sat_s}s, open loop ${rate} req/s for ${lat_s}s; medians of the rounds. Load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 echo "| target | req/s | × direct | × nginx | proxy CPU µs/req | p50 ms @${rate} | p99 ms @${rate} | p50 added ms | RSS idle MB | RSS after load MB |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

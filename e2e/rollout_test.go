@@ -1,0 +1,318 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// The rollout scenarios of the zero-downtime issue: each runs a constant-rate load of
+// loadRate req/s through the project's router on 127.0.0.1 and counts every failure.
+const loadRate = 200
+
+// exitRolledBack is the plugin's documented exit code for an automatic rollback.
+const exitRolledBack = 3
+
+// rolloutProject is one web service behind the router; %[1]s is the image version,
+// %[2]d the published port, %[3]s extra service keys (indented 4 spaces).
+const rolloutProject = `
+services:
+  web:
+    image: {{image:%[1]s}}
+    ports: ["127.0.0.1:%[2]d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100}
+    restart: unless-stopped
+    deploy:
+      replicas: 3
+%[3]s
+`
+
+func rolloutYAML(version string, port int, extra ...string) string {
+	return fmt.Sprintf(rolloutProject, version, port, strings.Join(extra, "\n"))
+}
+
+// TestRollingDeploysUnderLoad: v1 → v2 → v3 → v4 with 3 replicas, one at a time:
+// no failed request, never more than replicas+parallelism containers running and
+// never fewer than replicas healthy.
+func TestRollingDeploysUnderLoad(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	p := s.newProject(t, rolloutYAML("v1", port))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+
+	sm := startSampler(t, s, p.name, 100*time.Millisecond)
+	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+	for _, v := range []string{"v2", "v3", "v4"} {
+		p.write(rolloutYAML(v, port))
+		r := p.mustLifecycle("deploy")
+		assert.Check(t, is.Contains(r.stderr, "roll web batch 3/3"), r.String())
+	}
+	time.Sleep(time.Second)
+	rep := load.stop()
+	samples := sm.stop()
+	t.Logf("rolling v1->v4: %s; %s", rep, samples)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, rep.Bodies["v4"] > 0, rep.String())
+	assert.Check(t, samples.maxRunning("web") <= 4, "at most replicas+parallelism running; saw %d", samples.maxRunning("web"))
+	assert.Check(t, samples.minHealthy("web") >= 3, "at least replicas healthy; saw %d", samples.minHealthy("web"))
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v4"))
+
+	// Revisions 1-3 are kept (stopped) for rollback; history lists all four.
+	running := p.containers("status=running", "label=com.docker.compose.service=web")
+	assert.Check(t, is.DeepEqual(running, []string{p.name + "-web-r4-1", p.name + "-web-r4-2", p.name + "-web-r4-3"}, sortedCmp()))
+	h := p.mustLifecycle("history", "--format", "{{.Revision}} {{.Result}} {{.Containers}}")
+	assert.Check(t, is.Equal(h.stdout, "4 deployed running\n3 deployed retained\n2 deployed retained\n1 deployed retained\n"))
+}
+
+// asyncRun is a plugin command running in the background whose stderr lines are
+// timestamped as they arrive, to find when a rollout reached a step.
+type asyncRun struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	code int
+
+	mu    sync.Mutex
+	lines []timedLine
+}
+
+type timedLine struct {
+	at   time.Time
+	text string
+}
+
+func (p *project) startTimedLifecycle(args ...string) *asyncRun {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cmd := execDocker(ctx, p.s, append([]string{"lifecycle", "-p", p.name, "--progress", "plain"}, args...)...)
+	cmd.Dir = p.dir
+	cmd.Env = append(cmd.Env, p.env...)
+	stderr, err := cmd.StderrPipe()
+	assert.NilError(p.t, err)
+	assert.NilError(p.t, cmd.Start())
+	a := &asyncRun{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer cancel()
+		defer close(a.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			a.mu.Lock()
+			a.lines = append(a.lines, timedLine{time.Now(), sc.Text()})
+			a.mu.Unlock()
+		}
+		_ = cmd.Wait()
+		a.code = cmd.ProcessState.ExitCode()
+	}()
+	p.t.Cleanup(func() { _ = cmd.Process.Kill(); <-a.done })
+	return a
+}
+
+func (a *asyncRun) wait() (int, string) {
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var b strings.Builder
+	for _, l := range a.lines {
+		b.WriteString(l.text + "\n")
+	}
+	return a.code, b.String()
+}
+
+// when returns the time of the first line containing text.
+func (a *asyncRun) when(text string) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, l := range a.lines {
+		if strings.Contains(l.text, text) {
+			return l.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// TestBlueGreenAndCanaryUnderLoad: a blue-green switch, then a canary 10% → 50% →
+// 100%, with no failed request; during each canary step the observed share of the new
+// version is within 5 points of the step's weight, over at least 1000 requests.
+func TestBlueGreenAndCanaryUnderLoad(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	p := s.newProject(t, rolloutYAML("v1", port, "    x-lifecycle: {strategy: blue-green}"))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+
+	load := startRateLoad(t, port, "/", loadRate, 4*time.Minute)
+	p.write(rolloutYAML("v2", port, "    x-lifecycle: {strategy: blue-green}"))
+	r := p.mustLifecycle("deploy")
+	assert.Check(t, is.Contains(r.stderr, "switch web"), r.String())
+	waitAnswers(t, port, "v2", 10*time.Second)
+
+	canary := `    x-lifecycle:
+      strategy: canary
+      canary:
+        steps: [{weight: 10, pause: 6s}, {weight: 50, pause: 6s}]
+        analysis: {max-error-rate: 0.01, min-requests: 50}`
+	p.write(rolloutYAML("v3", port, canary))
+	run := p.startTimedLifecycle("deploy")
+	code, out := run.wait()
+	assert.Assert(t, is.Equal(code, 0), out)
+	time.Sleep(time.Second)
+	rep := load.stop()
+	t.Logf("blue-green v1->v2 and canary v2->v3: %s", rep)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+
+	for _, step := range []struct {
+		text   string
+		weight float64
+	}{{"canary 10%", 10}, {"canary 50%", 50}} {
+		from, ok1 := run.when("Analyzing: " + step.text)
+		to, ok2 := run.when("Analysis passed")
+		if step.weight == 50 {
+			to, ok2 = run.when("Routing: promote web")
+		}
+		assert.Assert(t, ok1 && ok2, "progress lines for %s not found:\n%s", step.text, out)
+		// Leave a margin for the router's config to apply and the poller's delay.
+		w := load.window(from.Add(200*time.Millisecond), to.Add(-200*time.Millisecond))
+		share := 100 * float64(w.Bodies["v3"]) / float64(max(w.Total, 1))
+		t.Logf("%s: %d requests, v3 share %.1f%% (%v)", step.text, w.Total, share, w.Bodies)
+		assert.Check(t, w.Total >= 1000, "%s saw only %d requests", step.text, w.Total)
+		assert.Check(t, share >= step.weight-5 && share <= step.weight+5, "%s: v3 share %.1f%%", step.text, share)
+	}
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v3"))
+}
+
+// TestAutomaticRollback: a never-healthy version and a crash-looping version are rolled
+// back automatically with the rollback exit code; v1 serves throughout and the new
+// containers are gone.
+func TestAutomaticRollback(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	p := s.newProject(t, rolloutYAML("v1", port))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+
+	for _, tc := range []struct {
+		name, env, reason string
+	}{
+		{"never-healthy", "NEVER_HEALTHY: \"true\"", "not healthy within 10s"},
+		{"crash-loop", "CRASH_AFTER: 200ms", "crash-looping"},
+	} {
+		p.write(rolloutYAML("v2", port, "    environment: {"+tc.env+"}", "    x-lifecycle: {wait-timeout: 10s}"))
+		r := p.lifecycle("deploy")
+		assert.Check(t, is.Equal(r.code, exitRolledBack), "%s: %s", tc.name, r)
+		assert.Check(t, is.Contains(r.stderr, tc.reason), tc.name)
+		assert.Check(t, is.Contains(r.stderr, "rolled back"), tc.name)
+		running := p.containers("status=running", "label=com.docker.compose.service=web")
+		assert.Check(t, is.DeepEqual(running, []string{p.name + "-web-r1-1", p.name + "-web-r1-2", p.name + "-web-r1-3"}, sortedCmp()), tc.name)
+		for _, c := range p.containers("label=com.docker.compose.service=web") {
+			assert.Check(t, strings.Contains(c, "-web-r1-"), "%s: new container %s left behind", tc.name, c)
+		}
+		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"), tc.name)
+	}
+	rep := load.stop()
+	t.Logf("two automatic rollbacks: %s", rep)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, is.DeepEqual(rep.Bodies, map[string]int{"v1": rep.Total}))
+	h := p.mustLifecycle("history", "--format", "{{.Revision}} {{.Result}}")
+	assert.Check(t, is.Equal(h.stdout, "3 rolled-back\n2 rolled-back\n1 deployed\n"))
+}
+
+// TestCanaryWithErrorsAborts: a canary answering 500 to 20% of its requests fails the
+// analysis; traffic goes back to the stable version and the deploy exits with the
+// rollback code.
+func TestCanaryWithErrorsAborts(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	canary := func(env string) string {
+		return rolloutYAML("v1", port, env, `    x-lifecycle:
+      strategy: canary
+      canary:
+        steps: [{weight: 50, pause: 4s}]
+        analysis: {max-error-rate: 0.05, min-requests: 50}`)
+	}
+	p := s.newProject(t, canary(""))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 2*time.Minute)
+
+	p.write(strings.Replace(canary("    environment: {ERROR_RATE: \"0.2\"}"), "{{image:v1}}", "{{image:v2}}", 1))
+	r := p.lifecycle("deploy")
+	aborted := time.Now()
+	assert.Check(t, is.Equal(r.code, exitRolledBack), r.String())
+	assert.Check(t, is.Contains(r.stderr, "canary analysis failed"), r.String())
+	time.Sleep(2 * time.Second)
+	rep := load.stop()
+	after := load.window(aborted, time.Now())
+	t.Logf("canary with 20%% errors: during %s; after the abort %s", rep, after)
+	assert.Check(t, rep.Bodies["v2"] > 0, "the canary got traffic: %s", rep)
+	assert.Check(t, after.Total > 0 && after.Failed == 0, after.String())
+	assert.Check(t, is.DeepEqual(after.Bodies, map[string]int{"v1": after.Total}))
+}
+
+// TestSlowRequestsDrain: requests of 2 s in flight when the old containers leave the
+// router all complete, because a container is stopped only once it is drained.
+func TestSlowRequestsDrain(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	p := s.newProject(t, rolloutYAML("v1", port))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+
+	slow := startRateLoad(t, port, "/slow?d=2s", 20, 2*time.Minute)
+	fast := startRateLoad(t, port, "/", loadRate, 2*time.Minute)
+	time.Sleep(2500 * time.Millisecond) // ~40 slow requests in flight at any time
+	p.write(rolloutYAML("v2", port))
+	p.mustLifecycle("deploy")
+	time.Sleep(500 * time.Millisecond)
+	slowRep, fastRep := slow.stop(), fast.stop()
+	t.Logf("slow: %s; fast: %s", slowRep, fastRep)
+	assert.Check(t, is.Equal(slowRep.Failed, 0), slowRep.String())
+	assert.Check(t, is.Equal(fastRep.Failed, 0), fastRep.String())
+	assert.Check(t, is.Equal(slowRep.Bodies["slept 2s"], slowRep.Total), slowRep.String())
+	assert.Check(t, fastRep.Bodies["v1"] > 0 && fastRep.Bodies["v2"] > 0, fastRep.String())
+}
+
+// TestKilledRolloutConverges SIGKILLs the plugin before each kind of rollout step, then
+// runs deploy again under load: the re-run converges to exactly the new revision (the
+// old one retained) without a failed request.
+func TestKilledRolloutConverges(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	p := s.newProject(t, rolloutYAML("v1", port))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	version := 1
+	for _, checkpoint := range []string{"create@2", "start@2", "wait-healthy@2", "route@2", "stop@2"} {
+		version = version%4 + 1
+		v := fmt.Sprintf("v%d", version)
+		p.write(rolloutYAML(v, port))
+		p.env = []string{"LIFECYCLE_TEST_CRASH_BEFORE=" + checkpoint}
+		r := p.lifecycle("deploy")
+		assert.Assert(t, r.code != 0, "the plugin was killed before %s:\n%s", checkpoint, r)
+		p.env = nil
+
+		load := startRateLoad(t, port, "/", loadRate, time.Minute)
+		r = p.mustLifecycle("deploy")
+		time.Sleep(300 * time.Millisecond)
+		rep := load.stop()
+		t.Logf("re-run after a kill before %s: %s", checkpoint, rep)
+		assert.Check(t, is.Equal(rep.Failed, 0), "%s: %s", checkpoint, rep)
+		assert.Check(t, is.Contains(r.stderr, "Stale lock taken over"), checkpoint)
+		running := p.containers("status=running", "label=com.docker.compose.service=web")
+		assert.Check(t, is.Len(running, 3), "%s: %v", checkpoint, running)
+		for _, c := range running {
+			assert.Check(t, is.Equal(p.inspect("{{.Config.Image}}", c), imageRef(v)), "%s: %s", checkpoint, c)
+		}
+		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), v), checkpoint)
+		r = p.mustLifecycle("deploy")
+		assert.Check(t, is.Contains(r.stdout, "up to date"), checkpoint)
+	}
+}
