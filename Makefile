@@ -8,7 +8,7 @@ BIN       := bin/docker-lifecycle
 AGENT_LDFLAGS := -s -w -X main.version=$(VERSION)
 AGENT_BINS    := agentimage/bin/agent-linux-amd64 agentimage/bin/agent-linux-arm64
 
-.PHONY: build agent install test unit e2e fuzz demo demo-down lint bench clean
+.PHONY: build agent install test unit e2e fuzz demo demo-down lint bench clean bench-router
 
 # The agent binaries are embedded into the plugin, so they are built first.
 agent:
@@ -69,3 +69,8 @@ bench:
 
 clean:
 	rm -rf bin $(AGENT_BINS)
+
+# The traffic router against a direct connection, nginx and kamal-proxy (wrk, loopback
+# only; installs wrk and nginx with apt-get when missing): docs/benchmarks.md, section 7.
+bench-router:
+	scripts/bench-router.sh

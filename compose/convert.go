@@ -76,6 +76,7 @@ func ConfigHash(p *Project, service string) (string, error) {
 	if svc.Deploy != nil {
 		d := *svc.Deploy
 		d.Replicas = nil
+		d.UpdateConfig, d.RollbackConfig = nil, nil // how a deploy runs, not the container
 		svc.Deploy = &d
 		if reflect.ValueOf(d).IsZero() { // deploy: {replicas: n} alone must hash like no deploy
 			svc.Deploy = nil

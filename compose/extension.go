@@ -70,7 +70,7 @@ type ServiceSpec struct {
 	History *int `mapstructure:"history" json:"history" yaml:"history"`
 	// Drain bounds how long a container leaving the router may finish in-flight
 	// requests (default: stop_grace_period, else 10s).
-	Drain     Duration      `mapstructure:"drain" json:"drain" yaml:"drain"`
+	Drain Duration `mapstructure:"drain" json:"drain" yaml:"drain"`
 	// Protocol is how the router carries the service's published ports: "http" (per
 	// request, with retries and counters) or "tcp" (per connection).
 	Protocol  string        `mapstructure:"protocol" json:"protocol" yaml:"protocol"`

@@ -120,7 +120,7 @@ func TestDecodeServiceSpec(t *testing.T) {
 			doc: "strategy: canary\ncanary:\n  steps: [{weight: 5, pause: 1m}, {weight: 100}]\n  analysis: {max-error-rate: 0.05, max-p99: 250ms, min-requests: 20}",
 			want: ServiceSpec{Strategy: StrategyCanary, WaitTimeout: wait, Canary: CanarySpec{
 				Steps:    []CanaryStep{{Weight: 5, Pause: Duration(time.Minute)}, {Weight: 100}},
-				Analysis: AnalysisSpec{MaxErrorRate: 0.05, MaxP99: Duration(250 * time.Millisecond), MinRequests: 20},
+				Analysis: AnalysisSpec{MaxErrorRate: new(0.05), MaxP99: Duration(250 * time.Millisecond), MinRequests: 20},
 			}},
 		},
 		{doc: "strategy: Recreate", wantErr: `key "strategy": unknown strategy "Recreate" (valid: rolling, blue-green, canary, recreate)`},
@@ -181,9 +181,9 @@ func TestSpecMarshal(t *testing.T) {
 	svc := ServiceSpec{
 		Strategy: StrategyRolling, WaitTimeout: Duration(time.Minute), History: ptr(3), Drain: Duration(15 * time.Second), Protocol: "http",
 		BlueGreen: BlueGreenSpec{Promote: PromoteAuto},
-		Canary:    CanarySpec{Steps: []CanaryStep{{Weight: 10, Pause: Duration(30 * time.Second)}}, Analysis: AnalysisSpec{MaxErrorRate: 0.01}},
+		Canary:    CanarySpec{Steps: []CanaryStep{{Weight: 10, Pause: Duration(30 * time.Second)}}, Analysis: AnalysisSpec{MaxErrorRate: new(0.01)}},
 		Update:    UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback},
-		Rollback:  UpdateSpec{Parallelism: 2, Delay: Duration(time.Second), Order: OrderStopFirst, FailureAction: FailurePause, MaxFailureRatio: 0.5},
+		Rollback:  UpdateSpec{Parallelism: 2, Delay: Duration(time.Second), Order: OrderStopFirst, FailureAction: FailurePause},
 	}
 	b, err = json.Marshal(svc)
 	assert.NilError(t, err)
@@ -191,7 +191,7 @@ func TestSpecMarshal(t *testing.T) {
 		`"blue-green":{"promote":"auto"},`+
 		`"canary":{"steps":[{"weight":10,"pause":"30s"}],"analysis":{"max-error-rate":0.01,"min-requests":0}},`+
 		`"update":{"parallelism":1,"delay":"0s","order":"start-first","monitor":"0s","failure_action":"rollback","max_failure_ratio":0},`+
-		`"rollback":{"parallelism":2,"delay":"1s","order":"stop-first","monitor":"0s","failure_action":"pause","max_failure_ratio":0.5}}`)
+		`"rollback":{"parallelism":2,"delay":"1s","order":"stop-first","monitor":"0s","failure_action":"pause","max_failure_ratio":0}}`)
 
 	var d Duration
 	assert.NilError(t, d.UnmarshalText([]byte("2m")))

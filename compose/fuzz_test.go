@@ -164,6 +164,9 @@ func checkResolved(t *testing.T, doc string, spec ServiceSpec) {
 	if spec.Protocol != "http" && spec.Protocol != "tcp" {
 		t.Fatalf("resolved %q: protocol %q", doc, spec.Protocol)
 	}
+	if spec.BlueGreen.PreviewPort != "" {
+		t.Fatalf("resolved %q: preview-port %q is not supported and must be refused", doc, spec.BlueGreen.PreviewPort)
+	}
 	if spec.BlueGreen.Promote != PromoteAuto && spec.BlueGreen.Promote != PromoteManual {
 		t.Fatalf("resolved %q: promote %q", doc, spec.BlueGreen.Promote)
 	}
@@ -180,10 +183,7 @@ func checkResolved(t *testing.T, doc string, spec ServiceSpec) {
 		}
 		prev = s.Weight
 	}
-	// TODO: resolveCanary lets a NaN max-error-rate through (NaN < 0 and NaN > 1 are
-	// both false). Load cannot produce it (compose-go refuses .nan), DecodeServiceSpec
-	// alone can; tolerated here until resolveCanary checks it.
-	if r := spec.Canary.Analysis.MaxErrorRate; !(r > 0 && r <= 1) && !math.IsNaN(r) {
+	if r := spec.Canary.Analysis.MaxErrorRate; r == nil || !(*r >= 0 && *r <= 1) {
 		t.Fatalf("resolved %q: max-error-rate %v", doc, r)
 	}
 	if spec.Canary.Analysis.MinRequests < 0 {
@@ -191,7 +191,7 @@ func checkResolved(t *testing.T, doc string, spec ServiceSpec) {
 	}
 	for _, u := range []UpdateSpec{spec.Update, spec.Rollback} {
 		if u.Parallelism < 1 || (u.Order != OrderStartFirst && u.Order != OrderStopFirst) ||
-			!slices.Contains([]string{FailureRollback, FailurePause, FailureContinue}, u.FailureAction) {
+			(u.FailureAction != FailureRollback && u.FailureAction != FailurePause) || u.MaxFailureRatio != 0 {
 			t.Fatalf("resolved %q: update spec %+v", doc, u)
 		}
 	}

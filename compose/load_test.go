@@ -76,7 +76,7 @@ func resolved(strategy string, wait Duration) ServiceSpec {
 		BlueGreen:   BlueGreenSpec{Promote: PromoteAuto},
 		Canary: CanarySpec{
 			Steps:    []CanaryStep{{Weight: 10, Pause: Duration(30 * time.Second)}, {Weight: 50, Pause: Duration(30 * time.Second)}},
-			Analysis: AnalysisSpec{MaxErrorRate: 0.01},
+			Analysis: AnalysisSpec{MaxErrorRate: new(0.01)},
 		},
 		Update:   UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback},
 		Rollback: UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback},

@@ -2,8 +2,6 @@ package compose
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +25,7 @@ const (
 
 	FailureRollback = "rollback"
 	FailurePause    = "pause"
-	FailureContinue = "continue"
+	FailureContinue = "continue" // compose accepts it; refused here (see updateSpec)
 )
 
 // Blue-green promotion modes.
@@ -50,7 +48,8 @@ type BlueGreenSpec struct {
 	Promote string `mapstructure:"promote" json:"promote,omitempty" yaml:"promote,omitempty"`
 	// ScaleDownDelay keeps the old colour running after the switch, for a fast way back.
 	ScaleDownDelay Duration `mapstructure:"scale-down-delay" json:"scale-down-delay,omitempty" yaml:"scale-down-delay,omitempty"`
-	// PreviewPort publishes the new colour before promotion, e.g. "127.0.0.1:8081".
+	// PreviewPort would publish the new colour before promotion; this version refuses
+	// it (see resolveRollout) rather than ignore it.
 	PreviewPort string `mapstructure:"preview-port" json:"preview-port,omitempty" yaml:"preview-port,omitempty"`
 }
 
@@ -68,8 +67,9 @@ type CanaryStep struct {
 
 // AnalysisSpec judges the new revision on the router's counters after each canary step.
 type AnalysisSpec struct {
-	// MaxErrorRate is the largest share of 5xx answers and failed requests (0..1).
-	MaxErrorRate float64 `mapstructure:"max-error-rate" json:"max-error-rate" yaml:"max-error-rate"`
+	// MaxErrorRate is the largest share of 5xx answers and failed requests (0..1); 0 means
+	// none at all, absent means the default.
+	MaxErrorRate *float64 `mapstructure:"max-error-rate" json:"max-error-rate" yaml:"max-error-rate"`
 	// MaxP99 bounds the 99th percentile latency (0: not checked).
 	MaxP99 Duration `mapstructure:"max-p99" json:"max-p99,omitempty" yaml:"max-p99,omitempty"`
 	// MinRequests is how many requests the step must see for a verdict; with fewer,
@@ -161,9 +161,7 @@ func resolveRollout(svc types.ServiceConfig, spec *ServiceSpec, projectDefault s
 		return fmt.Errorf("key \"blue-green.promote\": want %q or %q, got %q", PromoteAuto, PromoteManual, spec.BlueGreen.Promote)
 	}
 	if spec.BlueGreen.PreviewPort != "" {
-		if _, _, err := SplitHostPort(spec.BlueGreen.PreviewPort); err != nil {
-			return fmt.Errorf("key \"blue-green.preview-port\": %w", err)
-		}
+		return fmt.Errorf("key \"blue-green.preview-port\" is %w: reach the new colour by container name on the project network until promotion", ErrUnsupported)
 	}
 	return resolveCanary(&spec.Canary)
 }
@@ -185,11 +183,11 @@ func resolveCanary(c *CanarySpec) error {
 			s.Pause = Duration(defaultCanaryPause)
 		}
 	}
-	if c.Analysis.MaxErrorRate == 0 {
-		c.Analysis.MaxErrorRate = defaultMaxErrorRate
+	if c.Analysis.MaxErrorRate == nil {
+		c.Analysis.MaxErrorRate = new(defaultMaxErrorRate)
 	}
-	if c.Analysis.MaxErrorRate < 0 || c.Analysis.MaxErrorRate > 1 {
-		return fmt.Errorf("key \"canary.analysis.max-error-rate\" must be between 0 and 1, got %v", c.Analysis.MaxErrorRate)
+	if r := *c.Analysis.MaxErrorRate; !(r >= 0 && r <= 1) { // NaN fails too
+		return fmt.Errorf("key \"canary.analysis.max-error-rate\" must be between 0 and 1, got %v", r)
 	}
 	if c.Analysis.MinRequests < 0 {
 		return fmt.Errorf("key \"canary.analysis.min-requests\" must not be negative, got %d", c.Analysis.MinRequests)
@@ -219,15 +217,19 @@ func updateSpec(u *types.UpdateConfig, key string) (UpdateSpec, error) {
 		}
 		out.Order = u.Order
 	}
-	if u.FailureAction != "" {
-		if !slices.Contains([]string{FailureRollback, FailurePause, FailureContinue}, u.FailureAction) {
-			return out, fmt.Errorf("key %q: want rollback, pause or continue, got %q", key+".failure_action", u.FailureAction)
-		}
+	switch u.FailureAction {
+	case "":
+	case FailureRollback, FailurePause:
 		out.FailureAction = u.FailureAction
+	case FailureContinue:
+		// Going on past a failed container would route around a dead backend and leave
+		// the service with fewer replicas than asked; refuse rather than pretend.
+		return out, fmt.Errorf("key %q: %q is %w: use rollback (the default) or pause", key+".failure_action", u.FailureAction, ErrUnsupported)
+	default:
+		return out, fmt.Errorf("key %q: want rollback or pause, got %q", key+".failure_action", u.FailureAction)
 	}
-	out.MaxFailureRatio = float64(u.MaxFailureRatio)
-	if out.MaxFailureRatio < 0 || out.MaxFailureRatio > 1 {
-		return out, fmt.Errorf("key %q must be between 0 and 1, got %v", key+".max_failure_ratio", out.MaxFailureRatio)
+	if u.MaxFailureRatio != 0 {
+		return out, fmt.Errorf("key %q is %w: any failed container fails the batch", key+".max_failure_ratio", ErrUnsupported)
 	}
 	return out, nil
 }
@@ -240,6 +242,9 @@ func cannotRunTwice(svc types.ServiceConfig) string {
 		}
 	}
 	for _, p := range svc.Ports {
+		if p.Published == "" {
+			continue // not published: the router is not involved
+		}
 		if p.Protocol == "udp" {
 			return fmt.Sprintf("it publishes UDP port %s, which the router does not carry", p.Published)
 		}
@@ -248,17 +253,4 @@ func cannotRunTwice(svc types.ServiceConfig) string {
 		}
 	}
 	return ""
-}
-
-// SplitHostPort reads "[HOST:]PORT" as written in a compose ports entry.
-func SplitHostPort(s string) (host string, port int, err error) {
-	portText := s
-	if i := strings.LastIndex(s, ":"); i >= 0 {
-		host, portText = s[:i], s[i+1:]
-	}
-	port, err = strconv.Atoi(portText)
-	if err != nil || port < 1 || port > 65535 {
-		return "", 0, fmt.Errorf("want [HOST:]PORT, got %q", s)
-	}
-	return host, port, nil
 }

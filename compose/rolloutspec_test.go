@@ -189,15 +189,10 @@ func TestLoadResolvesRollout(t *testing.T) {
 		},
 		{
 			name:  "blue-green settings",
-			extra: "    x-lifecycle:\n      strategy: blue-green\n      blue-green: {promote: manual, scale-down-delay: 2m, preview-port: \"127.0.0.1:8081\"}\n",
+			extra: "    x-lifecycle:\n      strategy: blue-green\n      blue-green: {promote: manual, scale-down-delay: 2m}\n",
 			check: func(t *testing.T, s ServiceSpec) {
-				assert.DeepEqual(t, s.BlueGreen, BlueGreenSpec{Promote: PromoteManual, ScaleDownDelay: Duration(2 * time.Minute), PreviewPort: "127.0.0.1:8081"})
+				assert.DeepEqual(t, s.BlueGreen, BlueGreenSpec{Promote: PromoteManual, ScaleDownDelay: Duration(2 * time.Minute)})
 			},
-		},
-		{
-			name:  "preview port without a host",
-			extra: "    x-lifecycle: {blue-green: {preview-port: \"8081\"}}\n",
-			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, s.BlueGreen.PreviewPort, "8081") },
 		},
 		{
 			name:  "canary steps: pauses default to 30s, 100 is a valid last step",
@@ -209,24 +204,29 @@ func TestLoadResolvesRollout(t *testing.T) {
 						{Weight: 25, Pause: Duration(2 * time.Minute)},
 						{Weight: 100, Pause: Duration(30 * time.Second)},
 					},
-					Analysis: AnalysisSpec{MaxErrorRate: 0.5, MaxP99: Duration(300 * time.Millisecond), MinRequests: 50},
+					Analysis: AnalysisSpec{MaxErrorRate: new(0.5), MaxP99: Duration(300 * time.Millisecond), MinRequests: 50},
 				})
 			},
 		},
 		{
 			name:  "max-error-rate 1 is the upper bound",
 			extra: "    x-lifecycle: {canary: {analysis: {max-error-rate: 1}}}\n",
-			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, s.Canary.Analysis.MaxErrorRate, 1.0) },
+			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, *s.Canary.Analysis.MaxErrorRate, 1.0) },
+		},
+		{
+			name:  "max-error-rate 0 means no error at all",
+			extra: "    x-lifecycle: {canary: {analysis: {max-error-rate: 0}}}\n",
+			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, *s.Canary.Analysis.MaxErrorRate, 0.0) },
 		},
 		{
 			name:  "update_config and rollback_config",
-			extra: "    deploy:\n      update_config: {parallelism: 2, delay: 5s, order: stop-first, monitor: 10s, failure_action: pause, max_failure_ratio: 0.25}\n      rollback_config: {parallelism: 3, failure_action: continue}\n",
+			extra: "    deploy:\n      update_config: {parallelism: 2, delay: 5s, order: stop-first, monitor: 10s, failure_action: pause, max_failure_ratio: 0}\n      rollback_config: {parallelism: 3, failure_action: rollback}\n",
 			check: func(t *testing.T, s ServiceSpec) {
 				assert.DeepEqual(t, s.Update, UpdateSpec{
 					Parallelism: 2, Delay: Duration(5 * time.Second), Order: OrderStopFirst,
-					Monitor: Duration(10 * time.Second), FailureAction: FailurePause, MaxFailureRatio: 0.25,
+					Monitor: Duration(10 * time.Second), FailureAction: FailurePause,
 				})
-				assert.DeepEqual(t, s.Rollback, UpdateSpec{Parallelism: 3, Order: OrderStartFirst, FailureAction: FailureContinue})
+				assert.DeepEqual(t, s.Rollback, UpdateSpec{Parallelism: 3, Order: OrderStartFirst, FailureAction: FailureRollback})
 			},
 		},
 		{
@@ -263,6 +263,7 @@ func TestLoadRolloutErrors(t *testing.T) {
 		name     string
 		compose  string // services.web's extra lines, or a whole file when it starts with "x-" or "services:"
 		notSpec  bool   // compose-go's own error, not ErrInvalidSpec
+		is       error  // also errors.Is this
 		contains []string
 	}{
 		{
@@ -289,8 +290,12 @@ func TestLoadRolloutErrors(t *testing.T) {
 		{name: "protocol udp", compose: "    x-lifecycle: {protocol: udp}\n", contains: []string{`key "protocol": want "http" or "tcp", got "udp"`}},
 		{name: "protocol in capitals", compose: "    x-lifecycle: {protocol: HTTP}\n", contains: []string{`key "protocol": want "http" or "tcp", got "HTTP"`}},
 		{name: "promote", compose: "    x-lifecycle: {blue-green: {promote: later}}\n", contains: []string{`key "blue-green.promote": want "auto" or "manual", got "later"`}},
-		{name: "preview port not a port", compose: "    x-lifecycle: {blue-green: {preview-port: localhost}}\n", contains: []string{`key "blue-green.preview-port": want [HOST:]PORT, got "localhost"`}},
-		{name: "preview port out of range", compose: "    x-lifecycle: {blue-green: {preview-port: \"127.0.0.1:70000\"}}\n", contains: []string{`key "blue-green.preview-port": want [HOST:]PORT, got "127.0.0.1:70000"`}},
+		{
+			name:     "preview port is refused, not ignored",
+			compose:  "    x-lifecycle: {strategy: blue-green, blue-green: {preview-port: \"127.0.0.1:8081\"}}\n",
+			is:       ErrUnsupported,
+			contains: []string{`key "blue-green.preview-port" is not supported by docker lifecycle yet`},
+		},
 		{name: "unknown blue-green key", compose: "    x-lifecycle: {blue-green: {promotion: manual}}\n", contains: []string{`unknown key "blue-green.promotion" (valid keys: promote, scale-down-delay, preview-port)`}},
 		{name: "unknown canary key", compose: "    x-lifecycle: {canary: {step: []}}\n", contains: []string{`unknown key "canary.step" (valid keys: steps, analysis)`}},
 		{name: "unknown canary analysis key", compose: "    x-lifecycle: {canary: {analysis: {error-rate: 0.1}}}\n", contains: []string{`unknown key "canary.analysis.error-rate" (valid keys: max-error-rate, max-p99, min-requests)`}},
@@ -312,17 +317,30 @@ func TestLoadRolloutErrors(t *testing.T) {
 		{
 			name:     "update_config failure_action",
 			compose:  "    deploy:\n      update_config: {failure_action: explode}\n",
-			contains: []string{`key "deploy.update_config.failure_action": want rollback, pause or continue, got "explode"`},
+			contains: []string{`key "deploy.update_config.failure_action": want rollback or pause, got "explode"`},
 		},
 		{
 			name:     "rollback_config failure_action",
 			compose:  "    deploy:\n      rollback_config: {failure_action: retry}\n",
-			contains: []string{`key "deploy.rollback_config.failure_action": want rollback, pause or continue, got "retry"`},
+			contains: []string{`key "deploy.rollback_config.failure_action": want rollback or pause, got "retry"`},
+		},
+		{
+			name:     "update_config failure_action continue is refused, not ignored",
+			compose:  "    deploy:\n      update_config: {failure_action: continue}\n",
+			is:       ErrUnsupported,
+			contains: []string{`key "deploy.update_config.failure_action": "continue" is not supported by docker lifecycle yet: use rollback (the default) or pause`},
+		},
+		{
+			name:     "update_config max_failure_ratio is refused, not ignored",
+			compose:  "    deploy:\n      update_config: {max_failure_ratio: 0.2}\n",
+			is:       ErrUnsupported,
+			contains: []string{`key "deploy.update_config.max_failure_ratio" is not supported by docker lifecycle yet`},
 		},
 		{
 			name:     "rollback_config max_failure_ratio",
 			compose:  "    deploy:\n      rollback_config: {max_failure_ratio: 2}\n",
-			contains: []string{`key "deploy.rollback_config.max_failure_ratio" must be between 0 and 1, got 2`},
+			is:       ErrUnsupported,
+			contains: []string{`key "deploy.rollback_config.max_failure_ratio" is not supported`},
 		},
 		{
 			// compose-go's schema knows the two orders and answers first
@@ -344,6 +362,9 @@ func TestLoadRolloutErrors(t *testing.T) {
 			if !tc.notSpec {
 				assert.Check(t, errors.Is(err, ErrInvalidSpec), "want ErrInvalidSpec")
 				assert.Check(t, is.Contains(err.Error(), filepath.Join(dir, "compose.yaml")+`: service "web": `))
+			}
+			if tc.is != nil {
+				assert.Check(t, errors.Is(err, tc.is), "want errors.Is(%v)", tc.is)
 			}
 			for _, s := range tc.contains {
 				assert.Check(t, is.Contains(err.Error(), s))
@@ -390,34 +411,15 @@ func TestResolveRolloutDefault(t *testing.T) {
 	}
 }
 
-func TestSplitHostPort(t *testing.T) {
-	tests := []struct {
-		in      string
-		host    string
-		port    int
-		wantErr bool
-	}{
-		{in: "8081", port: 8081},
-		{in: "127.0.0.1:8081", host: "127.0.0.1", port: 8081},
-		{in: "[::1]:8081", host: "[::1]", port: 8081},
-		{in: ":8081", port: 8081},
-		{in: "65535", port: 65535},
-		{in: "0", wantErr: true},
-		{in: "65536", wantErr: true},
-		{in: "localhost", wantErr: true},
-		{in: "127.0.0.1:", wantErr: true},
-		{in: "", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			host, port, err := SplitHostPort(tc.in)
-			if tc.wantErr {
-				assert.ErrorContains(t, err, "want [HOST:]PORT")
-				return
-			}
-			assert.NilError(t, err)
-			assert.Equal(t, host, tc.host)
-			assert.Equal(t, port, tc.port)
-		})
-	}
+// update_config and rollback_config say how a deploy runs, not what a container is:
+// changing them must not replace the containers.
+func TestConfigHashLeavesOutUpdateConfig(t *testing.T) {
+	base := "services:\n  web:\n    image: app:1\n"
+	p1, _ := loadProject(t, base, nil)
+	p2, _ := loadProject(t, base+"    deploy:\n      update_config: {parallelism: 2, order: stop-first}\n      rollback_config: {parallelism: 3}\n", nil)
+	h1, err := ConfigHash(p1, "web")
+	assert.NilError(t, err)
+	h2, err := ConfigHash(p2, "web")
+	assert.NilError(t, err)
+	assert.Equal(t, h1, h2)
 }

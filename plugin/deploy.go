@@ -66,7 +66,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	}
 	started := time.Now()
 	if (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan && !opts.dryRun {
-		if err := scanGate(ctx, eng, p, services, events); err != nil {
+		if err := scanGate(ctx, eng, p, services, trivyDockerHost(dockerCli), events); err != nil {
 			_ = events.Close()
 			return exitError(ctx, err)
 		}

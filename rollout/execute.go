@@ -47,6 +47,7 @@ type executor struct {
 
 	mu              sync.Mutex
 	ids             map[string]string // container name → ID, for containers created in this run
+	createdFor      map[string]string // container name → service, for containers created in this run
 	createdNetworks []string
 	healthy         map[string]bool // containers created in this run that passed their gate
 	// per service: steps done, and the containers this run stopped or started
@@ -70,7 +71,7 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 		opts.PollInterval = 250 * time.Millisecond
 	}
 	x := &executor{eng: eng, project: p, observed: observed, events: events, opts: opts,
-		ids: map[string]string{}, healthy: map[string]bool{},
+		ids: map[string]string{}, createdFor: map[string]string{}, healthy: map[string]bool{},
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
 		routes: maps.Clone(observed.Routes)}
 	if x.routes == nil {
@@ -286,6 +287,7 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 	if id != "" {
 		x.mu.Lock()
 		x.ids[s.Target] = id
+		x.createdFor[s.Target] = s.Service
 		x.mu.Unlock()
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/lock"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/router"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
@@ -34,6 +37,12 @@ type world struct {
 	health func(name string) engine.ContainerDetails
 	// tamper, when set, changes what the engine "runs", as an engine ignoring a setting would.
 	tamper func(*container.HostConfig)
+	// The router's control plane (docker exec … /agent ctl): the config it serves now,
+	// and every config put, in order.
+	routerConfig []byte
+	puts         []router.Config
+	// stats answers `ctl stats` (nil: no traffic).
+	stats func() router.Snapshot
 }
 
 func newWorld() *world {
@@ -45,13 +54,28 @@ func (w *world) record(format string, args ...any) {
 	w.calls = append(w.calls, fmt.Sprintf(format, args...))
 }
 
+// hasLabels filters as the engine does: every label must be set, with its value unless
+// the value asked for is empty.
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		got, ok := have[k]
+		if !ok || (v != "" && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
 func (w *world) fake() *engine.Fake {
 	return &engine.Fake{
-		ListContainersFn: func(_ context.Context, _ map[string]string) ([]engine.Container, error) {
+		ListContainersFn: func(_ context.Context, labels map[string]string) ([]engine.Container, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			var out []engine.Container
 			for id, c := range w.containers {
+				if !hasLabels(c.Labels, labels) {
+					continue
+				}
 				out = append(out, engine.Container{ID: id, Name: c.Name, Labels: c.Labels, State: c.State,
 					Image: c.Labels[compose.LabelImageRef], ImageID: c.Labels[compose.LabelImageDigest]})
 			}
@@ -66,12 +90,14 @@ func (w *world) fake() *engine.Fake {
 			}
 			return out, nil
 		},
-		ListVolumesFn: func(context.Context, map[string]string) ([]engine.Volume, error) {
+		ListVolumesFn: func(_ context.Context, labels map[string]string) ([]engine.Volume, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			var out []engine.Volume
 			for _, v := range w.volumes {
-				out = append(out, v)
+				if hasLabels(v.Labels, labels) {
+					out = append(out, v)
+				}
 			}
 			return out, nil
 		},
@@ -175,7 +201,62 @@ func (w *world) fake() *engine.Fake {
 		ContainerLogTailFn: func(_ context.Context, id string, _ int) (string, error) {
 			return "booting\npanic: database unreachable\n", nil
 		},
+		ExecFn: w.exec,
 	}
+}
+
+// exec plays the router's control commands; nothing else is exec'd in a deploy.
+func (w *world) exec(_ context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c, ok := w.containers[id]
+	if !ok {
+		return nil, fmt.Errorf("exec %v: no container %s: %w", cmd, id, engine.ErrNotFound)
+	}
+	if c.Labels[compose.LabelRole] != compose.RoleRouter || len(cmd) < 3 || cmd[0] != "/agent" || cmd[1] != "ctl" {
+		return nil, fmt.Errorf("exec %v in %s: not a router command", cmd, c.Name)
+	}
+	if c.State != "running" {
+		return nil, &engine.ExecError{Container: c.Name, Cmd: cmd, ExitCode: 126, Stderr: "container is not running"}
+	}
+	switch cmd[len(cmd)-1] {
+	case "healthz":
+		return []byte("ok\n"), nil
+	case "get-config":
+		if w.routerConfig == nil {
+			return []byte(`{"version":1,"routes":[]}`), nil
+		}
+		return w.routerConfig, nil
+	case "put-config":
+		cfg, err := router.DecodeConfig(stdin)
+		if err != nil {
+			return nil, &engine.ExecError{Container: c.Name, Cmd: cmd, ExitCode: 1, Stderr: err.Error()}
+		}
+		w.record("put-config %s", describeConfig(cfg))
+		w.routerConfig = slices.Clone(stdin)
+		w.puts = append(w.puts, cfg)
+		return nil, nil
+	case "stats":
+		snap := router.Snapshot{Routes: []router.RouteStats{}}
+		if w.stats != nil {
+			snap = w.stats()
+		}
+		return json.Marshal(snap)
+	}
+	return nil, &engine.ExecError{Container: c.Name, Cmd: cmd, ExitCode: 2, Stderr: "unknown command"}
+}
+
+// describeConfig is a router config as "route=backend/weight,…;…", for call logs.
+func describeConfig(cfg router.Config) string {
+	var routes []string
+	for _, r := range cfg.Routes {
+		var bs []string
+		for _, b := range r.Backends {
+			bs = append(bs, fmt.Sprintf("%s/%d", b.ID, b.Weight))
+		}
+		routes = append(routes, r.Name+"="+strings.Join(bs, ","))
+	}
+	return strings.Join(routes, ";")
 }
 
 func (w *world) index(call string) int {
@@ -186,6 +267,7 @@ func (w *world) index(call string) int {
 
 const chainCompose = `
 name: demo
+x-lifecycle: {strategy: recreate}
 services:
   db:
     image: db
@@ -255,7 +337,19 @@ func TestFailedHealthGateNamesContainerAndCleansUp(t *testing.T) {
 	assert.Check(t, w.index("create demo-migrate-1") < 0, "dependents are never created")
 	assert.Check(t, is.Len(w.containers, 0), "the failed container is removed")
 	assert.Check(t, is.Len(w.networks, 0), "the network this deploy created is removed")
-	assert.Check(t, is.Len(w.volumes, 0), "the lock is released")
+	_, locked := w.volumes[lock.VolumeName("demo")]
+	assert.Check(t, !locked, "the lock is released")
+
+	// The failure is in the revision history (a volume with labels), and nothing else is left.
+	records, err := History(context.Background(), w.fake(), "demo")
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(records, 1))
+	assert.Check(t, is.Equal(records[0].Service, "db"))
+	assert.Check(t, is.Equal(records[0].Revision, 1))
+	assert.Check(t, is.Equal(records[0].Result, ResultFailed))
+	assert.Check(t, is.Equal(records[0].Strategy, compose.StrategyRecreate))
+	assert.Check(t, is.Contains(records[0].Reason, "demo-db-1: container failed its health gate"))
+	assert.Check(t, is.Len(w.volumes, 1), "volumes: %v", w.volumes)
 }
 
 func TestCrashLoopAndOOMAreReported(t *testing.T) {
@@ -274,6 +368,7 @@ func TestCrashLoopAndOOMAreReported(t *testing.T) {
 			_, err := deploy(t, w, loadProject(t, "services: {app: {image: app}}"), DeployOptions{})
 			assert.Check(t, is.ErrorContains(err, tc.want))
 			assert.Check(t, is.Len(w.containers, 0))
+			assert.Check(t, w.index("put-config ") < 0, "a service without published ports is not routed")
 		})
 	}
 }
@@ -296,10 +391,12 @@ func TestCancelledDeployCleansUpAndReportsCanceled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	_, err := Deploy(ctx, w.fake(), loadProject(t, "services: {app: {image: app, healthcheck: {test: [CMD, 'true']}}}"), progress.Nop, DeployOptions{WaitTimeout: time.Minute})
+	p := loadProject(t, "services: {app: {image: app, healthcheck: {test: [CMD, 'true']}}}")
+	_, err := Deploy(ctx, w.fake(), p, progress.Nop, DeployOptions{WaitTimeout: time.Minute})
 	assert.Check(t, errors.Is(err, context.Canceled), "got %v", err)
 	assert.Check(t, is.Len(w.containers, 0))
-	assert.Check(t, is.Len(w.volumes, 0), "the lock is released")
+	_, locked := w.volumes[lock.VolumeName(p.Name)]
+	assert.Check(t, !locked, "the lock is released")
 }
 
 func TestDryRunMakesNoWrite(t *testing.T) {
@@ -313,6 +410,7 @@ func TestDryRunMakesNoWrite(t *testing.T) {
 
 const readOnlyPolicy = `
 x-lifecycle:
+  strategy: recreate
   policy: {require: [read-only]}
 services:
   app: {image: app, read_only: true}

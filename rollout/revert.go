@@ -115,7 +115,7 @@ func (x *executor) revertService(ctx context.Context, service string) error {
 	// (marked unhealthy here); retained containers it started stop again.
 	x.mu.Lock()
 	for name := range x.ids {
-		if strings.HasPrefix(name, x.project.Name+"-"+service+"-") {
+		if x.createdFor[name] == service {
 			delete(x.healthy, name)
 		}
 	}

@@ -308,8 +308,8 @@ func judge(w window, a compose.AnalysisSpec) string {
 	switch {
 	case int(w.Requests) < a.MinRequests:
 		return fmt.Sprintf("%d requests, fewer than min-requests %d", w.Requests, a.MinRequests)
-	case w.errorRate() > a.MaxErrorRate:
-		return fmt.Sprintf("error rate %.2f%% above max-error-rate %.2f%%", 100*w.errorRate(), 100*a.MaxErrorRate)
+	case a.MaxErrorRate != nil && w.errorRate() > *a.MaxErrorRate:
+		return fmt.Sprintf("error rate %.2f%% above max-error-rate %.2f%%", 100*w.errorRate(), 100**a.MaxErrorRate)
 	case a.MaxP99 > 0 && w.p99() > time.Duration(a.MaxP99):
 		return fmt.Sprintf("p99 %s above max-p99 %s", w.p99(), time.Duration(a.MaxP99))
 	}

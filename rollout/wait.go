@@ -48,6 +48,11 @@ func (x *executor) wait(ctx context.Context, s strategies.Step) error {
 			return x.stepError(s, err)
 		}
 		ok, failure := gate(s.Action, d)
+		if ok && s.Action == strategies.WaitHealthy && d.State == "running" {
+			if err := x.monitor(ctx, s, id); err != nil {
+				return err
+			}
+		}
 		if ok {
 			x.mu.Lock()
 			x.healthy[s.Target] = true
@@ -154,4 +159,35 @@ func (x *executor) diagnostics(d engine.ContainerDetails) string {
 		}
 	}
 	return b.String()
+}
+
+// monitor keeps watching a routed service's new container for update_config.monitor
+// after it passed its gate: a container that crashes or turns unhealthy soon after
+// starting fails the batch like one that never came up.
+func (x *executor) monitor(ctx context.Context, s strategies.Step, id string) error {
+	spec := x.project.ServiceSpecs[s.Service]
+	window := time.Duration(spec.Update.Monitor)
+	if !spec.Routed() || window <= 0 {
+		return nil
+	}
+	progress.Emit(x.events, containerID(s.Target), progress.Working, "Monitoring", fmt.Sprintf("update_config.monitor %s", window))
+	end := time.Now().Add(window)
+	for time.Now().Before(end) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(x.opts.PollInterval, time.Until(end))):
+		}
+		d, err := x.eng.InspectContainer(ctx, id)
+		if err != nil {
+			return x.stepError(s, err)
+		}
+		if ok, failure := gate(s.Action, d); !ok {
+			if failure == "" {
+				failure = fmt.Sprintf("no longer healthy (state %s%s)", d.State, healthSuffix(d))
+			}
+			return x.stepError(s, fmt.Errorf("%w: during update_config.monitor: %s%s", ErrUnhealthy, failure, x.diagnostics(d)))
+		}
+	}
+	return nil
 }

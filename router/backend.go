@@ -30,9 +30,10 @@ type backend struct {
 	draining    atomic.Bool
 	idle        chan struct{} // signalled when InFlight drops to 0 while draining
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{} // every open upstream connection, closed when the drain ends
-	closed bool
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{} // every open upstream connection, closed when the drain ends
+	idleConns []*fastConn           // the fast path's keep-alive pool, most recently used last
+	closed    bool
 }
 
 // http1Only: backends speak plain HTTP/1.1 on the project network (no TLS, no h2c).
@@ -142,6 +143,7 @@ func (b *backend) close() {
 	for _, c := range conns {
 		c.Close()
 	}
+	b.closeIdleConns()
 	b.httpTr.CloseIdleConnections()
 }
 

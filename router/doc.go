@@ -56,9 +56,18 @@
 // 32 KiB buffers; counters are atomics; the access log is built with strconv appends
 // in pooled buffers. What remains per request is net/http's own allocation.
 //
-// Each backend has its own Transport (keep-alive, 1024 idle connections, no
-// compression, HTTP/1.1 only, no proxy from the environment) whose dialer registers
-// every connection, so a drain can close exactly that backend's connections.
+// A GET or HEAD without body, Upgrade or Expect (nearly all traffic) takes a fast path
+// (fastpath.go): the handler's own goroutine writes it on a pooled keep-alive
+// connection and reads the answer with http.ReadResponse, without the Transport's
+// per-connection goroutines, channel hand-offs and per-request contexts (a fifth of the
+// CPU per request; docs/benchmarks.md, section 7). It keeps the Transport's behaviour
+// where it matters: 1xx skipped, a connection reused only after a complete body, a GET
+// that meets a keep-alive connection the backend just closed sent again on a new one,
+// ResponseHeaderTimeout, the backend connection closed when the client goes away.
+// Everything else goes through the backend's Transport (keep-alive, 1024 idle
+// connections, no compression, HTTP/1.1 only, no proxy from the environment). Both
+// dial with the backend's dialer, which registers every connection, so a drain can
+// close exactly that backend's connections.
 // Hop-by-hop headers are removed both ways (Connection-listed ones too, "TE:
 // trailers" kept); Host is preserved; X-Forwarded-For is appended to and
 // X-Forwarded-Proto set. Responses of unknown length and server-sent events are
@@ -106,5 +115,6 @@
 // than 100 and 101 are not forwarded; no request body size limit, rate limit or
 // per-request timeout beyond ResponseHeaderTimeout; active checks are HTTP only; a
 // half-closed TCP connection whose peer never closes stays open until its backend
-// drains or the router closes.
+// drains or the router closes; an idle fast-path connection older than 90 s is closed
+// when the pool is next used, not by a timer (a drain closes them all).
 package router

@@ -128,10 +128,20 @@ func (rt *route) forward(w http.ResponseWriter, req *http.Request, ci *connInfo,
 		body = &bodyReader{rc: req.Body}
 		defer body.finish()
 	}
-	out := outboundRequest(req, b.addr, body)
+	fast := fastPathOK(req, body, upType)
+	var out *http.Request
+	if !fast {
+		out = outboundRequest(req, b.addr, body)
+	}
 	for attempt := 0; ; attempt++ {
 		b.stats.requests.Add(1)
-		resp, err := b.httpTr.RoundTrip(out)
+		var resp *http.Response
+		var err error
+		if fast {
+			resp, err = b.fastRoundTrip(req)
+		} else {
+			resp, err = b.httpTr.RoundTrip(out)
+		}
 		if err == nil {
 			o := rt.respond(w, req, resp, b, start, upType)
 			if body != nil {
@@ -148,7 +158,9 @@ func (rt *route) forward(w http.ResponseWriter, req *http.Request, ci *connInfo,
 				b.release()
 				rt.stats.retries.Add(1)
 				b = next
-				out = outboundRequest(req, b.addr, body)
+				if !fast {
+					out = outboundRequest(req, b.addr, body)
+				}
 				continue
 			}
 		}

@@ -1,6 +1,6 @@
 // Package scan is the image scan gate: it runs trivy (invoked as a program, never
 // linked) on an image archive, reads trivy's JSON report, and judges its findings
-// against a severity threshold. Parsing and judging are pure; Trivy.ScanArchive is the
+// against a severity threshold. Parsing and judging are pure; Trivy.Scan is the
 // only part that runs a process.
 package scan
 

@@ -91,19 +91,28 @@ func CheckVersion(path, v string) (Trivy, error) {
 	return t, nil
 }
 
-// Options are the x-lifecycle.scan settings trivy applies itself.
+// Options are the x-lifecycle.scan settings trivy applies itself, and how trivy reaches
+// the image.
 type Options struct {
 	IgnoreUnfixed bool
 	IgnoreFile    string // absolute path, or ""
 	Timeout       time.Duration
+	// DockerHost, when set, makes trivy read the image from that engine itself
+	// (--image-src docker): it exports the image only when its layer cache misses.
+	// Unset, the image is an archive file (`docker save`).
+	DockerHost string
 }
 
-// Args is the trivy command line for an image archive. The exit code is 0 whatever
-// trivy finds: the gate judges findings from the report, so any other exit status
-// (1 for an error, 2 for a panic, a signal) can only mean the scanner failed.
-func Args(archive string, opts Options) []string {
-	args := []string{"image", "--input", archive, "--format", "json", "--exit-code", "0",
-		"--scanners", "vuln,secret", "--quiet"}
+// Args is the trivy command line for image, an archive path or, with DockerHost, an
+// image reference. The exit code is 0 whatever trivy finds: the gate judges findings
+// from the report, so any other exit status (1 for an error, 2 for a panic, a signal)
+// can only mean the scanner failed.
+func Args(image string, opts Options) []string {
+	args := []string{"image", "--input", image}
+	if opts.DockerHost != "" {
+		args = []string{"image", "--image-src", "docker", "--docker-host", opts.DockerHost}
+	}
+	args = append(args, "--format", "json", "--exit-code", "0", "--scanners", "vuln,secret", "--quiet")
 	if opts.Timeout > 0 {
 		args = append(args, "--timeout", opts.Timeout.String())
 	}
@@ -113,19 +122,23 @@ func Args(archive string, opts Options) []string {
 	if opts.IgnoreFile != "" {
 		args = append(args, "--ignorefile", opts.IgnoreFile)
 	}
+	if opts.DockerHost != "" {
+		args = append(args, image)
+	}
 	return args
 }
 
-// ScanArchive runs trivy (the binary at t.Path, version not yet needed) on a `docker save` archive from dir, a fresh directory of the
-// caller's: trivy reads trivy.yaml and .trivyignore from its working directory, and the
-// user's must not change the gate behind its back.
-func (t Trivy) ScanArchive(ctx context.Context, dir, archive string, opts Options) (*Report, error) {
+// Scan runs trivy (the binary at t.Path) on image — a `docker save` archive, or a
+// reference on opts.DockerHost — from dir, a fresh directory of the caller's: trivy
+// reads trivy.yaml and .trivyignore from its working directory, and the user's must not
+// change the gate behind its back.
+func (t Trivy) Scan(ctx context.Context, dir, image string, opts Options) (*Report, error) {
 	// trivy's own --timeout comes first and says so; the kill is the backstop for a hang.
 	limit := opts.Timeout + min(killGrace, opts.Timeout)
 	if opts.Timeout <= 0 {
 		limit = 0
 	}
-	stdout, stderr, err := run(ctx, dir, limit, t.Path, Args(archive, opts)...)
+	stdout, stderr, err := run(ctx, dir, limit, t.Path, Args(image, opts)...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -133,7 +133,7 @@ func fakeTrivy(t *testing.T, dir, body string) string {
 	return p
 }
 
-func TestScanArchiveFailsClosed(t *testing.T) {
+func TestScanFailsClosed(t *testing.T) {
 	defer func(g time.Duration) { killGrace = g }(killGrace)
 	killGrace = 0
 	report, err := os.ReadFile("testdata/report.json")
@@ -157,7 +157,7 @@ func TestScanArchiveFailsClosed(t *testing.T) {
 			if tc.name == "hang" {
 				timeout = time.Second
 			}
-			r, err := tr.ScanArchive(context.Background(), dir, "archive.tar", Options{Timeout: timeout})
+			r, err := tr.Scan(context.Background(), dir, "archive.tar", Options{Timeout: timeout})
 			assert.Check(t, time.Since(started) < 10*time.Second, "the hang is cut short")
 			if tc.want == "" {
 				assert.NilError(t, err)

@@ -16,8 +16,8 @@ type Report struct {
 		Version string
 	}
 	ArtifactName string
-	ArtifactType  string
-	Metadata      struct {
+	ArtifactType string
+	Metadata     struct {
 		ImageID string `json:"ImageID"`
 	}
 	Results []struct {
