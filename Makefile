@@ -48,11 +48,15 @@ demo: install
 	cd examples/demo && docker lifecycle ps
 	@echo
 	@echo "web answers on http://127.0.0.1:8080/ :"; curl -s http://127.0.0.1:8080/
-	@echo "rolling web to v2:"
+	@echo "rolling web to v2 behind the router, under 100 req/s of load (every request counted):"
 	cd examples/demo && WEB_VERSION=v2 docker lifecycle plan
-	cd examples/demo && WEB_VERSION=v2 docker lifecycle deploy
+	$(GO) build -o bin/benchload ./internal/benchload/cmd/benchload
+	bin/benchload -url http://127.0.0.1:8080/ -rate 100 -duration 20s -warmup 0s > bin/demo-load.txt 2>&1 & \
+	  load=$$!; sleep 1; (cd examples/demo && WEB_VERSION=v2 docker lifecycle deploy); deployed=$$?; \
+	  wait $$load; echo "load during the rollout: $$(cat bin/demo-load.txt)"; exit $$deployed
 	@curl -s http://127.0.0.1:8080/
 	@echo
+	cd examples/demo && docker lifecycle history web
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"
 

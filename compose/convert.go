@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"os"
@@ -87,7 +88,8 @@ func ConfigHash(p *Project, service string) (string, error) {
 	b, err := json.Marshal(struct {
 		Service   types.ServiceConfig
 		Resources container.Resources
-	}{svc, resources(svc, p.Spec.Policy.Defaults)})
+		Segments  []string `json:",omitempty"` // segment networks; none without x-lifecycle.network
+	}{svc, resources(svc, p.Spec.Policy.Defaults), segmentHash(p, service)})
 	if err != nil {
 		return "", fmt.Errorf("hash service %s: %w", service, err)
 	}
@@ -500,7 +502,8 @@ func nanoCPUs(cpus float32) int64 {
 // aliases and the container name as DNS names, as Compose does. The engine package
 // connects extra networks after create on engines older than API 1.44.
 func networking(p *Project, svc types.ServiceConfig, containerName string) (container.NetworkMode, *network.NetworkingConfig) {
-	if len(svc.Networks) == 0 {
+	svc, segmentEndpoints, segmentPrimary := segmentNetworks(p, svc, containerName)
+	if len(svc.Networks) == 0 && segmentPrimary == "" {
 		return "none", nil
 	}
 	keys := svc.NetworksByPriority()
@@ -524,6 +527,10 @@ func networking(p *Project, svc types.ServiceConfig, containerName string) (cont
 		ep.Aliases = aliases
 		endpoints[p.Networks[key].Name] = ep
 	}
+	if segmentPrimary != "" {
+		maps.Copy(endpoints, segmentEndpoints)
+		return container.NetworkMode(segmentPrimary), &network.NetworkingConfig{EndpointsConfig: endpoints}
+	}
 	return container.NetworkMode(p.Networks[keys[0]].Name), &network.NetworkingConfig{EndpointsConfig: endpoints}
 }
 
@@ -536,6 +543,9 @@ func Networks(p *Project) (create []NetworkCreate, external []string) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		n := p.Networks[k]
+		if skipComposeNetwork(p, k) {
+			continue
+		}
 		if bool(n.External) {
 			external = append(external, n.Name)
 			continue
@@ -571,6 +581,7 @@ func Networks(p *Project) (create []NetworkCreate, external []string) {
 		}
 		create = append(create, nc)
 	}
+	create = append(create, segmentNetworkCreates(p)...)
 	return create, external
 }
 

@@ -33,6 +33,8 @@ type ProjectSpec struct {
 	WaitTimeout Duration   `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
 	Policy      PolicySpec `mapstructure:"policy" json:"policy" yaml:"policy"`
 	Scan        ScanSpec   `mapstructure:"scan" json:"scan" yaml:"scan"`
+	// Network is x-lifecycle.network: segmentation defaults and the subnet pool (network.go).
+	Network *ProjectNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
 }
 
 // PolicySpec holds project-wide policy.
@@ -80,6 +82,8 @@ type ServiceSpec struct {
 	// deploy.rollback_config, with defaults applied.
 	Update   UpdateSpec `mapstructure:"-" json:"update" yaml:"update"`
 	Rollback UpdateSpec `mapstructure:"-" json:"rollback" yaml:"rollback"`
+	// Network is the service's communication rules (talks-to, ingress, egress; network.go).
+	Network *ServiceNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" in compose files and in output.
@@ -201,6 +205,9 @@ func validKeys(out any, unknown string) []string {
 	parts := strings.Split(unknown, ".")
 	for _, p := range parts[:len(parts)-1] {
 		f, ok := fieldByTag(t, p)
+		if ok && f.Type.Kind() == reflect.Pointer {
+			f.Type = f.Type.Elem()
+		}
 		if !ok || f.Type.Kind() != reflect.Struct {
 			break // a key with a dot of its own, such as "wait-timeout.x": list this level's keys
 		}
@@ -325,6 +332,9 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 		spec.WaitTimeout = Duration(DefaultWaitTimeout)
 	}
 	if err := resolveScan(raw, &spec.Scan); err != nil {
+		return spec, err
+	}
+	if err := validateProjectNetwork(spec.Network); err != nil {
 		return spec, err
 	}
 	return spec, nil

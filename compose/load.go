@@ -127,6 +127,9 @@ func fromTypes(tp *types.Project) (*Project, error) {
 		}
 		p.ServiceSpecs[name] = s
 	}
+	if err := resolveNetworks(p, files); err != nil {
+		return nil, err
+	}
 	if err := checkDependencies(tp); err != nil {
 		return nil, err
 	}

@@ -98,6 +98,15 @@ func RouterNetworks(p *Project) []string {
 		if !BehindRouter(p, name) {
 			continue
 		}
+		if segs, ok := routerSegments(p, name); ok { // an isolated service: its ingress network
+			for _, n := range segs {
+				if !seen[n] {
+					seen[n] = true
+					out = append(out, n)
+				}
+			}
+			continue
+		}
 		for key := range p.Project.Services[name].Networks {
 			if n := p.Networks[key].Name; !seen[n] {
 				seen[n] = true

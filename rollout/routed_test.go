@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -294,8 +295,17 @@ services:
 	w := newWorld()
 	_, err := deploy(t, w, loadProject(t, c("1")), DeployOptions{})
 	assert.NilError(t, err)
+	// web's new container fails only once web-api's rollout had time to finish (web
+	// waits for web-api's start alone, so without the pause the two race).
+	var firstLook time.Time
 	w.health = func(name string) engine.ContainerDetails {
 		if name == "demo-web-r2-1" {
+			if firstLook.IsZero() {
+				firstLook = time.Now()
+			}
+			if time.Since(firstLook) < 500*time.Millisecond {
+				return engine.ContainerDetails{State: "running", Health: "starting"}
+			}
 			return engine.ContainerDetails{State: "running", Health: "unhealthy"}
 		}
 		return engine.ContainerDetails{State: "running"}

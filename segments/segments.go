@@ -67,10 +67,10 @@ type Spec struct {
 // Network is one segment network to create.
 type Network struct {
 	// Key is the compose-style key (label com.docker.compose.network), Name the engine name.
-	Key      string   `json:"key"`
-	Name     string   `json:"name"`
-	Kind     Kind     `json:"kind"`
-	Internal bool     `json:"internal"`
+	Key      string `json:"key"`
+	Name     string `json:"name"`
+	Kind     Kind   `json:"kind"`
+	Internal bool   `json:"internal"`
 	// NoICC disables traffic between the network's containers (the egress network).
 	NoICC   bool     `json:"no_icc,omitempty"`
 	Members []string `json:"members"`
@@ -244,4 +244,17 @@ func engineName(project, key string) string {
 	}
 	h := shortHash(name)
 	return name[:maxNameLen-len(h)-1] + "-" + h
+}
+
+// Check reports two segment networks with the same engine name (never expected: keys
+// are built so that they cannot clash, but a clash would merge two segments).
+func (l Layout) Check() error {
+	seen := map[string]bool{}
+	for _, n := range l.Networks {
+		if seen[n.Name] {
+			return fmt.Errorf("segment network name %s is used twice", n.Name)
+		}
+		seen[n.Name] = true
+	}
+	return nil
 }
