@@ -56,7 +56,7 @@ func routedObserved(cs []ObservedContainer, routed ...ObservedContainer) Observe
 	obs := Observed{
 		Networks: map[string]bool{"shop_default": true}, Volumes: map[string]bool{}, ImageIDs: images,
 		Containers: cs, Routes: map[string][]RouteBackend{},
-		Router:     &ObservedContainer{ID: "router", Name: "shop-lifecycle-router", State: "running"},
+		Router: &ObservedContainer{ID: "router", Name: "shop-lifecycle-router", State: "running"},
 	}
 	for _, c := range routed {
 		obs.Routes["web"] = append(obs.Routes["web"], RouteBackend{Container: c.Name, Revision: c.Revision, Weight: 1})
