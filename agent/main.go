@@ -34,6 +34,8 @@ func run(args []string) int {
 		return 0
 	case "probe":
 		return probe(args[1:])
+	case "probe-many": // agent probe-many [-timeout D] HOST[:PORT]…: JSON results (network verify)
+		return probeMany(args[1:])
 	case "router":
 		return runRouter(args[1:])
 	case "ctl":

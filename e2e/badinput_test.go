@@ -56,9 +56,15 @@ func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
 			want: []string{"compose.yaml", `service "web"`, "wait-timeout", `duration such as "30s"`},
 		},
 		{
-			name: "strategy not available yet",
-			yaml: "services:\n  web:\n    image: {{image:v1}}\n    x-lifecycle: {strategy: canary}\n",
-			want: []string{"compose.yaml", `service "web"`, `"canary" is not available`, `use "recreate"`},
+			// canary runs two revisions side by side: not with a read-write named volume.
+			name: "strategy that cannot run twice",
+			yaml: "services:\n  web:\n    image: {{image:v1}}\n    volumes: [data:/data]\n    x-lifecycle: {strategy: canary}\nvolumes:\n  data:\n",
+			want: []string{"compose.yaml", `service "web"`, `"canary" runs old and new containers side by side`, `volume "data" read-write`, `use "recreate"`},
+		},
+		{
+			name: "failure_action not supported",
+			yaml: "services:\n  web:\n    image: {{image:v1}}\n    deploy: {update_config: {failure_action: continue}}\n",
+			want: []string{"compose.yaml", `service "web"`, "failure_action", `"continue"`, "not supported"},
 		},
 		{
 			name: "unknown strategy",
@@ -96,9 +102,11 @@ func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
 			want: []string{`service "web"`, "neither an image nor a build"},
 		},
 		{
-			name: "replicas with a host port",
-			yaml: "services:\n  web:\n    image: {{image:v1}}\n    ports: [\"127.0.0.1:18080:8080\"]\n    deploy: {replicas: 2}\n",
-			want: []string{"compose.yaml", `service "web"`, "18080", "2 replicas"},
+			// Only the recreate strategy: behind the router (rolling, the default) replicas
+			// share the published port.
+			name: "replicas with a host port under recreate",
+			yaml: "services:\n  web:\n    image: {{image:v1}}\n    ports: [\"127.0.0.1:18080:8080\"]\n    deploy: {replicas: 2}\n    x-lifecycle: {strategy: recreate}\n",
+			want: []string{"compose.yaml", `service "web"`, "18080", "2 replicas", "recreate strategy"},
 		},
 		{
 			name: "unknown service on the command line",

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,38 +53,81 @@ func get(t *testing.T, url string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// TestDeployConvergesAndIsIdempotent deploys the dependency project twice, once with
+// every service on recreate and once with the defaults: db (a read-write named volume)
+// and migrate (a one-shot that web waits for) stay on recreate, web and worker roll, web
+// behind the project's router. Either way the dependency order holds and a second
+// deploy changes nothing.
 func TestDeployConvergesAndIsIdempotent(t *testing.T) {
 	s := setup(t)
-	port := freePort(t)
-	p := s.newProject(t, fmt.Sprintf(dependencyProject, "v1", port))
+	for _, tc := range []struct {
+		name    string
+		yaml    func(string) string
+		web     string   // web's container, after the project name
+		running []string // the running containers, after the project name
+		worker2 string   // worker's second replica
+	}{
+		{"recreate", recreate, "web-1", []string{"db-1", "web-1", "worker-1", "worker-2"}, "worker-2"},
+		{"rolling", func(y string) string { return y }, "web-r1-1",
+			[]string{"db-1", "lifecycle-router", "web-r1-1", "worker-r1-1", "worker-r1-2"}, "worker-r1-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			p := s.newProject(t, tc.yaml(fmt.Sprintf(dependencyProject, "v1", port)))
+			web := p.name + "-" + tc.web
 
-	r := p.mustLifecycle("deploy")
-	assert.Check(t, is.Contains(r.stdout, "Deployed project "+p.name))
-	assert.Check(t, is.DeepEqual(p.containers("status=running"),
-		[]string{p.name + "-db-1", p.name + "-web-1", p.name + "-worker-1", p.name + "-worker-2"}, sortedCmp()))
-	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+			r := p.mustLifecycle("deploy")
+			assert.Check(t, is.Contains(r.stdout, "Deployed project "+p.name))
+			var running []string
+			for _, c := range tc.running {
+				running = append(running, p.name+"-"+c)
+			}
+			assert.Check(t, is.DeepEqual(p.containers("status=running"), running, sortedCmp()))
+			assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
 
-	// Dependency order is visible in the progress: db healthy before migrate starts,
-	// migrate completed before web is created.
-	order := []string{p.name + "-db-1  Healthy", p.name + "-migrate-1  Starting", p.name + "-migrate-1  Completed", p.name + "-web-1  Creating"}
-	last := -1
-	for _, line := range order {
-		i := strings.Index(r.stderr, line)
-		assert.Check(t, i > last, "%q out of order in progress:\n%s", line, r.stderr)
-		last = i
+			// Dependency order is visible in the progress: db healthy before migrate starts,
+			// migrate completed before web is created.
+			order := []string{p.name + "-db-1  Healthy", p.name + "-migrate-1  Starting", p.name + "-migrate-1  Completed", web + "  Creating"}
+			last := -1
+			for _, line := range order {
+				i := strings.Index(r.stderr, line)
+				assert.Check(t, i > last, "%q out of order in progress:\n%s", line, r.stderr)
+				last = i
+			}
+
+			// Labels that docker compose relies on, plus ours.
+			labels := p.inspect(`{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.container-number"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{index .Config.Labels "io.lifecycle.revision"}}`, p.name+"-"+tc.worker2)
+			assert.Check(t, is.Equal(labels, p.name+" worker 2 False 1"))
+
+			if tc.name == "rolling" {
+				// The strategies resolved as documented.
+				r := p.mustLifecycle("config", "--format", "json")
+				var cfg struct {
+					Services map[string]struct {
+						Lifecycle struct{ Strategy string } `json:"x-lifecycle"`
+					} `json:"services"`
+				}
+				assert.NilError(t, json.Unmarshal([]byte(r.stdout), &cfg), r.stdout)
+				strategies := map[string]string{}
+				for name, svc := range cfg.Services {
+					strategies[name] = svc.Lifecycle.Strategy
+				}
+				assert.Check(t, is.DeepEqual(strategies, map[string]string{"db": "recreate", "migrate": "recreate", "web": "rolling", "worker": "rolling"}))
+				// The router owns the host port; web publishes nothing.
+				assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "io.lifecycle.role"}} {{index .Config.Labels "com.docker.compose.service"}}`, p.router()), p.name+" router"))
+				assert.Check(t, is.Contains(p.inspect("{{json .HostConfig.PortBindings}}", p.router()), fmt.Sprintf(`"HostPort":"%d"`, port)))
+				assert.Check(t, is.Equal(p.inspect("{{len .HostConfig.PortBindings}}", web), "0"))
+			}
+
+			// A second identical deploy changes nothing.
+			before := p.runningIDs()
+			r = p.mustLifecycle("deploy")
+			assert.Check(t, is.Contains(r.stdout, "up to date: nothing to do"))
+			assert.Check(t, is.DeepEqual(p.runningIDs(), before))
+			r = p.mustLifecycle("plan")
+			assert.Check(t, is.Contains(r.stdout, "nothing to do"))
+		})
 	}
-
-	// Labels that docker compose relies on, plus ours.
-	labels := p.inspect(`{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.container-number"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{index .Config.Labels "io.lifecycle.revision"}}`, p.name+"-worker-2")
-	assert.Check(t, is.Equal(labels, p.name+" worker 2 False 1"))
-
-	// A second identical deploy changes nothing.
-	before := p.inspect("{{.Id}}", p.name+"-web-1")
-	r = p.mustLifecycle("deploy")
-	assert.Check(t, is.Contains(r.stdout, "up to date: nothing to do"))
-	assert.Check(t, is.Equal(p.inspect("{{.Id}}", p.name+"-web-1"), before))
-	r = p.mustLifecycle("plan")
-	assert.Check(t, is.Contains(r.stdout, "nothing to do"))
 }
 
 func TestChangedServiceIsRecreatedWithCause(t *testing.T) {

@@ -230,6 +230,17 @@ func (s *suite) newProject(t *testing.T, composeYAML string) *project {
 	return p
 }
 
+// recreate makes the project's default strategy recreate (top-level x-lifecycle), for
+// tests of recreate semantics: containers named <project>-<service>-<n> that publish their
+// own host ports, stopped before their replacement starts. The compose file must not
+// have a top-level x-lifecycle of its own.
+func recreate(composeYAML string) string {
+	return "x-lifecycle: {strategy: recreate}\n" + composeYAML
+}
+
+// router is the name of the project's traffic router container.
+func (p *project) router() string { return p.name + "-lifecycle-router" }
+
 // write replaces the compose file; {{image:v1}} expands to the test image of v1.
 func (p *project) write(composeYAML string) {
 	p.t.Helper()

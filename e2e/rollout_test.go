@@ -316,3 +316,91 @@ func TestKilledRolloutConverges(t *testing.T) {
 		assert.Check(t, is.Contains(r.stdout, "up to date"), checkpoint)
 	}
 }
+
+// waitLine waits until a line containing text arrived, or the run ended.
+func (a *asyncRun) waitLine(t *testing.T, text string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, ok := a.when(text); ok {
+			return
+		}
+		select {
+		case <-a.done:
+			code, out := a.wait()
+			t.Fatalf("the command ended (exit %d) before printing %q:\n%s", code, text, out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no line %q within %s", text, timeout)
+}
+
+func (a *asyncRun) running() bool {
+	select {
+	case <-a.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// TestCanaryControls drives a running canary from another command: pause holds it
+// past its step, resume lets it go on, promote skips the remaining analysis, abort
+// rolls it back.
+func TestCanaryControls(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	canary := func(version, pause string) string {
+		return rolloutYAML(version, port, `    x-lifecycle:
+      strategy: canary
+      canary:
+        steps: [{weight: 10, pause: `+pause+`}]`)
+	}
+	p := s.newProject(t, canary("v1", "3s"))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+
+	// pause / resume: a 3 s step held for 5 s more.
+	p.write(canary("v2", "3s"))
+	run := p.startTimedLifecycle("deploy")
+	run.waitLine(t, "Analyzing", time.Minute)
+	p.mustLifecycle("pause", "web")
+	time.Sleep(5 * time.Second)
+	assert.Check(t, run.running(), "the paused canary must still be running")
+	p.mustLifecycle("resume", "web")
+	code, out := run.wait()
+	assert.Check(t, is.Equal(code, 0), out)
+	assert.Check(t, is.Contains(out, "Paused"))
+
+	// promote: a 2-minute step ends at once.
+	p.write(canary("v3", "2m"))
+	run = p.startTimedLifecycle("deploy")
+	run.waitLine(t, "Analyzing", time.Minute)
+	started := time.Now()
+	r := p.mustLifecycle("promote", "web")
+	assert.Check(t, is.Contains(r.stdout, "Promoting the canary of web"))
+	code, out = run.wait()
+	assert.Check(t, is.Equal(code, 0), out)
+	assert.Check(t, time.Since(started) < time.Minute, "promote did not end the step")
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v3"))
+
+	// abort: back to v3, exit code 3.
+	p.write(canary("v4", "2m"))
+	run = p.startTimedLifecycle("deploy")
+	run.waitLine(t, "Analyzing", time.Minute)
+	p.mustLifecycle("abort", "web")
+	code, out = run.wait()
+	assert.Check(t, is.Equal(code, exitRolledBack), out)
+	assert.Check(t, is.Contains(out, "canary aborted"))
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v3"))
+
+	// No canary running: a clear error.
+	r = p.lifecycle("abort", "web")
+	assert.Check(t, r.code != 0)
+	assert.Check(t, is.Contains(r.stderr, "no canary in progress"))
+
+	rep := load.stop()
+	t.Logf("canary controls: %s", rep)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -153,6 +154,8 @@ type Network struct {
 	Labels   map[string]string
 	// Containers is the number of containers attached (only filled by InspectNetwork).
 	Containers int
+	// Subnets are the network's IPAM subnets.
+	Subnets []netip.Prefix
 }
 
 // NetworkSpec is everything needed to create a network.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -246,7 +247,17 @@ func (m *Moby) ContainerLogTail(ctx context.Context, id string, lines int) (stri
 }
 
 func toNetwork(n network.Inspect) Network {
-	return Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Internal: n.Internal, Labels: n.Labels, Containers: len(n.Containers)}
+	return Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Internal: n.Internal, Labels: n.Labels, Containers: len(n.Containers), Subnets: subnets(n.IPAM)}
+}
+
+func subnets(ipam network.IPAM) []netip.Prefix {
+	var out []netip.Prefix
+	for _, c := range ipam.Config {
+		if c.Subnet.IsValid() {
+			out = append(out, c.Subnet)
+		}
+	}
+	return out
 }
 
 func (m *Moby) ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error) {
@@ -256,7 +267,7 @@ func (m *Moby) ListNetworks(ctx context.Context, labels map[string]string) ([]Ne
 	}
 	out := make([]Network, 0, len(res.Items))
 	for _, n := range res.Items {
-		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Internal: n.Internal, Labels: n.Labels})
+		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Internal: n.Internal, Labels: n.Labels, Subnets: subnets(n.IPAM)})
 	}
 	return out, nil
 }

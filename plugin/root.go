@@ -94,8 +94,12 @@ in the engine so that any machine with the same context sees the same project.`,
 		newHistoryCommand(dockerCli, opts),
 		newRollbackCommand(dockerCli, opts),
 		newPromoteCommand(dockerCli, opts),
+		newPauseCommand(dockerCli, opts),
+		newResumeCommand(dockerCli, opts),
+		newAbortCommand(dockerCli, opts),
 		newLintCommand(dockerCli, opts),
 		newScanCommand(dockerCli, opts),
+		newNetworkCommand(dockerCli, opts),
 		newUnlockCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)
@@ -123,6 +127,9 @@ func openProject(ctx context.Context, dockerCli command.Cli, project *projectOpt
 		return nil, nil, err
 	}
 	eng, err := connect(ctx, dockerCli)
+	if err == nil {
+		err = observeNetworks(ctx, eng, p) // segment subnets skip the engine's (x-lifecycle.network only)
+	}
 	return p, eng, err
 }
 

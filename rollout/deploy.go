@@ -68,6 +68,8 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		}
 	}()
 
+	clearCanarySignals(ctx, eng, p.Name)
+	defer clearCanarySignals(context.WithoutCancel(ctx), eng, p.Name)
 	plan, observed, err := planDeploy(ctx, eng, p, images, opts)
 	if err != nil {
 		return plan, err

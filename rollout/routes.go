@@ -225,10 +225,12 @@ func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 		return x.stepError(s, err)
 	}
 	progress.Emit(x.events, id, progress.Working, "Analyzing", fmt.Sprintf("%s for %s", s.Cause, time.Duration(s.Duration)))
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Duration(s.Duration)):
+	promoted, err := x.observeCanary(ctx, s)
+	if err != nil {
+		return x.stepError(s, err)
+	}
+	if promoted {
+		return nil
 	}
 	after, err := routerStats(ctx, x.eng, x.routerID)
 	if err != nil {
