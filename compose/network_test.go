@@ -146,8 +146,8 @@ func TestSegmentationChangesConfigHash(t *testing.T) {
 func TestSegmentSubnetsSkipEngineNetworks(t *testing.T) {
 	p, _ := loadProject(t, isolatedShop, nil)
 	ObserveNetworks(p, map[string][]netip.Prefix{
-		"bridge":           {netip.MustParsePrefix("172.17.0.0/16")},
-		"other_lc-x":       {netip.MustParsePrefix("10.213.0.0/28")},
+		"bridge":            {netip.MustParsePrefix("172.17.0.0/16")},
+		"other_lc-x":        {netip.MustParsePrefix("10.213.0.0/28")},
 		"shop_lc-db-worker": {netip.MustParsePrefix("10.213.4.0/28")}, // exists: keeps its subnet
 	})
 	subnets, err := SegmentSubnets(p)

@@ -21,6 +21,7 @@ import (
 // Placeholders: published port, bind source file.
 const convertProject = `
 x-lifecycle:
+  strategy: recreate # the app publishes its own port (PortBindings are checked), names are <service>-1
   policy:
     defaults: {memory: 48M, cpus: 0.25, pids: 64}
 services:

@@ -8,7 +8,10 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
+// The recreate steps (stop, remove, create, start) on containers named <service>-1;
+// TestKilledRolloutConverges covers the routed steps.
 const crashProject = `
+x-lifecycle: {strategy: recreate}
 services:
   db:
     image: {{image:%[1]s}}

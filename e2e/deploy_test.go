@@ -133,11 +133,11 @@ func TestDeployConvergesAndIsIdempotent(t *testing.T) {
 func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
 	s := setup(t)
 	port := freePort(t)
-	p := s.newProject(t, fmt.Sprintf(dependencyProject, "v1", port))
+	p := s.newProject(t, recreate(fmt.Sprintf(dependencyProject, "v1", port)))
 	p.mustLifecycle("deploy")
 	dbBefore := p.inspect("{{.Id}}", p.name+"-db-1")
 
-	p.write(fmt.Sprintf(dependencyProject, "v2", port))
+	p.write(recreate(fmt.Sprintf(dependencyProject, "v2", port)))
 	plan := p.mustLifecycle("plan")
 	assert.Check(t, is.Contains(plan.stdout, "image changed: "+imageRef("v1")+" -> "+imageRef("v2")))
 	assert.Check(t, !strings.Contains(plan.stdout, p.name+"-db-1"), "db is unchanged:\n%s", plan.stdout)
@@ -151,25 +151,57 @@ func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
 	assert.Check(t, is.Equal(p.inspect("{{.Id}}", p.name+"-db-1"), dbBefore), "unchanged db was not touched")
 
 	// Scaling down removes the highest replica numbers.
-	p.write(strings.Replace(fmt.Sprintf(dependencyProject, "v2", port), "replicas: 2", "replicas: 1", 1))
+	p.write(recreate(strings.Replace(fmt.Sprintf(dependencyProject, "v2", port), "replicas: 2", "replicas: 1", 1)))
 	r := p.mustLifecycle("deploy")
 	assert.Check(t, is.Contains(r.stderr, "scale down to 1"))
 	assert.Check(t, is.DeepEqual(p.containers("label=com.docker.compose.service=worker"), []string{p.name + "-worker-1"}))
 }
 
+// TestDownRemovesProjectKeepsVolumesUnlessAsked: down removes the containers and the
+// networks and keeps the named volume; with the rolling default it also removes the
+// router, its state volume, the revision records and the retained old revisions.
 func TestDownRemovesProjectKeepsVolumesUnlessAsked(t *testing.T) {
 	s := setup(t)
-	p := s.newProject(t, fmt.Sprintf(dependencyProject, "v1", freePort(t)))
-	p.mustLifecycle("deploy")
+	for _, tc := range []struct {
+		name string
+		yaml func(string) string
+	}{
+		{"recreate", recreate},
+		{"rolling", func(y string) string { return y }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			p := s.newProject(t, tc.yaml(fmt.Sprintf(dependencyProject, "v1", port)))
+			p.mustLifecycle("deploy")
+			if tc.name == "rolling" {
+				// A second revision, so that down also meets a retained one.
+				p.write(tc.yaml(fmt.Sprintf(dependencyProject, "v2", port)))
+				p.mustLifecycle("deploy")
+				assert.Check(t, is.DeepEqual(p.containers("status=exited", "label=com.docker.compose.service=web"), []string{p.name + "-web-r1-1"}))
+				assert.Check(t, len(p.volumes("io.lifecycle.history")) > 0, "revision records exist")
+			}
 
-	p.mustLifecycle("down")
-	assert.Check(t, is.Len(p.containers(), 0))
-	objects := p.objects()
-	assert.Check(t, is.DeepEqual(kinds(objects), []string{"volume"}), "only the named volume stays: %v", objects)
+			p.mustLifecycle("down")
+			assert.Check(t, is.Len(p.containers(), 0))
+			objects := p.objects()
+			assert.Check(t, is.DeepEqual(objects, []string{"volume " + p.name + "_data"}), "only the named volume stays: %v", objects)
+			assert.Check(t, is.Len(p.volumes("io.lifecycle.history"), 0), "no revision record stays")
+			assertNoLock(t, p)
 
-	p.mustLifecycle("deploy")
-	p.mustLifecycle("down", "--volumes", "--timeout", "2")
-	assert.Check(t, is.Len(p.objects(), 0))
+			p.mustLifecycle("deploy")
+			p.mustLifecycle("down", "--volumes", "--timeout", "2")
+			assert.Check(t, is.Len(p.objects(), 0))
+		})
+	}
+}
+
+// volumes lists the project's volumes that carry a label (any value), whatever their
+// other labels.
+func (p *project) volumes(label string) []string {
+	p.t.Helper()
+	r := p.s.docker(p.t, p.dir, nil, "volume", "ls", "-q", "--filter", "label="+label, "--filter", "name="+p.name+"_")
+	assert.Equal(p.t, r.code, 0, r.String())
+	return lines(r.stdout)
 }
 
 func kinds(objects []string) []string {

@@ -20,6 +20,27 @@ func (p *project) quiet(args ...string) result {
 	return p.lifecycle(append([]string{"--progress", "quiet"}, args...)...)
 }
 
+// assertFailureRecorded checks what a failed deploy of a fresh project leaves: the
+// revision record of the failed service (a volume), which history shows as failed and
+// down removes; no container, network or other volume, and no lock.
+func assertFailureRecorded(t *testing.T, p *project, service string) {
+	t.Helper()
+	records := p.volumes("io.lifecycle.history")
+	assert.Check(t, is.Len(records, 1), "one revision record: %v", records)
+	var want []string
+	for _, v := range records {
+		assert.Check(t, is.Contains(v, "_lifecycle-history-"+service+"-"))
+		want = append(want, "volume "+v)
+	}
+	objects := p.objects()
+	assert.Check(t, is.DeepEqual(objects, want), "a failed deploy leaves only its revision record: %v", objects)
+	assertNoLock(t, p)
+	h := p.mustLifecycle("history", service, "--format", "{{.Revision}} {{.Result}}")
+	assert.Check(t, is.Equal(h.stdout, "1 failed\n"), h.String())
+	p.mustLifecycle("down")
+	assert.Check(t, is.Len(p.objects(), 0), "down removes the revision record")
+}
+
 // assertNothingLeft checks that a failed deploy of a fresh project left no container,
 // network or volume of the project, and no lock.
 func assertNothingLeft(t *testing.T, p *project) {
@@ -45,7 +66,9 @@ func TestMissingImageIsRefusedBeforeAnythingStops(t *testing.T) {
 	p := s.newProject(t, fmt.Sprintf(webOnPort, imageRef("v1"), port))
 	p.mustLifecycle("deploy")
 	before := p.runningIDs()
-	assert.Assert(t, is.Len(before, 1))
+	_, web := before[p.name+"-web-r1-1"]
+	_, router := before[p.router()]
+	assert.Assert(t, len(before) == 2 && web && router, "web behind the router: %v", before)
 
 	const missing = "lifecycle-e2e:does-not-exist"
 	p.write(fmt.Sprintf(webOnPort, missing, port))
@@ -61,24 +84,35 @@ func TestMissingImageIsRefusedBeforeAnythingStops(t *testing.T) {
 }
 
 // TestHostPortHeldByAnotherContainer: a host port that a container outside the project
-// publishes fails the deploy before any write, naming that container.
+// publishes fails the deploy before any write, naming that container, whether the
+// service publishes it itself (recreate) or through the router (rolling).
 func TestHostPortHeldByAnotherContainer(t *testing.T) {
 	s := setup(t)
-	port := freePort(t)
-	p := s.newProject(t, fmt.Sprintf(webOnPort, imageRef("v1"), port))
+	for _, tc := range []struct {
+		name string
+		yaml func(string) string
+	}{
+		{"recreate", recreate},
+		{"rolling", func(y string) string { return y }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			p := s.newProject(t, tc.yaml(fmt.Sprintf(webOnPort, imageRef("v1"), port)))
 
-	other := p.name + "-other"
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-fv", other).Run() })
-	r := s.docker(t, p.dir, nil, "run", "-d", "--name", other, "--label", "com.docker.compose.project="+other,
-		"-p", fmt.Sprintf("127.0.0.1:%d:8080", port), imageRef("v1"))
-	assert.Assert(t, r.code == 0, r.String())
+			other := p.name + "-other"
+			t.Cleanup(func() { _ = exec.Command("docker", "rm", "-fv", other).Run() })
+			r := s.docker(t, p.dir, nil, "run", "-d", "--name", other, "--label", "com.docker.compose.project="+other,
+				"-p", fmt.Sprintf("127.0.0.1:%d:8080", port), imageRef("v1"))
+			assert.Assert(t, r.code == 0, r.String())
 
-	r = p.quiet("deploy")
-	t.Logf("stderr:\n%s", r.stderr)
-	assertOneMessage(t, r, 1, `service "web"`, fmt.Sprintf("127.0.0.1:%d/tcp", port),
-		"host port already allocated", "container "+other, "stop it or change the published port")
-	assertNothingLeft(t, p)
-	assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", other), "running"), "the other container was touched")
+			r = p.quiet("deploy")
+			t.Logf("stderr:\n%s", r.stderr)
+			assertOneMessage(t, r, 1, `service "web"`, fmt.Sprintf("127.0.0.1:%d/tcp", port),
+				"host port already allocated", "container "+other, "stop it or change the published port")
+			assertNothingLeft(t, p)
+			assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", other), "running"), "the other container was touched")
+		})
+	}
 }
 
 // TestHostPortHeldByAProcess: a host port held by a plain process (here: this test)
@@ -246,21 +280,25 @@ func TestDependencyNeverHealthy(t *testing.T) {
 		retries     int
 		waitTimeout string
 		want        string
+		strategy    string
+		db          string // db's container, after the project name
 	}{
-		{"times out while starting", 1000, "5s", "not healthy within 5s (state running, health starting)"},
+		{"times out while starting", 1000, "5s", "not healthy within 5s (state running, health starting)", "recreate", "db-1"},
+		{"times out while starting, rolling", 1000, "5s", "not healthy within 5s (state running, health starting)", "rolling", "db-r1-1"},
 		// Fails as soon as the engine marks it unhealthy, long before the timeout.
-		{"turns unhealthy", 2, "2m", "health check failing"},
+		{"turns unhealthy", 2, "2m", "health check failing", "recreate", "db-1"},
+		{"turns unhealthy, rolling", 2, "2m", "health check failing", "rolling", "db-r1-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := s.newProject(t, "")
-			p.write(fmt.Sprintf(neverHealthyProject, tc.retries, p.name))
+			p.write("x-lifecycle: {strategy: " + tc.strategy + "}\n" + fmt.Sprintf(neverHealthyProject, tc.retries, p.name))
 			stop := watch(p)
 			r := p.lifecycle("deploy", "--wait-timeout", tc.waitTimeout)
 			kinds, containers := stop()
 			t.Logf("stderr:\n%s", r.stderr)
 			msg := errorMessage(t, r)
-			db := p.name + "-db-1"
+			db := p.name + "-" + tc.db
 			for _, want := range []string{
 				`deploy failed: service "db": wait-healthy ` + db + ": container failed its health gate: " + tc.want,
 				"\n  last health check: exit 1: unhealthy: GET http://127.0.0.1:8080/healthz: 503 Service Unavailable: NEVER_HEALTHY is set",
@@ -270,7 +308,7 @@ func TestDependencyNeverHealthy(t *testing.T) {
 			}
 			assert.Check(t, is.DeepEqual(kinds, map[string]bool{"container": true, "network": true, "volume": true}))
 			assert.Check(t, is.DeepEqual(containers, map[string]bool{db: true}), "only db may ever be created")
-			assertNothingLeft(t, p)
+			assertFailureRecorded(t, p, "db")
 		})
 	}
 }
@@ -300,7 +338,7 @@ services:
 			r := p.lifecycle("deploy", "--wait-timeout", "30s")
 			t.Logf("stderr:\n%s", r.stderr)
 			msg := errorMessage(t, r)
-			app := p.name + "-app-1"
+			app := p.name + "-app-r1-1" // rolling, the default
 			for _, want := range append([]string{
 				`deploy failed: service "app"`, "wait-healthy " + app,
 				"last log lines of " + app + ":", "crashing: CRASH_AFTER=1s has passed, exiting with code 3",
@@ -308,7 +346,7 @@ services:
 				assert.Check(t, is.Contains(msg, want))
 			}
 			assert.Check(t, !strings.Contains(msg, "exited with code 0"), "a crash is not an exit with code 0")
-			assertNothingLeft(t, p)
+			assertFailureRecorded(t, p, "app")
 		})
 	}
 }
@@ -328,14 +366,14 @@ services:
 	r := p.lifecycle("deploy", "--wait-timeout", "30s")
 	t.Logf("stderr:\n%s", r.stderr)
 	msg := errorMessage(t, r)
-	hog := p.name + "-hog-1"
+	hog := p.name + "-hog-r1-1" // rolling, the default
 	for _, want := range []string{
 		`deploy failed: service "hog"`, "wait-healthy " + hog, "exited with code 137",
 		"OOMKilled: raise its memory limit", "hog: allocating memory until killed",
 	} {
 		assert.Check(t, is.Contains(msg, want))
 	}
-	assertNothingLeft(t, p)
+	assertFailureRecorded(t, p, "hog")
 }
 
 // errorMessage checks a deploy that failed with --progress plain: stderr is progress

@@ -97,74 +97,165 @@ func composePs(t *testing.T, p *project) []composePsRow {
 	return rows
 }
 
+// interopRolling is interopProject with the volume mounted read-only, so that web rolls
+// behind the project's router (the default strategy) instead of falling back to
+// recreate for a read-write volume.
+func interopRolling(port int) string {
+	return strings.Replace(fmt.Sprintf(interopProject, port), "[data:/data]", "[data:/data:ro]", 1)
+}
+
 // TestComposeSeesLifecycleDeploys: docker compose ps, logs and down work on a project that
-// docker lifecycle deployed, because the containers carry the labels compose reads.
+// docker lifecycle deployed, because the containers carry the labels compose reads; with
+// the rolling default that includes the router and the retained old revision.
 func TestComposeSeesLifecycleDeploys(t *testing.T) {
 	s := setup(t)
 	dockerCompose(t, s)
-	port := freePort(t)
-	p := s.newProject(t, fmt.Sprintf(interopProject, port))
-	p.mustLifecycle("deploy")
+	t.Run("recreate", func(t *testing.T) {
+		port := freePort(t)
+		p := s.newProject(t, recreate(fmt.Sprintf(interopProject, port)))
+		p.mustLifecycle("deploy")
 
-	rows := composePs(t, p)
-	assert.Check(t, is.DeepEqual(rows, []composePsRow{
-		{Name: p.name + "-web-1", Service: "web", State: "running", Health: "healthy", Project: p.name},
-		{Name: p.name + "-worker-1", Service: "worker", State: "running", Health: "", Project: p.name},
-	}))
+		rows := composePs(t, p)
+		assert.Check(t, is.DeepEqual(rows, []composePsRow{
+			{Name: p.name + "-web-1", Service: "web", State: "running", Health: "healthy", Project: p.name},
+			{Name: p.name + "-worker-1", Service: "worker", State: "running", Health: "", Project: p.name},
+		}))
 
-	r := p.mustCompose("logs", "--no-color", "web")
-	assert.Check(t, is.Contains(r.stdout, "web-1  | testapp: "), "the app's log lines, prefixed by compose")
-	assert.Check(t, is.Contains(r.stdout, "listening on"))
-	assert.Check(t, !strings.Contains(r.stdout, "worker-1"), "only web's logs")
+		r := p.mustCompose("logs", "--no-color", "web")
+		assert.Check(t, is.Contains(r.stdout, "web-1  | testapp: "), "the app's log lines, prefixed by compose")
+		assert.Check(t, is.Contains(r.stdout, "listening on"))
+		assert.Check(t, !strings.Contains(r.stdout, "worker-1"), "only web's logs")
 
-	r = p.mustCompose("down")
-	assert.Check(t, is.Len(p.containers(), 0), "compose down removes our containers:\n%s", r)
+		r = p.mustCompose("down")
+		assert.Check(t, is.Len(p.containers(), 0), "compose down removes our containers:\n%s", r)
+		assertOnlyVolumesLeft(t, p)
+		r = p.s.docker(t, p.dir, nil, "network", "inspect", p.name+"_default")
+		assert.Check(t, r.code != 0, "network %s_default is gone", p.name)
+
+		// docker lifecycle sees that nothing runs any more and brings it back.
+		p.mustLifecycle("deploy")
+		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+	})
+	t.Run("rolling", func(t *testing.T) {
+		port := freePort(t)
+		p := s.newProject(t, interopRolling(port))
+		p.mustLifecycle("deploy")
+		// A second revision of web, so that a stopped old one is retained.
+		p.write(strings.Replace(interopRolling(port), "image: {{image:v1}}", "image: {{image:v2}}", 1))
+		p.mustLifecycle("deploy")
+		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v2"))
+
+		rows := composePs(t, p)
+		t.Logf("docker compose ps: %+v", rows)
+		var services []composePsRow
+		for _, row := range rows {
+			if row.Service != "" {
+				services = append(services, row)
+			}
+		}
+		assert.Check(t, is.DeepEqual(services, []composePsRow{
+			{Name: p.name + "-web-r2-1", Service: "web", State: "running", Health: "healthy", Project: p.name},
+			{Name: p.name + "-worker-r1-1", Service: "worker", State: "running", Health: "", Project: p.name},
+		}))
+
+		r := p.mustCompose("logs", "--no-color", "web")
+		assert.Check(t, is.Contains(r.stdout, "web-r2-1  | testapp: "), "the app's log lines, prefixed by compose")
+		assert.Check(t, is.Contains(r.stdout, "version v2 listening on"))
+		assert.Check(t, !strings.Contains(r.stdout, "worker-r1-1"), "only web's logs")
+
+		r = p.mustCompose("down")
+		t.Logf("docker compose down:\n%s", r)
+		assert.Check(t, is.Len(p.containers(), 0), "compose down removes our containers, the router and the retained revision:\n%s", r)
+		assert.Check(t, !strings.Contains(r.stderr, "orphan"), "the router is no orphan to compose:\n%s", r.stderr)
+		assertOnlyVolumesLeft(t, p)
+		r = p.s.docker(t, p.dir, nil, "network", "inspect", p.name+"_default")
+		assert.Check(t, r.code != 0, "network %s_default is gone", p.name)
+
+		// docker lifecycle sees that nothing runs any more and brings it back.
+		p.mustLifecycle("deploy")
+		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v2"))
+	})
+}
+
+// assertOnlyVolumesLeft checks what compose down (without --volumes) leaves of a project:
+// volumes only (the named one among them, and our revision records and router state),
+// no container, no network.
+func assertOnlyVolumesLeft(t *testing.T, p *project) {
+	t.Helper()
 	objects := p.objects()
-	assert.Check(t, is.DeepEqual(kinds(objects), []string{"volume"}), "compose down removes our network, keeps the volume: %v", objects)
-	r = p.s.docker(t, p.dir, nil, "network", "inspect", p.name+"_default")
-	assert.Check(t, r.code != 0, "network %s_default is gone", p.name)
-
-	// docker lifecycle sees that nothing runs any more and brings it back.
-	p.mustLifecycle("deploy")
-	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+	for _, o := range objects {
+		assert.Check(t, strings.HasPrefix(o, "volume "), "compose down removes our containers and network, keeps the volumes: %v", objects)
+	}
+	assert.Check(t, is.Contains(objects, "volume "+p.name+"_data"))
 }
 
 // TestLifecycleTakesOverComposeProject: a project started with `docker compose up` is
-// converged by docker lifecycle from the same files, without duplicates.
+// converged by docker lifecycle from the same files, without duplicates; with the rolling
+// default web moves behind the router and compose's containers are kept, stopped.
 func TestLifecycleTakesOverComposeProject(t *testing.T) {
 	s := setup(t)
 	dockerCompose(t, s)
-	port := freePort(t)
-	p := s.newProject(t, fmt.Sprintf(interopProject, port))
-	p.mustCompose("up", "-d", "--wait")
-	composeIDs := map[string]string{}
-	for _, n := range []string{"web", "worker"} {
-		composeIDs[n] = p.inspect("{{.Id}}", p.name+"-"+n+"-1")
-	}
-	networksBefore := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
-
-	r := p.mustLifecycle("deploy")
-	assert.Check(t, is.Contains(r.stdout, "Deployed project "+p.name), r.String())
-	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-web-1", p.name + "-worker-1"}, sortedCmp()), "no duplicate containers")
-	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-web-1", p.name + "-worker-1"}, sortedCmp()))
-	assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-1"), "healthy"))
-	for n, id := range composeIDs {
-		if p.inspect("{{.Id}}", p.name+"-"+n+"-1") == id {
-			// Not replaced: then it must at least be running.
-			assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", id), "running"))
+	t.Run("recreate", func(t *testing.T) {
+		port := freePort(t)
+		p := s.newProject(t, recreate(fmt.Sprintf(interopProject, port)))
+		p.mustCompose("up", "-d", "--wait")
+		composeIDs := map[string]string{}
+		for _, n := range []string{"web", "worker"} {
+			composeIDs[n] = p.inspect("{{.Id}}", p.name+"-"+n+"-1")
 		}
-	}
-	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.revision"}}`, p.name+"-web-1"), "1"))
-	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
-	networksAfter := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
-	assert.Check(t, is.Equal(networksAfter, networksBefore), "compose's network is reused")
+		networksBefore := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
 
-	r = p.mustLifecycle("deploy")
-	assert.Check(t, is.Contains(r.stdout, "up to date: nothing to do"))
+		r := p.mustLifecycle("deploy")
+		assert.Check(t, is.Contains(r.stdout, "Deployed project "+p.name), r.String())
+		assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-web-1", p.name + "-worker-1"}, sortedCmp()), "no duplicate containers")
+		assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-web-1", p.name + "-worker-1"}, sortedCmp()))
+		assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-1"), "healthy"))
+		for n, id := range composeIDs {
+			if p.inspect("{{.Id}}", p.name+"-"+n+"-1") == id {
+				// Not replaced: then it must at least be running.
+				assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", id), "running"))
+			}
+		}
+		assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.revision"}}`, p.name+"-web-1"), "1"))
+		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+		networksAfter := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
+		assert.Check(t, is.Equal(networksAfter, networksBefore), "compose's network is reused")
 
-	// And compose still understands the project afterwards.
-	rows := composePs(t, p)
-	assert.Check(t, is.Len(rows, 2))
-	p.mustCompose("down", "--volumes")
-	assert.Check(t, is.Len(p.objects(), 0))
+		r = p.mustLifecycle("deploy")
+		assert.Check(t, is.Contains(r.stdout, "up to date: nothing to do"))
+
+		// And compose still understands the project afterwards.
+		rows := composePs(t, p)
+		assert.Check(t, is.Len(rows, 2))
+		p.mustCompose("down", "--volumes")
+		assert.Check(t, is.Len(p.objects(), 0))
+	})
+	t.Run("rolling", func(t *testing.T) {
+		port := freePort(t)
+		p := s.newProject(t, interopRolling(port))
+		p.mustCompose("up", "-d", "--wait")
+		networksBefore := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
+
+		r := p.mustLifecycle("deploy")
+		assert.Check(t, is.Contains(r.stdout, "Deployed project "+p.name), r.String())
+		running := []string{p.router(), p.name + "-web-r1-1", p.name + "-worker-r1-1"}
+		assert.Check(t, is.DeepEqual(p.containers("status=running"), running, sortedCmp()), "no duplicate containers")
+		for _, c := range p.containers("status=exited") {
+			assert.Check(t, c == p.name+"-web-1" || c == p.name+"-worker-1", "only compose's old containers are stopped: %s", c)
+		}
+		assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-r1-1"), "healthy"))
+		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+		networksAfter := p.s.docker(t, p.dir, nil, "network", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name).stdout
+		assert.Check(t, is.Equal(networksAfter, networksBefore), "compose's network is reused")
+
+		r = p.mustLifecycle("deploy")
+		assert.Check(t, is.Contains(r.stdout, "up to date: nothing to do"))
+
+		// And compose still understands the project afterwards, down --volumes included.
+		rows := composePs(t, p)
+		t.Logf("docker compose ps: %+v", rows)
+		r = p.mustCompose("down", "--volumes")
+		t.Logf("docker compose down --volumes:\n%s", r)
+		assert.Check(t, is.Len(p.objects(), 0))
+	})
 }

@@ -197,7 +197,7 @@ func TestContextFlagAndDockerHost(t *testing.T) {
 	assert.Check(t, is.Contains(r.stdout, "Deployed project "+p.name))
 	r = s.docker(t, p.dir, nil, "--context", ctxName, "lifecycle", "-p", p.name, "ps", "--format", "{{.Name}} {{.Health}}")
 	assert.Equal(t, r.code, 0, r.String())
-	assert.Check(t, is.Equal(r.stdout, p.name+"-web-1 healthy\n"))
+	assert.Check(t, is.Equal(r.stdout, p.name+"-web-r1-1 healthy\n"))
 
 	// DOCKER_HOST reaches the same engine: the project is up to date there.
 	env := []string{"DOCKER_HOST=unix:///var/run/docker.sock"}
@@ -205,7 +205,7 @@ func TestContextFlagAndDockerHost(t *testing.T) {
 	assert.Equal(t, r.code, 0, r.String())
 	assert.Check(t, is.Contains(r.stdout, "up to date"))
 	r = s.docker(t, p.dir, env, "lifecycle", "-p", p.name, "ps", "--format", "{{.Name}}")
-	assert.Check(t, is.Equal(r.stdout, p.name+"-web-1\n"), r.String())
+	assert.Check(t, is.Equal(r.stdout, p.name+"-web-r1-1\n"), r.String())
 
 	// A context that points nowhere fails with a clear error, not a hang.
 	r = s.docker(t, p.dir, []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, "lifecycle", "-p", p.name, "ps")
@@ -242,7 +242,7 @@ func TestLockHeldByAnotherHost(t *testing.T) {
 	assert.Check(t, is.Equal(r.stdout, "Project "+p.name+" is not locked.\n"))
 
 	p.mustLifecycle("deploy")
-	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-web-1"}))
+	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-web-r1-1"}))
 	assert.Check(t, !p.lockExists(), "deploy releases its lock")
 }
 
@@ -257,7 +257,7 @@ func TestLockStaleOnThisHostIsTakenOver(t *testing.T) {
 	r := p.mustLifecycle("deploy")
 	assert.Check(t, is.Contains(r.stderr, "Stale lock taken over"))
 	assert.Check(t, is.Contains(r.stderr, fmt.Sprintf("pid %d on host %s", pid, host)))
-	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-web-1"}))
+	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-web-r1-1"}))
 	assert.Check(t, !p.lockExists())
 
 	// A lock of this host whose process is alive is not stale: it is respected.
@@ -297,8 +297,8 @@ func TestLockRaceOneDeployWins(t *testing.T) {
 	assert.Check(t, is.Contains(loser.stderr, "docker lifecycle deploy (pid "))
 	assert.Check(t, loserTime < 3*time.Second, "the loser fails fast, took %s", loserTime)
 	assert.Check(t, is.Contains(winner.stdout, "Deployed project "+p.name))
-	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-web-1"}), "no duplicate container")
-	assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-1"), "healthy"))
+	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-web-r1-1"}), "no duplicate container")
+	assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-r1-1"), "healthy"))
 	assert.Check(t, !p.lockExists())
 }
 
@@ -347,8 +347,8 @@ func TestInterruptedDeployCleansUpAndConverges(t *testing.T) {
 
 			p.write(fmt.Sprintf(healthyWeb, "0s"))
 			p.mustLifecycle("deploy")
-			assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-1"), "healthy"))
-			assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-web-1"}))
+			assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-web-r1-1"}))
+			assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", p.name+"-web-r1-1"), "healthy"))
 		})
 	}
 }
@@ -381,8 +381,13 @@ services:
 		Lifecycle map[string]any            `json:"x-lifecycle"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &cfg), r.stdout)
-	assert.Check(t, is.DeepEqual(cfg.Services["web"]["x-lifecycle"], map[string]any{"strategy": "recreate", "wait-timeout": "30s"}))
-	assert.Check(t, is.DeepEqual(cfg.Services["worker"]["x-lifecycle"], map[string]any{"strategy": "recreate", "wait-timeout": "45s"}))
+	for svc, wait := range map[string]string{"web": "30s", "worker": "45s"} {
+		x, _ := cfg.Services[svc]["x-lifecycle"].(map[string]any)
+		assert.Check(t, is.Equal(x["strategy"], "rolling"), "%s: %v", svc, x)
+		assert.Check(t, is.Equal(x["wait-timeout"], wait), "%s: %v", svc, x)
+		assert.Check(t, is.DeepEqual(x["update"], map[string]any{"parallelism": float64(1), "order": "start-first", "failure_action": "rollback",
+			"delay": "0s", "monitor": "0s", "max_failure_ratio": float64(0)}), "%s: the defaults of update_config", svc)
+	}
 	assert.Check(t, is.Equal(cfg.Lifecycle["wait-timeout"], "45s"))
 	r = p.mustLifecycle("config", "--services")
 	assert.Check(t, is.Equal(r.stdout, "web\nworker\n"))
@@ -413,10 +418,10 @@ services:
 			byTarget[st.Target] = st.ID
 		}
 	}
-	assert.Check(t, is.DeepEqual(actions, map[string]bool{"create-network": true, "create": true, "start": true, "wait-healthy": true}))
-	assert.Check(t, byTarget[p.name+"-web-1"] > 0 && byTarget[p.name+"-worker-1"] > 0, r.stdout)
+	assert.Check(t, is.DeepEqual(actions, map[string]bool{"create-network": true, "ensure-router": true, "create": true, "start": true, "wait-healthy": true, "route": true}))
+	assert.Check(t, byTarget[p.name+"-web-r1-1"] > 0 && byTarget[p.name+"-worker-r1-1"] > 0, r.stdout)
 	for _, st := range plan.Steps {
-		if st.Target == p.name+"-worker-1" && st.Action == "create" {
+		if st.Target == p.name+"-worker-r1-1" && st.Action == "create" {
 			assert.Check(t, len(st.After) > 0, "worker waits for web: %v", st.After)
 		}
 	}
@@ -425,10 +430,11 @@ services:
 
 	p.mustLifecycle("deploy")
 
-	// ps --format json: one object per line with the documented keys.
+	// ps --format json: one object per line with the documented keys; the router, which
+	// holds the published port, comes first.
 	r = p.mustLifecycle("ps", "--format", "json")
 	rows := lines(r.stdout)
-	assert.Assert(t, is.Len(rows, 2), r.stdout)
+	assert.Assert(t, is.Len(rows, 3), r.stdout)
 	for i, line := range rows {
 		var row map[string]any
 		assert.NilError(t, json.Unmarshal([]byte(line), &row), line)
@@ -436,20 +442,26 @@ services:
 			_, ok := row[k]
 			assert.Check(t, ok, "key %s missing in %s", k, line)
 		}
-		if i == 0 {
+		switch i {
+		case 0:
+			assert.Check(t, is.Equal(row["Service"], ""))
+			assert.Check(t, is.Equal(row["Name"], p.router()))
+			assert.Check(t, is.Equal(row["State"], "running"))
+			assert.Check(t, strings.HasPrefix(row["Ports"].(string), fmt.Sprintf("127.0.0.1:%d->", port)), "the router publishes the port: %s", line)
+		case 1:
 			assert.Check(t, is.Equal(row["Service"], "web"))
-			assert.Check(t, is.Equal(row["Name"], p.name+"-web-1"))
+			assert.Check(t, is.Equal(row["Name"], p.name+"-web-r1-1"))
 			assert.Check(t, is.Equal(row["Revision"], "1"))
 			assert.Check(t, is.Equal(row["State"], "running"))
 			assert.Check(t, is.Equal(row["Health"], "healthy"))
-			assert.Check(t, is.Equal(row["Ports"], fmt.Sprintf("127.0.0.1:%d->8080/tcp", port)))
-		} else {
+			assert.Check(t, is.Equal(row["Ports"], "8080/tcp"), "web publishes nothing itself")
+		default:
 			assert.Check(t, is.Equal(row["Service"], "worker"))
 			assert.Check(t, is.Equal(row["Health"], "-"))
 		}
 	}
-	r = p.mustLifecycle("ps", "--format", "{{.Name}} {{.Revision}}")
-	assert.Check(t, is.Equal(r.stdout, p.name+"-web-1 1\n"+p.name+"-worker-1 1\n"))
+	r = p.mustLifecycle("ps", "web", "worker", "--format", "{{.Name}} {{.Revision}}")
+	assert.Check(t, is.Equal(r.stdout, p.name+"-web-r1-1 1\n"+p.name+"-worker-r1-1 1\n"))
 	r = p.mustLifecycle("ps")
 	assert.Check(t, is.Contains(r.stdout, "SERVICE"))
 	assert.Check(t, is.Contains(r.stdout, "REVISION"))
@@ -478,17 +490,17 @@ services:
 `
 	p := s.newProject(t, twoServices)
 	p.mustLifecycle("deploy")
-	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-a-1", p.name + "-b-1"}, sortedCmp()))
+	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-a-r1-1", p.name + "-b-r1-1"}, sortedCmp()))
 
 	p.write(strings.Replace(twoServices, `  b:
     image: {{image:v1}}
     command: ["sleep", "1h"]
 `, "", 1))
-	orphan := p.name + "-b-1"
+	orphan := p.name + "-b-r1-1"
 	r := p.mustLifecycle("deploy")
 	assert.Check(t, is.Contains(r.stderr, "found orphan container "+orphan))
 	assert.Check(t, is.Contains(r.stderr, "--remove-orphans"))
-	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-a-1", orphan}, sortedCmp()), "the orphan is kept")
+	assert.Check(t, is.DeepEqual(p.containers("status=running"), []string{p.name + "-a-r1-1", orphan}, sortedCmp()), "the orphan is kept")
 	r = p.mustLifecycle("plan")
 	assert.Check(t, is.Contains(r.stdout, "warning: found orphan container "+orphan))
 
@@ -496,6 +508,6 @@ services:
 	assert.Check(t, is.Contains(r.stdout, `orphan: service "b" is not in the project`))
 	r = p.mustLifecycle("deploy", "--remove-orphans")
 	assert.Check(t, !strings.Contains(r.stderr, "found orphan"), r.stderr)
-	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-a-1"}))
-	assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", p.name+"-a-1"), "running"), "a is untouched")
+	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-a-r1-1"}))
+	assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", p.name+"-a-r1-1"), "running"), "a is untouched")
 }

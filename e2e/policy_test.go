@@ -66,7 +66,7 @@ services:
       allow: [{rule: privileged, reason: "e2e: proves exceptions work"}]
 `)
 	p.mustLifecycle("deploy")
-	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.Privileged}}", p.name+"-app-1"), "true"))
+	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.Privileged}}", p.name+"-app-r1-1"), "true"))
 	r := p.mustLifecycle("lint")
 	assert.Check(t, is.Contains(r.stdout, "allowed"))
 }
@@ -117,5 +117,5 @@ services:
 `)
 	r := p.mustLifecycle("deploy")
 	assert.Check(t, is.Contains(r.stderr, "Policy verified: 1 new containers run as the policy requires"), r.stderr)
-	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", p.name+"-app-1"), "true 67108864 64"))
+	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", p.name+"-app-r1-1"), "true 67108864 64"))
 }

@@ -97,3 +97,9 @@ func (d *DryRun) Exec(ctx context.Context, containerID string, cmd []string, std
 func (d *DryRun) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error) {
 	return d.Engine.SaveImage(ctx, ref)
 }
+
+// ExecSession is refused: a session may write, and callers fall back to Exec, which
+// the dry run filters call by call.
+func (d *DryRun) ExecSession(_ context.Context, containerID string, cmd []string) (*Session, error) {
+	return nil, fmt.Errorf("dry run: no exec session in %s", containerID)
+}

@@ -70,6 +70,30 @@ type Engine interface {
 	Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
 	// Arch is the engine's hardware architecture as it reports it (x86_64, aarch64, …).
 	Arch(ctx context.Context) (string, error)
+	// ExecSession starts cmd in a running container with its stdin and stdout attached,
+	// for a conversation of many requests over one exec.
+	ExecSession(ctx context.Context, containerID string, cmd []string) (*Session, error)
+}
+
+// Session is a running exec: write requests to Stdin, read answers from Stdout; Close
+// ends stdin and waits (briefly) for the command to finish.
+type Session struct {
+	Stdin   io.Writer
+	Stdout  io.Reader
+	closeFn func() error
+}
+
+// NewSession builds a Session (for fakes).
+func NewSession(stdin io.Writer, stdout io.Reader, closeFn func() error) *Session {
+	return &Session{Stdin: stdin, Stdout: stdout, closeFn: closeFn}
+}
+
+// Close ends the session.
+func (s *Session) Close() error {
+	if s.closeFn == nil {
+		return nil
+	}
+	return s.closeFn()
 }
 
 // ExecError is a command run by Exec that exited non-zero.

@@ -32,6 +32,14 @@ type Fake struct {
 	SaveImageFn        func(ctx context.Context, ref string) (io.ReadCloser, error)
 	ExecFn             func(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
 	ArchFn             func(ctx context.Context) (string, error)
+	ExecSessionFn      func(ctx context.Context, containerID string, cmd []string) (*Session, error)
+}
+
+func (f *Fake) ExecSession(ctx context.Context, containerID string, cmd []string) (*Session, error) {
+	if f.ExecSessionFn == nil {
+		return nil, unexpected("ExecSession")
+	}
+	return f.ExecSessionFn(ctx, containerID, cmd)
 }
 
 func (f *Fake) Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error) {

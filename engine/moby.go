@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -443,4 +444,43 @@ func (m *Moby) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error)
 		return nil, wrapNotFound(err, "save image "+ref)
 	}
 	return rc, nil
+}
+
+// ExecSession starts cmd with stdin and stdout attached; stderr is kept and returned in
+// the error of Close when the command failed.
+func (m *Moby) ExecSession(ctx context.Context, containerID string, cmd []string) (*Session, error) {
+	created, err := m.api.ExecCreate(ctx, containerID, client.ExecCreateOptions{
+		Cmd: cmd, AttachStdin: true, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return nil, wrapNotFound(err, "exec in container "+containerID)
+	}
+	attached, err := m.api.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: attach: %w", containerID, err)
+	}
+	stdout, stdoutW := io.Pipe()
+	var stderr bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, err := stdcopy.StdCopy(stdoutW, &stderr, attached.Reader)
+		stdoutW.CloseWithError(cmp.Or(err, io.EOF))
+	}()
+	closeFn := func() error {
+		_ = attached.CloseWrite()
+		select {
+		case <-copied:
+		case <-time.After(5 * time.Second):
+		}
+		attached.Close()
+		inspectCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		inspected, err := m.api.ExecInspect(inspectCtx, created.ID, client.ExecInspectOptions{})
+		if err == nil && !inspected.Running && inspected.ExitCode != 0 {
+			return &ExecError{Container: containerID, Cmd: cmd, ExitCode: inspected.ExitCode, Stderr: stderr.String()}
+		}
+		return nil
+	}
+	return NewSession(attached.Conn, stdout, closeFn), nil
 }

@@ -19,6 +19,7 @@ type deployOptions struct {
 	format        string
 	scan          bool
 	skipScan      bool
+	verifyNetwork bool
 }
 
 func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -50,6 +51,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags.StringVar(&opts.format, "format", "table", "Format of the --dry-run plan (table, json)")
 	flags.BoolVar(&opts.scan, "scan", false, "Run the image scan gate even without x-lifecycle.scan")
 	flags.BoolVar(&opts.skipScan, "skip-scan", false, "Deploy without the image scan gate that x-lifecycle.scan turns on")
+	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")
 	return cmd
 }
 
@@ -85,9 +87,9 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	}
 	if plan.Empty() {
 		fmt.Fprintf(dockerCli.Out(), "Project %s is up to date: nothing to do.\n", p.Name)
-		return nil
+		return verifyAfterDeploy(ctx, dockerCli, eng, p, opts.verifyNetwork)
 	}
 	fmt.Fprintf(dockerCli.Out(), "Deployed project %s in %s: %d steps, services changed: %s\n",
 		p.Name, time.Since(started).Round(100*time.Millisecond), len(plan.Steps), strings.Join(plan.Services(), ", "))
-	return nil
+	return verifyAfterDeploy(ctx, dockerCli, eng, p, opts.verifyNetwork)
 }

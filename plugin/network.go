@@ -307,6 +307,14 @@ func runNetworkVerify(cmd *cobra.Command, dockerCli command.Cli, project *projec
 	return exitError(ctx, verifyNetwork(ctx, dockerCli.Out(), eng, p, opts.format))
 }
 
+// verifyAfterDeploy runs `network verify` at the end of a deploy with --verify-network.
+func verifyAfterDeploy(ctx context.Context, dockerCli command.Cli, eng engine.Engine, p *compose.Project, on bool) error {
+	if !on {
+		return nil
+	}
+	return exitError(ctx, verifyNetwork(ctx, dockerCli.Out(), eng, p, "table"))
+}
+
 // verifyNetwork probes the project and prints the result; a difference from the policy
 // is an error (exit 1).
 func verifyNetwork(ctx context.Context, w io.Writer, eng engine.Engine, p *compose.Project, format string) error {

@@ -76,13 +76,17 @@ func (o *observedReachable) detail() string {
 	if o == nil {
 		return "not probed"
 	}
-	switch {
-	case !o.Resolved:
+	if !o.Resolved {
 		return fmt.Sprintf("%s does not resolve", o.Target)
-	case o.Port == 0:
-		return fmt.Sprintf("%s resolves to %s", o.Target, strings.Join(o.Addrs, ", "))
 	}
-	return fmt.Sprintf("%s resolves to %s, connect %s", o.Target, strings.Join(o.Addrs, ", "), o.Connect)
+	text := o.Target + " resolves"
+	if len(o.Addrs) > 0 {
+		text += " to " + strings.Join(o.Addrs, ", ")
+	}
+	if o.Port != 0 {
+		text += ", connect " + o.Connect
+	}
+	return text
 }
 
 // probeNetwork runs one agent container per running service, in that service's network

@@ -24,7 +24,7 @@ func TestCommandTree(t *testing.T) {
 		assert.Check(t, c.RunE != nil, "%s has a RunE", c.Name())
 		assert.Check(t, c.Short != "", "%s has a short description", c.Name())
 	}
-	assert.Check(t, is.DeepEqual(names, []string{"abort", "config", "deploy", "down", "history", "lint", "pause", "plan", "promote", "ps", "resume", "rollback", "scan", "unlock", "version"}))
+	assert.Check(t, is.DeepEqual(names, []string{"abort", "config", "deploy", "down", "history", "lint", "network", "pause", "plan", "promote", "ps", "resume", "rollback", "scan", "unlock", "version"}))
 	for _, flag := range []string{"file", "project-name", "profile", "env-file", "project-directory", "progress"} {
 		assert.Check(t, root.PersistentFlags().Lookup(flag) != nil, "--%s", flag)
 	}
@@ -84,4 +84,19 @@ func TestPlanJSONIsStable(t *testing.T) {
 	assert.NilError(t, writePlan(&b, plan, "json"))
 	assert.Check(t, is.Contains(b.String(), `"action": "create"`))
 	assert.Check(t, is.Contains(b.String(), `"cause": "image changed"`))
+}
+
+func TestNetworkCommands(t *testing.T) {
+	cli, err := command.NewDockerCli()
+	assert.NilError(t, err)
+	root := NewRootCommand(cli)
+	for _, sub := range []string{"plan", "verify"} {
+		c, _, err := root.Find([]string{"network", sub})
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(c.Name(), sub))
+		assert.Check(t, c.Flags().Lookup("format") != nil, "network %s --format", sub)
+	}
+	deploy, _, err := root.Find([]string{"deploy"})
+	assert.NilError(t, err)
+	assert.Check(t, deploy.Flags().Lookup("verify-network") != nil)
 }

@@ -59,6 +59,7 @@ type executor struct {
 	routeMu  sync.Mutex
 	routes   map[string][]strategies.RouteBackend
 	routerID string
+	router   *routerClient
 	failed   string // the service whose step failed first
 }
 
@@ -79,7 +80,13 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 	}
 	if observed.Router != nil {
 		x.routerID = observed.Router.ID
+		x.router = newRouterClient(eng, x.routerID)
 	}
+	defer func() {
+		if x.router != nil {
+			x.router.Close()
+		}
+	}()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

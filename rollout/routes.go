@@ -29,10 +29,6 @@ var (
 	ctlHealthz   = []string{"/agent", "ctl", "healthz"}
 )
 
-func ctlPutConfig(waitDrained time.Duration) []string {
-	return []string{"/agent", "ctl", "-wait-drained", waitDrained.String(), "put-config"}
-}
-
 // readOnlyExec tells the dry-run engine which router calls only read.
 func readOnlyExec(cmd []string) bool {
 	return slices.Equal(cmd, ctlGetConfig) || slices.Equal(cmd, ctlStats) || slices.Equal(cmd, ctlHealthz)
@@ -99,8 +95,8 @@ func readRoutes(ctx context.Context, eng engine.Engine, p *compose.Project, rout
 }
 
 // routerStats reads the router's counters.
-func routerStats(ctx context.Context, eng engine.Engine, routerID string) (router.Snapshot, error) {
-	out, err := eng.Exec(ctx, routerID, ctlStats, nil)
+func routerStats(ctx context.Context, c *routerClient) (router.Snapshot, error) {
+	out, err := c.do(ctx, "stats", nil, 0)
 	if err != nil {
 		return router.Snapshot{}, fmt.Errorf("%w: read stats: %w", ErrRouter, err)
 	}
@@ -128,7 +124,7 @@ func (x *executor) pushRoutes(ctx context.Context) error {
 	for _, r := range cfg.Routes {
 		drain = max(drain, time.Duration(r.DrainTimeout))
 	}
-	if _, err := x.eng.Exec(ctx, x.routerID, ctlPutConfig(drain+time.Second), body); err != nil {
+	if _, err := x.router.do(ctx, "put-config", body, drain+time.Second); err != nil {
 		return fmt.Errorf("%w: apply config: %w", ErrRouter, err)
 	}
 	return nil
@@ -190,7 +186,11 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 		return fail(startHint(err))
 	}
 	x.routeMu.Lock()
+	if x.router != nil {
+		x.router.Close() // the old router's session
+	}
 	x.routerID = cid
+	x.router = newRouterClient(x.eng, cid)
 	x.routeMu.Unlock()
 	// The control socket appears within milliseconds of the start.
 	deadline := time.Now().Add(15 * time.Second)
@@ -220,7 +220,7 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 	id := "Service " + s.Service
 	a := x.project.ServiceSpecs[s.Service].Canary.Analysis
-	before, err := routerStats(ctx, x.eng, x.routerID)
+	before, err := routerStats(ctx, x.router)
 	if err != nil {
 		return x.stepError(s, err)
 	}
@@ -232,7 +232,7 @@ func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 	if promoted {
 		return nil
 	}
-	after, err := routerStats(ctx, x.eng, x.routerID)
+	after, err := routerStats(ctx, x.router)
 	if err != nil {
 		return x.stepError(s, err)
 	}

@@ -335,31 +335,31 @@ func (ch *routedChange) servingTargets() []RouteBackend {
 	return out
 }
 
-// bringUp plans create/start/wait for replicas and returns the wait step IDs.
-func (pl *planner) bringUp(ch *routedChange, rs []replica, after []int) []int {
+// bringUp plans create/start/wait for replicas and returns the wait step IDs. Creates
+// wait only for createAfter: a created container does not run, so later batches'
+// containers are created up front and only their start waits for startAfter.
+func (pl *planner) bringUp(ch *routedChange, rs []replica, createAfter, startAfter []int) []int {
 	var waits []int
 	for _, r := range rs {
-		var startAfter []int
+		var startDeps []int
 		switch {
 		case r.existing == nil:
-			created := pl.add(Step{Action: Create, Service: ch.name, Target: r.name, Number: r.number, Revision: r.revision, ConfigHash: ch.hash, Cause: r.cause, After: after})
-			startAfter = []int{created}
+			created := pl.add(Step{Action: Create, Service: ch.name, Target: r.name, Number: r.number, Revision: r.revision, ConfigHash: ch.hash, Cause: r.cause, After: createAfter})
+			startDeps = append(slices.Clone(startAfter), created)
 		case !r.existing.Running():
-			startAfter = after
+			startDeps = slices.Clone(startAfter)
 		}
-		id := 0
-		if startAfter != nil || (r.existing != nil && !r.existing.Running()) {
-			step := Step{Action: Start, Service: ch.name, Target: r.name, Number: r.number, Revision: r.revision, Cause: r.cause, After: startAfter}
+		waitAfter := startAfter
+		if r.existing == nil || !r.existing.Running() {
+			step := Step{Action: Start, Service: ch.name, Target: r.name, Number: r.number, Revision: r.revision, Cause: r.cause, After: startDeps}
 			if r.existing != nil {
 				step.ContainerID = r.existing.ID
 			}
-			id = pl.add(step)
+			id := pl.add(step)
 			pl.starts[ch.name] = append(pl.starts[ch.name], id)
+			waitAfter = []int{id}
 		}
-		step := Step{Action: WaitHealthy, Service: ch.name, Target: r.name, Number: r.number, Revision: r.revision, Cause: r.cause, After: after}
-		if id != 0 {
-			step.After = []int{id}
-		}
+		step := Step{Action: WaitHealthy, Service: ch.name, Target: r.name, Number: r.number, Revision: r.revision, Cause: r.cause, After: waitAfter}
 		if r.existing != nil {
 			step.ContainerID = r.existing.ID
 		}
@@ -418,12 +418,12 @@ func (pl *planner) planRolling(ch *routedChange, pending []replica, serving []Ro
 				r := pl.route(ch, serving, batch+": drain old", prev)
 				after = pl.stopOld(ch, olds, batch+": replaced (kept for rollback)", r)
 			}
-			waits := pl.bringUp(ch, news, after)
+			waits := pl.bringUp(ch, news, gates, after)
 			serving = append(serving, ch.backends(news, 1)...)
 			prev = pl.route(ch, serving, batch, append(waits, after...))
 			continue
 		}
-		waits := pl.bringUp(ch, news, prev)
+		waits := pl.bringUp(ch, news, gates, prev)
 		serving = append(remove(serving, olds), ch.backends(news, 1)...)
 		r := pl.route(ch, serving, batch, append(waits, prev...))
 		prev = r
@@ -435,7 +435,7 @@ func (pl *planner) planRolling(ch *routedChange, pending []replica, serving []Ro
 }
 
 func (pl *planner) planBlueGreen(ch *routedChange, pending []replica, gates []int) []int {
-	waits := pl.bringUp(ch, pending, gates)
+	waits := pl.bringUp(ch, pending, gates, gates)
 	after := append(waits, gates...)
 	if len(ch.old) > 0 && ch.spec.BlueGreen.Promote == compose.PromoteManual && !pl.opts.Promote && !ch.rollback {
 		pl.plan.Warnings = append(pl.plan.Warnings, fmt.Sprintf(
@@ -453,7 +453,7 @@ func (pl *planner) planBlueGreen(ch *routedChange, pending []replica, gates []in
 }
 
 func (pl *planner) planCanary(ch *routedChange, pending []replica, gates []int) []int {
-	waits := pl.bringUp(ch, pending, gates)
+	waits := pl.bringUp(ch, pending, gates, gates)
 	prev := append(waits, gates...)
 	if len(ch.old) > 0 && !ch.rollback && ch.behind {
 		for _, st := range ch.spec.Canary.Steps {

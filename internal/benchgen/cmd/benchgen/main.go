@@ -6,6 +6,7 @@
 //	    prints "S<TAB>metric<TAB>ms" lines for one deploy run
 //	benchgen deploy-table < samples     medians per metric and scenario (markdown)
 //	benchgen stats [-unit ms] < samples  n, median, p90, min, max per label (markdown)
+//	benchgen rollout < events            "batch<TAB>metric<TAB>ms" lines of a rolling deploy
 package main
 
 import (
@@ -30,6 +31,17 @@ func main() {
 		err = compose(args)
 	case "deploy":
 		err = deploy(args)
+	case "rollout":
+		var events []benchgen.Event
+		if events, err = benchgen.ReadEvents(os.Stdin); err == nil {
+			var batches []benchgen.RolloutBatch
+			if batches, err = benchgen.RolloutBatches(events); err == nil {
+				ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+				for _, b := range batches {
+					fmt.Printf("bring_up\t%.1f\nroute\t%.1f\nstop\t%.1f\noverhead\t%.1f\n", ms(b.BringUp), ms(b.Route), ms(b.Stop), ms(b.Overhead))
+				}
+			}
+		}
 	case "deploy-table":
 		var s []benchgen.Sample
 		if s, err = benchgen.ReadSamples(os.Stdin); err == nil {
