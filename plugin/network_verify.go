@@ -26,7 +26,7 @@ import (
 const (
 	verifyProbeTimeout = 2 * time.Second
 	verifyAgentTimeout = 60 * time.Second
-	verifyParallel     = 8
+	verifyParallel     = 16
 	// RoleVerify marks verify's agent containers (label io.lifecycle.role).
 	roleVerify = "verify"
 )
@@ -234,7 +234,7 @@ func probeFrom(ctx context.Context, eng engine.Engine, p *compose.Project, image
 		return nil, err
 	}
 	deadline := time.Now().Add(verifyAgentTimeout)
-	for delay := 50 * time.Millisecond; ; delay = min(delay*2, 500*time.Millisecond) {
+	for delay := 50 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
 		d, err := eng.InspectContainer(ctx, agentID)
 		if err != nil {
 			return nil, err

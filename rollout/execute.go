@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +82,9 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 	if observed.Router != nil {
 		x.routerID = observed.Router.ID
 		x.router = newRouterClient(eng, x.routerID)
+		if slices.ContainsFunc(plan.Steps, func(s strategies.Step) bool { return s.Action == strategies.Route }) {
+			go x.router.warm(ctx)
+		}
 	}
 	defer func() {
 		if x.router != nil {

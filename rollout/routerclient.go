@@ -125,6 +125,21 @@ func (c *routerClient) closeLocked() {
 	}
 }
 
+// warm opens the session ahead of the first request, off the rollout's critical path.
+func (c *routerClient) warm(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil || c.noSession {
+		return
+	}
+	s, err := c.eng.ExecSession(ctx, c.id, ctlSession)
+	if err != nil {
+		c.noSession = true
+		return
+	}
+	c.sess, c.lines = s, bufio.NewReaderSize(s.Stdout, 64*1024)
+}
+
 // Close ends the session, if one is open.
 func (c *routerClient) Close() {
 	c.mu.Lock()
