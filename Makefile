@@ -8,7 +8,7 @@ BIN       := bin/docker-lifecycle
 AGENT_LDFLAGS := -s -w -X main.version=$(VERSION)
 AGENT_BINS    := agentimage/bin/agent-linux-amd64 agentimage/bin/agent-linux-arm64
 
-.PHONY: build agent install test unit e2e fuzz demo demo-down lint bench clean bench-router
+.PHONY: build agent install test unit e2e fuzz demo demo-down lint bench bench-rollout clean bench-router
 
 # The agent binaries are embedded into the plugin, so they are built first.
 agent:
@@ -78,3 +78,7 @@ clean:
 # only; installs wrk and nginx with apt-get when missing): docs/benchmarks.md, section 7.
 bench-router:
 	scripts/bench-router.sh
+
+# Rollout overhead per batch of a rolling deploy (docs/benchmarks.md, section 8).
+bench-rollout: install
+	scripts/bench-rollout.sh

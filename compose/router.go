@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 )
 
@@ -21,15 +20,12 @@ const RoleRouter = "router"
 // the router must be recreated.
 const LabelRouterHash = "io.lifecycle.router-hash"
 
-// RouterStateDir is where the router keeps its config and control socket, on a volume so
-// a restarted router serves what it served before.
+// RouterStateDir is where the router keeps its config and control socket, so a
+// restarted router serves what it served before.
 const RouterStateDir = "/state"
 
 // RouterName is the engine name of the project's router container.
 func RouterName(project string) string { return project + "-lifecycle-router" }
-
-// RouterVolume is the volume holding the router's state.
-func RouterVolume(project string) string { return project + "_lifecycle-router" }
 
 // RevisionContainerName names a replica of a routed service: old and new revisions run
 // side by side, and previous revisions stay (stopped) for rollback, so the revision is
@@ -164,18 +160,26 @@ func RouterContainer(p *Project, image string, ports []RoutedPort, networks []st
 			LabelImageRef:   image,
 		},
 	}
+	if len(ports) > 0 {
+		// Compose removes a project's containers service by service and leaves
+		// unlabelled ones (which then keep the networks in use): filed under the first
+		// routed service, `docker compose down` removes the router with that service.
+		cfg.Labels[LabelService] = ports[0].Service
+	}
 	pids := int64(256)
 	host := &container.HostConfig{
 		PortBindings:  bindings,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		// Unprivileged: the engine lets any user bind ports below 1024 in a container
 		// (net.ipv4.ip_unprivileged_port_start=0 since Docker 20.10).
-		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges:true"},
-		ReadonlyRootfs: true,
-		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: RouterVolume(p.Name), Target: RouterStateDir}},
-		Resources:      container.Resources{Memory: 256 << 20, PidsLimit: &pids},
-		LogConfig:      container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges:true"},
+		// The config is saved in the container's own layer (/state, the only path the
+		// agent user may write in its scratch image): it survives a restart of the
+		// router and goes with the container, so no volume outlives the project. A new
+		// router gets its config from the deploy that creates it.
+		Resources: container.Resources{Memory: 256 << 20, PidsLimit: &pids},
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 	}
 	var netCfg *network.NetworkingConfig
 	if len(networks) > 0 {

@@ -114,7 +114,7 @@ func TestDeployConvergesAndIsIdempotent(t *testing.T) {
 				}
 				assert.Check(t, is.DeepEqual(strategies, map[string]string{"db": "recreate", "migrate": "recreate", "web": "rolling", "worker": "rolling"}))
 				// The router owns the host port; web publishes nothing.
-				assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "io.lifecycle.role"}} {{index .Config.Labels "com.docker.compose.service"}}`, p.router()), p.name+" router"))
+				assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "io.lifecycle.role"}} {{index .Config.Labels "com.docker.compose.service"}}`, p.router()), p.name+" router web"))
 				assert.Check(t, is.Contains(p.inspect("{{json .HostConfig.PortBindings}}", p.router()), fmt.Sprintf(`"HostPort":"%d"`, port)))
 				assert.Check(t, is.Equal(p.inspect("{{len .HostConfig.PortBindings}}", web), "0"))
 			}

@@ -47,6 +47,9 @@ type suite struct {
 	agentTag   string
 	agentErr   error
 	agentBuilt bool // the suite created the agent image, so teardown removes it
+	// agentPreexisting: the plugin's agent image was on the engine before the suite
+	// ran; otherwise the deploys of the suite created it and teardown removes it.
+	agentPreexisting bool
 }
 
 // agentImage returns the agent image, creating it once from the embedded binary; the
@@ -129,6 +132,11 @@ func newSuite() (*suite, error) {
 	if _, err := s.engine.Ping(ctx); err != nil {
 		return nil, err
 	}
+	if bin, err := agentimage.Binary(runtime.GOARCH); err == nil {
+		s.agentTag = agentimage.Tag(bin)
+		_, err := s.engine.InspectImage(ctx, s.agentTag)
+		s.agentPreexisting = err == nil
+	}
 	bin, err := testimage.Binary(ctx, moduleDir, configDir, testimage.GOARCH())
 	if err != nil {
 		return nil, err
@@ -142,7 +150,7 @@ func newSuite() (*suite, error) {
 }
 
 func (s *suite) teardown() {
-	if s.agentBuilt {
+	if s.agentTag != "" && (s.agentBuilt || !s.agentPreexisting) {
 		_ = s.plainDocker("image", "rm", "-f", s.agentTag)
 	}
 	for _, v := range imageVersions {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -81,7 +82,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		return plan, nil
 	}
 	if opts.LocalEngine {
-		if err := probeHostPorts(p, plan); err != nil {
+		if err := probeHostPorts(p, plan, observed); err != nil {
 			return plan, err
 		}
 	}
@@ -144,46 +145,71 @@ func Plan(ctx context.Context, eng engine.Engine, p *compose.Project, opts Deplo
 // probeHostPorts finds host ports held by processes outside Docker before anything is
 // stopped: when the engine runs on this host, a port we cannot bind, the engine cannot
 // either. Ports that the plan's own containers hold now are skipped.
-func probeHostPorts(p *compose.Project, plan strategies.Plan) error {
+func probeHostPorts(p *compose.Project, plan strategies.Plan, observed strategies.Observed) error {
 	creating := map[string]bool{}
 	replacing := map[string]bool{}
+	routerCreated := false
 	for _, s := range plan.Steps {
 		switch s.Action {
 		case strategies.Create:
 			creating[s.Service] = true
 		case strategies.Stop, strategies.Remove:
 			replacing[s.Service] = true
+		case strategies.EnsureRouter:
+			routerCreated = true
 		}
 	}
 	for service := range creating {
-		if replacing[service] {
-			continue // its own old container holds the port until it is stopped
+		if replacing[service] || compose.BehindRouter(p, service) {
+			continue // its own old container, or the router, holds the port
 		}
 		for _, port := range p.Project.Services[service].Ports {
 			if port.Published == "" || strings.Contains(port.Published, "-") {
 				continue
 			}
-			host := port.HostIP
-			if host == "" {
-				host = "0.0.0.0"
+			if err := probePort(service, port.HostIP, port.Published, port.Protocol); err != nil {
+				return err
 			}
-			addr := net.JoinHostPort(host, port.Published)
-			if port.Protocol == "udp" {
-				c, err := net.ListenPacket("udp", addr)
-				if err != nil {
-					return portTaken(service, addr, "udp", err)
-				}
-				c.Close()
-				continue
-			}
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				return portTaken(service, addr, "tcp", err)
-			}
-			l.Close()
+		}
+	}
+	if !routerCreated {
+		return nil
+	}
+	// A router being created binds the routed ports; one being recreated holds them
+	// now, as do the containers moving behind it: those ports are theirs to free.
+	ports, err := compose.RoutedPorts(p)
+	if err != nil {
+		return err
+	}
+	for _, rp := range ports {
+		if replacing[rp.Service] || observed.Router != nil {
+			continue
+		}
+		if err := probePort(rp.Service, rp.HostIP, strconv.Itoa(rp.Published), "tcp"); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func probePort(service, hostIP, port, protocol string) error {
+	host := hostIP
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	addr := net.JoinHostPort(host, port)
+	if protocol == "udp" {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return portTaken(service, addr, "udp", err)
+		}
+		return c.Close()
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return portTaken(service, addr, "tcp", err)
+	}
+	return l.Close()
 }
 
 func portTaken(service, addr, proto string, err error) error {

@@ -160,11 +160,6 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := x.eng.CreateVolume(ctx, engine.VolumeSpec{Name: compose.RouterVolume(x.project.Name), Labels: map[string]string{
-		compose.LabelProject: x.project.Name, compose.LabelManagedBy: compose.ManagedByValue, compose.LabelRole: compose.RoleRouter,
-	}}); err != nil {
-		return fail(err)
-	}
 	if old := x.observed.Router; old != nil {
 		if err := x.eng.RemoveContainer(ctx, old.ID, false); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return fail(err)

@@ -556,7 +556,32 @@ func (pl *planner) planRouter(changes map[string]*routedChange) error {
 	default:
 		return nil
 	}
+	if err := pl.checkRouterPorts(ports, changes); err != nil {
+		return err
+	}
 	pl.routerStep = pl.add(Step{Action: EnsureRouter, Target: compose.RouterName(pl.project.Name), Cause: cause,
 		After: append(slices.Clone(pl.setup), pl.migrationSteps...)})
+	return nil
+}
+
+// checkRouterPorts refuses a router whose host ports another container holds, before
+// anything changes; the project's own router and the containers moving behind it
+// (which leave first) do not count.
+func (pl *planner) checkRouterPorts(ports []compose.RoutedPort, changes map[string]*routedChange) error {
+	leaving := map[string]bool{compose.RouterName(pl.project.Name): true}
+	for _, ch := range changes {
+		for _, c := range ch.migrate {
+			leaving[c.Name] = true
+		}
+	}
+	for _, rp := range ports {
+		for _, owner := range pl.observed.PortOwners {
+			if leaving[owner.Container] || int(owner.HostPort) != rp.Published || owner.Protocol != "tcp" || !ipsOverlap(rp.HostIP, owner.HostIP) {
+				continue
+			}
+			return fmt.Errorf("service %q publishes %s:%d/tcp (through the router): %w by container %s; stop it or change the published port",
+				rp.Service, hostIPOrAll(rp.HostIP), rp.Published, ErrPortTaken, owner.Container)
+		}
+	}
 	return nil
 }
