@@ -164,7 +164,9 @@ func RouterContainer(p *Project, image string, ports []RoutedPort, networks []st
 		// Compose removes a project's containers service by service and leaves
 		// unlabelled ones (which then keep the networks in use): filed under the first
 		// routed service, `docker compose down` removes the router with that service.
+		// Compose lists only containers with a config hash.
 		cfg.Labels[LabelService] = ports[0].Service
+		cfg.Labels[LabelConfigHash] = cfg.Labels[LabelRouterHash]
 	}
 	pids := int64(256)
 	host := &container.HostConfig{
