@@ -22,9 +22,9 @@ type routerClient struct {
 	eng engine.Engine
 	id  string
 
-	mu       sync.Mutex
-	sess     *engine.Session
-	lines    *bufio.Reader
+	mu        sync.Mutex
+	sess      *engine.Session
+	lines     *bufio.Reader
 	noSession bool
 }
 
