@@ -179,6 +179,9 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 	}
 
 	netMode, netCfg := networking(p, svc, name)
+	if InternalRouted(p, service) {
+		withoutServiceAliases(netCfg, name)
+	}
 	host.NetworkMode = netMode
 	return ContainerCreate{Name: name, Config: cfg, HostConfig: host, Networking: netCfg}, nil
 }

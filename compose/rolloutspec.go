@@ -241,6 +241,11 @@ func cannotRunTwice(svc types.ServiceConfig) string {
 			return fmt.Sprintf("it mounts volume %q read-write (two writers could corrupt it)", v.Source)
 		}
 	}
+	for name, n := range svc.Networks {
+		if n != nil && (n.Ipv4Address != "" || n.Ipv6Address != "") {
+			return fmt.Sprintf("it has a static address on network %q (two containers cannot share it)", name)
+		}
+	}
 	for _, p := range svc.Ports {
 		if p.Published == "" {
 			continue // not published: the router is not involved

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -403,4 +404,54 @@ func TestCanaryControls(t *testing.T) {
 	rep := load.stop()
 	t.Logf("canary controls: %s", rep)
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+}
+
+// TestInternalServiceNameKeepsAnswering: an internal service (no published port) is
+// reached by name by another container on the project network; during rolling deploys
+// of it that name keeps answering every request, because the service's own router
+// owns the name and its containers never carry it.
+func TestInternalServiceNameKeepsAnswering(t *testing.T) {
+	s := setup(t)
+	internal := func(version string) string {
+		return fmt.Sprintf(`
+services:
+  api:
+    image: {{image:%s}}
+    expose: ["8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100}
+    deploy: {replicas: 2}
+`, version)
+	}
+	p := s.newProject(t, internal("v1"))
+	r := p.mustLifecycle("deploy")
+	assert.Check(t, is.Contains(r.stderr, p.name+"-api-lifecycle-router"), r.String())
+	// The name belongs to the router; the containers answer to their own names only.
+	aliases := p.inspect(`{{range $n, $e := .NetworkSettings.Networks}}{{join $e.Aliases ","}}{{end}}`, p.name+"-api-r1-1")
+	assert.Check(t, !strings.Contains(","+aliases+",", ",api,"), "container aliases: %s", aliases)
+
+	// A client on the project network, 100 req/s for 20 s, by the service's name.
+	client := p.name + "-client"
+	r = p.s.docker(t, p.dir, nil, "run", "-d", "--name", client, "--label", "com.docker.compose.project="+p.name,
+		"--network", p.name+"_default", imageRef("v1"), "load", "http://api:8080/", "100", "20s")
+	assert.Assert(t, r.code == 0, r.String())
+	time.Sleep(2 * time.Second)
+	for _, v := range []string{"v2", "v3"} {
+		p.write(internal(v))
+		r = p.mustLifecycle("deploy")
+		assert.Check(t, is.Contains(r.stderr, "roll api batch 2/2"), r.String())
+	}
+	r = p.s.docker(t, p.dir, nil, "wait", client)
+	assert.Check(t, is.Equal(strings.TrimSpace(r.stdout), "0"), r.String())
+	logs := p.s.docker(t, p.dir, nil, "logs", client).stdout
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	var rep struct {
+		Sent, Failed int
+		Bodies       map[string]int
+		Errors       map[string]int
+	}
+	assert.NilError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &rep), logs)
+	t.Logf("internal service by name during two rolling deploys: %+v", rep)
+	assert.Check(t, rep.Sent >= 1500, "sent %d", rep.Sent)
+	assert.Check(t, is.Equal(rep.Failed, 0), "%+v", rep)
+	assert.Check(t, rep.Bodies["v1"] > 0 && rep.Bodies["v3"] > 0, "%+v", rep.Bodies)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,8 +58,7 @@ type executor struct {
 	// routeMu guards the router state: each service's backends and the router container.
 	routeMu  sync.Mutex
 	routes   map[string][]strategies.RouteBackend
-	routerID string
-	router   *routerClient
+	routers  map[string]*routerClient // by router key: "" the project's, else the service's
 	failed   string // the service whose step failed first
 }
 
@@ -79,16 +77,23 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 	if x.routes == nil {
 		x.routes = map[string][]strategies.RouteBackend{}
 	}
+	x.routers = map[string]*routerClient{}
 	if observed.Router != nil {
-		x.routerID = observed.Router.ID
-		x.router = newRouterClient(eng, x.routerID)
-		if slices.ContainsFunc(plan.Steps, func(s strategies.Step) bool { return s.Action == strategies.Route }) {
-			go x.router.warm(ctx)
+		x.routers[""] = newRouterClient(eng, observed.Router.ID)
+	}
+	for service, r := range observed.ServiceRouters {
+		x.routers[service] = newRouterClient(eng, r.ID)
+	}
+	for _, s := range plan.Steps {
+		if key, ok := compose.RouterKey(p, s.Service); ok && s.Action == strategies.Route && x.routers[key] != nil {
+			go x.routers[key].warm(ctx)
 		}
 	}
 	defer func() {
-		if x.router != nil {
-			x.router.Close()
+		x.routeMu.Lock()
+		defer x.routeMu.Unlock()
+		for _, c := range x.routers {
+			c.Close()
 		}
 	}()
 

@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -52,7 +54,8 @@ func InspectImages(ctx context.Context, eng engine.Engine, p *compose.Project) (
 
 // Observe reads the project's state from the engine; images come from InspectImages.
 func Observe(ctx context.Context, eng engine.Engine, p *compose.Project, images Images) (strategies.Observed, error) {
-	obs := strategies.Observed{Networks: map[string]bool{}, Volumes: map[string]bool{}, ImageIDs: map[string]string{}}
+	obs := strategies.Observed{Networks: map[string]bool{}, Volumes: map[string]bool{}, ImageIDs: map[string]string{},
+		ServiceRouters: map[string]*strategies.ObservedContainer{}, Routes: map[string][]strategies.RouteBackend{}}
 
 	all, err := eng.ListContainers(ctx, nil)
 	if err != nil {
@@ -69,14 +72,25 @@ func Observe(ctx context.Context, eng engine.Engine, p *compose.Project, images 
 		}
 		if c.Labels[compose.LabelRole] == compose.RoleRouter {
 			r := observedContainer(c)
+			r.ConfigHash = c.Labels[compose.LabelRouterHash]
+			if service := c.Labels[compose.LabelRouterService]; service != "" {
+				obs.ServiceRouters[service] = &r
+				continue
+			}
 			obs.Router, obs.RouterHash = &r, c.Labels[compose.LabelRouterHash]
 			continue
 		}
 		obs.Containers = append(obs.Containers, observedContainer(c))
 	}
-	if obs.Router != nil && obs.Router.Running() {
-		if obs.Routes, err = readRoutes(ctx, eng, p, obs.Router.ID); err != nil {
-			return obs, err
+	routers := slices.Collect(maps.Values(obs.ServiceRouters))
+	if obs.Router != nil {
+		routers = append(routers, obs.Router)
+	}
+	for _, r := range routers {
+		if r.Running() {
+			if err := readRoutes(ctx, eng, *r, obs.Routes); err != nil {
+				return obs, err
+			}
 		}
 	}
 	if obs.Revisions, err = highestRevisions(ctx, eng, p.Name); err != nil {

@@ -102,11 +102,11 @@ func (x *executor) revertService(ctx context.Context, service string) error {
 			return err
 		}
 	}
-	if compose.BehindRouter(x.project, service) && x.routerID != "" {
+	if key, ok := compose.RouterKey(x.project, service); ok && x.routerClient(key) != nil {
 		x.routeMu.Lock()
 		x.routes[service] = previous
 		x.routeMu.Unlock()
-		if err := x.pushRoutes(ctx); err != nil {
+		if err := x.pushRoutes(ctx, key); err != nil {
 			return err
 		}
 		progress.Emit(x.events, id, progress.Done, "Routed", "back to "+describeRoute(previous))

@@ -34,10 +34,23 @@ func readOnlyExec(cmd []string) bool {
 	return slices.Equal(cmd, ctlGetConfig) || slices.Equal(cmd, ctlStats) || slices.Equal(cmd, ctlHealthz)
 }
 
-// routerConfig builds the router's whole config from each service's backends: one
-// route per published port of a service behind the router.
-func routerConfig(p *compose.Project, backends map[string][]strategies.RouteBackend) (router.Config, error) {
-	ports, err := compose.RoutedPorts(p)
+// routerPorts are the routes of the router with the given key: for the project's
+// router, one per published port of a service behind it; for a service's own router,
+// one per port of the service.
+func routerPorts(p *compose.Project, key string) ([]compose.RoutedPort, error) {
+	if key == "" {
+		return compose.RoutedPorts(p)
+	}
+	var out []compose.RoutedPort
+	for _, port := range compose.InternalPorts(p, key) {
+		out = append(out, compose.RoutedPort{Route: compose.InternalRouteName(key, port), Service: key, Published: port, Target: port})
+	}
+	return out, nil
+}
+
+// routerConfig builds a router's whole config from each service's backends.
+func routerConfig(p *compose.Project, key string, backends map[string][]strategies.RouteBackend) (router.Config, error) {
+	ports, err := routerPorts(p, key)
 	if err != nil {
 		return router.Config{}, err
 	}
@@ -61,37 +74,36 @@ func routerConfig(p *compose.Project, backends map[string][]strategies.RouteBack
 
 func revisionGroup(rev int) string { return "r" + strconv.Itoa(rev) }
 
-// routesFromConfig reads each service's backends back from the router's config.
-func routesFromConfig(p *compose.Project, cfg router.Config) map[string][]strategies.RouteBackend {
-	out := map[string][]strategies.RouteBackend{}
-	ports, _ := compose.RoutedPorts(p)
+// routesFromConfig reads each service's backends back from a router's config (routes
+// are named "<service>:<port>"; a service's routes share their backends).
+func routesFromConfig(cfg router.Config, into map[string][]strategies.RouteBackend) {
 	seen := map[string]bool{}
 	for _, r := range cfg.Routes {
-		for _, rp := range ports {
-			if rp.Route != r.Name || seen[rp.Service] {
-				continue
-			}
-			seen[rp.Service] = true // the service's routes share their backends
-			for _, b := range r.Backends {
-				rev, _ := strconv.Atoi(b.Group[min(1, len(b.Group)):])
-				out[rp.Service] = append(out[rp.Service], strategies.RouteBackend{Container: b.ID, Revision: rev, Weight: b.Weight})
-			}
+		service := compose.ServiceOfRoute(r.Name)
+		if seen[service] {
+			continue
+		}
+		seen[service] = true
+		into[service] = []strategies.RouteBackend{}
+		for _, b := range r.Backends {
+			rev, _ := strconv.Atoi(b.Group[min(1, len(b.Group)):])
+			into[service] = append(into[service], strategies.RouteBackend{Container: b.ID, Revision: rev, Weight: b.Weight})
 		}
 	}
-	return out
 }
 
-// readRoutes asks a running router for its config.
-func readRoutes(ctx context.Context, eng engine.Engine, p *compose.Project, routerID string) (map[string][]strategies.RouteBackend, error) {
-	out, err := eng.Exec(ctx, routerID, ctlGetConfig, nil)
+// readRoutes asks a running router for its config and adds its services' backends.
+func readRoutes(ctx context.Context, eng engine.Engine, r strategies.ObservedContainer, into map[string][]strategies.RouteBackend) error {
+	out, err := eng.Exec(ctx, r.ID, ctlGetConfig, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read config of %s: %w", ErrRouter, compose.RouterName(p.Name), err)
+		return fmt.Errorf("%w: read config of %s: %w", ErrRouter, r.Name, err)
 	}
 	cfg, err := router.DecodeConfig(out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: config of %s: %w", ErrRouter, compose.RouterName(p.Name), err)
+		return fmt.Errorf("%w: config of %s: %w", ErrRouter, r.Name, err)
 	}
-	return routesFromConfig(p, cfg), nil
+	routesFromConfig(cfg, into)
+	return nil
 }
 
 // routerStats reads the router's counters.
@@ -107,12 +119,16 @@ func routerStats(ctx context.Context, c *routerClient) (router.Snapshot, error) 
 	return s, nil
 }
 
-// pushRoutes sends the whole config and returns once every backend it removed has
-// drained (or the longest drain bound passed).
-func (x *executor) pushRoutes(ctx context.Context) error {
+// pushRoutes sends a router its whole config and returns once every backend it
+// removed has drained (or the longest drain bound passed).
+func (x *executor) pushRoutes(ctx context.Context, key string) error {
 	x.routeMu.Lock()
 	defer x.routeMu.Unlock()
-	cfg, err := routerConfig(x.project, x.routes)
+	client := x.routers[key]
+	if client == nil {
+		return fmt.Errorf("%w: %s does not exist", ErrRouter, compose.RouterNameOf(x.project.Name, key))
+	}
+	cfg, err := routerConfig(x.project, key, x.routes)
 	if err != nil {
 		return err
 	}
@@ -124,7 +140,7 @@ func (x *executor) pushRoutes(ctx context.Context) error {
 	for _, r := range cfg.Routes {
 		drain = max(drain, time.Duration(r.DrainTimeout))
 	}
-	if _, err := x.router.do(ctx, "put-config", body, drain+time.Second); err != nil {
+	if _, err := client.do(ctx, "put-config", body, drain+time.Second); err != nil {
 		return fmt.Errorf("%w: apply config: %w", ErrRouter, err)
 	}
 	return nil
@@ -136,7 +152,8 @@ func (x *executor) route(ctx context.Context, s strategies.Step) error {
 	x.routeMu.Lock()
 	x.routes[s.Service] = s.Backends
 	x.routeMu.Unlock()
-	if err := x.pushRoutes(ctx); err != nil {
+	key, _ := compose.RouterKey(x.project, s.Service)
+	if err := x.pushRoutes(ctx, key); err != nil {
 		return x.stepError(s, err)
 	}
 	progress.Emit(x.events, id, progress.Done, "Routed", s.Cause)
@@ -160,17 +177,27 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 	if err != nil {
 		return fail(err)
 	}
-	if old := x.observed.Router; old != nil {
+	key := s.Service // "" for the project's router
+	old := x.observed.Router
+	if key != "" {
+		old = x.observed.ServiceRouters[key]
+	}
+	if old != nil {
 		if err := x.eng.RemoveContainer(ctx, old.ID, false); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return fail(err)
 		}
 	}
-	ports, err := compose.RoutedPorts(x.project)
-	if err != nil {
-		return fail(err)
-	}
-	spec, err := compose.RouterContainer(x.project, image, ports, compose.RouterNetworks(x.project))
-	if err != nil {
+	var spec compose.ContainerCreate
+	if key == "" {
+		ports, err := compose.RoutedPorts(x.project)
+		if err != nil {
+			return fail(err)
+		}
+		spec, err = compose.RouterContainer(x.project, image, ports, compose.RouterNetworks(x.project))
+		if err != nil {
+			return fail(err)
+		}
+	} else if spec, err = compose.InternalRouterContainer(x.project, key, image); err != nil {
 		return fail(err)
 	}
 	cid, err := x.eng.CreateContainer(ctx, engine.ContainerSpec(spec))
@@ -181,11 +208,10 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 		return fail(startHint(err))
 	}
 	x.routeMu.Lock()
-	if x.router != nil {
-		x.router.Close() // the old router's session
+	if c := x.routers[key]; c != nil {
+		c.Close() // the old router's session
 	}
-	x.routerID = cid
-	x.router = newRouterClient(x.eng, cid)
+	x.routers[key] = newRouterClient(x.eng, cid)
 	x.routeMu.Unlock()
 	// The control socket appears within milliseconds of the start.
 	deadline := time.Now().Add(15 * time.Second)
@@ -203,7 +229,7 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 		case <-time.After(pause):
 		}
 	}
-	if err := x.pushRoutes(ctx); err != nil {
+	if err := x.pushRoutes(ctx, key); err != nil {
 		return fail(err)
 	}
 	progress.Emit(x.events, id, progress.Done, "Started", "traffic router "+image)
@@ -215,7 +241,9 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 	id := "Service " + s.Service
 	a := x.project.ServiceSpecs[s.Service].Canary.Analysis
-	before, err := routerStats(ctx, x.router)
+	key, _ := compose.RouterKey(x.project, s.Service)
+	client := x.routerClient(key)
+	before, err := routerStats(ctx, client)
 	if err != nil {
 		return x.stepError(s, err)
 	}
@@ -227,11 +255,11 @@ func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 	if promoted {
 		return nil
 	}
-	after, err := routerStats(ctx, x.router)
+	after, err := routerStats(ctx, client)
 	if err != nil {
 		return x.stepError(s, err)
 	}
-	w := canaryWindow(x.project, s.Service, revisionGroup(s.Revision), before, after)
+	w := canaryWindow(s.Service, revisionGroup(s.Revision), before, after)
 	verdict := judge(w, a)
 	detail := fmt.Sprintf("revision %d: %d requests, %.2f%% errors, p99 %s", s.Revision, w.Requests, 100*w.errorRate(), w.p99())
 	if verdict != "" {
@@ -257,17 +285,13 @@ func (w window) p99() time.Duration { return w.Latency.Quantile(0.99).Round(time
 
 // canaryWindow sums, over the service's routes, the counters of the group's backends
 // between two snapshots.
-func canaryWindow(p *compose.Project, service, group string, before, after router.Snapshot) window {
-	ports, _ := compose.RoutedPorts(p)
+func canaryWindow(service, group string, before, after router.Snapshot) window {
 	var sum router.Counters
-	for _, rp := range ports {
-		if rp.Service != service {
+	for _, route := range after.Routes {
+		if compose.ServiceOfRoute(route.Name) != service {
 			continue
 		}
-		ra, rb := after.Route(rp.Route), before.Route(rp.Route)
-		if ra == nil {
-			continue
-		}
+		ra, rb := &route, before.Route(route.Name)
 		for _, b := range ra.Backends {
 			if b.Group != group {
 				continue
@@ -311,4 +335,10 @@ func judge(w window, a compose.AnalysisSpec) string {
 		return fmt.Sprintf("p99 %s above max-p99 %s", w.p99(), time.Duration(a.MaxP99))
 	}
 	return ""
+}
+
+func (x *executor) routerClient(key string) *routerClient {
+	x.routeMu.Lock()
+	defer x.routeMu.Unlock()
+	return x.routers[key]
 }

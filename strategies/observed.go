@@ -15,6 +15,9 @@ type Observed struct {
 	Router *ObservedContainer
 	// RouterHash is the router's ports-and-networks label (see compose.RouterHash).
 	RouterHash string
+	// ServiceRouters are internal services' own routers, by service; their ConfigHash
+	// is the router hash (see compose.InternalRouterHash).
+	ServiceRouters map[string]*ObservedContainer
 	// Routes are the router's backends per service, as the router has them now.
 	Routes map[string][]RouteBackend
 	// Revisions is the highest revision each service ever had, from its history records

@@ -41,7 +41,7 @@ type planner struct {
 	opts     Options
 	plan     Plan
 	// routed services: the router step, and the migrations each service waits for
-	routerStep     int
+	routerSteps    map[string]int // by router key: "" the project's, else the service's
 	migrated       map[string][]int
 	migrationSteps []int
 	// per service: the steps other services may wait for
@@ -76,7 +76,7 @@ func Deploy(p *compose.Project, observed Observed, opts Options) (Plan, error) {
 	pl := &planner{
 		project: p, observed: observed, opts: opts, plan: Plan{Project: p.Name},
 		stops: map[string][]int{}, removes: map[string][]int{}, starts: map[string][]int{}, waits: map[string][]int{},
-		migrated: map[string][]int{},
+		migrated: map[string][]int{}, routerSteps: map[string]int{},
 	}
 	order, err := deployOrder(p, opts.Services)
 	if err != nil {

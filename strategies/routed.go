@@ -43,9 +43,11 @@ type routedChange struct {
 	revision int
 	hash     string
 	rollback bool
-	// behind is true when the router carries the service's traffic; other routed
-	// services roll start-first without route steps.
-	behind bool
+	// behind is true when a router carries the service's traffic (routerKey says
+	// which: "" the project's, else the service's own); other routed services roll
+	// start-first without route steps.
+	behind    bool
+	routerKey string
 }
 
 // diffRouted compares a routed service with its containers and the router's routes.
@@ -54,7 +56,8 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 	p := pl.project
 	svc := p.Project.Services[name]
 	spec := p.ServiceSpecs[name]
-	ch := &routedChange{name: name, spec: spec, update: spec.Update, routed: pl.observed.Routes[name], behind: compose.BehindRouter(p, name)}
+	ch := &routedChange{name: name, spec: spec, update: spec.Update, routed: pl.observed.Routes[name]}
+	ch.routerKey, ch.behind = compose.RouterKey(p, name)
 
 	var mine []ObservedContainer
 	highest := pl.observed.Revisions[name]
@@ -295,8 +298,8 @@ func describeBackends(bs []RouteBackend) string {
 // planRouted adds the steps that roll a routed service to its target.
 func (pl *planner) planRouted(ch *routedChange) {
 	gates := append(pl.gates(ch.name), pl.setup...)
-	if pl.routerStep != 0 {
-		gates = append(gates, pl.routerStep)
+	if id := pl.routerSteps[ch.routerKey]; ch.behind && id != 0 {
+		gates = append(gates, id)
 	}
 	gates = append(gates, pl.migrated[ch.name]...)
 
@@ -376,7 +379,7 @@ func (pl *planner) route(ch *routedChange, backends []RouteBackend, cause string
 	if !ch.behind {
 		return after
 	}
-	return []int{pl.add(Step{Action: Route, Service: ch.name, Target: compose.RouterName(pl.project.Name), Backends: backends,
+	return []int{pl.add(Step{Action: Route, Service: ch.name, Target: compose.RouterNameOf(pl.project.Name, ch.routerKey), Backends: backends,
 		Cause: fmt.Sprintf("%s: %s", cause, describeBackends(backends)), After: after})}
 }
 
@@ -536,7 +539,12 @@ func (pl *planner) planMigrations(changes map[string]*routedChange) {
 // planRouter creates the router when a routed service needs it and it is missing or
 // was created for other ports or networks.
 func (pl *planner) planRouter(changes map[string]*routedChange) error {
-	if !slices.ContainsFunc(slices.Collect(maps.Values(changes)), func(ch *routedChange) bool { return ch.behind }) {
+	for _, name := range slices.Sorted(maps.Keys(changes)) {
+		if ch := changes[name]; ch.behind && ch.routerKey != "" {
+			pl.planServiceRouter(name)
+		}
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Values(changes)), func(ch *routedChange) bool { return ch.behind && ch.routerKey == "" }) {
 		return nil
 	}
 	ports, err := compose.RoutedPorts(pl.project)
@@ -559,9 +567,28 @@ func (pl *planner) planRouter(changes map[string]*routedChange) error {
 	if err := pl.checkRouterPorts(ports, changes); err != nil {
 		return err
 	}
-	pl.routerStep = pl.add(Step{Action: EnsureRouter, Target: compose.RouterName(pl.project.Name), Cause: cause,
+	pl.routerSteps[""] = pl.add(Step{Action: EnsureRouter, Target: compose.RouterName(pl.project.Name), Cause: cause,
 		After: append(slices.Clone(pl.setup), pl.migrationSteps...)})
 	return nil
+}
+
+// planServiceRouter creates an internal service's own router when it is missing or
+// was created for other ports or networks.
+func (pl *planner) planServiceRouter(service string) {
+	r := pl.observed.ServiceRouters[service]
+	cause := ""
+	switch {
+	case r == nil:
+		cause = "router of the service's name missing"
+	case r.ConfigHash != compose.InternalRouterHash(pl.project, service):
+		cause = "router ports or networks changed (recreate: open connections are cut)"
+	case !r.Running():
+		cause = "router not running"
+	default:
+		return
+	}
+	pl.routerSteps[service] = pl.add(Step{Action: EnsureRouter, Service: service, Target: compose.RouterNameOf(pl.project.Name, service),
+		Cause: cause, After: slices.Clone(pl.setup)})
 }
 
 // checkRouterPorts refuses a router whose host ports another container holds, before

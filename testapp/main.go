@@ -13,6 +13,9 @@
 //	                            2s timeout; exit 0 on 200, 1 otherwise
 //	testapp version             print $VERSION
 //	testapp sleep DURATION      sleep, then exit 0 (143 on SIGTERM, 130 on SIGINT)
+//	testapp load URL RATE DURATION
+//	                            GET URL RATE times a second for DURATION and print
+//	                            {"sent","failed","bodies","errors"} as JSON
 //
 // Environment (durations are Go durations such as 500ms, 10s or 1m30s;
 // booleans are 1/0 or true/false; an unparsable value exits 2 naming the
@@ -76,6 +79,8 @@ func runCommand(args []string, getenv func(string) string, stdout, stderr io.Wri
 	switch command, rest := args[0], args[1:]; command {
 	case "healthcheck":
 		return runHealthcheck(rest, getenv, stdout, stderr)
+	case "load":
+		return runLoad(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionFromEnv(getenv))
 		return 0
