@@ -56,10 +56,10 @@ type executor struct {
 	started map[string][]strategies.Step
 
 	// routeMu guards the router state: each service's backends and the router container.
-	routeMu  sync.Mutex
-	routes   map[string][]strategies.RouteBackend
-	routers  map[string]*routerClient // by router key: "" the project's, else the service's
-	failed   string // the service whose step failed first
+	routeMu sync.Mutex
+	routes  map[string][]strategies.RouteBackend
+	routers map[string]*routerClient // by router key: "" the project's, else the service's
+	failed  string                   // the service whose step failed first
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
