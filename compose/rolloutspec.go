@@ -2,6 +2,7 @@ package compose
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,8 +49,8 @@ type BlueGreenSpec struct {
 	Promote string `mapstructure:"promote" json:"promote,omitempty" yaml:"promote,omitempty"`
 	// ScaleDownDelay keeps the old colour running after the switch, for a fast way back.
 	ScaleDownDelay Duration `mapstructure:"scale-down-delay" json:"scale-down-delay,omitempty" yaml:"scale-down-delay,omitempty"`
-	// PreviewPort would publish the new colour before promotion; this version refuses
-	// it (see resolveRollout) rather than ignore it.
+	// PreviewPort publishes the newest colour (from the moment it is healthy, before
+	// promotion) on "[HOST:]PORT", through the router, for its first published port.
 	PreviewPort string `mapstructure:"preview-port" json:"preview-port,omitempty" yaml:"preview-port,omitempty"`
 }
 
@@ -161,7 +162,15 @@ func resolveRollout(svc types.ServiceConfig, spec *ServiceSpec, projectDefault s
 		return fmt.Errorf("key \"blue-green.promote\": want %q or %q, got %q", PromoteAuto, PromoteManual, spec.BlueGreen.Promote)
 	}
 	if spec.BlueGreen.PreviewPort != "" {
-		return fmt.Errorf("key \"blue-green.preview-port\" is %w: reach the new colour by container name on the project network until promotion", ErrUnsupported)
+		if _, _, err := SplitHostPort(spec.BlueGreen.PreviewPort); err != nil {
+			return fmt.Errorf("key \"blue-green.preview-port\": %w", err)
+		}
+		if spec.Strategy != StrategyBlueGreen {
+			return fmt.Errorf("key \"blue-green.preview-port\" needs strategy %q, not %q", StrategyBlueGreen, spec.Strategy)
+		}
+		if !slices.ContainsFunc(svc.Ports, func(p types.ServicePortConfig) bool { return p.Published != "" }) {
+			return fmt.Errorf("key \"blue-green.preview-port\": the service publishes no port to preview")
+		}
 	}
 	return resolveCanary(&spec.Canary)
 }

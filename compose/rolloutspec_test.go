@@ -291,10 +291,19 @@ func TestLoadRolloutErrors(t *testing.T) {
 		{name: "protocol in capitals", compose: "    x-lifecycle: {protocol: HTTP}\n", contains: []string{`key "protocol": want "http" or "tcp", got "HTTP"`}},
 		{name: "promote", compose: "    x-lifecycle: {blue-green: {promote: later}}\n", contains: []string{`key "blue-green.promote": want "auto" or "manual", got "later"`}},
 		{
-			name:     "preview port is refused, not ignored",
+			name:     "preview port without a published port",
 			compose:  "    x-lifecycle: {strategy: blue-green, blue-green: {preview-port: \"127.0.0.1:8081\"}}\n",
-			is:       ErrUnsupported,
-			contains: []string{`key "blue-green.preview-port" is not supported by docker lifecycle yet`},
+			contains: []string{`key "blue-green.preview-port": the service publishes no port to preview`},
+		},
+		{
+			name:     "preview port of another strategy",
+			compose:  "    x-lifecycle: {strategy: rolling, blue-green: {preview-port: \"8081\"}}\n",
+			contains: []string{`key "blue-green.preview-port" needs strategy "blue-green", not "rolling"`},
+		},
+		{
+			name:     "preview port not a port",
+			compose:  "    x-lifecycle: {strategy: blue-green, blue-green: {preview-port: \"127.0.0.1:http\"}}\n",
+			contains: []string{`key "blue-green.preview-port": want [HOST:]PORT, got "127.0.0.1:http"`},
 		},
 		{name: "unknown blue-green key", compose: "    x-lifecycle: {blue-green: {promotion: manual}}\n", contains: []string{`unknown key "blue-green.promotion" (valid keys: promote, scale-down-delay, preview-port)`}},
 		{name: "unknown canary key", compose: "    x-lifecycle: {canary: {step: []}}\n", contains: []string{`unknown key "canary.step" (valid keys: steps, analysis)`}},

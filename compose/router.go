@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -53,7 +54,13 @@ type RoutedPort struct {
 	Published int
 	// Target is the service containers' port the router forwards to.
 	Target int
+	// Preview marks a blue-green service's preview port, which reaches the newest
+	// colour before promotion (its backends are kept under PreviewKey).
+	Preview bool `json:",omitempty"`
 }
+
+// PreviewKey is where the backends of a service's preview route are kept.
+func PreviewKey(service string) string { return service + "#preview" }
 
 // RoutedPorts lists the published ports that the router owns, sorted by route name.
 func RoutedPorts(p *Project) ([]RoutedPort, error) {
@@ -78,6 +85,20 @@ func RoutedPorts(p *Project) ([]RoutedPort, error) {
 			out = append(out, RoutedPort{
 				Route: fmt.Sprintf("%s:%d", name, published), Service: name, HostIP: port.HostIP,
 				Published: published, Target: int(port.Target),
+			})
+		}
+		if preview := p.ServiceSpecs[name].BlueGreen.PreviewPort; preview != "" && len(out) > 0 && out[len(out)-1].Service == name {
+			host, port, err := SplitHostPort(preview)
+			if err != nil {
+				return nil, fmt.Errorf("service %q: blue-green.preview-port: %w", name, err)
+			}
+			if other, ok := taken[port]; ok {
+				return nil, fmt.Errorf("service %q: blue-green.preview-port %d is published by service %q too", name, port, other)
+			}
+			taken[port] = name
+			out = append(out, RoutedPort{
+				Route: fmt.Sprintf("%s:%d", PreviewKey(name), port), Service: name, HostIP: host,
+				Published: port, Target: out[len(out)-1].Target, Preview: true,
 			})
 		}
 	}
@@ -207,4 +228,17 @@ func BehindRouter(p *Project, service string) bool {
 		}
 	}
 	return false
+}
+
+// SplitHostPort reads "[HOST:]PORT" as written in a compose ports entry.
+func SplitHostPort(s string) (host string, port int, err error) {
+	portText := s
+	if i := strings.LastIndex(s, ":"); i >= 0 {
+		host, portText = s[:i], s[i+1:]
+	}
+	port, err = strconv.Atoi(portText)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("want [HOST:]PORT, got %q", s)
+	}
+	return host, port, nil
 }

@@ -455,3 +455,37 @@ services:
 	assert.Check(t, is.Equal(rep.Failed, 0), "%+v", rep)
 	assert.Check(t, rep.Bodies["v1"] > 0 && rep.Bodies["v3"] > 0, "%+v", rep.Bodies)
 }
+
+// TestBlueGreenManualPromotionWithPreview: with promote: manual the deploy brings the
+// new colour up on the preview port and stops; the main port keeps the old colour
+// until `docker lifecycle promote`, with no failed request.
+func TestBlueGreenManualPromotionWithPreview(t *testing.T) {
+	s := setup(t)
+	port, preview := freePort(t), freePort(t)
+	bg := func(version string) string {
+		return rolloutYAML(version, port, fmt.Sprintf(`    x-lifecycle:
+      strategy: blue-green
+      blue-green: {promote: manual, preview-port: "127.0.0.1:%d"}`, preview))
+	}
+	p := s.newProject(t, bg("v1"))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	waitAnswers(t, preview, "v1", 10*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+
+	p.write(bg("v2"))
+	r := p.mustLifecycle("deploy")
+	assert.Check(t, is.Contains(r.stderr, "waits for promotion"), r.String())
+	waitAnswers(t, preview, "v2", 10*time.Second)
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"), "the main port keeps the old colour")
+	assert.Check(t, is.Len(p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app"), 6), "both colours run")
+
+	r = p.mustLifecycle("promote", "web")
+	assert.Check(t, is.Contains(r.stdout, "Promoted web"), r.String())
+	waitAnswers(t, port, "v2", 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	rep := load.stop()
+	t.Logf("blue-green with manual promotion: %s", rep)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, is.Len(p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app"), 3), "the old colour stopped")
+}

@@ -105,6 +105,9 @@ func (x *executor) revertService(ctx context.Context, service string) error {
 	if key, ok := compose.RouterKey(x.project, service); ok && x.routerClient(key) != nil {
 		x.routeMu.Lock()
 		x.routes[service] = previous
+		if _, ok := x.routes[compose.PreviewKey(service)]; ok {
+			x.routes[compose.PreviewKey(service)] = x.observed.Routes[compose.PreviewKey(service)]
+		}
 		x.routeMu.Unlock()
 		if err := x.pushRoutes(ctx, key); err != nil {
 			return err

@@ -61,7 +61,11 @@ func routerConfig(p *compose.Project, key string, backends map[string][]strategi
 			Name: rp.Route, Listen: ":" + strconv.Itoa(rp.Published), Protocol: router.Protocol(spec.Protocol),
 			DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
 		}
-		for _, b := range backends[rp.Service] {
+		key := rp.Service
+		if rp.Preview {
+			key = compose.PreviewKey(rp.Service)
+		}
+		for _, b := range backends[key] {
 			route.Backends = append(route.Backends, router.Backend{
 				ID: b.Container, Address: net.JoinHostPort(b.Container, strconv.Itoa(rp.Target)),
 				Weight: b.Weight, Group: revisionGroup(b.Revision),
@@ -150,7 +154,11 @@ func (x *executor) route(ctx context.Context, s strategies.Step) error {
 	id := "Service " + s.Service
 	progress.Emit(x.events, id, progress.Working, "Routing", s.Cause)
 	x.routeMu.Lock()
-	x.routes[s.Service] = s.Backends
+	if s.Preview {
+		x.routes[compose.PreviewKey(s.Service)] = s.Backends
+	} else {
+		x.routes[s.Service] = s.Backends
+	}
 	x.routeMu.Unlock()
 	key, _ := compose.RouterKey(x.project, s.Service)
 	if err := x.pushRoutes(ctx, key); err != nil {

@@ -52,6 +52,8 @@ type Step struct {
 	ConfigHash  string `json:"config_hash,omitempty"` // of the container a create step makes
 	// Backends are a route step's backends for the service once the step is done.
 	Backends []RouteBackend `json:"backends,omitempty"`
+	// Preview marks a route step of a blue-green service's preview port.
+	Preview bool `json:"preview,omitempty"`
 	// Duration is how long a delay or analyze step waits.
 	Duration compose.Duration `json:"duration,omitempty"`
 	Cause    string           `json:"cause"`

@@ -440,6 +440,12 @@ func (pl *planner) planRolling(ch *routedChange, pending []replica, serving []Ro
 func (pl *planner) planBlueGreen(ch *routedChange, pending []replica, gates []int) []int {
 	waits := pl.bringUp(ch, pending, gates, gates)
 	after := append(waits, gates...)
+	if ch.behind && ch.spec.BlueGreen.PreviewPort != "" && !ch.rollback {
+		backends := ch.backends(nil, 1)
+		after = []int{pl.add(Step{Action: Route, Service: ch.name, Target: compose.RouterNameOf(pl.project.Name, ch.routerKey),
+			Backends: backends, Preview: true, After: after,
+			Cause: fmt.Sprintf("preview %s on %s: %s", ch.name, ch.spec.BlueGreen.PreviewPort, describeBackends(backends))})}
+	}
 	if len(ch.old) > 0 && ch.spec.BlueGreen.Promote == compose.PromoteManual && !pl.opts.Promote && !ch.rollback {
 		pl.plan.Warnings = append(pl.plan.Warnings, fmt.Sprintf(
 			"service %q: the new colour (revision %d) waits for promotion: run `docker lifecycle promote %s`", ch.name, ch.revision, ch.name))
