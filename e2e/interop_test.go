@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -163,7 +164,7 @@ func TestComposeSeesLifecycleDeploys(t *testing.T) {
 		}))
 
 		r := p.mustCompose("logs", "--no-color", "web")
-		assert.Check(t, is.Contains(r.stdout, "web-r2-1  | testapp: "), "the app's log lines, prefixed by compose")
+		assert.Check(t, regexp.MustCompile(`web-r2-1 +\| testapp: `).MatchString(r.stdout), "the app's log lines, prefixed by compose")
 		assert.Check(t, is.Contains(r.stdout, "version v2 listening on"))
 		assert.Check(t, !strings.Contains(r.stdout, "worker-r1-1"), "only web's logs")
 

@@ -315,6 +315,9 @@ func startSampler(t *testing.T, s *suite, project string, every time.Duration) *
 					if c.State != "running" {
 						continue
 					}
+					if c.Labels["io.lifecycle.role"] == "router" {
+						continue // the router is filed under a service too, for compose
+					}
 					svc := c.Labels["com.docker.compose.service"]
 					smp.Running[svc]++
 					if strings.Contains(c.Status, "(healthy)") || c.Health == "healthy" {

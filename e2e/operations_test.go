@@ -444,7 +444,7 @@ services:
 		}
 		switch i {
 		case 0:
-			assert.Check(t, is.Equal(row["Service"], ""))
+			assert.Check(t, is.Equal(row["Service"], "web"), "the router is filed under the first service it routes")
 			assert.Check(t, is.Equal(row["Name"], p.router()))
 			assert.Check(t, is.Equal(row["State"], "running"))
 			assert.Check(t, strings.HasPrefix(row["Ports"].(string), fmt.Sprintf("127.0.0.1:%d->", port)), "the router publishes the port: %s", line)

@@ -68,7 +68,7 @@ func TestRollingDeploysUnderLoad(t *testing.T) {
 	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v4"))
 
 	// Revisions 1-3 are kept (stopped) for rollback; history lists all four.
-	running := p.containers("status=running", "label=com.docker.compose.service=web")
+	running := p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app")
 	assert.Check(t, is.DeepEqual(running, []string{p.name + "-web-r4-1", p.name + "-web-r4-2", p.name + "-web-r4-3"}, sortedCmp()))
 	h := p.mustLifecycle("history", "--format", "{{.Revision}} {{.Result}} {{.Containers}}")
 	assert.Check(t, is.Equal(h.stdout, "4 deployed running\n3 deployed retained\n2 deployed retained\n1 deployed retained\n"))
@@ -211,9 +211,9 @@ func TestAutomaticRollback(t *testing.T) {
 		assert.Check(t, is.Equal(r.code, exitRolledBack), "%s: %s", tc.name, r)
 		assert.Check(t, is.Contains(r.stderr, tc.reason), tc.name)
 		assert.Check(t, is.Contains(r.stderr, "rolled back"), tc.name)
-		running := p.containers("status=running", "label=com.docker.compose.service=web")
+		running := p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app")
 		assert.Check(t, is.DeepEqual(running, []string{p.name + "-web-r1-1", p.name + "-web-r1-2", p.name + "-web-r1-3"}, sortedCmp()), tc.name)
-		for _, c := range p.containers("label=com.docker.compose.service=web") {
+		for _, c := range p.containers("label=com.docker.compose.service=web", "label=io.lifecycle.role=app") {
 			assert.Check(t, strings.Contains(c, "-web-r1-"), "%s: new container %s left behind", tc.name, c)
 		}
 		assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"), tc.name)
@@ -307,7 +307,7 @@ func TestKilledRolloutConverges(t *testing.T) {
 		t.Logf("re-run after a kill before %s: %s", checkpoint, rep)
 		assert.Check(t, is.Equal(rep.Failed, 0), "%s: %s", checkpoint, rep)
 		assert.Check(t, is.Contains(r.stderr, "Stale lock taken over"), checkpoint)
-		running := p.containers("status=running", "label=com.docker.compose.service=web")
+		running := p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app")
 		assert.Check(t, is.Len(running, 3), "%s: %v", checkpoint, running)
 		for _, c := range running {
 			assert.Check(t, is.Equal(p.inspect("{{.Config.Image}}", c), imageRef(v)), "%s: %s", checkpoint, c)

@@ -55,7 +55,9 @@ func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, o
 		if !opts.all && c.State != "running" && c.State != "restarting" {
 			continue
 		}
-		if len(services) > 0 && !slices.Contains(services, c.Labels[compose.LabelService]) {
+		// A router carries the label of the (first) service it routes, for Compose; a
+		// listing of chosen services shows their own containers.
+		if len(services) > 0 && (!slices.Contains(services, c.Labels[compose.LabelService]) || c.Labels[compose.LabelRole] == compose.RoleRouter) {
 			continue
 		}
 		rows = append(rows, c)
