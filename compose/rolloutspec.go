@@ -3,6 +3,7 @@ package compose
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ const (
 
 	FailureRollback = "rollback"
 	FailurePause    = "pause"
-	FailureContinue = "continue" // compose accepts it; refused here (see updateSpec)
+	FailureContinue = "continue"
 )
 
 // Blue-green promotion modes.
@@ -228,17 +229,15 @@ func updateSpec(u *types.UpdateConfig, key string) (UpdateSpec, error) {
 	}
 	switch u.FailureAction {
 	case "":
-	case FailureRollback, FailurePause:
+	case FailureRollback, FailurePause, FailureContinue:
 		out.FailureAction = u.FailureAction
-	case FailureContinue:
-		// Going on past a failed container would route around a dead backend and leave
-		// the service with fewer replicas than asked; refuse rather than pretend.
-		return out, fmt.Errorf("key %q: %q is %w: use rollback (the default) or pause", key+".failure_action", u.FailureAction, ErrUnsupported)
 	default:
-		return out, fmt.Errorf("key %q: want rollback or pause, got %q", key+".failure_action", u.FailureAction)
+		return out, fmt.Errorf("key %q: want rollback, pause or continue, got %q", key+".failure_action", u.FailureAction)
 	}
-	if u.MaxFailureRatio != 0 {
-		return out, fmt.Errorf("key %q is %w: any failed container fails the batch", key+".max_failure_ratio", ErrUnsupported)
+	// compose-go keeps it as a float32: read back its shortest form, so 0.2 is 0.2.
+	out.MaxFailureRatio, _ = strconv.ParseFloat(strconv.FormatFloat(float64(u.MaxFailureRatio), 'g', -1, 32), 64)
+	if !(out.MaxFailureRatio >= 0 && out.MaxFailureRatio <= 1) {
+		return out, fmt.Errorf("key %q must be between 0 and 1, got %v", key+".max_failure_ratio", out.MaxFailureRatio)
 	}
 	return out, nil
 }

@@ -326,30 +326,17 @@ func TestLoadRolloutErrors(t *testing.T) {
 		{
 			name:     "update_config failure_action",
 			compose:  "    deploy:\n      update_config: {failure_action: explode}\n",
-			contains: []string{`key "deploy.update_config.failure_action": want rollback or pause, got "explode"`},
+			contains: []string{`key "deploy.update_config.failure_action": want rollback, pause or continue, got "explode"`},
 		},
 		{
 			name:     "rollback_config failure_action",
 			compose:  "    deploy:\n      rollback_config: {failure_action: retry}\n",
-			contains: []string{`key "deploy.rollback_config.failure_action": want rollback or pause, got "retry"`},
-		},
-		{
-			name:     "update_config failure_action continue is refused, not ignored",
-			compose:  "    deploy:\n      update_config: {failure_action: continue}\n",
-			is:       ErrUnsupported,
-			contains: []string{`key "deploy.update_config.failure_action": "continue" is not supported by docker lifecycle yet: use rollback (the default) or pause`},
-		},
-		{
-			name:     "update_config max_failure_ratio is refused, not ignored",
-			compose:  "    deploy:\n      update_config: {max_failure_ratio: 0.2}\n",
-			is:       ErrUnsupported,
-			contains: []string{`key "deploy.update_config.max_failure_ratio" is not supported by docker lifecycle yet`},
+			contains: []string{`key "deploy.rollback_config.failure_action": want rollback, pause or continue, got "retry"`},
 		},
 		{
 			name:     "rollback_config max_failure_ratio",
 			compose:  "    deploy:\n      rollback_config: {max_failure_ratio: 2}\n",
-			is:       ErrUnsupported,
-			contains: []string{`key "deploy.rollback_config.max_failure_ratio" is not supported`},
+			contains: []string{`key "deploy.rollback_config.max_failure_ratio" must be between 0 and 1, got 2`},
 		},
 		{
 			// compose-go's schema knows the two orders and answers first

@@ -62,9 +62,9 @@ func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
 			want: []string{"compose.yaml", `service "web"`, `"canary" runs old and new containers side by side`, `volume "data" read-write`, `use "recreate"`},
 		},
 		{
-			name: "failure_action not supported",
-			yaml: "services:\n  web:\n    image: {{image:v1}}\n    deploy: {update_config: {failure_action: continue}}\n",
-			want: []string{"compose.yaml", `service "web"`, "failure_action", `"continue"`, "not supported"},
+			name: "failure_action unknown",
+			yaml: "services:\n  web:\n    image: {{image:v1}}\n    deploy: {update_config: {failure_action: retry}}\n",
+			want: []string{"compose.yaml", `service "web"`, "failure_action", `want rollback, pause or continue, got "retry"`},
 		},
 		{
 			name: "unknown strategy",

@@ -489,3 +489,38 @@ func TestBlueGreenManualPromotionWithPreview(t *testing.T) {
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 	assert.Check(t, is.Len(p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app"), 3), "the old colour stopped")
 }
+
+// TestRollbackCommand: `rollback` goes back to the previous revision, a second one
+// returns to where it started (rollback of a rollback), an unknown revision changes
+// nothing, and a restarted router serves the same routes.
+func TestRollbackCommand(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	p := s.newProject(t, rolloutYAML("v1", port))
+	p.mustLifecycle("deploy")
+	p.write(rolloutYAML("v2", port))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v2", 30*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+
+	r := p.mustLifecycle("rollback")
+	assert.Check(t, is.Contains(r.stdout, "Rolled back web to revision 1"), r.String())
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
+	r = p.mustLifecycle("rollback")
+	assert.Check(t, is.Contains(r.stdout, "Rolled back web to revision 2"), "a rollback of a rollback: %s", r)
+	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v2"))
+
+	before := p.containers("status=running")
+	r = p.lifecycle("rollback", "web", "--to", "9")
+	assert.Check(t, r.code != 0)
+	assert.Check(t, is.Contains(r.stderr, "no such revision 9"), r.String())
+	assert.Check(t, is.DeepEqual(p.containers("status=running"), before, sortedCmp()), "an unknown revision changes nothing")
+
+	// The router keeps its config across a restart (it is saved in the container).
+	p.s.docker(t, p.dir, nil, "restart", "-t", "1", p.router())
+	waitAnswers(t, port, "v2", 10*time.Second)
+	load.stop()
+
+	h := p.mustLifecycle("history", "web", "--format", "{{.Revision}} {{.Result}} {{.Containers}}")
+	assert.Check(t, is.Equal(h.stdout, "2 rollback running\n1 rollback retained\n2 deployed running\n1 deployed retained\n"))
+}

@@ -60,6 +60,13 @@ type executor struct {
 	routes  map[string][]strategies.RouteBackend
 	routers map[string]*routerClient // by router key: "" the project's, else the service's
 	failed  string                   // the service whose step failed first
+
+	// tolerated failures (see tolerate.go), guarded by mu
+	tolerated     map[string]int    // per service
+	newContainers map[string]int    // per routed service: new containers the plan waits for
+	substitutes   map[string]string // failed new container → old container keeping its place
+	failedNew     []string          // failed new containers with no old one to fall back to
+	warnings      []string
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
@@ -73,7 +80,13 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 	x := &executor{eng: eng, project: p, observed: observed, events: events, opts: opts,
 		ids: map[string]string{}, createdFor: map[string]string{}, healthy: map[string]bool{},
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
-		routes: maps.Clone(observed.Routes)}
+		routes: maps.Clone(observed.Routes),
+		tolerated: map[string]int{}, newContainers: map[string]int{}, substitutes: map[string]string{}}
+	for _, s := range plan.Steps {
+		if s.Action == strategies.WaitHealthy && p.ServiceSpecs[s.Service].Routed() {
+			x.newContainers[s.Service]++
+		}
+	}
 	if x.routes == nil {
 		x.routes = map[string][]strategies.RouteBackend{}
 	}
@@ -128,7 +141,11 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 			if opts.Checkpoint != nil {
 				opts.Checkpoint(s)
 			}
-			if err := x.run(runCtx, s); err != nil {
+			err := x.run(runCtx, s)
+			if err != nil && errors.Is(err, ErrUnhealthy) && runCtx.Err() == nil && x.tolerates(s) {
+				err = x.tolerate(runCtx, s, err)
+			}
+			if err != nil {
 				x.mu.Lock()
 				if x.failed == "" && runCtx.Err() == nil {
 					x.failed = s.Service
@@ -154,6 +171,9 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 		firstErr = ctx.Err()
 	}
 	if firstErr == nil {
+		for _, w := range x.warnings {
+			progress.Emit(x.events, "Project "+p.Name, progress.Warning, w, "")
+		}
 		x.recordHistory(plan, nil, nil)
 		return nil
 	}
@@ -181,6 +201,10 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 	case strategies.CreateVolume:
 		return x.createVolume(ctx, s)
 	case strategies.Stop:
+		if x.kept(s.Target) {
+			progress.Emit(x.events, containerID(s.Target), progress.Warning, "Kept", "its replacement failed (tolerated by update_config)")
+			return nil
+		}
 		progress.Emit(x.events, containerID(s.Target), progress.Working, "Stopping", s.Cause)
 		if err := x.eng.StopContainer(ctx, s.ContainerID, "", nil); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return x.stepError(s, err)

@@ -351,3 +351,42 @@ func TestMonitorWindowFailureRollsBack(t *testing.T) {
 		"demo-lifecycle-router:running", "demo-web-r1-1:running", "demo-web-r1-2:running",
 	}))
 }
+
+// update_config.max_failure_ratio: a failed new container within the ratio is removed
+// and the old one it was to replace keeps its place; the rollout goes on without error.
+func TestToleratedFailureKeepsTheOldContainer(t *testing.T) {
+	for _, extra := range []string{
+		"      update_config: {max_failure_ratio: 0.5}\n",
+		"      update_config: {failure_action: continue}\n",
+	} {
+		w := newWorld()
+		_, err := deploy(t, w, loadProject(t, routedCompose("app:1", extra)), DeployOptions{})
+		assert.NilError(t, err)
+		w.health = func(name string) engine.ContainerDetails {
+			if name == "demo-web-r2-1" {
+				return engine.ContainerDetails{State: "exited", ExitCode: 3}
+			}
+			return engine.ContainerDetails{State: "running"}
+		}
+		_, err = deploy(t, w, loadProject(t, routedCompose("app:2", extra)), DeployOptions{})
+		assert.NilError(t, err, extra)
+		assert.Check(t, is.DeepEqual(w.state(), []string{
+			"demo-lifecycle-router:running", "demo-web-r1-1:running", "demo-web-r1-2:exited", "demo-web-r2-2:running",
+		}), extra)
+		sets := backendSets(w.puts, "web:8080")
+		assert.Check(t, is.DeepEqual(sets[len(sets)-1], []string{"demo-web-r1-1/1", "demo-web-r2-2/1"}), extra)
+	}
+	// Beyond the ratio, the failure action applies (rollback by default).
+	w := newWorld()
+	extra := "      update_config: {max_failure_ratio: 0.4}\n"
+	_, err := deploy(t, w, loadProject(t, routedCompose("app:1", extra)), DeployOptions{})
+	assert.NilError(t, err)
+	w.health = func(name string) engine.ContainerDetails {
+		if name == "demo-web-r2-1" {
+			return engine.ContainerDetails{State: "exited", ExitCode: 3}
+		}
+		return engine.ContainerDetails{State: "running"}
+	}
+	_, err = deploy(t, w, loadProject(t, routedCompose("app:2", extra)), DeployOptions{})
+	assert.Check(t, errors.Is(err, ErrRolledBack), "got %v", err)
+}

@@ -154,10 +154,11 @@ func (x *executor) route(ctx context.Context, s strategies.Step) error {
 	id := "Service " + s.Service
 	progress.Emit(x.events, id, progress.Working, "Routing", s.Cause)
 	x.routeMu.Lock()
+	backends := x.substitute(s.Backends)
 	if s.Preview {
-		x.routes[compose.PreviewKey(s.Service)] = s.Backends
+		x.routes[compose.PreviewKey(s.Service)] = backends
 	} else {
-		x.routes[s.Service] = s.Backends
+		x.routes[s.Service] = backends
 	}
 	x.routeMu.Unlock()
 	key, _ := compose.RouterKey(x.project, s.Service)

@@ -54,6 +54,9 @@ type Step struct {
 	Backends []RouteBackend `json:"backends,omitempty"`
 	// Preview marks a route step of a blue-green service's preview port.
 	Preview bool `json:"preview,omitempty"`
+	// Replaces is, on a rolling batch's wait step, the old container the new one takes
+	// the place of (kept when a tolerated failure leaves the slot to it).
+	Replaces string `json:"replaces,omitempty"`
 	// Duration is how long a delay or analyze step waits.
 	Duration compose.Duration `json:"duration,omitempty"`
 	Cause    string           `json:"cause"`

@@ -422,11 +422,13 @@ func (pl *planner) planRolling(ch *routedChange, pending []replica, serving []Ro
 				after = pl.stopOld(ch, olds, batch+": replaced (kept for rollback)", r)
 			}
 			waits := pl.bringUp(ch, news, gates, after)
+			pl.pair(waits, olds)
 			serving = append(serving, ch.backends(news, 1)...)
 			prev = pl.route(ch, serving, batch, append(waits, after...))
 			continue
 		}
 		waits := pl.bringUp(ch, news, gates, prev)
+		pl.pair(waits, olds)
 		serving = append(remove(serving, olds), ch.backends(news, 1)...)
 		r := pl.route(ch, serving, batch, append(waits, prev...))
 		prev = r
@@ -435,6 +437,15 @@ func (pl *planner) planRolling(ch *routedChange, pending []replica, serving []Ro
 		}
 	}
 	return prev
+}
+
+// pair marks each new container's wait step with the old container it replaces.
+func (pl *planner) pair(waits []int, olds []ObservedContainer) {
+	for i, id := range waits {
+		if i < len(olds) {
+			pl.plan.Steps[id-1].Replaces = olds[i].Name
+		}
+	}
 }
 
 func (pl *planner) planBlueGreen(ch *routedChange, pending []replica, gates []int) []int {

@@ -1,0 +1,101 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// A routed service's update_config may tolerate failed new containers: with
+// failure_action continue every failure is tolerated, otherwise up to
+// max_failure_ratio of the service's new containers. A tolerated failure removes the new
+// container and leaves its slot to the old container it was to replace (which keeps
+// serving and is not stopped); the rollout goes on and ends with a warning.
+
+// tolerates reports whether one more failed new container of the service is tolerated,
+// and counts it if so.
+func (x *executor) tolerates(s strategies.Step) bool {
+	spec, ok := x.project.ServiceSpecs[s.Service]
+	if !ok || !spec.Routed() || s.Action != strategies.WaitHealthy {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	failed := x.tolerated[s.Service] + 1
+	ok = spec.Update.FailureAction == compose.FailureContinue ||
+		float64(failed) <= spec.Update.MaxFailureRatio*float64(x.newContainers[s.Service])
+	if ok {
+		x.tolerated[s.Service] = failed
+	}
+	return ok
+}
+
+// tolerate removes a failed new container and hands its slot to the one it replaces.
+func (x *executor) tolerate(ctx context.Context, s strategies.Step, cause error) error {
+	id := x.idOf(s)
+	progress.Emit(x.events, containerID(s.Target), progress.Warning, "Tolerated", fmt.Sprintf("%s (update_config): %s", s.Service, firstLine(cause)))
+	if id != "" {
+		if err := x.eng.RemoveContainer(ctx, id, true); err != nil {
+			return err
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.warnings = append(x.warnings, fmt.Sprintf("service %q: new container %s failed and was removed; %s", s.Service, s.Target, keptText(s.Replaces)))
+	if s.Replaces != "" {
+		x.substitutes[s.Target] = s.Replaces
+	} else {
+		x.failedNew = append(x.failedNew, s.Target)
+	}
+	return nil
+}
+
+func keptText(old string) string {
+	if old == "" {
+		return "the service runs one replica fewer"
+	}
+	return old + " keeps its place"
+}
+
+// substitute routes to the kept old containers in place of failed new ones.
+func (x *executor) substitute(backends []strategies.RouteBackend) []strategies.RouteBackend {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]strategies.RouteBackend, 0, len(backends))
+	for _, b := range backends {
+		old, replaced := x.substitutes[b.Container]
+		if !replaced {
+			if slices.Contains(x.failedNew, b.Container) {
+				continue
+			}
+			out = append(out, b)
+			continue
+		}
+		rev := b.Revision
+		for _, c := range x.observed.Containers {
+			if c.Name == old {
+				rev = c.Revision
+			}
+		}
+		if !slices.ContainsFunc(out, func(o strategies.RouteBackend) bool { return o.Container == old }) {
+			out = append(out, strategies.RouteBackend{Container: old, Revision: rev, Weight: b.Weight})
+		}
+	}
+	return out
+}
+
+// kept reports whether an old container keeps its place (its replacement failed).
+func (x *executor) kept(name string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, old := range x.substitutes {
+		if old == name {
+			return true
+		}
+	}
+	return false
+}
