@@ -80,7 +80,7 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 	x := &executor{eng: eng, project: p, observed: observed, events: events, opts: opts,
 		ids: map[string]string{}, createdFor: map[string]string{}, healthy: map[string]bool{},
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
-		routes: maps.Clone(observed.Routes),
+		routes:    maps.Clone(observed.Routes),
 		tolerated: map[string]int{}, newContainers: map[string]int{}, substitutes: map[string]string{}}
 	for _, s := range plan.Steps {
 		if s.Action == strategies.WaitHealthy && p.ServiceSpecs[s.Service].Routed() {
