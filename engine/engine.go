@@ -70,9 +70,21 @@ type Engine interface {
 	Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
 	// Arch is the engine's hardware architecture as it reports it (x86_64, aarch64, …).
 	Arch(ctx context.Context) (string, error)
+	// NetworkCounters reads a running container's network byte and packet counters,
+	// summed over its interfaces (one sample, no stream).
+	NetworkCounters(ctx context.Context, containerID string) (NetworkCounters, error)
 	// ExecSession starts cmd in a running container with its stdin and stdout attached,
 	// for a conversation of many requests over one exec.
 	ExecSession(ctx context.Context, containerID string, cmd []string) (*Session, error)
+}
+
+// NetworkCounters are a container's network counters since it started.
+type NetworkCounters struct {
+	Time      time.Time
+	RxBytes   uint64
+	TxBytes   uint64
+	RxPackets uint64
+	TxPackets uint64
 }
 
 // Session is a running exec: write requests to Stdin, read answers from Stdout; Close

@@ -33,6 +33,14 @@ type Fake struct {
 	ExecFn             func(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
 	ArchFn             func(ctx context.Context) (string, error)
 	ExecSessionFn      func(ctx context.Context, containerID string, cmd []string) (*Session, error)
+	NetworkCountersFn  func(ctx context.Context, containerID string) (NetworkCounters, error)
+}
+
+func (f *Fake) NetworkCounters(ctx context.Context, containerID string) (NetworkCounters, error) {
+	if f.NetworkCountersFn == nil {
+		return NetworkCounters{}, unexpected("NetworkCounters")
+	}
+	return f.NetworkCountersFn(ctx, containerID)
 }
 
 func (f *Fake) ExecSession(ctx context.Context, containerID string, cmd []string) (*Session, error) {

@@ -484,3 +484,25 @@ func (m *Moby) ExecSession(ctx context.Context, containerID string, cmd []string
 	}
 	return NewSession(attached.Conn, stdout, closeFn), nil
 }
+
+// NetworkCounters takes one stats sample of the container (one-shot: no one-second
+// wait for a previous sample) and sums its interfaces.
+func (m *Moby) NetworkCounters(ctx context.Context, containerID string) (NetworkCounters, error) {
+	res, err := m.api.ContainerStats(ctx, containerID, client.ContainerStatsOptions{})
+	if err != nil {
+		return NetworkCounters{}, wrapNotFound(err, "stats of container "+containerID)
+	}
+	defer res.Body.Close()
+	var stats container.StatsResponse
+	if err := json.NewDecoder(res.Body).Decode(&stats); err != nil {
+		return NetworkCounters{}, fmt.Errorf("stats of container %s: %w", containerID, err)
+	}
+	out := NetworkCounters{Time: stats.Read}
+	for _, n := range stats.Networks {
+		out.RxBytes += n.RxBytes
+		out.TxBytes += n.TxBytes
+		out.RxPackets += n.RxPackets
+		out.TxPackets += n.TxPackets
+	}
+	return out, nil
+}

@@ -33,7 +33,7 @@ func newNetworkCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newNetworkPlanCommand(dockerCli, project), newNetworkVerifyCommand(dockerCli, project))
+	cmd.AddCommand(newNetworkPlanCommand(dockerCli, project), newNetworkVerifyCommand(dockerCli, project), newNetworkTopCommand(dockerCli, project))
 	return cmd
 }
 

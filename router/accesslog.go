@@ -19,7 +19,7 @@ type accessLog struct {
 
 var logBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func (a *accessLog) write(start time.Time, route, backend string, req *http.Request, remote string, status int, d time.Duration, bytes int64) {
+func (a *accessLog) write(start time.Time, route, backend, group string, req *http.Request, remote string, status int, d time.Duration, bytes int64) {
 	bp := logBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
@@ -28,6 +28,8 @@ func (a *accessLog) write(start time.Time, route, backend string, req *http.Requ
 	b = appendJSONString(b, route)
 	b = append(b, `,"backend":`...)
 	b = appendJSONString(b, backend)
+	b = append(b, `,"group":`...)
+	b = appendJSONString(b, group)
 	b = append(b, `,"method":`...)
 	b = appendJSONString(b, req.Method)
 	b = append(b, `,"path":`...)

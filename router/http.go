@@ -95,11 +95,11 @@ func (rt *route) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		rs.canceled.Add(1)
 	}
 	if r.accessLog != nil {
-		id := ""
+		id, group := "", ""
 		if o.backend != nil {
-			id = o.backend.id
+			id, group = o.backend.id, o.backend.group
 		}
-		r.accessLog.write(start, rt.name, id, req, ci.ip, o.status, time.Since(start), o.bytes)
+		r.accessLog.write(start, rt.name, id, group, req, ci.ip, o.status, time.Since(start), o.bytes)
 	}
 	if o.abort {
 		// Headers are out; only a broken connection tells the client the body is short.

@@ -538,7 +538,7 @@ func TestAccessLog(t *testing.T) {
 	srv := newBackendServer(t, "a", nil)
 	var buf syncBuffer
 	r := newTestRouter(t, Options{AccessLog: &buf})
-	applyRoutes(t, r, httpRoute("web", Backend{ID: "a-1", Address: hostPort(srv), Weight: 1}))
+	applyRoutes(t, r, httpRoute("web", Backend{ID: "a-1", Address: hostPort(srv), Weight: 1, Group: "r7"}))
 	c := newClient(t)
 	get(t, c, routeURL(t, r, "web")+"/hello%22world?secret=1")
 	applyRoutes(t, r, httpRoute("web"))
@@ -550,6 +550,7 @@ func TestAccessLog(t *testing.T) {
 		Time       time.Time `json:"time"`
 		Route      string    `json:"route"`
 		Backend    string    `json:"backend"`
+		Group      string    `json:"group"`
 		Method     string    `json:"method"`
 		Path       string    `json:"path"`
 		Status     int       `json:"status"`
@@ -563,6 +564,7 @@ func TestAccessLog(t *testing.T) {
 	assert.NilError(t, dec.Decode(&e))
 	assert.Equal(t, e.Route, "web")
 	assert.Equal(t, e.Backend, "a-1")
+	assert.Equal(t, e.Group, "r7")
 	assert.Equal(t, e.Method, "GET")
 	assert.Equal(t, e.Path, `/hello"world`)
 	assert.Equal(t, e.Status, 200)

@@ -1,0 +1,169 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+)
+
+const defaultNetworkTopFormat = "table {{.Service}}\t{{.Name}}\t{{.Role}}\t{{.RxRate}}\t{{.TxRate}}\t{{.Rx}}\t{{.Tx}}"
+
+type networkTopOptions struct {
+	interval time.Duration
+	format   string
+}
+
+func newNetworkTopCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
+	opts := networkTopOptions{}
+	cmd := &cobra.Command{
+		Use:   "top [OPTIONS] [SERVICE...]",
+		Short: "Per-container network traffic of the project: bytes received and sent, and their rates",
+		Long: `Sample every running container of the project (the routers included) twice, --interval
+apart, and print the bytes each received and sent since it started and the rates over the
+interval. Requests through a router show as its rx/tx and as its backends' tx/rx; the
+router's access log (docker logs <project>-lifecycle-router) has one JSON line per request.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.interval < 100*time.Millisecond || opts.interval > time.Minute {
+				return cli.StatusError{StatusCode: 125, Status: "--interval must be between 100ms and 1m"}
+			}
+			return runNetworkTop(cmd, dockerCli, project, opts, args)
+		},
+		ValidArgsFunction: completeServices(project),
+	}
+	cmd.Flags().DurationVar(&opts.interval, "interval", time.Second, "Time between the two samples the rates come from")
+	cmd.Flags().StringVar(&opts.format, "format", "table", "Format output: 'table', 'json' (one object per line), or a Go template")
+	return cmd
+}
+
+func runNetworkTop(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts networkTopOptions, services []string) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	name, eng, err := openProjectName(ctx, dockerCli, project)
+	if err != nil {
+		return err
+	}
+	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: name})
+	if err != nil {
+		return err
+	}
+	var running []engine.Container
+	for _, c := range containers {
+		if c.State != "running" || (len(services) > 0 && !slices.Contains(services, c.Labels[compose.LabelService])) {
+			continue
+		}
+		running = append(running, c)
+	}
+	sort.Slice(running, func(i, j int) bool { return running[i].Name < running[j].Name })
+	first, err := sampleCounters(ctx, eng, running)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return exitError(ctx, ctx.Err())
+	case <-time.After(opts.interval):
+	}
+	second, err := sampleCounters(ctx, eng, running)
+	if err != nil {
+		return err
+	}
+	rows := make([]trafficRow, 0, len(running))
+	for i, c := range running {
+		rows = append(rows, newTrafficRow(c, first[i], second[i]))
+	}
+	return writeTraffic(dockerCli, opts.format, rows)
+}
+
+// sampleCounters reads every container's counters at once, so the samples line up.
+func sampleCounters(ctx context.Context, eng engine.Engine, cs []engine.Container) ([]engine.NetworkCounters, error) {
+	out := make([]engine.NetworkCounters, len(cs))
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Go(func() { out[i], errs[i] = eng.NetworkCounters(ctx, c.ID) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func writeTraffic(dockerCli command.Cli, format string, rows []trafficRow) error {
+	switch format {
+	case "", formatter.TableFormatKey:
+		format = defaultNetworkTopFormat
+	case formatter.JSONFormatKey:
+		format = formatter.JSONFormat
+	}
+	fctx := formatter.Context{Output: dockerCli.Out(), Format: formatter.Format(format)}
+	header := formatter.SubHeaderContext{
+		"Service": "SERVICE", "Name": formatter.NameHeader, "Role": "ROLE", "Rx": "RX", "Tx": "TX",
+		"RxRate": "RX/S", "TxRate": "TX/S", "RxBytes": "RX BYTES", "TxBytes": "TX BYTES",
+		"RxBytesPerSecond": "RX B/S", "TxBytesPerSecond": "TX B/S", "RxPackets": "RX PACKETS", "TxPackets": "TX PACKETS",
+	}
+	err := fctx.Write(&trafficRow{HeaderContext: formatter.HeaderContext{Header: header}}, func(format func(formatter.SubContext) error) error {
+		for i := range rows {
+			if err := format(&rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format: %v", err)}
+	}
+	return nil
+}
+
+// trafficRow is one container's traffic; its exported methods are the --format fields
+// and the keys of the JSON output.
+type trafficRow struct {
+	formatter.HeaderContext
+	c              engine.Container
+	last           engine.NetworkCounters
+	rxRate, txRate float64
+}
+
+func newTrafficRow(c engine.Container, first, second engine.NetworkCounters) trafficRow {
+	r := trafficRow{c: c, last: second}
+	if d := second.Time.Sub(first.Time).Seconds(); d > 0 {
+		r.rxRate = float64(second.RxBytes-min(first.RxBytes, second.RxBytes)) / d
+		r.txRate = float64(second.TxBytes-min(first.TxBytes, second.TxBytes)) / d
+	}
+	return r
+}
+
+func (r *trafficRow) MarshalJSON() ([]byte, error) { return formatter.MarshalJSON(r) }
+func (r *trafficRow) Service() string              { return r.c.Labels[compose.LabelService] }
+func (r *trafficRow) Name() string                 { return r.c.Name }
+func (r *trafficRow) Role() string {
+	if role := r.c.Labels[compose.LabelRole]; role != "" {
+		return role
+	}
+	return "-"
+}
+func (r *trafficRow) RxBytes() uint64           { return r.last.RxBytes }
+func (r *trafficRow) TxBytes() uint64           { return r.last.TxBytes }
+func (r *trafficRow) RxPackets() uint64         { return r.last.RxPackets }
+func (r *trafficRow) TxPackets() uint64         { return r.last.TxPackets }
+func (r *trafficRow) RxBytesPerSecond() float64 { return r.rxRate }
+func (r *trafficRow) TxBytesPerSecond() float64 { return r.txRate }
+func (r *trafficRow) Rx() string                { return units.BytesSize(float64(r.last.RxBytes)) }
+func (r *trafficRow) Tx() string                { return units.BytesSize(float64(r.last.TxBytes)) }
+func (r *trafficRow) RxRate() string            { return units.BytesSize(r.rxRate) + "/s" }
+func (r *trafficRow) TxRate() string            { return units.BytesSize(r.txRate) + "/s" }
