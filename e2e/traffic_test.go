@@ -61,3 +61,26 @@ func TestNetworkTopAndAccessLog(t *testing.T) {
 	assert.Check(t, is.Equal(entry.Status, 200))
 	assert.Check(t, entry.DurationMs > 0)
 }
+
+// TestTCPRouteRollingUnderLoad: with protocol tcp the router balances connections; a
+// rolling deploy sends new connections to the new containers, and the old ones' open
+// connections are closed after the drain bound (idle keep-alive connections the client
+// then replaces): no request fails.
+func TestTCPRouteRollingUnderLoad(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	tcp := func(version string) string {
+		return rolloutYAML(version, port, "    x-lifecycle: {protocol: tcp, drain: 1s}")
+	}
+	p := s.newProject(t, tcp("v1"))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 2*time.Minute)
+	p.write(tcp("v2"))
+	p.mustLifecycle("deploy")
+	time.Sleep(2 * time.Second)
+	rep := load.stop()
+	t.Logf("tcp route, rolling v1->v2: %s", rep)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, rep.Bodies["v2"] > 0, rep.String())
+}
