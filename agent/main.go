@@ -40,6 +40,10 @@ func run(args []string) int {
 		return runRouter(args[1:])
 	case "ctl":
 		return ctl(args[1:])
+	case "secrets-write": // agent secrets-write [DIR] < files.json (the secrets holder)
+		return secretsWrite(args[1:])
+	case "hold":
+		return hold()
 	}
 	fmt.Fprintf(os.Stderr, "agent: unknown command %q\n", args[0])
 	return 2

@@ -133,6 +133,9 @@ func fromTypes(tp *types.Project) (*Project, error) {
 	if err := checkDependencies(tp); err != nil {
 		return nil, err
 	}
+	if err := validateSecrets(p); err != nil {
+		return nil, fmt.Errorf("%s: %w", files.find("secrets"), err)
+	}
 	return p, nil
 }
 

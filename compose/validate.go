@@ -28,7 +28,7 @@ var supportedServiceKeys = []string{
 	"read_only", "privileged", "init", "ulimits", "sysctls", "shm_size", "extra_hosts",
 	"dns", "dns_search", "dns_opt", "logging", "stop_signal", "stop_grace_period",
 	"mem_limit", "mem_reservation", "cpus", "pids_limit", "tty", "stdin_open",
-	"group_add", "oom_score_adj", "#extensions", "-",
+	"group_add", "oom_score_adj", "secrets", "#extensions", "-",
 }
 
 var supportedDeployKeys = []string{"mode", "replicas", "resources", "restart_policy", "update_config", "rollback_config", "#extensions"}

@@ -33,6 +33,10 @@ type DeployOptions struct {
 	Rollback map[string]int
 	// Promote switches blue-green services with manual promotion to the new colour.
 	Promote bool
+	// Replace gives these services new containers although nothing changed, with
+	// ReplaceCause as the cause (secrets rotate).
+	Replace      []string
+	ReplaceCause string
 }
 
 // Deploy converges the project: lock, observe, plan, check, execute, unlock. It returns
@@ -132,6 +136,7 @@ func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, imag
 	}
 	plan, err := strategies.Deploy(p, observed, strategies.Options{
 		Services: opts.Services, RemoveOrphans: opts.RemoveOrphans, Rollback: opts.Rollback, Promote: opts.Promote,
+		Replace: opts.Replace, ReplaceCause: opts.ReplaceCause,
 	})
 	return plan, observed, err
 }

@@ -67,6 +67,8 @@ type executor struct {
 	substitutes   map[string]string // failed new container → old container keeping its place
 	failedNew     []string          // failed new containers with no old one to fall back to
 	warnings      []string
+
+	secretValues map[string][]byte // read once per deploy, guarded by mu
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
@@ -81,7 +83,8 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 		ids: map[string]string{}, createdFor: map[string]string{}, healthy: map[string]bool{},
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
 		routes:    maps.Clone(observed.Routes),
-		tolerated: map[string]int{}, newContainers: map[string]int{}, substitutes: map[string]string{}}
+		tolerated: map[string]int{}, newContainers: map[string]int{}, substitutes: map[string]string{},
+		secretValues: map[string][]byte{}}
 	for _, s := range plan.Steps {
 		if s.Action == strategies.WaitHealthy && p.ServiceSpecs[s.Service].Routed() {
 			x.newContainers[s.Service]++
@@ -215,6 +218,9 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 		if err := x.eng.RemoveContainer(ctx, s.ContainerID, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return x.stepError(s, err)
 		}
+		if s.Service != "" && len(x.project.Project.Services[s.Service].Secrets) > 0 {
+			x.removeSecretsOf(ctx, s.Target)
+		}
 		progress.Emit(x.events, containerID(s.Target), progress.Done, "Removed", "")
 	case strategies.Create:
 		return x.create(ctx, s)
@@ -323,6 +329,15 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 		return x.stepError(s, err)
 	}
 	progress.Emit(x.events, containerID(s.Target), progress.Working, "Creating", s.Cause)
+	if len(x.project.Project.Services[s.Service].Secrets) > 0 {
+		x.mu.Lock()
+		x.createdFor[s.Target] = s.Service // so cleanup removes the secrets holder too
+		x.ids[s.Target] = ""
+		x.mu.Unlock()
+		if err := x.prepareSecrets(ctx, s.Service, s.Target, &spec); err != nil {
+			return x.stepError(s, err)
+		}
+	}
 	id, err := x.eng.CreateContainer(ctx, engine.ContainerSpec(spec))
 	if id != "" {
 		x.mu.Lock()
@@ -348,6 +363,12 @@ func (x *executor) cleanup() {
 	for name, id := range x.ids {
 		if x.healthy[name] {
 			continue
+		}
+		if service := x.createdFor[name]; service != "" && len(x.project.Project.Services[service].Secrets) > 0 {
+			defer x.removeSecretsOf(ctx, name) // after the container that mounts the tmpfs
+		}
+		if id == "" {
+			continue // its secrets were prepared, the container never created
 		}
 		progress.Emit(x.events, containerID(name), progress.Working, "Removing", "deploy failed: removing the new container")
 		if err := x.eng.RemoveContainer(ctx, id, true); err != nil && !errors.Is(err, engine.ErrNotFound) {

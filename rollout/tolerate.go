@@ -43,6 +43,7 @@ func (x *executor) tolerate(ctx context.Context, s strategies.Step, cause error)
 			return err
 		}
 	}
+	x.removeSecretsOf(ctx, s.Target)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.warnings = append(x.warnings, fmt.Sprintf("service %q: new container %s failed and was removed; %s", s.Service, s.Target, keptText(s.Replaces)))

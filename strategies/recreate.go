@@ -32,6 +32,11 @@ type Options struct {
 	Rollback map[string]int
 	// Promote lets blue-green services with manual promotion switch to the new colour.
 	Promote bool
+	// Replace gives these services new containers even when nothing changed (their
+	// secrets were rotated: the new containers get the new values), each with its
+	// strategy; ReplaceCause says why.
+	Replace      []string
+	ReplaceCause string
 }
 
 // planner accumulates steps; its methods keep IDs and dependencies consistent.
@@ -261,6 +266,8 @@ func (pl *planner) diffService(name string) (*serviceChange, error) {
 			cause = fmt.Sprintf("image %s changed: %s -> %s", ref, shortID(c.ImageID), shortID(imageID))
 		case c.ConfigHash != hash:
 			cause = "configuration changed"
+		case slices.Contains(pl.opts.Replace, name):
+			cause = pl.opts.ReplaceCause
 		}
 		if cause != "" {
 			outdated = true

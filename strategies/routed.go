@@ -99,6 +99,9 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 		match = func(c ObservedContainer) bool {
 			return c.Image == ref && (imageID == "" || c.ImageID == imageID) && c.ConfigHash == hash && !c.PublishesPorts
 		}
+		if slices.Contains(pl.opts.Replace, name) {
+			match = func(ObservedContainer) bool { return false }
+		}
 	}
 
 	// The best candidate per number: running before stopped, healthy before starting,
@@ -188,6 +191,9 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 }
 
 func (pl *planner) createCause(mine []ObservedContainer, name string) string {
+	if slices.Contains(pl.opts.Replace, name) && len(mine) > 0 {
+		return pl.opts.ReplaceCause
+	}
 	for _, c := range mine {
 		if c.Running() {
 			ref := compose.ImageRef(pl.project, name)

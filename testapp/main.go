@@ -46,6 +46,7 @@
 //	GET /env?name=X  the raw value of environment variable X; 404 if unset
 //	GET /file?path=P the raw content of file P; 404 if missing
 //	GET /whoami      "uid=N gid=N\n" of the process
+//	GET /stat?path=P "mode=0400 uid=N gid=N\n" of file P; 404 if missing
 //	GET /hog         with MEMORY_HOG=1, allocates and touches memory until the
 //	                 process is killed; 403 otherwise
 //

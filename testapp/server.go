@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -54,6 +55,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /env", s.handleEnv)
 	mux.HandleFunc("GET /file", s.handleFile)
 	mux.HandleFunc("GET /whoami", s.handleWhoami)
+	mux.HandleFunc("GET /stat", s.handleStat)
 	mux.HandleFunc("GET /hog", s.handleHog)
 	return s.logRequests(s.identify(mux))
 }
@@ -164,6 +166,21 @@ func (s *server) handleFile(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "uid=%d gid=%d\n", os.Getuid(), os.Getgid())
+}
+
+// handleStat answers "mode=0400 uid=N gid=N" for the file at ?path=, so tests check
+// how a file was delivered without a shell in the image.
+func (s *server) handleStat(w http.ResponseWriter, r *http.Request) {
+	fi, err := os.Stat(r.URL.Query().Get("path"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	uid, gid := -1, -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	fmt.Fprintf(w, "mode=%04o uid=%d gid=%d\n", fi.Mode().Perm(), uid, gid)
 }
 
 // handleHog allocates memory until the kernel's OOM killer (or the container

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// TestSecretsAreFilesOnATmpfsAndNowhereElse: secrets from a file, an environment
+// variable and a command reach the container as files under /run/secrets (mode 0400,
+// owned by the service's user, on a tmpfs) and appear nowhere else: not in docker
+// inspect of any project container, not in logs, not in the plugin's output in any
+// format, not in engine-side labels. `secrets rotate` rolls the service with the new
+// value.
+func TestSecretsAreFilesOnATmpfsAndNowhereElse(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	const fromFile, fromEnv, fromExec = "canary-file-7Qz1", "canary-env-9Kd2", "canary-exec-3Xv8"
+	project := fmt.Sprintf(`
+services:
+  web:
+    image: {{image:v1}}
+    user: "1000:1000"
+    ports: ["127.0.0.1:%d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100}
+    secrets:
+      - db_pass
+      - {source: api_token, target: token}
+      - signing_key
+secrets:
+  db_pass:
+    file: ./db_pass.txt
+  api_token:
+    environment: E2E_API_TOKEN
+  signing_key:
+    environment: UNUSED_BY_LIFECYCLE
+    x-lifecycle: {exec: "cat ./key.txt"}
+`, port)
+	p := s.newProject(t, project)
+	assert.NilError(t, os.WriteFile(filepath.Join(p.dir, "db_pass.txt"), []byte(fromFile), 0o600))
+	assert.NilError(t, os.WriteFile(filepath.Join(p.dir, "key.txt"), []byte(fromExec+"\n"), 0o600))
+	p.env = []string{"E2E_API_TOKEN=" + fromEnv}
+
+	var outputs []string
+	for _, args := range [][]string{
+		{"config"}, {"config", "--format", "json"}, {"plan"}, {"plan", "--format", "json"},
+		{"deploy", "--dry-run"}, {"deploy"}, {"--progress", "json", "deploy"}, {"ps", "--format", "json"}, {"history", "--format", "json"},
+	} {
+		r := p.mustLifecycle(args...)
+		outputs = append(outputs, r.stdout, r.stderr)
+	}
+	waitAnswers(t, port, "v1", 30*time.Second)
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for file, want := range map[string]string{"db_pass": fromFile, "token": fromEnv, "signing_key": fromExec} {
+		assert.Check(t, is.Equal(get(t, base+"/file?path=/run/secrets/"+file), want), file)
+		assert.Check(t, is.Equal(get(t, base+"/stat?path=/run/secrets/"+file), "mode=0400 uid=1000 gid=1000"), file)
+	}
+	web := p.name + "-web-r1-1"
+	mounts := p.inspect(`{{range .Mounts}}{{.Type}} {{.Destination}} {{.RW}};{{end}}`, web)
+	assert.Check(t, is.Equal(mounts, "volume /run/secrets false;"), "read-only, and no bind mount of a host file")
+	vol := p.inspect(`{{index .Options "type"}}`, web+"_secrets")
+	assert.Check(t, is.Equal(vol, "tmpfs"))
+
+	// Nowhere else: inspect of every project container and volume, logs, plugin output.
+	var everything []string
+	for _, kind := range [][]string{{"ps", "-aq"}, {"volume", "ls", "-q"}} {
+		r := p.s.docker(t, p.dir, nil, append(kind, "--filter", "label=com.docker.compose.project="+p.name)...)
+		for _, id := range lines(r.stdout) {
+			everything = append(everything, p.s.docker(t, p.dir, nil, "inspect", id).stdout)
+			if kind[0] == "ps" {
+				l := p.s.docker(t, p.dir, nil, "logs", id)
+				everything = append(everything, l.stdout, l.stderr)
+			}
+		}
+	}
+	everything = append(everything, outputs...)
+	for _, canary := range []string{fromFile, fromEnv, fromExec} {
+		for _, text := range everything {
+			assert.Check(t, !strings.Contains(text, canary), "secret %s leaked into: %.300s", canary, text)
+		}
+	}
+
+	// Rotation: a new value, the service rolls (a new revision), the file has it.
+	const rotated = "canary-exec-rotated-5Wm4"
+	assert.NilError(t, os.WriteFile(filepath.Join(p.dir, "key.txt"), []byte(rotated+"\n"), 0o600))
+	load := startRateLoad(t, port, "/", loadRate, time.Minute)
+	r := p.mustLifecycle("secrets", "rotate", "signing_key")
+	assert.Check(t, is.Contains(r.stdout, "Rotated secret signing_key: rolled web"), r.String())
+	assert.Check(t, !strings.Contains(r.stdout+r.stderr, rotated))
+	rep := load.stop()
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, is.Equal(get(t, base+"/file?path=/run/secrets/signing_key"), rotated))
+	assert.Check(t, is.Equal(p.inspect("{{index .Config.Labels \"io.lifecycle.revision\"}}", p.name+"-web-r2-1"), "2"))
+
+	// A source that fails is a clear error that changes nothing.
+	assert.NilError(t, os.Remove(filepath.Join(p.dir, "key.txt")))
+	before := p.containers()
+	r = p.lifecycle("secrets", "rotate", "signing_key")
+	assert.Check(t, r.code != 0)
+	assert.Check(t, is.Contains(r.stderr, `secret "signing_key": exec "cat ./key.txt" failed`), r.String())
+	assert.Check(t, is.DeepEqual(p.containers(), before, sortedCmp()))
+
+	// down removes the holders and the tmpfs volumes too.
+	p.mustLifecycle("down")
+	assert.Check(t, is.Len(p.objects(), 0), "%v", p.objects())
+}
