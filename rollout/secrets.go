@@ -88,7 +88,7 @@ func (x *executor) prepareSecrets(ctx context.Context, service, containerName st
 	}
 	pids := int64(16)
 	holder := engine.ContainerSpec{
-		Name: compose.SecretsHolderName(containerName),
+		Name:   compose.SecretsHolderName(containerName),
 		Config: &container.Config{Image: image, Cmd: []string{"hold"}, User: "0:0", Labels: labels},
 		HostConfig: &container.HostConfig{
 			NetworkMode:    "none",
