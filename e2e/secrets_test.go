@@ -111,3 +111,24 @@ secrets:
 	p.mustLifecycle("down")
 	assert.Check(t, is.Len(p.objects(), 0), "%v", p.objects())
 }
+
+// TestSecretSourceFailuresChangeNothing: a missing file, an unset variable, a command
+// that fails or prints nothing: each a clear error before any engine write.
+func TestSecretSourceFailuresChangeNothing(t *testing.T) {
+	s := setup(t)
+	for _, tc := range []struct{ name, source, want string }{
+		{"missing file", "file: ./nope.txt", `secret "key": read file`},
+		{"unset variable", "environment: E2E_SURELY_UNSET_VAR", `secret "key": environment variable E2E_SURELY_UNSET_VAR is not set`},
+		{"failing command", "environment: X\n    x-lifecycle: {exec: \"exit 3\"}", `secret "key": exec "exit 3" failed`},
+		{"silent command", "environment: X\n    x-lifecycle: {exec: \"true\"}", `secret "key": exec "true" printed nothing`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := s.newProject(t, "services:\n  web:\n    image: {{image:v1}}\n    secrets: [key]\nsecrets:\n  key:\n    "+tc.source+"\n")
+			r := p.lifecycle("deploy")
+			assert.Check(t, r.code != 0)
+			assert.Check(t, is.Contains(r.stderr, tc.want), r.String())
+			assert.Check(t, is.Len(p.objects(), 0), "nothing created: %v", p.objects())
+			assert.Check(t, !p.lockExists())
+		})
+	}
+}

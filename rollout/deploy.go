@@ -59,6 +59,11 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		return plan, err
 	}
 
+	// Secret sources are read before any engine write: one that fails changes nothing.
+	secretValues, err := readSecrets(ctx, p, opts.Services)
+	if err != nil {
+		return strategies.Plan{}, err
+	}
 	l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
 		progress.Emit(events, "Project "+p.Name, progress.Warning, "Stale lock taken over", h.String())
 	})
@@ -94,7 +99,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if len(opts.Rollback) > 0 {
 		result = ResultRollback
 	}
-	if err := Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result}); err != nil {
+	if err := Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues}); err != nil {
 		return plan, err
 	}
 	return plan, verifyCreated(ctx, eng, p, images, plan, events)

@@ -32,6 +32,9 @@ type ExecOptions struct {
 	PollInterval time.Duration
 	// Checkpoint, if set, is called before each step runs (crash tests stop there).
 	Checkpoint func(strategies.Step)
+	// SecretValues are the secrets' values, read before the deploy wrote anything;
+	// a secret missing here is read when a container needs it.
+	SecretValues map[string][]byte
 	// Result is what a successful service rollout is recorded as in its revision
 	// history (default ResultDeployed; `rollback` records ResultRollback).
 	Result string
@@ -84,7 +87,10 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
 		routes:    maps.Clone(observed.Routes),
 		tolerated: map[string]int{}, newContainers: map[string]int{}, substitutes: map[string]string{},
-		secretValues: map[string][]byte{}}
+		secretValues: maps.Clone(opts.SecretValues)}
+	if x.secretValues == nil {
+		x.secretValues = map[string][]byte{}
+	}
 	for _, s := range plan.Steps {
 		if s.Action == strategies.WaitHealthy && p.ServiceSpecs[s.Service].Routed() {
 			x.newContainers[s.Service]++

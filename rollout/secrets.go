@@ -126,3 +126,43 @@ func (x *executor) removeSecretsOf(ctx context.Context, containerName string) {
 		_ = x.eng.RemoveVolume(ctx, compose.SecretsVolume(containerName))
 	}
 }
+
+// readSecrets reads every secret the selected services (all when none) and their
+// dependencies use.
+func readSecrets(ctx context.Context, p *compose.Project, services []string) (map[string][]byte, error) {
+	want := map[string]bool{}
+	var mark func(string)
+	mark = func(name string) {
+		if want[name] {
+			return
+		}
+		want[name] = true
+		for dep := range p.Project.Services[name].DependsOn {
+			if _, ok := p.Project.Services[dep]; ok {
+				mark(dep)
+			}
+		}
+	}
+	if len(services) == 0 {
+		services = p.ServiceNames()
+	}
+	for _, s := range services {
+		if _, ok := p.Project.Services[s]; ok {
+			mark(s)
+		}
+	}
+	out := map[string][]byte{}
+	for name := range want {
+		for _, ref := range p.Project.Services[name].Secrets {
+			if _, done := out[ref.Source]; done {
+				continue
+			}
+			v, err := secrets.Read(ctx, p, ref.Source)
+			if err != nil {
+				return nil, err
+			}
+			out[ref.Source] = v
+		}
+	}
+	return out, nil
+}
