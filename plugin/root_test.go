@@ -24,7 +24,7 @@ func TestCommandTree(t *testing.T) {
 		assert.Check(t, c.RunE != nil, "%s has a RunE", c.Name())
 		assert.Check(t, c.Short != "", "%s has a short description", c.Name())
 	}
-	assert.Check(t, is.DeepEqual(names, []string{"abort", "config", "deploy", "down", "history", "lint", "network", "pause", "plan", "promote", "ps", "resume", "rollback", "scan", "unlock", "version"}))
+	assert.Check(t, is.DeepEqual(names, []string{"abort", "config", "deploy", "down", "history", "lint", "network", "pause", "plan", "promote", "ps", "resume", "rollback", "scan", "secrets", "unlock", "version"}))
 	for _, flag := range []string{"file", "project-name", "profile", "env-file", "project-directory", "progress"} {
 		assert.Check(t, root.PersistentFlags().Lookup(flag) != nil, "--%s", flag)
 	}

@@ -47,7 +47,7 @@ var ruleTable = []rule{
 	{Rule{"no-new-privileges", "5.26", "Containers cannot gain new privileges",
 		"add `no-new-privileges:true` to security_opt"}, checkNoNewPrivileges},
 	{Rule{"secrets-in-env", "", "No secrets in environment variables or labels",
-		"keep the value out of the compose file: mount it as a file and point a *_FILE variable at it, or list the variable without a value (environment: [NAME]) so it comes from the deploying shell"}, checkSecretsInEnv},
+		"keep the value out of the compose file: declare it under secrets: (file, environment or x-lifecycle exec; delivered as a file on a tmpfs under /run/secrets) and point a *_FILE variable at it"}, checkSecretsInEnv},
 	{Rule{"latest-tag", "", "Images are pinned to a version tag or digest",
 		"use an explicit version tag (image: name:1.2.3) or a digest (image: name@sha256:...)"}, checkLatestTag},
 	{Rule{"public-ports", "5.14", "Published ports are bound to a specific host interface",
