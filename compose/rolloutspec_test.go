@@ -2,6 +2,7 @@ package compose
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -418,4 +419,30 @@ func TestConfigHashLeavesOutUpdateConfig(t *testing.T) {
 	h2, err := ConfigHash(p2, "web")
 	assert.NilError(t, err)
 	assert.Equal(t, h1, h2)
+}
+
+// Secret files belong to the reference's uid/gid, else the service's user, else the
+// image's user, else root; a named user cannot be resolved and is an error.
+func TestServiceSecretsOwner(t *testing.T) {
+	base := "services:\n  web:\n    image: app:1\n%s    secrets: [%s]\nsecrets:\n  key:\n    environment: KEY\n"
+	for _, tc := range []struct {
+		user, ref, imageUser string
+		uid, gid             int
+		err                  string
+	}{
+		{ref: "key", uid: 0, gid: 0},
+		{ref: "key", imageUser: "1000", uid: 1000, gid: 1000},
+		{user: "    user: \"2000:3000\"\n", ref: "key", imageUser: "1000", uid: 2000, gid: 3000},
+		{ref: "{source: key, uid: \"7\", gid: \"8\"}", imageUser: "1000", uid: 7, gid: 8},
+		{ref: "key", imageUser: "nobody", err: `user "nobody" is not numeric`},
+	} {
+		p, _ := loadProject(t, fmt.Sprintf(base, tc.user, tc.ref), nil)
+		files, err := ServiceSecrets(p, "web", tc.imageUser)
+		if tc.err != "" {
+			assert.Check(t, is.ErrorContains(err, tc.err))
+			continue
+		}
+		assert.NilError(t, err)
+		assert.Check(t, is.DeepEqual(files, []SecretFileSpec{{Secret: "key", Name: "key", Mode: 0o400, UID: tc.uid, GID: tc.gid}}), "%+v", tc)
+	}
 }

@@ -67,11 +67,15 @@ type SecretFileSpec struct {
 
 // ServiceSecrets lists the secret files of a service: target relative to SecretsDir,
 // mode 0400 unless set, owned by the uid/gid given, else the service's numeric user,
-// else root.
-func ServiceSecrets(p *Project, service string) ([]SecretFileSpec, error) {
+// else the image's (imageUser, "" when unknown), else root.
+func ServiceSecrets(p *Project, service, imageUser string) ([]SecretFileSpec, error) {
 	svc := p.Project.Services[service]
 	var out []SecretFileSpec
-	defUID, defGID, err := numericUser(svc.User)
+	user := svc.User
+	if user == "" {
+		user = imageUser
+	}
+	defUID, defGID, err := numericUser(user)
 	if err != nil {
 		return nil, fmt.Errorf("service %q: secrets: %w", service, err)
 	}
@@ -140,7 +144,7 @@ func SecretsVolume(container string) string { return container + "_secrets" }
 // targets, so a bad one stops a deploy before any engine call.
 func validateSecrets(p *Project) error {
 	for _, name := range p.ServiceNames() {
-		if _, err := ServiceSecrets(p, name); err != nil {
+		if _, err := ServiceSecrets(p, name, ""); err != nil {
 			return err
 		}
 		for _, ref := range p.Project.Services[name].Secrets {

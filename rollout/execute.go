@@ -32,6 +32,8 @@ type ExecOptions struct {
 	PollInterval time.Duration
 	// Checkpoint, if set, is called before each step runs (crash tests stop there).
 	Checkpoint func(strategies.Step)
+	// Images are the project's images as inspected (their users own secret files).
+	Images Images
 	// SecretValues are the secrets' values, read before the deploy wrote anything;
 	// a secret missing here is read when a container needs it.
 	SecretValues map[string][]byte

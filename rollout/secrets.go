@@ -53,7 +53,7 @@ func (x *executor) secretValue(ctx context.Context, name string) ([]byte, error)
 // prepareSecrets delivers the service's secrets for the container about to be created
 // and adds the read-only tmpfs mount to its spec.
 func (x *executor) prepareSecrets(ctx context.Context, service, containerName string, spec *compose.ContainerCreate) error {
-	files, err := compose.ServiceSecrets(x.project, service)
+	files, err := compose.ServiceSecrets(x.project, service, x.opts.Images[compose.ImageRef(x.project, service)].User)
 	if err != nil || len(files) == 0 {
 		return err
 	}
