@@ -1,12 +1,10 @@
 package plugin
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/go-units"
@@ -77,30 +75,15 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 		}
 		rows = append(rows, historyRow{r: r, containers: containers})
 	}
-	format := opts.format
-	switch format {
-	case "", formatter.TableFormatKey:
-		format = defaultHistoryFormat
-	case formatter.JSONFormatKey:
-		format = formatter.JSONFormat
-	}
-	fctx := formatter.Context{Output: dockerCli.Out(), Format: formatter.Format(format)}
 	header := formatter.SubHeaderContext{
 		"Service": "SERVICE", "Revision": "REVISION", "Result": "RESULT", "Strategy": "STRATEGY", "Image": "IMAGE",
 		"ImageID": "IMAGE ID", "ConfigHash": "CONFIG", "Containers": "CONTAINERS", "Since": "WHEN", "Time": "TIME", "Reason": "REASON",
 	}
-	err = fctx.Write(&historyRow{HeaderContext: formatter.HeaderContext{Header: header}}, func(format func(formatter.SubContext) error) error {
-		for i := range rows {
-			if err := format(&rows[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format: %v", err)}
+	out := make([]formatter.SubContext, len(rows))
+	for i := range rows {
+		out[i] = &rows[i]
 	}
-	return nil
+	return writeRows(dockerCli.Out(), opts.format, defaultHistoryFormat, &historyRow{HeaderContext: formatter.HeaderContext{Header: header}}, out)
 }
 
 // historyRow is one revision record; its exported methods are the --format fields and

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -104,30 +103,16 @@ func sampleCounters(ctx context.Context, eng engine.Engine, cs []engine.Containe
 }
 
 func writeTraffic(dockerCli command.Cli, format string, rows []trafficRow) error {
-	switch format {
-	case "", formatter.TableFormatKey:
-		format = defaultNetworkTopFormat
-	case formatter.JSONFormatKey:
-		format = formatter.JSONFormat
-	}
-	fctx := formatter.Context{Output: dockerCli.Out(), Format: formatter.Format(format)}
 	header := formatter.SubHeaderContext{
 		"Service": "SERVICE", "Name": formatter.NameHeader, "Role": "ROLE", "Rx": "RX", "Tx": "TX",
 		"RxRate": "RX/S", "TxRate": "TX/S", "RxBytes": "RX BYTES", "TxBytes": "TX BYTES",
 		"RxBytesPerSecond": "RX B/S", "TxBytesPerSecond": "TX B/S", "RxPackets": "RX PACKETS", "TxPackets": "TX PACKETS",
 	}
-	err := fctx.Write(&trafficRow{HeaderContext: formatter.HeaderContext{Header: header}}, func(format func(formatter.SubContext) error) error {
-		for i := range rows {
-			if err := format(&rows[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format: %v", err)}
+	out := make([]formatter.SubContext, len(rows))
+	for i := range rows {
+		out[i] = &rows[i]
 	}
-	return nil
+	return writeRows(dockerCli.Out(), format, defaultNetworkTopFormat, &trafficRow{HeaderContext: formatter.HeaderContext{Header: header}}, out)
 }
 
 // trafficRow is one container's traffic; its exported methods are the --format fields

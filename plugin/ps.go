@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/formatter"
 	"github.com/spf13/cobra"
@@ -67,30 +66,16 @@ func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, o
 }
 
 func writePs(dockerCli command.Cli, format string, rows []engine.Container) error {
-	switch format {
-	case "", formatter.TableFormatKey:
-		format = defaultPsFormat
-	case formatter.JSONFormatKey:
-		format = formatter.JSONFormat
-	}
-	ctx := formatter.Context{Output: dockerCli.Out(), Format: formatter.Format(format)}
 	header := formatter.SubHeaderContext{
 		"Service": "SERVICE", "Name": formatter.NameHeader, "Revision": "REVISION", "State": formatter.StateHeader,
 		"Health": "HEALTH", "Ports": formatter.PortsHeader, "Image": formatter.ImageHeader, "ID": formatter.ContainerIDHeader,
 		"Status": formatter.StatusHeader, "Project": "PROJECT", "Number": "NUMBER",
 	}
-	err := ctx.Write(&psRow{HeaderContext: formatter.HeaderContext{Header: header}}, func(format func(formatter.SubContext) error) error {
-		for _, c := range rows {
-			if err := format(&psRow{c: c}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format: %v", err)}
+	out := make([]formatter.SubContext, len(rows))
+	for i, c := range rows {
+		out[i] = &psRow{c: c}
 	}
-	return nil
+	return writeRows(dockerCli.Out(), format, defaultPsFormat, &psRow{HeaderContext: formatter.HeaderContext{Header: header}}, out)
 }
 
 // psRow is one `ps` line; its exported methods are the --format fields and, through

@@ -13,6 +13,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/secrets"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
 // Secrets reach a container as files on a tmpfs, never through its environment,
@@ -130,29 +131,12 @@ func (x *executor) removeSecretsOf(ctx context.Context, containerName string) {
 // readSecrets reads every secret the selected services (all when none) and their
 // dependencies use.
 func readSecrets(ctx context.Context, p *compose.Project, services []string) (map[string][]byte, error) {
-	want := map[string]bool{}
-	var mark func(string)
-	mark = func(name string) {
-		if want[name] {
-			return
-		}
-		want[name] = true
-		for dep := range p.Project.Services[name].DependsOn {
-			if _, ok := p.Project.Services[dep]; ok {
-				mark(dep)
-			}
-		}
-	}
-	if len(services) == 0 {
-		services = p.ServiceNames()
-	}
-	for _, s := range services {
-		if _, ok := p.Project.Services[s]; ok {
-			mark(s)
-		}
+	order, err := strategies.DeployOrder(p, services)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string][]byte{}
-	for name := range want {
+	for _, name := range order {
 		for _, ref := range p.Project.Services[name].Secrets {
 			if _, done := out[ref.Source]; done {
 				continue

@@ -144,6 +144,12 @@ func Deploy(p *compose.Project, observed Observed, opts Options) (Plan, error) {
 	return pl.plan, nil
 }
 
+// DeployOrder returns the selected services (all when none) and their dependencies,
+// dependencies first: the services a deploy of selected touches.
+func DeployOrder(p *compose.Project, selected []string) ([]string, error) {
+	return deployOrder(p, selected)
+}
+
 // deployOrder returns the selected services and their dependencies, dependencies first.
 func deployOrder(p *compose.Project, selected []string) ([]string, error) {
 	want := map[string]bool{}
