@@ -63,6 +63,8 @@ secrets:
 		assert.Check(t, is.Equal(get(t, base+"/stat?path=/run/secrets/"+file), "mode=0400 uid=1000 gid=1000"), file)
 	}
 	web := p.name + "-web-r1-1"
+	ps := p.mustLifecycle("ps", "--format", "{{.Name}}")
+	assert.Check(t, is.Equal(ps.stdout, p.router()+"\n"+web+"\n"), "ps lists no secrets holder (a one-off, as compose ps does)")
 	mounts := p.inspect(`{{range .Mounts}}{{.Type}} {{.Destination}} {{.RW}};{{end}}`, web)
 	assert.Check(t, is.Equal(mounts, "volume /run/secrets false;"), "read-only, and no bind mount of a host file")
 	vol := p.inspect(`{{index .Options "type"}}`, web+"_secrets")

@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"context"
-	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -53,18 +51,10 @@ func runNetworkTop(cmd *cobra.Command, dockerCli command.Cli, project *projectOp
 	if err != nil {
 		return err
 	}
-	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: name})
+	running, err := projectContainers(ctx, eng, name, services, false)
 	if err != nil {
 		return err
 	}
-	var running []engine.Container
-	for _, c := range containers {
-		if c.State != "running" || (len(services) > 0 && !slices.Contains(services, c.Labels[compose.LabelService])) {
-			continue
-		}
-		running = append(running, c)
-	}
-	sort.Slice(running, func(i, j int) bool { return running[i].Name < running[j].Name })
 	first, err := sampleCounters(ctx, eng, running)
 	if err != nil {
 		return err

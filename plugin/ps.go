@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -45,23 +46,10 @@ func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, o
 	if err != nil {
 		return err
 	}
-	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: name})
+	rows, err := projectContainers(ctx, eng, name, services, opts.all)
 	if err != nil {
 		return err
 	}
-	var rows []engine.Container
-	for _, c := range containers {
-		if !opts.all && c.State != "running" && c.State != "restarting" {
-			continue
-		}
-		// A router carries the label of the (first) service it routes, for Compose; a
-		// listing of chosen services shows their own containers.
-		if len(services) > 0 && (!slices.Contains(services, c.Labels[compose.LabelService]) || c.Labels[compose.LabelRole] == compose.RoleRouter) {
-			continue
-		}
-		rows = append(rows, c)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 	return writePs(dockerCli, opts.format, rows)
 }
 
@@ -120,4 +108,27 @@ func (r *psRow) Ports() string {
 	}
 	sort.Strings(out)
 	return strings.Join(slices.Compact(out), ", ")
+}
+
+// projectContainers lists a project's containers by name: the running ones (all of
+// them with all), of the services asked for (their own containers: not the routers
+// filed under them for Compose), and never the one-offs (secrets holders, verify
+// probes), as `docker compose ps` does.
+func projectContainers(ctx context.Context, eng engine.Engine, project string, services []string, all bool) ([]engine.Container, error) {
+	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: project})
+	if err != nil {
+		return nil, err
+	}
+	var out []engine.Container
+	for _, c := range containers {
+		if c.Labels[compose.LabelOneoff] == "True" || (!all && c.State != "running" && c.State != "restarting") {
+			continue
+		}
+		if len(services) > 0 && (!slices.Contains(services, c.Labels[compose.LabelService]) || c.Labels[compose.LabelRole] == compose.RoleRouter) {
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
