@@ -524,3 +524,29 @@ func TestRollbackCommand(t *testing.T) {
 	h := p.mustLifecycle("history", "web", "--format", "{{.Revision}} {{.Result}} {{.Containers}}")
 	assert.Check(t, is.Equal(h.stdout, "2 rollback running\n1 rollback retained\n2 deployed running\n1 deployed retained\n"))
 }
+
+// TestFailureActionContinueKeepsOldContainers: with failure_action continue a version
+// that never becomes healthy is tolerated container by container: each failed new
+// container is removed and the old one keeps its place, the deploy ends with exit 0
+// and a warning per container, and no request fails.
+func TestFailureActionContinueKeepsOldContainers(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	cont := func(version, env string) string {
+		return rolloutYAML(version, port, "      update_config: {failure_action: continue}", env, "    x-lifecycle: {wait-timeout: 5s}")
+	}
+	p := s.newProject(t, cont("v1", ""))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 2*time.Minute)
+
+	p.write(cont("v2", "    environment: {NEVER_HEALTHY: \"true\"}"))
+	r := p.mustLifecycle("deploy")
+	assert.Check(t, is.Equal(strings.Count(r.stderr, "failed and was removed"), 3), r.String())
+	rep := load.stop()
+	t.Logf("failure_action continue with a never-healthy v2: %s", rep)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, is.DeepEqual(rep.Bodies, map[string]int{"v1": rep.Total}))
+	running := p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app")
+	assert.Check(t, is.DeepEqual(running, []string{p.name + "-web-r1-1", p.name + "-web-r1-2", p.name + "-web-r1-3"}, sortedCmp()))
+}
