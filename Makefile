@@ -6,7 +6,7 @@ PLUGINDIR ?= $(HOME)/.docker/cli-plugins
 BIN       := bin/docker-lifecycle
 
 AGENT_LDFLAGS := -s -w -X main.version=$(VERSION)
-AGENT_BINS    := agentimage/bin/agent-linux-amd64 agentimage/bin/agent-linux-arm64
+AGENT_BINS    := agent/agentimage/bin/agent-linux-amd64 agent/agentimage/bin/agent-linux-arm64
 
 .PHONY: build agent install test unit e2e fuzz demo demo-down lint bench bench-rollout clean bench-router
 
@@ -14,7 +14,7 @@ AGENT_BINS    := agentimage/bin/agent-linux-amd64 agentimage/bin/agent-linux-arm
 agent:
 	for arch in amd64 arm64; do \
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' \
-	    -o agentimage/bin/agent-linux-$$arch ./agent || exit 1; \
+	    -o agent/agentimage/bin/agent-linux-$$arch ./cmd/lifecycle-agent || exit 1; \
 	done
 
 build: agent
@@ -67,6 +67,7 @@ demo-down:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags crashhook ./plugin
 
 bench:
 	scripts/bench.sh

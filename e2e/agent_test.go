@@ -10,7 +10,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
-	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 )
 
 // TestAgentImageIsBuiltOnTheEngine creates the agent image from the embedded binary (no

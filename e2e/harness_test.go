@@ -20,7 +20,7 @@ import (
 	"github.com/moby/moby/client"
 	"gotest.tools/v3/assert"
 
-	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/internal/testimage"
 )
@@ -28,7 +28,7 @@ import (
 // testLabel marks every image the e2e suite builds, so they can all be removed.
 const testLabel = "io.lifecycle.test"
 
-// Images the suite builds from ./testapp; VERSION in each is its tag.
+// Images the suite builds from ./internal/testapp; VERSION in each is its tag.
 var imageVersions = []string{"v1", "v2", "v3", "v4"}
 
 // imageRepo is unique per test process, so concurrent runs never remove each other's images.
@@ -117,7 +117,7 @@ func newSuite() (*suite, error) {
 	}
 	s := &suite{configDir: configDir, moduleDir: moduleDir}
 	pluginPath := filepath.Join(configDir, "cli-plugins", "docker-lifecycle")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags",
+	build := exec.Command("go", "build", "-trimpath", "-tags", "crashhook", "-ldflags",
 		"-X github.com/docker-lifecycle/docker-lifecycle/plugin.Version=v0.0.0-e2e", "-o", pluginPath, "./cmd/docker-lifecycle")
 	build.Dir = moduleDir
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

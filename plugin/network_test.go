@@ -16,7 +16,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
 
-	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 )

@@ -15,7 +15,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
-	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/segments"

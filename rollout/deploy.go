@@ -139,7 +139,7 @@ func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, imag
 	if err != nil {
 		return strategies.Plan{}, observed, err
 	}
-	plan, err := strategies.Deploy(p, observed, strategies.Options{
+	plan, err := strategies.MakePlan(p, observed, strategies.Options{
 		Services: opts.Services, RemoveOrphans: opts.RemoveOrphans, Rollback: opts.Rollback, Promote: opts.Promote,
 		Replace: opts.Replace, ReplaceCause: opts.ReplaceCause,
 	})

@@ -17,11 +17,11 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/lock"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
-	"github.com/docker-lifecycle/docker-lifecycle/router"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 
-	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/secrets"

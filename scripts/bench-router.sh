@@ -90,8 +90,8 @@ if ! skipped kamal && [ ! -x "$kp_bin" ]; then
 fi
 
 log "building agent, testapp and benchload"
-CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/agent" ./agent
-CGO_ENABLED=0 go build -trimpath -o "$work/testapp" ./testapp
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/agent" ./cmd/lifecycle-agent
+CGO_ENABLED=0 go build -trimpath -o "$work/testapp" ./internal/testapp
 go build -o "$work/benchload" ./internal/benchload/cmd/benchload
 
 mapfile -t ports < <("$work/benchload" -free-ports 7)

@@ -45,7 +45,7 @@ func BenchmarkPlan100Services(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		plan, err := Deploy(p, emptyObserved(), Options{})
+		plan, err := MakePlan(p, emptyObserved(), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func BenchmarkPlan100Services(b *testing.B) {
 	b.ReportMetric(float64(steps), "steps")
 }
 
-// BenchmarkDeployOnly100Services is strategies.Deploy alone on the loaded project.
+// BenchmarkDeployOnly100Services is strategies.MakePlan alone on the loaded project.
 func BenchmarkDeployOnly100Services(b *testing.B) {
 	p, err := compose.Load(context.Background(), benchProject(b, 100))
 	if err != nil {
@@ -62,7 +62,7 @@ func BenchmarkDeployOnly100Services(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Deploy(p, emptyObserved(), Options{}); err != nil {
+		if _, err := MakePlan(p, emptyObserved(), Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,11 +6,12 @@ package strategies
 import (
 	"fmt"
 
-	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
 )
 
 // Action is what a step does.

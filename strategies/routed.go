@@ -3,7 +3,6 @@ package strategies
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -215,17 +214,6 @@ func (pl *planner) createCause(mine []ObservedContainer, name string) string {
 	return "no running container"
 }
 
-func joinInts(v []int) string {
-	s := make([]string, len(v))
-	for i, n := range v {
-		s[i] = fmt.Sprint(n)
-	}
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
-}
-
 // converged reports whether the service already runs and routes exactly its target.
 func (ch *routedChange) converged() bool {
 	if len(ch.old) > 0 || len(ch.migrate) > 0 {
@@ -398,145 +386,6 @@ func (pl *planner) stopOld(ch *routedChange, cs []ObservedContainer, cause strin
 	return ids
 }
 
-func (pl *planner) planRolling(ch *routedChange, pending []replica, serving []RouteBackend, gates []int, verb string) []int {
-	p := max(ch.update.Parallelism, 1)
-	if len(ch.old) == 0 {
-		p = max(len(pending), 1) // nothing serves yet: no reason to go one by one
-	}
-	batches := max((len(pending)+p-1)/p, (len(ch.old)+p-1)/p)
-	prev := gates
-	remove := func(bs []RouteBackend, cs []ObservedContainer) []RouteBackend {
-		return slices.DeleteFunc(slices.Clone(bs), func(b RouteBackend) bool {
-			return slices.ContainsFunc(cs, func(c ObservedContainer) bool { return c.Name == b.Container })
-		})
-	}
-	if batches == 0 && ch.behind && !sameBackends(serving, ch.routed) {
-		return pl.route(ch, serving, "route "+ch.name, prev)
-	}
-	for b := range batches {
-		news := pending[min(b*p, len(pending)):min((b+1)*p, len(pending))]
-		olds := ch.old[min(b*p, len(ch.old)):min((b+1)*p, len(ch.old))]
-		batch := fmt.Sprintf("%s %s batch %d/%d", verb, ch.name, b+1, batches)
-		if b > 0 && ch.update.Delay > 0 {
-			prev = []int{pl.add(Step{Action: Delay, Service: ch.name, Target: ch.name, Duration: ch.update.Delay, Cause: "update_config.delay", After: prev})}
-		}
-		if ch.update.Order == compose.OrderStopFirst {
-			after := prev
-			if len(olds) > 0 {
-				serving = remove(serving, olds)
-				r := pl.route(ch, serving, batch+": drain old", prev)
-				after = pl.stopOld(ch, olds, batch+": replaced (kept for rollback)", r)
-			}
-			waits := pl.bringUp(ch, news, gates, after)
-			pl.pair(waits, olds)
-			serving = append(serving, ch.backends(news, 1)...)
-			prev = pl.route(ch, serving, batch, append(waits, after...))
-			continue
-		}
-		waits := pl.bringUp(ch, news, gates, prev)
-		pl.pair(waits, olds)
-		serving = append(remove(serving, olds), ch.backends(news, 1)...)
-		r := pl.route(ch, serving, batch, append(waits, prev...))
-		prev = r
-		if len(olds) > 0 {
-			prev = pl.stopOld(ch, olds, batch+": replaced (kept for rollback)", r)
-		}
-	}
-	return prev
-}
-
-// pair marks each new container's wait step with the old container it replaces.
-func (pl *planner) pair(waits []int, olds []ObservedContainer) {
-	for i, id := range waits {
-		if i < len(olds) {
-			pl.plan.Steps[id-1].Replaces = olds[i].Name
-		}
-	}
-}
-
-func (pl *planner) planBlueGreen(ch *routedChange, pending []replica, gates []int) []int {
-	waits := pl.bringUp(ch, pending, gates, gates)
-	after := append(waits, gates...)
-	if ch.behind && ch.spec.BlueGreen.PreviewPort != "" && !ch.rollback {
-		backends := ch.backends(nil, 1)
-		after = []int{pl.add(Step{Action: Route, Service: ch.name, Target: compose.RouterNameOf(pl.project.Name, ch.routerKey),
-			Backends: backends, Preview: true, After: after,
-			Cause: fmt.Sprintf("preview %s on %s: %s", ch.name, ch.spec.BlueGreen.PreviewPort, describeBackends(backends))})}
-	}
-	if len(ch.old) > 0 && ch.spec.BlueGreen.Promote == compose.PromoteManual && !pl.opts.Promote && !ch.rollback {
-		pl.plan.Warnings = append(pl.plan.Warnings, fmt.Sprintf(
-			"service %q: the new colour (revision %d) waits for promotion: run `docker lifecycle promote %s`", ch.name, ch.revision, ch.name))
-		return after
-	}
-	last := pl.route(ch, ch.backends(nil, 1), "switch "+ch.name, after)
-	if len(ch.old) > 0 && ch.spec.BlueGreen.ScaleDownDelay > 0 && !ch.rollback {
-		last = []int{pl.add(Step{Action: Delay, Service: ch.name, Target: ch.name, Duration: ch.spec.BlueGreen.ScaleDownDelay, Cause: "blue-green.scale-down-delay", After: last})}
-	}
-	if len(ch.old) > 0 {
-		last = pl.stopOld(ch, ch.old, "old colour (kept for rollback)", last)
-	}
-	return last
-}
-
-func (pl *planner) planCanary(ch *routedChange, pending []replica, gates []int) []int {
-	waits := pl.bringUp(ch, pending, gates, gates)
-	prev := append(waits, gates...)
-	if len(ch.old) > 0 && !ch.rollback && ch.behind {
-		for _, st := range ch.spec.Canary.Steps {
-			if st.Weight >= 100 {
-				break
-			}
-			// Per-container weights that give the new revision st.Weight percent in all.
-			newW, oldW := st.Weight*len(ch.old), (100-st.Weight)*len(ch.target)
-			bs := append(oldBackends(ch.old, oldW), ch.backends(nil, newW)...)
-			r := pl.route(ch, bs, fmt.Sprintf("canary %s %d%%", ch.name, st.Weight), prev)
-			a := pl.add(Step{Action: Analyze, Service: ch.name, Target: ch.name, Revision: ch.revision, Duration: st.Pause,
-				Cause: fmt.Sprintf("canary %d%%: judge revision %d on the router's counters", st.Weight, ch.revision), After: r})
-			prev = []int{a}
-		}
-	}
-	last := pl.route(ch, ch.backends(nil, 1), "promote "+ch.name, prev)
-	if len(ch.old) > 0 {
-		last = pl.stopOld(ch, ch.old, "replaced by the canary (kept for rollback)", last)
-	}
-	return last
-}
-
-// planPrune removes stopped revisions beyond x-lifecycle.history once the rollout is done.
-func (pl *planner) planPrune(ch *routedChange, after []int) {
-	keep := *ch.spec.History
-	leaving := append(slices.Clone(ch.retained), ch.old...)
-	var revs []int
-	for _, c := range leaving {
-		if c.Revision != ch.revision {
-			revs = append(revs, c.Revision)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(revs)))
-	revs = slices.Compact(revs)
-	if len(revs) <= keep {
-		return
-	}
-	drop := map[int]bool{}
-	for _, r := range revs[keep:] {
-		drop[r] = true
-	}
-	sort.Slice(leaving, func(i, j int) bool { return leaving[i].Name < leaving[j].Name })
-	for _, c := range leaving {
-		if !drop[c.Revision] {
-			continue
-		}
-		removeAfter := after
-		for _, s := range pl.plan.Steps {
-			if s.Action == Stop && s.ContainerID == c.ID {
-				removeAfter = []int{s.ID}
-			}
-		}
-		pl.add(Step{Action: Remove, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision,
-			Cause: fmt.Sprintf("history: keep %d previous revisions", keep), After: removeAfter})
-	}
-}
-
 // planMigrations stops and removes containers that publish host ports themselves
 // (deployed before their service was behind the router), so the router can bind them.
 func (pl *planner) planMigrations(changes map[string]*routedChange) {
@@ -557,81 +406,4 @@ func (pl *planner) planMigrations(changes map[string]*routedChange) {
 			pl.migrationSteps = append(pl.migrationSteps, id)
 		}
 	}
-}
-
-// planRouter creates the router when a routed service needs it and it is missing or
-// was created for other ports or networks.
-func (pl *planner) planRouter(changes map[string]*routedChange) error {
-	for _, name := range slices.Sorted(maps.Keys(changes)) {
-		if ch := changes[name]; ch.behind && ch.routerKey != "" {
-			pl.planServiceRouter(name)
-		}
-	}
-	if !slices.ContainsFunc(slices.Collect(maps.Values(changes)), func(ch *routedChange) bool { return ch.behind && ch.routerKey == "" }) {
-		return nil
-	}
-	ports, err := compose.RoutedPorts(pl.project)
-	if err != nil {
-		return err
-	}
-	hash := compose.RouterHash(ports, compose.RouterNetworks(pl.project))
-	r := pl.observed.Router
-	cause := ""
-	switch {
-	case r == nil:
-		cause = "router missing"
-	case pl.observed.RouterHash != hash:
-		cause = "router ports or networks changed (recreate: open connections are cut)"
-	case !r.Running():
-		cause = "router not running"
-	default:
-		return nil
-	}
-	if err := pl.checkRouterPorts(ports, changes); err != nil {
-		return err
-	}
-	pl.routerSteps[""] = pl.add(Step{Action: EnsureRouter, Target: compose.RouterName(pl.project.Name), Cause: cause,
-		After: append(slices.Clone(pl.setup), pl.migrationSteps...)})
-	return nil
-}
-
-// planServiceRouter creates an internal service's own router when it is missing or
-// was created for other ports or networks.
-func (pl *planner) planServiceRouter(service string) {
-	r := pl.observed.ServiceRouters[service]
-	cause := ""
-	switch {
-	case r == nil:
-		cause = "router of the service's name missing"
-	case r.ConfigHash != compose.InternalRouterHash(pl.project, service):
-		cause = "router ports or networks changed (recreate: open connections are cut)"
-	case !r.Running():
-		cause = "router not running"
-	default:
-		return
-	}
-	pl.routerSteps[service] = pl.add(Step{Action: EnsureRouter, Service: service, Target: compose.RouterNameOf(pl.project.Name, service),
-		Cause: cause, After: slices.Clone(pl.setup)})
-}
-
-// checkRouterPorts refuses a router whose host ports another container holds, before
-// anything changes; the project's own router and the containers moving behind it
-// (which leave first) do not count.
-func (pl *planner) checkRouterPorts(ports []compose.RoutedPort, changes map[string]*routedChange) error {
-	leaving := map[string]bool{compose.RouterName(pl.project.Name): true}
-	for _, ch := range changes {
-		for _, c := range ch.migrate {
-			leaving[c.Name] = true
-		}
-	}
-	for _, rp := range ports {
-		for _, owner := range pl.observed.PortOwners {
-			if leaving[owner.Container] || int(owner.HostPort) != rp.Published || owner.Protocol != "tcp" || !ipsOverlap(rp.HostIP, owner.HostIP) {
-				continue
-			}
-			return fmt.Errorf("service %q publishes %s:%d/tcp (through the router): %w by container %s; stop it or change the published port",
-				rp.Service, hostIPOrAll(rp.HostIP), rp.Published, ErrPortTaken, owner.Container)
-		}
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-// Package testimage builds the test application (./testapp) into a FROM scratch image
+// Package testimage builds the test application (./internal/testapp) into a FROM scratch image
 // on the engine, through the engine API, so tests and the demo need no registry.
 package testimage
 
@@ -19,7 +19,7 @@ import (
 // Binary compiles the test app for linux/goarch into dir and returns its path.
 func Binary(ctx context.Context, moduleRoot, dir, goarch string) (string, error) {
 	out := filepath.Join(dir, "testapp-"+goarch)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./testapp")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./internal/testapp")
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker-lifecycle/docker-lifecycle/router"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 )
 
 // runRouter runs the traffic router: routes from the config file (so a restarted router

@@ -1,3 +1,8 @@
+//go:build crashhook
+
+// The crash hook is compiled only into the e2e suite's plugin (go build -tags crashhook):
+// the shipped binary has no way to kill itself on an environment variable.
+
 package plugin
 
 import (
@@ -11,8 +16,7 @@ import (
 
 // crashCheckpointEnv names a step ("ACTION", "ACTION:TARGET" or "ACTION@N" for the Nth
 // step of that action, e.g. "start", "create:demo-web-1" or "route@2") before which the
-// plugin SIGKILLs itself. Crash-safety tests use
-// it to stop a deploy at a known point; it is never set in normal use.
+// plugin SIGKILLs itself. Crash-safety tests use it to stop a deploy at a known point.
 const crashCheckpointEnv = "LIFECYCLE_TEST_CRASH_BEFORE"
 
 func crashCheckpoint() func(strategies.Step) {

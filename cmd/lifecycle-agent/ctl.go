@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/docker-lifecycle/docker-lifecycle/router"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 )
 
 // ctl talks to the router's control socket from inside the router container, so the

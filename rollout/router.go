@@ -10,11 +10,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/docker-lifecycle/docker-lifecycle/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
+	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
-	"github.com/docker-lifecycle/docker-lifecycle/router"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
@@ -243,107 +243,6 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 	}
 	progress.Emit(x.events, id, progress.Done, "Started", "traffic router "+image)
 	return nil
-}
-
-// analyze waits for a canary step's pause, then judges the new revision on the
-// router's counters of that window.
-func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
-	id := "Service " + s.Service
-	a := x.project.ServiceSpecs[s.Service].Canary.Analysis
-	key, _ := compose.RouterKey(x.project, s.Service)
-	client := x.routerClient(key)
-	before, err := routerStats(ctx, client)
-	if err != nil {
-		return x.stepError(s, err)
-	}
-	progress.Emit(x.events, id, progress.Working, "Analyzing", fmt.Sprintf("%s for %s", s.Cause, time.Duration(s.Duration)))
-	promoted, err := x.observeCanary(ctx, s)
-	if err != nil {
-		return x.stepError(s, err)
-	}
-	if promoted {
-		return nil
-	}
-	after, err := routerStats(ctx, client)
-	if err != nil {
-		return x.stepError(s, err)
-	}
-	w := canaryWindow(s.Service, revisionGroup(s.Revision), before, after)
-	verdict := judge(w, a)
-	detail := fmt.Sprintf("revision %d: %d requests, %.2f%% errors, p99 %s", s.Revision, w.Requests, 100*w.errorRate(), w.p99())
-	if verdict != "" {
-		return x.stepError(s, fmt.Errorf("%w: canary analysis failed: %s (%s)", ErrAnalysisFailed, verdict, detail))
-	}
-	progress.Emit(x.events, id, progress.Done, "Analysis passed", detail)
-	return nil
-}
-
-// ErrAnalysisFailed means the canary's counters broke the analysis limits.
-var ErrAnalysisFailed = errors.New("canary analysis failed")
-
-type window struct{ router.Counters }
-
-func (w window) errorRate() float64 {
-	if w.Requests == 0 {
-		return 0
-	}
-	return float64(w.Responses5xx+w.Errors) / float64(w.Requests)
-}
-
-func (w window) p99() time.Duration { return w.Latency.Quantile(0.99).Round(time.Millisecond / 10) }
-
-// canaryWindow sums, over the service's routes, the counters of the group's backends
-// between two snapshots.
-func canaryWindow(service, group string, before, after router.Snapshot) window {
-	var sum router.Counters
-	for _, route := range after.Routes {
-		if compose.ServiceOfRoute(route.Name) != service {
-			continue
-		}
-		ra, rb := &route, before.Route(route.Name)
-		for _, b := range ra.Backends {
-			if b.Group != group {
-				continue
-			}
-			c := b.Counters
-			if rb != nil {
-				if prev := rb.Backend(b.ID); prev != nil && prev.Since.Equal(b.Since) {
-					c = c.Sub(prev.Counters)
-				}
-			}
-			sum = addCounters(sum, c)
-		}
-	}
-	return window{sum}
-}
-
-func addCounters(a, b router.Counters) router.Counters {
-	a.Requests += b.Requests
-	a.Responses2xx += b.Responses2xx
-	a.Responses5xx += b.Responses5xx
-	a.Errors += b.Errors
-	a.Latency.Count += b.Latency.Count
-	a.Latency.SumNs += b.Latency.SumNs
-	if len(a.Latency.Buckets) < len(b.Latency.Buckets) {
-		a.Latency.Buckets = append(a.Latency.Buckets, make([]uint64, len(b.Latency.Buckets)-len(a.Latency.Buckets))...)
-	}
-	for i, n := range b.Latency.Buckets {
-		a.Latency.Buckets[i] += n
-	}
-	return a
-}
-
-// judge returns why the window fails the analysis, or "".
-func judge(w window, a compose.AnalysisSpec) string {
-	switch {
-	case int(w.Requests) < a.MinRequests:
-		return fmt.Sprintf("%d requests, fewer than min-requests %d", w.Requests, a.MinRequests)
-	case a.MaxErrorRate != nil && w.errorRate() > *a.MaxErrorRate:
-		return fmt.Sprintf("error rate %.2f%% above max-error-rate %.2f%%", 100*w.errorRate(), 100**a.MaxErrorRate)
-	case a.MaxP99 > 0 && w.p99() > time.Duration(a.MaxP99):
-		return fmt.Sprintf("p99 %s above max-p99 %s", w.p99(), time.Duration(a.MaxP99))
-	}
-	return ""
 }
 
 func (x *executor) routerClient(key string) *routerClient {

@@ -6,7 +6,7 @@ package router
 // RunParallel with GOMAXPROCS×4 clients (throughput; ns/op ≈ CPU per request when
 // the cores are saturated).
 //
-//	go test -run '^$' -bench . -benchmem ./router/
+//	go test -run '^$' -bench . -benchmem ./agent/router/
 
 import (
 	"bytes"
