@@ -27,6 +27,16 @@ type Moby struct {
 
 // NewMoby wraps an API client, typically command.Cli.Client(), so that --context,
 // DOCKER_HOST, TLS and ssh:// contexts work as they do for every docker command.
+// Connect returns the engine behind api once it answered a ping: a clear error for an
+// unreachable or too-old engine comes before any other call.
+func Connect(ctx context.Context, api client.APIClient) (Engine, error) {
+	m := NewMoby(api)
+	if _, err := m.Ping(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 func NewMoby(api client.APIClient) *Moby {
 	return &Moby{api: api}
 }

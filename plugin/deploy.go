@@ -67,16 +67,11 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		return err
 	}
 	started := time.Now()
-	if (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan && !opts.dryRun {
-		if err := scanGate(ctx, eng, p, services, trivyDockerHost(dockerCli), events); err != nil {
-			_ = events.Close()
-			return exitError(ctx, err)
-		}
-	}
 	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{
 		Services: services, RemoveOrphans: opts.removeOrphans, DryRun: opts.dryRun,
 		WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
 		Command: "docker lifecycle deploy", Checkpoint: crashCheckpoint(),
+		Scan: (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan, ScanDockerHost: trivyDockerHost(dockerCli),
 	})
 	_ = events.Close()
 	if err != nil {

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -10,7 +9,6 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
@@ -45,23 +43,9 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	if err != nil {
 		return err
 	}
-	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: name})
+	state, err := rollout.RevisionStates(ctx, eng, name)
 	if err != nil {
 		return err
-	}
-	// What remains of each revision: running (current), stopped (kept for rollback), or gone.
-	state := map[string]map[int]string{}
-	for _, c := range containers {
-		svc := c.Labels[compose.LabelService]
-		rev, _ := strconv.Atoi(c.Labels[compose.LabelRevision])
-		if state[svc] == nil {
-			state[svc] = map[int]string{}
-		}
-		if c.State == "running" || c.State == "restarting" {
-			state[svc][rev] = "running"
-		} else if state[svc][rev] == "" {
-			state[svc][rev] = "retained"
-		}
 	}
 	var rows []historyRow
 	for i := len(records) - 1; i >= 0; i-- {

@@ -68,7 +68,7 @@ func runLint(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	case "json":
 		err = writeFindingsJSON(dockerCli.Out(), findings)
 	case "sarif":
-		err = writeSARIF(dockerCli.Out(), p.ComposeFiles, findings)
+		err = writeLintSARIF(dockerCli.Out(), p.ComposeFiles, findings)
 	default:
 		err = writeFindingsTable(dockerCli.Out(), findings)
 	}

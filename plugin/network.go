@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 	"github.com/docker-lifecycle/docker-lifecycle/segments"
 )
 
@@ -75,128 +74,6 @@ prints the observed matrix next to the policy, and exits 1 on any difference.`,
 	return cmd
 }
 
-// observeNetworks gives a segmented project the engine's networks and their subnets,
-// so segment subnets skip what the engine uses. Projects without x-lifecycle.network
-// make no call.
-func observeNetworks(ctx context.Context, eng engine.Engine, p *compose.Project) error {
-	if !compose.Segmented(p) {
-		return nil
-	}
-	networks, err := eng.ListNetworks(ctx, nil)
-	if err != nil {
-		return err
-	}
-	subnets := map[string][]netip.Prefix{}
-	for _, n := range networks {
-		subnets[n.Name] = append([]netip.Prefix{}, n.Subnets...)
-	}
-	compose.ObserveNetworks(p, subnets)
-	return nil
-}
-
-// networkPlan is `network plan --format json`.
-type networkPlan struct {
-	Project      string                     `json:"project"`
-	Segmentation bool                       `json:"segmentation"`
-	Default      string                     `json:"default,omitempty"`
-	Pool         string                     `json:"pool,omitempty"`
-	Size         int                        `json:"size,omitempty"`
-	Services     []networkPlanService       `json:"services"`
-	Policy       map[string]map[string]bool `json:"policy"`
-	Networks     []networkPlanNetwork       `json:"networks"`
-	Router       []string                   `json:"router"`
-	Warnings     []string                   `json:"warnings"`
-}
-
-type networkPlanService struct {
-	Name     string   `json:"name"`
-	Isolated bool     `json:"isolated"`
-	TalksTo  []string `json:"talks_to"`
-	Ingress  bool     `json:"ingress"`
-	Egress   bool     `json:"egress"`
-	Networks []string `json:"networks"`
-}
-
-type networkPlanNetwork struct {
-	Name     string   `json:"name"`
-	Key      string   `json:"key"`
-	Kind     string   `json:"kind"`
-	Internal bool     `json:"internal"`
-	Subnet   string   `json:"subnet"`
-	Members  []string `json:"members"`
-	Exists   bool     `json:"exists"`
-}
-
-func buildNetworkPlan(p *compose.Project) (networkPlan, segments.Matrix, error) {
-	spec := compose.NetworkSpec(p)
-	layout, err := compose.NetworkLayout(p)
-	if err != nil {
-		return networkPlan{}, segments.Matrix{}, err
-	}
-	policy := segments.Policy(spec)
-	out := networkPlan{Project: p.Name, Segmentation: compose.Segmented(p), Policy: policy.Map(), Router: compose.RouterNetworks(p), Warnings: []string{}}
-	var observed map[string][]netip.Prefix
-	if ns := p.Spec.Network; ns != nil {
-		out.Default, out.Pool, out.Size, observed = ns.Default, ns.Pool, ns.Size, ns.Observed
-	}
-	members := map[string][]string{} // engine network name → services
-	for _, s := range spec.Services {
-		row := networkPlanService{Name: s.Name, Isolated: s.Isolated, TalksTo: append([]string{}, s.TalksTo...), Networks: []string{}}
-		if n := p.ServiceSpecs[s.Name].Network; n != nil {
-			row.Ingress = n.Ingress != nil && *n.Ingress
-			row.Egress = n.Egress != nil && *n.Egress
-		}
-		if !s.Isolated {
-			row.Ingress, row.Egress = compose.BehindRouter(p, s.Name), true // compose's networks are not internal
-		}
-		for _, k := range s.Networks {
-			name := p.Networks[k].Name
-			row.Networks = append(row.Networks, name)
-			members[name] = append(members[name], s.Name)
-		}
-		for _, m := range layout.Services[s.Name] {
-			row.Networks = append(row.Networks, m.Network)
-		}
-		sort.Strings(row.Networks)
-		out.Services = append(out.Services, row)
-	}
-	kinds := map[string]segments.Network{}
-	for _, n := range layout.Networks {
-		kinds[n.Name] = n
-	}
-	create, _ := compose.Networks(p)
-	for _, nc := range create {
-		row := networkPlanNetwork{Name: nc.Name, Key: nc.Labels[compose.LabelNetwork], Kind: "compose", Internal: nc.Internal, Subnet: "engine default", Members: members[nc.Name]}
-		if seg, ok := kinds[nc.Name]; ok {
-			row.Kind, row.Members = string(seg.Kind), seg.Members
-		}
-		if row.Members == nil {
-			row.Members = []string{}
-		}
-		if nc.IPAM != nil && len(nc.IPAM.Config) > 0 && nc.IPAM.Config[0].Subnet.IsValid() {
-			row.Subnet = nc.IPAM.Config[0].Subnet.String()
-		}
-		if subnets, ok := observed[nc.Name]; ok {
-			row.Exists = true
-			if len(subnets) > 0 {
-				row.Subnet = subnets[0].String()
-			}
-		}
-		out.Networks = append(out.Networks, row)
-	}
-	if out.Segmentation {
-		if _, err := compose.SegmentSubnets(p); err != nil {
-			out.Warnings = append(out.Warnings, err.Error()+": the engine's default pools give the subnets")
-		}
-		for _, d := range segments.Diff(policy, segments.Topology(spec, layout), nil) {
-			if d.From < d.To {
-				out.Warnings = append(out.Warnings, fmt.Sprintf("%s and %s share a compose network although the policy denies it: `network verify` will report it", d.From, d.To))
-			}
-		}
-	}
-	return out, policy, nil
-}
-
 func runNetworkPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts networkOptions) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
@@ -204,41 +81,14 @@ func runNetworkPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectO
 	if err != nil {
 		return err
 	}
-	if !compose.Segmented(p) {
-		// Still show whether the compose networks exist.
-		networks, err := eng.ListNetworks(ctx, map[string]string{compose.LabelProject: p.Name})
-		if err != nil {
-			return err
-		}
-		subnets := map[string][]netip.Prefix{}
-		for _, n := range networks {
-			subnets[n.Name] = n.Subnets
-		}
-		plan, policy, err := buildNetworkPlan(p)
-		if err != nil {
-			return err
-		}
-		for i := range plan.Networks {
-			if s, ok := subnets[plan.Networks[i].Name]; ok {
-				plan.Networks[i].Exists = true
-				if len(s) > 0 {
-					plan.Networks[i].Subnet = s[0].String()
-				}
-			}
-		}
-		return writeNetworkPlan(dockerCli.Out(), plan, policy, opts.format)
-	}
-	if err := observeNetworks(ctx, eng, p); err != nil {
-		return err
-	}
-	plan, policy, err := buildNetworkPlan(p)
+	plan, policy, err := rollout.PlanNetwork(ctx, eng, p)
 	if err != nil {
 		return err
 	}
 	return writeNetworkPlan(dockerCli.Out(), plan, policy, opts.format)
 }
 
-func writeNetworkPlan(w io.Writer, plan networkPlan, policy segments.Matrix, format string) error {
+func writeNetworkPlan(w io.Writer, plan rollout.NetworkPlan, policy segments.Matrix, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -318,7 +168,7 @@ func verifyAfterDeploy(ctx context.Context, dockerCli command.Cli, eng engine.En
 // verifyNetwork probes the project and prints the result; a difference from the policy
 // is an error (exit 1).
 func verifyNetwork(ctx context.Context, w io.Writer, eng engine.Engine, p *compose.Project, format string) error {
-	res, err := probeNetwork(ctx, eng, p)
+	res, err := rollout.ProbeNetwork(ctx, eng, p)
 	if err != nil {
 		return err
 	}
@@ -334,19 +184,19 @@ func verifyNetwork(ctx context.Context, w io.Writer, eng engine.Engine, p *compo
 	return nil
 }
 
-func writeVerify(w io.Writer, res verifyResult, format string) error {
+func writeVerify(w io.Writer, res rollout.VerifyResult, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
 	fmt.Fprintln(w, "Policy (rows may open connections to columns):")
-	if err := res.policy.WriteTable(w, nil); err != nil {
+	if err := res.Matrix.WriteTable(w, nil); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nObserved (probes from inside each service's network namespace):")
-	if err := res.policy.WriteTable(w, func(from, to string) string {
-		return res.Observed[from][to].text()
+	if err := res.Matrix.WriteTable(w, func(from, to string) string {
+		return res.Observed[from][to].Text()
 	}); err != nil {
 		return err
 	}
@@ -361,7 +211,7 @@ func writeVerify(w io.Writer, res verifyResult, format string) error {
 	fmt.Fprintf(w, "\n%d differences:\n", len(res.Differences))
 	for _, d := range res.Differences {
 		o := res.Observed[d.From][d.To]
-		fmt.Fprintf(w, "  %s (%s)\n", d, o.detail())
+		fmt.Fprintf(w, "  %s (%s)\n", d, o.Detail())
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
 const shopYAML = `
@@ -57,13 +58,13 @@ func TestNetworkPlanOutput(t *testing.T) {
 		"shop_lc-api-db": {netip.MustParsePrefix("10.213.0.32/28")},
 		"other_net":      {netip.MustParsePrefix("10.213.0.0/28")},
 	})
-	plan, policy, err := buildNetworkPlan(p)
+	plan, policy, err := rollout.BuildNetworkPlan(p)
 	assert.NilError(t, err)
 	var table, js bytes.Buffer
 	assert.NilError(t, writeNetworkPlan(&table, plan, policy, "table"))
 	golden.Assert(t, table.String(), "network-plan.golden")
 	assert.NilError(t, writeNetworkPlan(&js, plan, policy, "json"))
-	var decoded networkPlan
+	var decoded rollout.NetworkPlan
 	assert.NilError(t, json.Unmarshal(js.Bytes(), &decoded))
 	assert.Check(t, decoded.Segmentation)
 	assert.Check(t, !decoded.Policy["web"]["db"])
@@ -72,7 +73,7 @@ func TestNetworkPlanOutput(t *testing.T) {
 
 func TestNetworkPlanWithoutRules(t *testing.T) {
 	p := loadShop(t, "services:\n  web: {image: web:1}\n  api: {image: api:1}\n")
-	plan, policy, err := buildNetworkPlan(p)
+	plan, policy, err := rollout.BuildNetworkPlan(p)
 	assert.NilError(t, err)
 	var out bytes.Buffer
 	assert.NilError(t, writeNetworkPlan(&out, plan, policy, "table"))
@@ -173,7 +174,7 @@ func TestVerifyReportsDifferences(t *testing.T) {
 	out.Reset()
 	err = verifyNetwork(context.Background(), &out, f, p, "json")
 	assert.Check(t, err != nil)
-	var res verifyResult
+	var res rollout.VerifyResult
 	assert.NilError(t, json.Unmarshal(out.Bytes(), &res))
 	assert.Check(t, is.Len(res.Differences, 1))
 	assert.Check(t, res.Observed["web"]["db"].Reachable)

@@ -1,8 +1,6 @@
 package plugin
 
 import (
-	"context"
-	"sync"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
 const defaultNetworkTopFormat = "table {{.Service}}\t{{.Name}}\t{{.Role}}\t{{.RxRate}}\t{{.TxRate}}\t{{.Rx}}\t{{.Tx}}"
@@ -51,45 +50,15 @@ func runNetworkTop(cmd *cobra.Command, dockerCli command.Cli, project *projectOp
 	if err != nil {
 		return err
 	}
-	running, err := projectContainers(ctx, eng, name, services, false)
+	samples, err := rollout.SampleTraffic(ctx, eng, name, services, opts.interval)
 	if err != nil {
-		return err
+		return exitError(ctx, err)
 	}
-	first, err := sampleCounters(ctx, eng, running)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		return exitError(ctx, ctx.Err())
-	case <-time.After(opts.interval):
-	}
-	second, err := sampleCounters(ctx, eng, running)
-	if err != nil {
-		return err
-	}
-	rows := make([]trafficRow, 0, len(running))
-	for i, c := range running {
-		rows = append(rows, newTrafficRow(c, first[i], second[i]))
+	rows := make([]trafficRow, 0, len(samples))
+	for _, t := range samples {
+		rows = append(rows, newTrafficRow(t.Container, t.First, t.Second))
 	}
 	return writeTraffic(dockerCli, opts.format, rows)
-}
-
-// sampleCounters reads every container's counters at once, so the samples line up.
-func sampleCounters(ctx context.Context, eng engine.Engine, cs []engine.Container) ([]engine.NetworkCounters, error) {
-	out := make([]engine.NetworkCounters, len(cs))
-	errs := make([]error, len(cs))
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Go(func() { out[i], errs[i] = eng.NetworkCounters(ctx, c.ID) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 func writeTraffic(dockerCli command.Cli, format string, rows []trafficRow) error {

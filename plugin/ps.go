@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
 const defaultPsFormat = "table {{.Service}}\t{{.Name}}\t{{.Revision}}\t{{.State}}\t{{.Health}}\t{{.Ports}}"
@@ -46,7 +46,7 @@ func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, o
 	if err != nil {
 		return err
 	}
-	rows, err := projectContainers(ctx, eng, name, services, opts.all)
+	rows, err := rollout.ProjectContainers(ctx, eng, name, services, opts.all)
 	if err != nil {
 		return err
 	}
@@ -108,27 +108,4 @@ func (r *psRow) Ports() string {
 	}
 	sort.Strings(out)
 	return strings.Join(slices.Compact(out), ", ")
-}
-
-// projectContainers lists a project's containers by name: the running ones (all of
-// them with all), of the services asked for (their own containers: not the routers
-// filed under them for Compose), and never the one-offs (secrets holders, verify
-// probes), as `docker compose ps` does.
-func projectContainers(ctx context.Context, eng engine.Engine, project string, services []string, all bool) ([]engine.Container, error) {
-	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: project})
-	if err != nil {
-		return nil, err
-	}
-	var out []engine.Container
-	for _, c := range containers {
-		if c.Labels[compose.LabelOneoff] == "True" || (!all && c.State != "running" && c.State != "restarting") {
-			continue
-		}
-		if len(services) > 0 && (!slices.Contains(services, c.Labels[compose.LabelService]) || c.Labels[compose.LabelRole] == compose.RoleRouter) {
-			continue
-		}
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
 }

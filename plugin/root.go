@@ -129,7 +129,7 @@ func openProject(ctx context.Context, dockerCli command.Cli, project *projectOpt
 	}
 	eng, err := connect(ctx, dockerCli)
 	if err == nil {
-		err = observeNetworks(ctx, eng, p) // segment subnets skip the engine's (x-lifecycle.network only)
+		err = rollout.ObserveNetworks(ctx, eng, p) // segment subnets skip the engine's (x-lifecycle.network only)
 	}
 	return p, eng, err
 }
@@ -149,14 +149,9 @@ func openProjectName(ctx context.Context, dockerCli command.Cli, project *projec
 	return name, eng, err
 }
 
-// connect pings the engine of the current context: a clear error for an unreachable or
-// too-old engine comes before any other call.
+// connect returns the engine of the current context once it answered (engine.Connect).
 func connect(ctx context.Context, dockerCli command.Cli) (engine.Engine, error) {
-	eng := engine.NewMoby(dockerCli.Client())
-	if _, err := eng.Ping(ctx); err != nil {
-		return nil, err
-	}
-	return eng, nil
+	return engine.Connect(ctx, dockerCli.Client())
 }
 
 // isLocalEngine reports whether the engine runs on this host, so its published ports

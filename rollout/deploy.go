@@ -37,11 +37,20 @@ type DeployOptions struct {
 	// ReplaceCause as the cause (secrets rotate).
 	Replace      []string
 	ReplaceCause string
+	// Scan runs the image scan gate first (not on a dry run); ScanDockerHost is the
+	// engine address trivy may read images from ("" sends archives, see ScanProject).
+	Scan           bool
+	ScanDockerHost string
 }
 
-// Deploy converges the project: lock, observe, plan, check, execute, unlock. It returns
-// the plan it ran (or would run, with DryRun).
+// Deploy converges the project: scan gate, policy gate, lock, observe, plan, check,
+// execute, verify, unlock. It returns the plan it ran (or would run, with DryRun).
 func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
+	if opts.Scan && !opts.DryRun {
+		if err := ScanGate(ctx, eng, p, opts.Services, opts.ScanDockerHost, events); err != nil {
+			return strategies.Plan{}, err
+		}
+	}
 	images, err := InspectImages(ctx, eng, p)
 	if err != nil {
 		return strategies.Plan{}, err

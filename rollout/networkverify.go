@@ -1,4 +1,4 @@
-package plugin
+package rollout
 
 import (
 	"bufio"
@@ -31,23 +31,24 @@ const (
 	roleVerify = "verify"
 )
 
-// verifyResult is `network verify --format json`.
-type verifyResult struct {
+// VerifyResult is `network verify --format json`.
+type VerifyResult struct {
 	Project     string                                   `json:"project"`
 	Services    []string                                 `json:"services"`
 	Sources     []string                                 `json:"sources"`
 	Skipped     map[string]string                        `json:"skipped"`
 	Policy      map[string]map[string]bool               `json:"policy"`
-	Observed    map[string]map[string]*observedReachable `json:"observed"`
+	Observed    map[string]map[string]*ObservedReachable `json:"observed"`
 	Differences []segments.Difference                    `json:"differences"`
 	Probed      int                                      `json:"probed"`
 	Seconds     float64                                  `json:"seconds"`
 
-	policy segments.Matrix
+	// Matrix is the policy the observation is compared with (the table renders it).
+	Matrix segments.Matrix `json:"-"`
 }
 
-// observedReachable is one probe of `agent probe-many`, with its verdict.
-type observedReachable struct {
+// ObservedReachable is one probe of `agent probe-many`, with its verdict.
+type ObservedReachable struct {
 	Target    string   `json:"target"`
 	Reachable bool     `json:"reachable"`
 	Resolved  bool     `json:"resolved"`
@@ -58,7 +59,7 @@ type observedReachable struct {
 	Millis    int64    `json:"ms"`
 }
 
-func (o *observedReachable) text() string {
+func (o *ObservedReachable) Text() string {
 	switch {
 	case o == nil:
 		return "n/a"
@@ -72,7 +73,7 @@ func (o *observedReachable) text() string {
 	return "yes"
 }
 
-func (o *observedReachable) detail() string {
+func (o *ObservedReachable) Detail() string {
 	if o == nil {
 		return "not probed"
 	}
@@ -89,15 +90,15 @@ func (o *observedReachable) detail() string {
 	return text
 }
 
-// probeNetwork runs one agent container per running service, in that service's network
+// ProbeNetwork runs one agent container per running service, in that service's network
 // namespace, probing every other running service by name (and port), and compares the
 // result with the policy matrix.
-func probeNetwork(ctx context.Context, eng engine.Engine, p *compose.Project) (verifyResult, error) {
+func ProbeNetwork(ctx context.Context, eng engine.Engine, p *compose.Project) (VerifyResult, error) {
 	started := time.Now()
 	spec := compose.NetworkSpec(p)
 	policy := segments.Policy(spec)
-	res := verifyResult{Project: p.Name, Services: policy.Services, Skipped: map[string]string{}, Policy: policy.Map(),
-		Observed: map[string]map[string]*observedReachable{}, Differences: []segments.Difference{}, policy: policy}
+	res := VerifyResult{Project: p.Name, Services: policy.Services, Skipped: map[string]string{}, Policy: policy.Map(),
+		Observed: map[string]map[string]*ObservedReachable{}, Differences: []segments.Difference{}, Matrix: policy}
 
 	containers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: p.Name})
 	if err != nil {
@@ -109,7 +110,7 @@ func probeNetwork(ctx context.Context, eng engine.Engine, p *compose.Project) (v
 		if c.State != "running" || svc == "" || c.Labels[compose.LabelOneoff] == "True" || c.Labels[compose.LabelRole] == compose.RoleRouter {
 			continue
 		}
-		if old, ok := running[svc]; !ok || revision(c) > revision(old) {
+		if old, ok := running[svc]; !ok || revisionOf(c) > revisionOf(old) {
 			running[svc] = c
 		}
 	}
@@ -187,7 +188,7 @@ func probeNetwork(ctx context.Context, eng engine.Engine, p *compose.Project) (v
 	return res, nil
 }
 
-func revision(c engine.Container) int {
+func revisionOf(c engine.Container) int {
 	n, _ := strconv.Atoi(c.Labels[compose.LabelRevision])
 	return n
 }
@@ -195,7 +196,7 @@ func revision(c engine.Container) int {
 // probeFrom runs `agent probe-many` in the network namespace of container id and reads
 // its JSON lines. The agent container carries the project label (so `down` and the test
 // harness find a leftover one) as a one-off (so deploys ignore it), and is removed.
-func probeFrom(ctx context.Context, eng engine.Engine, p *compose.Project, image, service, id string, targets []string) (map[string]*observedReachable, error) {
+func probeFrom(ctx context.Context, eng engine.Engine, p *compose.Project, image, service, id string, targets []string) (map[string]*ObservedReachable, error) {
 	suffix := make([]byte, 3)
 	_, _ = rand.Read(suffix)
 	pids := int64(64)
@@ -259,7 +260,7 @@ func probeFrom(ctx context.Context, eng engine.Engine, p *compose.Project, image
 	if err != nil {
 		return nil, err
 	}
-	row := map[string]*observedReachable{}
+	row := map[string]*ObservedReachable{}
 	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -267,7 +268,7 @@ func probeFrom(ctx context.Context, eng engine.Engine, p *compose.Project, image
 		if !strings.HasPrefix(line, "{") {
 			continue
 		}
-		var o observedReachable
+		var o ObservedReachable
 		if err := json.Unmarshal([]byte(line), &o); err != nil {
 			return nil, fmt.Errorf("agent output %q: %w", line, err)
 		}
