@@ -75,7 +75,11 @@ type ServiceSpec struct {
 	Drain Duration `mapstructure:"drain" json:"drain" yaml:"drain"`
 	// Protocol is how the router carries the service's published ports: "http" (per
 	// request, with retries and counters) or "tcp" (per connection).
-	Protocol  string        `mapstructure:"protocol" json:"protocol" yaml:"protocol"`
+	Protocol string `mapstructure:"protocol" json:"protocol" yaml:"protocol"`
+	// ActiveCheck makes the router probe every backend of the service over HTTP, so a
+	// backend that stops answering leaves the rotation between two deploys (the
+	// health gate only judges a container before it is routed).
+	ActiveCheck *ActiveCheckSpec `mapstructure:"active-check" json:"active-check,omitempty" yaml:"active-check,omitempty"`
 	BlueGreen BlueGreenSpec `mapstructure:"blue-green" json:"blue-green" yaml:"blue-green"`
 	Canary    CanarySpec    `mapstructure:"canary" json:"canary" yaml:"canary"`
 	// Update and Rollback come from compose's deploy.update_config and
@@ -84,6 +88,14 @@ type ServiceSpec struct {
 	Rollback UpdateSpec `mapstructure:"-" json:"rollback" yaml:"rollback"`
 	// Network is the service's communication rules (talks-to, ingress, egress; network.go).
 	Network *ServiceNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
+}
+
+// ActiveCheckSpec is the router's active check of a service's backends: GET Path every
+// Interval (default 2s); 2xx/3xx is healthy, two failures in a row take a backend out
+// of rotation, one success brings it back.
+type ActiveCheckSpec struct {
+	Path     string   `mapstructure:"path" json:"path" yaml:"path"`
+	Interval Duration `mapstructure:"interval" json:"interval,omitempty" yaml:"interval,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" in compose files and in output.

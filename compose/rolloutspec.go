@@ -155,6 +155,14 @@ func resolveRollout(svc types.ServiceConfig, spec *ServiceSpec, projectDefault s
 	default:
 		return fmt.Errorf("key \"protocol\": want \"http\" or \"tcp\", got %q", spec.Protocol)
 	}
+	if c := spec.ActiveCheck; c != nil {
+		switch {
+		case !strings.HasPrefix(c.Path, "/"):
+			return fmt.Errorf("key \"active-check.path\" must be an HTTP path starting with /, got %q", c.Path)
+		case spec.Protocol != "http":
+			return fmt.Errorf("key \"active-check\": the router checks backends over HTTP, but the service's protocol is %q; remove active-check or use protocol http", spec.Protocol)
+		}
+	}
 	switch spec.BlueGreen.Promote {
 	case "":
 		spec.BlueGreen.Promote = PromoteAuto

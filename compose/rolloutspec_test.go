@@ -189,6 +189,13 @@ func TestLoadResolvesRollout(t *testing.T) {
 			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, s.Protocol, "tcp") },
 		},
 		{
+			name:  "active check",
+			extra: "    x-lifecycle: {active-check: {path: /healthz, interval: 500ms}}\n",
+			check: func(t *testing.T, s ServiceSpec) {
+				assert.DeepEqual(t, s.ActiveCheck, &ActiveCheckSpec{Path: "/healthz", Interval: Duration(500 * time.Millisecond)})
+			},
+		},
+		{
 			name:  "blue-green settings",
 			extra: "    x-lifecycle:\n      strategy: blue-green\n      blue-green: {promote: manual, scale-down-delay: 2m}\n",
 			check: func(t *testing.T, s ServiceSpec) {
@@ -290,6 +297,10 @@ func TestLoadRolloutErrors(t *testing.T) {
 		{name: "negative history", compose: "    x-lifecycle: {history: -1}\n", contains: []string{`key "history" must not be negative, got -1`}},
 		{name: "protocol udp", compose: "    x-lifecycle: {protocol: udp}\n", contains: []string{`key "protocol": want "http" or "tcp", got "udp"`}},
 		{name: "protocol in capitals", compose: "    x-lifecycle: {protocol: HTTP}\n", contains: []string{`key "protocol": want "http" or "tcp", got "HTTP"`}},
+		{name: "active check path", compose: "    x-lifecycle: {active-check: {path: healthz}}\n", contains: []string{`key "active-check.path" must be an HTTP path starting with /, got "healthz"`}},
+		{name: "active check interval", compose: "    x-lifecycle: {active-check: {path: /, interval: -1s}}\n", contains: []string{`'active-check.interval' duration "-1s" must not be negative`}},
+		{name: "active check on tcp", compose: "    x-lifecycle: {protocol: tcp, active-check: {path: /}}\n", contains: []string{`key "active-check": the router checks backends over HTTP, but the service's protocol is "tcp"`}},
+		{name: "active check unknown key", compose: "    x-lifecycle: {active-check: {path: /, timeout: 1s}}\n", contains: []string{"timeout"}},
 		{name: "promote", compose: "    x-lifecycle: {blue-green: {promote: later}}\n", contains: []string{`key "blue-green.promote": want "auto" or "manual", got "later"`}},
 		{
 			name:     "preview port without a published port",

@@ -390,3 +390,18 @@ func TestToleratedFailureKeepsTheOldContainer(t *testing.T) {
 	_, err = deploy(t, w, loadProject(t, routedCompose("app:2", extra)), DeployOptions{})
 	assert.Check(t, errors.Is(err, ErrRolledBack), "got %v", err)
 }
+
+// x-lifecycle.active-check reaches the router's route as its active health check.
+func TestActiveCheckReachesTheRouterConfig(t *testing.T) {
+	p := loadProject(t, routedCompose("app:1", "    x-lifecycle: {active-check: {path: /healthz, interval: 700ms}}\n"))
+	cfg, err := routerConfig(p, "", map[string][]strategies.RouteBackend{"web": {{Container: "demo-web-r1-1", Revision: 1, Weight: 1}}})
+	assert.NilError(t, err)
+	assert.Equal(t, len(cfg.Routes), 1)
+	assert.Equal(t, cfg.Routes[0].HealthPath, "/healthz")
+	assert.Equal(t, time.Duration(cfg.Routes[0].HealthInterval), 700*time.Millisecond)
+
+	p = loadProject(t, routedCompose("app:1", ""))
+	cfg, err = routerConfig(p, "", nil)
+	assert.NilError(t, err)
+	assert.Equal(t, cfg.Routes[0].HealthPath, "", "no active check unless asked for")
+}

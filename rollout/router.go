@@ -61,6 +61,9 @@ func routerConfig(p *compose.Project, key string, backends map[string][]strategi
 			Name: rp.Route, Listen: ":" + strconv.Itoa(rp.Published), Protocol: router.Protocol(spec.Protocol),
 			DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
 		}
+		if c := spec.ActiveCheck; c != nil {
+			route.HealthPath, route.HealthInterval = c.Path, router.Duration(c.Interval)
+		}
 		key := rp.Service
 		if rp.Preview {
 			key = compose.PreviewKey(rp.Service)
