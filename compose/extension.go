@@ -80,8 +80,8 @@ type ServiceSpec struct {
 	// backend that stops answering leaves the rotation between two deploys (the
 	// health gate only judges a container before it is routed).
 	ActiveCheck *ActiveCheckSpec `mapstructure:"active-check" json:"active-check,omitempty" yaml:"active-check,omitempty"`
-	BlueGreen BlueGreenSpec `mapstructure:"blue-green" json:"blue-green" yaml:"blue-green"`
-	Canary    CanarySpec    `mapstructure:"canary" json:"canary" yaml:"canary"`
+	BlueGreen   BlueGreenSpec    `mapstructure:"blue-green" json:"blue-green" yaml:"blue-green"`
+	Canary      CanarySpec       `mapstructure:"canary" json:"canary" yaml:"canary"`
 	// Update and Rollback come from compose's deploy.update_config and
 	// deploy.rollback_config, with defaults applied.
 	Update   UpdateSpec `mapstructure:"-" json:"update" yaml:"update"`

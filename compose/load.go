@@ -1,6 +1,3 @@
-// Package compose loads compose projects with their x-lifecycle settings (compose-go/v2),
-// validates them, and converts services into engine create options. It never talks to
-// the engine: everything here is pure, so every error is raised before any engine call.
 package compose
 
 import (

@@ -1,5 +1,3 @@
-// Package plugin holds the cobra commands of docker lifecycle, one file per command.
-// Each command parses flags into an options struct and calls one runX function.
 package plugin
 
 import (

@@ -142,8 +142,7 @@ func (x *executor) observeCanary(ctx context.Context, s strategies.Step) (promot
 func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 	id := "Service " + s.Service
 	a := x.project.ServiceSpecs[s.Service].Canary.Analysis
-	key, _ := compose.RouterKey(x.project, s.Service)
-	client := x.routerClient(key)
+	client := x.routerClient(x.desired.Services[s.Service].RouterKey)
 	before, err := routerStats(ctx, client)
 	if err != nil {
 		return x.stepError(s, err)

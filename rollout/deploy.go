@@ -61,7 +61,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if opts.DryRun {
 		dry := engine.NewDryRun(eng)
 		dry.ReadOnlyExec = readOnlyExec
-		plan, _, err := planDeploy(ctx, dry, p, images, opts)
+		plan, _, _, err := planDeploy(ctx, dry, p, images, opts)
 		if w := dry.Writes(); err == nil && len(w) > 0 {
 			return plan, fmt.Errorf("internal error: planning tried to write to the engine: %s", strings.Join(w, "; "))
 		}
@@ -89,7 +89,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 
 	clearCanarySignals(ctx, eng, p.Name)
 	defer clearCanarySignals(context.WithoutCancel(ctx), eng, p.Name)
-	plan, observed, err := planDeploy(ctx, eng, p, images, opts)
+	plan, desired, observed, err := planDeploy(ctx, eng, p, images, opts)
 	if err != nil {
 		return plan, err
 	}
@@ -108,7 +108,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if len(opts.Rollback) > 0 {
 		result = ResultRollback
 	}
-	if err := Execute(ctx, eng, p, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images}); err != nil {
 		return plan, err
 	}
 	return plan, verifyCreated(ctx, eng, p, images, plan, events)
@@ -143,16 +143,21 @@ func verifyCreated(ctx context.Context, eng engine.Engine, p *compose.Project, i
 	return nil
 }
 
-func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, opts DeployOptions) (strategies.Plan, strategies.Observed, error) {
+// planDeploy observes the engine, derives the desired state once, and plans.
+func planDeploy(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, opts DeployOptions) (strategies.Plan, *compose.Desired, strategies.Observed, error) {
 	observed, err := Observe(ctx, eng, p, images)
 	if err != nil {
-		return strategies.Plan{}, observed, err
+		return strategies.Plan{}, nil, observed, err
 	}
-	plan, err := strategies.MakePlan(p, observed, strategies.Options{
+	desired, err := compose.Desire(p)
+	if err != nil {
+		return strategies.Plan{}, nil, observed, err
+	}
+	plan, err := strategies.MakePlan(desired, observed, strategies.Options{
 		Services: opts.Services, RemoveOrphans: opts.RemoveOrphans, Rollback: opts.Rollback, Promote: opts.Promote,
 		Replace: opts.Replace, ReplaceCause: opts.ReplaceCause,
 	})
-	return plan, observed, err
+	return plan, desired, observed, err
 }
 
 // Plan observes and plans without any engine write.

@@ -45,7 +45,8 @@ type ExecOptions struct {
 // executor runs one plan; it remembers what it created so a failure can undo it.
 type executor struct {
 	eng      engine.Engine
-	project  *compose.Project
+	desired  *compose.Desired
+	project  *compose.Project // desired.Project
 	observed strategies.Observed
 	events   progress.Writer
 	opts     ExecOptions
@@ -80,11 +81,12 @@ type executor struct {
 // independent services roll in parallel. On failure or cancellation it stops starting
 // new steps, waits for the running ones, removes what this run created and did not
 // bring up, and returns the first error.
-func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observed strategies.Observed, plan strategies.Plan, events progress.Writer, opts ExecOptions) error {
+func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observed strategies.Observed, plan strategies.Plan, events progress.Writer, opts ExecOptions) error {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 250 * time.Millisecond
 	}
-	x := &executor{eng: eng, project: p, observed: observed, events: events, opts: opts,
+	p := d.Project
+	x := &executor{eng: eng, desired: d, project: p, observed: observed, events: events, opts: opts,
 		ids: map[string]string{}, createdFor: map[string]string{}, healthy: map[string]bool{},
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
 		routes:    maps.Clone(observed.Routes),
@@ -109,8 +111,8 @@ func Execute(ctx context.Context, eng engine.Engine, p *compose.Project, observe
 		x.routers[service] = newRouterClient(eng, r.ID)
 	}
 	for _, s := range plan.Steps {
-		if key, ok := compose.RouterKey(p, s.Service); ok && s.Action == strategies.Route && x.routers[key] != nil {
-			go x.routers[key].warm(ctx)
+		if ds := d.Services[s.Service]; ds.Behind && s.Action == strategies.Route && x.routers[ds.RouterKey] != nil {
+			go x.routers[ds.RouterKey].warm(ctx)
 		}
 	}
 	defer func() {
@@ -331,7 +333,7 @@ func (x *executor) createVolume(ctx context.Context, s strategies.Step) error {
 func (x *executor) create(ctx context.Context, s strategies.Step) error {
 	spec, err := compose.Container(x.project, s.Service, compose.ReplicaLabels{
 		Number: s.Number, Revision: s.Revision, ConfigHash: s.ConfigHash,
-		ImageID: x.observed.ImageIDs[compose.ImageRef(x.project, s.Service)],
+		ImageID: x.observed.ImageIDs[x.desired.Services[s.Service].Image],
 	})
 	if err != nil {
 		return x.stepError(s, err)

@@ -145,10 +145,9 @@ func (x *executor) recordHistory(plan strategies.Plan, rolledBack []string, caus
 		x.mu.Unlock()
 		rec := Record{
 			Service: service, Revision: revision[service], Strategy: x.project.ServiceSpecs[service].Strategy,
-			Image: compose.ImageRef(x.project, service), Time: now,
+			Image: x.desired.Services[service].Image, ConfigHash: x.desired.Services[service].ConfigHash, Time: now,
 		}
 		rec.ImageID = x.observed.ImageIDs[rec.Image]
-		rec.ConfigHash, _ = compose.ConfigHash(x.project, service)
 		switch {
 		case slices.Contains(rolledBack, service):
 			rec.Result, rec.Reason = ResultRolledBack, firstLine(cause)

@@ -1,6 +1,3 @@
-// Package rollout runs deploys and teardowns: it observes the engine (one list call per
-// kind, by labels), asks the strategies package for a plan, and executes the plan's
-// steps in dependency order with health gates, reporting progress events.
 package rollout
 
 import (

@@ -102,7 +102,8 @@ func (x *executor) revertService(ctx context.Context, service string) error {
 			return err
 		}
 	}
-	if key, ok := compose.RouterKey(x.project, service); ok && x.routerClient(key) != nil {
+	if ds := x.desired.Services[service]; ds.Behind && x.routerClient(ds.RouterKey) != nil {
+		key := ds.RouterKey
 		x.routeMu.Lock()
 		x.routes[service] = previous
 		if _, ok := x.routes[compose.PreviewKey(service)]; ok {

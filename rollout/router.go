@@ -164,8 +164,7 @@ func (x *executor) route(ctx context.Context, s strategies.Step) error {
 		x.routes[s.Service] = backends
 	}
 	x.routeMu.Unlock()
-	key, _ := compose.RouterKey(x.project, s.Service)
-	if err := x.pushRoutes(ctx, key); err != nil {
+	if err := x.pushRoutes(ctx, x.desired.Services[s.Service].RouterKey); err != nil {
 		return x.stepError(s, err)
 	}
 	progress.Emit(x.events, id, progress.Done, "Routed", s.Cause)
@@ -201,11 +200,7 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 	}
 	var spec compose.ContainerCreate
 	if key == "" {
-		ports, err := compose.RoutedPorts(x.project)
-		if err != nil {
-			return fail(err)
-		}
-		spec, err = compose.RouterContainer(x.project, image, ports, compose.RouterNetworks(x.project))
+		spec, err = compose.RouterContainer(x.project, image, x.desired.RoutedPorts, x.desired.RouterNetworks)
 		if err != nil {
 			return fail(err)
 		}

@@ -45,7 +45,7 @@ func BenchmarkPlan100Services(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		plan, err := MakePlan(p, emptyObserved(), Options{})
+		plan, err := MakePlan(desire(b, p), emptyObserved(), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func BenchmarkDeployOnly100Services(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := MakePlan(p, emptyObserved(), Options{}); err != nil {
+		if _, err := MakePlan(desire(b, p), emptyObserved(), Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,7 +11,7 @@ func (pl *planner) planBlueGreen(ch *routedChange, pending []replica, gates []in
 	after := append(waits, gates...)
 	if ch.behind && ch.spec.BlueGreen.PreviewPort != "" && !ch.rollback {
 		backends := ch.backends(nil, 1)
-		after = []int{pl.add(Step{Action: Route, Service: ch.name, Target: compose.RouterNameOf(pl.project.Name, ch.routerKey),
+		after = []int{pl.add(Step{Action: Route, Service: ch.name, Target: ch.router,
 			Backends: backends, Preview: true, After: after,
 			Cause: fmt.Sprintf("preview %s on %s: %s", ch.name, ch.spec.BlueGreen.PreviewPort, describeBackends(backends))})}
 	}

@@ -1,6 +1,3 @@
-// Package strategies turns the desired project and the observed engine state into a
-// Plan: a list of steps, each with its cause and the steps it must wait for. Planning is
-// pure: no engine calls, so `plan` and `deploy --dry-run` print exactly what `deploy` runs.
 package strategies
 
 import (

@@ -41,7 +41,8 @@ type Options struct {
 
 // planner accumulates steps; its methods keep IDs and dependencies consistent.
 type planner struct {
-	project  *compose.Project
+	desired  *compose.Desired
+	project  *compose.Project // desired.Project: the compose services and their specs
 	observed Observed
 	opts     Options
 	plan     Plan
@@ -67,9 +68,10 @@ func (pl *planner) add(s Step) int {
 // routed strategies), the setup, router and orphan steps are added, and each service's
 // strategy orders its steps (recreate.go, rolling.go, bluegreen.go, canary.go). Pure:
 // the observed state comes in as data.
-func MakePlan(p *compose.Project, observed Observed, opts Options) (Plan, error) {
+func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error) {
+	p := d.Project
 	pl := &planner{
-		project: p, observed: observed, opts: opts, plan: Plan{Project: p.Name},
+		desired: d, project: p, observed: observed, opts: opts, plan: Plan{Project: p.Name},
 		stops: map[string][]int{}, removes: map[string][]int{}, starts: map[string][]int{}, waits: map[string][]int{},
 		migrated: map[string][]int{}, routerSteps: map[string]int{},
 	}
@@ -296,14 +298,12 @@ func (pl *planner) planSetup(changes map[string]*serviceChange, routed map[strin
 	if !anyCreate {
 		return
 	}
-	networks, _ := compose.Networks(pl.project)
-	for _, n := range networks {
+	for _, n := range pl.desired.Networks {
 		if !pl.observed.Networks[n.Name] {
 			pl.setup = append(pl.setup, pl.add(Step{Action: CreateNetwork, Target: n.Name, Cause: "network missing"}))
 		}
 	}
-	volumes, _ := compose.Volumes(pl.project)
-	for _, v := range volumes {
+	for _, v := range pl.desired.Volumes {
 		if !pl.observed.Volumes[v.Name] {
 			pl.setup = append(pl.setup, pl.add(Step{Action: CreateVolume, Target: v.Name, Cause: "volume missing"}))
 		}

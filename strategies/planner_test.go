@@ -83,7 +83,7 @@ func planText(t *testing.T, plan Plan) string {
 
 func TestDeployFreshProject(t *testing.T) {
 	p := load(t, demoCompose)
-	plan, err := MakePlan(p, Observed{ImageIDs: images}, Options{})
+	plan, err := MakePlan(desire(t, p), Observed{ImageIDs: images}, Options{})
 	assert.NilError(t, err)
 	golden.Assert(t, planText(t, plan), "fresh.golden")
 	for _, s := range plan.Steps {
@@ -97,7 +97,7 @@ func TestDeployFreshProject(t *testing.T) {
 
 func TestDeployUpToDateIsEmpty(t *testing.T) {
 	p := load(t, demoCompose)
-	plan, err := MakePlan(p, deployed(t, p), Options{})
+	plan, err := MakePlan(desire(t, p), deployed(t, p), Options{})
 	assert.NilError(t, err)
 	assert.Check(t, plan.Empty(), planText(t, plan))
 	assert.Check(t, is.Equal(planText(t, plan), "Project demo is up to date: nothing to do.\n"))
@@ -113,7 +113,7 @@ func TestDeployChangedDependencyStopsDependentsFirst(t *testing.T) {
 			obs.Containers[i].ConfigHash = "old"
 		}
 	}
-	plan, err := MakePlan(p, obs, Options{})
+	plan, err := MakePlan(desire(t, p), obs, Options{})
 	assert.NilError(t, err)
 	golden.Assert(t, planText(t, plan), "changed-db-and-web.golden")
 }
@@ -127,18 +127,18 @@ func TestDeployScaleAndRestart(t *testing.T) {
 			obs.Containers[i].State, obs.Containers[i].ExitCode = "exited", 137
 		}
 	}
-	plan, err := MakePlan(p, obs, Options{})
+	plan, err := MakePlan(desire(t, p), obs, Options{})
 	assert.NilError(t, err)
 	golden.Assert(t, planText(t, plan), "scale-and-restart.golden")
 }
 
 func TestDeploySelectedServiceIncludesDependencies(t *testing.T) {
 	p := load(t, demoCompose)
-	plan, err := MakePlan(p, Observed{ImageIDs: images}, Options{Services: []string{"migrate"}})
+	plan, err := MakePlan(desire(t, p), Observed{ImageIDs: images}, Options{Services: []string{"migrate"}})
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(plan.Services(), []string{"db", "migrate"}))
 
-	_, err = MakePlan(p, Observed{ImageIDs: images}, Options{Services: []string{"nope"}})
+	_, err = MakePlan(desire(t, p), Observed{ImageIDs: images}, Options{Services: []string{"nope"}})
 	assert.Check(t, errors.Is(err, ErrUnknownService))
 	assert.Check(t, is.ErrorContains(err, `"nope"`))
 }
@@ -148,13 +148,13 @@ func TestDeployOrphans(t *testing.T) {
 	obs := deployed(t, p)
 	obs.Containers = append(obs.Containers, ObservedContainer{ID: "id-old", Name: "demo-old-1", Service: "old", Number: 1, State: "running"})
 
-	plan, err := MakePlan(p, obs, Options{})
+	plan, err := MakePlan(desire(t, p), obs, Options{})
 	assert.NilError(t, err)
 	assert.Check(t, plan.Empty())
 	assert.Check(t, is.Len(plan.Warnings, 1))
 	assert.Check(t, is.Contains(plan.Warnings[0], "demo-old-1"))
 
-	plan, err = MakePlan(p, obs, Options{RemoveOrphans: true})
+	plan, err = MakePlan(desire(t, p), obs, Options{RemoveOrphans: true})
 	assert.NilError(t, err)
 	golden.Assert(t, planText(t, plan), "remove-orphans.golden")
 }
@@ -168,7 +168,7 @@ func TestDeployMissingImageFailsBeforeAnyStep(t *testing.T) {
 			obs.Containers[i].ConfigHash = "old"
 		}
 	}
-	_, err := MakePlan(p, obs, Options{})
+	_, err := MakePlan(desire(t, p), obs, Options{})
 	assert.Check(t, errors.Is(err, ErrImageMissing))
 	assert.Check(t, is.ErrorContains(err, `service "web"`))
 	assert.Check(t, is.ErrorContains(err, "app:1"))
@@ -177,7 +177,7 @@ func TestDeployMissingImageFailsBeforeAnyStep(t *testing.T) {
 func TestDeployPortTakenByAnotherContainer(t *testing.T) {
 	p := load(t, demoCompose)
 	obs := Observed{ImageIDs: images, PortOwners: []PortOwner{{Container: "someone-else", HostIP: "0.0.0.0", HostPort: 8080, Protocol: "tcp"}}}
-	_, err := MakePlan(p, obs, Options{})
+	_, err := MakePlan(desire(t, p), obs, Options{})
 	assert.Check(t, errors.Is(err, ErrPortTaken))
 	assert.Check(t, is.ErrorContains(err, "someone-else"))
 
@@ -189,7 +189,7 @@ func TestDeployPortTakenByAnotherContainer(t *testing.T) {
 			obs.Containers[i].ConfigHash = "old"
 		}
 	}
-	_, err = MakePlan(p, obs, Options{})
+	_, err = MakePlan(desire(t, p), obs, Options{})
 	assert.NilError(t, err)
 }
 
@@ -198,7 +198,7 @@ func TestDeployDuplicateReplicaFromKilledDeploy(t *testing.T) {
 	obs := deployed(t, p)
 	hash, _ := compose.ConfigHash(p, "worker")
 	obs.Containers = append(obs.Containers, ObservedContainer{ID: "id-dup", Name: "demo-worker-1-dup", Service: "worker", Number: 1, Revision: 0, ConfigHash: hash, Image: "app:1", ImageID: "sha256:app1", State: "created"})
-	plan, err := MakePlan(p, obs, Options{})
+	plan, err := MakePlan(desire(t, p), obs, Options{})
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(plan.Steps, 1), planText(t, plan))
 	assert.Check(t, is.Equal(plan.Steps[0].Action, Remove))
@@ -218,7 +218,7 @@ func TestDeployFinishesWhatAKilledDeployLeft(t *testing.T) {
 			obs.Containers[i].State = "created" // killed between create and start
 		}
 	}
-	plan, err := MakePlan(p, obs, Options{})
+	plan, err := MakePlan(desire(t, p), obs, Options{})
 	assert.NilError(t, err)
 	golden.Assert(t, planText(t, plan), "killed-deploy.golden")
 	for _, s := range plan.Steps {
@@ -226,4 +226,14 @@ func TestDeployFinishesWhatAKilledDeployLeft(t *testing.T) {
 			assert.Check(t, s.ContainerID != "", "wait on an existing container needs its ID: %+v", s)
 		}
 	}
+}
+
+// desire derives the desired state the planner reads, as rollout does before planning.
+func desire(t testing.TB, p *compose.Project) *compose.Desired {
+	t.Helper()
+	d, err := compose.Desire(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -27,11 +27,7 @@ type serviceChange struct {
 func (pl *planner) diffService(name string) (*serviceChange, error) {
 	p := pl.project
 	svc := p.Project.Services[name]
-	hash, err := compose.ConfigHash(p, name)
-	if err != nil {
-		return nil, err
-	}
-	ref := compose.ImageRef(p, name)
+	hash, ref := pl.desired.Services[name].ConfigHash, pl.desired.Services[name].Image
 	imageID := pl.observed.ImageIDs[ref]
 
 	ch := &serviceChange{name: name, hash: hash, causes: map[string]string{}}

@@ -47,6 +47,7 @@ type routedChange struct {
 	// start-first without route steps.
 	behind    bool
 	routerKey string
+	router    string // the router's container name
 }
 
 // diffRouted compares a routed service with its containers and the router's routes.
@@ -56,7 +57,8 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 	svc := p.Project.Services[name]
 	spec := p.ServiceSpecs[name]
 	ch := &routedChange{name: name, spec: spec, update: spec.Update, routed: pl.observed.Routes[name]}
-	ch.routerKey, ch.behind = compose.RouterKey(p, name)
+	desired := pl.desired.Services[name]
+	ch.routerKey, ch.behind, ch.router = desired.RouterKey, desired.Behind, desired.RouterName
 
 	var mine []ObservedContainer
 	highest := pl.observed.Revisions[name]
@@ -66,7 +68,7 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 			highest = max(highest, c.Revision)
 		}
 	}
-	ref := compose.ImageRef(p, name)
+	ref := desired.Image
 	imageID := pl.observed.ImageIDs[ref]
 	var match func(c ObservedContainer) bool
 	replicas := svc.GetScale()
@@ -90,10 +92,7 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 			return nil, fmt.Errorf("service %q: %w %d: revisions with containers: %s", name, ErrUnknownRevision, rollbackTo, joinInts(slices.Compact(revisions)))
 		}
 	} else {
-		hash, err := compose.ConfigHash(p, name)
-		if err != nil {
-			return nil, err
-		}
+		hash := desired.ConfigHash
 		ch.hash = hash
 		match = func(c ObservedContainer) bool {
 			return c.Image == ref && (imageID == "" || c.ImageID == imageID) && c.ConfigHash == hash && !c.PublishesPorts
@@ -195,7 +194,7 @@ func (pl *planner) createCause(mine []ObservedContainer, name string) string {
 	}
 	for _, c := range mine {
 		if c.Running() {
-			ref := compose.ImageRef(pl.project, name)
+			ref := pl.desired.Services[name].Image
 			switch {
 			case c.PublishesPorts:
 				return "moves behind the router"
@@ -373,7 +372,7 @@ func (pl *planner) route(ch *routedChange, backends []RouteBackend, cause string
 	if !ch.behind {
 		return after
 	}
-	return []int{pl.add(Step{Action: Route, Service: ch.name, Target: compose.RouterNameOf(pl.project.Name, ch.routerKey), Backends: backends,
+	return []int{pl.add(Step{Action: Route, Service: ch.name, Target: ch.router, Backends: backends,
 		Cause: fmt.Sprintf("%s: %s", cause, describeBackends(backends)), After: after})}
 }
 

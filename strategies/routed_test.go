@@ -135,7 +135,7 @@ func TestRoutedPlans(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, err := MakePlan(tc.project, tc.observed, tc.opts)
+			plan, err := MakePlan(desire(t, tc.project), tc.observed, tc.opts)
 			assert.NilError(t, err)
 			golden.Assert(t, planText(t, plan), tc.name+".golden")
 		})
@@ -145,7 +145,7 @@ func TestRoutedPlans(t *testing.T) {
 func TestRoutedConverged(t *testing.T) {
 	v1 := load(t, webCompose("app:1", "rolling", ""))
 	r1 := webAt(t, v1, 1, "app:1", "running")
-	plan, err := MakePlan(v1, withRouterHash(t, v1, routedObserved(r1, r1...)), Options{})
+	plan, err := MakePlan(desire(t, v1), withRouterHash(t, v1, routedObserved(r1, r1...)), Options{})
 	assert.NilError(t, err)
 	assert.Check(t, plan.Empty(), planText(t, plan))
 }
@@ -153,7 +153,7 @@ func TestRoutedConverged(t *testing.T) {
 func TestRollbackUnknownRevision(t *testing.T) {
 	v1 := load(t, webCompose("app:1", "rolling", ""))
 	r1 := webAt(t, v1, 1, "app:1", "running")
-	_, err := MakePlan(v1, routedObserved(r1, r1...), Options{Rollback: map[string]int{"web": 7}})
+	_, err := MakePlan(desire(t, v1), routedObserved(r1, r1...), Options{Rollback: map[string]int{"web": 7}})
 	assert.Check(t, errors.Is(err, ErrUnknownRevision))
 	assert.Check(t, is.ErrorContains(err, "revisions with containers: 1"))
 }
@@ -162,7 +162,7 @@ func TestRollingNeverExceedsReplicasPlusParallelism(t *testing.T) {
 	v1 := load(t, webCompose("app:1", "rolling", ""))
 	v2 := load(t, webCompose("app:2", "rolling", "      update_config: {parallelism: 2}"))
 	r1 := webAt(t, v1, 1, "app:1", "running")
-	plan, err := MakePlan(v2, withRouterHash(t, v2, routedObserved(r1, r1...)), Options{})
+	plan, err := MakePlan(desire(t, v2), withRouterHash(t, v2, routedObserved(r1, r1...)), Options{})
 	assert.NilError(t, err)
 	// Walk the plan in step order (a valid topological order here) and count the
 	// running containers and the routed backends.

@@ -19,11 +19,7 @@ func (pl *planner) planRouter(changes map[string]*routedChange) error {
 	if !slices.ContainsFunc(slices.Collect(maps.Values(changes)), func(ch *routedChange) bool { return ch.behind && ch.routerKey == "" }) {
 		return nil
 	}
-	ports, err := compose.RoutedPorts(pl.project)
-	if err != nil {
-		return err
-	}
-	hash := compose.RouterHash(ports, compose.RouterNetworks(pl.project))
+	ports, hash := pl.desired.RoutedPorts, pl.desired.RouterHash
 	r := pl.observed.Router
 	cause := ""
 	switch {
@@ -52,14 +48,14 @@ func (pl *planner) planServiceRouter(service string) {
 	switch {
 	case r == nil:
 		cause = "router of the service's name missing"
-	case r.ConfigHash != compose.InternalRouterHash(pl.project, service):
+	case r.ConfigHash != pl.desired.Services[service].InternalRouterHash:
 		cause = "router ports or networks changed (recreate: open connections are cut)"
 	case !r.Running():
 		cause = "router not running"
 	default:
 		return
 	}
-	pl.routerSteps[service] = pl.add(Step{Action: EnsureRouter, Service: service, Target: compose.RouterNameOf(pl.project.Name, service),
+	pl.routerSteps[service] = pl.add(Step{Action: EnsureRouter, Service: service, Target: pl.desired.Services[service].RouterName,
 		Cause: cause, After: slices.Clone(pl.setup)})
 }
 
