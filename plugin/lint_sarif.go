@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/docker-lifecycle/docker-lifecycle/plugin/meta"
 	"github.com/docker-lifecycle/docker-lifecycle/policy"
 )
 
@@ -71,7 +72,7 @@ type sarifSuppression struct {
 }
 
 func writeSARIF(w io.Writer, composeFiles []string, findings []policy.Finding) error {
-	driver := sarifDriver{Name: "docker-lifecycle", Version: Version, InformationURI: Metadata().URL}
+	driver := sarifDriver{Name: "docker-lifecycle", Version: meta.Version, InformationURI: meta.Metadata().URL}
 	for _, r := range policy.Rules() {
 		rule := sarifRule{ID: r.ID, ShortDescription: sarifText{r.Title}, Help: sarifText{r.Remediation}}
 		if r.CIS != "" {

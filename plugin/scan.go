@@ -20,6 +20,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/plugin/meta"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
 	"github.com/docker-lifecycle/docker-lifecycle/scan"
 )
@@ -377,7 +378,7 @@ func writeScanTable(w io.Writer, res *scan.Result) error {
 // rule per vulnerability or secret rule, one result per finding, located at the
 // service in the compose file (SARIF has no notion of an image layer).
 func writeScanSARIF(w io.Writer, composeFiles []string, res *scan.Result) error {
-	driver := sarifDriver{Name: "docker-lifecycle scan (trivy " + res.Scanner.Version + ")", Version: Version, InformationURI: Metadata().URL}
+	driver := sarifDriver{Name: "docker-lifecycle scan (trivy " + res.Scanner.Version + ")", Version: meta.Version, InformationURI: meta.Metadata().URL}
 	uri := "compose.yaml"
 	if len(composeFiles) > 0 {
 		uri = filepath.Base(composeFiles[0])
