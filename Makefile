@@ -1,7 +1,7 @@
 # docker lifecycle: build, install, test, demo.
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
-LDFLAGS   := -s -w -X github.com/docker-lifecycle/docker-lifecycle/plugin.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/docker-lifecycle/docker-lifecycle/plugin/meta.Version=$(VERSION)
 PLUGINDIR ?= $(HOME)/.docker/cli-plugins
 BIN       := bin/docker-lifecycle
 

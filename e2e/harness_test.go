@@ -118,7 +118,7 @@ func newSuite() (*suite, error) {
 	s := &suite{configDir: configDir, moduleDir: moduleDir}
 	pluginPath := filepath.Join(configDir, "cli-plugins", "docker-lifecycle")
 	build := exec.Command("go", "build", "-trimpath", "-tags", "crashhook", "-ldflags",
-		"-X github.com/docker-lifecycle/docker-lifecycle/plugin.Version=v0.0.0-e2e", "-o", pluginPath, "./cmd/docker-lifecycle")
+		"-X github.com/docker-lifecycle/docker-lifecycle/plugin/meta.Version=v0.0.0-e2e", "-o", pluginPath, "./cmd/docker-lifecycle")
 	build.Dir = moduleDir
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"syscall"
 
 	"github.com/docker/cli/cli"
-	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -19,9 +18,6 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
-// Version is set at build time with -ldflags "-X …/plugin.Version=v1.2.3".
-var Version = "v0.1.0-dev"
-
 // Exit codes beyond 0 (ok) and 1 (error); usage errors exit 125 through docker/cli.
 const (
 	// ExitRolledBack: the deploy failed and was rolled back automatically; the previous
@@ -29,17 +25,6 @@ const (
 	ExitRolledBack  = 3
 	ExitInterrupted = 130
 )
-
-// Metadata describes the plugin to the docker CLI (`docker info`, `docker --help`).
-func Metadata() metadata.Metadata {
-	return metadata.Metadata{
-		SchemaVersion:    "0.1.0",
-		Vendor:           "docker lifecycle",
-		Version:          Version,
-		ShortDescription: "Production deploys of compose projects",
-		URL:              "https://github.com/docker-lifecycle/docker-lifecycle",
-	}
-}
 
 // projectOptions are the compose-style flags shared by every command.
 type projectOptions struct {

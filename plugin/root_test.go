@@ -66,12 +66,6 @@ func TestRollbackFlagErrors(t *testing.T) {
 	}
 }
 
-func TestMetadataVersion(t *testing.T) {
-	m := Metadata()
-	assert.Check(t, is.Equal(m.Version, Version))
-	assert.Check(t, m.ShortDescription != "")
-}
-
 func TestPlanJSONIsStable(t *testing.T) {
 	var b bytes.Buffer
 	assert.NilError(t, writePlan(&b, strategies.Plan{Project: "demo"}, "json"))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/docker-lifecycle/docker-lifecycle/plugin/meta"
 	"github.com/docker-lifecycle/docker-lifecycle/policy"
 	"github.com/docker-lifecycle/docker-lifecycle/scan"
 )
@@ -106,7 +107,7 @@ func writeSARIF(w io.Writer, driver string, composeFiles []string, rules []sarif
 	return enc.Encode(sarifLog{
 		Schema:  "https://json.schemastore.org/sarif-2.1.0.json",
 		Version: "2.1.0",
-		Runs: []sarifRun{{Tool: sarifTool{Driver: sarifDriver{Name: driver, Version: Version, InformationURI: Metadata().URL, Rules: rules}},
+		Runs: []sarifRun{{Tool: sarifTool{Driver: sarifDriver{Name: driver, Version: meta.Version, InformationURI: meta.Metadata().URL, Rules: rules}},
 			Results: results}},
 	})
 }

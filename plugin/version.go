@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/docker-lifecycle/docker-lifecycle/plugin/meta"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -17,10 +18,10 @@ func newVersionCommand(dockerCli command.Cli) *cobra.Command {
 		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if short {
-				fmt.Fprintln(dockerCli.Out(), Version)
+				fmt.Fprintln(dockerCli.Out(), meta.Version)
 				return nil
 			}
-			fmt.Fprintf(dockerCli.Out(), "docker lifecycle %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(dockerCli.Out(), "docker lifecycle %s (%s, %s/%s)\n", meta.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
 	}

@@ -128,7 +128,9 @@ if ! skipped cli; then
   log "1/3 CLI start-up ($cli_runs runs each)"
   # The last three split `docker lifecycle version` into its three processes: the docker
   # CLI, the metadata probe it runs before every plugin command, and the plugin itself.
-  cli_cmds=("docker lifecycle version" "docker lifecycle --help" "docker version"
+  # The first two pairs are the start-up target (<= 1.2x docker version, same run).
+  cli_cmds=("docker lifecycle version --short" "docker version --format {{.Client.Version}}"
+    "docker lifecycle version" "docker version" "docker lifecycle --help"
     "docker --version" "$plugin docker-cli-plugin-metadata" "$plugin lifecycle version")
   out "### 1. CLI start-up"
   out ""
@@ -143,6 +145,11 @@ if ! skipped cli; then
   out "interleaved loop ($cli_runs rounds, order rotated each round, EPOCHREALTIME around each run):"
   out ""
   "$bg" stats <"$work/cli-loop.tsv" >>"$summary"
+  out ""
+  cli_med() { awk -F'\t' -v c="$1" '$1 == c {print $2}' "$work/cli-loop.tsv" | median; }
+  ratio() { awk -v a="$(cli_med "$1")" -v b="$(cli_med "$2")" 'BEGIN {printf "%.2f", a / b}'; }
+  out "start-up target (<= 1.20, interleaved medians): \`version --short\` / \`docker version --format\` $(ratio "${cli_cmds[0]}" "${cli_cmds[1]}");" \
+    "\`docker lifecycle version\` / \`docker version\` $(ratio "${cli_cmds[2]}" "${cli_cmds[3]}")"
   out ""
 fi
 
