@@ -154,17 +154,18 @@ func TestRollingUpdateDelay(t *testing.T) {
 
 // TestRollbackUsesRollbackConfig: `docker lifecycle rollback` rolls with
 // deploy.rollback_config, not update_config: two batches of two (parallelism 2) where
-// the deploy took three, and stop-first (never more than the 3 replicas running),
-// with no failed request.
+// the deploy took three, stop-first (never more than the 3 replicas running), and its
+// monitor window, with no failed request.
 func TestRollbackUsesRollbackConfig(t *testing.T) {
 	s := setup(t)
 	port := freePort(t)
-	cfg := "      update_config: {parallelism: 1, order: start-first}\n      rollback_config: {parallelism: 2, order: stop-first}"
+	cfg := "      update_config: {parallelism: 1, order: start-first}\n      rollback_config: {parallelism: 2, order: stop-first, monitor: 1s}"
 	p := s.newProject(t, rolloutYAML("v1", port, cfg))
 	p.mustLifecycle("deploy")
 	p.write(rolloutYAML("v2", port, cfg))
 	r := p.mustLifecycle("deploy")
 	assert.Check(t, is.Contains(r.stderr, "roll web batch 3/3"), r.String())
+	assert.Check(t, !strings.Contains(r.stderr, "monitor"), "update_config has no monitor: %s", r)
 	waitAnswers(t, port, "v2", 30*time.Second)
 
 	// The plan: batches of rollback_config.parallelism, each draining before it starts.
@@ -195,6 +196,7 @@ func TestRollbackUsesRollbackConfig(t *testing.T) {
 	assert.Check(t, is.Contains(r.stdout, "Rolled back web to revision 1"), r.String())
 	assert.Check(t, is.Contains(r.stderr, "roll back web batch 2/2"), r.String())
 	assert.Check(t, !strings.Contains(r.stderr, "batch 3/3"), r.String())
+	assert.Check(t, is.Equal(strings.Count(r.stderr, "Monitoring: rollback_config.monitor 1s"), 3), r.String())
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 	assert.Check(t, samples.maxRunning("web") <= 3, "stop-first: at most replicas running; saw %d", samples.maxRunning("web"))
 	assert.Check(t, samples.minHealthy("web") >= 1, "one replica serves while a batch of 2 is replaced; saw %d", samples.minHealthy("web"))
