@@ -244,10 +244,12 @@ func TestBlueGreenScaleDownDelay(t *testing.T) {
 	t.Logf("old colour stopped %s after the switch", firstStop.Sub(switched))
 	assert.Check(t, firstStop.Sub(switched) >= delay, "old colour stopped %s after the switch, want at least %s", firstStop.Sub(switched), delay)
 
-	// Seen from outside: both colours run through the delay, and the old one serves nothing.
+	// Seen from outside: both colours run through the delay, and the old one serves
+	// nothing. A sample is taken at some point of its list call, which may be slow on a
+	// loaded engine: the last second before the stop is left out.
 	var during int
 	for _, smp := range samples {
-		if smp.At.After(switched) && smp.At.Before(switched.Add(delay-300*time.Millisecond)) {
+		if smp.At.After(switched) && smp.At.Before(switched.Add(delay-time.Second)) {
 			during++
 			assert.Check(t, is.Equal(smp.Running["web"], 4), "both colours must run during the delay; at +%s: %d", smp.At.Sub(switched), smp.Running["web"])
 		}
@@ -311,23 +313,25 @@ func TestCanaryMaxP99(t *testing.T) {
       strategy: canary
       canary:
         steps: [{weight: 50, pause: 4s}]
-        analysis: {max-p99: 250ms, min-requests: 50}`))
+        analysis: {max-p99: 500ms, min-requests: 50}`))
 	}
 	p := s.newProject(t, canary("v1", ""))
 	p.mustLifecycle("deploy")
 	waitAnswers(t, port, "v1", 30*time.Second)
 	load := startRateLoad(t, port, "/", loadRate, 4*time.Minute)
 
-	// 600 ms per request: p99 well above 250 ms.
-	p.write(canary("v2", "600ms"))
+	// 1.5 s per request: p99 well above 500 ms. (The bound leaves room for this
+	// shared machine's stalls in the fast case below.)
+	p.write(canary("v2", "1500ms"))
 	r := p.lifecycle("deploy")
 	aborted := time.Now()
 	assert.Check(t, is.Equal(r.code, exitRolledBack), r.String())
-	assert.Check(t, is.Contains(r.stderr, "above max-p99 250ms"), r.String())
+	assert.Check(t, is.Contains(r.stderr, "above max-p99 500ms"), r.String())
+	logLines(t, r.stderr, "p99")
 	time.Sleep(2 * time.Second)
 	slowRep := load.window(load.started, aborted)
 	afterAbort := load.window(aborted, time.Now())
-	t.Logf("canary with 600ms requests: during %s; after the abort %s", slowRep, afterAbort)
+	t.Logf("canary with 1.5s requests: during %s; after the abort %s", slowRep, afterAbort)
 	assert.Check(t, slowRep.Bodies["v2"] > 0, "the canary got traffic: %s", slowRep)
 	assert.Check(t, afterAbort.Total > 0 && afterAbort.Failed == 0, afterAbort.String())
 	assert.Check(t, is.DeepEqual(afterAbort.Bodies, map[string]int{"v1": afterAbort.Total}))
@@ -338,9 +342,20 @@ func TestCanaryMaxP99(t *testing.T) {
 	r = p.lifecycle("deploy")
 	assert.Check(t, is.Equal(r.code, 0), r.String())
 	assert.Check(t, is.Contains(r.stderr, "Analysis passed"), r.String())
+	logLines(t, r.stderr, "p99")
 	time.Sleep(500 * time.Millisecond)
 	rep := load.stop()
 	t.Logf("both canaries: %s", rep)
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v2"))
+}
+
+// logLines logs the lines of out that contain text (the measurements behind a verdict).
+func logLines(t *testing.T, out, text string) {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, text) {
+			t.Log(l)
+		}
+	}
 }
