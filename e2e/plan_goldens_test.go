@@ -301,7 +301,8 @@ func TestHistoryPruning(t *testing.T) {
 }
 
 // TestCanaryMaxP99: a canary slower than analysis.max-p99 fails its step and is rolled
-// back (exit 3, the old revision serves); one within the bound is promoted.
+// back (exit 3, the old revision serves); one within the bound is promoted. The error
+// rate is not judged (max-error-rate 1), so the verdict is the latency's alone.
 func TestCanaryMaxP99(t *testing.T) {
 	s := setup(t)
 	port := freePort(t)
@@ -314,7 +315,7 @@ func TestCanaryMaxP99(t *testing.T) {
       strategy: canary
       canary:
         steps: [{weight: 50, pause: 4s}]
-        analysis: {max-p99: 500ms, min-requests: 50}`))
+        analysis: {max-p99: 500ms, max-error-rate: 1, min-requests: 50}`))
 	}
 	p := s.newProject(t, canary("v1", ""))
 	p.mustLifecycle("deploy")
