@@ -108,7 +108,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if len(opts.Rollback) > 0 {
 		result = ResultRollback
 	}
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Rollback: opts.Rollback}); err != nil {
 		return plan, err
 	}
 	return plan, verifyCreated(ctx, eng, p, images, plan, events)

@@ -40,6 +40,9 @@ type ExecOptions struct {
 	// Result is what a successful service rollout is recorded as in its revision
 	// history (default ResultDeployed; `rollback` records ResultRollback).
 	Result string
+	// Rollback names the services `rollback` takes back to a retained revision: their
+	// rollout runs under deploy.rollback_config, as their plan does.
+	Rollback map[string]int
 }
 
 // executor runs one plan; it remembers what it created so a failure can undo it.
@@ -215,7 +218,8 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 		return x.createVolume(ctx, s)
 	case strategies.Stop:
 		if x.kept(s.Target) {
-			progress.Emit(x.events, containerID(s.Target), progress.Warning, "Kept", "its replacement failed (tolerated by update_config)")
+			_, key := x.updateConfig(s.Service)
+			progress.Emit(x.events, containerID(s.Target), progress.Warning, "Kept", "its replacement failed (tolerated by "+key+")")
 			return nil
 		}
 		progress.Emit(x.events, containerID(s.Target), progress.Working, "Stopping", s.Cause)

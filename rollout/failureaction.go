@@ -16,6 +16,17 @@ import (
 // container and leaves its slot to the old container it was to replace (which keeps
 // serving and is not stopped); the rollout goes on and ends with a warning.
 
+// updateConfig is the config that governs the service's rollout in this run, and its
+// compose key: rollback_config when `rollback` takes the service back, else
+// update_config (the planner orders the batches by the same rule).
+func (x *executor) updateConfig(service string) (compose.UpdateSpec, string) {
+	spec := x.project.ServiceSpecs[service]
+	if x.opts.Rollback[service] > 0 {
+		return spec.Rollback, "rollback_config"
+	}
+	return spec.Update, "update_config"
+}
+
 // tolerates reports whether one more failed new container of the service is tolerated,
 // and counts it if so.
 func (x *executor) tolerates(s strategies.Step) bool {
@@ -26,8 +37,9 @@ func (x *executor) tolerates(s strategies.Step) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	failed := x.tolerated[s.Service] + 1
-	ok = spec.Update.FailureAction == compose.FailureContinue ||
-		float64(failed) <= spec.Update.MaxFailureRatio*float64(x.newContainers[s.Service])
+	update, _ := x.updateConfig(s.Service)
+	ok = update.FailureAction == compose.FailureContinue ||
+		float64(failed) <= update.MaxFailureRatio*float64(x.newContainers[s.Service])
 	if ok {
 		x.tolerated[s.Service] = failed
 	}
@@ -37,7 +49,8 @@ func (x *executor) tolerates(s strategies.Step) bool {
 // tolerate removes a failed new container and hands its slot to the one it replaces.
 func (x *executor) tolerate(ctx context.Context, s strategies.Step, cause error) error {
 	id := x.idOf(s)
-	progress.Emit(x.events, containerID(s.Target), progress.Warning, "Tolerated", fmt.Sprintf("%s (update_config): %s", s.Service, firstLine(cause)))
+	_, key := x.updateConfig(s.Service)
+	progress.Emit(x.events, containerID(s.Target), progress.Warning, "Tolerated", fmt.Sprintf("%s (%s): %s", s.Service, key, firstLine(cause)))
 	if id != "" {
 		if err := x.eng.RemoveContainer(ctx, id, true); err != nil {
 			return err

@@ -45,7 +45,7 @@ func (x *executor) revert(plan strategies.Plan, cause error) ([]string, error) {
 	for name, spec := range x.project.ServiceSpecs {
 		n := x.done[name]
 		unfinished := (n > 0 && n < total[name]) || name == x.failed
-		if !unfinished || !spec.Routed() || spec.Update.FailureAction != compose.FailureRollback {
+		if update, _ := x.updateConfig(name); !unfinished || !spec.Routed() || update.FailureAction != compose.FailureRollback {
 			continue
 		}
 		// With nothing served before (a first deploy), there is nothing to go back to:

@@ -405,3 +405,38 @@ func TestActiveCheckReachesTheRouterConfig(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, cfg.Routes[0].HealthPath, "", "no active check unless asked for")
 }
+
+// `rollback` runs under deploy.rollback_config, not update_config: here only the
+// rollback has a monitor window, and a retained container that dies within it fails
+// the rollback, which is itself rolled back (the current revision serves again).
+func TestRollbackRunsUnderRollbackConfig(t *testing.T) {
+	const extra = "      rollback_config: {monitor: 300ms}\n"
+	w := newWorld()
+	_, err := deploy(t, w, loadProject(t, routedCompose("app:1", extra)), DeployOptions{})
+	assert.NilError(t, err)
+	v2 := loadProject(t, routedCompose("app:2", extra))
+	_, err = deploy(t, w, v2, DeployOptions{})
+	assert.NilError(t, err)
+
+	var mu sync.Mutex
+	inspections := 0
+	w.health = func(name string) engine.ContainerDetails {
+		if name != "demo-web-r1-1" {
+			return engine.ContainerDetails{State: "running"}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		inspections++
+		if inspections == 1 {
+			return engine.ContainerDetails{State: "running"} // passes its gate
+		}
+		return engine.ContainerDetails{State: "exited", ExitCode: 2}
+	}
+	_, err = deploy(t, w, v2, DeployOptions{Rollback: map[string]int{"web": 1}})
+	assert.Check(t, errors.Is(err, ErrRolledBack), "got %v", err)
+	assert.Check(t, is.ErrorContains(err, "during rollback_config.monitor: exited with code 2"))
+	assert.Check(t, w.index("put-config web:8080=demo-web-r1-1/1,demo-web-r2-2/1") < 0, "never routed to")
+	assert.Check(t, is.DeepEqual(w.state(), []string{
+		"demo-lifecycle-router:running", "demo-web-r1-1:exited", "demo-web-r1-2:exited", "demo-web-r2-1:running", "demo-web-r2-2:running",
+	}))
+}

@@ -162,15 +162,16 @@ func (x *executor) diagnostics(d engine.ContainerDetails) string {
 }
 
 // monitor keeps watching a routed service's new container for update_config.monitor
-// after it passed its gate: a container that crashes or turns unhealthy soon after
-// starting fails the batch like one that never came up.
+// (rollback_config.monitor in a rollback) after it passed its gate: a container that
+// crashes or turns unhealthy soon after starting fails the batch like one that never
+// came up.
 func (x *executor) monitor(ctx context.Context, s strategies.Step, id string) error {
-	spec := x.project.ServiceSpecs[s.Service]
-	window := time.Duration(spec.Update.Monitor)
-	if !spec.Routed() || window <= 0 {
+	update, key := x.updateConfig(s.Service)
+	window := time.Duration(update.Monitor)
+	if !x.project.ServiceSpecs[s.Service].Routed() || window <= 0 {
 		return nil
 	}
-	progress.Emit(x.events, containerID(s.Target), progress.Working, "Monitoring", fmt.Sprintf("update_config.monitor %s", window))
+	progress.Emit(x.events, containerID(s.Target), progress.Working, "Monitoring", fmt.Sprintf("%s.monitor %s", key, window))
 	end := time.Now().Add(window)
 	for time.Now().Before(end) {
 		select {
@@ -186,7 +187,7 @@ func (x *executor) monitor(ctx context.Context, s strategies.Step, id string) er
 			if failure == "" {
 				failure = fmt.Sprintf("no longer healthy (state %s%s)", d.State, healthSuffix(d))
 			}
-			return x.stepError(s, fmt.Errorf("%w: during update_config.monitor: %s%s", ErrUnhealthy, failure, x.diagnostics(d)))
+			return x.stepError(s, fmt.Errorf("%w: during %s.monitor: %s%s", ErrUnhealthy, key, failure, x.diagnostics(d)))
 		}
 	}
 	return nil
