@@ -1,8 +1,10 @@
 package main
 
 import (
+	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,30 +27,36 @@ func TestParseConfigDefaults(t *testing.T) {
 
 func TestParseConfigValues(t *testing.T) {
 	cfg, err := parseConfig(envOf(map[string]string{
-		"VERSION":        "v2",
-		"PORT":           "18080",
-		"READY_AFTER":    "3s",
-		"NEVER_HEALTHY":  "1",
-		"IGNORE_SIGTERM": "true",
-		"DRAIN":          "500ms",
-		"SLOW":           "1m",
-		"ERROR_RATE":     "0.2",
-		"MEMORY_HOG":     "1",
-		"QUIET":          "0",
+		"VERSION":           "v2",
+		"PORT":              "18080",
+		"READY_AFTER":       "3s",
+		"NEVER_HEALTHY":     "1",
+		"IGNORE_SIGTERM":    "true",
+		"DRAIN":             "500ms",
+		"SLOW":              "1m",
+		"ERROR_RATE":        "0.2",
+		"MEMORY_HOG":        "1",
+		"QUIET":             "0",
+		"UNHEALTHY_AFTER":   "4s",
+		"STARTS_DIR":        "/starts",
+		"FAULT_FREE_STARTS": "2",
 	}))
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
 	want := config{
-		version:       "v2",
-		port:          18080,
-		readyAfter:    3 * time.Second,
-		neverHealthy:  true,
-		ignoreSIGTERM: true,
-		drain:         500 * time.Millisecond,
-		slow:          time.Minute,
-		errorRate:     0.2,
-		memoryHog:     true,
+		version:         "v2",
+		port:            18080,
+		readyAfter:      3 * time.Second,
+		neverHealthy:    true,
+		ignoreSIGTERM:   true,
+		drain:           500 * time.Millisecond,
+		slow:            time.Minute,
+		errorRate:       0.2,
+		memoryHog:       true,
+		unhealthyAfter:  4 * time.Second,
+		startsDir:       "/starts",
+		faultFreeStarts: 2,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parseConfig() = %+v, want %+v", cfg, want)
@@ -114,6 +122,9 @@ func TestParseConfigInvalid(t *testing.T) {
 		{"IGNORE_SIGTERM", "2"},
 		{"MEMORY_HOG", "on"},
 		{"QUIET", "y"},
+		{"UNHEALTHY_AFTER", "-1s"},
+		{"FAULT_FREE_STARTS", "-1"},
+		{"FAULT_FREE_STARTS", "2"}, // without STARTS_DIR
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -153,5 +164,79 @@ func TestEarliestExit(t *testing.T) {
 	case <-due:
 	case <-time.After(time.Second):
 		t.Error("a 0s exit did not fire")
+	}
+}
+
+func TestWithoutFaults(t *testing.T) {
+	cfg, err := parseConfig(envOf(map[string]string{
+		"NEVER_HEALTHY": "1", "UNHEALTHY_AFTER": "1s", "CRASH_AFTER": "2s", "EXIT_AFTER": "3s",
+		"SLOW": "10ms", "STARTS_DIR": "/starts", "FAULT_FREE_STARTS": "1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.withoutFaults()
+	if got.neverHealthy || got.unhealthyAfter != 0 {
+		t.Errorf("health faults kept: %+v", got)
+	}
+	if len(got.scheduledExits) != 1 || got.scheduledExits[0].code != 0 || got.scheduledExits[0].after != 3*time.Second {
+		t.Errorf("scheduled exits = %+v, want only the EXIT_AFTER job", got.scheduledExits)
+	}
+	if got.slow != 10*time.Millisecond || got.startsDir != "/starts" {
+		t.Errorf("other settings changed: %+v", got)
+	}
+}
+
+// Starts claimed at once from many goroutines (standing for containers sharing
+// the directory) get distinct numbers 1..n.
+func TestClaimStartNumbersEveryStartOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "starts") // created by the first claim
+	const n = 20
+	got := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := claimStart(dir)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- k
+		}()
+	}
+	wg.Wait()
+	close(got)
+	seen := map[int]bool{}
+	for k := range got {
+		if k < 1 || k > n || seen[k] {
+			t.Errorf("claim %d out of range or repeated", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct claims, want %d", len(seen), n)
+	}
+	if _, err := claimStart(filepath.Join(dir, "start-1", "x")); err == nil || !strings.Contains(err.Error(), "STARTS_DIR=") {
+		t.Errorf("a directory that cannot be made: err = %v, want one naming STARTS_DIR", err)
+	}
+}
+
+// The first FAULT_FREE_STARTS starts run without faults, the later ones with them.
+func TestCountStart(t *testing.T) {
+	cfg, err := parseConfig(envOf(map[string]string{
+		"NEVER_HEALTHY": "1", "STARTS_DIR": t.TempDir(), "FAULT_FREE_STARTS": "2",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want, faulty := range []bool{false, false, true, true} {
+		got, n, err := countStart(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want+1 || got.neverHealthy != faulty {
+			t.Errorf("start %d (want %d): NEVER_HEALTHY %v, want %v", n, want+1, got.neverHealthy, faulty)
+		}
 	}
 }
