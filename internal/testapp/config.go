@@ -34,12 +34,12 @@ type config struct {
 	memoryHog      bool
 	quiet          bool
 
-	// startsDir and faultFreeStarts let the containers of one service behave
-	// differently although they share their environment: each start claims
-	// the next number in startsDir (a directory they all mount), and the
-	// first faultFreeStarts starts run without the faults (see withoutFaults).
-	startsDir       string
-	faultFreeStarts int
+	// countDir and faultFreeFirst let the containers of one service behave
+	// differently although they share their environment: each container
+	// numbers itself once in countDir (a directory they all mount), and the
+	// first faultFreeFirst containers run without the faults (withoutFaults).
+	countDir       string
+	faultFreeFirst int
 
 	// scheduledExits holds the exits asked for by CRASH_AFTER and
 	// EXIT_AFTER/EXIT_CODE; the earliest one wins.
@@ -72,13 +72,13 @@ func parseConfig(getenv func(string) string) (config, error) {
 		errorRate:      env.fraction("ERROR_RATE"),
 		memoryHog:      env.boolean("MEMORY_HOG"),
 		quiet:          env.boolean("QUIET"),
-		startsDir:      getenv("STARTS_DIR"),
+		countDir:       getenv("COUNT_DIR"),
 	}
-	if n, ok := env.intInRange("FAULT_FREE_STARTS", 0, math.MaxInt32); ok {
-		if cfg.startsDir == "" {
-			env.invalid("FAULT_FREE_STARTS", getenv("FAULT_FREE_STARTS"), "STARTS_DIR too (the directory where starts are counted)")
+	if n, ok := env.intInRange("FAULT_FREE_FIRST", 0, math.MaxInt32); ok {
+		if cfg.countDir == "" {
+			env.invalid("FAULT_FREE_FIRST", getenv("FAULT_FREE_FIRST"), "COUNT_DIR too (the directory where containers are counted)")
 		}
-		cfg.faultFreeStarts = n
+		cfg.faultFreeFirst = n
 	}
 
 	if after, ok := env.optionalDuration("CRASH_AFTER"); ok {
@@ -102,7 +102,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 	return cfg, errors.Join(env.errs...)
 }
 
-// withoutFaults is the configuration of a start that FAULT_FREE_STARTS exempts:
+// withoutFaults is the configuration of a container that FAULT_FREE_FIRST exempts:
 // no NEVER_HEALTHY, UNHEALTHY_AFTER or CRASH_AFTER; everything else stays.
 func (c config) withoutFaults() config {
 	c.neverHealthy = false
@@ -117,35 +117,58 @@ func (c config) withoutFaults() config {
 	return c
 }
 
-// countStart claims this start's number in STARTS_DIR and returns the
-// configuration it runs with: without faults among the first FAULT_FREE_STARTS.
-func countStart(cfg config) (config, int, error) {
-	n, err := claimStart(cfg.startsDir)
+// countContainer numbers this container (id: its hostname) in COUNT_DIR and
+// returns the configuration it runs with: without faults among the first
+// FAULT_FREE_FIRST containers.
+func countContainer(cfg config, id string) (config, int, error) {
+	n, err := claimNumber(cfg.countDir, id)
 	if err != nil {
 		return cfg, 0, err
 	}
-	if n <= cfg.faultFreeStarts {
+	if n <= cfg.faultFreeFirst {
 		cfg = cfg.withoutFaults()
 	}
 	return cfg, n, nil
 }
 
-// claimStart numbers this start among every start counted in dir, by creating
-// dir/start-N with the lowest free N (O_EXCL makes the claim atomic between
-// containers sharing the directory), and returns N (from 1).
-func claimStart(dir string) (int, error) {
+// claimNumber gives id the lowest free number in dir, by creating
+// dir/container-N holding id (O_EXCL makes the claim atomic between containers
+// sharing the directory), and returns it (from 1). An id that already has a
+// number keeps it: a restarted container is the same container, and must not
+// turn faulty because it started twice.
+func claimNumber(dir, id string) (int, error) {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return 0, fmt.Errorf("STARTS_DIR=%q: %w", dir, err)
+		return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
+	}
+	for _, e := range entries {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "container-%d", &n); err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && string(b) == id {
+			return n, nil
+		}
 	}
 	for n := 1; ; n++ {
-		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("start-%d", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("container-%d", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("STARTS_DIR=%q: %w", dir, err)
+			return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
 		}
-		return n, f.Close()
+		_, err = f.WriteString(id)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
+		}
+		return n, nil
 	}
 }
 

@@ -38,10 +38,11 @@
 //	                0.2 fails requests 5, 10, 15, ...
 //	MEMORY_HOG      1: enable GET /hog, which allocates memory until killed
 //	QUIET           1: do not log one line per request
-//	STARTS_DIR      a directory shared by several containers where each start
-//	                claims the next number (files start-1, start-2, ...)
-//	FAULT_FREE_STARTS
-//	                the first N starts counted in STARTS_DIR ignore
+//	COUNT_DIR       a directory shared by several containers where each one
+//	                claims the next number once (files container-1, ...; a
+//	                restart keeps the number, found by hostname)
+//	FAULT_FREE_FIRST
+//	                the first N containers counted in COUNT_DIR ignore
 //	                NEVER_HEALTHY, UNHEALTHY_AFTER and CRASH_AFTER
 //
 // Endpoints (every response carries headers X-Version and X-Hostname):
@@ -125,17 +126,18 @@ func serve(getenv func(string) string, stdout, stderr io.Writer) int {
 	}
 
 	logger := log.New(stdout, "testapp: ", log.LstdFlags|log.Lmicroseconds)
-	if cfg.startsDir != "" {
+	if cfg.countDir != "" {
+		hostname, _ := os.Hostname() // a container's hostname is its ID unless set
 		var n int
-		if cfg, n, err = countStart(cfg); err != nil {
+		if cfg, n, err = countContainer(cfg, hostname); err != nil {
 			fmt.Fprintf(stderr, "testapp: %v\n", err)
 			return 2
 		}
 		faults := "on"
-		if n <= cfg.faultFreeStarts {
+		if n <= cfg.faultFreeFirst {
 			faults = "off"
 		}
-		logger.Printf("start %d counted in %s (FAULT_FREE_STARTS=%d): faults %s", n, cfg.startsDir, cfg.faultFreeStarts, faults)
+		logger.Printf("container %d counted in %s (FAULT_FREE_FIRST=%d): faults %s", n, cfg.countDir, cfg.faultFreeFirst, faults)
 	}
 	listener, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.port))
 	if err != nil {
