@@ -71,7 +71,7 @@ func (p *project) names(suffixes ...string) []string {
 }
 
 // TestFailureActionPauseKeepsHealthyNewContainers: with failure_action pause, a v2 whose
-// second container never becomes healthy stops the rollout where it is: the first v2
+// second container crashes at start stops the rollout where it is: the first v2
 // container keeps serving beside the two v1 containers it did not replace, the failed
 // one is removed, the deploy exits 1 (a failure, not the rollback code 3), no request
 // fails, and ps and history say so. The next deploy goes on from there.
@@ -80,19 +80,19 @@ func TestFailureActionPauseKeepsHealthyNewContainers(t *testing.T) {
 	port, dir := freePort(t), countDir(t)
 	pause := "      update_config: {failure_action: pause}"
 	yaml := func(version, env string) string {
-		return fmt.Sprintf(failingProject, version, port, 3, dir, env+"\n    x-lifecycle: {wait-timeout: 5s}", pause)
+		return fmt.Sprintf(failingProject, version, port, 3, dir, env, pause)
 	}
 	p := s.newProject(t, yaml("v1", ""))
 	p.mustLifecycle("deploy")
 	waitAnswers(t, port, "v1", 30*time.Second)
-	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+	load := startRateLoad(t, port, "/", loadRate, 5*time.Minute)
 
-	p.write(yaml("v2", faultsAfter(1, "v2", `NEVER_HEALTHY: "1"`)))
+	p.write(yaml("v2", faultsAfter(1, "v2", "CRASH_AFTER: 0s")))
 	r := p.lifecycle("deploy")
 	paused := time.Now()
 	assert.Check(t, is.Equal(r.code, 1), r.String())
-	assert.Check(t, is.Contains(r.stderr, `service "web": wait-healthy `+p.name+"-web-r2-2"), r.String())
-	assert.Check(t, is.Contains(r.stderr, "NEVER_HEALTHY is set"), "the last health check output is quoted: %s", r)
+	assert.Check(t, is.Contains(r.stderr, `service "web": wait-healthy `+p.name+"-web-r2-2: container failed its health gate"), r.String())
+	assert.Check(t, is.Contains(r.stderr, "crashing: CRASH_AFTER=0s has passed"), "the last log lines are quoted: %s", r)
 	assert.Check(t, !strings.Contains(r.stderr, "rolled back"), r.String())
 
 	assert.Check(t, is.DeepEqual(p.appContainers("web"), p.names("web-r1-2", "web-r1-3", "web-r2-1"), sortedCmp()))
@@ -144,7 +144,7 @@ func TestMonitorCatchesContainerTurningUnhealthy(t *testing.T) {
 	p := s.newProject(t, yaml("v1", ""))
 	p.mustLifecycle("deploy")
 	waitAnswers(t, port, "v1", 30*time.Second)
-	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+	load := startRateLoad(t, port, "/", loadRate, 5*time.Minute)
 
 	p.write(yaml("v2", faultsAfter(1, "v2", "UNHEALTHY_AFTER: 10s")))
 	run := p.startTimedLifecycle("deploy")
@@ -174,7 +174,7 @@ func TestMonitorCatchesContainerTurningUnhealthy(t *testing.T) {
 }
 
 // TestMaxFailureRatioToleratesAndExceeds: 4 replicas, max_failure_ratio 0.5; v2's last
-// two containers never become healthy: both failures are tolerated (2 of 4), their slots
+// two containers crash at start: both failures are tolerated (2 of 4), their slots
 // stay with the v1 containers they were to replace, and the deploy ends with exit 0 and
 // one warning per failed container. Then v3 with ratio 0.25 fails the same way: the
 // second failure exceeds the ratio and the service rolls back (exit 3) to the mix it had.
@@ -183,15 +183,15 @@ func TestMaxFailureRatioToleratesAndExceeds(t *testing.T) {
 	s := setup(t)
 	port, dir := freePort(t), countDir(t)
 	yaml := func(version, ratio, env string) string {
-		return fmt.Sprintf(failingProject, version, port, 4, dir, env+"\n    x-lifecycle: {wait-timeout: 5s}",
+		return fmt.Sprintf(failingProject, version, port, 4, dir, env,
 			"      update_config: {max_failure_ratio: "+ratio+"}")
 	}
 	p := s.newProject(t, yaml("v1", "0.5", ""))
 	p.mustLifecycle("deploy")
 	waitAnswers(t, port, "v1", 30*time.Second)
-	load := startRateLoad(t, port, "/", loadRate, 4*time.Minute)
+	load := startRateLoad(t, port, "/", loadRate, 5*time.Minute)
 
-	p.write(yaml("v2", "0.5", faultsAfter(2, "v2", `NEVER_HEALTHY: "1"`)))
+	p.write(yaml("v2", "0.5", faultsAfter(2, "v2", "CRASH_AFTER: 0s")))
 	r := p.lifecycle("deploy")
 	assert.Check(t, is.Equal(r.code, 0), r.String())
 	for _, failed := range []string{"web-r2-3", "web-r2-4"} {
@@ -206,7 +206,7 @@ func TestMaxFailureRatioToleratesAndExceeds(t *testing.T) {
 	w := load.window(time.Now().Add(-time.Second), time.Now())
 	assert.Check(t, w.Bodies["v1"] > 0 && w.Bodies["v2"] > 0, "both kept versions serve: %s", w)
 
-	p.write(yaml("v3", "0.25", faultsAfter(2, "v3", `NEVER_HEALTHY: "1"`)))
+	p.write(yaml("v3", "0.25", faultsAfter(2, "v3", "CRASH_AFTER: 0s")))
 	r = p.lifecycle("deploy")
 	assert.Check(t, is.Equal(r.code, exitRolledBack), r.String())
 	assert.Check(t, is.Equal(strings.Count(r.stderr, "failed and was removed"), 1), "the first failure is tolerated: %s", r)
@@ -350,7 +350,7 @@ services:
 	_, nnpOn := probe("--security-opt", "no-new-privileges:true", "--security-opt", "no-new-privileges:false")
 	assert.Check(t, is.Equal(nnpOn, "0"), "the engine applies the last no-new-privileges entry")
 
-	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+	load := startRateLoad(t, port, "/", loadRate, 5*time.Minute)
 	before := p.containers()
 	for _, tc := range []struct{ name, extra, want string }{
 		{"unlimited pids", nnp + "\n    pids_limit: -1", `service "web": limits (CIS 5.11): deploy.resources.limits lacks pids`},
