@@ -70,6 +70,27 @@ func (p *project) names(suffixes ...string) []string {
 	return out
 }
 
+// logRouterErrors logs the router's access-log lines of failed requests (status 5xx:
+// which backend, when), so a failed request under load can be explained.
+func (p *project) logRouterErrors(reps ...loadReport) {
+	p.t.Helper()
+	failed := 0
+	for _, r := range reps {
+		failed += r.Failed
+	}
+	if failed == 0 {
+		return
+	}
+	r := p.s.docker(p.t, p.dir, nil, "logs", p.router())
+	n := 0
+	for _, l := range lines(r.stdout + r.stderr) {
+		if strings.Contains(l, `"status":5`) && n < 40 {
+			p.t.Logf("router: %s", l)
+			n++
+		}
+	}
+}
+
 // TestFailureActionPauseKeepsHealthyNewContainers: with failure_action pause, a v2 whose
 // second container crashes at start stops the rollout where it is: the first v2
 // container keeps serving beside the two v1 containers it did not replace, the failed
@@ -123,6 +144,7 @@ func TestFailureActionPauseKeepsHealthyNewContainers(t *testing.T) {
 
 	rep := load.stop()
 	t.Logf("failure_action pause: %s", rep)
+	p.logRouterErrors(rep)
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 	assert.Check(t, is.DeepEqual(p.appContainers("web"), p.names("web-r1-2", "web-r1-3", "web-r2-1"), sortedCmp()))
 }
@@ -160,6 +182,7 @@ func TestMonitorCatchesContainerTurningUnhealthy(t *testing.T) {
 	time.Sleep(time.Second)
 	rep := load.stop()
 	t.Logf("monitor caught v2: %s", rep)
+	p.logRouterErrors(rep)
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 	assert.Check(t, rep.Bodies["v2"] > 0, "r2-1 served before the rollback: %s", rep)
 	after := load.window(rolledBack, time.Now())
@@ -221,6 +244,7 @@ func TestMaxFailureRatioToleratesAndExceeds(t *testing.T) {
 	time.Sleep(time.Second)
 	rep := load.stop()
 	t.Logf("max_failure_ratio tolerated, then exceeded: %s", rep)
+	p.logRouterErrors(rep)
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 }
 
@@ -271,6 +295,7 @@ services:
 	time.Sleep(time.Second)
 	webRep, apiRep := webLoad.stop(), apiLoad.stop()
 	t.Logf("web rolled back: %s; api rolled forward: %s", webRep, apiRep)
+	p.logRouterErrors(webRep, apiRep)
 	assert.Check(t, is.Equal(webRep.Failed, 0), webRep.String())
 	assert.Check(t, is.Equal(apiRep.Failed, 0), apiRep.String())
 	assert.Check(t, is.DeepEqual(webRep.Bodies, map[string]int{"v1": webRep.Total}))
@@ -375,6 +400,7 @@ services:
 	time.Sleep(time.Second)
 	rep := load.stop()
 	t.Logf("two refused deploys, then v1 -> v2: %s", rep)
+	p.logRouterErrors(rep)
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 	assert.Check(t, is.DeepEqual(p.appContainers("web"), p.names("web-r2-1", "web-r2-2"), sortedCmp()))
 	for _, c := range p.appContainers("web") {
