@@ -137,7 +137,7 @@ func TestFailureActionPauseKeepsHealthyNewContainers(t *testing.T) {
 	assert.Check(t, during.Bodies["v1"] > 0 && during.Bodies["v2"] > 0, during.String())
 
 	// The next deploy goes on from where the rollout stopped (here: it fails the same way,
-	// since every later start is faulty; what matters is that it tried the next slot).
+	// since every later container is faulty; what matters is that it tried the next slot).
 	r = p.lifecycle("deploy")
 	assert.Check(t, is.Equal(r.code, 1), r.String())
 	assert.Check(t, !strings.Contains(r.stderr, p.name+"-web-r2-1"), "the healthy v2 container is left alone: %s", r)
