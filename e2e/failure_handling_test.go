@@ -198,8 +198,8 @@ func TestMonitorCatchesContainerTurningUnhealthy(t *testing.T) {
 	assert.Check(t, is.Equal(h.stdout, "2 rolled-back removed\n1 deployed running\n"))
 }
 
-// TestMaxFailureRatioToleratesAndExceeds: 4 replicas, max_failure_ratio 0.5; v2's last
-// two containers crash at start: both failures are tolerated (2 of 4), their slots
+// TestMaxFailureRatioToleratesAndExceeds: 4 replicas rolled two at a time,
+// max_failure_ratio 0.5; v2's last two containers crash at start: both failures are tolerated (2 of 4), their slots
 // stay with the v1 containers they were to replace, and the deploy ends with exit 0 and
 // one warning per failed container. Then v3 with ratio 0.25 fails the same way: the
 // second failure exceeds the ratio and the service rolls back (exit 3) to the mix it had.
@@ -209,7 +209,7 @@ func TestMaxFailureRatioToleratesAndExceeds(t *testing.T) {
 	port, dir := freePort(t), countDir(t)
 	yaml := func(version, ratio, env string) string {
 		return fmt.Sprintf(failingProject, version, port, 4, dir, env,
-			"      update_config: {max_failure_ratio: "+ratio+"}")
+			"      update_config: {parallelism: 2, max_failure_ratio: "+ratio+"}")
 	}
 	p := s.newProject(t, yaml("v1", "0.5", ""))
 	p.mustLifecycle("deploy")
