@@ -164,19 +164,33 @@ func checkNonRoot(dst []string, svc *types.ServiceConfig, in *input) []string {
 	return dst
 }
 
+// checkLimits judges the limits the engine will get: deploy.resources.limits win over
+// the legacy keys, and a policy default fills only a limit that neither sets, as
+// compose's conversion does. An explicit unlimited (pids_limit: -1) is no limit: the
+// default does not replace it and the engine runs the container unlimited.
 func checkLimits(dst []string, svc *types.ServiceConfig, in *input) []string {
 	var l types.Resource
 	if svc.Deploy != nil && svc.Deploy.Resources.Limits != nil {
 		l = *svc.Deploy.Resources.Limits
 	}
+	memory, cpus, pids := int64(svc.MemLimit), float64(svc.CPUS), svc.PidsLimit
+	if l.MemoryBytes != 0 {
+		memory = int64(l.MemoryBytes)
+	}
+	if l.NanoCPUs != 0 {
+		cpus = float64(l.NanoCPUs)
+	}
+	if l.Pids > 0 {
+		pids = l.Pids
+	}
 	var missing []string
-	if svc.MemLimit <= 0 && l.MemoryBytes <= 0 && !in.defaults.Memory {
+	if memory < 0 || (memory == 0 && !in.defaults.Memory) {
 		missing = append(missing, "memory")
 	}
-	if svc.CPUS <= 0 && l.NanoCPUs <= 0 && !in.defaults.CPUs {
+	if cpus < 0 || (cpus == 0 && !in.defaults.CPUs) {
 		missing = append(missing, "cpus")
 	}
-	if svc.PidsLimit <= 0 && l.Pids <= 0 && !in.defaults.Pids {
+	if pids < 0 || (pids == 0 && !in.defaults.Pids) {
 		missing = append(missing, "pids")
 	}
 	if len(missing) > 0 {
@@ -210,7 +224,10 @@ func checkReadOnly(dst []string, svc *types.ServiceConfig, _ *input) []string {
 	return dst
 }
 
+// checkNoNewPrivileges judges the last no-new-privileges entry: the engine applies
+// security_opt in order, so a later "no-new-privileges:false" undoes an earlier true.
 func checkNoNewPrivileges(dst []string, svc *types.ServiceConfig, _ *input) []string {
+	last, value, set := "", "", false
 	for _, opt := range svc.SecurityOpt {
 		k, v, hasValue := strings.Cut(opt, ":")
 		if !hasValue {
@@ -219,12 +236,18 @@ func checkNoNewPrivileges(dst []string, svc *types.ServiceConfig, _ *input) []st
 		if strings.TrimSpace(k) != "no-new-privileges" {
 			continue
 		}
-		if !hasValue || strings.EqualFold(strings.TrimSpace(v), "true") {
-			return dst
+		last, value, set = opt, "true", true
+		if hasValue {
+			value = strings.TrimSpace(v)
 		}
-		return append(dst, fmt.Sprintf("security_opt: %q lets processes gain privileges (setuid binaries)", opt))
 	}
-	return append(dst, "security_opt lacks no-new-privileges:true: processes can gain privileges (setuid binaries)")
+	switch {
+	case !set:
+		return append(dst, "security_opt lacks no-new-privileges:true: processes can gain privileges (setuid binaries)")
+	case !strings.EqualFold(value, "true"):
+		return append(dst, fmt.Sprintf("security_opt: %q lets processes gain privileges (setuid binaries); the engine applies the last no-new-privileges entry", last))
+	}
+	return dst
 }
 
 func checkLatestTag(dst []string, svc *types.ServiceConfig, _ *input) []string {

@@ -129,6 +129,11 @@ var fixtures = map[string][]fixture{
 		{name: "defaults cover all", mutate: func(s *types.ServiceConfig) { s.Deploy = nil },
 			cfg: Config{Defaults: Defaults{Memory: true, CPUs: true, Pids: true}}},
 		{name: "mixed", mutate: func(s *types.ServiceConfig) { s.Deploy.Resources.Limits.Pids = 0; s.PidsLimit = 10 }},
+		// The default fills a limit the service leaves unset, not one it sets to unlimited:
+		// the conversion keeps -1 and the engine runs the container without a PIDs limit.
+		{name: "unlimited pids with defaults", mutate: func(s *types.ServiceConfig) { s.Deploy = nil; s.PidsLimit = -1 },
+			cfg: Config{Defaults: Defaults{Memory: true, CPUs: true, Pids: true}}, want: "lacks pids ("},
+		{name: "deploy pids win over unlimited legacy", mutate: func(s *types.ServiceConfig) { s.PidsLimit = -1 }},
 	},
 	"healthcheck": {
 		{name: "none", mutate: func(s *types.ServiceConfig) { s.HealthCheck = nil }, want: `no healthcheck: set and image "nginx:1.27" defines no HEALTHCHECK`},
@@ -150,6 +155,13 @@ var fixtures = map[string][]fixture{
 		{name: "false", mutate: func(s *types.ServiceConfig) { s.SecurityOpt = []string{"no-new-privileges:false"} }, want: `security_opt: "no-new-privileges:false" lets processes gain privileges`},
 		{name: "bare", mutate: func(s *types.ServiceConfig) { s.SecurityOpt = []string{"label:disable", "no-new-privileges"} }},
 		{name: "equals", mutate: func(s *types.ServiceConfig) { s.SecurityOpt = []string{"no-new-privileges=true"} }},
+		// The engine applies the entries in order: the last one decides.
+		{name: "true then false", mutate: func(s *types.ServiceConfig) {
+			s.SecurityOpt = []string{"no-new-privileges:true", "no-new-privileges:false"}
+		}, want: `security_opt: "no-new-privileges:false" lets processes gain privileges`},
+		{name: "false then true", mutate: func(s *types.ServiceConfig) {
+			s.SecurityOpt = []string{"no-new-privileges=false", "no-new-privileges"}
+		}},
 	},
 	"secrets-in-env": {
 		{name: "password", mutate: func(s *types.ServiceConfig) { s.Environment["DB_PASSWORD"] = str("hunter2") }, want: "environment: DB_PASSWORD has a literal value and its name says it is a secret"},

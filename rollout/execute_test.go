@@ -425,5 +425,6 @@ func TestDeployVerifiesThePolicyOnTheEngine(t *testing.T) {
 	w.tamper = func(h *container.HostConfig) { h.ReadonlyRootfs = false }
 	_, err = deploy(t, w, loadProject(t, readOnlyPolicy), DeployOptions{})
 	assert.Check(t, errors.Is(err, ErrPolicyNotEnforced), "got %v", err)
+	assert.Check(t, is.ErrorContains(err, `service "app", container `))
 	assert.Check(t, is.ErrorContains(err, "-app-1: read-only: read_only is not true"))
 }

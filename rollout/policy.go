@@ -121,9 +121,10 @@ func VerifyPolicy(ctx context.Context, eng engine.Engine, p *compose.Project, im
 	}
 	var b strings.Builder
 	for _, f := range blocking {
-		fmt.Fprintf(&b, "\n  container %s: %s: %s", owner[f.Service], f.Rule, f.Message)
+		service, _, _ := strings.Cut(f.Service, "#")
+		fmt.Fprintf(&b, "\n  service %q, container %s: %s: %s", service, owner[f.Service], f.Rule, f.Message)
 	}
-	return fmt.Errorf("%w:%s", ErrPolicyNotEnforced, b.String())
+	return fmt.Errorf("%w:%s\nthe engine did not apply these settings (see the warnings of `docker info`); the new containers keep running: fix the engine or the settings, or go back with `docker lifecycle rollback`", ErrPolicyNotEnforced, b.String())
 }
 
 // runningService describes a container's effective settings as a compose service, so

@@ -98,7 +98,7 @@ func (x *executor) revertService(ctx context.Context, service string) error {
 			return err
 		}
 		wait := strategies.Step{Action: strategies.WaitHealthy, Service: service, Target: s.Target, ContainerID: s.ContainerID}
-		if err := x.wait(ctx, wait); err != nil {
+		if err := x.waitGate(ctx, wait, false); err != nil {
 			return err
 		}
 	}

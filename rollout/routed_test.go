@@ -352,6 +352,36 @@ func TestMonitorWindowFailureRollsBack(t *testing.T) {
 	}))
 }
 
+// The rollback restarts the containers the run stopped and waits for their gate alone:
+// update_config.monitor is for the new revision, and the old one served until this run.
+func TestRollbackDoesNotMonitorThePreviousRevision(t *testing.T) {
+	const extra = "      update_config: {monitor: 1s}\n"
+	w := newWorld()
+	_, err := deploy(t, w, loadProject(t, routedCompose("app:1", extra)), DeployOptions{})
+	assert.NilError(t, err)
+	var mu sync.Mutex
+	inspections := map[string]int{}
+	w.health = func(name string) engine.ContainerDetails {
+		mu.Lock()
+		defer mu.Unlock()
+		inspections[name]++
+		if name == "demo-web-r2-2" && inspections[name] > 1 {
+			return engine.ContainerDetails{State: "exited", ExitCode: 2} // after its gate
+		}
+		return engine.ContainerDetails{State: "running", Health: "healthy"}
+	}
+	_, err = deploy(t, w, loadProject(t, routedCompose("app:2", extra)), DeployOptions{})
+	assert.Check(t, errors.Is(err, ErrRolledBack), "got %v", err)
+	assert.Check(t, is.ErrorContains(err, "demo-web-r2-2: container failed its health gate: during update_config.monitor"))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Check(t, inspections["demo-web-r2-1"] >= 4, "the new revision is monitored: %v", inspections)
+	assert.Check(t, is.Equal(inspections["demo-web-r1-1"], 1), "the restarted r1-1 passes its gate at once, unmonitored: %v", inspections)
+	assert.Check(t, is.DeepEqual(w.state(), []string{
+		"demo-lifecycle-router:running", "demo-web-r1-1:running", "demo-web-r1-2:running",
+	}))
+}
+
 // update_config.max_failure_ratio: a failed new container within the ratio is removed
 // and the old one it was to replace keeps its place; the rollout goes on without error.
 func TestToleratedFailureKeepsTheOldContainer(t *testing.T) {

@@ -28,8 +28,17 @@ const firstPoll = 25 * time.Millisecond
 const logLinesOnFailure = 10
 
 // wait blocks until the step's container passes its gate: healthy (or running, without a
-// healthcheck) for WaitHealthy, exited with code 0 for WaitCompleted.
+// healthcheck) for WaitHealthy, exited with code 0 for WaitCompleted; a routed service's
+// container is then watched for update_config.monitor.
 func (x *executor) wait(ctx context.Context, s strategies.Step) error {
+	return x.waitGate(ctx, s, true)
+}
+
+// waitGate is wait, with the monitor window only when monitor is set: a rollback
+// restarting the previous revision waits for its gate alone, because that revision
+// served until this run and every second of monitoring is a second of missing
+// capacity, paid once per container (it also ran out the rollback's time bound).
+func (x *executor) waitGate(ctx context.Context, s strategies.Step, monitor bool) error {
 	id := x.idOf(s)
 	timeout := time.Duration(x.project.ServiceSpecs[s.Service].WaitTimeout)
 	if x.opts.WaitTimeout > 0 {
@@ -48,7 +57,7 @@ func (x *executor) wait(ctx context.Context, s strategies.Step) error {
 			return x.stepError(s, err)
 		}
 		ok, failure := gate(s.Action, d)
-		if ok && s.Action == strategies.WaitHealthy && d.State == "running" {
+		if ok && monitor && s.Action == strategies.WaitHealthy && d.State == "running" {
 			if err := x.monitor(ctx, s, id); err != nil {
 				return err
 			}

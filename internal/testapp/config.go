@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -17,16 +20,26 @@ const (
 // config is the behaviour of the test app, read once from the environment at
 // start (see the package documentation for each variable).
 type config struct {
-	version       string
-	port          int
-	readyAfter    time.Duration
-	neverHealthy  bool
-	ignoreSIGTERM bool
-	drain         time.Duration
-	slow          time.Duration
-	errorRate     float64
-	memoryHog     bool
-	quiet         bool
+	version      string
+	port         int
+	readyAfter   time.Duration
+	neverHealthy bool
+	// unhealthyAfter > 0 turns /healthz to 503 this long after start: a
+	// container that passes its health gate and fails later.
+	unhealthyAfter time.Duration
+	ignoreSIGTERM  bool
+	drain          time.Duration
+	slow           time.Duration
+	errorRate      float64
+	memoryHog      bool
+	quiet          bool
+
+	// countDir and faultFreeFirst let the containers of one service behave
+	// differently although they share their environment: each container
+	// numbers itself once in countDir (a directory they all mount), and the
+	// first faultFreeFirst containers run without the faults (withoutFaults).
+	countDir       string
+	faultFreeFirst int
 
 	// scheduledExits holds the exits asked for by CRASH_AFTER and
 	// EXIT_AFTER/EXIT_CODE; the earliest one wins.
@@ -39,6 +52,7 @@ type scheduledExit struct {
 	after   time.Duration
 	code    int
 	message string // logged just before exiting
+	fault   bool   // a crash (CRASH_AFTER), as opposed to a job that is done
 }
 
 // parseConfig reads the configuration through getenv (os.Getenv outside
@@ -47,16 +61,24 @@ type scheduledExit struct {
 func parseConfig(getenv func(string) string) (config, error) {
 	env := envReader{getenv: getenv}
 	cfg := config{
-		version:       versionFromEnv(getenv),
-		port:          env.port(),
-		readyAfter:    env.duration("READY_AFTER"),
-		neverHealthy:  env.boolean("NEVER_HEALTHY"),
-		ignoreSIGTERM: env.boolean("IGNORE_SIGTERM"),
-		drain:         env.duration("DRAIN"),
-		slow:          env.duration("SLOW"),
-		errorRate:     env.fraction("ERROR_RATE"),
-		memoryHog:     env.boolean("MEMORY_HOG"),
-		quiet:         env.boolean("QUIET"),
+		version:        versionFromEnv(getenv),
+		port:           env.port(),
+		readyAfter:     env.duration("READY_AFTER"),
+		neverHealthy:   env.boolean("NEVER_HEALTHY"),
+		unhealthyAfter: env.duration("UNHEALTHY_AFTER"),
+		ignoreSIGTERM:  env.boolean("IGNORE_SIGTERM"),
+		drain:          env.duration("DRAIN"),
+		slow:           env.duration("SLOW"),
+		errorRate:      env.fraction("ERROR_RATE"),
+		memoryHog:      env.boolean("MEMORY_HOG"),
+		quiet:          env.boolean("QUIET"),
+		countDir:       getenv("COUNT_DIR"),
+	}
+	if n, ok := env.intInRange("FAULT_FREE_FIRST", 0, math.MaxInt32); ok {
+		if cfg.countDir == "" {
+			env.invalid("FAULT_FREE_FIRST", getenv("FAULT_FREE_FIRST"), "COUNT_DIR too (the directory where containers are counted)")
+		}
+		cfg.faultFreeFirst = n
 	}
 
 	if after, ok := env.optionalDuration("CRASH_AFTER"); ok {
@@ -64,6 +86,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 			after:   after,
 			code:    crashExitCode,
 			message: fmt.Sprintf("crashing: CRASH_AFTER=%s has passed, exiting with code %d", after, crashExitCode),
+			fault:   true,
 		})
 	}
 	exitAfter, hasExitAfter := env.optionalDuration("EXIT_AFTER")
@@ -77,6 +100,76 @@ func parseConfig(getenv func(string) string) (config, error) {
 	}
 
 	return cfg, errors.Join(env.errs...)
+}
+
+// withoutFaults is the configuration of a container that FAULT_FREE_FIRST exempts:
+// no NEVER_HEALTHY, UNHEALTHY_AFTER or CRASH_AFTER; everything else stays.
+func (c config) withoutFaults() config {
+	c.neverHealthy = false
+	c.unhealthyAfter = 0
+	var exits []scheduledExit
+	for _, e := range c.scheduledExits {
+		if !e.fault {
+			exits = append(exits, e)
+		}
+	}
+	c.scheduledExits = exits
+	return c
+}
+
+// countContainer numbers this container (id: its hostname) in COUNT_DIR and
+// returns the configuration it runs with: without faults among the first
+// FAULT_FREE_FIRST containers.
+func countContainer(cfg config, id string) (config, int, error) {
+	n, err := claimNumber(cfg.countDir, id)
+	if err != nil {
+		return cfg, 0, err
+	}
+	if n <= cfg.faultFreeFirst {
+		cfg = cfg.withoutFaults()
+	}
+	return cfg, n, nil
+}
+
+// claimNumber gives id the lowest free number in dir, by creating
+// dir/container-N holding id (O_EXCL makes the claim atomic between containers
+// sharing the directory), and returns it (from 1). An id that already has a
+// number keeps it: a restarted container is the same container, and must not
+// turn faulty because it started twice.
+func claimNumber(dir, id string) (int, error) {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
+	}
+	for _, e := range entries {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "container-%d", &n); err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && string(b) == id {
+			return n, nil
+		}
+	}
+	for n := 1; ; n++ {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("container-%d", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
+		}
+		_, err = f.WriteString(id)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, fmt.Errorf("COUNT_DIR=%q: %w", dir, err)
+		}
+		return n, nil
+	}
 }
 
 // versionFromEnv is shared with the version subcommand, which must work even

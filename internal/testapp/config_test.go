@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,30 +28,36 @@ func TestParseConfigDefaults(t *testing.T) {
 
 func TestParseConfigValues(t *testing.T) {
 	cfg, err := parseConfig(envOf(map[string]string{
-		"VERSION":        "v2",
-		"PORT":           "18080",
-		"READY_AFTER":    "3s",
-		"NEVER_HEALTHY":  "1",
-		"IGNORE_SIGTERM": "true",
-		"DRAIN":          "500ms",
-		"SLOW":           "1m",
-		"ERROR_RATE":     "0.2",
-		"MEMORY_HOG":     "1",
-		"QUIET":          "0",
+		"VERSION":          "v2",
+		"PORT":             "18080",
+		"READY_AFTER":      "3s",
+		"NEVER_HEALTHY":    "1",
+		"IGNORE_SIGTERM":   "true",
+		"DRAIN":            "500ms",
+		"SLOW":             "1m",
+		"ERROR_RATE":       "0.2",
+		"MEMORY_HOG":       "1",
+		"QUIET":            "0",
+		"UNHEALTHY_AFTER":  "4s",
+		"COUNT_DIR":        "/count",
+		"FAULT_FREE_FIRST": "2",
 	}))
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
 	want := config{
-		version:       "v2",
-		port:          18080,
-		readyAfter:    3 * time.Second,
-		neverHealthy:  true,
-		ignoreSIGTERM: true,
-		drain:         500 * time.Millisecond,
-		slow:          time.Minute,
-		errorRate:     0.2,
-		memoryHog:     true,
+		version:        "v2",
+		port:           18080,
+		readyAfter:     3 * time.Second,
+		neverHealthy:   true,
+		ignoreSIGTERM:  true,
+		drain:          500 * time.Millisecond,
+		slow:           time.Minute,
+		errorRate:      0.2,
+		memoryHog:      true,
+		unhealthyAfter: 4 * time.Second,
+		countDir:       "/count",
+		faultFreeFirst: 2,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parseConfig() = %+v, want %+v", cfg, want)
@@ -114,6 +123,9 @@ func TestParseConfigInvalid(t *testing.T) {
 		{"IGNORE_SIGTERM", "2"},
 		{"MEMORY_HOG", "on"},
 		{"QUIET", "y"},
+		{"UNHEALTHY_AFTER", "-1s"},
+		{"FAULT_FREE_FIRST", "-1"},
+		{"FAULT_FREE_FIRST", "2"}, // without COUNT_DIR
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -153,5 +165,88 @@ func TestEarliestExit(t *testing.T) {
 	case <-due:
 	case <-time.After(time.Second):
 		t.Error("a 0s exit did not fire")
+	}
+}
+
+func TestWithoutFaults(t *testing.T) {
+	cfg, err := parseConfig(envOf(map[string]string{
+		"NEVER_HEALTHY": "1", "UNHEALTHY_AFTER": "1s", "CRASH_AFTER": "2s", "EXIT_AFTER": "3s",
+		"SLOW": "10ms", "COUNT_DIR": "/count", "FAULT_FREE_FIRST": "1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.withoutFaults()
+	if got.neverHealthy || got.unhealthyAfter != 0 {
+		t.Errorf("health faults kept: %+v", got)
+	}
+	if len(got.scheduledExits) != 1 || got.scheduledExits[0].code != 0 || got.scheduledExits[0].after != 3*time.Second {
+		t.Errorf("scheduled exits = %+v, want only the EXIT_AFTER job", got.scheduledExits)
+	}
+	if got.slow != 10*time.Millisecond || got.countDir != "/count" {
+		t.Errorf("other settings changed: %+v", got)
+	}
+}
+
+// Containers claiming at once (goroutines standing for containers sharing the
+// directory) get distinct numbers 1..n; a container claiming again (a restart)
+// keeps its number.
+func TestClaimNumberNumbersEveryContainerOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "count") // created by the first claim
+	const n = 20
+	got := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := claimNumber(dir, fmt.Sprintf("host%d", i))
+			if err != nil {
+				t.Error(err)
+			}
+			got <- k
+		}()
+	}
+	wg.Wait()
+	close(got)
+	seen := map[int]bool{}
+	for k := range got {
+		if k < 1 || k > n || seen[k] {
+			t.Errorf("claim %d out of range or repeated", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct claims, want %d", len(seen), n)
+	}
+	first, _ := claimNumber(dir, "host7")
+	again, err := claimNumber(dir, "host7")
+	if err != nil || again != first {
+		t.Errorf("a restarted container got %d (%v), want its number %d", again, err, first)
+	}
+	if k, _ := claimNumber(dir, "newcomer"); k != n+1 {
+		t.Errorf("a new container got %d, want %d", k, n+1)
+	}
+	if _, err := claimNumber(filepath.Join(dir, "container-1", "x"), "h"); err == nil || !strings.Contains(err.Error(), "COUNT_DIR=") {
+		t.Errorf("a directory that cannot be made: err = %v, want one naming COUNT_DIR", err)
+	}
+}
+
+// The first FAULT_FREE_FIRST containers run without faults, the later ones with them.
+func TestCountContainer(t *testing.T) {
+	cfg, err := parseConfig(envOf(map[string]string{
+		"NEVER_HEALTHY": "1", "COUNT_DIR": t.TempDir(), "FAULT_FREE_FIRST": "2",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, faulty := range []bool{false, false, true, true} {
+		got, n, err := countContainer(cfg, fmt.Sprintf("host%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != i+1 || got.neverHealthy != faulty {
+			t.Errorf("container %d (want %d): NEVER_HEALTHY %v, want %v", n, i+1, got.neverHealthy, faulty)
+		}
 	}
 }

@@ -25,6 +25,7 @@
 //	PORT            listen on :PORT (default 8080)
 //	READY_AFTER     /healthz answers 503 until this long after start (default 0)
 //	NEVER_HEALTHY   1: /healthz always answers 503
+//	UNHEALTHY_AFTER /healthz answers 503 from this long after start on (default 0: off)
 //	CRASH_AFTER     exit with code 3 this long after start
 //	EXIT_AFTER      exit with EXIT_CODE this long after start, logging "done"
 //	EXIT_CODE       code for EXIT_AFTER (default 0); setting only EXIT_CODE
@@ -37,6 +38,12 @@
 //	                0.2 fails requests 5, 10, 15, ...
 //	MEMORY_HOG      1: enable GET /hog, which allocates memory until killed
 //	QUIET           1: do not log one line per request
+//	COUNT_DIR       a directory shared by several containers where each one
+//	                claims the next number once (files container-1, ...; a
+//	                restart keeps the number, found by hostname)
+//	FAULT_FREE_FIRST
+//	                the first N containers counted in COUNT_DIR ignore
+//	                NEVER_HEALTHY, UNHEALTHY_AFTER and CRASH_AFTER
 //
 // Endpoints (every response carries headers X-Version and X-Hostname):
 //
@@ -119,6 +126,19 @@ func serve(getenv func(string) string, stdout, stderr io.Writer) int {
 	}
 
 	logger := log.New(stdout, "testapp: ", log.LstdFlags|log.Lmicroseconds)
+	if cfg.countDir != "" {
+		hostname, _ := os.Hostname() // a container's hostname is its ID unless set
+		var n int
+		if cfg, n, err = countContainer(cfg, hostname); err != nil {
+			fmt.Fprintf(stderr, "testapp: %v\n", err)
+			return 2
+		}
+		faults := "on"
+		if n <= cfg.faultFreeFirst {
+			faults = "off"
+		}
+		logger.Printf("container %d counted in %s (FAULT_FREE_FIRST=%d): faults %s", n, cfg.countDir, cfg.faultFreeFirst, faults)
+	}
 	listener, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.port))
 	if err != nil {
 		logger.Printf("cannot listen: %v", err)

@@ -102,7 +102,11 @@ func (s *server) health() (healthy bool, reason string) {
 	if s.draining.Load() {
 		return false, "draining before shutdown"
 	}
-	if remaining := s.cfg.readyAfter - s.now().Sub(s.startedAt); remaining > 0 {
+	up := s.now().Sub(s.startedAt)
+	if s.cfg.unhealthyAfter > 0 && up >= s.cfg.unhealthyAfter {
+		return false, fmt.Sprintf("unhealthy since %s after start (UNHEALTHY_AFTER)", s.cfg.unhealthyAfter)
+	}
+	if remaining := s.cfg.readyAfter - up; remaining > 0 {
 		return false, fmt.Sprintf("starting, ready in %s (READY_AFTER=%s)",
 			remaining.Round(time.Millisecond), s.cfg.readyAfter)
 	}

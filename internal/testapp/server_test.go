@@ -109,6 +109,8 @@ func TestHealthz(t *testing.T) {
 		{"starting", config{readyAfter: 3 * time.Second}, time.Second, false, http.StatusServiceUnavailable, "starting, ready in 2s"},
 		{"ready once READY_AFTER has passed", config{readyAfter: 3 * time.Second}, 3 * time.Second, false, http.StatusOK, "ok"},
 		{"never healthy", config{neverHealthy: true}, time.Hour, false, http.StatusServiceUnavailable, "NEVER_HEALTHY"},
+		{"healthy before UNHEALTHY_AFTER", config{unhealthyAfter: 3 * time.Second}, 2 * time.Second, false, http.StatusOK, "ok"},
+		{"unhealthy from UNHEALTHY_AFTER on", config{unhealthyAfter: 3 * time.Second}, 3 * time.Second, false, http.StatusServiceUnavailable, "UNHEALTHY_AFTER"},
 		{"draining", config{}, time.Hour, true, http.StatusServiceUnavailable, "draining"},
 	}
 	for _, tt := range tests {
