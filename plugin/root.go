@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/metadata"
+	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -72,11 +73,25 @@ in the engine so that any machine with the same context sees the same project.`,
 		SilenceUsage:     true,
 		SilenceErrors:    true,
 		TraverseChildren: true,
-		Args:             cli.NoArgs,
+		Args:             noArgs,
+		// --progress is checked here, not by flag parsing: before the subcommand it is
+		// parsed while cobra looks for the subcommand, whose errors skip flagError.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkEnum(cmd, "progress", opts.progress, progress.Modes()); err != nil {
+				return err
+			}
+			// cobra runs only the nearest persistent hook: this one replaces the plugin
+			// framework's, which sets up the docker CLI (nil outside plugin.Run).
+			if plugin.PersistentPreRunE == nil {
+				return nil
+			}
+			return plugin.PersistentPreRunE(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
 	}
+	cmd.SetFlagErrorFunc(flagError)
 	flags := cmd.PersistentFlags()
 	flags.StringArrayVarP(&opts.configFiles, "file", "f", nil, "Compose configuration files")
 	flags.StringVarP(&opts.projectName, "project-name", "p", "", "Project name")
@@ -175,11 +190,17 @@ func exitError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	// An interrupt comes first: a deploy rolled back because of Ctrl-C exits 130 like any
+	// other interrupted command, and the message says the previous revision serves.
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		msg := err.Error()
+		if rolledBack := (*rollout.RolledBackError)(nil); errors.As(err, &rolledBack) {
+			msg = rolledBack.Summary()
+		}
+		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + msg + "\nthe next deploy converges from here"}
+	}
 	if errors.Is(err, rollout.ErrRolledBack) {
 		return cli.StatusError{StatusCode: ExitRolledBack, Status: err.Error()}
-	}
-	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + err.Error() + "\nthe next deploy converges from here"}
 	}
 	return err
 }
