@@ -38,15 +38,10 @@ func newScanCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
   docker lifecycle scan --format sarif > scan.sarif
   docker lifecycle scan --fail-on HIGH web`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch opts.format {
-			case "table", "json", "sarif":
-			default:
-				return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format %q: use table, json or sarif", opts.format)}
-			}
 			if opts.failOn != "" {
 				f, err := scan.ParseSeverity(opts.failOn)
 				if err != nil {
-					return cli.StatusError{StatusCode: 125, Status: "invalid --fail-on: " + err.Error()}
+					return usageError("invalid --fail-on: %v", err)
 				}
 				opts.failOn = f
 			}
@@ -54,7 +49,7 @@ func newScanCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
 		},
 		ValidArgsFunction: completeServices(project),
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Output format (table, json, sarif)")
+	enumFlag(cmd.Flags(), &opts.format, "format", "table", "Output format", reportFormats...)
 	cmd.Flags().StringVar(&opts.failOn, "fail-on", "", "Lowest severity that fails the scan: UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL or NONE (default: x-lifecycle.scan.fail-on, CRITICAL)")
 	return cmd
 }
@@ -132,10 +127,6 @@ func scanProject(ctx context.Context, eng engine.Engine, p *compose.Project, ser
 	}
 	path, err := scan.Find(os.Getenv)
 	if err != nil {
-		if _, ierr := eng.InspectImage(ctx, scan.Image); ierr == nil {
-			return nil, fmt.Errorf("%w: the %s image is on the engine, but this version runs trivy only as a binary on this machine: install trivy, or point %s at it; or run deploy with --skip-scan",
-				scan.ErrScannerMissing, scan.Image, scan.EnvTrivy)
-		}
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "lifecycle-scan-")
