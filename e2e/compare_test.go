@@ -21,10 +21,13 @@ services:
 const compareRate = 200 // req/s
 
 // TestComposeUpDropsRequestsOnV1toV2 makes the same v1 → v2 change under 200 req/s of
-// open-loop load twice: with `docker compose up -d --wait`, which stops the old container
-// before it starts the new one (its failures are reported, not asserted), and with
-// `docker lifecycle deploy`, whose rolling strategy must not fail a single request.
-// The lines starting with COMPARE are meant to be grepped.
+// open-loop load twice: with `docker compose up -d --wait`, which must drop requests, and
+// with `docker lifecycle deploy`, whose rolling strategy must not fail a single one.
+// Compose dropping is structural, not timing luck: two containers cannot publish the same
+// host port, so compose stops the old container before the new one listens, and the gap
+// (stop, remove, create, start: hundreds of ms at the least) is ≥ 20 requests at 200 req/s
+// (31–195 measured, docs/benchmarks.md section 9). The lines starting with COMPARE are
+// meant to be grepped.
 func TestComposeUpDropsRequestsOnV1toV2(t *testing.T) {
 	s := setup(t)
 
@@ -51,6 +54,7 @@ func TestComposeUpDropsRequestsOnV1toV2(t *testing.T) {
 			rep.Failed, rep.Total, upTook.Round(time.Millisecond), rep, after, ss, ss.maxRunning("web"), ss.minHealthy("web"))
 		t.Logf("COMPARE compose failed=%d total=%d", rep.Failed, rep.Total)
 		assert.Check(t, rep.Total > 0)
+		assert.Check(t, rep.Failed >= 1, "compose up dropped no request: the comparison shows nothing: %s", rep)
 		assert.Check(t, after.Bodies["v2"] > 0, "v2 answered after the change: %s", after)
 	})
 
