@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,16 @@ func TestComposeUpDropsRequestsOnV1toV2(t *testing.T) {
 		t.Logf("lifecycle deploy v1->v2: %d of %d requests failed (deploy took %s)\nall: %s\nfrom the change on: %s\ncontainers: %s, web max running %d, min healthy %d",
 			rep.Failed, rep.Total, deployTook.Round(time.Millisecond), rep, after, ss, ss.maxRunning("web"), ss.minHealthy("web"))
 		t.Logf("COMPARE lifecycle failed=%d total=%d", rep.Failed, rep.Total)
+		if rep.Failed > 0 { // which backend answered 5xx, and when, against the deploy's steps
+			logs := p.s.docker(t, p.dir, nil, "logs", p.router())
+			var bad []string
+			for _, l := range lines(logs.stdout + logs.stderr) {
+				if strings.Contains(l, `"status":5`) {
+					bad = append(bad, l)
+				}
+			}
+			t.Logf("router access log, 5xx lines (%d):\n%s\ndeploy:\n%s", len(bad), strings.Join(bad[:min(len(bad), 20)], "\n"), r.stderr)
+		}
 		assert.Check(t, r.code == 0, "docker lifecycle deploy (v2)\n%s", r)
 		assert.Check(t, rep.Total > 0)
 		assert.Check(t, rep.Failed == 0, "failed requests during the rolling deploy: %v", rep.Errors)

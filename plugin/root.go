@@ -190,16 +190,20 @@ func exitError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	// An interrupt comes first: a deploy rolled back because of Ctrl-C exits 130 like any
-	// other interrupted command, and the message says the previous revision serves.
-	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+	var rolledBack *rollout.RolledBackError
+	isRolledBack := errors.As(err, &rolledBack)
+	switch {
+	// An interrupt (this command's context cancelled: Ctrl-C, SIGTERM, the docker CLI
+	// closing the plugin socket) comes first: a deploy rolled back because of it exits 130
+	// like any interrupted command, and the message says the previous revision serves. A
+	// rollback whose cause is only some internal cancellation stays a rollback (3).
+	case ctx.Err() != nil || (errors.Is(err, context.Canceled) && !isRolledBack):
 		msg := err.Error()
-		if rolledBack := (*rollout.RolledBackError)(nil); errors.As(err, &rolledBack) {
+		if isRolledBack {
 			msg = rolledBack.Summary()
 		}
 		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + msg + "\nthe next deploy converges from here"}
-	}
-	if errors.Is(err, rollout.ErrRolledBack) {
+	case isRolledBack:
 		return cli.StatusError{StatusCode: ExitRolledBack, Status: err.Error()}
 	}
 	return err

@@ -161,7 +161,7 @@ func TestUsageErrorsExit125(t *testing.T) {
 }
 
 // An interrupt wins over the rollback it caused: 130, with what serves now and no
-// "context canceled"; a rollback without an interrupt stays 3.
+// "context canceled"; a rollback without an interrupt of the command stays 3.
 func TestExitErrorInterruptedRollback(t *testing.T) {
 	rolledBack := func(cause error) error {
 		return fmt.Errorf("deploy: %w", &rollout.RolledBackError{Services: []string{"web"}, Cause: cause})
@@ -175,9 +175,13 @@ func TestExitErrorInterruptedRollback(t *testing.T) {
 	assert.Check(t, is.Equal(status.StatusCode, ExitInterrupted))
 	assert.Check(t, is.Equal(status.Status, "interrupted: web rolled back: the previous revision serves again and the new containers were removed\nthe next deploy converges from here"))
 
-	err = exitError(context.Background(), rolledBack(fmt.Errorf("wait: %w", context.Canceled)))
+	err = exitError(context.Background(), fmt.Errorf("wait: %w", context.Canceled))
 	assert.Assert(t, errors.As(err, &status))
 	assert.Check(t, is.Equal(status.StatusCode, ExitInterrupted))
+
+	err = exitError(context.Background(), rolledBack(fmt.Errorf("probe: %w", context.Canceled)))
+	assert.Assert(t, errors.As(err, &status))
+	assert.Check(t, is.Equal(status.StatusCode, ExitRolledBack), "an internal cancellation is no interrupt")
 
 	err = exitError(context.Background(), rolledBack(errors.New("web-r2-1 not healthy within 10s")))
 	assert.Assert(t, errors.As(err, &status))
