@@ -564,7 +564,7 @@ func TestInterruptedRollingUpdateRollsBack(t *testing.T) {
 	p := s.newProject(t, rolloutYAML("v1", port))
 	p.mustLifecycle("deploy")
 	waitAnswers(t, port, "v1", 30*time.Second)
-	load := startRateLoad(t, port, "/", loadRate, 3*time.Minute)
+	load := startRateLoad(t, port, "/", loadRate, 6*time.Minute) // bounded; a loaded box makes the first batch slow
 
 	// READY_AFTER keeps each new container unhealthy for 4s: a window for the interrupt.
 	p.write(rolloutYAML("v2", port, `    environment: {READY_AFTER: 4s}`))
@@ -577,10 +577,10 @@ func TestInterruptedRollingUpdateRollsBack(t *testing.T) {
 			return poll.Success()
 		}
 		return poll.Continue("no v1 container stopped yet")
-	}, poll.WithTimeout(2*time.Minute), poll.WithDelay(100*time.Millisecond))
+	}, poll.WithTimeout(4*time.Minute), poll.WithDelay(100*time.Millisecond))
 	assert.NilError(t, syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT))
 	sent := time.Now()
-	r, _ := d.wait(t, 2*time.Minute) // the rollback waits for the restarted v1 container's health
+	r, _ := d.wait(t, 3*time.Minute) // the rollback waits for the restarted v1 container's health
 	ended := d.ended
 	time.Sleep(time.Second)
 	rep := load.stop()
