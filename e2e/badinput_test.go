@@ -23,13 +23,14 @@ services:
 // touched: no container, network or volume of the project exists afterwards.
 func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
 	s := setup(t)
-	cases := []struct {
+	type badInput struct {
 		name string
 		yaml string
 		args []string // default: deploy
 		code int      // default: 1
 		want []string // substrings of the message, in any order
-	}{
+	}
+	cases := []badInput{
 		{
 			name: "malformed yaml",
 			yaml: "services:\n  web:\n    image: {{image:v1}}\n   ports: [\"8080\"]\n",
@@ -114,39 +115,43 @@ func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
 			args: []string{"deploy", "wbe"},
 			want: []string{"no such service", `"wbe"`, "db, web"},
 		},
-		{
-			name: "plan --format bogus",
-			yaml: validProject,
-			args: []string{"plan", "--format", "bogus"},
-			code: 125,
-			want: []string{`invalid --format "bogus"`, "table or json"},
-		},
-		{
-			name: "deploy --format bogus",
-			yaml: validProject,
-			args: []string{"deploy", "--dry-run", "--format", "bogus"},
-			code: 125,
-			want: []string{`invalid --format "bogus"`, "table or json"},
-		},
-		{
-			name: "ps --format with a broken template",
-			yaml: validProject,
-			args: []string{"ps", "--format", "{{.Name"},
-			code: 125,
-			want: []string{"invalid --format", "template parsing error", "unclosed action"},
-		},
-		{
-			name: "negative --wait-timeout",
-			yaml: validProject,
-			args: []string{"deploy", "--wait-timeout", "-1s"},
-			want: []string{"--wait-timeout", "negative"},
-		},
-		{
-			name: "bad --progress",
-			yaml: validProject,
-			args: []string{"deploy", "--progress", "fancy"},
-			want: []string{`"fancy"`, "plain"},
-		},
+	}
+	// Usage errors: bad flag values (durations, enums, templates), flags that exclude each
+	// other, wrong arguments. All exit 125 and say what is allowed.
+	for _, u := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"deploy", "--wait-timeout", "-1s"}, []string{`"-1s"`, "--wait-timeout", "use a duration of 0 or more"}},
+		{[]string{"deploy", "--wait-timeout", "soon"}, []string{`"soon"`, "--wait-timeout", "use a duration of 0 or more"}},
+		{[]string{"rollback", "--wait-timeout", "-1s"}, []string{"--wait-timeout", "use a duration of 0 or more"}},
+		{[]string{"secrets", "rotate", "--wait-timeout", "-1m", "key"}, []string{"--wait-timeout", "use a duration of 0 or more"}},
+		{[]string{"network", "top", "--interval", "10ms"}, []string{"--interval", "use a duration from 100ms to 1m0s"}},
+		{[]string{"--progress", "fancy", "deploy"}, []string{`"fancy"`, "--progress", "use auto, tty, plain, json or quiet"}},
+		{[]string{"deploy", "--progress", "fancy"}, []string{`"fancy"`, "--progress", "use auto, tty, plain, json or quiet"}},
+		{[]string{"config", "--format", "toml"}, []string{`"toml"`, "--format", "use yaml or json"}},
+		{[]string{"plan", "--format", "bogus"}, []string{`"bogus"`, "--format", "use table or json"}},
+		{[]string{"deploy", "--dry-run", "--format", "bogus"}, []string{`"bogus"`, "--format", "use table or json"}},
+		{[]string{"network", "plan", "--format", "sarif"}, []string{`"sarif"`, "--format", "use table or json"}},
+		{[]string{"lint", "--format", "xml"}, []string{`"xml"`, "--format", "use table, json or sarif"}},
+		{[]string{"scan", "--format", "xml"}, []string{`"xml"`, "--format", "use table, json or sarif"}},
+		{[]string{"scan", "--fail-on", "SEVERE"}, []string{"--fail-on", `"SEVERE"`, "UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL, NONE"}},
+		{[]string{"ps", "--format", "{{.Name"}, []string{"--format", "template parsing error", "unclosed action", "use table, json or a Go template"}},
+		{[]string{"history", "--format", "{{.Name"}, []string{"--format", "template parsing error", "use table, json or a Go template"}},
+		{[]string{"deploy", "--scan", "--skip-scan"}, []string{"--scan and --skip-scan exclude each other"}},
+		{[]string{"deploy", "--dry-run", "--verify-network"}, []string{"--dry-run changes nothing", "network verify"}},
+		{[]string{"deploy", "--format", "json"}, []string{"--format is the format of the --dry-run plan", "add --dry-run"}},
+		{[]string{"rollback", "--format", "json"}, []string{"--format is the format of the --dry-run plan", "add --dry-run"}},
+		{[]string{"rollback", "--to", "0", "web"}, []string{"--to must be a revision number, 1 or more"}},
+		{[]string{"rollback", "--to", "2"}, []string{"--to needs exactly one SERVICE"}},
+		{[]string{"down", "--timeout", "-5"}, []string{"--timeout must be 0 or more seconds"}},
+		{[]string{"pause"}, []string{"'docker lifecycle pause' needs exactly one SERVICE"}},
+		{[]string{"secrets", "rotate"}, []string{"'docker lifecycle secrets rotate' needs exactly one NAME"}},
+		{[]string{"unlock", "now"}, []string{"'docker lifecycle unlock' accepts no arguments"}},
+		{[]string{"deploi"}, []string{`unknown command "deploi"`, "docker lifecycle --help"}},
+		{[]string{"deploy", "--wait", "1s"}, []string{"unknown flag: --wait", "docker lifecycle deploy --help"}},
+	} {
+		cases = append(cases, badInput{name: strings.Join(u.args, " "), yaml: validProject, args: u.args, code: 125, want: u.want})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -42,6 +42,7 @@ type suite struct {
 	configDir string
 	moduleDir string
 	engine    engine.Engine
+	host      string // the engine's endpoint: unix:///var/run/docker.sock, a rootless or Docker Desktop socket, …
 
 	agentOnce  sync.Once
 	agentTag   string
@@ -57,10 +58,7 @@ type suite struct {
 func (s *suite) agentImage(t *testing.T) string {
 	t.Helper()
 	if _, err := agentimage.Binary(runtime.GOARCH); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("agent binaries missing in CI: %v", err)
-		}
-		t.Skipf("%v", err)
+		skipFor(t, "the agent binaries", "run make agent", err)
 	}
 	s.agentOnce.Do(func() {
 		ctx := context.Background()
@@ -84,7 +82,70 @@ func TestMain(m *testing.M) {
 	if theSuite != nil {
 		theSuite.teardown()
 	}
+	reportSkips()
 	os.Exit(code)
+}
+
+// skipped collects the tests skipped for want of a tool, by tool, so that a run on a
+// machine without trivy or Compose v2 says so at its end instead of passing quietly.
+var skipped struct {
+	sync.Mutex
+	tools []string          // in the order first seen
+	count map[string]int    // tool → tests skipped
+	how   map[string]string // tool → how to enable its tests
+}
+
+// skipFor skips t, which needs tool and cannot get it (why), and records it for the
+// summary with how to enable it. In CI (CI set) a missing tool fails the test instead:
+// there every test must run.
+func skipFor(t *testing.T, tool, how string, why error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI (%s): %v", tool, how, why)
+	}
+	skipped.Lock()
+	if skipped.count == nil {
+		skipped.count, skipped.how = map[string]int{}, map[string]string{}
+	}
+	if skipped.count[tool] == 0 {
+		skipped.tools = append(skipped.tools, tool)
+	}
+	skipped.count[tool]++
+	skipped.how[tool] = how
+	skipped.Unlock()
+	t.Skipf("needs %s: %v; to run it: %s", tool, why, how)
+}
+
+// skipSummaryEnv names a file the skip summary is also written to: `go test ./...` shows
+// the output of a passing package only with -v, so make test prints that file.
+const skipSummaryEnv = "LIFECYCLE_E2E_SKIPPED"
+
+// reportSkips prints one line per missing tool: how many tests it cost and how to enable
+// them (go test -v names the tests).
+func reportSkips() {
+	skipped.Lock()
+	defer skipped.Unlock()
+	var b strings.Builder
+	for _, tool := range skipped.tools {
+		n := skipped.count[tool]
+		fmt.Fprintf(&b, "e2e: skipped %d %s needing %s: %s\n", n, plural(n, "test"), tool, skipped.how[tool])
+	}
+	if b.Len() == 0 {
+		return
+	}
+	fmt.Print(b.String())
+	if path := os.Getenv(skipSummaryEnv); path != "" {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: write the skip summary: %v\n", err)
+		}
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // setup returns the suite, building it on first use; e2e tests call it first.
@@ -104,8 +165,16 @@ func newSuite() (*suite, error) {
 	ctx := context.Background()
 	// The suite's DOCKER_CONFIG has no contexts, so the plugin talks to DOCKER_HOST or the
 	// default socket; every docker call here, and client.FromEnv below, does the same.
+	// DOCKER_HOST is set to the engine of the current context, so that is the one tested.
+	host, err := engineHost()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Setenv("DOCKER_HOST", host); err != nil {
+		return nil, err
+	}
 	if out, err := exec.Command("docker", "--context", "default", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("no Docker engine: %v: %s", err, out)
+		return nil, fmt.Errorf("no Docker engine at %s: %v: %s", host, err, out)
 	}
 	moduleDir, err := filepath.Abs("..")
 	if err != nil {
@@ -115,7 +184,7 @@ func newSuite() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &suite{configDir: configDir, moduleDir: moduleDir}
+	s := &suite{configDir: configDir, moduleDir: moduleDir, host: host}
 	pluginPath := filepath.Join(configDir, "cli-plugins", "docker-lifecycle")
 	build := exec.Command("go", "build", "-trimpath", "-tags", "crashhook", "-ldflags",
 		"-X github.com/docker-lifecycle/docker-lifecycle/plugin/meta.Version=v0.0.0-e2e", "-o", pluginPath, "./cmd/docker-lifecycle")
@@ -158,6 +227,25 @@ func (s *suite) teardown() {
 	}
 	_ = s.plainDocker("image", "prune", "-f", "--filter", "label="+testLabel)
 	_ = os.RemoveAll(s.configDir)
+}
+
+// engineHost is the endpoint of the engine to test: DOCKER_HOST when set, else the
+// current context's (read with the user's own DOCKER_CONFIG: rootless engines and Docker
+// Desktop have their own socket). A context that needs more than its host (TLS, ssh)
+// cannot be handed on through DOCKER_HOST alone: the suite asks for DOCKER_HOST then.
+func engineHost() (string, error) {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return h, nil
+	}
+	out, err := exec.Command("docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}").CombinedOutput()
+	host := strings.TrimSpace(string(out))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("read the current docker context's endpoint: %v: %s", err, out)
+	case !strings.HasPrefix(host, "unix://") && !strings.HasPrefix(host, "npipe://"):
+		return "", fmt.Errorf("the current docker context reaches %s: set DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH if it uses TLS) for the e2e tests", host)
+	}
+	return host, nil
 }
 
 // plainDocker runs docker outside any test (setup and teardown), with the suite's config.

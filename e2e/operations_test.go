@@ -167,7 +167,7 @@ func TestPluginShape(t *testing.T) {
 
 	// An unknown command is a usage error.
 	bad := s.docker(t, dir, nil, "lifecycle", "nosuchcommand")
-	assert.Check(t, bad.code != 0, bad.String())
+	assert.Check(t, is.Equal(bad.code, 125), bad.String())
 }
 
 func regexpLine(text, pattern string) bool {
@@ -187,8 +187,10 @@ func TestContextFlagAndDockerHost(t *testing.T) {
 	s := setup(t)
 	p := s.newProject(t, fmt.Sprintf(healthyWeb, "0s"))
 
+	// A context of the suite's own DOCKER_CONFIG, pointing at the engine under test (the
+	// current context's, or DOCKER_HOST: not always /var/run/docker.sock).
 	ctxName := fmt.Sprintf("e2e-%08x", rand.Uint32())
-	r := s.docker(t, p.dir, nil, "context", "create", ctxName, "--docker", "host=unix:///var/run/docker.sock")
+	r := s.docker(t, p.dir, nil, "context", "create", ctxName, "--docker", "host="+s.host)
 	assert.Equal(t, r.code, 0, r.String())
 	t.Cleanup(func() { _ = s.docker(t, p.dir, nil, "context", "rm", "-f", ctxName) })
 
@@ -200,7 +202,7 @@ func TestContextFlagAndDockerHost(t *testing.T) {
 	assert.Check(t, is.Equal(r.stdout, p.name+"-web-r1-1 healthy\n"))
 
 	// DOCKER_HOST reaches the same engine: the project is up to date there.
-	env := []string{"DOCKER_HOST=unix:///var/run/docker.sock"}
+	env := []string{"DOCKER_HOST=" + s.host}
 	r = s.docker(t, p.dir, env, "lifecycle", "-p", p.name, "--progress", "plain", "deploy")
 	assert.Equal(t, r.code, 0, r.String())
 	assert.Check(t, is.Contains(r.stdout, "up to date"))

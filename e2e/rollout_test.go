@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 )
 
 // The rollout scenarios of the zero-downtime issue: each runs a constant-rate load of
@@ -549,4 +551,55 @@ func TestFailureActionContinueKeepsOldContainers(t *testing.T) {
 	assert.Check(t, is.DeepEqual(rep.Bodies, map[string]int{"v1": rep.Total}))
 	running := p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app")
 	assert.Check(t, is.DeepEqual(running, []string{p.name + "-web-r1-1", p.name + "-web-r1-2", p.name + "-web-r1-3"}, sortedCmp()))
+}
+
+// TestInterruptedRollingUpdateRollsBack: Ctrl-C (SIGINT to the process group, as a
+// terminal sends it) in the middle of a rolling update under load: the update is rolled
+// back, the command exits 130 (interrupted, not 3) saying so, v1 serves afterwards and
+// no request fails. The interrupt comes after the first batch, while the second new
+// container waits for health, so the rollback has to start a stopped v1 container again.
+func TestInterruptedRollingUpdateRollsBack(t *testing.T) {
+	s := setup(t)
+	port := freePort(t)
+	p := s.newProject(t, rolloutYAML("v1", port))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	load := startRateLoad(t, port, "/", loadRate, 5*time.Minute) // the most it allows: a loaded box makes the first batch slow
+
+	// READY_AFTER keeps each new container unhealthy for 4s: a window for the interrupt.
+	p.write(rolloutYAML("v2", port, `    environment: {READY_AFTER: 4s}`))
+	d := p.startLifecycle("deploy")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if d.exited() {
+			return poll.Error(fmt.Errorf("deploy exited before the interrupt:\nstdout:\n%s\nstderr:\n%s", d.stdout.String(), d.stderr.String()))
+		}
+		if stopped := p.containers("status=exited", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app"); len(stopped) > 0 {
+			return poll.Success()
+		}
+		return poll.Continue("no v1 container stopped yet")
+	}, poll.WithTimeout(4*time.Minute), poll.WithDelay(100*time.Millisecond))
+	assert.NilError(t, syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT))
+	sent := time.Now()
+	r, _ := d.wait(t, 3*time.Minute) // the rollback waits for the restarted v1 container's health
+	ended := d.ended
+	time.Sleep(time.Second)
+	rep := load.stop()
+	after := load.window(ended, time.Now())
+	t.Logf("interrupted %s after SIGINT; load %s; after the exit %s", ended.Sub(sent), rep, after)
+
+	assert.Check(t, is.Equal(r.code, 130), r.String())
+	assert.Check(t, is.Contains(r.stderr, "interrupted: web rolled back: the previous revision serves again"), r.String())
+	assert.Check(t, !strings.Contains(r.stderr, "the cause: context canceled"), r.String())
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, rep.Bodies["v2"] > 0, "v2 served before the interrupt: %s", rep)
+	assert.Check(t, after.Total > 0 && after.Failed == 0, after.String())
+	assert.Check(t, is.DeepEqual(after.Bodies, map[string]int{"v1": after.Total}))
+	running := p.containers("status=running", "label=com.docker.compose.service=web", "label=io.lifecycle.role=app")
+	assert.Check(t, is.DeepEqual(running, []string{p.name + "-web-r1-1", p.name + "-web-r1-2", p.name + "-web-r1-3"}, sortedCmp()))
+	for _, c := range p.containers("label=com.docker.compose.service=web", "label=io.lifecycle.role=app") {
+		assert.Check(t, strings.Contains(c, "-web-r1-"), "new container %s left behind", c)
+	}
+	assert.Check(t, !p.lockExists(), "the lock is released")
+	h := p.mustLifecycle("history", "--format", "{{.Revision}} {{.Result}}")
+	assert.Check(t, is.Equal(h.stdout, "2 rolled-back\n1 deployed\n"))
 }

@@ -3,7 +3,6 @@ package plugin
 import (
 	"fmt"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -32,7 +31,7 @@ func canaryCommand(dockerCli command.Cli, project *projectOptions, signal rollou
 	return &cobra.Command{
 		Use:   string(signal) + " SERVICE",
 		Short: short,
-		Args:  cli.ExactArgs(1),
+		Args:  exactlyOne("SERVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCanarySignal(cmd, dockerCli, project, signal, args[0], done)
 		},

@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -23,15 +22,12 @@ func newConfigCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	cmd := &cobra.Command{
 		Use:   "config [OPTIONS]",
 		Short: "Print the resolved compose project and x-lifecycle settings, defaults applied",
-		Args:  cli.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.format != "yaml" && opts.format != "json" {
-				return fmt.Errorf("invalid --format %q: use yaml or json", opts.format)
-			}
 			return runConfig(cmd, dockerCli, project, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "yaml", "Output format (yaml, json)")
+	enumFlag(cmd.Flags(), &opts.format, "format", "yaml", "Output format", "yaml", "json")
 	cmd.Flags().BoolVar(&opts.services, "services", false, "Print the service names, one per line")
 	return cmd
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -31,14 +30,13 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
   docker lifecycle deploy --dry-run
   docker lifecycle -f compose.yaml -f compose.prod.yaml deploy web`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validatePlanFormat(opts.format); err != nil {
-				return err
-			}
-			if opts.scan && opts.skipScan {
-				return cli.StatusError{StatusCode: 125, Status: "--scan and --skip-scan exclude each other"}
-			}
-			if opts.waitTimeout < 0 {
-				return fmt.Errorf("--wait-timeout must not be negative")
+			switch {
+			case opts.scan && opts.skipScan:
+				return usageError("--scan and --skip-scan exclude each other: use one of them")
+			case opts.dryRun && (opts.scan || opts.verifyNetwork):
+				return usageError("--dry-run changes nothing, so it runs no --scan and no --verify-network: use 'scan' or 'network verify' for those")
+			case cmd.Flags().Changed("format") && !opts.dryRun:
+				return usageError("--format is the format of the --dry-run plan: add --dry-run, or use 'plan --format'")
 			}
 			return runDeploy(cmd, dockerCli, project, opts, args)
 		},
@@ -47,8 +45,8 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags := cmd.Flags()
 	flags.BoolVar(&opts.dryRun, "dry-run", false, "Print the plan and change nothing")
 	flags.BoolVar(&opts.removeOrphans, "remove-orphans", false, "Remove containers of services that are not in the project")
-	flags.DurationVar(&opts.waitTimeout, "wait-timeout", 0, "How long to wait for each new container to become healthy (default: x-lifecycle wait-timeout, 2m)")
-	flags.StringVar(&opts.format, "format", "table", "Format of the --dry-run plan (table, json)")
+	durationFlag(flags, &opts.waitTimeout, "wait-timeout", 0, 0, 0, "How long to wait for each new container to become healthy (default: x-lifecycle wait-timeout, 2m)")
+	enumFlag(flags, &opts.format, "format", "table", "Format of the --dry-run plan", planFormats...)
 	flags.BoolVar(&opts.scan, "scan", false, "Run the image scan gate even without x-lifecycle.scan")
 	flags.BoolVar(&opts.skipScan, "skip-scan", false, "Deploy without the image scan gate that x-lifecycle.scan turns on")
 	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -21,8 +20,11 @@ func newDownCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
 	cmd := &cobra.Command{
 		Use:   "down [OPTIONS]",
 		Short: "Stop and remove the project's containers and networks (volumes with --volumes)",
-		Args:  cli.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.timeout < 0 && cmd.Flags().Changed("timeout") {
+				return usageError("--timeout must be 0 or more seconds, got %d", opts.timeout)
+			}
 			return runDown(cmd, dockerCli, project, opts)
 		},
 	}

@@ -28,7 +28,7 @@ func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 		},
 		ValidArgsFunction: completeServices(project),
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Format output: 'table', 'json' (one object per line), or a Go template")
+	templateFlag(cmd.Flags(), &opts.format, "Format output: 'table', 'json' (one object per line), or a Go template")
 	return cmd
 }
 

@@ -19,22 +19,20 @@ type lintOptions struct {
 	rules  bool
 }
 
+// reportFormats are the --format values of lint and scan.
+var reportFormats = []string{"table", "json", "sarif"}
+
 func newLintCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
 	opts := lintOptions{}
 	cmd := &cobra.Command{
 		Use:   "lint [OPTIONS]",
 		Short: "Check the project against security and resource rules (CIS Docker Benchmark ids); deploy runs the same checks",
-		Args:  cli.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch opts.format {
-			case "table", "json", "sarif":
-			default:
-				return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format %q: use table, json or sarif", opts.format)}
-			}
 			return runLint(cmd, dockerCli, project, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Output format (table, json, sarif)")
+	enumFlag(cmd.Flags(), &opts.format, "format", "table", "Output format", reportFormats...)
 	cmd.Flags().BoolVar(&opts.rules, "rules", false, "List the rules and exit")
 	return cmd
 }

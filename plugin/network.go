@@ -27,7 +27,7 @@ func newNetworkCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 	cmd := &cobra.Command{
 		Use:   "network",
 		Short: "Network segmentation from x-lifecycle.network: the planned matrix, and a proof of it",
-		Args:  cli.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
@@ -41,15 +41,12 @@ func newNetworkPlanCommand(dockerCli command.Cli, project *projectOptions) *cobr
 	cmd := &cobra.Command{
 		Use:   "plan [OPTIONS]",
 		Short: "Print the reachability matrix the rules allow and the networks that give it; change nothing",
-		Args:  cli.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validatePlanFormat(opts.format); err != nil {
-				return err
-			}
 			return runNetworkPlan(cmd, dockerCli, project, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Output format (table, json)")
+	enumFlag(cmd.Flags(), &opts.format, "format", "table", "Output format", planFormats...)
 	return cmd
 }
 
@@ -62,15 +59,12 @@ func newNetworkVerifyCommand(dockerCli command.Cli, project *projectOptions) *co
 service (network_mode container:<id>, so no tool is needed in the service's image). It
 resolves every other service's name and connects to its first exposed or target port,
 prints the observed matrix next to the policy, and exits 1 on any difference.`,
-		Args: cli.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validatePlanFormat(opts.format); err != nil {
-				return err
-			}
 			return runNetworkVerify(cmd, dockerCli, project, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Output format (table, json)")
+	enumFlag(cmd.Flags(), &opts.format, "format", "table", "Output format", planFormats...)
 	return cmd
 }
 

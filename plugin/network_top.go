@@ -3,7 +3,6 @@ package plugin
 import (
 	"time"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/go-units"
@@ -31,15 +30,12 @@ apart, and print the bytes each received and sent since it started and the rates
 interval. Requests through a router show as its rx/tx and as its backends' tx/rx; the
 router's access log (docker logs <project>-lifecycle-router) has one JSON line per request.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.interval < 100*time.Millisecond || opts.interval > time.Minute {
-				return cli.StatusError{StatusCode: 125, Status: "--interval must be between 100ms and 1m"}
-			}
 			return runNetworkTop(cmd, dockerCli, project, opts, args)
 		},
 		ValidArgsFunction: completeServices(project),
 	}
-	cmd.Flags().DurationVar(&opts.interval, "interval", time.Second, "Time between the two samples the rates come from")
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Format output: 'table', 'json' (one object per line), or a Go template")
+	durationFlag(cmd.Flags(), &opts.interval, "interval", time.Second, 100*time.Millisecond, time.Minute, "Time between the two samples the rates come from")
+	templateFlag(cmd.Flags(), &opts.format, "Format output: 'table', 'json' (one object per line), or a Go template")
 	return cmd
 }
 

@@ -2,10 +2,8 @@ package plugin
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -24,24 +22,17 @@ func newPlanCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
 		Use:   "plan [OPTIONS] [SERVICE...]",
 		Short: "Print the steps a deploy would run, each with its cause; change nothing",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validatePlanFormat(opts.format); err != nil {
-				return err
-			}
 			return runPlan(cmd, dockerCli, project, opts, args)
 		},
 		ValidArgsFunction: completeServices(project),
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Output format (table, json)")
+	enumFlag(cmd.Flags(), &opts.format, "format", "table", "Output format", planFormats...)
 	cmd.Flags().BoolVar(&opts.removeOrphans, "remove-orphans", false, "Plan the removal of containers of services not in the project")
 	return cmd
 }
 
-func validatePlanFormat(format string) error {
-	if format != "table" && format != "json" {
-		return cli.StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid --format %q: use table or json", format)}
-	}
-	return nil
-}
+// planFormats are the --format values of the commands that print a plan or a matrix.
+var planFormats = []string{"table", "json"}
 
 func runPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts planOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)

@@ -34,7 +34,7 @@ func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command
 		},
 		ValidArgsFunction: completeServices(project),
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", "Format output using a custom template:\n'table': Print output in table format with column headers (default)\n'table TEMPLATE': Print output in table format using the given Go template\n'json': Print in JSON format, one object per line\n'TEMPLATE': Print output using the given Go template")
+	templateFlag(cmd.Flags(), &opts.format, "Format output using a custom template:\n'table': Print output in table format with column headers (default)\n'table TEMPLATE': Print output in table format using the given Go template\n'json': Print in JSON format, one object per line\n'TEMPLATE': Print output using the given Go template")
 	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "Show stopped containers too")
 	return cmd
 }

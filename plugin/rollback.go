@@ -31,14 +31,13 @@ Without --to, each service goes back to the revision that served before the curr
   docker lifecycle rollback web --to 3
   docker lifecycle rollback --dry-run`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validatePlanFormat(opts.format); err != nil {
-				return err
-			}
-			if opts.to < 0 {
-				return fmt.Errorf("--to must be a revision number")
-			}
-			if opts.to > 0 && len(args) != 1 {
-				return fmt.Errorf("--to needs exactly one SERVICE: revisions are numbered per service")
+			switch {
+			case opts.to < 0 || (opts.to == 0 && cmd.Flags().Changed("to")):
+				return usageError("--to must be a revision number, 1 or more (see 'docker lifecycle history SERVICE')")
+			case opts.to > 0 && len(args) != 1:
+				return usageError("--to needs exactly one SERVICE: revisions are numbered per service")
+			case cmd.Flags().Changed("format") && !opts.dryRun:
+				return usageError("--format is the format of the --dry-run plan: add --dry-run")
 			}
 			return runRollback(cmd, dockerCli, project, opts, args)
 		},
@@ -47,8 +46,8 @@ Without --to, each service goes back to the revision that served before the curr
 	flags := cmd.Flags()
 	flags.IntVar(&opts.to, "to", 0, "Revision to roll back to (default: the one before the current)")
 	flags.BoolVar(&opts.dryRun, "dry-run", false, "Print the plan and change nothing")
-	flags.DurationVar(&opts.waitTimeout, "wait-timeout", 0, "How long to wait for each container to become healthy")
-	flags.StringVar(&opts.format, "format", "table", "Format of the --dry-run plan (table, json)")
+	durationFlag(flags, &opts.waitTimeout, "wait-timeout", 0, 0, 0, "How long to wait for each container to become healthy")
+	enumFlag(flags, &opts.format, "format", "table", "Format of the --dry-run plan", planFormats...)
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -55,11 +56,25 @@ in the engine so that any machine with the same context sees the same project.`,
 		SilenceUsage:     true,
 		SilenceErrors:    true,
 		TraverseChildren: true,
-		Args:             cli.NoArgs,
+		Args:             noArgs,
+		// --progress is checked here, not by flag parsing: before the subcommand it is
+		// parsed while cobra looks for the subcommand, whose errors skip flagError.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkEnum(cmd, "progress", opts.progress, progress.Modes()); err != nil {
+				return err
+			}
+			// cobra runs only the nearest persistent hook: this one replaces the plugin
+			// framework's, which sets up the docker CLI (nil outside plugin.Run).
+			if plugin.PersistentPreRunE == nil {
+				return nil
+			}
+			return plugin.PersistentPreRunE(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
 	}
+	cmd.SetFlagErrorFunc(flagError)
 	flags := cmd.PersistentFlags()
 	flags.StringArrayVarP(&opts.configFiles, "file", "f", nil, "Compose configuration files")
 	flags.StringVarP(&opts.projectName, "project-name", "p", "", "Project name")
@@ -153,11 +168,21 @@ func exitError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, rollout.ErrRolledBack) {
+	var rolledBack *rollout.RolledBackError
+	isRolledBack := errors.As(err, &rolledBack)
+	switch {
+	// An interrupt (this command's context cancelled: Ctrl-C, SIGTERM, the docker CLI
+	// closing the plugin socket) comes first: a deploy rolled back because of it exits 130
+	// like any interrupted command, and the message says the previous revision serves. A
+	// rollback whose cause is only some internal cancellation stays a rollback (3).
+	case ctx.Err() != nil || (errors.Is(err, context.Canceled) && !isRolledBack):
+		msg := err.Error()
+		if isRolledBack {
+			msg = rolledBack.Summary()
+		}
+		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + msg + "\nthe next deploy converges from here"}
+	case isRolledBack:
 		return cli.StatusError{StatusCode: ExitRolledBack, Status: err.Error()}
-	}
-	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + err.Error() + "\nthe next deploy converges from here"}
 	}
 	return err
 }

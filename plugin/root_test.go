@@ -2,15 +2,20 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 
+	dockercli "github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
@@ -93,4 +98,87 @@ func TestNetworkCommands(t *testing.T) {
 	deploy, _, err := root.Find([]string{"deploy"})
 	assert.NilError(t, err)
 	assert.Check(t, deploy.Flags().Lookup("verify-network") != nil)
+}
+
+// Every usage error exits 125 with a message naming what is allowed, before the project
+// is loaded (these run in a directory without a compose file) or the engine is called.
+func TestUsageErrorsExit125(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{args: []string{"deploy", "--wait-timeout", "-1s"}, want: `use a duration of 0 or more`},
+		{args: []string{"deploy", "--wait-timeout", "soon"}, want: `invalid argument "soon" for "--wait-timeout" flag`},
+		{args: []string{"rollback", "--wait-timeout", "-1s"}, want: `use a duration of 0 or more`},
+		{args: []string{"secrets", "rotate", "--wait-timeout", "-1m", "key"}, want: `use a duration of 0 or more`},
+		{args: []string{"network", "top", "--interval", "10ms"}, want: "use a duration from 100ms to 1m0s"},
+		{args: []string{"--progress", "fancy", "deploy"}, want: "use auto, tty, plain, json or quiet"},
+		{args: []string{"deploy", "--progress", "fancy"}, want: "use auto, tty, plain, json or quiet"},
+		{args: []string{"config", "--format", "toml"}, want: "use yaml or json"},
+		{args: []string{"plan", "--format", "yaml"}, want: "use table or json"},
+		{args: []string{"deploy", "--dry-run", "--format", "yaml"}, want: "use table or json"},
+		{args: []string{"network", "verify", "--format", "sarif"}, want: "use table or json"},
+		{args: []string{"lint", "--format", "xml"}, want: "use table, json or sarif"},
+		{args: []string{"scan", "--format", "xml"}, want: "use table, json or sarif"},
+		{args: []string{"scan", "--fail-on", "SEVERE"}, want: "UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL, NONE"},
+		{args: []string{"ps", "--format", "{{.Name"}, want: "use table, json or a Go template"},
+		{args: []string{"history", "--format", "{{.Name"}, want: "use table, json or a Go template"},
+		{args: []string{"deploy", "--scan", "--skip-scan"}, want: "--scan and --skip-scan exclude each other"},
+		{args: []string{"deploy", "--dry-run", "--verify-network"}, want: "--dry-run changes nothing"},
+		{args: []string{"deploy", "--format", "json"}, want: "add --dry-run"},
+		{args: []string{"rollback", "--format", "json"}, want: "add --dry-run"},
+		{args: []string{"rollback", "--to", "0", "web"}, want: "--to must be a revision number, 1 or more"},
+		{args: []string{"rollback", "--to", "2"}, want: "--to needs exactly one SERVICE"},
+		{args: []string{"down", "--timeout", "-5"}, want: "--timeout must be 0 or more seconds"},
+		{args: []string{"pause"}, want: "needs exactly one SERVICE"},
+		{args: []string{"secrets", "rotate"}, want: "needs exactly one NAME"},
+		{args: []string{"unlock", "now"}, want: "accepts no arguments"},
+		{args: []string{"deploi"}, want: `unknown command "deploi"`},
+		{args: []string{"deploy", "--wait", "1s"}, want: "unknown flag: --wait"},
+	}
+	t.Chdir(t.TempDir())
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cli, err := command.NewDockerCli()
+			assert.NilError(t, err)
+			root := NewRootCommand(cli)
+			root.SetArgs(tc.args)
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			err = root.Execute()
+			var status dockercli.StatusError
+			assert.Assert(t, errors.As(err, &status), "%v", err)
+			assert.Check(t, is.Equal(status.StatusCode, ExitUsage))
+			assert.Check(t, is.Contains(status.Status, tc.want))
+		})
+	}
+}
+
+// An interrupt wins over the rollback it caused: 130, with what serves now and no
+// "context canceled"; a rollback without an interrupt of the command stays 3.
+func TestExitErrorInterruptedRollback(t *testing.T) {
+	rolledBack := func(cause error) error {
+		return fmt.Errorf("deploy: %w", &rollout.RolledBackError{Services: []string{"web"}, Cause: cause})
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	var status dockercli.StatusError
+	err := exitError(cancelled, rolledBack(errors.New("start container: interrupt signal received")))
+	assert.Assert(t, errors.As(err, &status))
+	assert.Check(t, is.Equal(status.StatusCode, ExitInterrupted))
+	assert.Check(t, is.Equal(status.Status, "interrupted: web rolled back: the previous revision serves again and the new containers were removed\nthe next deploy converges from here"))
+
+	err = exitError(context.Background(), fmt.Errorf("wait: %w", context.Canceled))
+	assert.Assert(t, errors.As(err, &status))
+	assert.Check(t, is.Equal(status.StatusCode, ExitInterrupted))
+
+	err = exitError(context.Background(), rolledBack(fmt.Errorf("probe: %w", context.Canceled)))
+	assert.Assert(t, errors.As(err, &status))
+	assert.Check(t, is.Equal(status.StatusCode, ExitRolledBack), "an internal cancellation is no interrupt")
+
+	err = exitError(context.Background(), rolledBack(errors.New("web-r2-1 not healthy within 10s")))
+	assert.Assert(t, errors.As(err, &status))
+	assert.Check(t, is.Equal(status.StatusCode, ExitRolledBack))
+	assert.Check(t, is.Contains(status.Status, "the cause: web-r2-1 not healthy within 10s"))
 }

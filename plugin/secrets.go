@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -19,7 +18,7 @@ func newSecretsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 	cmd := &cobra.Command{
 		Use:   "secrets",
 		Short: "Secrets delivered as files on a tmpfs under /run/secrets",
-		Args:  cli.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
@@ -37,12 +36,12 @@ func newSecretsRotateCommand(dockerCli command.Cli, project *projectOptions) *co
 	cmd := &cobra.Command{
 		Use:   "rotate NAME",
 		Short: "Read a secret's source again and roll the services that use it, each with its strategy",
-		Args:  cli.ExactArgs(1),
+		Args:  exactlyOne("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSecretsRotate(cmd, dockerCli, project, opts, args[0])
 		},
 	}
-	cmd.Flags().DurationVar(&opts.waitTimeout, "wait-timeout", 0, "How long to wait for each new container to become healthy")
+	durationFlag(cmd.Flags(), &opts.waitTimeout, "wait-timeout", 0, 0, 0, "How long to wait for each new container to become healthy")
 	return cmd
 }
 

@@ -3,7 +3,6 @@ package plugin
 import (
 	"fmt"
 
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
@@ -17,7 +16,7 @@ func newUnlockCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 		Long: `Remove the project's deploy lock. Deploys take the lock so that two of them never
 interleave; a deploy killed on another machine leaves it behind. Only run this when the
 holder it names is gone.`,
-		Args: cli.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUnlock(cmd, dockerCli, project)
 		},

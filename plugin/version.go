@@ -5,7 +5,6 @@ import (
 	"runtime"
 
 	"github.com/docker-lifecycle/docker-lifecycle/plugin/meta"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -15,7 +14,7 @@ func newVersionCommand(dockerCli command.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Show the docker lifecycle version",
-		Args:  cli.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if short {
 				fmt.Fprintln(dockerCli.Out(), meta.Version)

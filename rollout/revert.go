@@ -25,8 +25,14 @@ type RolledBackError struct {
 }
 
 func (e *RolledBackError) Error() string {
-	return fmt.Sprintf("%s %s: the previous revision serves again and the new containers were removed; the cause: %s",
-		strings.Join(e.Services, ", "), ErrRolledBack, e.Cause)
+	return fmt.Sprintf("%s; the cause: %s", e.Summary(), e.Cause)
+}
+
+// Summary says what was rolled back and what serves now, without the cause: for an
+// interrupted deploy the plugin says "interrupted" instead of "context canceled".
+func (e *RolledBackError) Summary() string {
+	return fmt.Sprintf("%s %s: the previous revision serves again and the new containers were removed",
+		strings.Join(e.Services, ", "), ErrRolledBack)
 }
 
 func (e *RolledBackError) Unwrap() []error { return []error{ErrRolledBack, e.Cause} }

@@ -55,10 +55,6 @@ func ScanProject(ctx context.Context, eng engine.Engine, p *compose.Project, ser
 	}
 	path, err := scan.Find(os.Getenv)
 	if err != nil {
-		if _, ierr := eng.InspectImage(ctx, scan.Image); ierr == nil {
-			return nil, fmt.Errorf("%w: the %s image is on the engine, but this version runs trivy only as a binary on this machine: install trivy, or point %s at it; or run deploy with --skip-scan",
-				scan.ErrScannerMissing, scan.Image, scan.EnvTrivy)
-		}
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "lifecycle-scan-")

@@ -16,13 +16,11 @@ import (
 )
 
 const (
-	// PinnedVersion is the trivy release docker lifecycle is tested with, and the tag of
-	// the trivy image it looks for on the engine.
+	// PinnedVersion is the trivy release docker lifecycle is tested with
+	// (scripts/build-trivy.sh builds it).
 	PinnedVersion = "0.74.0"
 	// MinVersion is the oldest trivy whose flags and JSON report the gate relies on.
 	MinVersion = "0.50.0"
-	// Image is the pinned trivy image.
-	Image = "aquasec/trivy:" + PinnedVersion
 	// EnvTrivy names the trivy binary to use, before PATH.
 	EnvTrivy = "LIFECYCLE_TRIVY"
 )
@@ -35,9 +33,10 @@ var (
 )
 
 // InstallHint says how to get a scanner or go without one; every "missing or failing
-// scanner" error ends with it.
-const InstallHint = "install trivy " + MinVersion + " or newer (tested with " + PinnedVersion + "; https://trivy.dev/latest/getting-started/installation/) on PATH, " +
-	"or point " + EnvTrivy + " at its binary, or load the " + Image + " image on the engine; " +
+// scanner" error ends with it. It offers only what Find accepts: trivy runs as a binary
+// on this machine, never from an image on the engine.
+const InstallHint = "install trivy v" + PinnedVersion + " (the version docker lifecycle is tested with; " + MinVersion + " or newer works) on PATH " +
+	"(https://trivy.dev/latest/getting-started/installation/), or set " + EnvTrivy + " to the path of its binary; " +
 	"or run deploy with --skip-scan to deploy without the gate"
 
 // Trivy is a trivy binary whose version was checked.

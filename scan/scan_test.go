@@ -120,7 +120,20 @@ func TestFind(t *testing.T) {
 	t.Setenv("PATH", dir) // no "trivy" there
 	_, err = Find(func(string) string { return "" })
 	assert.Check(t, errors.Is(err, ErrScannerMissing))
-	assert.Check(t, is.ErrorContains(err, "install trivy"))
+	assert.Check(t, is.Error(err, "no image scanner (trivy) found: no trivy on PATH and LIFECYCLE_TRIVY is not set: "+
+		"install trivy v0.74.0 (the version docker lifecycle is tested with; 0.50.0 or newer works) on PATH "+
+		"(https://trivy.dev/latest/getting-started/installation/), or set LIFECYCLE_TRIVY to the path of its binary; "+
+		"or run deploy with --skip-scan to deploy without the gate"))
+}
+
+// The hint offers only what Find accepts: no trivy image, which it never runs.
+func TestInstallHintOffersOnlyWhatWorks(t *testing.T) {
+	for _, want := range []string{"install trivy v0.74.0", "on PATH", "set LIFECYCLE_TRIVY to the path of its binary", "--skip-scan"} {
+		assert.Check(t, is.Contains(InstallHint, want))
+	}
+	for _, bad := range []string{"aquasec", "image on the engine", "load the"} {
+		assert.Check(t, !strings.Contains(InstallHint, bad), "%q in the hint: %s", bad, InstallHint)
+	}
 }
 
 // fakeTrivy writes a shell script standing in for trivy: `version` answers as trivy
