@@ -352,7 +352,10 @@ services:
 }
 
 // TestOOMKilledService: a container killed by the kernel for going over its memory
-// limit fails the deploy with a message that says OOMKilled and what to do.
+// limit fails the deploy with a message that says OOMKilled and what to do. Its health
+// check GETs /hog, which allocates until the kill and answers nothing before, so the
+// container can never pass its gate first (the test app used to answer 200 at once,
+// and the check could win that race and report it healthy).
 func TestOOMKilledService(t *testing.T) {
 	s := setup(t)
 	p := s.newProject(t, `

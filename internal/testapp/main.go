@@ -55,7 +55,8 @@
 //	GET /whoami      "uid=N gid=N\n" of the process
 //	GET /stat?path=P "mode=0400 uid=N gid=N\n" of file P; 404 if missing
 //	GET /hog         with MEMORY_HOG=1, allocates and touches memory until the
-//	                 process is killed; 403 otherwise
+//	                 process is killed, answering nothing; 403 otherwise
+//	GET /hog?mib=N   with MEMORY_HOG=1, allocates N MiB, keeps them, then answers
 //
 // On SIGTERM (unless IGNORE_SIGTERM=1) or SIGINT the server marks /healthz
 // unhealthy, waits DRAIN, then shuts the HTTP server down, waiting for

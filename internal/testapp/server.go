@@ -8,6 +8,8 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,6 +31,11 @@ type server struct {
 	// new requests are still served.
 	draining atomic.Bool
 	failures errorInjector
+
+	// GET /hog's memory, kept for the life of the process, and its size in MiB.
+	hogMu  sync.Mutex
+	hoard  [][]byte
+	hogMiB atomic.Int64
 }
 
 func newServer(cfg config, logger *log.Logger) *server {
@@ -187,36 +194,53 @@ func (s *server) handleStat(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "mode=%04o uid=%d gid=%d\n", fi.Mode().Perm(), uid, gid)
 }
 
-// handleHog allocates memory until the kernel's OOM killer (or the container
-// memory limit) ends the process. It deliberately keeps going after the
-// client goes away: the test wants the kill, not a clean stop.
+// hogChunkMiB is the size of each allocation of GET /hog.
+const hogChunkMiB = 16
+
+// handleHog allocates and touches memory in 16 MiB chunks. Without ?mib it goes on
+// until the kernel's OOM killer (or the container memory limit) ends the process,
+// and it answers nothing before: a health check pointed at it can never pass. (It
+// used to answer 200 and stream progress at once, so a health check could see the
+// 200 and pass before the allocation got the process killed: a race.) With ?mib=N
+// it stops once N MiB (in whole chunks) are resident, keeps them for the life of the
+// process, and only then answers 200 "allocated N MiB": a health check on
+// /hog?mib=N passes only once the container holds that much. It deliberately keeps
+// going after the client goes away: the test wants the kill, not a clean stop.
 func (s *server) handleHog(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.memoryHog {
 		http.Error(w, "GET /hog needs MEMORY_HOG=1", http.StatusForbidden)
 		return
 	}
-	const chunkSize = 16 << 20
+	target := int64(-1) // until killed
+	if v := r.URL.Query().Get("mib"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			http.Error(w, fmt.Sprintf("mib must be a positive number of MiB, got %q", v), http.StatusBadRequest)
+			return
+		}
+		target = n
+	}
+	const chunkSize = hogChunkMiB << 20
 	// Fresh memory is not resident until written, so touch one byte per
 	// page; otherwise the RSS, and the cgroup charge, would barely grow.
 	const pageSize = 4096
 
-	s.logger.Printf("hog: allocating memory until killed")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	flusher := http.NewResponseController(w)
-	var hoard [][]byte
-	for {
+	if target < 0 {
+		s.logger.Printf("hog: allocating memory until killed")
+	}
+	for target < 0 || s.hogMiB.Load() < target {
 		chunk := make([]byte, chunkSize)
 		for i := 0; i < len(chunk); i += pageSize {
 			chunk[i] = 1
 		}
-		hoard = append(hoard, chunk)
-		allocatedMiB := len(hoard) * chunkSize >> 20
-		fmt.Fprintf(w, "allocated %d MiB\n", allocatedMiB)
-		flusher.Flush()
-		if allocatedMiB%256 == 0 {
-			s.logger.Printf("hog: allocated %d MiB", allocatedMiB)
+		s.hogMu.Lock()
+		s.hoard = append(s.hoard, chunk)
+		s.hogMu.Unlock()
+		if allocated := s.hogMiB.Add(hogChunkMiB); allocated%256 == 0 {
+			s.logger.Printf("hog: allocated %d MiB", allocated)
 		}
 	}
+	fmt.Fprintf(w, "allocated %d MiB\n", s.hogMiB.Load())
 }
 
 // sleep waits for d, or until the client goes away; it reports whether the

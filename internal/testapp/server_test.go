@@ -287,6 +287,49 @@ func TestHogNeedsMemoryHog(t *testing.T) {
 	}
 }
 
+// firstWriteRecorder notes how much GET /hog held when the first byte of the answer
+// (its status line) went out.
+type firstWriteRecorder struct {
+	*httptest.ResponseRecorder
+	srv         *server
+	heldAtFirst int64
+	wrote       bool
+}
+
+func (r *firstWriteRecorder) note() {
+	if !r.wrote {
+		r.wrote, r.heldAtFirst = true, r.srv.hogMiB.Load()
+	}
+}
+func (r *firstWriteRecorder) WriteHeader(code int) { r.note(); r.ResponseRecorder.WriteHeader(code) }
+func (r *firstWriteRecorder) Write(b []byte) (int, error) {
+	r.note()
+	return r.ResponseRecorder.Write(b)
+}
+
+// TestHogAnswersOnlyOnceItHoldsTheTarget: a health check on /hog?mib=N can only pass
+// once N MiB are resident, because nothing (not even the status) is sent before.
+func TestHogAnswersOnlyOnceItHoldsTheTarget(t *testing.T) {
+	srv, _ := newTestServer(t, config{memoryHog: true, quiet: true})
+	rec := &firstWriteRecorder{ResponseRecorder: httptest.NewRecorder(), srv: srv}
+	srv.routes().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/hog?mib=40", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != "allocated 48 MiB\n" {
+		t.Errorf("GET /hog?mib=40 = %d %q, want 200 %q (whole 16 MiB chunks)", rec.Code, rec.Body, "allocated 48 MiB\n")
+	}
+	if rec.heldAtFirst != 48 {
+		t.Errorf("the answer began while %d MiB were held, want 48: a health check could pass before the target", rec.heldAtFirst)
+	}
+	// The memory stays held: a second call with a lower target answers at once.
+	if resp := get(srv.routes(), "/hog?mib=16"); resp.Body.String() != "allocated 48 MiB\n" {
+		t.Errorf("GET /hog?mib=16 after 48 MiB = %q, want the 48 MiB still held", resp.Body)
+	}
+	for _, bad := range []string{"0", "-1", "x"} {
+		if resp := get(srv.routes(), "/hog?mib="+bad); resp.Code != http.StatusBadRequest {
+			t.Errorf("GET /hog?mib=%s = %d, want 400", bad, resp.Code)
+		}
+	}
+}
+
 func TestRequestLog(t *testing.T) {
 	tests := []struct {
 		name    string
