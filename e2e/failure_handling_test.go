@@ -234,7 +234,9 @@ func TestMaxFailureRatioToleratesAndExceeds(t *testing.T) {
 	p.write(yaml("v3", "0.25", faultsAfter(2, "v3", "CRASH_AFTER: 0s")))
 	r = p.lifecycle("deploy")
 	assert.Check(t, is.Equal(r.code, exitRolledBack), r.String())
-	assert.Check(t, is.Equal(strings.Count(r.stderr, "failed and was removed"), 1), "the first failure is tolerated: %s", r)
+	// The tolerated container may still be on its way out when the second failure rolls
+	// back (the rollback's cleanup removes it then), so count the verdicts, not removals.
+	assert.Check(t, is.Equal(strings.Count(r.stderr, "Tolerated: web"), 1), "the first failure is tolerated: %s", r)
 	assert.Check(t, is.Contains(r.stderr, "rolled back"), r.String())
 	assert.Check(t, is.DeepEqual(p.appContainers("web"), mixed, sortedCmp()), "back to the mix v2 left")
 	for _, c := range p.containers("label=com.docker.compose.service=web", "label=io.lifecycle.role=app") {
