@@ -76,6 +76,3 @@ func Desire(p *Project) (*Desired, error) {
 	}
 	return d, nil
 }
-
-// Service returns the desired facts of a service of the project.
-func (d *Desired) Service(name string) DesiredService { return d.Services[name] }
