@@ -22,6 +22,7 @@ services:
 // readable message on stderr that names what is wrong and where, and the engine is not
 // touched: no container, network or volume of the project exists afterwards.
 func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	type badInput struct {
 		name string
@@ -213,6 +214,7 @@ func assertNoLock(t *testing.T, p *project) {
 // TestBadInputLeavesDeployedProjectUntouched: bad input on a deployed project changes
 // nothing: the same containers keep running.
 func TestBadInputLeavesDeployedProjectUntouched(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, validProject)
 	p.mustLifecycle("deploy")

@@ -161,6 +161,7 @@ func fetch(t *testing.T, url string) (int, string) {
 }
 
 func TestConverterFaithfulOnEngine(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	port := freePort(t)
 	bindDir := t.TempDir()

@@ -59,6 +59,7 @@ func get(t *testing.T, url string) string {
 // behind the project's router. Either way the dependency order holds and a second
 // deploy changes nothing.
 func TestDeployConvergesAndIsIdempotent(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	for _, tc := range []struct {
 		name    string
@@ -131,6 +132,7 @@ func TestDeployConvergesAndIsIdempotent(t *testing.T) {
 }
 
 func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	port := freePort(t)
 	p := s.newProject(t, recreate(fmt.Sprintf(dependencyProject, "v1", port)))
@@ -161,6 +163,7 @@ func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
 // networks and keeps the named volume; with the rolling default it also removes the
 // router, its state volume, the revision records and the retained old revisions.
 func TestDownRemovesProjectKeepsVolumesUnlessAsked(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	for _, tc := range []struct {
 		name string

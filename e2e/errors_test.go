@@ -61,6 +61,7 @@ services:
 // engine fails the deploy at planning, naming the image and the service and saying how
 // to get the image, while the running version keeps running untouched.
 func TestMissingImageIsRefusedBeforeAnythingStops(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	port := freePort(t)
 	p := s.newProject(t, fmt.Sprintf(webOnPort, imageRef("v1"), port))
@@ -87,6 +88,7 @@ func TestMissingImageIsRefusedBeforeAnythingStops(t *testing.T) {
 // publishes fails the deploy before any write, naming that container, whether the
 // service publishes it itself (recreate) or through the router (rolling).
 func TestHostPortHeldByAnotherContainer(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	for _, tc := range []struct {
 		name string
@@ -118,6 +120,7 @@ func TestHostPortHeldByAnotherContainer(t *testing.T) {
 // TestHostPortHeldByAProcess: a host port held by a plain process (here: this test)
 // fails the deploy before any write, with a message that says the port is in use.
 func TestHostPortHeldByAProcess(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	assert.NilError(t, err)
@@ -135,6 +138,7 @@ func TestHostPortHeldByAProcess(t *testing.T) {
 // TestUnreachableDaemon: an engine that cannot be reached gives one clear message naming
 // the address, from every command that needs the engine, and no Go stack trace.
 func TestUnreachableDaemon(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	const sock = "/tmp/lifecycle-e2e-does-not-exist.sock"
 	p := s.newProject(t, validProject)
@@ -193,6 +197,7 @@ func (e *oldEngine) writes() []string {
 // TestEngineTooOld: an engine older than API 1.40 is refused up front with a message
 // that names both versions, not the client's "client version is too new".
 func TestEngineTooOld(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	fake := &oldEngine{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -274,6 +279,7 @@ services:
 // last health check output and log lines; the dependent is never created, and
 // everything the deploy created (containers, network, anonymous volume) is removed.
 func TestDependencyNeverHealthy(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	for _, tc := range []struct {
 		name        string
@@ -317,6 +323,7 @@ func TestDependencyNeverHealthy(t *testing.T) {
 // before it is healthy fails the deploy with its exit code and last log lines, and
 // nothing is left.
 func TestCrashingService(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	for _, tc := range []struct {
 		name, restart string
@@ -357,6 +364,7 @@ services:
 // container can never pass its gate first (the test app used to answer 200 at once,
 // and the check could win that race and report it healthy).
 func TestOOMKilledService(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, `
 services:

@@ -333,6 +333,7 @@ services:
 // under load; the corrected file then deploys, is verified on the engine, and the
 // running containers show the limits in force.
 func TestPolicyGapsStopTheDeployBeforeTheEngine(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	port := freePort(t)
 	yaml := func(version, extra string) string {

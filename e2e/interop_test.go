@@ -106,6 +106,7 @@ func interopRolling(port int) string {
 // docker lifecycle deployed, because the containers carry the labels compose reads; with
 // the rolling default that includes the router and the retained old revision.
 func TestComposeSeesLifecycleDeploys(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	dockerCompose(t, s)
 	t.Run("recreate", func(t *testing.T) {
@@ -212,6 +213,7 @@ func assertOnlyHistoryLeft(t *testing.T, p *project) {
 // converged by docker lifecycle from the same files, without duplicates; with the rolling
 // default web moves behind the router and compose's containers are kept, stopped.
 func TestLifecycleTakesOverComposeProject(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	dockerCompose(t, s)
 	t.Run("recreate", func(t *testing.T) {

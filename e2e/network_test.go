@@ -51,6 +51,7 @@ type verifyJSON struct {
 // reach db, that a network added by hand is caught, and that `down` removes every
 // segment network.
 func TestNetworkSegmentation(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	agent := s.agentImage(t)
 	port := freePort(t)
@@ -128,6 +129,7 @@ func TestNetworkSegmentation(t *testing.T) {
 
 // TestNetworkUnknownTalksTo: a bad allow-list is a clear error before any engine write.
 func TestNetworkUnknownTalksTo(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, `
 services:
@@ -150,6 +152,7 @@ services:
 // TestNetworkOffUnchanged: without x-lifecycle.network the project keeps compose's
 // default network, and verify finds every service reaching every other.
 func TestNetworkOffUnchanged(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, `
 services:

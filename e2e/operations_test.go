@@ -126,6 +126,7 @@ func (p *project) createLock(host string, pid int) {
 // --- 1. plugin shape -------------------------------------------------------------------
 
 func TestPluginShape(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	dir := t.TempDir()
 
@@ -184,6 +185,7 @@ func regexpLine(text, pattern string) bool {
 // --- 2. --context and DOCKER_HOST -----------------------------------------------------------
 
 func TestContextFlagAndDockerHost(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, fmt.Sprintf(healthyWeb, "0s"))
 
@@ -218,6 +220,7 @@ func TestContextFlagAndDockerHost(t *testing.T) {
 // --- 3. lock ----------------------------------------------------------------------------
 
 func TestLockHeldByAnotherHost(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, fmt.Sprintf(healthyWeb, "0s"))
 	p.createLock("other-host", 4242)
@@ -249,6 +252,7 @@ func TestLockHeldByAnotherHost(t *testing.T) {
 }
 
 func TestLockStaleOnThisHostIsTakenOver(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, fmt.Sprintf(healthyWeb, "0s"))
 	host, err := os.Hostname()
@@ -281,6 +285,7 @@ func deadPID(t *testing.T) int {
 }
 
 func TestLockRaceOneDeployWins(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, fmt.Sprintf(healthyWeb, "3s"))
 
@@ -358,6 +363,7 @@ func TestInterruptedDeployCleansUpAndConverges(t *testing.T) {
 // --- 7. output formats -----------------------------------------------------------------------
 
 func TestOutputFormats(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	port := freePort(t)
 	p := s.newProject(t, fmt.Sprintf(`
@@ -480,6 +486,7 @@ services:
 // --- 8. --remove-orphans -----------------------------------------------------------------------
 
 func TestRemoveOrphans(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	const twoServices = `
 services:

@@ -10,6 +10,7 @@ import (
 )
 
 func TestPolicyStopsDeployAndListsEveryViolation(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, `
 x-lifecycle:
@@ -72,6 +73,7 @@ services:
 }
 
 func TestPolicyTypoFailsBeforeAnyEngineCall(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, `
 x-lifecycle:
@@ -102,6 +104,7 @@ services:
 // TestPolicyIsVerifiedOnTheEngine deploys a service that meets a strict policy and checks
 // that the deploy verified it on what the engine runs.
 func TestPolicyIsVerifiedOnTheEngine(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, `
 x-lifecycle:

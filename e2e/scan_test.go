@@ -276,6 +276,7 @@ services:
 }
 
 func TestScanGateBlocksPlantedSecret(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	f := scanSetup(t)
 	imgs := f.images(t)
 	p := setup(t).newProject(t, imgs.compose(`
@@ -391,6 +392,7 @@ services:
 // TestScanGateIsOptIn: without x-lifecycle.scan, deploy does not scan (and needs no
 // scanner); --scan asks for the gate anyway.
 func TestScanGateIsOptIn(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, `
 services:

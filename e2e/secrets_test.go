@@ -19,6 +19,7 @@ import (
 // format, not in engine-side labels. `secrets rotate` rolls the service with the new
 // value.
 func TestSecretsAreFilesOnATmpfsAndNowhereElse(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	port := freePort(t)
 	const fromFile, fromEnv, fromExec = "canary-file-7Qz1", "canary-env-9Kd2", "canary-exec-3Xv8"
@@ -117,6 +118,7 @@ secrets:
 // TestSecretSourceFailuresChangeNothing: a missing file, an unset variable, a command
 // that fails or prints nothing: each a clear error before any engine write.
 func TestSecretSourceFailuresChangeNothing(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	for _, tc := range []struct{ name, source, want string }{
 		{"missing file", "file: ./nope.txt", `secret "key": read file`},
