@@ -78,9 +78,15 @@ func TestStatsMatchEngine(t *testing.T) {
 	p.mustLifecycle("deploy")
 	waitAnswers(t, port, "v1", 30*time.Second)
 	busy, idle := p.name+"-web-r1-1", p.name+"-web-r1-2"
-	r := s.docker(t, p.dir, nil, "exec", busy, "/testapp", "healthcheck", "http://127.0.0.1:8080/hog?mib=64")
-	assert.Equal(t, r.code, 0, r.String())
-	r = s.docker(t, p.dir, nil, "exec", busy, "/testapp", "healthcheck", "http://127.0.0.1:8080/burn?d=20s")
+	// The allocation goes on when the 2 s client gives up (a loaded machine): ask again.
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		r := s.docker(t, p.dir, nil, "exec", busy, "/testapp", "healthcheck", "http://127.0.0.1:8080/hog?mib=64")
+		if r.code == 0 {
+			return poll.Success()
+		}
+		return poll.Continue("allocating 64 MiB: %s", r)
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(100*time.Millisecond))
+	r := s.docker(t, p.dir, nil, "exec", busy, "/testapp", "healthcheck", "http://127.0.0.1:8080/burn?d=20s")
 	assert.Equal(t, r.code, 0, r.String())
 	load := startRateLoad(t, port, "/", 50, 30*time.Second)
 	time.Sleep(1500 * time.Millisecond) // the burn and the load are steady
@@ -130,11 +136,12 @@ func TestStatsMatchEngine(t *testing.T) {
 	assert.Check(t, b.MemoryBytes >= 64<<20, "busy holds 64 MiB: %d", b.MemoryBytes)
 	assert.Check(t, i.MemoryBytes < 32<<20, "idle: %d", i.MemoryBytes)
 	assert.Check(t, within(float64(b.MemoryBytes), float64(engineMem[busy]), 0.05), "memory %d vs docker stats %d", b.MemoryBytes, engineMem[busy])
-	// CPU: one core burning (100 %, less on a loaded machine), the other nearly idle,
-	// and docker's numbers alike.
-	assert.Check(t, b.CPUPercent > 40, "busy CPU %.1f", b.CPUPercent)
-	assert.Check(t, engineCPU[busy] > 40, "docker stats: busy CPU %.1f", engineCPU[busy])
-	assert.Check(t, i.CPUPercent < 25, "idle CPU %.1f", i.CPUPercent)
+	// CPU: one core burning (100 %, much less on a machine the other tests load), the
+	// other one serving half the load only, and docker's number alike (the two
+	// commands' samples are a second apart at most).
+	assert.Check(t, b.CPUPercent > 20, "busy CPU %.1f", b.CPUPercent)
+	assert.Check(t, b.CPUPercent > i.CPUPercent, "busy CPU %.1f, idle %.1f", b.CPUPercent, i.CPUPercent)
+	assert.Check(t, b.CPUPercent > engineCPU[busy]-15 && b.CPUPercent < engineCPU[busy]+15, "busy CPU %.1f, docker stats %.1f", b.CPUPercent, engineCPU[busy])
 	assert.Check(t, b.Pids > 0 && b.Health == "healthy")
 	// The service total sums its containers.
 	assert.Check(t, is.Equal(web.Containers, 2))
