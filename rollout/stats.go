@@ -101,6 +101,8 @@ type Usage struct {
 	WritableLayerBytes int64 `json:"writable_layer_bytes,omitempty"`
 	// Sampled is false until the container gave two samples (its CPU % and rates are 0).
 	Sampled bool `json:"sampled"`
+
+	checked int // containers with a health check, in a group
 }
 
 // RouterTraffic is a router's view of a backend or route over an interval.
@@ -501,6 +503,9 @@ func sumUsage(a, b Usage) Usage {
 	a.Sampled = b.Sampled && (a.Containers == 0 || a.Sampled)
 	a.Containers += b.Containers
 	a.Healthy += b.Healthy
+	if b.Health != "" {
+		a.checked++
+	}
 	a.CPUPercent += b.CPUPercent
 	a.MemoryBytes += b.MemoryBytes
 	a.MemoryLimitBytes += b.MemoryLimitBytes
@@ -520,7 +525,10 @@ func finishTotal(u *Usage) {
 	if u.MemoryLimitBytes != 0 {
 		u.MemoryPercent = float64(u.MemoryBytes) / float64(u.MemoryLimitBytes) * 100
 	}
-	u.Health = fmt.Sprintf("%d/%d", u.Healthy, u.Containers)
+	u.Health = "" // no health check in the group
+	if u.checked > 0 {
+		u.Health = fmt.Sprintf("%d/%d", u.Healthy, u.Containers)
+	}
 }
 
 // sumTraffic adds the containers' rates; a group's percentiles are not the sum of its
