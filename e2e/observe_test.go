@@ -153,6 +153,17 @@ func TestStatsMatchEngine(t *testing.T) {
 	assert.Check(t, web.Traffic.P99Ms > 0)
 	assert.Check(t, b.Traffic != nil && i.Traffic != nil && b.Traffic.RequestsPerSecond+i.Traffic.RequestsPerSecond > 20, ours.stdout)
 
+	// The router's access log is the pseudo-service router, its JSON lines parsed.
+	rl := p.mustLifecycle("logs", "--tail", "3", "--format", "json", "router")
+	assert.Check(t, is.Len(lines(rl.stdout), 3), rl.stdout)
+	for _, l := range lines(rl.stdout) {
+		var e struct{ Service, Container, Route string }
+		assert.NilError(t, json.Unmarshal([]byte(l), &e), l)
+		assert.Check(t, is.Equal(e.Service, "router"))
+		assert.Check(t, is.Equal(e.Container, p.router()))
+		assert.Check(t, is.Equal(e.Route, fmt.Sprintf("web:%d", port)))
+	}
+
 	// The table: a row per container and a total row, the router as its own service;
 	// --disk adds the writable layers.
 	table := p.mustLifecycle("stats", "--no-stream", "--disk", "--format", "table {{.Service}} {{.Name}} {{.WritableLayer}}")

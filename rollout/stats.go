@@ -275,6 +275,15 @@ func Stats(ctx context.Context, eng engine.Engine, project string, opts StatsOpt
 			case <-c.sampled:
 			}
 		}
+		// A router whose first read failed (slow exec on a loaded engine) gets its
+		// window now, a second long.
+		if c.primeRouters(ctx) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
 		return report(c.report(ctx))
 	}
 	ticker := time.NewTicker(opts.Interval)
@@ -321,6 +330,13 @@ func (c *statsCollector) refresh(ctx context.Context) error {
 	for _, ct := range listed {
 		if ct.Labels[compose.LabelRole] == compose.RoleRouter && ct.State == "running" {
 			c.routerIDs = append(c.routerIDs, ct.ID)
+		}
+	}
+	for id, client := range c.routers {
+		if !slices.Contains(c.routerIDs, id) {
+			client.Close()
+			delete(c.routers, id)
+			delete(c.snapshots, id)
 		}
 	}
 	seen := map[string]bool{}
@@ -569,20 +585,13 @@ func msOf(d time.Duration) float64 {
 // read of that router, per backend (container name) and per service (its routes summed).
 func (c *statsCollector) readRouters(ctx context.Context, ids []string) (backends, services map[string]*RouterTraffic, warnings []string) {
 	backends, services = map[string]*RouterTraffic{}, map[string]*RouterTraffic{}
-	for id, client := range c.routers {
-		if !slices.Contains(ids, id) {
-			client.Close()
-			delete(c.routers, id)
-			delete(c.snapshots, id)
-		}
-	}
 	for _, id := range ids {
 		client := c.routers[id]
 		if client == nil {
 			client = newRouterClient(c.eng, id)
 			c.routers[id] = client
 		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, routerReadTimeout)
 		snap, err := routerStats(rctx, client)
 		cancel()
 		if err != nil {
@@ -606,6 +615,25 @@ func (c *statsCollector) readRouters(ctx context.Context, ids []string) (backend
 		}
 	}
 	return backends, services, warnings
+}
+
+// routerReadTimeout bounds one read of a router's counters (an exec on the engine).
+const routerReadTimeout = 5 * time.Second
+
+// primeRouters reads the routers that have no snapshot yet, the start of their
+// traffic window; it reports whether it read any.
+func (c *statsCollector) primeRouters(ctx context.Context) bool {
+	var missing []string
+	for _, id := range c.routerIDs {
+		if _, ok := c.snapshots[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return false
+	}
+	_, _, _ = c.readRouters(ctx, missing)
+	return true
 }
 
 // trafficWindow subtracts two snapshots of a router: per backend ID (summed over the
