@@ -67,6 +67,8 @@ demo: install
 	@curl -s http://127.0.0.1:8080/
 	@echo
 	cd examples/demo && docker lifecycle history web
+	cd examples/demo && docker lifecycle stats --no-stream
+	cd examples/demo && docker lifecycle logs --tail 5 web
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"
 

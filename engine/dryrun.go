@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
 )
 
 // DryRun passes reads through to the wrapped engine and records writes instead of
@@ -102,4 +104,15 @@ func (d *DryRun) SaveImage(ctx context.Context, ref string) (io.ReadCloser, erro
 // the dry run filters call by call.
 func (d *DryRun) ExecSession(_ context.Context, containerID string, cmd []string) (*Session, error) {
 	return nil, fmt.Errorf("dry run: no exec session in %s", containerID)
+}
+
+// StreamStats, DiskUsage and ContainerLogs only read: they pass through.
+func (d *DryRun) StreamStats(ctx context.Context, containerID string) (<-chan container.StatsResponse, error) {
+	return d.Engine.StreamStats(ctx, containerID)
+}
+
+func (d *DryRun) DiskUsage(ctx context.Context) (DiskUsage, error) { return d.Engine.DiskUsage(ctx) }
+
+func (d *DryRun) ContainerLogs(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error {
+	return d.Engine.ContainerLogs(ctx, containerID, opts, emit)
 }

@@ -76,6 +76,40 @@ type Engine interface {
 	// ExecSession starts cmd in a running container with its stdin and stdout attached,
 	// for a conversation of many requests over one exec.
 	ExecSession(ctx context.Context, containerID string, cmd []string) (*Session, error)
+
+	// StreamStats opens the engine's stats stream of a container (one sample about every
+	// second, PreCPUStats holding the previous one) and sends each sample on the returned
+	// channel, which closes when the stream ends: ctx done, container stopped or removed.
+	StreamStats(ctx context.Context, containerID string) (<-chan container.StatsResponse, error)
+	// DiskUsage asks the engine for containers' writable layer sizes and volumes' sizes
+	// (`docker system df -v`): the engine walks the files, which is slow on big layers.
+	DiskUsage(ctx context.Context) (DiskUsage, error)
+	// ContainerLogs streams a container's log lines (stdout and stderr, with the engine's
+	// timestamps) to emit, until the logs end (or, with Follow, the container stops),
+	// ctx ends or emit returns an error.
+	ContainerLogs(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error
+}
+
+// DiskUsage is the engine's disk use of containers and volumes.
+type DiskUsage struct {
+	// ContainerSizes is each container's writable layer size in bytes, by container ID.
+	ContainerSizes map[string]int64
+	// VolumeSizes is each local volume's size in bytes, by name (-1: the engine did not say).
+	VolumeSizes map[string]int64
+}
+
+// LogOptions select the log lines of a container.
+type LogOptions struct {
+	Since, Until time.Time // zero: unbounded
+	Tail         int       // last N lines (per container); < 0: all
+	Follow       bool
+}
+
+// LogLine is one line a container wrote, without its newline.
+type LogLine struct {
+	Time   time.Time
+	Stream string // stdout or stderr
+	Text   string
 }
 
 // NetworkCounters are a container's network counters since it started.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
 )
 
 // Fake implements Engine with function fields, so a unit test sets only the calls it
@@ -34,6 +36,30 @@ type Fake struct {
 	ArchFn             func(ctx context.Context) (string, error)
 	ExecSessionFn      func(ctx context.Context, containerID string, cmd []string) (*Session, error)
 	NetworkCountersFn  func(ctx context.Context, containerID string) (NetworkCounters, error)
+	StreamStatsFn      func(ctx context.Context, containerID string) (<-chan container.StatsResponse, error)
+	DiskUsageFn        func(ctx context.Context) (DiskUsage, error)
+	ContainerLogsFn    func(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error
+}
+
+func (f *Fake) StreamStats(ctx context.Context, containerID string) (<-chan container.StatsResponse, error) {
+	if f.StreamStatsFn == nil {
+		return nil, unexpected("StreamStats")
+	}
+	return f.StreamStatsFn(ctx, containerID)
+}
+
+func (f *Fake) DiskUsage(ctx context.Context) (DiskUsage, error) {
+	if f.DiskUsageFn == nil {
+		return DiskUsage{}, unexpected("DiskUsage")
+	}
+	return f.DiskUsageFn(ctx)
+}
+
+func (f *Fake) ContainerLogs(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error {
+	if f.ContainerLogsFn == nil {
+		return unexpected("ContainerLogs")
+	}
+	return f.ContainerLogsFn(ctx, containerID, opts, emit)
 }
 
 func (f *Fake) NetworkCounters(ctx context.Context, containerID string) (NetworkCounters, error) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -515,4 +517,123 @@ func (m *Moby) NetworkCounters(ctx context.Context, containerID string) (Network
 		out.TxPackets += n.TxPackets
 	}
 	return out, nil
+}
+
+// StreamStats keeps one stats stream open for the container; the daemon samples every
+// second and fills PreCPUStats with the previous sample, as `docker stats` reads it.
+func (m *Moby) StreamStats(ctx context.Context, containerID string) (<-chan container.StatsResponse, error) {
+	res, err := m.api.ContainerStats(ctx, containerID, client.ContainerStatsOptions{Stream: true})
+	if err != nil {
+		return nil, wrapNotFound(err, "stats of container "+containerID)
+	}
+	out := make(chan container.StatsResponse, 1)
+	go func() {
+		defer close(out)
+		defer res.Body.Close()
+		dec := json.NewDecoder(res.Body)
+		for {
+			var s container.StatsResponse
+			if err := dec.Decode(&s); err != nil {
+				return
+			}
+			select {
+			case out <- s:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// DiskUsage is `docker system df -v` restricted to containers and volumes.
+func (m *Moby) DiskUsage(ctx context.Context) (DiskUsage, error) {
+	res, err := m.api.DiskUsage(ctx, client.DiskUsageOptions{Containers: true, Volumes: true, Verbose: true})
+	if err != nil {
+		return DiskUsage{}, fmt.Errorf("engine disk usage: %w", err)
+	}
+	out := DiskUsage{ContainerSizes: map[string]int64{}, VolumeSizes: map[string]int64{}}
+	for _, c := range res.Containers.Items {
+		out.ContainerSizes[c.ID] = c.SizeRw
+	}
+	for _, v := range res.Volumes.Items {
+		size := int64(-1)
+		if v.UsageData != nil {
+			size = v.UsageData.Size
+		}
+		out.VolumeSizes[v.Name] = size
+	}
+	return out, nil
+}
+
+// ContainerLogs reads the container's logs with timestamps and splits them into lines.
+// Containers without a TTY multiplex stdout and stderr; with a TTY the stream is raw.
+func (m *Moby) ContainerLogs(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error {
+	inspected, err := m.api.ContainerInspect(ctx, containerID, client.ContainerInspectOptions{})
+	if err != nil {
+		return wrapNotFound(err, "logs of container "+containerID)
+	}
+	tty := inspected.Container.Config != nil && inspected.Container.Config.Tty
+	query := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: opts.Follow, Tail: "all"}
+	if opts.Tail >= 0 {
+		query.Tail = fmt.Sprint(opts.Tail)
+	}
+	if !opts.Since.IsZero() {
+		query.Since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
+	}
+	if !opts.Until.IsZero() {
+		query.Until = fmt.Sprintf("%d.%09d", opts.Until.Unix(), opts.Until.Nanosecond())
+	}
+	rc, err := m.api.ContainerLogs(ctx, containerID, query)
+	if err != nil {
+		return wrapNotFound(err, "logs of container "+containerID)
+	}
+	defer rc.Close()
+	if tty {
+		return readLogLines(rc, "stdout", emit)
+	}
+	stdoutR, stdoutW := io.Pipe()
+	stderrR, stderrW := io.Pipe()
+	var mu sync.Mutex // emit is called from one goroutine at a time
+	locked := func(l LogLine) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return emit(l)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- readLogLines(stdoutR, "stdout", locked); _ = stdoutR.CloseWithError(io.ErrClosedPipe) }()
+	go func() { errs <- readLogLines(stderrR, "stderr", locked); _ = stderrR.CloseWithError(io.ErrClosedPipe) }()
+	_, copyErr := stdcopy.StdCopy(stdoutW, stderrW, rc)
+	_ = stdoutW.Close()
+	_ = stderrW.Close()
+	err = errors.Join(<-errs, <-errs)
+	if err != nil {
+		return fmt.Errorf("logs of container %s: %w", containerID, err)
+	}
+	if copyErr != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs of container %s: %w", containerID, copyErr)
+	}
+	return nil
+}
+
+// readLogLines splits "TIMESTAMP TEXT\n" lines, as the engine writes them with timestamps.
+func readLogLines(r io.Reader, stream string, emit func(LogLine) error) error {
+	br := bufio.NewReaderSize(r, 64*1024)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			ts, text, _ := strings.Cut(line, " ")
+			t, perr := time.Parse(time.RFC3339Nano, ts)
+			if perr != nil {
+				text = line
+			}
+			if eerr := emit(LogLine{Time: t, Stream: stream, Text: text}); eerr != nil {
+				return eerr
+			}
+		}
+		if err != nil {
+			return nil
+		}
+	}
 }

@@ -99,6 +99,8 @@ in the engine so that any machine with the same context sees the same project.`,
 		newLintCommand(dockerCli, opts),
 		newScanCommand(dockerCli, opts),
 		newNetworkCommand(dockerCli, opts),
+		newStatsCommand(dockerCli, opts),
+		newLogsCommand(dockerCli, opts),
 		newUnlockCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)

@@ -29,7 +29,7 @@ func TestCommandTree(t *testing.T) {
 		assert.Check(t, c.RunE != nil, "%s has a RunE", c.Name())
 		assert.Check(t, c.Short != "", "%s has a short description", c.Name())
 	}
-	assert.Check(t, is.DeepEqual(names, []string{"abort", "config", "deploy", "down", "history", "lint", "network", "pause", "plan", "promote", "ps", "resume", "rollback", "scan", "secrets", "unlock", "version"}))
+	assert.Check(t, is.DeepEqual(names, []string{"abort", "config", "deploy", "down", "history", "lint", "logs", "network", "pause", "plan", "promote", "ps", "resume", "rollback", "scan", "secrets", "stats", "unlock", "version"}))
 	for _, flag := range []string{"file", "project-name", "profile", "env-file", "project-directory", "progress"} {
 		assert.Check(t, root.PersistentFlags().Lookup(flag) != nil, "--%s", flag)
 	}
@@ -181,4 +181,20 @@ func TestExitErrorInterruptedRollback(t *testing.T) {
 	assert.Assert(t, errors.As(err, &status))
 	assert.Check(t, is.Equal(status.StatusCode, ExitRolledBack))
 	assert.Check(t, is.Contains(status.Status, "the cause: web-r2-1 not healthy within 10s"))
+}
+
+// Every command's flags merge with the root's persistent flags (a shorthand taken
+// twice, such as -f, panics only when the command runs).
+func TestEveryCommandHelp(t *testing.T) {
+	cli, err := command.NewDockerCli()
+	assert.NilError(t, err)
+	for _, c := range NewRootCommand(cli).Commands() {
+		t.Run(c.Name(), func(t *testing.T) {
+			root := NewRootCommand(cli)
+			root.SetArgs([]string{c.Name(), "--help"})
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			assert.NilError(t, root.Execute())
+		})
+	}
 }

@@ -33,6 +33,10 @@ type config struct {
 	errorRate      float64
 	memoryHog      bool
 	quiet          bool
+	// logSeqEvery > 0 prints a JSON line {"level":"info","seq":N} every interval,
+	// N counting from 1, until the process exits: logs can be checked for gaps and
+	// duplicates per container.
+	logSeqEvery time.Duration
 
 	// countDir and faultFreeFirst let the containers of one service behave
 	// differently although they share their environment: each container
@@ -72,6 +76,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 		errorRate:      env.fraction("ERROR_RATE"),
 		memoryHog:      env.boolean("MEMORY_HOG"),
 		quiet:          env.boolean("QUIET"),
+		logSeqEvery:    env.duration("LOG_SEQ_EVERY"),
 		countDir:       getenv("COUNT_DIR"),
 	}
 	if n, ok := env.intInRange("FAULT_FREE_FIRST", 0, math.MaxInt32); ok {

@@ -38,6 +38,7 @@
 //	                0.2 fails requests 5, 10, 15, ...
 //	MEMORY_HOG      1: enable GET /hog, which allocates memory until killed
 //	QUIET           1: do not log one line per request
+//	LOG_SEQ_EVERY   print {"level":"info","seq":N} every interval (N from 1)
 //	COUNT_DIR       a directory shared by several containers where each one
 //	                claims the next number once (files container-1, ...; a
 //	                restart keeps the number, found by hostname)
@@ -56,6 +57,7 @@
 //	GET /stat?path=P "mode=0400 uid=N gid=N\n" of file P; 404 if missing
 //	GET /hog         with MEMORY_HOG=1, allocates and touches memory until the
 //	                 process is killed, answering nothing; 403 otherwise
+//	GET /burn?d=10s  keeps one CPU busy for d (at most 1m), answers at once
 //	GET /hog?mib=N   with MEMORY_HOG=1, allocates N MiB, keeps them, then answers
 //
 // On SIGTERM (unless IGNORE_SIGTERM=1) or SIGINT the server marks /healthz

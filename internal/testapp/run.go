@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -29,6 +31,9 @@ func run(cfg config, listener net.Listener, signals <-chan os.Signal, logger *lo
 	logger.Printf("version %s listening on %s (hostname %s, pid %d)",
 		cfg.version, listener.Addr(), srv.hostname, os.Getpid())
 
+	if cfg.logSeqEvery > 0 {
+		go logSequence(os.Stdout, cfg.logSeqEvery)
+	}
 	exit, exitTimer := earliestExit(cfg.scheduledExits)
 	for {
 		select {
@@ -82,4 +87,15 @@ func (s *server) shutdown(httpServer *http.Server, signal string) int {
 	}
 	s.logger.Printf("shutdown complete, exiting with code 0")
 	return 0
+}
+
+// logSequence writes {"level":"info","seq":N} every interval until the process
+// ends (LOG_SEQ_EVERY), straight to w: one write per line, so lines never interleave.
+func logSequence(w io.Writer, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		fmt.Fprintf(w, "{\"level\":\"info\",\"seq\":%d}\n", n)
+		<-t.C
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -181,5 +183,20 @@ func TestSubcommands(t *testing.T) {
 				t.Errorf("stderr = %q, want %q", stderr.String(), tt.wantStderr)
 			}
 		})
+	}
+}
+
+func TestLogSequenceCountsFromOne(t *testing.T) {
+	r, w := io.Pipe()
+	go logSequence(w, time.Millisecond)
+	br := bufio.NewReader(r)
+	for n := 1; n <= 3; n++ {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("{\"level\":\"info\",\"seq\":%d}\n", n); line != want {
+			t.Fatalf("line %d = %q, want %q", n, line, want)
+		}
 	}
 }

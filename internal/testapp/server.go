@@ -64,6 +64,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /whoami", s.handleWhoami)
 	mux.HandleFunc("GET /stat", s.handleStat)
 	mux.HandleFunc("GET /hog", s.handleHog)
+	mux.HandleFunc("GET /burn", s.handleBurn)
 	return s.logRequests(s.identify(mux))
 }
 
@@ -325,3 +326,26 @@ func (e *errorInjector) next() bool {
 	k := e.requests.Add(1)
 	return k*e.perMillion/1e6 > (k-1)*e.perMillion/1e6
 }
+
+// handleBurn keeps one CPU busy for ?d (a duration, at most 1m) in the background and
+// answers at once: a known CPU load for the stats tests.
+func (s *server) handleBurn(w http.ResponseWriter, r *http.Request) {
+	d, err := time.ParseDuration(r.URL.Query().Get("d"))
+	if err != nil || d <= 0 || d > time.Minute {
+		http.Error(w, "d: want a duration up to 1m, e.g. /burn?d=10s", http.StatusBadRequest)
+		return
+	}
+	go func() {
+		x := uint64(1)
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			for i := 0; i < 100000; i++ {
+				x = x*6364136223846793005 + 1442695040888963407
+			}
+		}
+		burnSink.Store(x)
+	}()
+	fmt.Fprintf(w, "burning one CPU for %s\n", d)
+}
+
+// burnSink keeps the burn loop's result alive, so the compiler cannot drop the loop.
+var burnSink atomic.Uint64
