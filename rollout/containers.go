@@ -2,9 +2,13 @@ package rollout
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,4 +110,42 @@ func RevisionStates(ctx context.Context, eng engine.Engine, project string) (map
 		}
 	}
 	return state, nil
+}
+
+// ErrNoSuchService: a service named on the command line has no container in the project.
+var ErrNoSuchService = errors.New("no such service")
+
+// checkServicesExist fails, naming every unknown one at once, when a service asked for
+// has no container in the project: stats and logs would otherwise print nothing. The
+// routers count as the pseudo-service RouterService.
+func checkServicesExist(ctx context.Context, eng engine.Engine, project string, services []string) error {
+	if len(services) == 0 {
+		return nil
+	}
+	listed, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: project})
+	if err != nil {
+		return fmt.Errorf("list the containers of project %s: %w", project, err)
+	}
+	known := map[string]bool{}
+	for _, c := range listed {
+		if c.Labels[compose.LabelRole] == compose.RoleRouter {
+			known[RouterService] = true
+		} else if s := c.Labels[compose.LabelService]; s != "" {
+			known[s] = true
+		}
+	}
+	var unknown []string
+	for _, s := range services {
+		if !known[s] {
+			unknown = append(unknown, strconv.Quote(s))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	if len(known) == 0 {
+		return fmt.Errorf("%w: %s: project %q has no containers on this engine (deploy it first, or name the project with -p)", ErrNoSuchService, strings.Join(unknown, ", "), project)
+	}
+	names := slices.Sorted(maps.Keys(known))
+	return fmt.Errorf("%w: %s in project %q (services with containers: %s)", ErrNoSuchService, strings.Join(unknown, ", "), project, strings.Join(names, ", "))
 }

@@ -162,6 +162,9 @@ func logSources(ctx context.Context, eng engine.Engine, project string, opts Log
 // line, a stream that ends while its container runs (a restart, a broken connection)
 // is reopened from its last timestamp, and lines already emitted are dropped.
 func Logs(ctx context.Context, eng engine.Engine, project string, opts LogsOptions, emit func(LogEntry) error) error {
+	if err := checkServicesExist(ctx, eng, project, opts.Services); err != nil {
+		return err
+	}
 	sources, err := logSources(ctx, eng, project, opts)
 	if err != nil {
 		return err

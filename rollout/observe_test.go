@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -424,4 +425,29 @@ func jsonOf(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	assert.NilError(t, err)
 	return b
+}
+
+// Unknown services are named all at once, with the ones that exist; a project with no
+// containers says so. Logs and stats share the check.
+func TestUnknownServicesAreRefused(t *testing.T) {
+	labels := func(service, role string) map[string]string {
+		return map[string]string{compose.LabelProject: "p", compose.LabelService: service, compose.LabelRole: role}
+	}
+	listed := []engine.Container{
+		{ID: "a", Labels: labels("web", "app")},
+		{ID: "b", Labels: labels("db", "app")},
+		{ID: "r", Labels: labels("web", compose.RoleRouter)},
+	}
+	fake := &engine.Fake{ListContainersFn: func(ctx context.Context, l map[string]string) ([]engine.Container, error) { return listed, nil }}
+	ctx := context.Background()
+	assert.NilError(t, checkServicesExist(ctx, fake, "p", []string{"web", RouterService}))
+	err := Logs(ctx, fake, "p", LogsOptions{Services: []string{"wbe", "web", "cache"}}, func(LogEntry) error { return nil })
+	assert.Check(t, errors.Is(err, ErrNoSuchService))
+	assert.Check(t, is.Error(err, `no such service: "wbe", "cache" in project "p" (services with containers: db, router, web)`))
+	err = Stats(ctx, fake, "p", StatsOptions{Services: []string{"wbe"}, Once: true}, func(StatsReport) error { return nil })
+	assert.Check(t, errors.Is(err, ErrNoSuchService))
+
+	listed = nil
+	err = checkServicesExist(ctx, fake, "p", []string{"web"})
+	assert.Check(t, is.ErrorContains(err, `project "p" has no containers on this engine`))
 }

@@ -250,6 +250,9 @@ const diskRefresh = 30 * time.Second
 // with opts.Once) until ctx ends, grouped by service and revision, with the router's
 // per-backend traffic for routed services.
 func Stats(ctx context.Context, eng engine.Engine, project string, opts StatsOptions, report func(StatsReport) error) error {
+	if err := checkServicesExist(ctx, eng, project, opts.Services); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := &statsCollector{
