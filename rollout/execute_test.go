@@ -232,8 +232,9 @@ func (w *world) exec(_ context.Context, id string, cmd []string, stdin []byte) (
 		return w.routerConfig, nil
 	case "put-config":
 		if w.preAutoAgent && bytes.Contains(stdin, []byte(`"sniff_window"`)) {
-			// What that agent's strict decoder said of a field it did not know.
-			return nil, &engine.ExecError{Container: c.Name, Cmd: cmd, ExitCode: 1, Stderr: `invalid config: json: unknown field "sniff_window"`}
+			// What that agent's ctl said of a field its strict decoder did not know.
+			return nil, &engine.ExecError{Container: c.Name, Cmd: cmd, ExitCode: 1,
+				Stderr: "router answered 400 Bad Request: {\n  \"error\": \"invalid config: json: unknown field \\\"sniff_window\\\"\"\n}"}
 		}
 		cfg, err := router.DecodeConfig(stdin)
 		if err != nil {

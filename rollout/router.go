@@ -172,10 +172,12 @@ func (x *executor) pushRoutes(ctx context.Context, key string) error {
 }
 
 // predatesAuto recognises the answer of an agent older than protocol auto: its config
-// decoder refuses the sniff window, or the protocol if that was left out.
+// decoder refuses the sniff window, or the protocol if that was left out. The answer
+// may come JSON-quoted (the control socket's error body), so quotes are not matched.
 func predatesAuto(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, `unknown field "sniff_window"`) || strings.Contains(msg, `protocol "auto" is not one of http, tcp`)
+	return (strings.Contains(msg, "unknown field") && strings.Contains(msg, "sniff_window")) ||
+		strings.Contains(msg, `auto\" is not one of http, tcp`) || strings.Contains(msg, `auto" is not one of http, tcp`)
 }
 
 // withoutAuto turns cfg's auto routes into http routes (what every route was before
