@@ -7,7 +7,8 @@
 // # Model
 //
 // A Config (JSON, versioned) lists Routes; a Route is one listen address, a protocol
-// (http or tcp) and weighted Backends. Router.Apply makes a Config current:
+// (http, tcp, or auto: decided per connection by its first bytes) and weighted
+// Backends. Router.Apply makes a Config current:
 //
 //   - Listeners are keyed by their Listen string (compared literally). An address kept
 //     across Applies keeps its socket and its clients' connections; a new address is
@@ -89,6 +90,16 @@
 // Connections are balanced with the same picker; a failed dial is retried once on
 // another backend. Bytes are copied with io.Copy between the two TCP connections
 // (splice on Linux), EOF is passed on as a half-close, an error closes both.
+//
+// # Auto
+//
+// An auto route sniffs each connection on its own goroutine (sniff.go): a whole
+// HTTP/1.x request line hands the connection, with the bytes read, to the HTTP server;
+// bytes that cannot start one are forwarded as TCP, those bytes first; a client silent
+// for the route's SniffWindow gets a backend connection whose greeting (server-first
+// protocols) races the client's first bytes, and whichever comes first decides. The
+// speculative connection is not in flight, so a drain closes it and the router dials
+// the new table.
 //
 // # Stats
 //
