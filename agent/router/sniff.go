@@ -202,10 +202,15 @@ func (l *listener) handOverHTTP(c net.Conn, sniffed []byte) {
 	}
 }
 
-// speculativeAttempts bounds how often a silent connection is re-dialed because its
-// speculative backend connection ended before anyone spoke (a drain, a backend
-// closing idle connections).
-const speculativeAttempts = 3
+// speculativeAttempts bounds how often in a row a silent connection is re-dialed
+// because its speculative backend connection ended at once, before anyone spoke (a
+// drain, a backend that closes what it accepts); a backend closing an idle connection
+// after a while (an HTTP server's header timeout) is re-dialed until the client's idle
+// timeout.
+const (
+	speculativeAttempts = 3
+	quickEnd            = 100 * time.Millisecond
+)
 
 type greeting struct {
 	buf []byte
@@ -218,7 +223,10 @@ type greeting struct {
 // connection to the HTTP server (the speculative backend connection is closed unused).
 func (rt *route) serveSilent(c net.Conn, s *sniffer) (isHTTP bool) {
 	rs := &rt.stats
-	for attempt := 1; ; attempt++ {
+	// Two silent ends: after the idle timeout the bytes are just forwarded.
+	silentUntil := time.Now().Add(clientIdleTimeout)
+	quickEnds := 0 // speculative connections the backend ended at once
+	for {
 		start := time.Now()
 		b, upstream := rt.connect(start, false)
 		if b == nil {
@@ -233,9 +241,8 @@ func (rt *route) serveSilent(c net.Conn, s *sniffer) (isHTTP bool) {
 			n, err := upstream.Read(buf)
 			greeted <- greeting{buf[:n], err}
 		}()
-		// Two silent ends: after the idle timeout the bytes are just forwarded. Set
-		// here, not in the goroutine, which would overwrite the interruption below.
-		_ = c.SetReadDeadline(time.Now().Add(clientIdleTimeout))
+		// Set here, not in the goroutine, which would overwrite the interruption below.
+		_ = c.SetReadDeadline(silentUntil)
 		spoke := make(chan struct{})
 		go func() {
 			defer close(spoke)
@@ -262,10 +269,16 @@ func (rt *route) serveSilent(c net.Conn, s *sniffer) (isHTTP bool) {
 		case len(g.buf) == 0 && s.verdict == sniffHTTP:
 			discard()
 			return true
-		case len(g.buf) == 0 && g.err != nil && !(upstreamStopped && errors.Is(g.err, os.ErrDeadlineExceeded)) && attempt < speculativeAttempts:
+		case len(g.buf) == 0 && g.err != nil && !(upstreamStopped && errors.Is(g.err, os.ErrDeadlineExceeded)) && quickEnds < speculativeAttempts-1:
 			// The backend ended the connection before anyone spoke (a drain closed it,
 			// or the backend closes idle connections): nothing reached the client, so
-			// wait on the client with a connection from the current table.
+			// wait on the client with a connection from the current table. Only a
+			// backend that does so at once, again and again, has its end passed on.
+			if time.Since(start) < quickEnd {
+				quickEnds++
+			} else {
+				quickEnds = 0
+			}
 			discard()
 			continue
 		case rt.router.ctx.Err() != nil || (s.err != nil && !s.timedOut() && !errors.Is(s.err, io.EOF)):
@@ -279,7 +292,7 @@ func (rt *route) serveSilent(c net.Conn, s *sniffer) (isHTTP bool) {
 			// Draining since the dial: its greeting never reached the client, so another
 			// backend may greet instead.
 			discard()
-			if attempt < speculativeAttempts {
+			if quickEnds++; quickEnds < speculativeAttempts {
 				continue
 			}
 			c.Close()

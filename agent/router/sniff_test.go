@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -247,6 +248,60 @@ func TestAutoSlowHTTPClient(t *testing.T) {
 	rs := r.Stats().Route("web")
 	assert.Equal(t, rs.Requests, uint64(2))
 	assert.Equal(t, rs.Backend("a").InFlight, int64(0), "the speculative connection is not in flight")
+}
+
+// A backend that closes a connection on which nothing arrived (an HTTP server's
+// header timeout) does not cut a silent client: the router connects again, and the
+// client's request, when it comes, is served as HTTP.
+func TestAutoSilentClientOutlivesBackendHeaderTimeout(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		io.WriteString(w, "xff="+req.Header.Get("X-Forwarded-For"))
+	}))
+	srv.Config.ReadHeaderTimeout = 200 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	r := newTestRouter(t, Options{})
+	applyRoutes(t, r, autoRoute("web", 20*time.Millisecond, Backend{ID: "a", Address: hostPort(srv), Weight: 1}))
+	conn := dialRoute(t, r, "web")
+	time.Sleep(700 * time.Millisecond) // three speculative connections timed out
+	_, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	assert.NilError(t, err)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	assert.NilError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, string(body), "xff=127.0.0.1")
+}
+
+// A backend that closes every connection at once has its close passed on to a silent
+// client after a few attempts, rather than being re-dialed forever.
+func TestAutoSilentClientOfClosingBackend(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	t.Cleanup(func() { l.Close() })
+	accepted := 0
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+			c.Close()
+		}
+	}()
+	r := newTestRouter(t, Options{})
+	applyRoutes(t, r, autoRoute("svc", 20*time.Millisecond, Backend{ID: "a", Address: l.Addr().String(), Weight: 1}))
+	conn := dialRoute(t, r, "svc")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	assert.Equal(t, err, io.EOF)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, accepted, speculativeAttempts)
 }
 
 // A silent client of a server-first backend that starts draining gets the greeting of
