@@ -122,7 +122,8 @@
 //
 // # Known limits
 //
-// HTTP/1.1 only (no HTTP/2 or TLS termination); 1xx informational responses other
+// HTTP/1.1 only (no HTTP/2 or TLS termination; an auto route carries h2c prior
+// knowledge and TLS per connection, as TCP); 1xx informational responses other
 // than 100 and 101 are not forwarded; no request body size limit, rate limit or
 // per-request timeout beyond ResponseHeaderTimeout; active checks are HTTP only; a
 // half-closed TCP connection whose peer never closes stays open until its backend
