@@ -73,9 +73,14 @@ type ServiceSpec struct {
 	// Drain bounds how long a container leaving the router may finish in-flight
 	// requests (default: stop_grace_period, else 10s).
 	Drain Duration `mapstructure:"drain" json:"drain" yaml:"drain"`
-	// Protocol is how the router carries the service's published ports: "http" (per
-	// request, with retries and counters) or "tcp" (per connection).
+	// Protocol is how the router carries the service's published ports: "auto" (the
+	// default: HTTP when a connection starts with an HTTP/1.x request line, bytes
+	// otherwise), "http" (per request, with retries and counters) or "tcp" (per
+	// connection).
 	Protocol string `mapstructure:"protocol" json:"protocol" yaml:"protocol"`
+	// SniffWindow is how long the router waits, with protocol auto, for a client's
+	// first bytes before it lets the server speak first (MySQL, SMTP greet first).
+	SniffWindow Duration `mapstructure:"sniff-window" json:"sniff-window,omitempty" yaml:"sniff-window,omitempty"`
 	// ActiveCheck makes the router probe every backend of the service over HTTP, so a
 	// backend that stops answering leaves the rotation between two deploys (the
 	// health gate only judges a container before it is routed).

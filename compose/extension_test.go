@@ -126,7 +126,7 @@ func TestDecodeServiceSpec(t *testing.T) {
 		{doc: "strategy: Recreate", wantErr: `key "strategy": unknown strategy "Recreate" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: bogus", wantErr: `unknown strategy "bogus" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: 5", wantErr: "'strategy' expected type 'string'"},
-		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout, allow, history, drain, protocol, active-check, blue-green, canary, network)`},
+		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout, allow, history, drain, protocol, sniff-window, active-check, blue-green, canary, network)`},
 		{doc: "Strategy: recreate", wantErr: `unknown key "Strategy"`},
 		{doc: "wait-timeout: forever", wantErr: `got "forever"`},
 		// update and rollback come from compose's deploy keys, never from x-lifecycle

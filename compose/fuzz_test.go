@@ -73,6 +73,8 @@ var fuzzSeeds = []string{
 	"history: -1",
 	"drain: 5s",
 	"protocol: tcp",
+	"protocol: auto",
+	"sniff-window: 50ms",
 	"protocol: udp",
 	"blue-green: {promote: manual, scale-down-delay: 1m, preview-port: '127.0.0.1:8081'}",
 	"blue-green: {promote: sometimes}",
@@ -161,7 +163,7 @@ func checkResolved(t *testing.T, doc string, spec ServiceSpec) {
 	if spec.Drain <= 0 {
 		t.Fatalf("resolved %q: drain %v must be positive", doc, spec.Drain)
 	}
-	if spec.Protocol != "http" && spec.Protocol != "tcp" {
+	if spec.Protocol != "auto" && spec.Protocol != "http" && spec.Protocol != "tcp" {
 		t.Fatalf("resolved %q: protocol %q", doc, spec.Protocol)
 	}
 	if spec.BlueGreen.PreviewPort != "" {

@@ -72,7 +72,8 @@ func resolved(strategy string, wait Duration) ServiceSpec {
 		WaitTimeout: wait,
 		History:     ptr(5),
 		Drain:       Duration(10 * time.Second),
-		Protocol:    "http",
+		Protocol:    "auto",
+		SniffWindow: Duration(200 * time.Millisecond),
 		BlueGreen:   BlueGreenSpec{Promote: PromoteAuto},
 		Canary: CanarySpec{
 			Steps:    []CanaryStep{{Weight: 10, Pause: Duration(30 * time.Second)}, {Weight: 50, Pause: Duration(30 * time.Second)}},

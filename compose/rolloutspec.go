@@ -39,6 +39,24 @@ const (
 // DefaultHistory is how many previous revisions are kept as stopped containers.
 const DefaultHistory = 5
 
+// How the router carries a service's published ports (x-lifecycle.protocol).
+const (
+	ProtocolAuto = "auto"
+	ProtocolHTTP = "http"
+	ProtocolTCP  = "tcp"
+)
+
+// DefaultSniffWindow is how long the router waits for a client's first bytes with
+// protocol auto; it equals the router's own default (a rollout test checks). A
+// client-first client's bytes arrive with the handshake, so the window only delays the
+// greeting of server-first protocols; long enough that a client descheduled for a few
+// scheduler periods or a GC pause still speaks inside it, short enough that a person
+// does not notice it before a MySQL or SMTP greeting. maxSniffWindow bounds the key.
+const (
+	DefaultSniffWindow = 200 * time.Millisecond
+	maxSniffWindow     = 10 * time.Second
+)
+
 // defaultDrain is the drain bound when neither x-lifecycle.drain nor stop_grace_period is
 // set: the engine's own default stop timeout.
 const defaultDrain = 10 * time.Second
@@ -150,17 +168,25 @@ func resolveRollout(svc types.ServiceConfig, spec *ServiceSpec, projectDefault s
 	}
 	switch spec.Protocol {
 	case "":
-		spec.Protocol = "http"
-	case "http", "tcp":
+		spec.Protocol = ProtocolAuto
+	case ProtocolAuto, ProtocolHTTP, ProtocolTCP:
 	default:
-		return fmt.Errorf("key \"protocol\": want \"http\" or \"tcp\", got %q", spec.Protocol)
+		return fmt.Errorf("key \"protocol\": want \"auto\", \"http\" or \"tcp\", got %q", spec.Protocol)
+	}
+	switch {
+	case spec.SniffWindow != 0 && spec.Protocol != ProtocolAuto:
+		return fmt.Errorf("key \"sniff-window\" needs protocol %q, not %q (only auto waits for the client's first bytes)", ProtocolAuto, spec.Protocol)
+	case spec.SniffWindow < 0 || time.Duration(spec.SniffWindow) > maxSniffWindow:
+		return fmt.Errorf("key \"sniff-window\" must be between 0 and %s, got %s", maxSniffWindow, spec.SniffWindow)
+	case spec.SniffWindow == 0 && spec.Protocol == ProtocolAuto:
+		spec.SniffWindow = Duration(DefaultSniffWindow)
 	}
 	if c := spec.ActiveCheck; c != nil {
 		switch {
 		case !strings.HasPrefix(c.Path, "/"):
 			return fmt.Errorf("key \"active-check.path\" must be an HTTP path starting with /, got %q", c.Path)
-		case spec.Protocol != "http":
-			return fmt.Errorf("key \"active-check\": the router checks backends over HTTP, but the service's protocol is %q; remove active-check or use protocol http", spec.Protocol)
+		case spec.Protocol == ProtocolTCP:
+			return fmt.Errorf("key \"active-check\": the router checks backends over HTTP, but the service's protocol is %q; remove active-check or use protocol http or auto", spec.Protocol)
 		}
 	}
 	switch spec.BlueGreen.Promote {

@@ -186,7 +186,28 @@ func TestLoadResolvesRollout(t *testing.T) {
 		{
 			name:  "protocol tcp",
 			extra: "    x-lifecycle: {protocol: tcp}\n",
-			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, s.Protocol, "tcp") },
+			check: func(t *testing.T, s ServiceSpec) {
+				assert.Equal(t, s.Protocol, "tcp")
+				assert.Equal(t, s.SniffWindow, Duration(0))
+			},
+		},
+		{
+			name:  "protocol auto by default, with the default sniff window",
+			extra: "",
+			check: func(t *testing.T, s ServiceSpec) {
+				assert.Equal(t, s.Protocol, "auto")
+				assert.Equal(t, s.SniffWindow, Duration(200*time.Millisecond))
+			},
+		},
+		{
+			name:  "sniff window",
+			extra: "    x-lifecycle: {protocol: auto, sniff-window: 50ms}\n",
+			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, s.SniffWindow, Duration(50*time.Millisecond)) },
+		},
+		{
+			name:  "active check with protocol auto",
+			extra: "    x-lifecycle: {active-check: {path: /healthz}}\n",
+			check: func(t *testing.T, s ServiceSpec) { assert.Equal(t, s.ActiveCheck.Path, "/healthz") },
 		},
 		{
 			name:  "active check",
@@ -295,8 +316,11 @@ func TestLoadRolloutErrors(t *testing.T) {
 			contains: []string{"publishes host port 8080 and has 2 replicas with the recreate strategy"},
 		},
 		{name: "negative history", compose: "    x-lifecycle: {history: -1}\n", contains: []string{`key "history" must not be negative, got -1`}},
-		{name: "protocol udp", compose: "    x-lifecycle: {protocol: udp}\n", contains: []string{`key "protocol": want "http" or "tcp", got "udp"`}},
-		{name: "protocol in capitals", compose: "    x-lifecycle: {protocol: HTTP}\n", contains: []string{`key "protocol": want "http" or "tcp", got "HTTP"`}},
+		{name: "protocol udp", compose: "    x-lifecycle: {protocol: udp}\n", contains: []string{`key "protocol": want "auto", "http" or "tcp", got "udp"`}},
+		{name: "sniff window with protocol http", compose: "    x-lifecycle: {protocol: http, sniff-window: 1s}\n", contains: []string{`key "sniff-window" needs protocol "auto", not "http"`}},
+		{name: "sniff window too long", compose: "    x-lifecycle: {sniff-window: 1m}\n", contains: []string{`key "sniff-window" must be between 0 and 10s, got 1m0s`}},
+		{name: "active check with protocol tcp", compose: "    x-lifecycle: {protocol: tcp, active-check: {path: /h}}\n", contains: []string{`remove active-check or use protocol http or auto`}},
+		{name: "protocol in capitals", compose: "    x-lifecycle: {protocol: HTTP}\n", contains: []string{`key "protocol": want "auto", "http" or "tcp", got "HTTP"`}},
 		{name: "active check path", compose: "    x-lifecycle: {active-check: {path: healthz}}\n", contains: []string{`key "active-check.path" must be an HTTP path starting with /, got "healthz"`}},
 		{name: "active check interval", compose: "    x-lifecycle: {active-check: {path: /, interval: -1s}}\n", contains: []string{`'active-check.interval' duration "-1s" must not be negative`}},
 		{name: "active check on tcp", compose: "    x-lifecycle: {protocol: tcp, active-check: {path: /}}\n", contains: []string{`key "active-check": the router checks backends over HTTP, but the service's protocol is "tcp"`}},

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,8 @@ type world struct {
 	puts         []router.Config
 	// stats answers `ctl stats` (nil: no traffic).
 	stats func() router.Snapshot
+	// preAutoAgent makes the router answer as an agent older than protocol auto.
+	preAutoAgent bool
 }
 
 func newWorld() *world {
@@ -228,6 +231,11 @@ func (w *world) exec(_ context.Context, id string, cmd []string, stdin []byte) (
 		}
 		return w.routerConfig, nil
 	case "put-config":
+		if w.preAutoAgent && bytes.Contains(stdin, []byte(`"sniff_window"`)) {
+			// What that agent's ctl said of a field its strict decoder did not know.
+			return nil, &engine.ExecError{Container: c.Name, Cmd: cmd, ExitCode: 1,
+				Stderr: "router answered 400 Bad Request: {\n  \"error\": \"invalid config: json: unknown field \\\"sniff_window\\\"\"\n}"}
+		}
 		cfg, err := router.DecodeConfig(stdin)
 		if err != nil {
 			return nil, &engine.ExecError{Container: c.Name, Cmd: cmd, ExitCode: 1, Stderr: err.Error()}

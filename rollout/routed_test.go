@@ -436,6 +436,45 @@ func TestActiveCheckReachesTheRouterConfig(t *testing.T) {
 	assert.Equal(t, cfg.Routes[0].HealthPath, "", "no active check unless asked for")
 }
 
+// Published ports default to protocol auto, with the sniff window the router itself
+// would default to; an explicit protocol is passed on unchanged.
+func TestProtocolReachesTheRouterConfig(t *testing.T) {
+	assert.Equal(t, compose.DefaultSniffWindow, router.DefaultSniffWindow)
+	p := loadProject(t, routedCompose("app:1", ""))
+	cfg, err := routerConfig(p, "", nil)
+	assert.NilError(t, err)
+	assert.Equal(t, cfg.Routes[0].Protocol, router.Auto)
+	assert.Equal(t, time.Duration(cfg.Routes[0].SniffWindow), router.DefaultSniffWindow)
+
+	p = loadProject(t, routedCompose("app:1", "    x-lifecycle: {sniff-window: 40ms}\n"))
+	cfg, err = routerConfig(p, "", nil)
+	assert.NilError(t, err)
+	assert.Equal(t, time.Duration(cfg.Routes[0].SniffWindow), 40*time.Millisecond)
+
+	for _, proto := range []router.Protocol{router.HTTP, router.TCP} {
+		p = loadProject(t, routedCompose("app:1", "    x-lifecycle: {protocol: "+string(proto)+"}\n"))
+		cfg, err = routerConfig(p, "", nil)
+		assert.NilError(t, err)
+		assert.Equal(t, cfg.Routes[0].Protocol, proto)
+		assert.Equal(t, cfg.Routes[0].SniffWindow, router.Duration(0))
+	}
+}
+
+// A router whose agent predates protocol auto refuses the sniff window: the deploy
+// goes on with its ports as http, as that router carried them before.
+func TestRouterOlderThanProtocolAuto(t *testing.T) {
+	w := newWorld()
+	w.preAutoAgent = true
+	_, err := deploy(t, w, loadProject(t, routedCompose("app:1", "")), DeployOptions{})
+	assert.NilError(t, err)
+	_, err = deploy(t, w, loadProject(t, routedCompose("app:2", "")), DeployOptions{})
+	assert.NilError(t, err)
+	assert.Assert(t, len(w.puts) > 0)
+	for _, cfg := range w.puts {
+		assert.Equal(t, cfg.Routes[0].Protocol, router.HTTP)
+	}
+}
+
 // `rollback` runs under deploy.rollback_config, not update_config: here only the
 // rollback has a monitor window, and a retained container that dies within it fails
 // the rollback, which is itself rolled back (the current revision serves again).

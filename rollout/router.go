@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
@@ -59,7 +60,7 @@ func routerConfig(p *compose.Project, key string, backends map[string][]strategi
 		spec := p.ServiceSpecs[rp.Service]
 		route := router.Route{
 			Name: rp.Route, Listen: ":" + strconv.Itoa(rp.Published), Protocol: router.Protocol(spec.Protocol),
-			DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
+			SniffWindow: router.Duration(spec.SniffWindow), DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
 		}
 		if c := spec.ActiveCheck; c != nil {
 			route.HealthPath, route.HealthInterval = c.Path, router.Duration(c.Interval)
@@ -147,10 +148,49 @@ func (x *executor) pushRoutes(ctx context.Context, key string) error {
 	for _, r := range cfg.Routes {
 		drain = max(drain, time.Duration(r.DrainTimeout))
 	}
-	if _, err := client.do(ctx, "put-config", body, drain+time.Second); err != nil {
+	if client.noAuto && withoutAuto(&cfg) {
+		if body, err = json.Marshal(cfg); err != nil {
+			return err
+		}
+	}
+	_, err = client.do(ctx, "put-config", body, drain+time.Second)
+	if err != nil && !client.noAuto && predatesAuto(err) && withoutAuto(&cfg) {
+		// A router created by an older plugin keeps its agent until its ports or
+		// networks change (docs/rollouts.md): it carries these ports as it did before.
+		client.noAuto = true
+		progress.Emit(x.events, "Router "+compose.RouterNameOf(x.project.Name, key), progress.Warning, "Protocol auto not supported",
+			"this router's agent predates it: its ports stay http until the router is recreated (`docker lifecycle down` and deploy, or a change of published ports)")
+		if body, err = json.Marshal(cfg); err != nil {
+			return err
+		}
+		_, err = client.do(ctx, "put-config", body, drain+time.Second)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: apply config: %w", ErrRouter, err)
 	}
 	return nil
+}
+
+// predatesAuto recognises the answer of an agent older than protocol auto: its config
+// decoder refuses the sniff window, or the protocol if that was left out. The answer
+// may come JSON-quoted (the control socket's error body), so quotes are not matched.
+func predatesAuto(err error) bool {
+	msg := err.Error()
+	return (strings.Contains(msg, "unknown field") && strings.Contains(msg, "sniff_window")) ||
+		strings.Contains(msg, `auto\" is not one of http, tcp`) || strings.Contains(msg, `auto" is not one of http, tcp`)
+}
+
+// withoutAuto turns cfg's auto routes into http routes (what every route was before
+// auto existed) and reports whether it changed any.
+func withoutAuto(cfg *router.Config) bool {
+	changed := false
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Protocol == router.Auto {
+			cfg.Routes[i].Protocol, cfg.Routes[i].SniffWindow = router.HTTP, 0
+			changed = true
+		}
+	}
+	return changed
 }
 
 func (x *executor) route(ctx context.Context, s strategies.Step) error {

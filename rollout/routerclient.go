@@ -26,6 +26,8 @@ type routerClient struct {
 	sess      *engine.Session
 	lines     *bufio.Reader
 	noSession bool
+	// noAuto: the router's agent predates protocol auto (pushRoutes sends http).
+	noAuto bool
 }
 
 func newRouterClient(eng engine.Engine, id string) *routerClient {

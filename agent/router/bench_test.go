@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,6 +153,15 @@ func BenchmarkRouter(b *testing.B) {
 	}
 }
 
+// BenchmarkRouterAuto is BenchmarkRouter (13 B) on an auto route: keep-alive requests
+// after the connection's first pay nothing for the sniff.
+func BenchmarkRouterAuto(b *testing.B) {
+	r := newTestRouter(b, Options{})
+	body := benchSizes[0].body
+	applyRoutes(b, r, Route{Name: "web", Listen: "127.0.0.1:0", Protocol: Auto, Backends: []Backend{{ID: "a", Address: benchBackend(b, body), Weight: 1}}})
+	runBench(b, r.Addr("web").String(), len(body))
+}
+
 // BenchmarkRouterAccessLog is BenchmarkRouter with the access log on (to io.Discard).
 func BenchmarkRouterAccessLog(b *testing.B) {
 	r := newTestRouter(b, Options{AccessLog: io.Discard})
@@ -201,4 +211,80 @@ func BenchmarkPick(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAutoNewConnection is what protocol auto's sniffing costs per connection:
+// each op dials an explicit route (http or tcp) and an auto route (default sniff
+// window), interleaved so both see the same machine, and runs one exchange on a new
+// connection to each. Reported: the median time of each (p50-explicit-us,
+// p50-auto-us) and their difference (added-us). HTTP and a client-first binary line
+// should cost the same on both (their first bytes arrive with the connection); a
+// server-first greeting arrives one sniff window late on the auto route.
+//
+//	go test -run '^$' -bench AutoNewConnection -benchtime 300x ./agent/router/
+func BenchmarkAutoNewConnection(b *testing.B) {
+	httpBackend := benchBackend(b, benchSizes[0].body)
+	echo := newEchoServer(b, "")
+	greeter := newGreetingServer(b, "220 ready\r\n", "")
+	request := "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+	binary := "\x00\x00\x00\x08\x04\xd2\x16\x2f\n"
+	exchanges := []struct {
+		name, backend string
+		explicit      Protocol
+		do            func(c net.Conn) error
+	}{
+		{"http-get", httpBackend, HTTP, func(c net.Conn) error {
+			if _, err := io.WriteString(c, request); err != nil {
+				return err
+			}
+			_, err := io.ReadAll(c) // Connection: close
+			return err
+		}},
+		{"client-first-binary", echo, TCP, func(c net.Conn) error {
+			if _, err := io.WriteString(c, binary); err != nil {
+				return err
+			}
+			_, err := io.ReadFull(c, make([]byte, len(binary)))
+			return err
+		}},
+		{"server-first-greeting", greeter, TCP, func(c net.Conn) error {
+			_, err := io.ReadFull(c, make([]byte, len("220 ready\r\n")))
+			return err
+		}},
+	}
+	for _, ex := range exchanges {
+		b.Run(ex.name, func(b *testing.B) {
+			backends := []Backend{{ID: "a", Address: ex.backend, Weight: 1}}
+			re, ra := newTestRouter(b, Options{}), newTestRouter(b, Options{})
+			applyRoutes(b, re, Route{Name: "r", Listen: "127.0.0.1:0", Protocol: ex.explicit, Backends: backends})
+			applyRoutes(b, ra, Route{Name: "r", Listen: "127.0.0.1:0", Protocol: Auto, Backends: backends})
+			once := func(addr string) time.Duration {
+				start := time.Now()
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if err := ex.do(c); err != nil {
+					b.Fatal(err)
+				}
+				return time.Since(start)
+			}
+			explicitAddr, autoAddr := re.Addr("r").String(), ra.Addr("r").String()
+			var explicit, auto []time.Duration
+			for b.Loop() {
+				explicit = append(explicit, once(explicitAddr))
+				auto = append(auto, once(autoAddr))
+			}
+			median := func(d []time.Duration) float64 {
+				slices.Sort(d)
+				return float64(d[len(d)/2].Microseconds())
+			}
+			e, a := median(explicit), median(auto)
+			b.ReportMetric(e, "p50-explicit-us")
+			b.ReportMetric(a, "p50-auto-us")
+			b.ReportMetric(a-e, "added-us")
+		})
+	}
 }

@@ -23,6 +23,9 @@ const ConfigVersion = 1
 const (
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultHealthInterval = 2 * time.Second
+	// DefaultSniffWindow is how long an auto route waits for a client's first bytes
+	// before it takes the connection for a server-first protocol (sniff.go says why).
+	DefaultSniffWindow = 200 * time.Millisecond
 )
 
 // Protocol is how a route forwards traffic.
@@ -33,6 +36,9 @@ const (
 	HTTP Protocol = "http"
 	// TCP forwards bytes and balances per connection.
 	TCP Protocol = "tcp"
+	// Auto decides per connection by its first bytes: an HTTP/1.x request line is served
+	// as HTTP, anything else (or a client that waits for the server to speak first) as TCP.
+	Auto Protocol = "auto"
 )
 
 // Config is the whole desired state of a router. Apply replaces the previous one.
@@ -49,8 +55,12 @@ type Route struct {
 	// as written: the same string keeps its socket across Applies. Port 0 binds a free
 	// port (see Router.Addr), kept as long as the string stays in the config.
 	Listen string `json:"listen"`
-	// Protocol is "http" (the default when empty) or "tcp".
+	// Protocol is "http" (the default when empty), "tcp" or "auto".
 	Protocol Protocol `json:"protocol,omitempty"`
+	// SniffWindow is how long an auto route waits for a silent client before it connects
+	// to a backend so a server-first protocol's greeting can arrive; it defaults to
+	// DefaultSniffWindow and is refused on other protocols.
+	SniffWindow Duration `json:"sniff_window,omitempty"`
 	// HealthPath enables an active HTTP check (GET, 2xx/3xx is healthy) of every backend.
 	// Empty means no active check: the plugin only adds backends it has seen healthy, and
 	// passive checks (dial failures) cover crashes.
@@ -99,7 +109,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // Normalize validates the config and returns a deep copy with defaults filled in
-// (version, protocol, drain timeout, health interval). Apply uses it; it is exported so
+// (version, protocol, sniff window, drain timeout, health interval). Apply uses it; it is exported so
 // the plugin can validate a config before sending it.
 func (c Config) Normalize() (Config, error) {
 	if c.Version < 0 || c.Version > ConfigVersion {
@@ -130,13 +140,21 @@ func (c Config) Normalize() (Config, error) {
 		switch r.Protocol {
 		case "":
 			r.Protocol = HTTP
-		case HTTP, TCP:
+		case HTTP, TCP, Auto:
 		default:
-			return Config{}, fmt.Errorf("%s: protocol %q is not one of http, tcp", where, r.Protocol)
+			return Config{}, fmt.Errorf("%s: protocol %q is not one of http, tcp, auto", where, r.Protocol)
+		}
+		switch {
+		case r.SniffWindow < 0:
+			return Config{}, fmt.Errorf("%s: sniff_window must not be negative", where)
+		case r.SniffWindow != 0 && r.Protocol != Auto:
+			return Config{}, fmt.Errorf("%s: sniff_window needs protocol auto, not %s", where, r.Protocol)
+		case r.SniffWindow == 0 && r.Protocol == Auto:
+			r.SniffWindow = Duration(DefaultSniffWindow)
 		}
 		if r.HealthPath != "" {
-			if r.Protocol != HTTP {
-				return Config{}, fmt.Errorf("%s: health_path needs protocol http", where)
+			if r.Protocol == TCP {
+				return Config{}, fmt.Errorf("%s: health_path needs protocol http or auto", where)
 			}
 			if !strings.HasPrefix(r.HealthPath, "/") {
 				return Config{}, fmt.Errorf("%s: health_path %q must start with /", where, r.HealthPath)

@@ -7,7 +7,8 @@
 // # Model
 //
 // A Config (JSON, versioned) lists Routes; a Route is one listen address, a protocol
-// (http or tcp) and weighted Backends. Router.Apply makes a Config current:
+// (http, tcp, or auto: decided per connection by its first bytes) and weighted
+// Backends. Router.Apply makes a Config current:
 //
 //   - Listeners are keyed by their Listen string (compared literally). An address kept
 //     across Applies keeps its socket and its clients' connections; a new address is
@@ -90,6 +91,16 @@
 // another backend. Bytes are copied with io.Copy between the two TCP connections
 // (splice on Linux), EOF is passed on as a half-close, an error closes both.
 //
+// # Auto
+//
+// An auto route sniffs each connection on its own goroutine (sniff.go): a whole
+// HTTP/1.x request line hands the connection, with the bytes read, to the HTTP server;
+// bytes that cannot start one are forwarded as TCP, those bytes first; a client silent
+// for the route's SniffWindow gets a backend connection whose greeting (server-first
+// protocols) races the client's first bytes, and whichever comes first decides. The
+// speculative connection is not in flight, so a drain closes it and the router dials
+// the new table.
+//
 // # Stats
 //
 // Router.Stats returns per-route counters (what clients saw, including the router's
@@ -111,7 +122,8 @@
 //
 // # Known limits
 //
-// HTTP/1.1 only (no HTTP/2 or TLS termination); 1xx informational responses other
+// HTTP/1.1 only (no HTTP/2 or TLS termination; an auto route carries h2c prior
+// knowledge and TLS per connection, as TCP); 1xx informational responses other
 // than 100 and 101 are not forwarded; no request body size limit, rate limit or
 // per-request timeout beyond ResponseHeaderTimeout; active checks are HTTP only; a
 // half-closed TCP connection whose peer never closes stays open until its backend

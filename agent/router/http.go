@@ -111,7 +111,7 @@ func (rt *route) serveHTTP(w http.ResponseWriter, req *http.Request) {
 // request allows it) and copies the answer back.
 func (rt *route) forward(w http.ResponseWriter, req *http.Request, ci *connInfo, start time.Time) outcome {
 	tbl := rt.table.Load()
-	if tbl.cfg.Protocol != HTTP {
+	if tbl.cfg.Protocol == TCP {
 		w.Header()["Connection"] = valClose
 		return writeError(w, http.StatusServiceUnavailable, notHTTPRoute, start)
 	}

@@ -476,8 +476,9 @@ func (r *Router) listen(addr string) (*listener, error) {
 }
 
 // start runs the accept loop and the HTTP server behind it. Each accepted connection
-// goes where the listener's route says now, so a route can even switch between TCP
-// and HTTP without rebinding the port.
+// goes where the listener's route says now, so a route can even switch between TCP,
+// HTTP and auto without rebinding the port. An auto route's connections are sniffed
+// on their own goroutine (sniff.go), never in the accept loop.
 func (l *listener) start() {
 	r := l.router
 	r.wg.Go(func() { _ = l.server.Serve(l.httpConns) })
@@ -498,8 +499,12 @@ func (l *listener) start() {
 			}
 			backoff = 0
 			rt := l.route.Load()
-			if rt.table.Load().cfg.Protocol == TCP {
-				r.wg.Go(func() { rt.serveTCP(c) })
+			switch rt.table.Load().cfg.Protocol {
+			case TCP:
+				r.wg.Go(func() { rt.serveTCP(c, nil) })
+				continue
+			case Auto:
+				r.wg.Go(func() { l.serveAuto(rt, c) })
 				continue
 			}
 			if !l.httpConns.put(c) {

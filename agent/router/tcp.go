@@ -6,20 +6,32 @@ import (
 	"time"
 )
 
-// serveTCP forwards one client connection to a backend chosen per connection. A
-// failed dial is retried once on another backend: nothing was sent yet. The
-// connection counts as in flight on its backend until both directions are done, so a
-// drain waits for it (up to the drain timeout, which then closes it).
-func (rt *route) serveTCP(client net.Conn) {
+// serveTCP forwards one client connection to a backend chosen per connection. prefix
+// holds bytes already read from the client (an auto route's sniff); they are sent
+// first. The connection counts as in flight on its backend until both directions are
+// done, so a drain waits for it (up to the drain timeout, which then closes it).
+func (rt *route) serveTCP(client net.Conn, prefix []byte) {
 	defer client.Close()
-	r := rt.router
 	start := time.Now()
-	now := r.clock(start)
 	rs := &rt.stats
 	rs.requests.Add(1)
 	rs.inFlight.Add(1)
 	defer rs.inFlight.Add(-1)
+	b, upstream := rt.connect(start, true)
+	if b == nil {
+		return
+	}
+	rt.relay(client, b, upstream, prefix, nil, time.Since(start))
+}
 
+// connect picks a backend and dials it; a failed dial is retried once on another
+// backend: nothing was sent yet. With hold the connection stays counted in flight on
+// the backend (relay releases it); without, the caller has only a tracked connection,
+// which a drain closes at once. Failures are counted on the route and the backend.
+func (rt *route) connect(start time.Time, hold bool) (*backend, net.Conn) {
+	r := rt.router
+	now := r.clock(start)
+	rs := &rt.stats
 	var exclude *backend
 	for attempt := 0; attempt < 2; attempt++ {
 		b := rt.table.Load().acquire(now, exclude)
@@ -29,14 +41,14 @@ func (rt *route) serveTCP(client net.Conn) {
 			} else {
 				rs.errors.Add(1)
 			}
-			return
+			return nil, nil
 		}
 		if attempt > 0 {
 			rs.retries.Add(1)
 		}
-		b.stats.requests.Add(1)
 		upstream, err := b.dial(r.ctx)
 		if err != nil {
+			b.stats.requests.Add(1)
 			b.stats.errors.Add(1)
 			b.markDown(now)
 			b.release()
@@ -44,27 +56,55 @@ func (rt *route) serveTCP(client net.Conn) {
 			exclude = b
 			continue
 		}
-		latency := time.Since(start)
-		b.stats.latency.observe(latency)
-		rs.latency.observe(latency)
-		if !b.track(client) { // the drain ended between acquire and now
-			upstream.Close()
-			b.untrack(upstream)
+		if !hold {
 			b.release()
-			return
 		}
-		in, out := pipe(client, upstream)
-		upstream.Close()
-		b.untrack(upstream)
-		b.untrack(client)
-		b.stats.bytesIn.Add(uint64(in))
-		b.stats.bytesOut.Add(uint64(out))
-		rs.bytesIn.Add(uint64(in))
-		rs.bytesOut.Add(uint64(out))
-		b.release()
-		return
+		return b, upstream
 	}
 	rs.errors.Add(1)
+	return nil, nil
+}
+
+// relay copies bytes both ways between the client and upstream, a tracked connection
+// to b that is counted in flight (relay releases it). greeting (bytes the backend
+// already sent) goes to the client first, prefix (bytes the client already sent) to
+// the backend first.
+func (rt *route) relay(client net.Conn, b *backend, upstream net.Conn, prefix, greeting []byte, latency time.Duration) {
+	defer b.release()
+	rs := &rt.stats
+	b.stats.requests.Add(1)
+	b.stats.latency.observe(latency)
+	rs.latency.observe(latency)
+	if !b.track(client) { // the drain ended between acquire and now
+		upstream.Close()
+		b.untrack(upstream)
+		return
+	}
+	var in, out int64
+	ok := true
+	if len(greeting) > 0 {
+		n, err := client.Write(greeting)
+		out, ok = int64(n), err == nil
+	}
+	if ok && len(prefix) > 0 {
+		n, err := upstream.Write(prefix)
+		in, ok = int64(n), err == nil
+	}
+	if ok {
+		i, o := pipe(client, upstream)
+		in, out = in+i, out+o
+	} else {
+		b.stats.errors.Add(1)
+		rs.errors.Add(1)
+	}
+	upstream.Close()
+	client.Close()
+	b.untrack(upstream)
+	b.untrack(client)
+	b.stats.bytesIn.Add(uint64(in))
+	b.stats.bytesOut.Add(uint64(out))
+	rs.bytesIn.Add(uint64(in))
+	rs.bytesOut.Add(uint64(out))
 }
 
 // pipe copies both ways until both directions end. A clean EOF is passed on as a

@@ -37,6 +37,9 @@ type config struct {
 	// N counting from 1, until the process exits: logs can be checked for gaps and
 	// duplicates per container.
 	logSeqEvery time.Duration
+	// greetPort and framePort, when set, serve the non-HTTP protocols of lineproto.go.
+	greetPort int
+	framePort int
 
 	// countDir and faultFreeFirst let the containers of one service behave
 	// differently although they share their environment: each container
@@ -79,6 +82,8 @@ func parseConfig(getenv func(string) string) (config, error) {
 		logSeqEvery:    env.duration("LOG_SEQ_EVERY"),
 		countDir:       getenv("COUNT_DIR"),
 	}
+	cfg.greetPort, _ = env.intInRange("GREET_PORT", 1, 65535)
+	cfg.framePort, _ = env.intInRange("FRAME_PORT", 1, 65535)
 	if n, ok := env.intInRange("FAULT_FREE_FIRST", 0, math.MaxInt32); ok {
 		if cfg.countDir == "" {
 			env.invalid("FAULT_FREE_FIRST", getenv("FAULT_FREE_FIRST"), "COUNT_DIR too (the directory where containers are counted)")

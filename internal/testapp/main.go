@@ -45,6 +45,12 @@
 //	FAULT_FREE_FIRST
 //	                the first N containers counted in COUNT_DIR ignore
 //	                NEVER_HEALTHY, UNHEALTHY_AFTER and CRASH_AFTER
+//	GREET_PORT      also serve a server-first line protocol on this port:
+//	                "HELLO $VERSION\n" on connect, then "$VERSION LINE\n" per
+//	                line, "BYE\n" to QUIT (lineproto.go)
+//	FRAME_PORT      also serve a client-first binary protocol on this port:
+//	                4-byte big-endian length + payload, answered "$VERSION:"
+//	                + payload
 //
 // Endpoints (every response carries headers X-Version and X-Hostname):
 //

@@ -26,6 +26,24 @@ func run(cfg config, listener net.Listener, signals <-chan os.Signal, logger *lo
 	// process exit; after a graceful Shutdown this is a no-op.
 	defer httpServer.Close()
 
+	var protos []*protoServer
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"greet", cfg.greetPort}, {"frame", cfg.framePort}} {
+		if p.port == 0 {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p.port))
+		if err != nil {
+			logger.Printf("cannot listen for the %s protocol: %v", p.name, err)
+			return 1
+		}
+		ps := startProtoServer(p.name, l, cfg.version, logger)
+		protos = append(protos, ps)
+		defer ps.close() // a crash or scheduled exit; after shutdown a no-op
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(listener) }()
 	logger.Printf("version %s listening on %s (hostname %s, pid %d)",
@@ -48,7 +66,11 @@ func run(cfg config, listener net.Listener, signals <-chan os.Signal, logger *lo
 				logger.Printf("received SIGTERM: ignoring it (IGNORE_SIGTERM=1)")
 				continue
 			}
-			return srv.shutdown(httpServer, signalName(sig))
+			code := srv.shutdown(httpServer, signalName(sig))
+			for _, ps := range protos {
+				ps.shutdown()
+			}
+			return code
 		}
 	}
 }
