@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -110,19 +111,29 @@ func fromTypes(tp *types.Project) (*Project, error) {
 			}
 		}
 	}
+	// Every service's problems are collected, so one run names all a file needs changed.
+	var problems []error
 	for _, name := range sortedServiceNames(tp) {
 		svc := tp.Services[name]
 		s, err := DecodeServiceSpec(svc.Extensions[ExtensionKey], spec)
 		if err != nil {
-			return nil, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err)
+			problems = append(problems, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err))
+			continue
 		}
-		if err := checkSupported(svc); err != nil {
-			return nil, fmt.Errorf("%s: service %q: %w", files.find("services", name), name, err)
+		if errs := checkSupported(tp, svc); len(errs) > 0 {
+			for _, err := range errs {
+				problems = append(problems, fmt.Errorf("%s: service %q: %w", files.find("services", name), name, err))
+			}
+			continue
 		}
 		if err := resolveRollout(svc, &s, spec.Strategy, awaitedCompletion[name]); err != nil {
-			return nil, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err)
+			problems = append(problems, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err))
+			continue
 		}
 		p.ServiceSpecs[name] = s
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 	if err := resolveNetworks(p, files); err != nil {
 		return nil, err

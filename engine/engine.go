@@ -68,6 +68,8 @@ type Engine interface {
 	// Exec runs cmd in a running container with stdin (may be nil) and returns its
 	// stdout; a non-zero exit is an *ExecError carrying the exit code and stderr.
 	Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
+	// CopyToContainer extracts a tar archive into dir of a (created) container.
+	CopyToContainer(ctx context.Context, containerID, dir string, archive io.Reader) error
 	// Arch is the engine's hardware architecture as it reports it (x86_64, aarch64, …).
 	Arch(ctx context.Context) (string, error)
 	// NetworkCounters reads a running container's network byte and packet counters,
@@ -179,6 +181,7 @@ type ContainerSpec struct {
 	Config     *container.Config
 	HostConfig *container.HostConfig
 	Networking *network.NetworkingConfig
+	Platform   string // "os/arch[/variant]"; empty: the engine's
 }
 
 // Network is a network on the engine.

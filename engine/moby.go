@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/containerd/platforms"
 	"io"
 	"net"
 	"net/netip"
@@ -205,9 +206,17 @@ func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string,
 		}
 		networking = &network.NetworkingConfig{EndpointsConfig: first}
 	}
-	res, err := m.api.ContainerCreate(ctx, client.ContainerCreateOptions{
+	opts := client.ContainerCreateOptions{
 		Name: spec.Name, Config: spec.Config, HostConfig: spec.HostConfig, NetworkingConfig: networking,
-	})
+	}
+	if spec.Platform != "" {
+		p, err := platforms.Parse(spec.Platform)
+		if err != nil {
+			return "", fmt.Errorf("create container %s: platform %q: %w", spec.Name, spec.Platform, err)
+		}
+		opts.Platform = &p
+	}
+	res, err := m.api.ContainerCreate(ctx, opts)
 	if err != nil {
 		return "", wrapNotFound(err, "create container "+spec.Name)
 	}
@@ -217,6 +226,13 @@ func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string,
 		}
 	}
 	return res.ID, nil
+}
+
+func (m *Moby) CopyToContainer(ctx context.Context, containerID, dir string, archive io.Reader) error {
+	if _, err := m.api.CopyToContainer(ctx, containerID, client.CopyToContainerOptions{DestinationPath: dir, Content: archive}); err != nil {
+		return wrapNotFound(err, "copy files into container "+containerID)
+	}
+	return nil
 }
 
 func (m *Moby) StartContainer(ctx context.Context, id string) error {

@@ -352,7 +352,10 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 			return x.stepError(s, err)
 		}
 	}
-	id, err := x.eng.CreateContainer(ctx, engine.ContainerSpec(spec))
+	if err := resolveServiceRefs(ctx, x.eng, x.project.Name, &spec); err != nil {
+		return x.stepError(s, err)
+	}
+	id, err := x.eng.CreateContainer(ctx, engineSpec(spec))
 	if id != "" {
 		x.mu.Lock()
 		x.ids[s.Target] = id
@@ -360,6 +363,9 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 		x.mu.Unlock()
 	}
 	if err != nil {
+		return x.stepError(s, err)
+	}
+	if err := copyFiles(ctx, x.eng, id, spec.Files); err != nil {
 		return x.stepError(s, err)
 	}
 	progress.Emit(x.events, containerID(s.Target), progress.Done, "Created", fmt.Sprintf("revision %d", s.Revision))

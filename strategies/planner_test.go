@@ -237,3 +237,28 @@ func desire(t testing.TB, p *compose.Project) *compose.Desired {
 	}
 	return d
 }
+
+// TestNetworkModeServiceFollowsItsService: a service in network_mode service:vpn gets
+// the recreate strategy, a container_name keeps its fixed name, and when vpn gets a new
+// container the joining one is replaced after it (it would keep a dead namespace).
+func TestNetworkModeServiceFollowsItsService(t *testing.T) {
+	p := load(t, `
+name: demo
+services:
+  vpn:
+    image: app:1
+    container_name: vpn
+  client:
+    image: app:1
+    network_mode: service:vpn
+`)
+	obs := deployed(t, p)
+	for i := range obs.Containers {
+		if obs.Containers[i].Service == "vpn" {
+			obs.Containers[i].ConfigHash = "old"
+		}
+	}
+	plan, err := MakePlan(desire(t, p), obs, Options{})
+	assert.NilError(t, err)
+	golden.Assert(t, planText(t, plan), "network-mode-service.golden")
+}
