@@ -210,7 +210,6 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 		Isolation:      container.Isolation(svc.Isolation),
 		Runtime:        svc.Runtime,
 		StorageOpt:     svc.StorageOpt,
-		VolumeDriver:   svc.VolumeDriver,
 		VolumesFrom:    volumesFrom(svc.VolumesFrom),
 	}
 	if len(host.Annotations) == 0 {

@@ -933,7 +933,7 @@ func TestCheckDependencies(t *testing.T) {
 
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := fromTypes(tc.project)
+			_, err := fromTypes(tc.project, false)
 			if tc.want == "" {
 				assert.NilError(t, err)
 				return

@@ -489,6 +489,10 @@ services:
     devices: ["/dev/null:/dev/xnull"]
   plain:
     image: x
+  sharedbind:
+    image: x
+    volumes: ["./spool:/spool"]
+    x-lifecycle: {strategy: rolling}
   own:
     image: x
     x-lifecycle: {strategy: canary}
@@ -500,15 +504,16 @@ services:
 		got[name] = s.Strategy + ": " + s.StrategyReason
 	}
 	assert.DeepEqual(t, got, map[string]string{
-		"named":   `recreate: container_name "fixed" is fixed (the engine gives a name to one container)`,
-		"bind":    "recreate: it bind-mounts " + filepath.Join(p.WorkingDir, "world") + " read-write (two writers could corrupt it)",
-		"bindro":  "blue-green: the project's x-lifecycle.strategy",
-		"host":    "recreate: network_mode is host (two copies would bind the same host ports)",
-		"sidecar": "recreate: network_mode is service:bindro (two copies would share one network stack and its ports)",
-		"joined":  "recreate: network_mode is container:other (two copies would share one network stack and its ports)",
-		"device":  "recreate: it uses device /dev/null (two copies would share it)",
-		"plain":   "blue-green: the project's x-lifecycle.strategy",
-		"own":     "canary: set in the service's x-lifecycle",
+		"named":      `recreate: container_name "fixed" is fixed (the engine gives a name to one container)`,
+		"bind":       "recreate: it bind-mounts " + filepath.Join(p.WorkingDir, "world") + " read-write (two writers could corrupt it); set x-lifecycle.strategy if two copies are safe",
+		"bindro":     "blue-green: the project's x-lifecycle.strategy",
+		"host":       "recreate: network_mode is host (two copies would bind the same host ports)",
+		"sidecar":    "recreate: network_mode is service:bindro (two copies would share one network stack and its ports)",
+		"joined":     "recreate: network_mode is container:other (two copies would share one network stack and its ports)",
+		"device":     "recreate: it uses device /dev/null (two copies would share it); set x-lifecycle.strategy if two copies are safe",
+		"sharedbind": "rolling: set in the service's x-lifecycle",
+		"plain":      "blue-green: the project's x-lifecycle.strategy",
+		"own":        "canary: set in the service's x-lifecycle",
 	})
 	_, _, err = loadFiles(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: x\n    container_name: fixed\n    x-lifecycle: {strategy: rolling}\n"}, LoadOptions{ProjectName: "shop"})
 	assert.ErrorContains(t, err, `"rolling" runs old and new containers side by side, but container_name "fixed" is fixed`)

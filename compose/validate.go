@@ -40,7 +40,7 @@ var supportedServiceKeys = []string{
 	"cpu_shares", "cpuset", "mem_swappiness", "memswap_limit", "blkio_config", "storage_opt",
 	"oom_kill_disable",
 	// metadata and files
-	"annotations", "configs", "volume_driver",
+	"annotations", "configs",
 	// what `docker compose up` does not act on either: attach only chooses whose logs
 	// `up` follows (deploy follows none), develop is read by `watch` alone.
 	"attach", "develop",

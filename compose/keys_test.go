@@ -1,0 +1,213 @@
+package compose
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/blkiodev"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// TestServiceKeys is the test of each row of docs/compose-keys.md: a supported key
+// becomes the create options `docker compose up` gives the engine (mirroring docker/compose's
+// pkg/compose/create.go), a refused key fails the load with its reason.
+func TestServiceKeys(t *testing.T) {
+	type row struct {
+		key     string
+		yaml    string // lines under services.web (indented by 4), more services/top-level after
+		files   map[string]string
+		env     map[string]string
+		check   func(t *testing.T, c ContainerCreate)
+		refused string // a part of the error
+	}
+	i64 := func(v int64) *int64 { return &v }
+	rows := []row{
+		{key: "container_name", yaml: "    container_name: fixed\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Name, "fixed") }},
+		{key: "network_mode host", yaml: "    network_mode: host\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.NetworkMode, container.NetworkMode("host"))
+			assert.Check(t, c.Networking == nil)
+		}},
+		{key: "network_mode none", yaml: "    network_mode: none\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.NetworkMode, container.NetworkMode("none"))
+		}},
+		{key: "network_mode bridge", yaml: "    network_mode: bridge\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.NetworkMode, container.NetworkMode("bridge"))
+		}},
+		{key: "network_mode container:", yaml: "    network_mode: container:other\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.NetworkMode, container.NetworkMode("container:other"))
+		}},
+		{key: "network_mode service:", yaml: "    network_mode: service:db\n  db:\n    image: x\n", check: func(t *testing.T, c ContainerCreate) {
+			service, _, ok := ServiceRef(string(c.HostConfig.NetworkMode))
+			assert.Check(t, ok)
+			assert.Equal(t, service, "db")
+			assert.Check(t, c.Networking == nil)
+		}},
+		{key: "pid", yaml: "    pid: host\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.PidMode, container.PidMode("host"))
+		}},
+		{key: "pid service:", yaml: "    pid: service:db\n  db:\n    image: x\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.PidMode, container.PidMode("service:db"))
+		}},
+		{key: "ipc", yaml: "    ipc: shareable\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.IpcMode, container.IpcMode("shareable"))
+		}},
+		{key: "uts", yaml: "    uts: host\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.UTSMode, container.UTSMode("host"))
+		}},
+		{key: "userns_mode", yaml: "    userns_mode: host\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.UsernsMode, container.UsernsMode("host"))
+		}},
+		{key: "cgroup", yaml: "    cgroup: private\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.CgroupnsMode, container.CgroupnsMode("private"))
+		}},
+		{key: "cgroup_parent", yaml: "    cgroup_parent: custom.slice\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.CgroupParent, "custom.slice")
+		}},
+		{key: "devices", yaml: "    devices: [\"/dev/fuse:/dev/fuse:rwm\", \"vendor.com/gpu=all\"]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.Devices, []container.DeviceMapping{{PathOnHost: "/dev/fuse", PathInContainer: "/dev/fuse", CgroupPermissions: "rwm"}})
+			assert.DeepEqual(t, c.HostConfig.DeviceRequests, []container.DeviceRequest{{Driver: "cdi", DeviceIDs: []string{"vendor.com/gpu=all"}}})
+		}},
+		{key: "device_cgroup_rules", yaml: "    device_cgroup_rules: [\"c 1:3 mr\"]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.DeviceCgroupRules, []string{"c 1:3 mr"})
+		}},
+		{key: "gpus", yaml: "    gpus: all\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.DeviceRequests, []container.DeviceRequest{{Count: -1, Capabilities: [][]string{{"gpu"}}}})
+		}},
+		{key: "deploy.resources.reservations.devices", yaml: "    deploy:\n      resources:\n        reservations:\n          devices: [{driver: nvidia, count: 1, capabilities: [gpu]}]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.DeviceRequests, []container.DeviceRequest{{Driver: "nvidia", Count: 1, Capabilities: [][]string{{"gpu"}}}})
+		}},
+		{key: "platform", yaml: "    platform: linux/arm64\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Platform, "linux/arm64") }},
+		{key: "runtime", yaml: "    runtime: runc\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.Runtime, "runc") }},
+		{key: "isolation", yaml: "    isolation: default\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.Isolation, container.Isolation("default"))
+		}},
+		{key: "mac_address", yaml: "    mac_address: 02:42:ac:11:00:99\n", check: func(t *testing.T, c ContainerCreate) {
+			mac, _ := net.ParseMAC("02:42:ac:11:00:99")
+			assert.DeepEqual(t, c.Networking.EndpointsConfig["shop_default"].MacAddress, network.HardwareAddr(mac))
+		}},
+		{key: "links", yaml: "    links: [\"db:database\", cache]\n  db:\n    image: x\n  cache:\n    image: x\n", check: func(t *testing.T, c ContainerCreate) {
+			want := []string{"service:db:database", "service:cache:cache"}
+			assert.DeepEqual(t, c.HostConfig.Links, want)
+			assert.DeepEqual(t, c.Networking.EndpointsConfig["shop_default"].Links, want)
+		}},
+		{key: "external_links", yaml: "    external_links: [\"legacy-db:db\"]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.Links, []string{"legacy-db:db"})
+		}},
+		{key: "volumes_from", yaml: "    volumes_from: [\"db:ro\", \"container:other\"]\n  db:\n    image: x\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.VolumesFrom, []string{"service:db:ro", "other"})
+		}},
+		{key: "cpu_count", yaml: "    cpu_count: 2\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.CPUCount, int64(2)) }},
+		{key: "cpu_percent", yaml: "    cpu_percent: 50\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.CPUPercent, int64(5000)) }},
+		{key: "cpu_period", yaml: "    cpu_period: 100000\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.CPUPeriod, int64(100000)) }},
+		{key: "cpu_quota", yaml: "    cpu_quota: 50000\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.CPUQuota, int64(50000)) }},
+		{key: "cpu_rt_period", yaml: "    cpu_rt_period: 1000000\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.CPURealtimePeriod, int64(1000000))
+		}},
+		{key: "cpu_rt_runtime", yaml: "    cpu_rt_runtime: 950000\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.CPURealtimeRuntime, int64(950000))
+		}},
+		{key: "cpu_shares", yaml: "    cpu_shares: 512\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.CPUShares, int64(512)) }},
+		{key: "cpuset", yaml: "    cpuset: \"0\"\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.CpusetCpus, "0") }},
+		{key: "mem_swappiness", yaml: "    mem_swappiness: 10\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.MemorySwappiness, i64(10))
+		}},
+		{key: "memswap_limit", yaml: "    mem_limit: 64m\n    memswap_limit: 128m\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.MemorySwap, int64(128<<20))
+		}},
+		{key: "oom_kill_disable", yaml: "    oom_kill_disable: true\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Check(t, c.HostConfig.OomKillDisable != nil && *c.HostConfig.OomKillDisable)
+		}},
+		{key: "blkio_config", yaml: "    blkio_config:\n      weight: 300\n      weight_device: [{path: /dev/sda, weight: 400}]\n      device_read_bps: [{path: /dev/sda, rate: 1mb}]\n      device_write_iops: [{path: /dev/sda, rate: 30}]\n", check: func(t *testing.T, c ContainerCreate) {
+			h := c.HostConfig
+			assert.Equal(t, h.BlkioWeight, uint16(300))
+			assert.DeepEqual(t, h.BlkioWeightDevice, []*blkiodev.WeightDevice{{Path: "/dev/sda", Weight: 400}})
+			assert.DeepEqual(t, h.BlkioDeviceReadBps, []*blkiodev.ThrottleDevice{{Path: "/dev/sda", Rate: 1 << 20}})
+			assert.DeepEqual(t, h.BlkioDeviceWriteIOps, []*blkiodev.ThrottleDevice{{Path: "/dev/sda", Rate: 30}})
+		}},
+		{key: "storage_opt", yaml: "    storage_opt: {size: 1G}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.StorageOpt, map[string]string{"size": "1G"})
+		}},
+		{key: "annotations", yaml: "    annotations: {com.example.team: web}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.Annotations, map[string]string{"com.example.team": "web"})
+		}},
+		{key: "volumes type image", yaml: "    volumes: [{type: image, source: \"alpine:3\", target: /img, image: {subpath: etc}}]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.Mounts, []mount.Mount{{Type: mount.TypeImage, Source: "alpine:3", Target: "/img", ReadOnly: true, ImageOptions: &mount.ImageOptions{Subpath: "etc"}}})
+		}},
+		{key: "configs file", yaml: "    configs: [app, {source: app, target: etc/app.conf}]\nconfigs:\n  app:\n    file: ./app.conf\n", files: map[string]string{"app.conf": "x=1"}, check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, len(c.HostConfig.Binds), 2)
+			assert.Check(t, strings.HasSuffix(c.HostConfig.Binds[0], "/app.conf:/app:ro"), c.HostConfig.Binds[0])
+			assert.Check(t, strings.HasSuffix(c.HostConfig.Binds[1], "/app.conf:/etc/app.conf:ro"), c.HostConfig.Binds[1])
+		}},
+		{key: "configs content and environment", yaml: "    configs: [{source: inline, target: /etc/inline, mode: 0400, uid: \"10\", gid: \"20\"}, envcfg]\nconfigs:\n  inline:\n    content: \"hello ${WHO}\"\n  envcfg:\n    environment: CFG\n", env: map[string]string{"WHO": "world", "CFG": "from env"}, check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.Files, []ContainerFile{
+				{Path: "/etc/inline", Mode: 0o400, UID: 10, GID: 20, Content: []byte("hello world")},
+				{Path: "/envcfg", Mode: 0o444, Content: []byte("from env")},
+			})
+		}},
+		{key: "attach", yaml: "    attach: false\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},
+		{key: "develop", yaml: "    develop:\n      watch: [{path: ., action: rebuild}]\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},
+
+		{key: "provider", yaml: "    provider: {type: model}\n", refused: `key "provider" is not supported by docker lifecycle: a provider service is run by a compose plugin`},
+		{key: "use_api_socket", yaml: "    use_api_socket: true\n", refused: `key "use_api_socket" is not supported by docker lifecycle: it hands the Docker socket`},
+		{key: "credential_spec", yaml: "    credential_spec: {file: spec.json}\n", refused: `key "credential_spec" is not supported by docker lifecycle: gMSA`},
+		{key: "pre_start", yaml: "    pre_start: [{command: [\"true\"]}]\n", refused: `key "pre_start" is not supported by docker lifecycle`},
+		{key: "post_start", yaml: "    post_start: [{command: [\"true\"]}]\n", refused: `key "post_start" is not supported by docker lifecycle: lifecycle hooks are not carried out yet`},
+		{key: "pre_stop", yaml: "    pre_stop: [{command: [\"true\"]}]\n", refused: `key "pre_stop" is not supported by docker lifecycle: lifecycle hooks are not carried out yet`},
+		{key: "models", yaml: "    models: [llm]\nmodels:\n  llm:\n    model: ai/smollm2\n", refused: `key "models" is not supported by docker lifecycle: models are served by Docker Model Runner`},
+		{key: "deploy.placement", yaml: "    deploy:\n      placement:\n        constraints: [node.role==manager]\n", refused: `key "deploy.placement" is not supported by docker lifecycle: Swarm places tasks on nodes`},
+		{key: "deploy.endpoint_mode", yaml: "    deploy:\n      endpoint_mode: dnsrr\n", refused: `key "deploy.endpoint_mode" is not supported by docker lifecycle`},
+		{key: "deploy.labels", yaml: "    deploy:\n      labels: {a: b}\n", refused: `key "deploy.labels" is not supported by docker lifecycle: Swarm service labels`},
+		{key: "deploy.mode global", yaml: "    deploy:\n      mode: global\n", refused: `deploy.mode "global" is not supported`},
+		{key: "deploy.resources generic_resources", yaml: "    deploy:\n      resources:\n        reservations:\n          generic_resources: [{discrete_resource_spec: {kind: gpu, value: 1}}]\n", refused: `generic_resources is not supported`},
+		{key: "configs external", yaml: "    configs: [c]\nconfigs:\n  c:\n    external: true\n", refused: `config "c": external configs are not supported`},
+		{key: "volumes type npipe", yaml: "    volumes: [{type: npipe, source: a, target: /b}]\n", refused: `volume type "npipe" (target /b) is not supported`},
+		{key: "uts other than host", yaml: "    uts: private\n", refused: `uts "private": the engine knows only "host"`},
+		{key: "network_mode service: with ports", yaml: "    network_mode: service:db\n    ports: [\"80\"]\n  db:\n    image: x\n", refused: `network_mode "service:db" with ports`},
+	}
+	for _, r := range rows {
+		t.Run(r.key, func(t *testing.T) {
+			for k, v := range r.env {
+				t.Setenv(k, v)
+			}
+			files := map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n" + r.yaml}
+			for k, v := range r.files {
+				files[k] = v
+			}
+			p, _, err := loadFiles(t, files, LoadOptions{ProjectName: "shop"})
+			if r.refused != "" {
+				assert.ErrorContains(t, err, r.refused)
+				assert.Check(t, is.Contains(err.Error(), `service "web"`))
+				return
+			}
+			assert.NilError(t, err)
+			c, err := Container(p, "web", ReplicaLabels{Number: 1, Revision: 1})
+			assert.NilError(t, err)
+			r.check(t, c)
+		})
+	}
+}
+
+// TestKeepRefused: lint loads a file that deploy refuses, with every refusal kept.
+func TestKeepRefused(t *testing.T) {
+	files := map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    use_api_socket: true\n    pre_stop: [{command: [x]}]\n  db:\n    image: x\n    deploy: {placement: {constraints: [a==b]}}\n"}
+	_, _, err := loadFiles(t, files, LoadOptions{ProjectName: "shop"})
+	assert.Check(t, errors.Is(err, ErrUnsupported))
+	p, _, err := loadFiles(t, files, LoadOptions{ProjectName: "shop", KeepRefused: true})
+	assert.NilError(t, err)
+	var msgs []string
+	for _, e := range p.Refused {
+		assert.Check(t, errors.Is(e, ErrUnsupported))
+		msgs = append(msgs, e.Error())
+	}
+	assert.Equal(t, len(msgs), 3, strings.Join(msgs, "\n"))
+	assert.Check(t, is.Contains(msgs[0], `service "db": key "deploy.placement"`))
+	assert.Check(t, is.Contains(msgs[1], `service "web": key "pre_stop"`))
+	assert.Check(t, is.Contains(msgs[2], `service "web": key "use_api_socket"`))
+	assert.Equal(t, len(p.ServiceSpecs), 2)
+}
