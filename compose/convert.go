@@ -141,17 +141,17 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
 	}
 	if p.ServiceSpecs[service].Routed() {
-		bindings = nil // the router owns the host ports; it reaches the containers by name
+		bindings = network.PortMap{} // the router owns the host ports; it reaches the containers by name
 	}
 	binds, mounts, err := volumes(p, svc)
 	if err != nil {
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
 	}
-	configBinds, files, err := configFiles(p, svc)
+	configMounts, files, err := configFiles(p, svc)
 	if err != nil {
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
 	}
-	binds = append(binds, configBinds...)
+	mounts = append(mounts, configMounts...)
 	securityOpts, err := securityOptions(p, svc.SecurityOpt)
 	if err != nil {
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
@@ -248,6 +248,9 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 // volumesFrom marks services (compose-go keeps "NAME[:ro]" for a service and
 // "container:NAME[:ro]" for a container) for ResolveServiceRefs.
 func volumesFrom(list []string) []string {
+	if len(list) == 0 {
+		return nil
+	}
 	var out []string
 	for _, v := range list {
 		if name, ok := strings.CutPrefix(v, types.ContainerPrefix); ok {
@@ -282,11 +285,12 @@ func links(svc types.ServiceConfig) []string {
 	return out
 }
 
-// configFiles delivers configs as Compose does: a file config is bind-mounted read-only,
+// configFiles delivers configs as Compose does: a file config is a read-only bind mount
+// (through Mounts, as Compose: a missing file is an error, not a new directory),
 // content and environment configs are written into the container before it starts.
 // A relative target is under "/", the default target is /<config name>.
-func configFiles(p *Project, svc types.ServiceConfig) ([]string, []ContainerFile, error) {
-	var binds []string
+func configFiles(p *Project, svc types.ServiceConfig) ([]mount.Mount, []ContainerFile, error) {
+	var binds []mount.Mount
 	var files []ContainerFile
 	for _, ref := range svc.Configs {
 		cfg, ok := p.Configs[ref.Source]
@@ -325,7 +329,7 @@ func configFiles(p *Project, svc types.ServiceConfig) ([]string, []ContainerFile
 			}
 			files = append(files, f)
 		case cfg.File != "":
-			binds = append(binds, cfg.File+":"+target+":ro")
+			binds = append(binds, mount.Mount{Type: mount.TypeBind, Source: cfg.File, Target: target, ReadOnly: true})
 		default:
 			return nil, nil, fmt.Errorf("config %q has no source: set file, environment or content", ref.Source)
 		}
@@ -472,9 +476,6 @@ func ports(svc types.ServiceConfig) (network.PortSet, network.PortMap, error) {
 	if len(exposed) == 0 {
 		exposed = nil
 	}
-	if len(bindings) == 0 {
-		bindings = nil
-	}
 	return exposed, bindings, nil
 }
 
@@ -616,7 +617,7 @@ func restartPolicy(svc types.ServiceConfig) container.RestartPolicy {
 		}
 		return policy
 	}
-	return container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	return container.RestartPolicy{} // the engine's default, "no", as Compose leaves it
 }
 
 // resources maps limits from deploy.resources (which win) and the legacy service keys,

@@ -140,9 +140,11 @@ func TestServiceKeys(t *testing.T) {
 			assert.DeepEqual(t, c.HostConfig.Mounts, []mount.Mount{{Type: mount.TypeImage, Source: "alpine:3", Target: "/img", ReadOnly: true, ImageOptions: &mount.ImageOptions{Subpath: "etc"}}})
 		}},
 		{key: "configs file", yaml: "    configs: [app, {source: app, target: etc/app.conf}]\nconfigs:\n  app:\n    file: ./app.conf\n", files: map[string]string{"app.conf": "x=1"}, check: func(t *testing.T, c ContainerCreate) {
-			assert.Equal(t, len(c.HostConfig.Binds), 2)
-			assert.Check(t, strings.HasSuffix(c.HostConfig.Binds[0], "/app.conf:/app:ro"), c.HostConfig.Binds[0])
-			assert.Check(t, strings.HasSuffix(c.HostConfig.Binds[1], "/app.conf:/etc/app.conf:ro"), c.HostConfig.Binds[1])
+			assert.Equal(t, len(c.HostConfig.Mounts), 2)
+			for i, target := range []string{"/app", "/etc/app.conf"} {
+				m := c.HostConfig.Mounts[i]
+				assert.Check(t, m.Type == mount.TypeBind && strings.HasSuffix(m.Source, "/app.conf") && m.Target == target && m.ReadOnly, "%+v", m)
+			}
 		}},
 		{key: "configs content and environment", yaml: "    configs: [{source: inline, target: /etc/inline, mode: 0400, uid: \"10\", gid: \"20\"}, envcfg]\nconfigs:\n  inline:\n    content: \"hello ${WHO}\"\n  envcfg:\n    environment: CFG\n", env: map[string]string{"WHO": "world", "CFG": "from env"}, check: func(t *testing.T, c ContainerCreate) {
 			assert.DeepEqual(t, c.Files, []ContainerFile{

@@ -88,9 +88,9 @@ func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
 			want: []string{"dependency cycle", "a", "b"},
 		},
 		{
-			name: "unsupported compose key",
-			yaml: "services:\n  web:\n    image: {{image:v1}}\n    devices: [\"/dev/null:/dev/null\"]\n",
-			want: []string{"compose.yaml", `service "web"`, `"devices"`, "not supported"},
+			name: "unsupported compose keys, all named at once",
+			yaml: "services:\n  web:\n    image: {{image:v1}}\n    use_api_socket: true\n  api:\n    image: {{image:v1}}\n    pre_stop: [{command: [\"true\"]}]\n",
+			want: []string{"compose.yaml", `service "web": key "use_api_socket"`, `service "api": key "pre_stop"`, "not supported"},
 		},
 		{
 			name: "unsupported deploy key",

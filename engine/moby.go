@@ -192,6 +192,15 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 // API 1.44 accept a single network at create time, so the others are connected after.
 func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
 	networking := spec.Networking
+	if networking != nil && versionLess(m.api.ClientVersion(), "1.44") {
+		// Before API 1.44 an endpoint's MAC address is ignored, and this client no
+		// longer has the container-wide field older engines read: refuse, not ignore.
+		for name, ep := range networking.EndpointsConfig {
+			if ep != nil && len(ep.MacAddress) > 0 {
+				return "", fmt.Errorf("create container %s: mac_address on network %s needs Docker Engine API 1.44 (Docker 25) or later; this engine speaks API %s: upgrade the engine or remove mac_address", spec.Name, name, m.api.ClientVersion())
+			}
+		}
+	}
 	var later map[string]*network.EndpointSettings
 	if networking != nil && len(networking.EndpointsConfig) > 1 && versionLess(m.api.ClientVersion(), "1.44") {
 		primary := string(spec.HostConfig.NetworkMode)

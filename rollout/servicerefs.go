@@ -72,6 +72,9 @@ func resolveServiceRefs(ctx context.Context, eng engine.Engine, project string, 
 	}
 	h.PidMode = container.PidMode(mode)
 	byName := func(list []string) ([]string, error) {
+		if len(list) == 0 {
+			return nil, nil
+		}
 		out := make([]string, 0, len(list))
 		for _, v := range list {
 			service, rest, ok := compose.ServiceRef(v)
@@ -91,9 +94,23 @@ func resolveServiceRefs(ctx context.Context, eng engine.Engine, project string, 
 		return err
 	}
 	if len(h.Links) > 0 {
-		if h.Links, err = byName(h.Links); err != nil {
-			return err
+		// As Compose: the linked container under the alias, its own name and its
+		// short name <service>-<number>.
+		var links []string
+		for _, l := range h.Links {
+			service, alias, ok := compose.ServiceRef(l)
+			if !ok {
+				links = append(links, l)
+				continue
+			}
+			c, err := current(service)
+			if err != nil {
+				return err
+			}
+			name := strings.TrimPrefix(c.Name, "/")
+			links = append(links, name+alias, name+":"+name, name+":"+service+"-"+c.Labels[compose.LabelContainerNumber])
 		}
+		h.Links = links
 		if spec.Networking != nil {
 			for _, ep := range spec.Networking.EndpointsConfig {
 				ep.Links = h.Links
