@@ -155,6 +155,89 @@ func TestServiceKeys(t *testing.T) {
 		{key: "attach", yaml: "    attach: false\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},
 		{key: "develop", yaml: "    develop:\n      watch: [{path: ., action: rebuild}]\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},
 
+		// the keys supported before this table (their details: TestContainer, TestContainerGolden)
+		{key: "image", yaml: "", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},
+		{key: "command", yaml: "    command: [run, --fast]\n", check: func(t *testing.T, c ContainerCreate) { assert.DeepEqual(t, c.Config.Cmd, []string{"run", "--fast"}) }},
+		{key: "entrypoint", yaml: "    entrypoint: /bin/app\n", check: func(t *testing.T, c ContainerCreate) { assert.DeepEqual(t, c.Config.Entrypoint, []string{"/bin/app"}) }},
+		{key: "environment", yaml: "    environment: {A: \"1\"}\n", check: func(t *testing.T, c ContainerCreate) { assert.Check(t, is.Contains(c.Config.Env, "A=1")) }},
+		{key: "env_file", yaml: "    env_file: [app.env]\n", files: map[string]string{"app.env": "B=2\n"}, check: func(t *testing.T, c ContainerCreate) { assert.Check(t, is.Contains(c.Config.Env, "B=2")) }},
+		{key: "labels", yaml: "    labels: {team: web}\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Labels["team"], "web") }},
+		{key: "label_file", yaml: "    label_file: [app.labels]\n", files: map[string]string{"app.labels": "tier=front\n"}, check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Labels["tier"], "front") }},
+		{key: "ports", yaml: "    ports: [\"127.0.0.1:8080:80\"]\n    x-lifecycle: {strategy: recreate}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, len(c.HostConfig.PortBindings), 1)
+		}},
+		{key: "expose", yaml: "    expose: [\"9000\"]\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, len(c.Config.ExposedPorts), 1) }},
+		{key: "volumes", yaml: "    volumes: [data:/data, /anon, {type: tmpfs, target: /t}]\nvolumes:\n  data: {}\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, len(c.HostConfig.Mounts), 3) }},
+		{key: "tmpfs", yaml: "    tmpfs: [\"/run:size=1m\"]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.Tmpfs, map[string]string{"/run": "size=1m"})
+		}},
+		{key: "networks", yaml: "    networks: {front: {aliases: [www]}}\nnetworks:\n  front: {}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Check(t, is.Contains(c.Networking.EndpointsConfig["shop_front"].Aliases, "www"))
+		}},
+		{key: "healthcheck", yaml: "    healthcheck: {test: [CMD, \"true\"]}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.Config.Healthcheck.Test, []string{"CMD", "true"})
+		}},
+		{key: "user", yaml: "    user: \"1000:1000\"\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.User, "1000:1000") }},
+		{key: "working_dir", yaml: "    working_dir: /srv\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.WorkingDir, "/srv") }},
+		{key: "hostname", yaml: "    hostname: h\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Hostname, "h") }},
+		{key: "domainname", yaml: "    domainname: example.org\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Domainname, "example.org") }},
+		{key: "cap_add", yaml: "    cap_add: [NET_ADMIN]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, []string(c.HostConfig.CapAdd), []string{"NET_ADMIN"})
+		}},
+		{key: "cap_drop", yaml: "    cap_drop: [ALL]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, []string(c.HostConfig.CapDrop), []string{"ALL"})
+		}},
+		{key: "security_opt", yaml: "    security_opt: [\"no-new-privileges:true\"]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.SecurityOpt, []string{"no-new-privileges:true"})
+		}},
+		{key: "read_only", yaml: "    read_only: true\n", check: func(t *testing.T, c ContainerCreate) { assert.Check(t, c.HostConfig.ReadonlyRootfs) }},
+		{key: "privileged", yaml: "    privileged: true\n", check: func(t *testing.T, c ContainerCreate) { assert.Check(t, c.HostConfig.Privileged) }},
+		{key: "init", yaml: "    init: true\n", check: func(t *testing.T, c ContainerCreate) { assert.Check(t, *c.HostConfig.Init) }},
+		{key: "ulimits", yaml: "    ulimits: {nofile: {soft: 1024, hard: 2048}}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.Ulimits, []*container.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}})
+		}},
+		{key: "sysctls", yaml: "    sysctls: {net.core.somaxconn: \"1024\"}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.Sysctls, map[string]string{"net.core.somaxconn": "1024"})
+		}},
+		{key: "shm_size", yaml: "    shm_size: 64m\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.ShmSize, int64(64<<20)) }},
+		{key: "extra_hosts", yaml: "    extra_hosts: [\"db:10.0.0.2\"]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.ExtraHosts, []string{"db:10.0.0.2"})
+		}},
+		{key: "dns", yaml: "    dns: [192.0.2.53]\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.DNS[0].String(), "192.0.2.53") }},
+		{key: "dns_search", yaml: "    dns_search: [example.org]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.DNSSearch, []string{"example.org"})
+		}},
+		{key: "dns_opt", yaml: "    dns_opt: [ndots:1]\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.DNSOptions, []string{"ndots:1"})
+		}},
+		{key: "logging", yaml: "    logging: {driver: json-file, options: {max-size: 1m}}\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.LogConfig.Type, "json-file") }},
+		{key: "stop_signal", yaml: "    stop_signal: SIGINT\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.StopSignal, "SIGINT") }},
+		{key: "stop_grace_period", yaml: "    stop_grace_period: 7s\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, *c.Config.StopTimeout, 7) }},
+		{key: "mem_limit", yaml: "    mem_limit: 64m\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.Memory, int64(64<<20)) }},
+		{key: "mem_reservation", yaml: "    mem_reservation: 32m\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.MemoryReservation, int64(32<<20)) }},
+		{key: "cpus", yaml: "    cpus: 0.3\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.NanoCPUs, int64(300_000_000)) }},
+		{key: "pids_limit", yaml: "    pids_limit: 100\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, *c.HostConfig.PidsLimit, int64(100)) }},
+		{key: "tty", yaml: "    tty: true\n", check: func(t *testing.T, c ContainerCreate) { assert.Check(t, c.Config.Tty) }},
+		{key: "stdin_open", yaml: "    stdin_open: true\n", check: func(t *testing.T, c ContainerCreate) { assert.Check(t, c.Config.OpenStdin) }},
+		{key: "group_add", yaml: "    group_add: [\"44\"]\n", check: func(t *testing.T, c ContainerCreate) { assert.DeepEqual(t, c.HostConfig.GroupAdd, []string{"44"}) }},
+		{key: "oom_score_adj", yaml: "    oom_score_adj: 100\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.HostConfig.OomScoreAdj, 100) }},
+		{key: "restart", yaml: "    restart: unless-stopped\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.RestartPolicy.Name, container.RestartPolicyUnlessStopped)
+		}},
+		{key: "deploy.restart_policy", yaml: "    deploy: {restart_policy: {condition: on-failure, max_attempts: 3}}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.DeepEqual(t, c.HostConfig.RestartPolicy, container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3})
+		}},
+		{key: "deploy.resources.limits", yaml: "    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m, pids: 50}}}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.NanoCPUs, int64(500_000_000))
+			assert.Equal(t, c.HostConfig.Memory, int64(64<<20))
+			assert.Equal(t, *c.HostConfig.PidsLimit, int64(50))
+		}},
+		{key: "deploy.resources.reservations.memory", yaml: "    deploy: {resources: {reservations: {memory: 32m}}}\n", check: func(t *testing.T, c ContainerCreate) {
+			assert.Equal(t, c.HostConfig.MemoryReservation, int64(32<<20))
+		}},
+		{key: "deploy.resources.reservations.cpus", yaml: "    deploy: {resources: {reservations: {cpus: \"0.5\"}}}\n", refused: `the engine has no CPU reservation for containers`},
+		{key: "pull_policy always", yaml: "    pull_policy: always\n", refused: `pull_policy "always" is not supported`},
+
 		{key: "provider", yaml: "    provider: {type: model}\n", refused: `key "provider" is not supported by docker lifecycle: a provider service is run by a compose plugin`},
 		{key: "use_api_socket", yaml: "    use_api_socket: true\n", refused: `key "use_api_socket" is not supported by docker lifecycle: it hands the Docker socket`},
 		{key: "credential_spec", yaml: "    credential_spec: {file: spec.json}\n", refused: `key "credential_spec" is not supported by docker lifecycle: gMSA`},
