@@ -245,3 +245,21 @@ func (p *project) runningIDs() map[string]string {
 	}
 	return out
 }
+
+// TestLintJudgesARefusedFile: lint still lints a file that deploy refuses, prints its
+// findings, then every refused key of every service, and exits 1.
+func TestLintJudgesARefusedFile(t *testing.T) {
+	s := setup(t)
+	p := s.newProject(t, "services:\n  web:\n    image: {{image:v1}}\n    privileged: true\n    use_api_socket: true\n  api:\n    image: {{image:v1}}\n    pre_stop: [{command: [\"true\"]}]\n")
+	r := p.lifecycle("lint")
+	assert.Check(t, is.Equal(r.code, 1), r.String())
+	assert.Check(t, is.Contains(r.stdout, "privileged"), "the findings are printed: %s", r)
+	for _, want := range []string{`service "web": key "use_api_socket"`, `service "api": key "pre_stop"`} {
+		assert.Check(t, is.Contains(r.stderr, want), r.String())
+	}
+	r = p.lifecycle("deploy")
+	assert.Check(t, r.code != 0)
+	assert.Check(t, is.Contains(r.stderr, `service "web": key "use_api_socket"`), r.String())
+	assert.Check(t, is.Contains(r.stderr, `service "api": key "pre_stop"`), r.String())
+	assert.Check(t, is.Len(p.objects(), 0))
+}
