@@ -90,9 +90,14 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 
 	changes := map[string]*serviceChange{}
 	routed := map[string]*routedChange{}
+	var missing []error // every missing image at once, not the first
 	for _, name := range order {
 		if p.ServiceSpecs[name].Routed() {
 			ch, err := pl.diffRouted(name, opts.Rollback[name])
+			if errors.Is(err, ErrImageMissing) {
+				missing = append(missing, err)
+				continue
+			}
 			if err != nil {
 				return Plan{}, err
 			}
@@ -108,11 +113,18 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 			return Plan{}, fmt.Errorf("service %q uses the recreate strategy, which keeps no previous revision to roll back to", name)
 		}
 		ch, err := pl.diffService(name)
+		if errors.Is(err, ErrImageMissing) {
+			missing = append(missing, err)
+			continue
+		}
 		if err != nil {
 			return Plan{}, err
 		}
 		changes[name] = ch
 		pl.replaced[name] = len(ch.create) > 0
+	}
+	if len(missing) > 0 {
+		return Plan{}, errors.Join(missing...)
 	}
 	if err := pl.checkPorts(changes); err != nil {
 		return Plan{}, err

@@ -174,6 +174,16 @@ func TestDeployMissingImageFailsBeforeAnyStep(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "app:1"))
 }
 
+// Every missing image is named at once.
+func TestDeployMissingImagesAllNamed(t *testing.T) {
+	p := load(t, demoCompose)
+	_, err := MakePlan(desire(t, p), Observed{ImageIDs: map[string]string{}}, Options{})
+	assert.Check(t, errors.Is(err, ErrImageMissing))
+	for _, svc := range []string{"db", "migrate", "web", "worker"} {
+		assert.Check(t, is.ErrorContains(err, `service "`+svc+`"`))
+	}
+}
+
 func TestDeployPortTakenByAnotherContainer(t *testing.T) {
 	p := load(t, demoCompose)
 	obs := Observed{ImageIDs: images, PortOwners: []PortOwner{{Container: "someone-else", HostIP: "0.0.0.0", HostPort: 8080, Protocol: "tcp"}}}
