@@ -250,7 +250,8 @@ func desire(t testing.TB, p *compose.Project) *compose.Desired {
 
 // TestNetworkModeServiceFollowsItsService: a service in network_mode service:vpn gets
 // the recreate strategy, a container_name keeps its fixed name, and when vpn gets a new
-// container the joining one is replaced after it (it would keep a dead namespace).
+// container the joining ones are replaced after it (they would keep a dead namespace),
+// also a rolling one that shares vpn's pid namespace.
 func TestNetworkModeServiceFollowsItsService(t *testing.T) {
 	p := load(t, `
 name: demo
@@ -261,6 +262,10 @@ services:
   client:
     image: app:1
     network_mode: service:vpn
+  monitor:
+    image: app:1
+    pid: service:vpn
+    x-lifecycle: {strategy: rolling}
 `)
 	obs := deployed(t, p)
 	for i := range obs.Containers {
