@@ -91,6 +91,7 @@ func TestFaithfulToCompose(t *testing.T) {
 	for tool, r := range results {
 		assert.Assert(t, r.code == 0, "%s:\n%s", tool, r)
 	}
+	t.Logf("both deployed after %s", time.Since(start).Round(time.Millisecond))
 	for _, svc := range []string{"app", "db", "sidecar"} {
 		got := map[string]map[string]string{}
 		for tool, p := range projects {
