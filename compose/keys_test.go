@@ -242,8 +242,8 @@ func TestServiceKeys(t *testing.T) {
 		{key: "use_api_socket", yaml: "    use_api_socket: true\n", refused: `key "use_api_socket" is not supported by docker lifecycle: it hands the Docker socket`},
 		{key: "credential_spec", yaml: "    credential_spec: {file: spec.json}\n", refused: `key "credential_spec" is not supported by docker lifecycle: gMSA`},
 		{key: "pre_start", yaml: "    pre_start: [{command: [\"true\"]}]\n", refused: `key "pre_start" is not supported by docker lifecycle`},
-		{key: "post_start", yaml: "    post_start: [{command: [\"true\"]}]\n", refused: `key "post_start" is not supported by docker lifecycle: lifecycle hooks are not carried out yet`},
-		{key: "pre_stop", yaml: "    pre_stop: [{command: [\"true\"]}]\n", refused: `key "pre_stop" is not supported by docker lifecycle: lifecycle hooks are not carried out yet`},
+		{key: "post_start", yaml: "    post_start: [{command: [\"true\"], user: root}]\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }}, // run by the runtime: TestHooks (rollout)
+		{key: "pre_stop", yaml: "    pre_stop: [{command: [\"true\"]}]\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},                 // run by the runtime: TestHooks (rollout)
 		{key: "models", yaml: "    models: [llm]\nmodels:\n  llm:\n    model: ai/smollm2\n", refused: `key "models" is not supported by docker lifecycle: models are served by Docker Model Runner`},
 		{key: "deploy.placement", yaml: "    deploy:\n      placement:\n        constraints: [node.role==manager]\n", refused: `key "deploy.placement" is not supported by docker lifecycle: Swarm places tasks on nodes`},
 		{key: "deploy.endpoint_mode", yaml: "    deploy:\n      endpoint_mode: dnsrr\n", refused: `key "deploy.endpoint_mode" is not supported by docker lifecycle`},
@@ -280,7 +280,7 @@ func TestServiceKeys(t *testing.T) {
 
 // TestKeepRefused: lint loads a file that deploy refuses, with every refusal kept.
 func TestKeepRefused(t *testing.T) {
-	files := map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    use_api_socket: true\n    pre_stop: [{command: [x]}]\n  db:\n    image: x\n    deploy: {placement: {constraints: [a==b]}}\n"}
+	files := map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n    use_api_socket: true\n    credential_spec: {file: a.json}\n  db:\n    image: x\n    deploy: {placement: {constraints: [a==b]}}\n"}
 	_, _, err := loadFiles(t, files, LoadOptions{ProjectName: "shop"})
 	assert.Check(t, errors.Is(err, ErrUnsupported))
 	p, _, err := loadFiles(t, files, LoadOptions{ProjectName: "shop", KeepRefused: true})
@@ -292,7 +292,7 @@ func TestKeepRefused(t *testing.T) {
 	}
 	assert.Equal(t, len(msgs), 3, strings.Join(msgs, "\n"))
 	assert.Check(t, is.Contains(msgs[0], `service "db": key "deploy.placement"`))
-	assert.Check(t, is.Contains(msgs[1], `service "web": key "pre_stop"`))
+	assert.Check(t, is.Contains(msgs[1], `service "web": key "credential_spec"`))
 	assert.Check(t, is.Contains(msgs[2], `service "web": key "use_api_socket"`))
 	assert.Equal(t, len(p.ServiceSpecs), 2)
 }

@@ -879,7 +879,7 @@ func TestFirstUnsupported(t *testing.T) {
 			Net:           "x",
 			ContainerSpec: types.ContainerSpec{LogDriver: "syslog", CredentialSpec: &types.CredentialSpecConfig{}},
 		}, want: "credential_spec,log_driver,net"},
-		{name: "empty but non-nil slice counts as set", svc: types.ServiceConfig{PreStop: []types.ServiceHook{}}, want: "pre_stop"},
+		{name: "empty but non-nil slice counts as set", svc: types.ServiceConfig{PreStart: []types.PreStartHook{}}, want: "pre_start"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,7 +40,7 @@ var supportedServiceKeys = []string{
 	"cpu_shares", "cpuset", "mem_swappiness", "memswap_limit", "blkio_config", "storage_opt",
 	"oom_kill_disable",
 	// metadata and files
-	"annotations", "configs",
+	"annotations", "configs", "post_start", "pre_stop",
 	// what `docker compose up` does not act on either: attach only chooses whose logs
 	// `up` follows (deploy follows none), develop is read by `watch` alone.
 	"attach", "develop",
@@ -59,8 +59,6 @@ var refusedServiceKeys = map[string]string{
 	"dockerfile":      "it is the version 1 spelling; write build.dockerfile",
 	"umask":           "the engine's create API has no umask; set it in the image's entrypoint",
 	"pre_start":       "pre_start hooks run one-off containers before each start; run that step as a service that others depend on with condition service_completed_successfully",
-	"post_start":      "lifecycle hooks are not carried out yet; run the command in the entrypoint, or as a one-shot service that depends on this one",
-	"pre_stop":        "lifecycle hooks are not carried out yet; handle stop_signal in the service (it gets stop_grace_period to finish)",
 }
 
 var supportedDeployKeys = []string{"mode", "replicas", "resources", "restart_policy", "update_config", "rollback_config", "#extensions"}

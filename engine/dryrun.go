@@ -93,6 +93,11 @@ func (d *DryRun) Exec(ctx context.Context, containerID string, cmd []string, std
 	return nil, nil
 }
 
+func (d *DryRun) RunHook(_ context.Context, containerID string, hook Hook) error {
+	d.record("run hook %v in %s", hook.Cmd, containerID)
+	return nil
+}
+
 func (d *DryRun) CopyToContainer(_ context.Context, containerID, dir string, _ io.Reader) error {
 	d.record("copy files to %s:%s", containerID, dir)
 	return nil

@@ -68,6 +68,10 @@ type Engine interface {
 	// Exec runs cmd in a running container with stdin (may be nil) and returns its
 	// stdout; a non-zero exit is an *ExecError carrying the exit code and stderr.
 	Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
+	// RunHook runs a compose lifecycle hook (post_start, pre_stop) in a running
+	// container, as `docker exec` with the hook's user, privileges, directory and
+	// environment; a non-zero exit is an *ExecError.
+	RunHook(ctx context.Context, containerID string, hook Hook) error
 	// CopyToContainer extracts a tar archive into dir of a (created) container.
 	CopyToContainer(ctx context.Context, containerID, dir string, archive io.Reader) error
 	// Arch is the engine's hardware architecture as it reports it (x86_64, aarch64, …).
@@ -173,6 +177,15 @@ type ContainerDetails struct {
 	// settings asked for were applied.
 	Config     *container.Config
 	HostConfig *container.HostConfig
+}
+
+// Hook is a command run in a running container.
+type Hook struct {
+	Cmd        []string
+	User       string
+	Privileged bool
+	WorkingDir string
+	Env        []string
 }
 
 // ContainerSpec is everything needed to create a container.

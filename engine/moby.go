@@ -421,9 +421,20 @@ func (m *Moby) RemoveImage(ctx context.Context, ref string) error {
 // Exec runs cmd in the container and waits for it, feeding stdin and collecting stdout
 // and stderr separately (the stream is multiplexed because no TTY is asked for).
 func (m *Moby) Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error) {
-	created, err := m.api.ExecCreate(ctx, containerID, client.ExecCreateOptions{
-		Cmd: cmd, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true,
-	})
+	return m.exec(ctx, containerID, client.ExecCreateOptions{Cmd: cmd}, stdin)
+}
+
+func (m *Moby) RunHook(ctx context.Context, containerID string, hook Hook) error {
+	_, err := m.exec(ctx, containerID, client.ExecCreateOptions{
+		Cmd: hook.Cmd, User: hook.User, Privileged: hook.Privileged, WorkingDir: hook.WorkingDir, Env: hook.Env,
+	}, nil)
+	return err
+}
+
+func (m *Moby) exec(ctx context.Context, containerID string, opts client.ExecCreateOptions, stdin []byte) ([]byte, error) {
+	cmd := opts.Cmd
+	opts.AttachStdin, opts.AttachStdout, opts.AttachStderr = stdin != nil, true, true
+	created, err := m.api.ExecCreate(ctx, containerID, opts)
 	if err != nil {
 		return nil, wrapNotFound(err, "exec in container "+containerID)
 	}
