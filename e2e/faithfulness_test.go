@@ -56,6 +56,7 @@ services:
   sidecar:
     image: {{image:v1}}
     command: ["sleep", "1h"]
+    post_start: [{command: ["/testapp", "version"], environment: {HOOK: "1"}}]
     network_mode: service:app
     pid: service:db
 configs:
