@@ -113,7 +113,7 @@ func checkSupported(p *types.Project, svc types.ServiceConfig) []error {
 			problems = append(problems, fmt.Errorf("volume type %q (target %s) is %w: named pipes exist only on Windows engines, cluster volumes only in Swarm", v.Type, v.Target, ErrUnsupported))
 		}
 	}
-	problems = append(problems, checkNamespaces(p, svc)...)
+	problems = append(problems, checkNamespaces(svc)...)
 	problems = append(problems, checkConfigs(p, svc)...)
 	return problems
 }
@@ -133,7 +133,7 @@ func (refused) Unwrap() error { return ErrUnsupported }
 
 // checkNamespaces checks the namespace keys beyond what compose-go checks (it refuses
 // a service:NAME of no service, through the depends_on it adds for each).
-func checkNamespaces(p *types.Project, svc types.ServiceConfig) []error {
+func checkNamespaces(svc types.ServiceConfig) []error {
 	var problems []error
 	if svc.Uts != "" && svc.Uts != "host" {
 		problems = append(problems, fmt.Errorf("uts %q: the engine knows only \"host\"", svc.Uts))
