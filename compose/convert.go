@@ -8,15 +8,19 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"net/netip"
 	"os"
+	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/moby/api/types/blkiodev"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -28,7 +32,26 @@ type ContainerCreate struct {
 	Config     *container.Config
 	HostConfig *container.HostConfig
 	Networking *network.NetworkingConfig
+	// Platform is the service's platform ("os/arch[/variant]"), which picks the image
+	// variant the container runs, as `docker compose` passes it.
+	Platform string `json:",omitempty"`
+	// Files are written into the container after create and before start: the configs
+	// given as content or environment, which Compose injects the same way.
+	Files []ContainerFile `json:",omitempty"`
 }
+
+// ContainerFile is a file copied into a container before it starts.
+type ContainerFile struct {
+	Path     string
+	Mode     uint32
+	UID, GID int
+	Content  []byte
+}
+
+// ServiceRefPrefix marks, in the create options, a reference to another service's
+// container (network_mode, ipc and pid service:NAME, volumes_from and links): only the
+// runtime knows that container when this one is created (ResolveServiceRefs).
+const ServiceRefPrefix = types.ServicePrefix
 
 // NetworkCreate describes a project network to create.
 type NetworkCreate struct {
@@ -118,12 +141,17 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
 	}
 	if p.ServiceSpecs[service].Routed() {
-		bindings = nil // the router owns the host ports; it reaches the containers by name
+		bindings = network.PortMap{} // the router owns the host ports; it reaches the containers by name
 	}
 	binds, mounts, err := volumes(p, svc)
 	if err != nil {
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
 	}
+	configMounts, files, err := configFiles(p, svc)
+	if err != nil {
+		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
+	}
+	mounts = append(mounts, configMounts...)
 	securityOpts, err := securityOptions(p, svc.SecurityOpt)
 	if err != nil {
 		return ContainerCreate{}, fmt.Errorf("service %s: %w", service, err)
@@ -173,6 +201,19 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 		OomScoreAdj:    int(svc.OomScoreAdj),
 		Tmpfs:          tmpfs(svc.Tmpfs),
 		Resources:      resources(svc, p.Spec.Policy.Defaults),
+		Annotations:    svc.Annotations,
+		IpcMode:        container.IpcMode(svc.Ipc),
+		PidMode:        container.PidMode(svc.Pid),
+		UTSMode:        container.UTSMode(svc.Uts),
+		UsernsMode:     container.UsernsMode(svc.UserNSMode),
+		CgroupnsMode:   container.CgroupnsMode(svc.Cgroup),
+		Isolation:      container.Isolation(svc.Isolation),
+		Runtime:        svc.Runtime,
+		StorageOpt:     svc.StorageOpt,
+		VolumesFrom:    volumesFrom(svc.VolumesFrom),
+	}
+	if len(host.Annotations) == 0 {
+		host.Annotations = nil
 	}
 	if svc.Logging != nil {
 		host.LogConfig = container.LogConfig{Type: svc.Logging.Driver, Config: svc.Logging.Options}
@@ -183,7 +224,145 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 		withoutServiceAliases(netCfg, name)
 	}
 	host.NetworkMode = netMode
-	return ContainerCreate{Name: name, Config: cfg, HostConfig: host, Networking: netCfg}, nil
+	if svc.NetworkMode == "" {
+		links := links(svc)
+		host.Links = links
+		if netCfg != nil && len(links) > 0 {
+			for _, ep := range netCfg.EndpointsConfig {
+				ep.Links = links
+			}
+		}
+		if svc.MacAddress != "" && netCfg != nil {
+			if ep := netCfg.EndpointsConfig[string(netMode)]; ep != nil && len(ep.MacAddress) == 0 {
+				mac, err := net.ParseMAC(svc.MacAddress)
+				if err != nil {
+					return ContainerCreate{}, fmt.Errorf("service %s: mac_address %q: %w", service, svc.MacAddress, err)
+				}
+				ep.MacAddress = network.HardwareAddr(mac)
+			}
+		}
+	}
+	return ContainerCreate{Name: name, Config: cfg, HostConfig: host, Networking: netCfg, Platform: svc.Platform, Files: files}, nil
+}
+
+// volumesFrom marks services (compose-go keeps "NAME[:ro]" for a service and
+// "container:NAME[:ro]" for a container) for ResolveServiceRefs.
+func volumesFrom(list []string) []string {
+	if len(list) == 0 {
+		return nil
+	}
+	var out []string
+	for _, v := range list {
+		if name, ok := strings.CutPrefix(v, types.ContainerPrefix); ok {
+			out = append(out, name)
+			continue
+		}
+		out = append(out, ServiceRefPrefix+v)
+	}
+	return out
+}
+
+// links lists links as the engine takes them, "CONTAINER:ALIAS": a service's link is
+// marked for ResolveServiceRefs, under the alias given, else the service's name (Compose
+// adds the container's own name too, which every container answers to on the network
+// anyway); external links name containers already.
+func links(svc types.ServiceConfig) []string {
+	var out []string
+	for _, l := range svc.Links {
+		name, alias, ok := strings.Cut(l, ":")
+		if !ok {
+			alias = name
+		}
+		out = append(out, ServiceRefPrefix+name+":"+alias)
+	}
+	for _, l := range svc.ExternalLinks {
+		name, alias, ok := strings.Cut(l, ":")
+		if !ok {
+			alias = name
+		}
+		out = append(out, name+":"+alias)
+	}
+	return out
+}
+
+// configFiles delivers configs as Compose does: a file config is a read-only bind mount
+// (through Mounts, as Compose: a missing file is an error, not a new directory),
+// content and environment configs are written into the container before it starts.
+// A relative target is under "/", the default target is /<config name>.
+func configFiles(p *Project, svc types.ServiceConfig) ([]mount.Mount, []ContainerFile, error) {
+	var binds []mount.Mount
+	var files []ContainerFile
+	for _, ref := range svc.Configs {
+		cfg, ok := p.Configs[ref.Source]
+		if !ok {
+			return nil, nil, fmt.Errorf("config %q is not defined in the top-level configs", ref.Source)
+		}
+		target := ref.Target
+		if target == "" {
+			target = "/" + ref.Source
+		} else if !path.IsAbs(target) {
+			target = "/" + target
+		}
+		switch {
+		case cfg.Content != "" || cfg.Environment != "":
+			content := cfg.Content
+			if cfg.Environment != "" {
+				content = p.Environment[cfg.Environment]
+			}
+			f := ContainerFile{Path: target, Mode: 0o444, Content: []byte(content)}
+			if ref.Mode != nil {
+				f.Mode = uint32(*ref.Mode)
+			}
+			if ref.UID != "" {
+				uid, err := strconv.Atoi(ref.UID)
+				if err != nil {
+					return nil, nil, fmt.Errorf("config %q: uid %q must be a number", ref.Source, ref.UID)
+				}
+				f.UID = uid
+			}
+			if ref.GID != "" {
+				gid, err := strconv.Atoi(ref.GID)
+				if err != nil {
+					return nil, nil, fmt.Errorf("config %q: gid %q must be a number", ref.Source, ref.GID)
+				}
+				f.GID = gid
+			}
+			files = append(files, f)
+		case cfg.File != "":
+			binds = append(binds, mount.Mount{Type: mount.TypeBind, Source: cfg.File, Target: target, ReadOnly: true})
+		default:
+			return nil, nil, fmt.Errorf("config %q has no source: set file, environment or content", ref.Source)
+		}
+	}
+	return binds, files, nil
+}
+
+// ServiceRef reads a reference marked with ServiceRefPrefix: the service it names and
+// what follows the name (":ro", ":alias").
+func ServiceRef(value string) (service, rest string, ok bool) {
+	ref, ok := strings.CutPrefix(value, ServiceRefPrefix)
+	if !ok {
+		return "", "", false
+	}
+	service, rest, _ = strings.Cut(ref, ":")
+	if rest != "" {
+		rest = ":" + rest
+	}
+	return service, rest, true
+}
+
+// SharedNamespaceServices lists the services whose container this service joins:
+// network_mode, ipc or pid service:NAME. When their container is replaced, this
+// service's must be too, as with Compose, or it keeps a dead namespace.
+func SharedNamespaceServices(svc types.ServiceConfig) []string {
+	var out []string
+	for _, mode := range []string{svc.NetworkMode, svc.Ipc, svc.Pid} {
+		if name, ok := strings.CutPrefix(mode, types.ServicePrefix); ok && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func containerLabels(p *Project, svc types.ServiceConfig, r ReplicaLabels) map[string]string {
@@ -297,9 +476,6 @@ func ports(svc types.ServiceConfig) (network.PortSet, network.PortMap, error) {
 	if len(exposed) == 0 {
 		exposed = nil
 	}
-	if len(bindings) == 0 {
-		bindings = nil
-	}
 	return exposed, bindings, nil
 }
 
@@ -339,6 +515,15 @@ func volumes(p *Project, svc types.ServiceConfig) ([]string, []mount.Mount, erro
 			}
 			if v.Volume != nil {
 				m.VolumeOptions = &mount.VolumeOptions{NoCopy: v.Volume.NoCopy, Subpath: v.Volume.Subpath, Labels: v.Volume.Labels}
+			}
+			mounts = append(mounts, m)
+		case types.VolumeTypeImage:
+			m := mount.Mount{Type: mount.TypeImage, Source: v.Source, Target: v.Target, ReadOnly: true}
+			if _, ok := p.Project.Services[v.Source]; ok {
+				m.Source = ImageRef(p, v.Source) // an image built (or named) by a service
+			}
+			if v.Image != nil && v.Image.SubPath != "" {
+				m.ImageOptions = &mount.ImageOptions{Subpath: v.Image.SubPath}
 			}
 			mounts = append(mounts, m)
 		case types.VolumeTypeTmpfs:
@@ -432,17 +617,37 @@ func restartPolicy(svc types.ServiceConfig) container.RestartPolicy {
 		}
 		return policy
 	}
-	return container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	return container.RestartPolicy{} // the engine's default, "no", as Compose leaves it
 }
 
 // resources maps limits from deploy.resources (which win) and the legacy service keys,
 // then applies x-lifecycle policy defaults where neither set a limit.
 func resources(svc types.ServiceConfig, defaults ResourceDefaults) container.Resources {
 	r := container.Resources{
-		Memory:            int64(svc.MemLimit),
-		MemoryReservation: int64(svc.MemReservation),
-		NanoCPUs:          nanoCPUs(svc.CPUS),
+		Memory:             int64(svc.MemLimit),
+		MemoryReservation:  int64(svc.MemReservation),
+		MemorySwap:         int64(svc.MemSwapLimit),
+		NanoCPUs:           nanoCPUs(svc.CPUS),
+		CgroupParent:       svc.CgroupParent,
+		CPUCount:           svc.CPUCount,
+		CPUPercent:         int64(svc.CPUPercent * 100), // as Compose does
+		CPUPeriod:          svc.CPUPeriod,
+		CPUQuota:           svc.CPUQuota,
+		CPURealtimePeriod:  svc.CPURTPeriod,
+		CPURealtimeRuntime: svc.CPURTRuntime,
+		CPUShares:          svc.CPUShares,
+		CpusetCpus:         svc.CPUSet,
+		DeviceCgroupRules:  svc.DeviceCgroupRules,
 	}
+	if svc.MemSwappiness != 0 {
+		swappiness := int64(svc.MemSwappiness)
+		r.MemorySwappiness = &swappiness
+	}
+	if svc.OomKillDisable {
+		r.OomKillDisable = &svc.OomKillDisable
+	}
+	blkio(svc.BlkioConfig, &r)
+	devices(svc, &r)
 	if svc.PidsLimit != 0 {
 		pids := svc.PidsLimit
 		r.PidsLimit = &pids
@@ -460,8 +665,16 @@ func resources(svc types.ServiceConfig, defaults ResourceDefaults) container.Res
 				r.PidsLimit = &pids
 			}
 		}
-		if res := svc.Deploy.Resources.Reservations; res != nil && res.MemoryBytes != 0 {
-			r.MemoryReservation = int64(res.MemoryBytes)
+		if res := svc.Deploy.Resources.Reservations; res != nil {
+			if res.MemoryBytes != 0 {
+				r.MemoryReservation = int64(res.MemoryBytes)
+			}
+			for _, d := range res.Devices {
+				r.DeviceRequests = append(r.DeviceRequests, container.DeviceRequest{
+					Driver: d.Driver, Count: int(d.Count), DeviceIDs: d.IDs,
+					Capabilities: [][]string{d.Capabilities}, Options: d.Options,
+				})
+			}
 		}
 	}
 	if r.Memory == 0 && defaults.Memory > 0 {
@@ -505,6 +718,11 @@ func nanoCPUs(cpus float32) int64 {
 // aliases and the container name as DNS names, as Compose does. The engine package
 // connects extra networks after create on engines older than API 1.44.
 func networking(p *Project, svc types.ServiceConfig, containerName string) (container.NetworkMode, *network.NetworkingConfig) {
+	if svc.NetworkMode != "" {
+		// host, none, bridge, container:NAME as written; service:NAME is resolved by
+		// the runtime (ResolveServiceRefs), as Compose resolves it to container:ID.
+		return container.NetworkMode(svc.NetworkMode), nil
+	}
 	svc, segmentEndpoints, segmentPrimary := segmentNetworks(p, svc, containerName)
 	if len(svc.Networks) == 0 && segmentPrimary == "" {
 		return "none", nil
@@ -612,4 +830,54 @@ func Volumes(p *Project) (create []VolumeCreate, external []string) {
 		create = append(create, VolumeCreate{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: labels})
 	}
 	return create, external
+}
+
+func blkio(b *types.BlkioConfig, r *container.Resources) {
+	if b == nil {
+		return
+	}
+	r.BlkioWeight = b.Weight
+	for _, d := range b.WeightDevice {
+		r.BlkioWeightDevice = append(r.BlkioWeightDevice, &blkiodev.WeightDevice{Path: d.Path, Weight: d.Weight})
+	}
+	throttle := func(list []types.ThrottleDevice) []*blkiodev.ThrottleDevice {
+		var out []*blkiodev.ThrottleDevice
+		for _, d := range list {
+			out = append(out, &blkiodev.ThrottleDevice{Path: d.Path, Rate: uint64(d.Rate)})
+		}
+		return out
+	}
+	r.BlkioDeviceReadBps = throttle(b.DeviceReadBps)
+	r.BlkioDeviceReadIOps = throttle(b.DeviceReadIOps)
+	r.BlkioDeviceWriteBps = throttle(b.DeviceWriteBps)
+	r.BlkioDeviceWriteIOps = throttle(b.DeviceWriteIOps)
+}
+
+// devices maps devices (a CDI name such as vendor.com/gpu=all becomes a request to the
+// cdi driver, as with Compose) and gpus (a request with the "gpu" capability).
+func devices(svc types.ServiceConfig, r *container.Resources) {
+	var cdi []string
+	for _, d := range svc.Devices {
+		if d.Source == d.Target && isCDIName(d.Source) {
+			cdi = append(cdi, d.Source)
+			continue
+		}
+		r.Devices = append(r.Devices, container.DeviceMapping{PathOnHost: d.Source, PathInContainer: d.Target, CgroupPermissions: d.Permissions})
+	}
+	if len(cdi) > 0 {
+		r.DeviceRequests = append(r.DeviceRequests, container.DeviceRequest{Driver: "cdi", DeviceIDs: cdi})
+	}
+	for _, g := range svc.Gpus {
+		r.DeviceRequests = append(r.DeviceRequests, container.DeviceRequest{
+			Driver: g.Driver, Count: int(g.Count), DeviceIDs: g.IDs,
+			Capabilities: [][]string{append(slices.Clone(g.Capabilities), "gpu")}, Options: g.Options,
+		})
+	}
+}
+
+// isCDIName reports whether a device is a fully qualified CDI name, vendor/class=name.
+func isCDIName(s string) bool {
+	kind, name, ok := strings.Cut(s, "=")
+	vendor, class, hasClass := strings.Cut(kind, "/")
+	return ok && hasClass && name != "" && vendor != "" && class != "" && !strings.HasPrefix(s, "/")
 }

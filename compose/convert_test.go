@@ -226,7 +226,7 @@ services:
 				assert.Equal(t, c.Config.Labels[LabelContainerNumber], "1")
 				// the ports stay exposed, so the router reaches them by container name
 				equalJSON(t, c.Config.ExposedPorts, network.PortSet{port("80/tcp"): {}, port("9000/tcp"): {}, port("3000/tcp"): {}})
-				assert.Check(t, c.HostConfig.PortBindings == nil)
+				assert.Check(t, len(c.HostConfig.PortBindings) == 0, "an empty map, as Compose passes")
 				equalJSON(t, c.Networking.EndpointsConfig, map[string]*network.EndpointSettings{
 					"shop_default": {Aliases: []string{"shop-web-r3-1", "web"}},
 				})
@@ -244,7 +244,7 @@ services:
 			check: func(t *testing.T, c ContainerCreate, _ string) {
 				assert.Equal(t, c.Name, "shop-web-r3-1")
 				assert.Equal(t, c.Config.Labels[LabelStrategy], StrategyCanary)
-				assert.Check(t, c.HostConfig.PortBindings == nil)
+				assert.Check(t, len(c.HostConfig.PortBindings) == 0, "an empty map, as Compose passes")
 			},
 		},
 		{
@@ -274,7 +274,7 @@ services:
 `,
 			check: func(t *testing.T, c ContainerCreate, _ string) {
 				equalJSON(t, c.Config.ExposedPorts, network.PortSet{port("3000/tcp"): {}, port("4000/udp"): {}, port("5000/tcp"): {}})
-				assert.Check(t, c.HostConfig.PortBindings == nil)
+				assert.Check(t, len(c.HostConfig.PortBindings) == 0, "an empty map, as Compose passes")
 			},
 		},
 		{
@@ -286,7 +286,7 @@ services:
 `,
 			check: func(t *testing.T, c ContainerCreate, _ string) {
 				assert.Check(t, c.Config.ExposedPorts == nil)
-				assert.Check(t, c.HostConfig.PortBindings == nil)
+				assert.Check(t, len(c.HostConfig.PortBindings) == 0, "an empty map, as Compose passes")
 				assert.Check(t, c.HostConfig.Binds == nil)
 				assert.Check(t, c.HostConfig.Mounts == nil)
 			},
@@ -590,7 +590,7 @@ services:
 				assert.Check(t, c.Config.StopTimeout == nil)
 				assert.Equal(t, c.Config.StopSignal, "")
 				assert.DeepEqual(t, c.HostConfig.LogConfig, container.LogConfig{})
-				assert.DeepEqual(t, c.HostConfig.RestartPolicy, container.RestartPolicy{Name: container.RestartPolicyDisabled})
+				assert.DeepEqual(t, c.HostConfig.RestartPolicy, container.RestartPolicy{}) // the engine's default "no", left empty as Compose does
 				assert.Check(t, c.Config.AttachStdout && c.Config.AttachStderr)
 			},
 		},
@@ -782,7 +782,7 @@ func TestContainerRestartPolicy(t *testing.T) {
 		yaml string
 		want container.RestartPolicy
 	}{
-		{name: "none set", want: container.RestartPolicy{Name: container.RestartPolicyDisabled}},
+		{name: "none set", want: container.RestartPolicy{}},
 		{name: "restart no", yaml: "    restart: \"no\"\n", want: container.RestartPolicy{Name: container.RestartPolicyDisabled}},
 		{name: "restart always", yaml: "    restart: always\n", want: container.RestartPolicy{Name: container.RestartPolicyAlways}},
 		{name: "restart unless-stopped", yaml: "    restart: unless-stopped\n", want: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}},

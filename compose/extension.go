@@ -64,8 +64,10 @@ type ResourceDefaults struct {
 type ServiceSpec struct {
 	// Strategy is rolling (the default), blue-green, canary or recreate (the default
 	// for services that cannot run twice, e.g. with a read-write named volume).
-	Strategy    string   `mapstructure:"strategy" json:"strategy" yaml:"strategy"`
-	WaitTimeout Duration `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
+	Strategy string `mapstructure:"strategy" json:"strategy" yaml:"strategy"`
+	// StrategyReason says why the service got its strategy, for plan.
+	StrategyReason string   `mapstructure:"-" json:"-" yaml:"-"`
+	WaitTimeout    Duration `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
 	// Allow lists the policy rules this service may break, each with its reason.
 	Allow []PolicyException `mapstructure:"allow" json:"allow,omitempty" yaml:"allow,omitempty"`
 	// History is how many previous revisions are kept as stopped containers for rollback.

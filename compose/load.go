@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -20,6 +21,10 @@ type LoadOptions struct {
 	Profiles    []string // --profile; empty: COMPOSE_PROFILES
 	EnvFiles    []string // --env-file; empty: .env in the project directory
 	WorkingDir  string   // --project-directory
+	// KeepRefused loads a file whose services set keys docker lifecycle refuses (each
+	// problem then is in Project.Refused, not an error), so lint can judge a file that
+	// deploy would refuse.
+	KeepRefused bool
 }
 
 // Project is a loaded compose project with its resolved x-lifecycle settings.
@@ -28,6 +33,8 @@ type Project struct {
 	Spec ProjectSpec
 	// ServiceSpecs holds each service's resolved x-lifecycle block, by service name.
 	ServiceSpecs map[string]ServiceSpec
+	// Refused lists the refused keys of a project loaded with KeepRefused.
+	Refused []error
 }
 
 // Load reads the compose files the way `docker compose` does and decodes x-lifecycle
@@ -50,7 +57,7 @@ func Load(ctx context.Context, opts LoadOptions) (*Project, error) {
 	if err != nil {
 		return nil, loadError(po.ConfigPaths, err)
 	}
-	return fromTypes(tp)
+	return fromTypes(tp, opts.KeepRefused)
 }
 
 // falseSchema matches compose-go's schema error for a key the compose schema does not
@@ -92,7 +99,7 @@ func loadError(files []string, err error) error {
 }
 
 // fromTypes validates a compose-go project and resolves its x-lifecycle settings.
-func fromTypes(tp *types.Project) (*Project, error) {
+func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 	p := &Project{Project: tp, ServiceSpecs: map[string]ServiceSpec{}}
 	files := newFileLocator(tp.ComposeFiles)
 
@@ -110,19 +117,36 @@ func fromTypes(tp *types.Project) (*Project, error) {
 			}
 		}
 	}
+	// Every service's problems are collected, so one run names all a file needs changed.
+	var problems []error
 	for _, name := range sortedServiceNames(tp) {
 		svc := tp.Services[name]
 		s, err := DecodeServiceSpec(svc.Extensions[ExtensionKey], spec)
 		if err != nil {
-			return nil, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err)
+			problems = append(problems, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err))
+			continue
 		}
-		if err := checkSupported(svc); err != nil {
-			return nil, fmt.Errorf("%s: service %q: %w", files.find("services", name), name, err)
+		refused := false
+		for _, err := range checkSupported(tp, svc) {
+			err = fmt.Errorf("%s: service %q: %w", files.find("services", name), name, err)
+			if keepRefused && errors.Is(err, ErrUnsupported) {
+				p.Refused = append(p.Refused, err)
+				continue
+			}
+			problems = append(problems, err)
+			refused = true
+		}
+		if refused {
+			continue
 		}
 		if err := resolveRollout(svc, &s, spec.Strategy, awaitedCompletion[name]); err != nil {
-			return nil, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err)
+			problems = append(problems, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err))
+			continue
 		}
 		p.ServiceSpecs[name] = s
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 	if err := resolveNetworks(p, files); err != nil {
 		return nil, err

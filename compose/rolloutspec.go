@@ -125,16 +125,22 @@ func (s ServiceSpec) Routed() bool { return s.Strategy != StrategyRecreate }
 // A service that sets no strategy gets the project's, else rolling; but recreate when it
 // cannot run twice, or when it is a one-shot job that other services wait to complete.
 func resolveRollout(svc types.ServiceConfig, spec *ServiceSpec, projectDefault string, oneShot bool) error {
-	reason := cannotRunTwice(svc)
+	reason, risk := cannotRunTwice(svc), shouldNotRunTwice(svc)
 	switch {
-	case spec.Strategy == "" && (reason != "" || oneShot):
-		spec.Strategy = StrategyRecreate
+	case spec.Strategy == "" && reason != "":
+		spec.Strategy, spec.StrategyReason = StrategyRecreate, reason
+	case spec.Strategy == "" && risk != "":
+		spec.Strategy, spec.StrategyReason = StrategyRecreate, risk+"; set x-lifecycle.strategy if two copies are safe"
+	case spec.Strategy == "" && oneShot:
+		spec.Strategy, spec.StrategyReason = StrategyRecreate, "it is a one-shot job that other services wait to complete"
 	case spec.Strategy == "" && projectDefault != "":
-		spec.Strategy = projectDefault
+		spec.Strategy, spec.StrategyReason = projectDefault, "the project's x-lifecycle.strategy"
 	case spec.Strategy == "":
-		spec.Strategy = StrategyRolling
+		spec.Strategy, spec.StrategyReason = StrategyRolling, "the default"
 	case spec.Strategy != StrategyRecreate && reason != "":
 		return fmt.Errorf("key \"strategy\": %q runs old and new containers side by side, but %s; use %q", spec.Strategy, reason, StrategyRecreate)
+	default:
+		spec.StrategyReason = "set in the service's x-lifecycle"
 	}
 	if spec.Strategy == StrategyRecreate && svc.GetScale() > 1 {
 		for _, p := range svc.Ports {
@@ -276,13 +282,42 @@ func updateSpec(u *types.UpdateConfig, key string) (UpdateSpec, error) {
 	return out, nil
 }
 
+// shouldNotRunTwice says why two containers of the service would likely hurt, or "":
+// a read-write bind mount (a game world, a data directory) or a device. Unlike
+// cannotRunTwice's reasons, an explicit strategy wins: the directory may be meant to be
+// shared (a socket, a spool), the device may be shareable.
+func shouldNotRunTwice(svc types.ServiceConfig) string {
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeBind && !v.ReadOnly {
+			return fmt.Sprintf("it bind-mounts %s read-write (two writers could corrupt it)", v.Source)
+		}
+	}
+	if len(svc.Devices) > 0 {
+		return fmt.Sprintf("it uses device %s (two copies would share it)", svc.Devices[0].Source)
+	}
+	return ""
+}
+
 // cannotRunTwice says why two containers of the service must not run at once, or "".
+// A fixed container name is one of these: the engine names one container so, and a
+// rename after the switch would leave the name on the old container while both run
+// (docs/compose-keys.md).
 func cannotRunTwice(svc types.ServiceConfig) string {
+	if svc.ContainerName != "" {
+		return fmt.Sprintf("container_name %q is fixed (the engine gives a name to one container)", svc.ContainerName)
+	}
 	for _, v := range svc.Volumes {
 		if v.Type == types.VolumeTypeVolume && v.Source != "" && !v.ReadOnly {
 			return fmt.Sprintf("it mounts volume %q read-write (two writers could corrupt it)", v.Source)
 		}
 	}
+	switch mode := svc.NetworkMode; {
+	case mode == "host":
+		return "network_mode is host (two copies would bind the same host ports)"
+	case strings.HasPrefix(mode, types.ServicePrefix), strings.HasPrefix(mode, types.ContainerPrefix):
+		return fmt.Sprintf("network_mode is %s (two copies would share one network stack and its ports)", mode)
+	}
+
 	for name, n := range svc.Networks {
 		if n != nil && (n.Ipv4Address != "" || n.Ipv6Address != "") {
 			return fmt.Sprintf("it has a static address on network %q (two containers cannot share it)", name)

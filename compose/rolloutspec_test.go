@@ -53,7 +53,7 @@ volumes:
 `,
 			want: map[string]string{
 				"rw": StrategyRecreate, "long": StrategyRecreate,
-				"ro": StrategyRolling, "bind": StrategyRolling, "anon": StrategyRolling, "tmp": StrategyRolling,
+				"ro": StrategyRolling, "bind": StrategyRecreate, "anon": StrategyRolling, "tmp": StrategyRolling,
 			},
 		},
 		{
@@ -165,7 +165,9 @@ func TestLoadResolvesRollout(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(t *testing.T, s ServiceSpec) {
-				assert.DeepEqual(t, s, resolved(StrategyRolling, Duration(DefaultWaitTimeout)))
+				want := resolved(StrategyRolling, Duration(DefaultWaitTimeout))
+				want.StrategyReason = "the default"
+				assert.DeepEqual(t, s, want)
 			},
 		},
 		{
@@ -480,4 +482,63 @@ func TestServiceSecretsOwner(t *testing.T) {
 		assert.NilError(t, err)
 		assert.Check(t, is.DeepEqual(files, []SecretFileSpec{{Secret: "key", Name: "key", Mode: 0o400, UID: tc.uid, GID: tc.gid}}), "%+v", tc)
 	}
+}
+
+// TestStrategyReasons: the keys under which two copies of a service would hurt make
+// recreate its default, and plan shows why (Plan.Strategies).
+func TestStrategyReasons(t *testing.T) {
+	compose := `
+x-lifecycle: {strategy: blue-green}
+services:
+  named:
+    image: x
+    container_name: fixed
+  bind:
+    image: x
+    volumes: ["./world:/world"]
+  bindro:
+    image: x
+    volumes: ["./conf:/conf:ro"]
+  host:
+    image: x
+    network_mode: host
+  sidecar:
+    image: x
+    network_mode: service:bindro
+  joined:
+    image: x
+    network_mode: container:other
+  device:
+    image: x
+    devices: ["/dev/null:/dev/xnull"]
+  plain:
+    image: x
+  sharedbind:
+    image: x
+    volumes: ["./spool:/spool"]
+    x-lifecycle: {strategy: rolling}
+  own:
+    image: x
+    x-lifecycle: {strategy: canary}
+`
+	p, _, err := loadFiles(t, map[string]string{"compose.yaml": compose}, LoadOptions{ProjectName: "shop"})
+	assert.NilError(t, err)
+	got := map[string]string{}
+	for name, s := range p.ServiceSpecs {
+		got[name] = s.Strategy + ": " + s.StrategyReason
+	}
+	assert.DeepEqual(t, got, map[string]string{
+		"named":      `recreate: container_name "fixed" is fixed (the engine gives a name to one container)`,
+		"bind":       "recreate: it bind-mounts " + filepath.Join(p.WorkingDir, "world") + " read-write (two writers could corrupt it); set x-lifecycle.strategy if two copies are safe",
+		"bindro":     "blue-green: the project's x-lifecycle.strategy",
+		"host":       "recreate: network_mode is host (two copies would bind the same host ports)",
+		"sidecar":    "recreate: network_mode is service:bindro (two copies would share one network stack and its ports)",
+		"joined":     "recreate: network_mode is container:other (two copies would share one network stack and its ports)",
+		"device":     "recreate: it uses device /dev/null (two copies would share it); set x-lifecycle.strategy if two copies are safe",
+		"sharedbind": "rolling: set in the service's x-lifecycle",
+		"plain":      "blue-green: the project's x-lifecycle.strategy",
+		"own":        "canary: set in the service's x-lifecycle",
+	})
+	_, _, err = loadFiles(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: x\n    container_name: fixed\n    x-lifecycle: {strategy: rolling}\n"}, LoadOptions{ProjectName: "shop"})
+	assert.ErrorContains(t, err, `"rolling" runs old and new containers side by side, but container_name "fixed" is fixed`)
 }

@@ -35,8 +35,13 @@ func RevisionContainerName(project, service string, revision, number int) string
 	return fmt.Sprintf("%s-%s-r%d-%d", project, service, revision, number)
 }
 
-// ReplicaName is the name of a service replica: with its revision for routed services.
+// ReplicaName is the name of a service replica: its container_name when set (such a
+// service has one replica and the recreate strategy), with its revision for routed
+// services.
 func ReplicaName(p *Project, service string, revision, number int) string {
+	if name := p.Project.Services[service].ContainerName; name != "" {
+		return name
+	}
 	if p.ServiceSpecs[service].Routed() {
 		return RevisionContainerName(p.Name, service, revision, number)
 	}

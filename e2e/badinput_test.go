@@ -89,9 +89,9 @@ func TestBadInputIsRefusedBeforeAnyEngineWrite(t *testing.T) {
 			want: []string{"dependency cycle", "a", "b"},
 		},
 		{
-			name: "unsupported compose key",
-			yaml: "services:\n  web:\n    image: {{image:v1}}\n    devices: [\"/dev/null:/dev/null\"]\n",
-			want: []string{"compose.yaml", `service "web"`, `"devices"`, "not supported"},
+			name: "unsupported compose keys, all named at once",
+			yaml: "services:\n  web:\n    image: {{image:v1}}\n    use_api_socket: true\n  api:\n    image: {{image:v1}}\n    pre_start: [{command: [\"true\"]}]\n",
+			want: []string{"compose.yaml", `service "web": key "use_api_socket"`, `service "api": key "pre_start"`, "not supported"},
 		},
 		{
 			name: "unsupported deploy key",
@@ -246,4 +246,22 @@ func (p *project) runningIDs() map[string]string {
 		out[name] = id
 	}
 	return out
+}
+
+// TestLintJudgesARefusedFile: lint still lints a file that deploy refuses, prints its
+// findings, then every refused key of every service, and exits 1.
+func TestLintJudgesARefusedFile(t *testing.T) {
+	s := setup(t)
+	p := s.newProject(t, "services:\n  web:\n    image: {{image:v1}}\n    privileged: true\n    use_api_socket: true\n  api:\n    image: {{image:v1}}\n    pre_start: [{command: [\"true\"]}]\n")
+	r := p.lifecycle("lint")
+	assert.Check(t, is.Equal(r.code, 1), r.String())
+	assert.Check(t, is.Contains(r.stdout, "privileged"), "the findings are printed: %s", r)
+	for _, want := range []string{`service "web": key "use_api_socket"`, `service "api": key "pre_start"`} {
+		assert.Check(t, is.Contains(r.stderr, want), r.String())
+	}
+	r = p.lifecycle("deploy")
+	assert.Check(t, r.code != 0)
+	assert.Check(t, is.Contains(r.stderr, `service "web": key "use_api_socket"`), r.String())
+	assert.Check(t, is.Contains(r.stderr, `service "api": key "pre_start"`), r.String())
+	assert.Check(t, is.Len(p.objects(), 0))
 }

@@ -300,7 +300,7 @@ func TestConverterFaithfulOnEngine(t *testing.T) {
 	assert.Check(t, is.DeepEqual(side.HostConfig.RestartPolicy, struct {
 		Name              string
 		MaximumRetryCount int
-	}{"no", 0}))
+	}{"", 0}), "no restart policy: left empty (the engine's \"no\"), as Compose leaves it")
 	limited := p.inspectContainer(p.name + "-limited-1")
 	assert.Check(t, is.Equal(limited.HostConfig.Memory, int64(96<<20)), "its own (legacy) memory limit wins")
 	assert.Check(t, is.Equal(limited.HostConfig.NanoCpus, int64(150_000_000)), "its own (legacy) cpus wins")

@@ -33,6 +33,7 @@ services:
     healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 2}
     restart: unless-stopped
     volumes: ["%[4]s:/count"]
+    x-lifecycle: {strategy: rolling} # the replicas share the count directory on purpose
 %[5]s
     deploy:
       replicas: %[3]d

@@ -95,6 +95,16 @@ func (d *DryRun) Exec(ctx context.Context, containerID string, cmd []string, std
 	return nil, nil
 }
 
+func (d *DryRun) RunHook(_ context.Context, containerID string, hook Hook) error {
+	d.record("run hook %v in %s", hook.Cmd, containerID)
+	return nil
+}
+
+func (d *DryRun) CopyToContainer(_ context.Context, containerID, dir string, _ io.Reader) error {
+	d.record("copy files to %s:%s", containerID, dir)
+	return nil
+}
+
 // SaveImage only reads: it passes through (stated here so the dry-run surface is explicit).
 func (d *DryRun) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error) {
 	return d.Engine.SaveImage(ctx, ref)

@@ -68,6 +68,12 @@ type Engine interface {
 	// Exec runs cmd in a running container with stdin (may be nil) and returns its
 	// stdout; a non-zero exit is an *ExecError carrying the exit code and stderr.
 	Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
+	// RunHook runs a compose lifecycle hook (post_start, pre_stop) in a running
+	// container, as `docker exec` with the hook's user, privileges, directory and
+	// environment; a non-zero exit is an *ExecError.
+	RunHook(ctx context.Context, containerID string, hook Hook) error
+	// CopyToContainer extracts a tar archive into dir of a (created) container.
+	CopyToContainer(ctx context.Context, containerID, dir string, archive io.Reader) error
 	// Arch is the engine's hardware architecture as it reports it (x86_64, aarch64, …).
 	Arch(ctx context.Context) (string, error)
 	// NetworkCounters reads a running container's network byte and packet counters,
@@ -207,12 +213,22 @@ type ContainerDetails struct {
 	HostConfig *container.HostConfig
 }
 
+// Hook is a command run in a running container.
+type Hook struct {
+	Cmd        []string
+	User       string
+	Privileged bool
+	WorkingDir string
+	Env        []string
+}
+
 // ContainerSpec is everything needed to create a container.
 type ContainerSpec struct {
 	Name       string
 	Config     *container.Config
 	HostConfig *container.HostConfig
 	Networking *network.NetworkingConfig
+	Platform   string // "os/arch[/variant]"; empty: the engine's
 }
 
 // Network is a network on the engine.

@@ -34,6 +34,8 @@ type Fake struct {
 	SaveImageFn        func(ctx context.Context, ref string) (io.ReadCloser, error)
 	ExecFn             func(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
 	ArchFn             func(ctx context.Context) (string, error)
+	RunHookFn          func(ctx context.Context, containerID string, hook Hook) error
+	CopyToContainerFn  func(ctx context.Context, containerID, dir string, archive io.Reader) error
 	ExecSessionFn      func(ctx context.Context, containerID string, cmd []string) (*Session, error)
 	NetworkCountersFn  func(ctx context.Context, containerID string) (NetworkCounters, error)
 	StreamStatsFn      func(ctx context.Context, containerID string) (<-chan container.StatsResponse, error)
@@ -81,6 +83,20 @@ func (f *Fake) Exec(ctx context.Context, containerID string, cmd []string, stdin
 		return nil, unexpected("Exec")
 	}
 	return f.ExecFn(ctx, containerID, cmd, stdin)
+}
+
+func (f *Fake) RunHook(ctx context.Context, containerID string, hook Hook) error {
+	if f.RunHookFn == nil {
+		return unexpected("RunHook")
+	}
+	return f.RunHookFn(ctx, containerID, hook)
+}
+
+func (f *Fake) CopyToContainer(ctx context.Context, containerID, dir string, archive io.Reader) error {
+	if f.CopyToContainerFn == nil {
+		return unexpected("CopyToContainer")
+	}
+	return f.CopyToContainerFn(ctx, containerID, dir, archive)
 }
 
 func (f *Fake) Arch(ctx context.Context) (string, error) {

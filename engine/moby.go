@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/containerd/platforms"
 	"io"
 	"net"
 	"net/netip"
@@ -193,6 +194,15 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 // API 1.44 accept a single network at create time, so the others are connected after.
 func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
 	networking := spec.Networking
+	if networking != nil && versionLess(m.api.ClientVersion(), "1.44") {
+		// Before API 1.44 an endpoint's MAC address is ignored, and this client no
+		// longer has the container-wide field older engines read: refuse, not ignore.
+		for name, ep := range networking.EndpointsConfig {
+			if ep != nil && len(ep.MacAddress) > 0 {
+				return "", fmt.Errorf("create container %s: mac_address on network %s needs Docker Engine API 1.44 (Docker 25) or later; this engine speaks API %s: upgrade the engine or remove mac_address", spec.Name, name, m.api.ClientVersion())
+			}
+		}
+	}
 	var later map[string]*network.EndpointSettings
 	if networking != nil && len(networking.EndpointsConfig) > 1 && versionLess(m.api.ClientVersion(), "1.44") {
 		primary := string(spec.HostConfig.NetworkMode)
@@ -207,9 +217,17 @@ func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string,
 		}
 		networking = &network.NetworkingConfig{EndpointsConfig: first}
 	}
-	res, err := m.api.ContainerCreate(ctx, client.ContainerCreateOptions{
+	opts := client.ContainerCreateOptions{
 		Name: spec.Name, Config: spec.Config, HostConfig: spec.HostConfig, NetworkingConfig: networking,
-	})
+	}
+	if spec.Platform != "" {
+		p, err := platforms.Parse(spec.Platform)
+		if err != nil {
+			return "", fmt.Errorf("create container %s: platform %q: %w", spec.Name, spec.Platform, err)
+		}
+		opts.Platform = &p
+	}
+	res, err := m.api.ContainerCreate(ctx, opts)
 	if err != nil {
 		return "", wrapNotFound(err, "create container "+spec.Name)
 	}
@@ -219,6 +237,13 @@ func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string,
 		}
 	}
 	return res.ID, nil
+}
+
+func (m *Moby) CopyToContainer(ctx context.Context, containerID, dir string, archive io.Reader) error {
+	if _, err := m.api.CopyToContainer(ctx, containerID, client.CopyToContainerOptions{DestinationPath: dir, Content: archive}); err != nil {
+		return wrapNotFound(err, "copy files into container "+containerID)
+	}
+	return nil
 }
 
 func (m *Moby) StartContainer(ctx context.Context, id string) error {
@@ -398,9 +423,20 @@ func (m *Moby) RemoveImage(ctx context.Context, ref string) error {
 // Exec runs cmd in the container and waits for it, feeding stdin and collecting stdout
 // and stderr separately (the stream is multiplexed because no TTY is asked for).
 func (m *Moby) Exec(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error) {
-	created, err := m.api.ExecCreate(ctx, containerID, client.ExecCreateOptions{
-		Cmd: cmd, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true,
-	})
+	return m.exec(ctx, containerID, client.ExecCreateOptions{Cmd: cmd}, stdin)
+}
+
+func (m *Moby) RunHook(ctx context.Context, containerID string, hook Hook) error {
+	_, err := m.exec(ctx, containerID, client.ExecCreateOptions{
+		Cmd: hook.Cmd, User: hook.User, Privileged: hook.Privileged, WorkingDir: hook.WorkingDir, Env: hook.Env,
+	}, nil)
+	return err
+}
+
+func (m *Moby) exec(ctx context.Context, containerID string, opts client.ExecCreateOptions, stdin []byte) ([]byte, error) {
+	cmd := opts.Cmd
+	opts.AttachStdin, opts.AttachStdout, opts.AttachStderr = stdin != nil, true, true
+	created, err := m.api.ExecCreate(ctx, containerID, opts)
 	if err != nil {
 		return nil, wrapNotFound(err, "exec in container "+containerID)
 	}

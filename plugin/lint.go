@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,6 +11,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/policy"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
@@ -43,7 +45,10 @@ func runLint(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	}
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, err := project.load(ctx)
+	// A file with keys deploy refuses is still linted; the refusals are reported too.
+	loadOpts := project.loadOptions()
+	loadOpts.KeepRefused = true
+	p, err := compose.Load(ctx, loadOpts)
 	if err != nil {
 		return err
 	}
@@ -73,8 +78,15 @@ func runLint(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	if err != nil {
 		return err
 	}
+	var problems []error
 	if blocking := policy.Blocking(findings); len(blocking) > 0 {
-		return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("%d findings would stop a deploy (level error); fix them or allow them with a reason", len(blocking))}
+		problems = append(problems, fmt.Errorf("%d findings would stop a deploy (level error); fix them or allow them with a reason", len(blocking)))
+	}
+	if len(p.Refused) > 0 {
+		problems = append(problems, fmt.Errorf("deploy would refuse these keys:\n%w", errors.Join(p.Refused...)))
+	}
+	if len(problems) > 0 {
+		return cli.StatusError{StatusCode: 1, Status: errors.Join(problems...).Error()}
 	}
 	return nil
 }

@@ -38,10 +38,14 @@ type projectOptions struct {
 }
 
 func (o *projectOptions) load(ctx context.Context) (*compose.Project, error) {
-	return compose.Load(ctx, compose.LoadOptions{
+	return compose.Load(ctx, o.loadOptions())
+}
+
+func (o *projectOptions) loadOptions() compose.LoadOptions {
+	return compose.LoadOptions{
 		ConfigFiles: o.configFiles, ProjectName: o.projectName, Profiles: o.profiles,
 		EnvFiles: o.envFiles, WorkingDir: o.projectDir,
-	})
+	}
 }
 
 // NewRootCommand returns the `docker lifecycle` command tree.

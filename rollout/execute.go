@@ -222,6 +222,12 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 			progress.Emit(x.events, containerID(s.Target), progress.Warning, "Kept", "its replacement failed (tolerated by "+key+")")
 			return nil
 		}
+		if svc, ok := x.project.Project.Services[s.Service]; ok && len(svc.PreStop) > 0 {
+			// A failing pre_stop hook does not keep the old container: it is logged.
+			if err := x.runHooks(ctx, s, s.ContainerID, "pre_stop", svc.PreStop); err != nil {
+				progress.Emit(x.events, containerID(s.Target), progress.Warning, "Hook failed", err.Error())
+			}
+		}
 		progress.Emit(x.events, containerID(s.Target), progress.Working, "Stopping", s.Cause)
 		if err := x.eng.StopContainer(ctx, s.ContainerID, "", nil); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return x.stepError(s, err)
@@ -242,6 +248,11 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 		progress.Emit(x.events, containerID(s.Target), progress.Working, "Starting", s.Cause)
 		if err := x.eng.StartContainer(ctx, x.idOf(s)); err != nil {
 			return x.stepError(s, startHint(err))
+		}
+		if svc, ok := x.project.Project.Services[s.Service]; ok && len(svc.PostStart) > 0 {
+			if err := x.runHooks(ctx, s, x.idOf(s), "post_start", svc.PostStart); err != nil {
+				return x.stepError(s, err)
+			}
 		}
 		progress.Emit(x.events, containerID(s.Target), progress.Done, "Started", "")
 	case strategies.WaitHealthy, strategies.WaitCompleted:
@@ -352,7 +363,10 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 			return x.stepError(s, err)
 		}
 	}
-	id, err := x.eng.CreateContainer(ctx, engine.ContainerSpec(spec))
+	if err := resolveServiceRefs(ctx, x.eng, x.project.Name, &spec); err != nil {
+		return x.stepError(s, err)
+	}
+	id, err := x.eng.CreateContainer(ctx, engineSpec(spec))
 	if id != "" {
 		x.mu.Lock()
 		x.ids[s.Target] = id
@@ -360,6 +374,9 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 		x.mu.Unlock()
 	}
 	if err != nil {
+		return x.stepError(s, err)
+	}
+	if err := copyFiles(ctx, x.eng, id, spec.Files); err != nil {
 		return x.stepError(s, err)
 	}
 	progress.Emit(x.events, containerID(s.Target), progress.Done, "Created", fmt.Sprintf("revision %d", s.Revision))

@@ -247,7 +247,7 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 	} else if spec, err = compose.InternalRouterContainer(x.project, key, image); err != nil {
 		return fail(err)
 	}
-	cid, err := x.eng.CreateContainer(ctx, engine.ContainerSpec(spec))
+	cid, err := x.eng.CreateContainer(ctx, engineSpec(spec))
 	if err != nil {
 		return fail(err)
 	}

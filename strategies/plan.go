@@ -70,9 +70,18 @@ type RouteBackend struct {
 
 // Plan is the ordered list of steps that converges a project.
 type Plan struct {
-	Project  string   `json:"project"`
-	Steps    []Step   `json:"steps"`
-	Warnings []string `json:"warnings,omitempty"`
+	Project string `json:"project"`
+	Steps   []Step `json:"steps"`
+	// Strategies say, for each service the plan changes, its strategy and why.
+	Strategies []ServiceStrategy `json:"strategies,omitempty"`
+	Warnings   []string          `json:"warnings,omitempty"`
+}
+
+// ServiceStrategy is a service's strategy and why it got it.
+type ServiceStrategy struct {
+	Service  string `json:"service"`
+	Strategy string `json:"strategy"`
+	Reason   string `json:"reason"`
 }
 
 // Empty reports whether the project is already converged.
@@ -105,6 +114,11 @@ func (p Plan) WriteText(w io.Writer) error {
 	}
 	if _, err := fmt.Fprintf(w, "Plan for project %s: %d steps\n", p.Project, len(p.Steps)); err != nil {
 		return err
+	}
+	for _, s := range p.Strategies {
+		if _, err := fmt.Fprintf(w, "strategy: %s %s: %s\n", s.Service, s.Strategy, s.Reason); err != nil {
+			return err
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tACTION\tTARGET\tREVISION\tCAUSE\tAFTER")

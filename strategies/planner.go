@@ -53,6 +53,9 @@ type planner struct {
 	// per service: the steps other services may wait for
 	stops, removes, starts, waits map[string][]int
 	setup                         []int // network and volume creation
+	// replaced are the services that get new containers, for the services that join
+	// their namespaces (network_mode service:NAME), which must follow
+	replaced map[string]bool
 }
 
 func (pl *planner) add(s Step) int {
@@ -73,7 +76,7 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 	pl := &planner{
 		desired: d, project: p, observed: observed, opts: opts, plan: Plan{Project: p.Name},
 		stops: map[string][]int{}, removes: map[string][]int{}, starts: map[string][]int{}, waits: map[string][]int{},
-		migrated: map[string][]int{}, routerSteps: map[string]int{},
+		migrated: map[string][]int{}, routerSteps: map[string]int{}, replaced: map[string]bool{},
 	}
 	order, err := deployOrder(p, opts.Services)
 	if err != nil {
@@ -87,14 +90,20 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 
 	changes := map[string]*serviceChange{}
 	routed := map[string]*routedChange{}
+	var missing []error // every missing image at once, not the first
 	for _, name := range order {
 		if p.ServiceSpecs[name].Routed() {
 			ch, err := pl.diffRouted(name, opts.Rollback[name])
+			if errors.Is(err, ErrImageMissing) {
+				missing = append(missing, err)
+				continue
+			}
 			if err != nil {
 				return Plan{}, err
 			}
 			if !ch.converged() {
 				routed[name] = ch
+				pl.replaced[name] = true
 			} else {
 				pl.planPrune(ch, nil)
 			}
@@ -104,10 +113,18 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 			return Plan{}, fmt.Errorf("service %q uses the recreate strategy, which keeps no previous revision to roll back to", name)
 		}
 		ch, err := pl.diffService(name)
+		if errors.Is(err, ErrImageMissing) {
+			missing = append(missing, err)
+			continue
+		}
 		if err != nil {
 			return Plan{}, err
 		}
 		changes[name] = ch
+		pl.replaced[name] = len(ch.create) > 0
+	}
+	if len(missing) > 0 {
+		return Plan{}, errors.Join(missing...)
 	}
 	if err := pl.checkPorts(changes); err != nil {
 		return Plan{}, err
@@ -131,6 +148,11 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 		}
 		if ch := routed[name]; ch != nil {
 			pl.planRouted(ch)
+		}
+	}
+	for _, name := range pl.plan.Services() {
+		if spec, ok := p.ServiceSpecs[name]; ok {
+			pl.plan.Strategies = append(pl.plan.Strategies, ServiceStrategy{Service: name, Strategy: spec.Strategy, Reason: spec.StrategyReason})
 		}
 	}
 	return pl.plan, nil

@@ -174,6 +174,16 @@ func TestDeployMissingImageFailsBeforeAnyStep(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "app:1"))
 }
 
+// Every missing image is named at once.
+func TestDeployMissingImagesAllNamed(t *testing.T) {
+	p := load(t, demoCompose)
+	_, err := MakePlan(desire(t, p), Observed{ImageIDs: map[string]string{}}, Options{})
+	assert.Check(t, errors.Is(err, ErrImageMissing))
+	for _, svc := range []string{"db", "migrate", "web", "worker"} {
+		assert.Check(t, is.ErrorContains(err, `service "`+svc+`"`))
+	}
+}
+
 func TestDeployPortTakenByAnotherContainer(t *testing.T) {
 	p := load(t, demoCompose)
 	obs := Observed{ImageIDs: images, PortOwners: []PortOwner{{Container: "someone-else", HostIP: "0.0.0.0", HostPort: 8080, Protocol: "tcp"}}}
@@ -236,4 +246,34 @@ func desire(t testing.TB, p *compose.Project) *compose.Desired {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestNetworkModeServiceFollowsItsService: a service in network_mode service:vpn gets
+// the recreate strategy, a container_name keeps its fixed name, and when vpn gets a new
+// container the joining ones are replaced after it (they would keep a dead namespace),
+// also a rolling one that shares vpn's pid namespace.
+func TestNetworkModeServiceFollowsItsService(t *testing.T) {
+	p := load(t, `
+name: demo
+services:
+  vpn:
+    image: app:1
+    container_name: vpn
+  client:
+    image: app:1
+    network_mode: service:vpn
+  monitor:
+    image: app:1
+    pid: service:vpn
+    x-lifecycle: {strategy: rolling}
+`)
+	obs := deployed(t, p)
+	for i := range obs.Containers {
+		if obs.Containers[i].Service == "vpn" {
+			obs.Containers[i].ConfigHash = "old"
+		}
+	}
+	plan, err := MakePlan(desire(t, p), obs, Options{})
+	assert.NilError(t, err)
+	golden.Assert(t, planText(t, plan), "network-mode-service.golden")
 }

@@ -70,6 +70,8 @@ func (pl *planner) diffService(name string) (*serviceChange, error) {
 			cause = "configuration changed"
 		case slices.Contains(pl.opts.Replace, name):
 			cause = pl.opts.ReplaceCause
+		case pl.joinsReplaced(svc) != "":
+			cause = fmt.Sprintf("%s gets a new container, whose namespace this one joins", pl.joinsReplaced(svc))
 		}
 		if cause != "" {
 			outdated = true
@@ -175,7 +177,7 @@ func (pl *planner) planStarts(ch *serviceChange) {
 		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: []int{id}}))
 	}
 	for _, n := range ch.create {
-		name := compose.ContainerName(pl.project.Name, ch.name, n)
+		name := compose.ReplicaName(pl.project, ch.name, ch.revision, n)
 		cause := ch.causes[strconv.Itoa(n)]
 		after := append(append(slices.Clone(gates), pl.setup...), pl.removes[ch.name]...)
 		created := pl.add(Step{Action: Create, Service: ch.name, Target: name, Number: n, Revision: ch.revision, ConfigHash: ch.hash, Cause: cause, After: after})
@@ -183,4 +185,16 @@ func (pl *planner) planStarts(ch *serviceChange) {
 		pl.starts[ch.name] = append(pl.starts[ch.name], started)
 		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: name, Number: n, Revision: ch.revision, Cause: cause, After: []int{started}}))
 	}
+}
+
+// joinsReplaced names a service whose container this service's joins (network_mode,
+// ipc or pid service:NAME) and that gets a new container in this plan, or "": like
+// Compose, the joining container is replaced too, or it would keep a dead namespace.
+func (pl *planner) joinsReplaced(svc types.ServiceConfig) string {
+	for _, name := range compose.SharedNamespaceServices(svc) {
+		if pl.replaced[name] {
+			return name
+		}
+	}
+	return ""
 }

@@ -97,7 +97,7 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 		match = func(c ObservedContainer) bool {
 			return c.Image == ref && (imageID == "" || c.ImageID == imageID) && c.ConfigHash == hash && !c.PublishesPorts
 		}
-		if slices.Contains(pl.opts.Replace, name) {
+		if slices.Contains(pl.opts.Replace, name) || pl.joinsReplaced(svc) != "" {
 			match = func(ObservedContainer) bool { return false }
 		}
 	}
@@ -191,6 +191,9 @@ func (pl *planner) diffRouted(name string, rollbackTo int) (*routedChange, error
 func (pl *planner) createCause(mine []ObservedContainer, name string) string {
 	if slices.Contains(pl.opts.Replace, name) && len(mine) > 0 {
 		return pl.opts.ReplaceCause
+	}
+	if joined := pl.joinsReplaced(pl.project.Project.Services[name]); joined != "" && len(mine) > 0 {
+		return fmt.Sprintf("%s gets a new container, whose namespace this one joins", joined)
 	}
 	for _, c := range mine {
 		if c.Running() {
