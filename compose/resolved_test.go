@@ -177,9 +177,9 @@ func assertSameProject(t *testing.T, want, got *Project) {
 		gc, err := Container(got, name, labels)
 		assert.NilError(t, err)
 		assert.Check(t, is.DeepEqual(gc, wc, comparable), "service %s: container", name)
-		wsec, err := ServiceSecrets(want, name, "")
+		wsec, err := ServiceSecrets(want, name, "", nil)
 		assert.NilError(t, err)
-		gsec, err := ServiceSecrets(got, name, "")
+		gsec, err := ServiceSecrets(got, name, "", nil)
 		assert.NilError(t, err)
 		assert.Check(t, is.DeepEqual(gsec, wsec), "service %s: secrets", name)
 	}

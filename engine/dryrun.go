@@ -93,6 +93,11 @@ func (d *DryRun) Exec(ctx context.Context, containerID string, cmd []string, std
 	return nil, nil
 }
 
+// ReadFile only reads: it passes through.
+func (d *DryRun) ReadFile(ctx context.Context, containerID, path string, limit int64) ([]byte, error) {
+	return d.Engine.ReadFile(ctx, containerID, path, limit)
+}
+
 // SaveImage only reads: it passes through (stated here so the dry-run surface is explicit).
 func (d *DryRun) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error) {
 	return d.Engine.SaveImage(ctx, ref)

@@ -47,6 +47,10 @@ type Engine interface {
 	RemoveContainer(ctx context.Context, id string, removeAnonymousVolumes bool) error
 	// ContainerLogTail returns the last lines of the container's stdout and stderr.
 	ContainerLogTail(ctx context.Context, id string, lines int) (string, error)
+	// ReadFile reads a regular file (following symbolic links) of a container's
+	// filesystem, which it may do before the container ever started; at most limit
+	// bytes. A missing file is ErrNotFound.
+	ReadFile(ctx context.Context, containerID, path string, limit int64) ([]byte, error)
 
 	ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error)
 	InspectNetwork(ctx context.Context, name string) (Network, error)

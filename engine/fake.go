@@ -18,6 +18,7 @@ type Fake struct {
 	StopContainerFn    func(ctx context.Context, id, signal string, timeout *time.Duration) error
 	RemoveContainerFn  func(ctx context.Context, id string, removeAnonymousVolumes bool) error
 	ContainerLogTailFn func(ctx context.Context, id string, lines int) (string, error)
+	ReadFileFn         func(ctx context.Context, containerID, path string, limit int64) ([]byte, error)
 	ListNetworksFn     func(ctx context.Context, labels map[string]string) ([]Network, error)
 	InspectNetworkFn   func(ctx context.Context, name string) (Network, error)
 	CreateNetworkFn    func(ctx context.Context, spec NetworkSpec) error
@@ -122,6 +123,13 @@ func (f *Fake) ContainerLogTail(ctx context.Context, id string, lines int) (stri
 		return "", unexpected("ContainerLogTail")
 	}
 	return f.ContainerLogTailFn(ctx, id, lines)
+}
+
+func (f *Fake) ReadFile(ctx context.Context, containerID, path string, limit int64) ([]byte, error) {
+	if f.ReadFileFn == nil {
+		return nil, unexpected("ReadFile")
+	}
+	return f.ReadFileFn(ctx, containerID, path, limit)
 }
 
 func (f *Fake) ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error) {

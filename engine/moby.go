@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"archive/tar"
 	"bytes"
 	"cmp"
 	"context"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 
@@ -255,6 +257,48 @@ func (m *Moby) ContainerLogTail(ctx context.Context, id string, lines int) (stri
 		return string(raw), nil
 	}
 	return buf.String(), nil
+}
+
+func (m *Moby) ReadFile(ctx context.Context, containerID, file string, limit int64) ([]byte, error) {
+	for range 8 { // symbolic links followed, as a lookup in the container would
+		res, err := m.api.CopyFromContainer(ctx, containerID, client.CopyFromContainerOptions{SourcePath: file})
+		if err != nil {
+			return nil, wrapNotFound(err, fmt.Sprintf("read %s in container %s", file, containerID))
+		}
+		hdr, content, err := firstTarEntry(res.Content, limit)
+		res.Content.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read %s in container %s: %w", file, containerID, err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			return content, nil
+		case tar.TypeSymlink:
+			if path.IsAbs(hdr.Linkname) {
+				file = hdr.Linkname
+			} else {
+				file = path.Join(path.Dir(file), hdr.Linkname)
+			}
+		default:
+			return nil, fmt.Errorf("read %s in container %s: not a regular file", file, containerID)
+		}
+	}
+	return nil, fmt.Errorf("read %s in container %s: too many symbolic links", file, containerID)
+}
+
+// firstTarEntry reads the header and (up to limit bytes of) the content of an archive's
+// first entry.
+func firstTarEntry(r io.Reader, limit int64) (*tar.Header, []byte, error) {
+	tr := tar.NewReader(r)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, nil, err
+	}
+	if hdr.Size > limit {
+		return nil, nil, fmt.Errorf("%d bytes, more than the %d read", hdr.Size, limit)
+	}
+	content, err := io.ReadAll(io.LimitReader(tr, limit))
+	return hdr, content, err
 }
 
 func toNetwork(n network.Inspect) Network {

@@ -73,6 +73,11 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if err != nil {
 		return strategies.Plan{}, err
 	}
+	// So are the owners of the secret files: a user name the image lacks changes nothing.
+	accounts, err := resolveSecretOwners(ctx, eng, p, images, opts.Services)
+	if err != nil {
+		return strategies.Plan{}, err
+	}
 	l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
 		progress.Emit(events, "Project "+p.Name, progress.Warning, "Stale lock taken over", h.String())
 	})
@@ -108,7 +113,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if len(opts.Rollback) > 0 {
 		result = ResultRollback
 	}
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Rollback: opts.Rollback}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback}); err != nil {
 		return plan, err
 	}
 	return plan, verifyCreated(ctx, eng, p, images, plan, events)
