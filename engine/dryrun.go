@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -77,6 +78,11 @@ func (d *DryRun) RemoveVolume(_ context.Context, name string) error {
 
 func (d *DryRun) BuildImage(_ context.Context, _ io.Reader, tag string, _ map[string]string) error {
 	d.record("build image %s", tag)
+	return nil
+}
+
+func (d *DryRun) ImageBuild(_ context.Context, spec BuildSpec, _ func(string)) error {
+	d.record("build image %s", strings.Join(spec.Tags, ", "))
 	return nil
 }
 

@@ -65,6 +65,9 @@ type Engine interface {
 	InspectImage(ctx context.Context, ref string) (Image, error)
 	// BuildImage builds buildContext (a tar stream with a Dockerfile) with the classic builder and tags it.
 	BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
+	// ImageBuild builds spec.Context (a tar stream) with the engine's classic builder
+	// and tags the result; each line of the build's output goes to output (may be nil).
+	ImageBuild(ctx context.Context, spec BuildSpec, output func(line string)) error
 	RemoveImage(ctx context.Context, ref string) error
 	// SaveImage streams the image as a `docker save` archive; the caller closes it.
 	SaveImage(ctx context.Context, ref string) (io.ReadCloser, error)
@@ -80,6 +83,19 @@ type Engine interface {
 	// ExecSession starts cmd in a running container with its stdin and stdout attached,
 	// for a conversation of many requests over one exec.
 	ExecSession(ctx context.Context, containerID string, cmd []string) (*Session, error)
+}
+
+// BuildSpec is one image build: what `docker build` sends the engine.
+type BuildSpec struct {
+	Context    io.Reader // tar stream of the build context
+	Dockerfile string    // path of the Dockerfile inside the context
+	Tags       []string
+	Args       map[string]*string
+	Target     string
+	Labels     map[string]string
+	Network    string // network mode of RUN steps
+	ExtraHosts []string
+	ShmSize    int64
 }
 
 // NetworkCounters are a container's network counters since it started.

@@ -29,6 +29,7 @@ type Fake struct {
 	RemoveVolumeFn     func(ctx context.Context, name string) error
 	InspectImageFn     func(ctx context.Context, ref string) (Image, error)
 	BuildImageFn       func(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
+	ImageBuildFn       func(ctx context.Context, spec BuildSpec, output func(line string)) error
 	RemoveImageFn      func(ctx context.Context, ref string) error
 	SaveImageFn        func(ctx context.Context, ref string) (io.ReadCloser, error)
 	ExecFn             func(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
@@ -200,6 +201,13 @@ func (f *Fake) BuildImage(ctx context.Context, buildContext io.Reader, tag strin
 		return unexpected("BuildImage")
 	}
 	return f.BuildImageFn(ctx, buildContext, tag, labels)
+}
+
+func (f *Fake) ImageBuild(ctx context.Context, spec BuildSpec, output func(line string)) error {
+	if f.ImageBuildFn == nil {
+		return unexpected("ImageBuild")
+	}
+	return f.ImageBuildFn(ctx, spec, output)
 }
 
 func (f *Fake) RemoveImage(ctx context.Context, ref string) error {

@@ -405,29 +405,62 @@ func (m *Moby) InspectImage(ctx context.Context, ref string) (Image, error) {
 }
 
 func (m *Moby) BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error {
-	res, err := m.api.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
-		Tags: []string{tag}, Labels: labels, Remove: true, ForceRemove: true, Version: "1",
+	return m.ImageBuild(ctx, BuildSpec{Context: buildContext, Tags: []string{tag}, Labels: labels}, nil)
+}
+
+func (m *Moby) ImageBuild(ctx context.Context, spec BuildSpec, output func(line string)) error {
+	what := "build image"
+	if len(spec.Tags) > 0 {
+		what += " " + spec.Tags[0]
+	}
+	res, err := m.api.ImageBuild(ctx, spec.Context, client.ImageBuildOptions{
+		Tags: spec.Tags, Dockerfile: spec.Dockerfile, BuildArgs: spec.Args, Target: spec.Target,
+		Labels: spec.Labels, NetworkMode: spec.Network, ExtraHosts: spec.ExtraHosts, ShmSize: spec.ShmSize,
+		Remove: true, ForceRemove: true, Version: "1",
 	})
 	if err != nil {
-		return fmt.Errorf("build image %s: %w", tag, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer res.Body.Close()
 	// The build reports failures inside its JSON message stream, not as an HTTP error.
 	dec := json.NewDecoder(res.Body)
+	var partial strings.Builder
 	for {
 		var msg struct {
+			Stream      string `json:"stream"`
 			Error       string `json:"error"`
 			ErrorDetail struct {
 				Message string `json:"message"`
 			} `json:"errorDetail"`
 		}
 		if err := dec.Decode(&msg); err == io.EOF {
+			if output != nil && partial.Len() > 0 {
+				output(partial.String())
+			}
 			return nil
 		} else if err != nil {
-			return fmt.Errorf("build image %s: read build output: %w", tag, err)
+			return fmt.Errorf("%s: read build output: %w", what, err)
 		}
 		if msg.Error != "" {
-			return fmt.Errorf("build image %s: %s", tag, msg.Error)
+			return fmt.Errorf("%s: %s", what, msg.Error)
+		}
+		if output == nil || msg.Stream == "" {
+			continue
+		}
+		// The stream arrives in chunks that need not end at a line's end.
+		partial.WriteString(msg.Stream)
+		text := partial.String()
+		partial.Reset()
+		for {
+			line, rest, found := strings.Cut(text, "\n")
+			if !found {
+				partial.WriteString(line)
+				break
+			}
+			if line = strings.TrimRight(line, "\r"); strings.TrimSpace(line) != "" {
+				output(line)
+			}
+			text = rest
 		}
 	}
 }

@@ -41,11 +41,20 @@ type DeployOptions struct {
 	// engine address trivy may read images from ("" sends archives, see ScanProject).
 	Scan           bool
 	ScanDockerHost string
+	// Build builds every selected service that has a build: section first (deploy
+	// --build); without it only those with pull_policy: build or a missing image.
+	Build bool
 }
 
-// Deploy converges the project: scan gate, policy gate, lock, observe, plan, check,
+// Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
 // execute, verify, unlock. It returns the plan it ran (or would run, with DryRun).
 func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
+	if !opts.DryRun {
+		// Built first, so the scan and policy gates judge the images that will run.
+		if _, err := Build(ctx, eng, p, opts.Services, opts.Build, events); err != nil {
+			return strategies.Plan{}, err
+		}
+	}
 	if opts.Scan && !opts.DryRun {
 		if err := ScanGate(ctx, eng, p, opts.Services, opts.ScanDockerHost, events); err != nil {
 			return strategies.Plan{}, err
