@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -18,87 +17,6 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
 )
-
-// tarFiles reads a build context: file name → content.
-func tarFiles(t *testing.T, r io.Reader) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		assert.NilError(t, err)
-		if h.Typeflag == tar.TypeReg {
-			b, err := io.ReadAll(tr)
-			assert.NilError(t, err)
-			out[h.Name] = string(b)
-		}
-	}
-}
-
-// The build context is what `docker build` sends: .dockerignore honoured (the
-// Dockerfile and .dockerignore themselves kept), an inline Dockerfile or one outside
-// the context added under a generated name.
-func TestBuildContext(t *testing.T) {
-	dir := t.TempDir()
-	for name, content := range map[string]string{
-		"compose.yaml":          "services:\n  app:\n    build: app\n",
-		"app/Dockerfile":        "FROM scratch\nCOPY app.txt /\n",
-		"app/app.txt":           "app",
-		"app/secret.env":        "TOKEN=x",
-		"app/logs/a.log":        "log",
-		"app/.dockerignore":     "secret.env\nlogs\nDockerfile\n.dockerignore\n",
-		"docker/app.Dockerfile": "FROM scratch\n",
-	} {
-		assert.NilError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
-		assert.NilError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
-	}
-	p, err := compose.Load(context.Background(), compose.LoadOptions{ConfigFiles: []string{filepath.Join(dir, "compose.yaml")}})
-	assert.NilError(t, err)
-	b := *p.Project.Services["app"].Build
-
-	rc, dockerfile, err := buildContext(p.WorkingDir, &b)
-	assert.NilError(t, err)
-	files := tarFiles(t, rc)
-	assert.Check(t, is.Equal(dockerfile, "Dockerfile"))
-	assert.Check(t, is.DeepEqual(keys(files), []string{".dockerignore", "Dockerfile", "app.txt"}))
-
-	inline := b
-	inline.DockerfileInline = "FROM scratch\nCOPY app.txt /inline\n"
-	rc, dockerfile, err = buildContext(p.WorkingDir, &inline)
-	assert.NilError(t, err)
-	files = tarFiles(t, rc)
-	assert.Check(t, is.Equal(files[dockerfile], inline.DockerfileInline), "%s in %v", dockerfile, keys(files))
-	assert.Check(t, is.Contains(files[".dockerignore"], dockerfile), "the generated Dockerfile does not end up in the image")
-
-	outside := b
-	outside.Dockerfile = "../docker/app.Dockerfile"
-	rc, dockerfile, err = buildContext(p.WorkingDir, &outside)
-	assert.NilError(t, err)
-	files = tarFiles(t, rc)
-	assert.Check(t, is.Equal(files[dockerfile], "FROM scratch\n"), "%s in %v", dockerfile, keys(files))
-
-	missing := b
-	missing.Dockerfile = "Nope.Dockerfile"
-	_, _, err = buildContext(p.WorkingDir, &missing)
-	assert.Check(t, is.ErrorContains(err, "Nope.Dockerfile"))
-	remote := b
-	remote.Context = "https://github.com/acme/app.git"
-	_, _, err = buildContext(p.WorkingDir, &remote)
-	assert.Check(t, is.ErrorContains(err, "remote context"))
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return sortedCopy(out)
-}
-
-func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
 // Which services Build builds, and what it asks of the engine.
 func TestBuildSelectsAndPassesOptions(t *testing.T) {
@@ -150,7 +68,7 @@ services:
 	}
 	built, err := Build(context.Background(), fake, p, nil, false, progress.Nop)
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(sortedCopy(built), []string{"always", "missing"}))
+	assert.Check(t, is.DeepEqual(slices.Sorted(slices.Values(built)), []string{"always", "missing"}))
 	v, fromEnv := "7", "from-env"
 	assert.Check(t, is.DeepEqual(specs["acme/missing:1"], engine.BuildSpec{
 		Dockerfile: "Dockerfile", Tags: []string{"acme/missing:1", "acme/missing:extra"},
