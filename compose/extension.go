@@ -32,7 +32,8 @@ type ProjectSpec struct {
 	// WaitTimeout is the default health wait for every service (a service or --wait-timeout overrides it).
 	WaitTimeout Duration   `mapstructure:"wait-timeout" json:"wait-timeout" yaml:"wait-timeout"`
 	Policy      PolicySpec `mapstructure:"policy" json:"policy" yaml:"policy"`
-	Scan        ScanSpec   `mapstructure:"scan" json:"scan" yaml:"scan"`
+	// Scan is written only when the project has a scan block (which turns the gate on).
+	Scan ScanSpec `mapstructure:"scan" json:"scan,omitzero" yaml:"scan,omitempty"`
 	// Network is x-lifecycle.network: segmentation defaults and the subnet pool (network.go).
 	Network *ProjectNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
 }
@@ -91,8 +92,9 @@ type ServiceSpec struct {
 	Canary      CanarySpec       `mapstructure:"canary" json:"canary" yaml:"canary"`
 	// Update and Rollback come from compose's deploy.update_config and
 	// deploy.rollback_config, with defaults applied.
-	Update   UpdateSpec `mapstructure:"-" json:"update" yaml:"update"`
-	Rollback UpdateSpec `mapstructure:"-" json:"rollback" yaml:"rollback"`
+	// They are written where they come from (compose.Resolved), not in x-lifecycle.
+	Update   UpdateSpec `mapstructure:"-" json:"-" yaml:"-"`
+	Rollback UpdateSpec `mapstructure:"-" json:"-" yaml:"-"`
 	// Network is the service's communication rules (talks-to, ingress, egress; network.go).
 	Network *ServiceNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
 }
@@ -119,7 +121,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // Bytes is a size written as "512M" in compose files.
 type Bytes int64
 
-func (b Bytes) MarshalText() ([]byte, error) { return []byte(units.BytesSize(float64(b))), nil }
+// MarshalText writes b as "512MiB" when that reads back exactly, else as a byte count.
+func (b Bytes) MarshalText() ([]byte, error) {
+	s := units.BytesSize(float64(b))
+	if n, err := units.RAMInBytes(s); err == nil && n == int64(b) {
+		return []byte(s), nil
+	}
+	return []byte(strconv.FormatInt(int64(b), 10)), nil
+}
 
 // CPUs is a fractional number of CPUs, written as 0.5 or "0.5".
 type CPUs float64

@@ -171,7 +171,7 @@ func TestSpecMarshal(t *testing.T) {
 	}
 	b, err := json.Marshal(spec)
 	assert.NilError(t, err)
-	assert.Equal(t, string(b), `{"wait-timeout":"1m30s","policy":{"defaults":{"memory":"512MiB","cpus":"0.5","pids":10}},"scan":{"enabled":false,"ignore-unfixed":false}}`)
+	assert.Equal(t, string(b), `{"wait-timeout":"1m30s","policy":{"defaults":{"memory":"512MiB","cpus":"0.5","pids":10}}}`)
 
 	spec.Strategy = StrategyCanary
 	b, err = json.Marshal(spec)
@@ -189,9 +189,7 @@ func TestSpecMarshal(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, string(b), `{"strategy":"rolling","wait-timeout":"1m0s","history":3,"drain":"15s","protocol":"http",`+
 		`"blue-green":{"promote":"auto"},`+
-		`"canary":{"steps":[{"weight":10,"pause":"30s"}],"analysis":{"max-error-rate":0.01,"min-requests":0}},`+
-		`"update":{"parallelism":1,"delay":"0s","order":"start-first","monitor":"0s","failure_action":"rollback","max_failure_ratio":0},`+
-		`"rollback":{"parallelism":2,"delay":"1s","order":"stop-first","monitor":"0s","failure_action":"pause","max_failure_ratio":0}}`)
+		`"canary":{"steps":[{"weight":10,"pause":"30s"}],"analysis":{"max-error-rate":0.01,"min-requests":0}}}`)
 
 	var d Duration
 	assert.NilError(t, d.UnmarshalText([]byte("2m")))

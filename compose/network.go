@@ -33,7 +33,8 @@ type ProjectNetworkSpec struct {
 	Size int    `mapstructure:"size" json:"size,omitempty" yaml:"size,omitempty"`
 	// Active is true when segmentation is on: a service has a network block or
 	// Default is isolate. Otherwise the project keeps compose's networks.
-	Active bool `mapstructure:"-" json:"active" yaml:"active"`
+	// Not written: it follows from the blocks present.
+	Active bool `mapstructure:"-" json:"-" yaml:"-"`
 	// Observed maps the engine's networks to their subnets, so allocation skips
 	// them; set by ObserveNetworks before planning (nil: nothing observed).
 	Observed map[string][]netip.Prefix `mapstructure:"-" json:"-" yaml:"-"`
@@ -49,7 +50,8 @@ type ServiceNetworkSpec struct {
 	// Egress: internet access (default false for an isolated service).
 	Egress *bool `mapstructure:"egress" json:"egress,omitempty" yaml:"egress,omitempty"`
 	// Isolated is resolved: the allow-list applies to the service.
-	Isolated bool `mapstructure:"-" json:"isolated" yaml:"isolated"`
+	// Not written: a service with a network block is isolated.
+	Isolated bool `mapstructure:"-" json:"-" yaml:"-"`
 }
 
 // validateProjectNetwork checks the top-level block's values (DecodeProjectSpec).

@@ -459,27 +459,50 @@ func TestConfigHashLeavesOutUpdateConfig(t *testing.T) {
 }
 
 // Secret files belong to the reference's uid/gid, else the service's user, else the
-// image's user, else root; a named user cannot be resolved and is an error.
+// image's user, else root; a user or group name is looked up in the image's accounts,
+// and without them it is ErrNamedUser, unless the reference sets both ids.
 func TestServiceSecretsOwner(t *testing.T) {
 	base := "services:\n  web:\n    image: app:1\n%s    secrets: [%s]\nsecrets:\n  key:\n    environment: KEY\n"
+	accounts := ParseAccounts(
+		[]byte("root:x:0:0:root:/root:/bin/sh\n# a comment\nbroken line\npostgres:x:70:71::/var/lib/postgresql:/bin/sh\nnobody:x:65534:65534:::\n"),
+		[]byte("root:x:0:\npostgres:x:71:\nssl-cert:x:101:postgres\n"))
 	for _, tc := range []struct {
 		user, ref, imageUser string
+		accounts             *Accounts
 		uid, gid             int
 		err                  string
+		named                bool // the error is ErrNamedUser: deploy reads the image's accounts
 	}{
 		{ref: "key", uid: 0, gid: 0},
 		{ref: "key", imageUser: "1000", uid: 1000, gid: 1000},
 		{user: "    user: \"2000:3000\"\n", ref: "key", imageUser: "1000", uid: 2000, gid: 3000},
 		{ref: "{source: key, uid: \"7\", gid: \"8\"}", imageUser: "1000", uid: 7, gid: 8},
-		{ref: "key", imageUser: "nobody", err: `user "nobody" is not numeric`},
+		// The reference's ids win over a user name, which then needs no lookup.
+		{user: "    user: postgres\n", ref: "{source: key, uid: \"7\", gid: \"8\"}", uid: 7, gid: 8},
+		{user: "    user: postgres\n", ref: "{source: key, uid: \"7\"}", err: `secret "key": the secrets' owner is a user name "postgres"`, named: true},
+		{user: "    user: postgres\n", ref: "key", err: `user name "postgres", read from the image's /etc/passwd at deploy time`, named: true},
+		{ref: "key", imageUser: "nobody", err: `user name "nobody"`, named: true},
+		{user: "    user: \"70:ssl-cert\"\n", ref: "key", err: `/etc/group at deploy time`, named: true},
+		// With the image's accounts.
+		{user: "    user: postgres\n", ref: "key", accounts: accounts, uid: 70, gid: 71},
+		{user: "    user: postgres\n", ref: "{source: key, uid: \"7\"}", accounts: accounts, uid: 7, gid: 71},
+		{user: "    user: \"postgres:ssl-cert\"\n", ref: "key", accounts: accounts, uid: 70, gid: 101},
+		{user: "    user: \"70:ssl-cert\"\n", ref: "key", accounts: accounts, uid: 70, gid: 101},
+		{user: "    user: \"postgres:0\"\n", ref: "key", accounts: accounts, uid: 70, gid: 0},
+		{ref: "key", imageUser: "nobody", accounts: accounts, uid: 65534, gid: 65534},
+		{user: "    user: mysql\n", ref: "key", accounts: accounts,
+			err: `service "web": secret "key": user "mysql" is not in the image's /etc/passwd: set uid and gid on each secret reference (secrets: [{source: NAME, uid: "1000", gid: "1000"}]) or a numeric user (user: "1000:1000")`},
+		{user: "    user: \"postgres:wheel\"\n", ref: "key", accounts: accounts, err: `group "wheel" is not in the image's /etc/group: set uid and gid`},
+		{user: "    user: postgres\n", ref: "key", accounts: ParseAccounts(nil, nil), err: `user "postgres" is not in the image's /etc/passwd`},
 	} {
 		p, _ := loadProject(t, fmt.Sprintf(base, tc.user, tc.ref), nil)
-		files, err := ServiceSecrets(p, "web", tc.imageUser)
+		files, err := ServiceSecrets(p, "web", tc.imageUser, tc.accounts)
 		if tc.err != "" {
-			assert.Check(t, is.ErrorContains(err, tc.err))
+			assert.Check(t, is.ErrorContains(err, tc.err), "%+v", tc)
+			assert.Check(t, is.Equal(errors.Is(err, ErrNamedUser), tc.named), "%+v: %v", tc, err)
 			continue
 		}
-		assert.NilError(t, err)
+		assert.Check(t, err, "%+v", tc)
 		assert.Check(t, is.DeepEqual(files, []SecretFileSpec{{Secret: "key", Name: "key", Mode: 0o400, UID: tc.uid, GID: tc.gid}}), "%+v", tc)
 	}
 }
@@ -541,4 +564,12 @@ services:
 	})
 	_, _, err = loadFiles(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: x\n    container_name: fixed\n    x-lifecycle: {strategy: rolling}\n"}, LoadOptions{ProjectName: "shop"})
 	assert.ErrorContains(t, err, `"rolling" runs old and new containers side by side, but container_name "fixed" is fixed`)
+}
+
+// A named user never stops loading (config, lint, plan): its ids are read at deploy time.
+func TestLoadAcceptsNamedSecretUser(t *testing.T) {
+	p, _ := loadProject(t, "services:\n  db:\n    image: postgres\n    user: postgres\n    secrets: [pw]\nsecrets:\n  pw:\n    environment: PW\n", nil)
+	assert.Check(t, is.Len(p.Project.Services["db"].Secrets, 1))
+	_, _, err := loadFiles(t, map[string]string{"compose.yaml": "services:\n  db:\n    image: postgres\n    user: postgres\n    secrets: [{source: pw, target: /etc/pw}]\nsecrets:\n  pw:\n    environment: PW\n"}, LoadOptions{})
+	assert.Check(t, is.ErrorContains(err, "target /etc/pw is"), "other secret errors still stop the load")
 }

@@ -25,7 +25,8 @@ const (
 type ScanSpec struct {
 	// Enabled is true when the project has an x-lifecycle.scan block (even an empty
 	// one): deploy then runs the gate unless --skip-scan.
-	Enabled bool `mapstructure:"-" json:"enabled" yaml:"enabled"`
+	// It is not written: the block's presence says it.
+	Enabled bool `mapstructure:"-" json:"-" yaml:"-"`
 	// FailOn is the lowest severity (UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL) of a
 	// vulnerability or secret that blocks, or NONE to report only.
 	FailOn string `mapstructure:"fail-on" json:"fail-on,omitempty" yaml:"fail-on,omitempty"`

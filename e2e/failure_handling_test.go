@@ -384,7 +384,7 @@ services:
 	load := startRateLoad(t, port, "/", loadRate, 5*time.Minute)
 	before := p.containers()
 	for _, tc := range []struct{ name, extra, want string }{
-		{"unlimited pids", nnp + "\n    pids_limit: -1", `service "web": limits (CIS 5.11): deploy.resources.limits lacks pids`},
+		{"unlimited pids", nnp + "\n    pids_limit: -1", `service "web": limits (CIS 5.29): deploy.resources.limits lacks pids (CIS 5.29)`},
 		{"no-new-privileges undone", `    security_opt: ["no-new-privileges:true", "no-new-privileges:false"]`,
 			`service "web": no-new-privileges (CIS 5.26): security_opt: "no-new-privileges:false" lets processes gain privileges`},
 	} {

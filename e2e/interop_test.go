@@ -280,3 +280,72 @@ func TestLifecycleTakesOverComposeProject(t *testing.T) {
 		assertOnlyHistoryLeft(t, p)
 	})
 }
+
+// TestConfigOutputLoadsInCompose: `docker lifecycle config` writes a compose file that
+// real Compose v2 loads and reads as the project the original file is (once our
+// x-lifecycle blocks and the update configs we write out are set aside), and that docker
+// lifecycle loads back to the same output.
+func TestConfigOutputLoadsInCompose(t *testing.T) {
+	s := setup(t)
+	dockerCompose(t, s)
+	p := s.newProject(t, `
+x-lifecycle:
+  wait-timeout: 45s
+  scan: {fail-on: high}
+services:
+  web:
+    image: {{image:v1}}
+    command: ["sh", "-c", "echo $$HOME $${PATH}"]
+    environment: {PRICE: "$$5", PLAIN: "x"}
+    labels: {cost: "$$1"}
+    ports: ["127.0.0.1:18080:8080"]
+    secrets: [token]
+    x-lifecycle: {strategy: canary, network: {talks-to: [db]}}
+  db:
+    image: {{image:v1}}
+    volumes: [data:/data]
+    deploy:
+      update_config: {parallelism: 2, order: stop-first}
+secrets:
+  token:
+    file: ./token.txt
+    x-lifecycle: {exec: "echo $$TOKEN"}
+volumes:
+  data:
+`)
+	assert.NilError(t, os.WriteFile(filepath.Join(p.dir, "token.txt"), []byte("t"), 0o600))
+	resolved := p.mustLifecycle("config").stdout
+	assert.NilError(t, os.WriteFile(filepath.Join(p.dir, "resolved.yaml"), []byte(resolved), 0o644))
+
+	again := p.mustLifecycle("-f", "resolved.yaml", "config").stdout
+	assert.Check(t, is.Equal(again, resolved), "docker lifecycle reads its config output back to the same project")
+
+	composeView := func(file string) map[string]any {
+		r := p.mustCompose("-f", file, "config", "--format", "json")
+		var doc map[string]any
+		assert.NilError(t, json.Unmarshal([]byte(r.stdout), &doc), r.stdout)
+		delete(doc, "x-lifecycle")
+		services, _ := doc["services"].(map[string]any)
+		for _, svc := range services {
+			m := svc.(map[string]any)
+			delete(m, "x-lifecycle")
+			if d, ok := m["deploy"].(map[string]any); ok {
+				delete(d, "update_config")
+				delete(d, "rollback_config")
+				for k, v := range d {
+					if e, ok := v.(map[string]any); ok && len(e) == 0 {
+						delete(d, k) // compose writes placement: {} once deploy is set
+					}
+				}
+				if len(d) == 0 {
+					delete(m, "deploy")
+				}
+			}
+		}
+		return doc
+	}
+	original, fromConfig := composeView("compose.yaml"), composeView("resolved.yaml")
+	assert.Check(t, is.DeepEqual(fromConfig, original), "compose config of our output vs of the original file")
+	web := fromConfig["services"].(map[string]any)["web"].(map[string]any)
+	assert.Check(t, is.DeepEqual(web["environment"], map[string]any{"PRICE": "$$5", "PLAIN": "x"}), "a literal dollar stays one")
+}

@@ -393,8 +393,9 @@ services:
 		x, _ := cfg.Services[svc]["x-lifecycle"].(map[string]any)
 		assert.Check(t, is.Equal(x["strategy"], "rolling"), "%s: %v", svc, x)
 		assert.Check(t, is.Equal(x["wait-timeout"], wait), "%s: %v", svc, x)
-		assert.Check(t, is.DeepEqual(x["update"], map[string]any{"parallelism": float64(1), "order": "start-first", "failure_action": "rollback",
-			"delay": "0s", "monitor": "0s", "max_failure_ratio": float64(0)}), "%s: the defaults of update_config", svc)
+		deploy, _ := cfg.Services[svc]["deploy"].(map[string]any)
+		assert.Check(t, is.DeepEqual(deploy["update_config"], map[string]any{"parallelism": float64(1), "order": "start-first", "failure_action": "rollback"}),
+			"%s: the defaults of update_config, written where compose has them", svc)
 	}
 	assert.Check(t, is.Equal(cfg.Lifecycle["wait-timeout"], "45s"))
 	r = p.mustLifecycle("config", "--services")

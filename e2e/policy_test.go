@@ -29,7 +29,7 @@ services:
 		r := p.lifecycle(args...)
 		assert.Check(t, r.code != 0, r.String())
 		for _, want := range []string{"policy violations stop the deploy: 3 found",
-			`service "app": privileged (CIS 5.5)`, `service "app": healthcheck (CIS 4.6)`, `service "app": read-only (CIS 5.13)`, "x-lifecycle.allow"} {
+			`service "app": privileged (CIS 5.5)`, `service "app": healthcheck (CIS 5.27, 4.6)`, `service "app": read-only (CIS 5.13)`, "x-lifecycle.allow"} {
 			assert.Check(t, is.Contains(r.stderr, want), "%v", args)
 		}
 		assert.Check(t, !strings.Contains(r.stderr, `service "ok"`), r.stderr)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-lifecycle/docker-lifecycle/internal/testimage"
 )
 
 // TestSecretsAreFilesOnATmpfsAndNowhereElse: secrets from a file, an environment
@@ -135,4 +139,63 @@ func TestSecretSourceFailuresChangeNothing(t *testing.T) {
 			assert.Check(t, !p.lockExists())
 		})
 	}
+}
+
+// TestSecretsForANamedUser: a service whose user is a name (`user: postgres`, or the
+// image's USER) gets its secret files owned by that user's ids, read from the image's
+// /etc/passwd and /etc/group at deploy time; ids on the secret reference win. A name the
+// image does not know fails the deploy with advice that works, never config or lint.
+func TestSecretsForANamedUser(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	image := fmt.Sprintf("%s-accounts-%04d:v1", imageRepo, rand.IntN(10000))
+	t.Cleanup(func() { _ = s.plainDocker("image", "rm", "-f", image) })
+	bin, err := os.ReadFile(filepath.Join(s.configDir, "testapp-"+testimage.GOARCH()))
+	assert.NilError(t, err)
+	assert.NilError(t, testimage.BuildFiles(ctx, s.engine, image, []testimage.File{
+		{Path: "/testapp", Mode: 0o755, Data: bin},
+		{Path: "/etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/sbin/nologin\npostgres:x:70:71:PostgreSQL:/var/lib/postgresql:/sbin/nologin\n")},
+		{Path: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\npostgres:x:71:\nssl:x:101:postgres\n")},
+	}, []string{"ENV VERSION=v1", "USER postgres", `ENTRYPOINT ["/testapp"]`}, map[string]string{testLabel: "e2e"}))
+
+	imagePort, namedPort := freePort(t), freePort(t)
+	doc := recreate(fmt.Sprintf(`
+services:
+  byimage:
+    image: %[1]s
+    ports: ["127.0.0.1:%[2]d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100}
+    secrets: [pw, {source: pw, target: pw-ids, uid: "7", gid: "8"}]
+  named:
+    image: %[1]s
+    user: "postgres:ssl"
+    ports: ["127.0.0.1:%[3]d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100}
+    secrets: [pw]
+secrets:
+  pw:
+    environment: E2E_PW
+`, image, imagePort, namedPort))
+	p := s.newProject(t, doc)
+	p.env = []string{"E2E_PW=named-user-secret"}
+	p.mustLifecycle("deploy")
+	stat := func(port int, file string) string {
+		return get(t, fmt.Sprintf("http://127.0.0.1:%d/stat?path=/run/secrets/%s", port, file))
+	}
+	assert.Check(t, is.Equal(stat(imagePort, "pw"), "mode=0400 uid=70 gid=71"), "the image's USER postgres, its primary group")
+	assert.Check(t, is.Equal(stat(imagePort, "pw-ids"), "mode=0400 uid=7 gid=8"), "the reference's ids win")
+	assert.Check(t, is.Equal(stat(namedPort, "pw"), "mode=0400 uid=70 gid=101"), "user postgres, group ssl")
+	r := p.s.docker(t, p.dir, nil, "ps", "-aq", "--filter", "label=com.docker.compose.project="+p.name, "--filter", "label=io.lifecycle.role=accounts")
+	assert.Check(t, is.Len(lines(r.stdout), 0), "the container that read the image's users is removed")
+
+	// A user the image does not have: config and lint load the project; deploy fails
+	// with advice before any change.
+	p.write(strings.Replace(doc, `user: "postgres:ssl"`, "user: mysql", 1))
+	p.mustLifecycle("config")
+	r = p.lifecycle("lint")
+	assert.Check(t, !strings.Contains(r.stdout+r.stderr, "mysql"), "lint does not fail on the user: %s", r)
+	r = p.lifecycle("deploy")
+	assert.Check(t, r.code != 0)
+	assert.Check(t, is.Contains(r.stderr, `service "named": secret "pw": user "mysql" is not in the image's /etc/passwd: set uid and gid on each secret reference`), r.String())
+	assert.Check(t, is.Equal(stat(namedPort, "pw"), "mode=0400 uid=70 gid=101"), "the old container still serves")
 }

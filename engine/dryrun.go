@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +83,11 @@ func (d *DryRun) BuildImage(_ context.Context, _ io.Reader, tag string, _ map[st
 	return nil
 }
 
+func (d *DryRun) ImageBuild(_ context.Context, spec BuildSpec, _ func(string)) error {
+	d.record("build image %s", strings.Join(spec.Tags, ", "))
+	return nil
+}
+
 func (d *DryRun) RemoveImage(_ context.Context, ref string) error {
 	d.record("remove image %s", ref)
 	return nil
@@ -103,6 +109,11 @@ func (d *DryRun) RunHook(_ context.Context, containerID string, hook Hook) error
 func (d *DryRun) CopyToContainer(_ context.Context, containerID, dir string, _ io.Reader) error {
 	d.record("copy files to %s:%s", containerID, dir)
 	return nil
+}
+
+// ReadFile only reads: it passes through.
+func (d *DryRun) ReadFile(ctx context.Context, containerID, path string, limit int64) ([]byte, error) {
+	return d.Engine.ReadFile(ctx, containerID, path, limit)
 }
 
 // SaveImage only reads: it passes through (stated here so the dry-run surface is explicit).

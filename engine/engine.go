@@ -47,6 +47,10 @@ type Engine interface {
 	RemoveContainer(ctx context.Context, id string, removeAnonymousVolumes bool) error
 	// ContainerLogTail returns the last lines of the container's stdout and stderr.
 	ContainerLogTail(ctx context.Context, id string, lines int) (string, error)
+	// ReadFile reads a regular file (following symbolic links) of a container's
+	// filesystem, which it may do before the container ever started; at most limit
+	// bytes. A missing file is ErrNotFound.
+	ReadFile(ctx context.Context, containerID, path string, limit int64) ([]byte, error)
 
 	ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error)
 	InspectNetwork(ctx context.Context, name string) (Network, error)
@@ -61,6 +65,9 @@ type Engine interface {
 	InspectImage(ctx context.Context, ref string) (Image, error)
 	// BuildImage builds buildContext (a tar stream with a Dockerfile) with the classic builder and tags it.
 	BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
+	// ImageBuild builds spec.Context (a tar stream) with the engine's classic builder
+	// and tags the result; each line of the build's output goes to output (may be nil).
+	ImageBuild(ctx context.Context, spec BuildSpec, output func(line string)) error
 	RemoveImage(ctx context.Context, ref string) error
 	// SaveImage streams the image as a `docker save` archive; the caller closes it.
 	SaveImage(ctx context.Context, ref string) (io.ReadCloser, error)
@@ -116,6 +123,19 @@ type LogLine struct {
 	Time   time.Time
 	Stream string // stdout or stderr
 	Text   string
+}
+
+// BuildSpec is one image build: what `docker build` sends the engine.
+type BuildSpec struct {
+	Context    io.Reader // tar stream of the build context
+	Dockerfile string    // path of the Dockerfile inside the context
+	Tags       []string
+	Args       map[string]*string
+	Target     string
+	Labels     map[string]string
+	Network    string // network mode of RUN steps
+	ExtraHosts []string
+	ShmSize    int64
 }
 
 // NetworkCounters are a container's network counters since it started.

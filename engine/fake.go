@@ -20,6 +20,7 @@ type Fake struct {
 	StopContainerFn    func(ctx context.Context, id, signal string, timeout *time.Duration) error
 	RemoveContainerFn  func(ctx context.Context, id string, removeAnonymousVolumes bool) error
 	ContainerLogTailFn func(ctx context.Context, id string, lines int) (string, error)
+	ReadFileFn         func(ctx context.Context, containerID, path string, limit int64) ([]byte, error)
 	ListNetworksFn     func(ctx context.Context, labels map[string]string) ([]Network, error)
 	InspectNetworkFn   func(ctx context.Context, name string) (Network, error)
 	CreateNetworkFn    func(ctx context.Context, spec NetworkSpec) error
@@ -30,6 +31,7 @@ type Fake struct {
 	RemoveVolumeFn     func(ctx context.Context, name string) error
 	InspectImageFn     func(ctx context.Context, ref string) (Image, error)
 	BuildImageFn       func(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
+	ImageBuildFn       func(ctx context.Context, spec BuildSpec, output func(line string)) error
 	RemoveImageFn      func(ctx context.Context, ref string) error
 	SaveImageFn        func(ctx context.Context, ref string) (io.ReadCloser, error)
 	ExecFn             func(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
@@ -166,6 +168,13 @@ func (f *Fake) ContainerLogTail(ctx context.Context, id string, lines int) (stri
 	return f.ContainerLogTailFn(ctx, id, lines)
 }
 
+func (f *Fake) ReadFile(ctx context.Context, containerID, path string, limit int64) ([]byte, error) {
+	if f.ReadFileFn == nil {
+		return nil, unexpected("ReadFile")
+	}
+	return f.ReadFileFn(ctx, containerID, path, limit)
+}
+
 func (f *Fake) ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error) {
 	if f.ListNetworksFn == nil {
 		return nil, unexpected("ListNetworks")
@@ -234,6 +243,13 @@ func (f *Fake) BuildImage(ctx context.Context, buildContext io.Reader, tag strin
 		return unexpected("BuildImage")
 	}
 	return f.BuildImageFn(ctx, buildContext, tag, labels)
+}
+
+func (f *Fake) ImageBuild(ctx context.Context, spec BuildSpec, output func(line string)) error {
+	if f.ImageBuildFn == nil {
+		return unexpected("ImageBuild")
+	}
+	return f.ImageBuildFn(ctx, spec, output)
 }
 
 func (f *Fake) RemoveImage(ctx context.Context, ref string) error {

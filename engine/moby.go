@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"cmp"
@@ -8,15 +9,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/containerd/platforms"
 	"io"
 	"net"
 	"net/netip"
+	"path"
 	"strings"
 	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -284,6 +286,48 @@ func (m *Moby) ContainerLogTail(ctx context.Context, id string, lines int) (stri
 	return buf.String(), nil
 }
 
+func (m *Moby) ReadFile(ctx context.Context, containerID, file string, limit int64) ([]byte, error) {
+	for range 8 { // symbolic links followed, as a lookup in the container would
+		res, err := m.api.CopyFromContainer(ctx, containerID, client.CopyFromContainerOptions{SourcePath: file})
+		if err != nil {
+			return nil, wrapNotFound(err, fmt.Sprintf("read %s in container %s", file, containerID))
+		}
+		hdr, content, err := firstTarEntry(res.Content, limit)
+		res.Content.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read %s in container %s: %w", file, containerID, err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			return content, nil
+		case tar.TypeSymlink:
+			if path.IsAbs(hdr.Linkname) {
+				file = hdr.Linkname
+			} else {
+				file = path.Join(path.Dir(file), hdr.Linkname)
+			}
+		default:
+			return nil, fmt.Errorf("read %s in container %s: not a regular file", file, containerID)
+		}
+	}
+	return nil, fmt.Errorf("read %s in container %s: too many symbolic links", file, containerID)
+}
+
+// firstTarEntry reads the header and (up to limit bytes of) the content of an archive's
+// first entry.
+func firstTarEntry(r io.Reader, limit int64) (*tar.Header, []byte, error) {
+	tr := tar.NewReader(r)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, nil, err
+	}
+	if hdr.Size > limit {
+		return nil, nil, fmt.Errorf("%d bytes, more than the %d read", hdr.Size, limit)
+	}
+	content, err := io.ReadAll(io.LimitReader(tr, limit))
+	return hdr, content, err
+}
+
 func toNetwork(n network.Inspect) Network {
 	return Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Internal: n.Internal, Labels: n.Labels, Containers: len(n.Containers), Subnets: subnets(n.IPAM)}
 }
@@ -388,29 +432,62 @@ func (m *Moby) InspectImage(ctx context.Context, ref string) (Image, error) {
 }
 
 func (m *Moby) BuildImage(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error {
-	res, err := m.api.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
-		Tags: []string{tag}, Labels: labels, Remove: true, ForceRemove: true, Version: "1",
+	return m.ImageBuild(ctx, BuildSpec{Context: buildContext, Tags: []string{tag}, Labels: labels}, nil)
+}
+
+func (m *Moby) ImageBuild(ctx context.Context, spec BuildSpec, output func(line string)) error {
+	what := "build image"
+	if len(spec.Tags) > 0 {
+		what += " " + spec.Tags[0]
+	}
+	res, err := m.api.ImageBuild(ctx, spec.Context, client.ImageBuildOptions{
+		Tags: spec.Tags, Dockerfile: spec.Dockerfile, BuildArgs: spec.Args, Target: spec.Target,
+		Labels: spec.Labels, NetworkMode: spec.Network, ExtraHosts: spec.ExtraHosts, ShmSize: spec.ShmSize,
+		Remove: true, ForceRemove: true, Version: "1",
 	})
 	if err != nil {
-		return fmt.Errorf("build image %s: %w", tag, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer res.Body.Close()
 	// The build reports failures inside its JSON message stream, not as an HTTP error.
 	dec := json.NewDecoder(res.Body)
+	var partial strings.Builder
 	for {
 		var msg struct {
+			Stream      string `json:"stream"`
 			Error       string `json:"error"`
 			ErrorDetail struct {
 				Message string `json:"message"`
 			} `json:"errorDetail"`
 		}
 		if err := dec.Decode(&msg); err == io.EOF {
+			if output != nil && partial.Len() > 0 {
+				output(partial.String())
+			}
 			return nil
 		} else if err != nil {
-			return fmt.Errorf("build image %s: read build output: %w", tag, err)
+			return fmt.Errorf("%s: read build output: %w", what, err)
 		}
 		if msg.Error != "" {
-			return fmt.Errorf("build image %s: %s", tag, msg.Error)
+			return fmt.Errorf("%s: %s", what, msg.Error)
+		}
+		if output == nil || msg.Stream == "" {
+			continue
+		}
+		// The stream arrives in chunks that need not end at a line's end.
+		partial.WriteString(msg.Stream)
+		text := partial.String()
+		partial.Reset()
+		for {
+			line, rest, found := strings.Cut(text, "\n")
+			if !found {
+				partial.WriteString(line)
+				break
+			}
+			if line = strings.TrimRight(line, "\r"); strings.TrimSpace(line) != "" {
+				output(line)
+			}
+			text = rest
 		}
 	}
 }

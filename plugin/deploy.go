@@ -19,6 +19,7 @@ type deployOptions struct {
 	scan          bool
 	skipScan      bool
 	verifyNetwork bool
+	build         bool
 }
 
 func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -33,8 +34,8 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 			switch {
 			case opts.scan && opts.skipScan:
 				return usageError("--scan and --skip-scan exclude each other: use one of them")
-			case opts.dryRun && (opts.scan || opts.verifyNetwork):
-				return usageError("--dry-run changes nothing, so it runs no --scan and no --verify-network: use 'scan' or 'network verify' for those")
+			case opts.dryRun && (opts.scan || opts.verifyNetwork || opts.build):
+				return usageError("--dry-run changes nothing, so it runs no --scan, --verify-network or --build: use 'scan' or 'network verify' for those")
 			case cmd.Flags().Changed("format") && !opts.dryRun:
 				return usageError("--format is the format of the --dry-run plan: add --dry-run, or use 'plan --format'")
 			}
@@ -49,6 +50,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	enumFlag(flags, &opts.format, "format", "table", "Format of the --dry-run plan", planFormats...)
 	flags.BoolVar(&opts.scan, "scan", false, "Run the image scan gate even without x-lifecycle.scan")
 	flags.BoolVar(&opts.skipScan, "skip-scan", false, "Deploy without the image scan gate that x-lifecycle.scan turns on")
+	flags.BoolVar(&opts.build, "build", false, "Build the images of services with a build: section first (services whose image is missing, or with pull_policy: build, are always built)")
 	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")
 	return cmd
 }
@@ -70,6 +72,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
 		Command: "docker lifecycle deploy", Checkpoint: crashCheckpoint(),
 		Scan: (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan, ScanDockerHost: trivyDockerHost(dockerCli),
+		Build: opts.build,
 	})
 	_ = events.Close()
 	if err != nil {

@@ -112,9 +112,9 @@ func Evaluate(project *types.Project, images map[string]ImageFacts, cfg Config) 
 	for _, id := range slices.Concat(DefaultDeny(), cfg.Require, cfg.Deny) {
 		levels[id] = Error
 	}
-	in := &input{images: images, defaults: cfg.Defaults}
+	in := &input{project: project.Name, images: images, defaults: cfg.Defaults}
 	var findings []Finding
-	var msgs []string
+	var msgs []violation
 	for _, name := range project.ServiceNames() {
 		svc := project.Services[name]
 		allowed := cfg.Allow[name]
@@ -131,7 +131,7 @@ func Evaluate(project *types.Project, images map[string]ImageFacts, cfg Config) 
 			reason := allowReason(allowed, r.ID)
 			for _, m := range msgs {
 				findings = append(findings, Finding{
-					Rule: r.ID, CIS: r.CIS, Level: level, Service: name, Message: m, Allowed: reason,
+					Rule: r.ID, CIS: cmp.Or(m.CIS, r.CIS), Level: level, Service: name, Message: m.Message, Allowed: reason,
 				})
 			}
 		}

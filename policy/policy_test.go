@@ -158,7 +158,7 @@ func TestSorting(t *testing.T) {
 	assert.DeepEqual(t, got, []string{
 		`api latest-tag image: "api" has no tag, so it means :latest`,
 		"api secrets-in-env environment: API_TOKEN has a literal value and its name says it is a secret",
-		"db limits deploy.resources.limits lacks memory, cpus, pids (and x-lifecycle.policy.defaults provides none)",
+		"db limits deploy.resources.limits lacks memory (CIS 5.11), cpus (CIS 5.12), pids (CIS 5.29); x-lifecycle.policy.defaults provides none",
 		"web privileged privileged: true gives the container every capability and all host devices",
 		// a rule's findings keep the order of the compose file
 		`web public-ports ports: "443:443" binds 0.0.0.0 (every host interface)`,

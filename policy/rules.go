@@ -11,14 +11,40 @@ import (
 
 // input is what every check may look at besides the service.
 type input struct {
+	project  string
 	images   map[string]ImageFacts
 	defaults Defaults
 }
 
-// rule is a Rule with its check: it appends one message per violation to dst.
+// imageRef is the image a service runs: its image key, or the name Compose gives the
+// image it builds (<project>-<service>), as the facts are keyed.
+func (in *input) imageRef(svc *types.ServiceConfig) string {
+	if svc.Image != "" {
+		return svc.Image
+	}
+	return in.project + "-" + svc.Name
+}
+
+// imageName names the service's image in a message: a build-only service's image is
+// the one built for it.
+func (in *input) imageName(svc *types.ServiceConfig) string {
+	if svc.Image == "" {
+		return fmt.Sprintf("the image built for service %q", svc.Name)
+	}
+	return fmt.Sprintf("image %q", svc.Image)
+}
+
+// rule is a Rule with its check: it appends one violation per problem to dst.
 type rule struct {
 	Rule
-	check func(dst []string, svc *types.ServiceConfig, in *input) []string
+	check func(dst []violation, svc *types.ServiceConfig, in *input) []violation
+}
+
+// violation is one problem a check found; CIS, when set, is the benchmark id of this
+// problem where the rule covers several (limits: memory 5.11, CPU 5.12, PIDs 5.29).
+type violation struct {
+	CIS     string
+	Message string
 }
 
 var ruleTable = []rule{
@@ -38,9 +64,11 @@ var ruleTable = []rule{
 		"remove `uts: host`; set hostname: if the service needs a particular one"}, hostNamespace("uts", "UTS (hostname)", func(s *types.ServiceConfig) string { return s.Uts })},
 	{Rule{"non-root", "4.1", "Containers run as a non-root user",
 		"set `user:` to a non-root uid (e.g. \"1000\" or \"1000:1000\"), or use an image whose USER is not root"}, checkNonRoot},
-	{Rule{"limits", "5.11", "Containers have memory, CPU and PIDs limits (CIS 5.11, 5.12, 5.29)",
+	{Rule{"host-dirs", "5.6", "Sensitive host directories are not mounted into containers",
+		"remove the bind mount of the host directory, or mount only the file or subdirectory the service needs, read-only"}, checkHostDirs},
+	{Rule{"limits", "5.11, 5.12, 5.29", "Containers have memory (CIS 5.11), CPU (5.12) and PIDs (5.29) limits",
 		"set deploy.resources.limits (memory, cpus, pids), or x-lifecycle.policy.defaults for every service"}, checkLimits},
-	{Rule{"healthcheck", "4.6", "Containers have a health check",
+	{Rule{"healthcheck", "5.27, 4.6", "Containers have a health check: compose's healthcheck (CIS 5.27) or the image's HEALTHCHECK (4.6)",
 		"add a healthcheck: with a test that proves the service works, or use an image with a HEALTHCHECK"}, checkHealthcheck},
 	{Rule{"read-only", "5.13", "Containers' root filesystems are read-only",
 		"set `read_only: true` and mount writable paths as tmpfs: or volumes:"}, checkReadOnly},
@@ -63,26 +91,26 @@ var ruleIndex = func() map[string]int {
 	return m
 }()
 
-func checkPrivileged(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func checkPrivileged(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	if svc.Privileged {
-		dst = append(dst, "privileged: true gives the container every capability and all host devices")
+		dst = append(dst, violation{Message: "privileged: true gives the container every capability and all host devices"})
 	}
 	return dst
 }
 
-func checkCapAdd(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func checkCapAdd(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	if len(svc.CapAdd) == 0 {
 		return dst
 	}
 	for _, c := range svc.CapAdd {
 		if strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(c)), "CAP_") == "ALL" {
-			return append(dst, fmt.Sprintf("cap_add: [%s] includes ALL, which gives every Linux capability", strings.Join(svc.CapAdd, ", ")))
+			return append(dst, violation{Message: fmt.Sprintf("cap_add: [%s] includes ALL, which gives every Linux capability", strings.Join(svc.CapAdd, ", "))})
 		}
 	}
-	return append(dst, fmt.Sprintf("cap_add: [%s] adds Linux capabilities", strings.Join(svc.CapAdd, ", ")))
+	return append(dst, violation{Message: fmt.Sprintf("cap_add: [%s] adds Linux capabilities", strings.Join(svc.CapAdd, ", "))})
 }
 
-func checkDockerSocket(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func checkDockerSocket(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	for _, v := range svc.Volumes {
 		var why string
 		switch v.Type {
@@ -101,30 +129,30 @@ func checkDockerSocket(dst []string, svc *types.ServiceConfig, _ *input) []strin
 			}
 		}
 		if why != "" {
-			dst = append(dst, fmt.Sprintf("volumes: %q %s", v.Source+":"+v.Target, why))
+			dst = append(dst, violation{Message: fmt.Sprintf("volumes: %q %s", v.Source+":"+v.Target, why)})
 		}
 	}
 	if svc.UseAPISocket {
-		dst = append(dst, "use_api_socket: true mounts the Docker socket, which gives control of the host")
+		dst = append(dst, violation{Message: "use_api_socket: true mounts the Docker socket, which gives control of the host"})
 	}
 	return dst
 }
 
-func checkHostNetwork(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func checkHostNetwork(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	switch {
 	case svc.NetworkMode == "host":
-		dst = append(dst, "network_mode: host shares the host's network namespace")
+		dst = append(dst, violation{Message: "network_mode: host shares the host's network namespace"})
 	case svc.Net == "host":
-		dst = append(dst, "net: host shares the host's network namespace")
+		dst = append(dst, violation{Message: "net: host shares the host's network namespace"})
 	}
 	return dst
 }
 
 // hostNamespace builds the check of one `key: host` setting.
-func hostNamespace(key, namespace string, get func(*types.ServiceConfig) string) func([]string, *types.ServiceConfig, *input) []string {
-	return func(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func hostNamespace(key, namespace string, get func(*types.ServiceConfig) string) func([]violation, *types.ServiceConfig, *input) []violation {
+	return func(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 		if get(svc) == "host" {
-			dst = append(dst, fmt.Sprintf("%s: host shares the host's %s namespace", key, namespace))
+			dst = append(dst, violation{Message: fmt.Sprintf("%s: host shares the host's %s namespace", key, namespace)})
 		}
 		return dst
 	}
@@ -145,21 +173,21 @@ func isRootUser(user string) bool {
 // says. Without one, the image's USER decides when the engine found the image;
 // when the image is unknown (no entry, or not found) the container may run as
 // root, which is reported: a required non-root rule must be provable.
-func checkNonRoot(dst []string, svc *types.ServiceConfig, in *input) []string {
+func checkNonRoot(dst []violation, svc *types.ServiceConfig, in *input) []violation {
 	if svc.User != "" {
 		if isRootUser(svc.User) {
-			dst = append(dst, fmt.Sprintf("user: %q runs the container as root", svc.User))
+			dst = append(dst, violation{Message: fmt.Sprintf("user: %q runs the container as root", svc.User)})
 		}
 		return dst
 	}
-	facts, ok := in.images[svc.Image]
+	facts, ok := in.images[in.imageRef(svc)]
 	switch {
 	case !ok || !facts.Found:
-		dst = append(dst, fmt.Sprintf("no user: set; runs as the default user of image %q, which could not be checked", svc.Image))
+		dst = append(dst, violation{Message: fmt.Sprintf("no user: set; runs as the default user of %s, which could not be checked", in.imageName(svc))})
 	case facts.User == "":
-		dst = append(dst, fmt.Sprintf("no user: set and image %q sets no USER, so the container runs as root", svc.Image))
+		dst = append(dst, violation{Message: fmt.Sprintf("no user: set and %s sets no USER, so the container runs as root", in.imageName(svc))})
 	case isRootUser(facts.User):
-		dst = append(dst, fmt.Sprintf("no user: set and image %q has USER %q, so the container runs as root", svc.Image, facts.User))
+		dst = append(dst, violation{Message: fmt.Sprintf("no user: set and %s has USER %q, so the container runs as root", in.imageName(svc), facts.User)})
 	}
 	return dst
 }
@@ -168,7 +196,7 @@ func checkNonRoot(dst []string, svc *types.ServiceConfig, in *input) []string {
 // the legacy keys, and a policy default fills only a limit that neither sets, as
 // compose's conversion does. An explicit unlimited (pids_limit: -1) is no limit: the
 // default does not replace it and the engine runs the container unlimited.
-func checkLimits(dst []string, svc *types.ServiceConfig, in *input) []string {
+func checkLimits(dst []violation, svc *types.ServiceConfig, in *input) []violation {
 	var l types.Resource
 	if svc.Deploy != nil && svc.Deploy.Resources.Limits != nil {
 		l = *svc.Deploy.Resources.Limits
@@ -183,50 +211,91 @@ func checkLimits(dst []string, svc *types.ServiceConfig, in *input) []string {
 	if l.Pids > 0 {
 		pids = l.Pids
 	}
-	var missing []string
-	if memory < 0 || (memory == 0 && !in.defaults.Memory) {
-		missing = append(missing, "memory")
-	}
-	if cpus < 0 || (cpus == 0 && !in.defaults.CPUs) {
-		missing = append(missing, "cpus")
-	}
-	if pids < 0 || (pids == 0 && !in.defaults.Pids) {
-		missing = append(missing, "pids")
+	var missing, ids []string
+	for _, l := range []struct {
+		name, cis string
+		lacks     bool
+	}{
+		{"memory", "5.11", memory < 0 || (memory == 0 && !in.defaults.Memory)},
+		{"cpus", "5.12", cpus < 0 || (cpus == 0 && !in.defaults.CPUs)},
+		{"pids", "5.29", pids < 0 || (pids == 0 && !in.defaults.Pids)},
+	} {
+		if l.lacks {
+			missing = append(missing, fmt.Sprintf("%s (CIS %s)", l.name, l.cis))
+			ids = append(ids, l.cis)
+		}
 	}
 	if len(missing) > 0 {
-		dst = append(dst, fmt.Sprintf("deploy.resources.limits lacks %s (and x-lifecycle.policy.defaults provides none)",
-			strings.Join(missing, ", ")))
+		dst = append(dst, violation{CIS: strings.Join(ids, ", "), Message: fmt.Sprintf("deploy.resources.limits lacks %s; x-lifecycle.policy.defaults provides none",
+			strings.Join(missing, ", "))})
 	}
 	return dst
 }
 
-func checkHealthcheck(dst []string, svc *types.ServiceConfig, in *input) []string {
+// checkHealthcheck: compose's healthcheck is CIS 5.27 (health checked at run time), the
+// image's HEALTHCHECK 4.6; either passes. Turning the check off in compose is 5.27
+// alone: it overrides the image's.
+func checkHealthcheck(dst []violation, svc *types.ServiceConfig, in *input) []violation {
 	hc := svc.HealthCheck
 	switch {
 	case hc != nil && hc.Disable:
-		dst = append(dst, "healthcheck: disable: true turns the health check off")
+		dst = append(dst, violation{CIS: "5.27", Message: "healthcheck: disable: true turns the health check off"})
 	case hc != nil && len(hc.Test) > 0 && hc.Test[0] == "NONE":
-		dst = append(dst, `healthcheck: test: ["NONE"] turns the health check off`)
+		dst = append(dst, violation{CIS: "5.27", Message: `healthcheck: test: ["NONE"] turns the health check off`})
 	case hc != nil && len(hc.Test) > 0:
-	case in.images[svc.Image].Healthcheck:
+	case in.images[in.imageRef(svc)].Healthcheck:
 	case hc != nil:
-		dst = append(dst, fmt.Sprintf("healthcheck: sets no test and image %q defines no HEALTHCHECK known to the engine", svc.Image))
+		dst = append(dst, violation{Message: fmt.Sprintf("healthcheck: sets no test (CIS 5.27) and %s defines no HEALTHCHECK (CIS 4.6) known to the engine", in.imageName(svc))})
 	default:
-		dst = append(dst, fmt.Sprintf("no healthcheck: set and image %q defines no HEALTHCHECK known to the engine", svc.Image))
+		dst = append(dst, violation{Message: fmt.Sprintf("no healthcheck: set (CIS 5.27) and %s defines no HEALTHCHECK (CIS 4.6) known to the engine", in.imageName(svc))})
 	}
 	return dst
 }
 
-func checkReadOnly(dst []string, svc *types.ServiceConfig, _ *input) []string {
+// sensitiveHostDirs are the host directories CIS 5.6 keeps out of containers.
+var sensitiveHostDirs = []string{"/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr"}
+
+// checkHostDirs reports a bind mount of a sensitive host directory (read-only too: it
+// exposes the host's configuration and state), or of a path below one read-write.
+func checkHostDirs(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
+	for _, v := range svc.Volumes {
+		if (v.Type != types.VolumeTypeBind && v.Type != "") || !strings.HasPrefix(v.Source, "/") {
+			continue
+		}
+		src := path.Clean(v.Source)
+		spec := v.Source + ":" + v.Target
+		if v.ReadOnly {
+			spec += ":ro"
+		}
+		for _, dir := range sensitiveHostDirs {
+			switch {
+			case src == dir:
+				how := "read-write"
+				if v.ReadOnly {
+					how = "read-only"
+				}
+				dst = append(dst, violation{Message: fmt.Sprintf("volumes: %q mounts the host's %s (%s)", spec, dir, how)})
+			case dir != "/" && strings.HasPrefix(src, dir+"/") && !v.ReadOnly:
+				dst = append(dst, violation{Message: fmt.Sprintf("volumes: %q mounts %s, under the host's %s, read-write", spec, src, dir)})
+			default:
+				continue
+			}
+			break
+		}
+	}
+	return dst
+}
+
+func checkReadOnly(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	if !svc.ReadOnly {
-		dst = append(dst, "read_only is not true: the container's root filesystem is writable")
+		dst = append(dst, violation{Message: "read_only is not true: the container's root filesystem is writable"})
 	}
 	return dst
 }
 
 // checkNoNewPrivileges judges the last no-new-privileges entry: the engine applies
 // security_opt in order, so a later "no-new-privileges:false" undoes an earlier true.
-func checkNoNewPrivileges(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func checkNoNewPrivileges(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	last, value, set := "", "", false
 	for _, opt := range svc.SecurityOpt {
 		k, v, hasValue := strings.Cut(opt, ":")
@@ -243,30 +312,32 @@ func checkNoNewPrivileges(dst []string, svc *types.ServiceConfig, _ *input) []st
 	}
 	switch {
 	case !set:
-		return append(dst, "security_opt lacks no-new-privileges:true: processes can gain privileges (setuid binaries)")
+		return append(dst, violation{Message: "security_opt lacks no-new-privileges:true: processes can gain privileges (setuid binaries)"})
 	case !strings.EqualFold(value, "true"):
-		return append(dst, fmt.Sprintf("security_opt: %q lets processes gain privileges (setuid binaries); the engine applies the last no-new-privileges entry", last))
+		return append(dst, violation{Message: fmt.Sprintf("security_opt: %q lets processes gain privileges (setuid binaries); the engine applies the last no-new-privileges entry", last)})
 	}
 	return dst
 }
 
-func checkLatestTag(dst []string, svc *types.ServiceConfig, _ *input) []string {
+// checkLatestTag leaves out images the project builds (build:): their tag names the
+// project's own build, not a registry's moving target.
+func checkLatestTag(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	img := svc.Image
-	if img == "" || strings.Contains(img, "@") {
+	if img == "" || svc.Build != nil || strings.Contains(img, "@") {
 		return dst
 	}
 	name := img[strings.LastIndex(img, "/")+1:]
 	_, tag, hasTag := strings.Cut(name, ":")
 	switch {
 	case !hasTag:
-		dst = append(dst, fmt.Sprintf("image: %q has no tag, so it means :latest", img))
+		dst = append(dst, violation{Message: fmt.Sprintf("image: %q has no tag, so it means :latest", img)})
 	case tag == "latest":
-		dst = append(dst, fmt.Sprintf("image: %q uses the mutable :latest tag", img))
+		dst = append(dst, violation{Message: fmt.Sprintf("image: %q uses the mutable :latest tag", img)})
 	}
 	return dst
 }
 
-func checkPublicPorts(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func checkPublicPorts(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	for _, p := range svc.Ports {
 		switch p.HostIP {
 		case "", "0.0.0.0", "::", "[::]":
@@ -287,7 +358,7 @@ func checkPublicPorts(dst []string, svc *types.ServiceConfig, _ *input) []string
 		if p.HostIP != "" {
 			what = "binds every host interface"
 		}
-		dst = append(dst, fmt.Sprintf("ports: %q %s", spec, what))
+		dst = append(dst, violation{Message: fmt.Sprintf("ports: %q %s", spec, what)})
 	}
 	return dst
 }

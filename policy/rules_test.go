@@ -40,6 +40,7 @@ type fixture struct {
 	images map[string]ImageFacts
 	cfg    Config
 	want   string // a substring of the message; "" when the fixture complies
+	cis    string // the finding's CIS id, when not the rule's
 }
 
 // fixtures holds, for every rule, violating and compliant services.
@@ -120,11 +121,13 @@ var fixtures = map[string][]fixture{
 			images: map[string]ImageFacts{"nginx:1.27": {Found: true, User: "101:101"}}},
 	},
 	"limits": {
-		{name: "none", mutate: func(s *types.ServiceConfig) { s.Deploy = nil }, want: "deploy.resources.limits lacks memory, cpus, pids (and x-lifecycle.policy.defaults provides none)"},
-		{name: "pids missing", mutate: func(s *types.ServiceConfig) { s.Deploy.Resources.Limits.Pids = 0 }, want: "lacks pids ("},
-		{name: "unlimited legacy pids", mutate: func(s *types.ServiceConfig) { s.Deploy.Resources.Limits.Pids = 0; s.PidsLimit = -1 }, want: "lacks pids ("},
+		{name: "none", mutate: func(s *types.ServiceConfig) { s.Deploy = nil },
+			want: "deploy.resources.limits lacks memory (CIS 5.11), cpus (CIS 5.12), pids (CIS 5.29); x-lifecycle.policy.defaults provides none"},
+		{name: "pids missing", mutate: func(s *types.ServiceConfig) { s.Deploy.Resources.Limits.Pids = 0 }, want: "lacks pids (CIS 5.29);", cis: "5.29"},
+		{name: "memory missing", mutate: func(s *types.ServiceConfig) { s.Deploy.Resources.Limits.MemoryBytes = 0 }, want: "lacks memory (CIS 5.11);", cis: "5.11"},
+		{name: "unlimited legacy pids", mutate: func(s *types.ServiceConfig) { s.Deploy.Resources.Limits.Pids = 0; s.PidsLimit = -1 }, want: "lacks pids (CIS 5.29);", cis: "5.29"},
 		{name: "defaults cover some", mutate: func(s *types.ServiceConfig) { s.Deploy = nil },
-			cfg: Config{Defaults: Defaults{Memory: true, Pids: true}}, want: "lacks cpus ("},
+			cfg: Config{Defaults: Defaults{Memory: true, Pids: true}}, want: "lacks cpus (CIS 5.12);", cis: "5.12"},
 		{name: "legacy keys", mutate: func(s *types.ServiceConfig) { s.Deploy = nil; s.MemLimit = 1 << 30; s.CPUS = 1; s.PidsLimit = 50 }},
 		{name: "defaults cover all", mutate: func(s *types.ServiceConfig) { s.Deploy = nil },
 			cfg: Config{Defaults: Defaults{Memory: true, CPUs: true, Pids: true}}},
@@ -132,16 +135,24 @@ var fixtures = map[string][]fixture{
 		// The default fills a limit the service leaves unset, not one it sets to unlimited:
 		// the conversion keeps -1 and the engine runs the container without a PIDs limit.
 		{name: "unlimited pids with defaults", mutate: func(s *types.ServiceConfig) { s.Deploy = nil; s.PidsLimit = -1 },
-			cfg: Config{Defaults: Defaults{Memory: true, CPUs: true, Pids: true}}, want: "lacks pids ("},
+			cfg: Config{Defaults: Defaults{Memory: true, CPUs: true, Pids: true}}, want: "lacks pids (CIS 5.29)", cis: "5.29"},
 		{name: "deploy pids win over unlimited legacy", mutate: func(s *types.ServiceConfig) { s.PidsLimit = -1 }},
 	},
 	"healthcheck": {
-		{name: "none", mutate: func(s *types.ServiceConfig) { s.HealthCheck = nil }, want: `no healthcheck: set and image "nginx:1.27" defines no HEALTHCHECK`},
-		{name: "disabled", mutate: func(s *types.ServiceConfig) { s.HealthCheck = &types.HealthCheckConfig{Disable: true} }, want: "healthcheck: disable: true turns"},
+		{name: "none", mutate: func(s *types.ServiceConfig) { s.HealthCheck = nil }, want: `no healthcheck: set (CIS 5.27) and image "nginx:1.27" defines no HEALTHCHECK (CIS 4.6)`},
+		{name: "disabled", mutate: func(s *types.ServiceConfig) { s.HealthCheck = &types.HealthCheckConfig{Disable: true} }, want: "healthcheck: disable: true turns", cis: "5.27"},
+		{name: "disabled over the image's", mutate: func(s *types.ServiceConfig) { s.HealthCheck = &types.HealthCheckConfig{Disable: true} },
+			images: map[string]ImageFacts{"nginx:1.27": {Found: true, Healthcheck: true}}, want: "healthcheck: disable: true turns", cis: "5.27"},
 		{name: "NONE", mutate: func(s *types.ServiceConfig) {
 			s.HealthCheck = &types.HealthCheckConfig{Test: types.HealthCheckTest{"NONE"}}
-		}, want: `test: ["NONE"]`},
-		{name: "no test", mutate: func(s *types.ServiceConfig) { s.HealthCheck = &types.HealthCheckConfig{Retries: new(uint64)} }, want: `healthcheck: sets no test and image "nginx:1.27" defines no HEALTHCHECK`},
+		}, want: `test: ["NONE"]`, cis: "5.27"},
+		{name: "no test", mutate: func(s *types.ServiceConfig) { s.HealthCheck = &types.HealthCheckConfig{Retries: new(uint64)} }, want: `healthcheck: sets no test (CIS 5.27) and image "nginx:1.27" defines no HEALTHCHECK (CIS 4.6)`},
+		{name: "build-only service", mutate: func(s *types.ServiceConfig) {
+			s.HealthCheck, s.Image, s.Build = nil, "", &types.BuildConfig{Context: "."}
+		}, want: `no healthcheck: set (CIS 5.27) and the image built for service "web" defines no HEALTHCHECK`},
+		{name: "built image's healthcheck", mutate: func(s *types.ServiceConfig) {
+			s.HealthCheck, s.Image, s.Build = nil, "", &types.BuildConfig{Context: "."}
+		}, images: map[string]ImageFacts{"app-web": {Found: true, Healthcheck: true}}},
 		{name: "image healthcheck", mutate: func(s *types.ServiceConfig) { s.HealthCheck = nil },
 			images: map[string]ImageFacts{"nginx:1.27": {Found: true, User: "nginx", Healthcheck: true}}},
 		{name: "set", mutate: func(s *types.ServiceConfig) {}},
@@ -183,12 +194,38 @@ var fixtures = map[string][]fixture{
 		{name: "no tag", mutate: func(s *types.ServiceConfig) { s.Image = "nginx" }, want: `image: "nginx" has no tag, so it means :latest`},
 		{name: "latest", mutate: func(s *types.ServiceConfig) { s.Image = "ghcr.io/acme/web:latest" }, want: `image: "ghcr.io/acme/web:latest" uses the mutable :latest tag`},
 		{name: "registry port no tag", mutate: func(s *types.ServiceConfig) { s.Image = "localhost:5000/web" }, want: "has no tag"},
+		{name: "built by the project", mutate: func(s *types.ServiceConfig) { s.Image = "acme/web"; s.Build = &types.BuildConfig{Context: "."} }},
+		{name: "built by the project, latest", mutate: func(s *types.ServiceConfig) { s.Image = "acme/web:latest"; s.Build = &types.BuildConfig{Context: "."} }},
+		{name: "build-only", mutate: func(s *types.ServiceConfig) { s.Image = ""; s.Build = &types.BuildConfig{Context: "."} }},
 		{name: "tag", mutate: func(s *types.ServiceConfig) { s.Image = "localhost:5000/web:1.2.3" }},
 		{name: "digest", mutate: func(s *types.ServiceConfig) {
 			s.Image = "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"
 		}},
 		{name: "latest with digest", mutate: func(s *types.ServiceConfig) {
 			s.Image = "nginx:latest@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+		}},
+	},
+	"host-dirs": {
+		{name: "etc", mutate: func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{{Type: "bind", Source: "/etc", Target: "/host/etc", ReadOnly: true}}
+		}, want: `volumes: "/etc:/host/etc:ro" mounts the host's /etc (read-only)`},
+		{name: "root", mutate: func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{{Type: "bind", Source: "/", Target: "/rootfs"}}
+		}, want: `volumes: "/:/rootfs" mounts the host's / (read-write)`},
+		{name: "proc with a trailing slash", mutate: func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{{Type: "bind", Source: "/proc/", Target: "/host/proc", ReadOnly: true}}
+		}, want: `mounts the host's /proc (read-only)`},
+		{name: "under usr read-write", mutate: func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{{Type: "bind", Source: "/usr/local/bin", Target: "/tools"}}
+		}, want: `volumes: "/usr/local/bin:/tools" mounts /usr/local/bin, under the host's /usr, read-write`},
+		{name: "localtime read-only", mutate: func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{{Type: "bind", Source: "/etc/localtime", Target: "/etc/localtime", ReadOnly: true}}
+		}},
+		{name: "project dirs and volumes", mutate: func(s *types.ServiceConfig) {
+			s.Volumes = []types.ServiceVolumeConfig{
+				{Type: "bind", Source: "/srv/app/data", Target: "/data"}, {Type: "bind", Source: "/etcetera", Target: "/x"},
+				{Type: "volume", Source: "etc", Target: "/etc/app"}, {Type: "tmpfs", Target: "/dev/shm"},
+			}
 		}},
 	},
 	"public-ports": {
@@ -263,7 +300,11 @@ func TestRuleFixtures(t *testing.T) {
 				}
 				assert.Assert(t, is.Len(got, 1), "%v", got)
 				assert.Check(t, is.Contains(got[0].Message, c.want))
-				assert.Check(t, is.Equal(got[0].CIS, r.CIS))
+				wantCIS := r.CIS
+				if c.cis != "" {
+					wantCIS = c.cis
+				}
+				assert.Check(t, is.Equal(got[0].CIS, wantCIS))
 				assert.Check(t, is.Equal(got[0].Service, "web"))
 			})
 		}

@@ -24,7 +24,7 @@ const (
 // checkSecretsInEnv reports environment variables and labels that look like
 // secrets, by name (with a literal value) or by a high-entropy value. Messages
 // name the variable only: the value never leaves this function.
-func checkSecretsInEnv(dst []string, svc *types.ServiceConfig, _ *input) []string {
+func checkSecretsInEnv(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	for _, k := range sortedKeys(svc.Environment) {
 		if v := svc.Environment[k]; v != nil {
 			dst = appendSecret(dst, "environment", k, *v)
@@ -36,12 +36,12 @@ func checkSecretsInEnv(dst []string, svc *types.ServiceConfig, _ *input) []strin
 	return dst
 }
 
-func appendSecret(dst []string, key, name, value string) []string {
+func appendSecret(dst []violation, key, name, value string) []violation {
 	switch {
 	case secretName(name) && literalSecret(value):
-		return append(dst, fmt.Sprintf("%s: %s has a literal value and its name says it is a secret", key, name))
+		return append(dst, violation{Message: fmt.Sprintf("%s: %s has a literal value and its name says it is a secret", key, name)})
 	case highEntropy(value):
-		return append(dst, fmt.Sprintf("%s: %s has a high-entropy value that looks like a secret", key, name))
+		return append(dst, violation{Message: fmt.Sprintf("%s: %s has a high-entropy value that looks like a secret", key, name)})
 	}
 	return dst
 }

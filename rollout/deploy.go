@@ -41,11 +41,20 @@ type DeployOptions struct {
 	// engine address trivy may read images from ("" sends archives, see ScanProject).
 	Scan           bool
 	ScanDockerHost string
+	// Build builds every selected service that has a build: section first (deploy
+	// --build); without it only those with pull_policy: build or a missing image.
+	Build bool
 }
 
-// Deploy converges the project: scan gate, policy gate, lock, observe, plan, check,
+// Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
 // execute, verify, unlock. It returns the plan it ran (or would run, with DryRun).
 func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
+	if !opts.DryRun {
+		// Built first, so the scan and policy gates judge the images that will run.
+		if _, err := Build(ctx, eng, p, opts.Services, opts.Build, events); err != nil {
+			return strategies.Plan{}, err
+		}
+	}
 	if opts.Scan && !opts.DryRun {
 		if err := ScanGate(ctx, eng, p, opts.Services, opts.ScanDockerHost, events); err != nil {
 			return strategies.Plan{}, err
@@ -70,6 +79,11 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 
 	// Secret sources are read before any engine write: one that fails changes nothing.
 	secretValues, err := readSecrets(ctx, p, opts.Services)
+	if err != nil {
+		return strategies.Plan{}, err
+	}
+	// So are the owners of the secret files: a user name the image lacks changes nothing.
+	accounts, err := resolveSecretOwners(ctx, eng, p, images, opts.Services)
 	if err != nil {
 		return strategies.Plan{}, err
 	}
@@ -108,7 +122,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if len(opts.Rollback) > 0 {
 		result = ResultRollback
 	}
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Rollback: opts.Rollback}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback}); err != nil {
 		return plan, err
 	}
 	return plan, verifyCreated(ctx, eng, p, images, plan, events)

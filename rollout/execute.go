@@ -34,6 +34,9 @@ type ExecOptions struct {
 	Checkpoint func(strategies.Step)
 	// Images are the project's images as inspected (their users own secret files).
 	Images Images
+	// Accounts are the users and groups of images, by image ID, read for services
+	// whose secrets belong to a user name (resolveSecretOwners).
+	Accounts map[string]*compose.Accounts
 	// SecretValues are the secrets' values, read before the deploy wrote anything;
 	// a secret missing here is read when a container needs it.
 	SecretValues map[string][]byte
@@ -77,7 +80,8 @@ type executor struct {
 	failedNew     []string          // failed new containers with no old one to fall back to
 	warnings      []string
 
-	secretValues map[string][]byte // read once per deploy, guarded by mu
+	secretValues map[string][]byte            // read once per deploy, guarded by mu
+	accounts     map[string]*compose.Accounts // image ID → its users and groups, guarded by mu
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
@@ -94,7 +98,10 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
 		routes:    maps.Clone(observed.Routes),
 		tolerated: map[string]int{}, newContainers: map[string]int{}, substitutes: map[string]string{},
-		secretValues: maps.Clone(opts.SecretValues)}
+		secretValues: maps.Clone(opts.SecretValues), accounts: maps.Clone(opts.Accounts)}
+	if x.accounts == nil {
+		x.accounts = map[string]*compose.Accounts{}
+	}
 	if x.secretValues == nil {
 		x.secretValues = map[string][]byte{}
 	}

@@ -239,7 +239,7 @@ func shortID(id string) string {
 
 func imageMissingError(p *compose.Project, service, ref string) error {
 	if p.Project.Services[service].Build != nil {
-		return fmt.Errorf("service %q: %w: %s; build it first with `docker compose build %s`", service, ErrImageMissing, ref, service)
+		return fmt.Errorf("service %q: %w: %s; `docker lifecycle deploy` builds it (deploy --build rebuilds it)", service, ErrImageMissing, ref)
 	}
 	return fmt.Errorf("service %q: %w: %s; pull or build it first (docker pull %s, or docker compose pull %s)", service, ErrImageMissing, ref, ref, service)
 }
