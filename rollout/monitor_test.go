@@ -210,3 +210,28 @@ func TestMonitorBadListen(t *testing.T) {
 		assert.Check(t, is.ErrorContains(err, listen))
 	}
 }
+
+// A router that does not answer is counted in lifecycle_monitor_scrape_errors and the
+// containers' metrics are still served.
+func TestMonitorRouterDownIsAScrapeError(t *testing.T) {
+	fake := monitorFake(t)
+	fake.ExecFn = func(ctx context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
+		return nil, fmt.Errorf("container %s is restarting", id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Monitor(ctx, fake, "p", MonitorOptions{Listen: "127.0.0.1:0", Refresh: time.Hour, Serving: func(a string) { addrs <- a }})
+	}()
+	addr := <-addrs
+	families := scrape(t, addr)
+	m := find(families, "lifecycle_monitor_scrape_errors", map[string]string{"source": "router"})
+	assert.Assert(t, m != nil)
+	assert.Check(t, is.Equal(m.GetGauge().GetValue(), 1.0))
+	assert.Check(t, families["lifecycle_route_requests_total"] == nil)
+	assert.Check(t, find(families, "lifecycle_container_up", map[string]string{"container": "p-web-r2-1"}) != nil)
+	cancel()
+	assert.NilError(t, <-done)
+}
