@@ -68,6 +68,11 @@ demo: install
 	@echo
 	cd examples/demo && docker lifecycle history web
 	cd examples/demo && docker lifecycle stats --no-stream
+	@echo "Prometheus metrics from 'docker lifecycle monitor' (started, scraped once, stopped):"
+	cd examples/demo && { docker lifecycle monitor --listen 127.0.0.1:9464 & mon=$$!; \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1; curl -sf http://127.0.0.1:9464/metrics > ../../bin/demo-metrics.txt && \
+	    grep -q '^lifecycle_container_memory_usage_bytes' ../../bin/demo-metrics.txt && break; done; kill $$mon; wait $$mon; }; \
+	  grep -E '^lifecycle_(container_memory_usage_bytes|route_requests_total|service_revision)' ../../bin/demo-metrics.txt | head -8
 	cd examples/demo && docker lifecycle logs --tail 5 web
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"

@@ -105,6 +105,7 @@ in the engine so that any machine with the same context sees the same project.`,
 		newNetworkCommand(dockerCli, opts),
 		newStatsCommand(dockerCli, opts),
 		newLogsCommand(dockerCli, opts),
+		newMonitorCommand(dockerCli, opts),
 		newUnlockCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)

@@ -255,11 +255,7 @@ func Stats(ctx context.Context, eng engine.Engine, project string, opts StatsOpt
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := &statsCollector{
-		eng: eng, project: project, opts: opts,
-		samplers: map[string]*sampler{}, sampled: make(chan struct{}, 1),
-		routers: map[string]*routerClient{}, snapshots: map[string]router.Snapshot{},
-	}
+	c := newStatsCollector(eng, project, opts)
 	defer c.close()
 	if err := c.refresh(ctx); err != nil {
 		return err
@@ -306,6 +302,14 @@ func Stats(ctx context.Context, eng engine.Engine, project string, opts StatsOpt
 		if err := report(c.report(ctx)); err != nil {
 			return err
 		}
+	}
+}
+
+func newStatsCollector(eng engine.Engine, project string, opts StatsOptions) *statsCollector {
+	return &statsCollector{
+		eng: eng, project: project, opts: opts,
+		samplers: map[string]*sampler{}, sampled: make(chan struct{}, 1),
+		routers: map[string]*routerClient{}, snapshots: map[string]router.Snapshot{},
 	}
 }
 
@@ -589,14 +593,7 @@ func msOf(d time.Duration) float64 {
 func (c *statsCollector) readRouters(ctx context.Context, ids []string) (backends, services map[string]*RouterTraffic, warnings []string) {
 	backends, services = map[string]*RouterTraffic{}, map[string]*RouterTraffic{}
 	for _, id := range ids {
-		client := c.routers[id]
-		if client == nil {
-			client = newRouterClient(c.eng, id)
-			c.routers[id] = client
-		}
-		rctx, cancel := context.WithTimeout(ctx, routerReadTimeout)
-		snap, err := routerStats(rctx, client)
-		cancel()
+		snap, err := c.readRouter(ctx, id)
 		if err != nil {
 			if ctx.Err() == nil {
 				warnings = append(warnings, fmt.Sprintf("router %s: %v", id[:min(12, len(id))], err))
@@ -618,6 +615,18 @@ func (c *statsCollector) readRouters(ctx context.Context, ids []string) (backend
 		}
 	}
 	return backends, services, warnings
+}
+
+// readRouter reads the counters of one router through its kept client.
+func (c *statsCollector) readRouter(ctx context.Context, id string) (router.Snapshot, error) {
+	client := c.routers[id]
+	if client == nil {
+		client = newRouterClient(c.eng, id)
+		c.routers[id] = client
+	}
+	rctx, cancel := context.WithTimeout(ctx, routerReadTimeout)
+	defer cancel()
+	return routerStats(rctx, client)
 }
 
 // routerReadTimeout bounds one read of a router's counters (an exec on the engine).
