@@ -88,6 +88,16 @@ type Engine interface {
 	// timestamps) to emit, until the logs end (or, with Follow, the container stops),
 	// ctx ends or emit returns an error.
 	ContainerLogs(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error
+
+	// PauseContainer and UnpauseContainer freeze and thaw a running container's processes.
+	PauseContainer(ctx context.Context, id string) error
+	UnpauseContainer(ctx context.Context, id string) error
+	// CopyFromContainer streams path (a file or directory, its mounts included) of a
+	// container, running or only created, as a tar archive; the caller closes it.
+	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
+	// CopyToContainer extracts the tar archive content into the directory dir of a
+	// container, running or only created, keeping the owners and modes of the archive.
+	CopyToContainer(ctx context.Context, id, dir string, content io.Reader) error
 }
 
 // DiskUsage is the engine's disk use of containers and volumes.
