@@ -102,6 +102,8 @@ in the engine so that any machine with the same context sees the same project.`,
 		newStatsCommand(dockerCli, opts),
 		newLogsCommand(dockerCli, opts),
 		newUnlockCommand(dockerCli, opts),
+		newBackupCommand(dockerCli, opts),
+		newRestoreCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)
 	return cmd
