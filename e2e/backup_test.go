@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -54,7 +55,10 @@ type backupManifest struct {
 func TestBackupRestore(t *testing.T) {
 	s := setup(t)
 	p := s.newProject(t, backupProject)
+	start := time.Now()
+	step := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	p.mustLifecycle("deploy")
+	step("deploy")
 	db := p.name + "-db-1"
 
 	// fill the volume through the engine's archive API (the test image has no shell)
@@ -66,6 +70,7 @@ func TestBackupRestore(t *testing.T) {
 	source := volumeEntries(t, p, p.name+"_data")
 	assert.Check(t, is.Equal(source["big.bin"].UID, 1234), "the fill keeps owners: %v", source["big.bin"])
 
+	step("fill")
 	backups := t.TempDir()
 	r := p.mustLifecycle("backup", "--to", backups, "--format", "json")
 	var m backupManifest
@@ -79,6 +84,7 @@ func TestBackupRestore(t *testing.T) {
 	assert.Check(t, is.Equal(v.Size, int64(1<<20+len("hello\n")+len("secret-free\n"))))
 	assert.Check(t, is.Len(m.Services, 1))
 	assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", db), "running"), "unpaused after the backup")
+	step("backup")
 	dirs, err := filepath.Glob(filepath.Join(backups, p.name+"-*"))
 	assert.NilError(t, err)
 	assert.Assert(t, is.Len(dirs, 1))
@@ -93,11 +99,13 @@ func TestBackupRestore(t *testing.T) {
 	assert.Check(t, is.DeepEqual(volumeEntries(t, p, target+"_data"), source))
 	assert.Check(t, is.Equal(p.inspect(`{{index .Labels "com.docker.compose.project"}}`, target+"_data"), target))
 
+	step("restore")
 	// a non-empty volume without --force: refused
 	r = p.lifecycle("restore", dir, "--project", target)
 	assert.Check(t, r.code != 0, r.String())
 	assert.Check(t, is.Contains(r.stderr, target+"_data holds files"))
 
+	step("refused non-empty")
 	// a damaged archive: refused before anything is written, even with --force
 	damaged := filepath.Join(t.TempDir(), "damaged")
 	assert.NilError(t, os.CopyFS(damaged, os.DirFS(dir)))
@@ -114,6 +122,7 @@ func TestBackupRestore(t *testing.T) {
 	r = p.lifecycle("restore", damaged, "--project", target+"2")
 	assert.Check(t, r.code != 0, r.String())
 	assert.Check(t, s.plainDocker("volume", "inspect", target+"2_data") != nil, "no volume created for a damaged backup")
+	step("refused damaged")
 }
 
 // sampleTar is the volume's content: files of several modes and owners, a private
