@@ -69,6 +69,8 @@ demo: install
 	cd examples/demo && docker lifecycle history web
 	cd examples/demo && docker lifecycle stats --no-stream
 	cd examples/demo && docker lifecycle logs --tail 5 web
+	@echo "backing up db's volume (paused during the copy) into bin/demo-backup:"
+	cd examples/demo && docker lifecycle backup db --to ../../bin/demo-backup
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"
 
