@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -351,7 +352,8 @@ func backupVolume(ctx context.Context, eng engine.Engine, image, project string,
 	}
 	defer rc.Close()
 	mv = ManifestVolume{Name: short, EngineName: pv.volume.Name, Archive: short + ".tar.zst"}
-	if err := writeArchive(rc, filepath.Join(dir, mv.Archive), &mv); err != nil {
+	// A large buffer keeps the engine's stream flowing while the tar walk reads in small steps.
+	if err := writeArchive(bufio.NewReaderSize(rc, 1<<20), filepath.Join(dir, mv.Archive), &mv); err != nil {
 		return mv, fmt.Errorf("archive volume %s: %w", pv.volume.Name, err)
 	}
 	progress.Emit(events, id, progress.Done, "Backed up", fmt.Sprintf("%d files, %d bytes", mv.Files, mv.Size))

@@ -27,21 +27,25 @@ docker volume create --label com.docker.compose.project=$project --label com.doc
 img=$(docker image ls --format '{{.Repository}}:{{.Tag}}' docker-lifecycle-agent | head -1)
 docker create --name "$project-fill" -v "${project}_data:/data" "$img" >/dev/null
 tar -C "$work/data" -c . | docker cp - "$project-fill:/data"
-docker rm -f "$project-fill" >/dev/null
 
 secs() { python3 -c "import time; print(time.time())"; }
 t0=$(secs); tar -C "$work/data" -c . | zstd -1 -q > "$work/host.tar.zst"; t1=$(secs)
 mkdir "$work/host-out"; t2=$(secs); zstd -d -q -c "$work/host.tar.zst" | tar -C "$work/host-out" -x; t3=$(secs)
+# the engine's archive API alone (what backup reads), to a pipe that drops it
+t8=$(secs); docker cp "$project-fill:/data" - > /dev/null; t9=$(secs)
+docker rm -f "$project-fill" >/dev/null
 t4=$(secs); docker lifecycle -p $project --progress quiet backup data --to "$work/backups" >/dev/null; t5=$(secs)
 dir=$(ls -d "$work/backups/$project-"*)
 t6=$(secs); docker lifecycle --progress quiet restore "$dir" --project "$project-copy" >/dev/null; t7=$(secs)
-python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$(du -sb "$work/host.tar.zst" | cut -f1)" "$(du -sb "$dir" | cut -f1)" <<'PY'
+python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$(du -sb "$work/host.tar.zst" | cut -f1)" "$(du -sb "$dir" | cut -f1)" "$t8" "$t9" <<'PY'
 import sys
 t = [float(x) for x in sys.argv[1:9]]
 mb = 200
 host_c, host_x, bk, rs = t[1]-t[0], t[3]-t[2], t[5]-t[4], t[7]-t[6]
 print(f"host tar | zstd -1     {host_c:6.2f} s  {mb/host_c:7.1f} MB/s  ({int(sys.argv[9])>>20} MiB archive)")
 print(f"docker lifecycle backup {bk:6.2f} s  {mb/bk:7.1f} MB/s  ({int(sys.argv[10])>>20} MiB backup)  ratio {host_c/bk:.2f}")
+cp = float(sys.argv[12]) - float(sys.argv[11])
+print(f"docker cp volume -      {cp:6.2f} s  {mb/cp:7.1f} MB/s  (the engine's archive API, no compression)")
 print(f"host zstd -d | tar -x   {host_x:6.2f} s  {mb/host_x:7.1f} MB/s")
 print(f"docker lifecycle restore {rs:6.2f} s  {mb/rs:7.1f} MB/s  ratio {host_x/rs:.2f}")
 PY
