@@ -74,6 +74,8 @@ demo: install
 	    grep -q '^lifecycle_container_memory_usage_bytes' ../../bin/demo-metrics.txt && break; done; kill $$mon; wait $$mon; }; \
 	  grep -E '^lifecycle_(container_memory_usage_bytes|route_requests_total|service_revision)' ../../bin/demo-metrics.txt | head -8
 	cd examples/demo && docker lifecycle logs --tail 5 web
+	@echo "backing up db's volume (paused during the copy) into bin/demo-backup:"
+	cd examples/demo && docker lifecycle backup db --to ../../bin/demo-backup
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"
 

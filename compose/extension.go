@@ -36,6 +36,29 @@ type ProjectSpec struct {
 	Scan ScanSpec `mapstructure:"scan" json:"scan,omitzero" yaml:"scan,omitempty"`
 	// Network is x-lifecycle.network: segmentation defaults and the subnet pool (network.go).
 	Network *ProjectNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
+	// Backup is x-lifecycle.backup: how `docker lifecycle backup` keeps a volume consistent.
+	Backup BackupSpec `mapstructure:"backup" json:"backup,omitzero" yaml:"backup,omitempty"`
+}
+
+// Mode is the consistency mode, pause when none is set.
+func (b BackupSpec) Mode() string {
+	if b.Consistency == "" {
+		return ConsistencyPause
+	}
+	return b.Consistency
+}
+
+// Backup consistency modes: what happens to the containers mounting a volume while it is copied.
+const (
+	ConsistencyPause = "pause" // frozen (docker pause) during the copy, thawed after
+	ConsistencyStop  = "stop"  // stopped during the copy, started after
+	ConsistencyNone  = "none"  // left running: the copy may catch a write half done
+)
+
+// BackupSpec is x-lifecycle.backup.
+type BackupSpec struct {
+	// Consistency is pause, stop or none; empty means pause (BackupSpec.Mode).
+	Consistency string `mapstructure:"consistency" json:"consistency,omitempty" yaml:"consistency,omitempty"`
 }
 
 // PolicySpec holds project-wide policy.
@@ -364,6 +387,12 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	}
 	if err := validateProjectNetwork(spec.Network); err != nil {
 		return spec, err
+	}
+	switch spec.Backup.Consistency {
+	case "", ConsistencyPause, ConsistencyStop, ConsistencyNone:
+	default:
+		return spec, fmt.Errorf("key \"backup.consistency\": unknown mode %q (valid: %s, %s, %s)",
+			spec.Backup.Consistency, ConsistencyPause, ConsistencyStop, ConsistencyNone)
 	}
 	return spec, nil
 }

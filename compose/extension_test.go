@@ -40,6 +40,10 @@ func TestDecodeProjectSpec(t *testing.T) {
 			doc:  "policy: {defaults: {memory: 1gb, cpus: 3}}",
 			want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Policy: PolicySpec{Defaults: ResourceDefaults{Memory: 1 << 30, CPUs: 3}}},
 		},
+		{doc: "backup: {consistency: stop}", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Backup: BackupSpec{Consistency: ConsistencyStop}}},
+		{doc: "backup: {consistency: none}", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Backup: BackupSpec{Consistency: ConsistencyNone}}},
+		{doc: "backup: {consistency: freeze}", wantErr: `key "backup.consistency": unknown mode "freeze" (valid: pause, stop, none)`},
+		{doc: "backup: {consistancy: stop}", wantErr: `unknown key "backup.consistancy" (valid keys: consistency)`},
 		{doc: "[a]", wantErr: "must be a mapping, got a list"},
 		{doc: "42", wantErr: "must be a mapping, got a number"},
 		{doc: "true", wantErr: "must be a mapping, got a boolean"},
@@ -52,7 +56,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "strategy: ''", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout)}},
 		{doc: "strategy: Rolling", wantErr: `key "strategy": unknown strategy "Rolling" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: [rolling]", wantErr: "'strategy' expected type 'string'"},
-		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: strategy, wait-timeout, policy, scan, network)`},
+		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: strategy, wait-timeout, policy, scan, network, backup)`},
 		{doc: "policy: {defaultz: {}}", wantErr: `unknown key "policy.defaultz" (valid keys: require, deny, defaults)`},
 		{doc: "policy: {defaults: {memory: 1G, swap: 1G}}", wantErr: `unknown key "policy.defaults.swap" (valid keys: memory, cpus, pids)`},
 		{doc: "policy: {defaults: {memory: 0}}", wantErr: "size must be positive, got 0"},
@@ -70,7 +74,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "policy: {~: 1}", wantErr: "key <nil> must be a string, got null"},
 		{doc: "policy: {defaults: {1: 2}}", wantErr: "key 1 must be a string, got a number"},
 		// a key with a dot of its own (validKeys used to panic on it)
-		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: strategy, wait-timeout, policy, scan, network)`},
+		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: strategy, wait-timeout, policy, scan, network, backup)`},
 		{doc: "policy: {defaults: {memory.x: 1G}}", wantErr: `unknown key "policy.defaults.memory.x" (valid keys: memory, cpus, pids)`},
 	}
 	for _, tc := range tests {

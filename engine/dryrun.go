@@ -137,3 +137,18 @@ func (d *DryRun) DiskUsage(ctx context.Context) (DiskUsage, error) { return d.En
 func (d *DryRun) ContainerLogs(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error {
 	return d.Engine.ContainerLogs(ctx, containerID, opts, emit)
 }
+
+func (d *DryRun) PauseContainer(_ context.Context, id string) error {
+	d.record("pause container %s", id)
+	return nil
+}
+
+func (d *DryRun) UnpauseContainer(_ context.Context, id string) error {
+	d.record("unpause container %s", id)
+	return nil
+}
+
+// CopyFromContainer only reads: it passes through.
+func (d *DryRun) CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error) {
+	return d.Engine.CopyFromContainer(ctx, id, path)
+}

@@ -79,7 +79,8 @@ type Engine interface {
 	// container, as `docker exec` with the hook's user, privileges, directory and
 	// environment; a non-zero exit is an *ExecError.
 	RunHook(ctx context.Context, containerID string, hook Hook) error
-	// CopyToContainer extracts a tar archive into dir of a (created) container.
+	// CopyToContainer extracts a tar archive into dir of a container, running or only
+	// created, keeping the owners and modes of the archive.
 	CopyToContainer(ctx context.Context, containerID, dir string, archive io.Reader) error
 	// Arch is the engine's hardware architecture as it reports it (x86_64, aarch64, …).
 	Arch(ctx context.Context) (string, error)
@@ -101,6 +102,13 @@ type Engine interface {
 	// timestamps) to emit, until the logs end (or, with Follow, the container stops),
 	// ctx ends or emit returns an error.
 	ContainerLogs(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error
+
+	// PauseContainer and UnpauseContainer freeze and thaw a running container's processes.
+	PauseContainer(ctx context.Context, id string) error
+	UnpauseContainer(ctx context.Context, id string) error
+	// CopyFromContainer streams path (a file or directory, its mounts included) of a
+	// container, running or only created, as a tar archive; the caller closes it.
+	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
 }
 
 // DiskUsage is the engine's disk use of containers and volumes.

@@ -43,6 +43,30 @@ type Fake struct {
 	StreamStatsFn      func(ctx context.Context, containerID string) (<-chan container.StatsResponse, error)
 	DiskUsageFn        func(ctx context.Context) (DiskUsage, error)
 	ContainerLogsFn    func(ctx context.Context, containerID string, opts LogOptions, emit func(LogLine) error) error
+	PauseContainerFn   func(ctx context.Context, id string) error
+	UnpauseContainerFn func(ctx context.Context, id string) error
+	CopyFromFn         func(ctx context.Context, id, path string) (io.ReadCloser, error)
+}
+
+func (f *Fake) PauseContainer(ctx context.Context, id string) error {
+	if f.PauseContainerFn == nil {
+		return unexpected("PauseContainer")
+	}
+	return f.PauseContainerFn(ctx, id)
+}
+
+func (f *Fake) UnpauseContainer(ctx context.Context, id string) error {
+	if f.UnpauseContainerFn == nil {
+		return unexpected("UnpauseContainer")
+	}
+	return f.UnpauseContainerFn(ctx, id)
+}
+
+func (f *Fake) CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error) {
+	if f.CopyFromFn == nil {
+		return nil, unexpected("CopyFromContainer")
+	}
+	return f.CopyFromFn(ctx, id, path)
 }
 
 func (f *Fake) StreamStats(ctx context.Context, containerID string) (<-chan container.StatsResponse, error) {

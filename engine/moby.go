@@ -750,3 +750,21 @@ func readLogLines(r io.Reader, stream string, emit func(LogLine) error) error {
 		}
 	}
 }
+
+func (m *Moby) PauseContainer(ctx context.Context, id string) error {
+	_, err := m.api.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+	return wrapNotFound(err, "pause container "+id)
+}
+
+func (m *Moby) UnpauseContainer(ctx context.Context, id string) error {
+	_, err := m.api.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+	return wrapNotFound(err, "unpause container "+id)
+}
+
+func (m *Moby) CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error) {
+	res, err := m.api.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{SourcePath: path})
+	if err != nil {
+		return nil, wrapNotFound(err, "copy "+path+" from container "+id)
+	}
+	return res.Content, nil
+}

@@ -107,6 +107,8 @@ in the engine so that any machine with the same context sees the same project.`,
 		newLogsCommand(dockerCli, opts),
 		newMonitorCommand(dockerCli, opts),
 		newUnlockCommand(dockerCli, opts),
+		newBackupCommand(dockerCli, opts),
+		newRestoreCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)
 	return cmd

@@ -67,9 +67,7 @@ func Down(ctx context.Context, eng engine.Engine, project string, events progres
 	for _, v := range volumes {
 		// The router's state and the revision records are docker lifecycle's own, not
 		// data: they go with the project, --volumes or not.
-		ours := v.Labels[compose.LabelRole] == compose.RoleRouter || v.Labels[compose.LabelRole] == compose.RoleSecrets ||
-			v.Labels[labelHistory] != "" || v.Labels[labelSignal] != ""
-		if !ours && !opts.RemoveVolumes {
+		if !isLifecycleVolume(v) && !opts.RemoveVolumes {
 			continue
 		}
 		progress.Emit(events, "Volume "+v.Name, progress.Working, "Removing", "")

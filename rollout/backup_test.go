@@ -1,0 +1,198 @@
+package rollout
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+)
+
+// volumeTar is what the engine's archive API returns for /volume: the directory itself,
+// then its entries under "volume/".
+func volumeTar(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "volume/", Typeflag: tar.TypeDir, Mode: 0o755}))
+	for name, body := range files {
+		assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "volume/" + name, Typeflag: tar.TypeReg, Mode: 0o640, Size: int64(len(body)), Uid: 1000}))
+		_, err := tw.Write([]byte(body))
+		assert.NilError(t, err)
+	}
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "volume/link", Typeflag: tar.TypeSymlink, Linkname: "a"}))
+	assert.NilError(t, tw.Close())
+	return buf.Bytes()
+}
+
+type backupFake struct {
+	engine.Fake
+	calls []string
+}
+
+func newBackupFake(t *testing.T, content []byte, copyErr error) *backupFake {
+	f := &backupFake{}
+	record := func(s string) { f.calls = append(f.calls, s) }
+	f.ArchFn = func(context.Context) (string, error) { return "x86_64", nil }
+	f.InspectImageFn = func(_ context.Context, ref string) (engine.Image, error) {
+		return engine.Image{ID: "sha256:agent"}, nil
+	}
+	f.ListVolumesFn = func(context.Context, map[string]string) ([]engine.Volume, error) {
+		return []engine.Volume{
+			{Name: "shop_data", Labels: map[string]string{compose.LabelProject: "shop", compose.LabelVolume: "data"}},
+			{Name: "shop_cache", Labels: map[string]string{compose.LabelProject: "shop", compose.LabelVolume: "cache"}},
+			{Name: "shop-router-state", Labels: map[string]string{compose.LabelProject: "shop", compose.LabelRole: compose.RoleRouter}},
+		}, nil
+	}
+	f.ListContainersFn = func(context.Context, map[string]string) ([]engine.Container, error) {
+		return []engine.Container{
+			{ID: "db1", Name: "/shop-db-1", ImageID: "sha256:db", State: "running", Labels: map[string]string{compose.LabelService: "db", compose.LabelRevision: "3"}},
+			{ID: "web1", Name: "/shop-web-1", ImageID: "sha256:web", State: "running", Labels: map[string]string{compose.LabelService: "web", compose.LabelRevision: "7"}},
+		}, nil
+	}
+	f.InspectContainerFn = func(_ context.Context, id string) (engine.ContainerDetails, error) {
+		d := engine.ContainerDetails{ID: id, Name: "/shop-" + id[:len(id)-1] + "-1", State: "running", HostConfig: &container.HostConfig{}}
+		if id == "db1" {
+			d.HostConfig.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: "shop_data", Target: "/data"}}
+		}
+		if id == "web1" {
+			d.HostConfig.Binds = []string{"shop_cache:/cache", "/etc/hosts:/h:ro"}
+		}
+		return d, nil
+	}
+	f.CreateContainerFn = func(_ context.Context, spec engine.ContainerSpec) (string, error) {
+		record("create " + spec.HostConfig.Mounts[0].Source)
+		return "copier", nil
+	}
+	f.RemoveContainerFn = func(_ context.Context, id string, _ bool) error { record("remove " + id); return nil }
+	f.PauseContainerFn = func(_ context.Context, id string) error { record("pause " + id); return nil }
+	f.UnpauseContainerFn = func(_ context.Context, id string) error { record("unpause " + id); return nil }
+	f.CopyFromFn = func(_ context.Context, id, path string) (io.ReadCloser, error) {
+		record("copy-from " + path)
+		if copyErr != nil {
+			return nil, copyErr
+		}
+		return io.NopCloser(bytes.NewReader(content)), nil
+	}
+	return f
+}
+
+func TestBackupWritesArchivesAndManifest(t *testing.T) {
+	content := volumeTar(t, map[string]string{"a": "hello", "b": "world!"})
+	f := newBackupFake(t, content, nil)
+	out := t.TempDir()
+	dir, m, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Dir: out, ToolVersion: "test"})
+	assert.NilError(t, err)
+
+	assert.Check(t, is.Equal(m.Project, "shop"))
+	assert.Check(t, is.Equal(m.Consistency, "pause"))
+	assert.Check(t, is.Len(m.Volumes, 1)) // db mounts only data
+	v := m.Volumes[0]
+	assert.Check(t, is.Equal(v.Name, "data"))
+	assert.Check(t, is.Equal(v.EngineName, "shop_data"))
+	assert.Check(t, is.Equal(v.Files, 2))
+	assert.Check(t, is.Equal(v.Size, int64(11)))
+	assert.Check(t, is.DeepEqual(m.Services, []ManifestService{
+		{Name: "db", Revision: "3", ImageIDs: []string{"sha256:db"}},
+		{Name: "web", Revision: "7", ImageIDs: []string{"sha256:web"}},
+	}))
+	// the container mounting the volume is paused only around the copy
+	assert.Check(t, is.DeepEqual(f.calls, []string{"create shop_data", "pause db1", "copy-from /volume", "unpause db1", "remove copier"}))
+
+	read, err := ReadManifest(dir)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(read.Volumes, m.Volumes))
+	assert.NilError(t, VerifyBackup(dir, read))
+
+	// the archive decompresses to the very stream the engine gave
+	got := decompressArchive(t, filepath.Join(dir, v.Archive))
+	assert.Check(t, bytes.Equal(got, content))
+}
+
+func TestBackupEveryVolumeSkipsLifecycleOwn(t *testing.T) {
+	f := newBackupFake(t, volumeTar(t, nil), nil)
+	_, m, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Dir: t.TempDir(), Consistency: compose.ConsistencyNone})
+	assert.NilError(t, err)
+	var names []string
+	for _, v := range m.Volumes {
+		names = append(names, v.Name)
+	}
+	assert.Check(t, is.DeepEqual(names, []string{"cache", "data"}))
+	for _, c := range f.calls {
+		assert.Check(t, c != "pause db1" && c != "pause web1", "consistency none pauses nothing: %v", f.calls)
+	}
+}
+
+func TestBackupUnknownTargetsNamedAtOnce(t *testing.T) {
+	f := newBackupFake(t, nil, nil)
+	_, _, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"nope", "data", "gone"}, Dir: t.TempDir()})
+	assert.ErrorContains(t, err, "no volume or service nope, gone in project shop (volumes and services: cache, data, db, web)")
+}
+
+func TestBackupUnpausesAndCleansUpOnError(t *testing.T) {
+	f := newBackupFake(t, nil, errors.New("engine hiccup"))
+	out := t.TempDir()
+	_, _, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"data"}, Dir: out})
+	assert.ErrorContains(t, err, "engine hiccup")
+	assert.Check(t, is.DeepEqual(f.calls, []string{"create shop_data", "pause db1", "copy-from /volume", "unpause db1", "remove copier"}))
+	entries, _ := os.ReadDir(out)
+	assert.Check(t, is.Len(entries, 0), "a failed backup leaves no directory behind")
+}
+
+func TestRestoreRefusesDamagedArchiveBeforeAnyEngineCall(t *testing.T) {
+	f := newBackupFake(t, volumeTar(t, map[string]string{"a": "hello"}), nil)
+	dir, m, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Dir: t.TempDir()})
+	assert.NilError(t, err)
+	path := filepath.Join(dir, m.Volumes[1].Archive)
+	b, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	b[len(b)/2] ^= 0xff
+	assert.NilError(t, os.WriteFile(path, b, 0o600))
+
+	// an engine that fails every call: the restore must stop before touching it
+	_, err = Restore(context.Background(), &engine.Fake{}, dir, progress.Nop, RestoreOptions{Project: "copy"})
+	assert.Check(t, errors.Is(err, ErrArchiveDamaged), "%v", err)
+	assert.ErrorContains(t, err, "nothing restored")
+	assert.ErrorContains(t, err, path)
+}
+
+func TestRestoreTargetMapsVolumeNames(t *testing.T) {
+	m := Manifest{Project: "shop"}
+	v := ManifestVolume{Name: "data", EngineName: "custom-name"}
+	assert.Check(t, is.Equal(RestoreTarget(m, v, ""), "custom-name"))
+	assert.Check(t, is.Equal(RestoreTarget(m, v, "shop"), "custom-name"))
+	assert.Check(t, is.Equal(RestoreTarget(m, v, "shop2"), "shop2_data"))
+}
+
+func TestReadManifestRejectsPathsOutsideTheBackup(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, writeManifest(dir, Manifest{Format: ManifestFormat, Project: "shop", Volumes: []ManifestVolume{{Name: "data", Archive: "../etc/passwd"}}}))
+	_, err := ReadManifest(dir)
+	assert.ErrorContains(t, err, `volume "data" has a bad archive name "../etc/passwd"`)
+}
+
+func decompressArchive(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	assert.NilError(t, err)
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	assert.NilError(t, err)
+	defer zr.Close()
+	b, err := io.ReadAll(zr)
+	assert.NilError(t, err)
+	return b
+}
