@@ -223,7 +223,7 @@ func TestBadInputLeavesDeployedProjectUntouched(t *testing.T) {
 	for _, bad := range []struct{ yaml, want string }{
 		{"services:\n  db:\n    image: {{image:v2}}\n  web:\n    image: {{image:v2}}\n    depends_on: [db]\n    x-lifecycle: {strateg: recreate}\n", `unknown key "strateg"`},
 		{"services:\n  db:\n    image: {{image:v2}}\n    depends_on: [web]\n  web:\n    image: {{image:v2}}\n    depends_on: [db]\n", "dependency cycle"},
-		{"services:\n  db:\n    image: {{image:v2}}\n  web:\n    image: {{image:v2}}\n    depends_on: [db]\n    gpus: all\n", `"gpus"`},
+		{"services:\n  db:\n    image: {{image:v2}}\n  web:\n    image: {{image:v2}}\n    depends_on: [db]\n    deploy: {placement: {constraints: [node.role==manager]}}\n", `"deploy.placement"`},
 	} {
 		p.write(bad.yaml)
 		r := p.lifecycle("deploy")
