@@ -149,6 +149,7 @@ func InternalRouterContainer(p *Project, service, image string) (ContainerCreate
 		Labels: map[string]string{
 			LabelProject: p.Name, LabelOneoff: "False", LabelRole: RoleRouter, LabelManagedBy: ManagedByValue,
 			LabelRouterHash: hash, LabelImageRef: image, LabelRouterService: service,
+			LabelAgentFeatures: agentFeatures,
 			// Filed under the service, so `docker compose down` removes it with it.
 			LabelService: service, LabelConfigHash: hash,
 		},

@@ -12,6 +12,8 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
+
+	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 )
 
 // RoleRouter marks the project's traffic router container (label LabelRole).
@@ -20,6 +22,14 @@ const RoleRouter = "router"
 // LabelRouterHash identifies the router container's ports and networks: a change means
 // the router must be recreated.
 const LabelRouterHash = "io.lifecycle.router-hash"
+
+// LabelAgentFeatures lists, comma-separated, what a router's agent understands beyond
+// config version 1 (router.Features). A router created before the label existed has
+// none of them: the runtime sends it only what version 1 routers read.
+const LabelAgentFeatures = "io.lifecycle.agent.features"
+
+// agentFeatures is the LabelAgentFeatures value of the routers this plugin creates.
+var agentFeatures = strings.Join(router.Features, ",")
 
 // RouterStateDir is where the router keeps its config and control socket, so a
 // restarted router serves what it served before.
@@ -178,12 +188,13 @@ func RouterContainer(p *Project, image string, ports []RoutedPort, networks []st
 		Cmd:          []string{"router", "-config", RouterStateDir + "/router.json", "-control", RouterStateDir + "/control.sock", "-access-log"},
 		ExposedPorts: exposed,
 		Labels: map[string]string{
-			LabelProject:    p.Name,
-			LabelOneoff:     "False",
-			LabelRole:       RoleRouter,
-			LabelManagedBy:  ManagedByValue,
-			LabelRouterHash: RouterHash(ports, networks),
-			LabelImageRef:   image,
+			LabelProject:       p.Name,
+			LabelOneoff:        "False",
+			LabelRole:          RoleRouter,
+			LabelManagedBy:     ManagedByValue,
+			LabelRouterHash:    RouterHash(ports, networks),
+			LabelImageRef:      image,
+			LabelAgentFeatures: agentFeatures,
 		},
 	}
 	if len(ports) > 0 {

@@ -115,10 +115,10 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	}
 	x.routers = map[string]*routerClient{}
 	if observed.Router != nil {
-		x.routers[""] = newRouterClient(eng, observed.Router.ID)
+		x.routers[""] = observedRouterClient(eng, *observed.Router)
 	}
 	for service, r := range observed.ServiceRouters {
-		x.routers[service] = newRouterClient(eng, r.ID)
+		x.routers[service] = observedRouterClient(eng, *r)
 	}
 	for _, s := range plan.Steps {
 		if ds := d.Services[s.Service]; ds.Behind && s.Action == strategies.Route && x.routers[ds.RouterKey] != nil {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
@@ -146,6 +147,9 @@ func observedContainer(c engine.Container) strategies.ObservedContainer {
 	}
 	if ref := c.Labels[compose.LabelImageRef]; ref != "" {
 		oc.Image = ref
+	}
+	if f := c.Labels[compose.LabelAgentFeatures]; f != "" {
+		oc.AgentFeatures = strings.Split(f, ",")
 	}
 	for _, port := range c.Ports {
 		oc.PublishesPorts = oc.PublishesPorts || port.HostPort != 0

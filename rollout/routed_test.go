@@ -460,14 +460,30 @@ func TestProtocolReachesTheRouterConfig(t *testing.T) {
 	}
 }
 
-// A router whose agent predates protocol auto refuses the sniff window: the deploy
-// goes on with its ports as http, as that router carried them before.
+// A router created by an older plugin carries no feature label: the deploy sends it
+// its ports as http, as that router carried them before, without trying auto first;
+// a router whose label lists protocol-auto gets auto.
 func TestRouterOlderThanProtocolAuto(t *testing.T) {
 	w := newWorld()
-	w.preAutoAgent = true
 	_, err := deploy(t, w, loadProject(t, routedCompose("app:1", "")), DeployOptions{})
 	assert.NilError(t, err)
 	_, err = deploy(t, w, loadProject(t, routedCompose("app:2", "")), DeployOptions{})
+	assert.NilError(t, err)
+	assert.Assert(t, len(w.puts) > 0)
+	for _, cfg := range w.puts {
+		assert.Equal(t, cfg.Routes[0].Protocol, router.Auto, "a router with the feature label")
+	}
+
+	w.mu.Lock()
+	for _, c := range w.containers {
+		if c.Labels[compose.LabelRole] == compose.RoleRouter {
+			assert.Equal(t, c.Labels[compose.LabelAgentFeatures], router.FeatureProtocolAuto)
+			delete(c.Labels, compose.LabelAgentFeatures)
+		}
+	}
+	w.preAutoAgent, w.puts = true, nil
+	w.mu.Unlock()
+	_, err = deploy(t, w, loadProject(t, routedCompose("app:3", "")), DeployOptions{})
 	assert.NilError(t, err)
 	assert.Assert(t, len(w.puts) > 0)
 	for _, cfg := range w.puts {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
@@ -149,35 +148,21 @@ func (x *executor) pushRoutes(ctx context.Context, key string) error {
 		drain = max(drain, time.Duration(r.DrainTimeout))
 	}
 	if client.noAuto && withoutAuto(&cfg) {
-		if body, err = json.Marshal(cfg); err != nil {
-			return err
-		}
-	}
-	_, err = client.do(ctx, "put-config", body, drain+time.Second)
-	if err != nil && !client.noAuto && predatesAuto(err) && withoutAuto(&cfg) {
 		// A router created by an older plugin keeps its agent until its ports or
 		// networks change (docs/rollouts.md): it carries these ports as it did before.
-		client.noAuto = true
-		progress.Emit(x.events, "Router "+compose.RouterNameOf(x.project.Name, key), progress.Warning, "Protocol auto not supported",
-			"this router's agent predates it: its ports stay http until the router is recreated (`docker lifecycle down` and deploy, or a change of published ports)")
+		if !client.warnedAuto {
+			client.warnedAuto = true
+			progress.Emit(x.events, "Router "+compose.RouterNameOf(x.project.Name, key), progress.Warning, "Protocol auto not supported",
+				"this router's agent predates it: its ports stay http until the router is recreated (`docker lifecycle down` and deploy, or a change of published ports)")
+		}
 		if body, err = json.Marshal(cfg); err != nil {
 			return err
 		}
-		_, err = client.do(ctx, "put-config", body, drain+time.Second)
 	}
-	if err != nil {
+	if _, err = client.do(ctx, "put-config", body, drain+time.Second); err != nil {
 		return fmt.Errorf("%w: apply config: %w", ErrRouter, err)
 	}
 	return nil
-}
-
-// predatesAuto recognises the answer of an agent older than protocol auto: its config
-// decoder refuses the sniff window, or the protocol if that was left out. The answer
-// may come JSON-quoted (the control socket's error body), so quotes are not matched.
-func predatesAuto(err error) bool {
-	msg := err.Error()
-	return (strings.Contains(msg, "unknown field") && strings.Contains(msg, "sniff_window")) ||
-		strings.Contains(msg, `auto\" is not one of http, tcp`) || strings.Contains(msg, `auto" is not one of http, tcp`)
 }
 
 // withoutAuto turns cfg's auto routes into http routes (what every route was before

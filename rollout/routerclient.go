@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
 // ctlSession is `agent ctl session` in the router: one request per line.
@@ -26,12 +28,22 @@ type routerClient struct {
 	sess      *engine.Session
 	lines     *bufio.Reader
 	noSession bool
-	// noAuto: the router's agent predates protocol auto (pushRoutes sends http).
-	noAuto bool
+	// noAuto: the router's agent predates protocol auto (pushRoutes sends http);
+	// warnedAuto: the deploy said so once.
+	noAuto, warnedAuto bool
 }
 
+// newRouterClient is the client of a router this plugin created: it has every feature.
 func newRouterClient(eng engine.Engine, id string) *routerClient {
 	return &routerClient{eng: eng, id: id}
+}
+
+// observedRouterClient is the client of a router found on the engine, which an older
+// plugin may have created: it is sent only what its container says its agent reads.
+func observedRouterClient(eng engine.Engine, r strategies.ObservedContainer) *routerClient {
+	c := newRouterClient(eng, r.ID)
+	c.noAuto = !router.HasFeature(r.AgentFeatures, router.FeatureProtocolAuto)
+	return c
 }
 
 type sessionRequest struct {

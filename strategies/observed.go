@@ -41,6 +41,9 @@ type ObservedContainer struct {
 	// PublishesPorts is true when the container holds host ports itself (created
 	// before its service was behind the router).
 	PublishesPorts bool
+	// AgentFeatures are what a router's agent understands beyond config version 1
+	// (compose.LabelAgentFeatures); nil for other containers and for older routers.
+	AgentFeatures []string
 }
 
 // Running reports whether the container is up (restarting counts: the engine is on it).
