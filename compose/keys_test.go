@@ -236,7 +236,9 @@ func TestServiceKeys(t *testing.T) {
 			assert.Equal(t, c.HostConfig.MemoryReservation, int64(32<<20))
 		}},
 		{key: "deploy.resources.reservations.cpus", yaml: "    deploy: {resources: {reservations: {cpus: \"0.5\"}}}\n", refused: `the engine has no CPU reservation for containers`},
-		{key: "pull_policy always", yaml: "    pull_policy: always\n", refused: `pull_policy "always" is not supported`},
+		{key: "pull_policy", yaml: "    pull_policy: weekly\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }}, // applied by the runtime: TestPullNeeded (rollout), TestDeployPulls (e2e)
+		{key: "pull_policy refresh", yaml: "    pull_policy: refresh\n    pull_refresh_after: 2d\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},
+		{key: "pull_policy refresh without pull_refresh_after", yaml: "    pull_policy: refresh\n", refused: `pull_policy refresh needs pull_refresh_after`},
 
 		{key: "provider", yaml: "    provider: {type: model}\n", refused: `key "provider" is not supported by docker lifecycle: a provider service is run by a compose plugin`},
 		{key: "use_api_socket", yaml: "    use_api_socket: true\n", refused: `key "use_api_socket" is not supported by docker lifecycle: it hands the Docker socket`},

@@ -695,10 +695,9 @@ func TestLoadErrors(t *testing.T) {
 		{name: "deploy.mode global", compose: svc("    deploy:\n      mode: global\n"), is: []error{ErrUnsupported}, contains: []string{"{file}: ", `service "web"`, `deploy.mode "global"`, "only replicated"}},
 		{name: "volume type npipe", compose: svc("    volumes: [{type: npipe, source: a, target: /b}]\n"), is: []error{ErrUnsupported}, contains: []string{`service "web"`, `volume type "npipe" (target /b)`}},
 		{
-			name:     "pull_policy always",
-			compose:  svc("    pull_policy: always\n"),
-			is:       []error{ErrUnsupported},
-			contains: []string{"{file}: ", `service "web"`, `pull_policy "always" is not supported by docker lifecycle yet`, "docker compose pull"},
+			name:     "pull_policy refresh without pull_refresh_after",
+			compose:  svc("    pull_policy: refresh\n"),
+			contains: []string{"{file}: ", `service "web"`, `pull_policy refresh needs pull_refresh_after, a positive duration such as 12h or 2d (got "")`},
 		},
 		// one container owns a host port: only the recreate strategy cannot have replicas
 		// next to a published port (a routed strategy's router owns the port)

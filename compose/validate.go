@@ -69,9 +69,6 @@ var refusedDeployKeys = map[string]string{
 	"labels":        "Swarm service labels are not container labels: use the service's labels",
 }
 
-// supportedPullPolicies: without --pull the deploy only uses local images.
-var supportedPullPolicies = []string{"", types.PullPolicyMissing, types.PullPolicyIfNotPresent, types.PullPolicyNever, types.PullPolicyBuild}
-
 // checkSupported lists every problem of a service at once, each wrapping ErrUnsupported
 // when the key is refused, so one run names everything a file needs changed.
 func checkSupported(p *types.Project, svc types.ServiceConfig) []error {
@@ -100,8 +97,8 @@ func checkSupported(p *types.Project, svc types.ServiceConfig) []error {
 			problems = append(problems, fmt.Errorf("dns %q is not an IP address: the engine accepts only IP addresses for dns", dns))
 		}
 	}
-	if !slices.Contains(supportedPullPolicies, svc.PullPolicy) {
-		problems = append(problems, fmt.Errorf("pull_policy %q is %w: deploy uses images present on the engine; pull them first (docker compose pull)", svc.PullPolicy, ErrUnsupported))
+	if _, _, err := PullPolicyOf(svc); err != nil {
+		problems = append(problems, err)
 	}
 	if svc.Image == "" && svc.Build == nil {
 		problems = append(problems, errors.New("has neither image nor build: set image"))

@@ -58,8 +58,10 @@ services:
 `
 
 // TestMissingImageIsRefusedBeforeAnythingStops: a service whose image is not on the
-// engine fails the deploy at planning, naming the image and the service and saying how
-// to get the image, while the running version keeps running untouched.
+// engine fails plan and `deploy --pull never` at planning, and a deploy whose pull
+// fails stops before any write; each names the image and the service and says how to
+// get the image, while the running version keeps running untouched. The image's
+// registry is a closed port on 127.0.0.1, so the pull is refused at once.
 func TestMissingImageIsRefusedBeforeAnythingStops(t *testing.T) {
 	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
@@ -71,14 +73,17 @@ func TestMissingImageIsRefusedBeforeAnythingStops(t *testing.T) {
 	_, router := before[p.router()]
 	assert.Assert(t, len(before) == 2 && web && router, "web behind the router: %v", before)
 
-	const missing = "lifecycle-e2e:does-not-exist"
+	missing := fmt.Sprintf("127.0.0.1:%d/lifecycle-e2e:does-not-exist", freePort(t))
 	p.write(fmt.Sprintf(webOnPort, missing, port))
-	for _, cmd := range []string{"plan", "deploy"} {
-		r := p.quiet(cmd)
-		t.Logf("docker lifecycle %s:\n%s", cmd, r.stderr)
+	for _, args := range [][]string{{"plan"}, {"deploy", "--pull", "never"}} {
+		r := p.quiet(args...)
+		t.Logf("docker lifecycle %s:\n%s", args, r.stderr)
 		assertOneMessage(t, r, 1, `service "web"`, "image not found on the engine", missing,
-			"docker pull "+missing, "docker compose pull web")
+			"docker pull "+missing, "deploy pulls missing images itself unless pull_policy or --pull is never")
 	}
+	r := p.quiet("deploy")
+	t.Logf("docker lifecycle deploy:\n%s", r.stderr)
+	assertOneMessage(t, r, 1, `service "web"`, "pull "+missing)
 	assert.Check(t, is.DeepEqual(p.runningIDs(), before), "the running container was touched")
 	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
 	assertNoLock(t, p)

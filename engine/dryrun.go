@@ -88,6 +88,11 @@ func (d *DryRun) ImageBuild(_ context.Context, spec BuildSpec, _ func(string)) e
 	return nil
 }
 
+func (d *DryRun) ImagePull(_ context.Context, ref, _ string, _ func(string)) error {
+	d.record("pull image %s", ref)
+	return nil
+}
+
 func (d *DryRun) RemoveImage(_ context.Context, ref string) error {
 	d.record("remove image %s", ref)
 	return nil

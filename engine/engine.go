@@ -28,6 +28,9 @@ var (
 	ErrEngineTooOld = errors.New("engine too old")
 	// ErrUnreachable is returned when the engine cannot be reached at all.
 	ErrUnreachable = errors.New("cannot connect to the Docker engine")
+	// ErrUnauthorized is returned (wrapped) when a registry refuses a pull for want of
+	// credentials (some registries say so of an image that does not exist, too).
+	ErrUnauthorized = errors.New("registry refused the pull")
 	// ErrLocked is returned (wrapped in *LockedError) when another process holds the project lock.
 	ErrLocked = errors.New("project is locked")
 )
@@ -69,6 +72,11 @@ type Engine interface {
 	// and tags the result; each line of the build's output goes to output (may be nil).
 	ImageBuild(ctx context.Context, spec BuildSpec, output func(line string)) error
 	RemoveImage(ctx context.Context, ref string) error
+	// ImagePull pulls ref from its registry, sending registryAuth (the base64 value of
+	// the X-Registry-Auth header; "" for none), and each progress line to output (may
+	// be nil). A refusal for want of credentials wraps ErrUnauthorized, an image the
+	// registry does not have ErrNotFound.
+	ImagePull(ctx context.Context, ref, registryAuth string, output func(line string)) error
 	// SaveImage streams the image as a `docker save` archive; the caller closes it.
 	SaveImage(ctx context.Context, ref string) (io.ReadCloser, error)
 
@@ -307,4 +315,7 @@ type Image struct {
 	User string
 	// Healthcheck is true when the image defines a HEALTHCHECK other than NONE.
 	Healthcheck bool
+	// LastTagTime is when the engine last tagged the image (a pull or a build does);
+	// zero when it never did.
+	LastTagTime time.Time
 }

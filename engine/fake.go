@@ -33,6 +33,7 @@ type Fake struct {
 	BuildImageFn       func(ctx context.Context, buildContext io.Reader, tag string, labels map[string]string) error
 	ImageBuildFn       func(ctx context.Context, spec BuildSpec, output func(line string)) error
 	RemoveImageFn      func(ctx context.Context, ref string) error
+	ImagePullFn        func(ctx context.Context, ref, registryAuth string, output func(line string)) error
 	SaveImageFn        func(ctx context.Context, ref string) (io.ReadCloser, error)
 	ExecFn             func(ctx context.Context, containerID string, cmd []string, stdin []byte) ([]byte, error)
 	ArchFn             func(ctx context.Context) (string, error)
@@ -274,6 +275,13 @@ func (f *Fake) ImageBuild(ctx context.Context, spec BuildSpec, output func(line 
 		return unexpected("ImageBuild")
 	}
 	return f.ImageBuildFn(ctx, spec, output)
+}
+
+func (f *Fake) ImagePull(ctx context.Context, ref, registryAuth string, output func(line string)) error {
+	if f.ImagePullFn == nil {
+		return unexpected("ImagePull")
+	}
+	return f.ImagePullFn(ctx, ref, registryAuth, output)
 }
 
 func (f *Fake) RemoveImage(ctx context.Context, ref string) error {

@@ -422,7 +422,7 @@ func (m *Moby) InspectImage(ctx context.Context, ref string) (Image, error) {
 	if err != nil {
 		return Image{}, wrapNotFound(err, "image "+ref)
 	}
-	img := Image{ID: res.ID, Tags: res.RepoTags}
+	img := Image{ID: res.ID, Tags: res.RepoTags, LastTagTime: res.Metadata.LastTagTime}
 	if res.Config != nil {
 		img.User = res.Config.User
 		hc := res.Config.Healthcheck
@@ -490,6 +490,49 @@ func (m *Moby) ImageBuild(ctx context.Context, spec BuildSpec, output func(line 
 			text = rest
 		}
 	}
+}
+
+func (m *Moby) ImagePull(ctx context.Context, ref, registryAuth string, output func(line string)) error {
+	res, err := m.api.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: registryAuth})
+	if err != nil {
+		return pullError(ref, err)
+	}
+	defer res.Close()
+	// The pull reports failures inside its JSON message stream, not as an HTTP error.
+	for msg, err := range res.JSONMessages(ctx) {
+		if err != nil {
+			return pullError(ref, err)
+		}
+		if msg.Error != nil {
+			return pullError(ref, errors.New(msg.Error.Message))
+		}
+		if output == nil || msg.Status == "" {
+			continue
+		}
+		line := msg.Status
+		if msg.ID != "" {
+			line = msg.ID + ": " + line
+		}
+		if msg.Progress != nil && msg.Progress.Total > 0 {
+			line += fmt.Sprintf(" %d/%d kB", msg.Progress.Current/1000, msg.Progress.Total/1000)
+		}
+		output(line)
+	}
+	return nil
+}
+
+// pullError names the image and sorts out the refusals a login or a name may mend. The
+// engine reports a registry's answer as text inside the stream, so the text decides.
+func pullError(ref string, err error) error {
+	msg := err.Error()
+	switch {
+	case cerrdefs.IsUnauthorized(err) || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "denied") ||
+		strings.Contains(msg, "no basic auth credentials") || strings.Contains(msg, "authentication required"):
+		return fmt.Errorf("pull %s: %w: %s", ref, ErrUnauthorized, msg)
+	case cerrdefs.IsNotFound(err) || strings.Contains(msg, "manifest unknown") || strings.Contains(msg, "not found"):
+		return fmt.Errorf("pull %s: %w in its registry: %s", ref, ErrNotFound, msg)
+	}
+	return fmt.Errorf("pull %s: %w", ref, err)
 }
 
 func (m *Moby) RemoveImage(ctx context.Context, ref string) error {

@@ -20,6 +20,7 @@ type deployOptions struct {
 	skipScan      bool
 	verifyNetwork bool
 	build         bool
+	pull          string
 }
 
 func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -34,8 +35,8 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 			switch {
 			case opts.scan && opts.skipScan:
 				return usageError("--scan and --skip-scan exclude each other: use one of them")
-			case opts.dryRun && (opts.scan || opts.verifyNetwork || opts.build):
-				return usageError("--dry-run changes nothing, so it runs no --scan, --verify-network or --build: use 'scan' or 'network verify' for those")
+			case opts.dryRun && (opts.scan || opts.verifyNetwork || opts.build || cmd.Flags().Changed("pull")):
+				return usageError("--dry-run changes nothing, so it runs no --scan, --verify-network, --build or --pull: use 'scan' or 'network verify' for those")
 			case cmd.Flags().Changed("format") && !opts.dryRun:
 				return usageError("--format is the format of the --dry-run plan: add --dry-run, or use 'plan --format'")
 			}
@@ -51,6 +52,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags.BoolVar(&opts.scan, "scan", false, "Run the image scan gate even without x-lifecycle.scan")
 	flags.BoolVar(&opts.skipScan, "skip-scan", false, "Deploy without the image scan gate that x-lifecycle.scan turns on")
 	flags.BoolVar(&opts.build, "build", false, "Build the images of services with a build: section first (services whose image is missing, or with pull_policy: build, are always built)")
+	enumFlag(flags, &opts.pull, "pull", rollout.PullPolicy, "Pull images before the deploy: policy (each service's pull_policy, missing by default), always, missing or never", rollout.PullModes...)
 	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")
 	return cmd
 }
@@ -72,7 +74,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
 		Command: "docker lifecycle deploy", Checkpoint: crashCheckpoint(),
 		Scan: (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan, ScanDockerHost: trivyDockerHost(dockerCli),
-		Build: opts.build,
+		Build: opts.build, Pull: opts.pull, RegistryAuth: registryAuth(dockerCli),
 	})
 	_ = events.Close()
 	if err != nil {
@@ -88,4 +90,12 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	fmt.Fprintf(dockerCli.Out(), "Deployed project %s in %s: %d steps, services changed: %s\n",
 		p.Name, time.Since(started).Round(100*time.Millisecond), len(plan.Steps), strings.Join(plan.Services(), ", "))
 	return verifyAfterDeploy(ctx, dockerCli, eng, p, opts.verifyNetwork)
+}
+
+// registryAuth gives a pull the credentials `docker login` stored for the image's
+// registry (the CLI's config file and credential helpers), as `docker pull` sends them.
+func registryAuth(dockerCli command.Cli) rollout.RegistryAuth {
+	return func(ref string) (string, error) {
+		return command.RetrieveAuthTokenFromImage(dockerCli.ConfigFile(), ref)
+	}
 }

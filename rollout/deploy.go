@@ -44,13 +44,20 @@ type DeployOptions struct {
 	// Build builds every selected service that has a build: section first (deploy
 	// --build); without it only those with pull_policy: build or a missing image.
 	Build bool
+	// Pull is deploy --pull (PullModes; "" is PullPolicy: each service's pull_policy);
+	// RegistryAuth gives the credentials for a pull (nil: none).
+	Pull         string
+	RegistryAuth RegistryAuth
 }
 
 // Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
 // execute, verify, unlock. It returns the plan it ran (or would run, with DryRun).
 func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
 	if !opts.DryRun {
-		// Built first, so the scan and policy gates judge the images that will run.
+		// Pulled and built first, so the scan and policy gates judge the images that will run.
+		if _, err := Pull(ctx, eng, p, opts.Services, opts.Pull, opts.RegistryAuth, events); err != nil {
+			return strategies.Plan{}, err
+		}
 		if _, err := Build(ctx, eng, p, opts.Services, opts.Build, events); err != nil {
 			return strategies.Plan{}, err
 		}

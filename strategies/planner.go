@@ -241,7 +241,7 @@ func imageMissingError(p *compose.Project, service, ref string) error {
 	if p.Project.Services[service].Build != nil {
 		return fmt.Errorf("service %q: %w: %s; `docker lifecycle deploy` builds it (deploy --build rebuilds it)", service, ErrImageMissing, ref)
 	}
-	return fmt.Errorf("service %q: %w: %s; pull or build it first (docker pull %s, or docker compose pull %s)", service, ErrImageMissing, ref, ref, service)
+	return fmt.Errorf("service %q: %w: %s; pull it (docker pull %s); deploy pulls missing images itself unless pull_policy or --pull is never", service, ErrImageMissing, ref, ref)
 }
 
 // checkPorts refuses a plan whose new containers publish a host port that a container
