@@ -194,6 +194,7 @@ secrets:
 	p.mustLifecycle("config")
 	r = p.lifecycle("lint")
 	assert.Check(t, !strings.Contains(r.stdout+r.stderr, "mysql"), "lint does not fail on the user: %s", r)
+	assert.Check(t, is.Contains(r.stdout, "read-only"), "lint linted the project: %s", r)
 	r = p.lifecycle("deploy")
 	assert.Check(t, r.code != 0)
 	assert.Check(t, is.Contains(r.stderr, `service "named": secret "pw": user "mysql" is not in the image's /etc/passwd: set uid and gid on each secret reference`), r.String())
