@@ -173,6 +173,11 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 				if x.failed == "" && runCtx.Err() == nil {
 					x.failed = s.Service
 				}
+				if s.Action == strategies.Stop {
+					// A failed stop may still have stopped the container (cut short by
+					// the deploy's end, an engine timeout): the rollback starts it.
+					x.stopped[s.Service] = append(x.stopped[s.Service], s)
+				}
 				x.mu.Unlock()
 				fail(err)
 				return

@@ -46,6 +46,9 @@ type world struct {
 	stats func() router.Snapshot
 	// preAutoAgent makes the router answer as an agent older than protocol auto.
 	preAutoAgent bool
+	// stopErr, when set, is what stopping a container returns after it stopped (a stop
+	// whose answer was lost: the deploy's context ended, the engine timed out).
+	stopErr func(name string) error
 }
 
 func newWorld() *world {
@@ -182,6 +185,9 @@ func (w *world) fake() *engine.Fake {
 			defer w.mu.Unlock()
 			w.record("stop %s", w.containers[id].Name)
 			w.containers[id].State = "exited"
+			if w.stopErr != nil {
+				return w.stopErr(w.containers[id].Name)
+			}
 			return nil
 		},
 		RemoveContainerFn: func(_ context.Context, id string, _ bool) error {

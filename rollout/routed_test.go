@@ -232,6 +232,30 @@ func TestFailedRollingUpdateRollsBack(t *testing.T) {
 	}
 }
 
+// A stop whose answer is an error may still have stopped the container (a stop cut
+// short by the deploy's end, an engine timeout): the rollback starts it again.
+func TestRollbackRestartsAContainerWhoseStopFailed(t *testing.T) {
+	const extra = "      update_config: {order: stop-first}\n"
+	w := newWorld()
+	_, err := deploy(t, w, loadProject(t, routedCompose("app:1", extra)), DeployOptions{})
+	assert.NilError(t, err)
+	w.calls = nil
+	w.stopErr = func(name string) error {
+		if name == "demo-web-r1-1" {
+			return errors.New("stop demo-web-r1-1: the engine did not answer in time")
+		}
+		return nil
+	}
+	_, err = deploy(t, w, loadProject(t, routedCompose("app:2", extra)), DeployOptions{})
+	assert.Check(t, errors.Is(err, ErrRolledBack), "got %v", err)
+	assert.Check(t, is.ErrorContains(err, "the engine did not answer in time"))
+	stop, restart := w.index("stop demo-web-r1-1"), lastIndex(w.calls, "start demo-web-r1-1")
+	assert.Check(t, stop >= 0 && restart > stop, "stop at %d, start again at %d: %v", stop, restart, w.calls)
+	assert.Check(t, is.DeepEqual(w.state(), []string{
+		"demo-lifecycle-router:running", "demo-web-r1-1:running", "demo-web-r1-2:running",
+	}))
+}
+
 func lastIndex(calls []string, call string) int {
 	for i := len(calls) - 1; i >= 0; i-- {
 		if calls[i] == call {
