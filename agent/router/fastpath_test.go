@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,15 +18,18 @@ import (
 // The fast path keeps one backend connection for sequential GETs and HEADs.
 func TestFastPathReusesConnections(t *testing.T) {
 	var conns atomic.Int32
-	srv := newBackendServer(t, "", func(w http.ResponseWriter, req *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Length", "2")
 		io.WriteString(w, "ok")
-	})
+	}))
+	// Set before the server starts: its goroutines read ConnState.
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
+	srv.Start()
+	t.Cleanup(srv.Close)
 	r := newTestRouter(t, Options{})
 	applyRoutes(t, r, httpRoute("web", Backend{ID: "a", Address: hostPort(srv), Weight: 1}))
 	c := newClient(t)
