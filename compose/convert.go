@@ -107,12 +107,14 @@ func ConfigHash(p *Project, service string) (string, error) {
 		}
 	}
 	// x-lifecycle settings (strategy, waits) change how a deploy runs, not the
-	// container, so they stay out; policy defaults do change it, through the resources.
+	// container, so they stay out; policy defaults do change it, through the resources,
+	// and so do the log defaults.
 	b, err := json.Marshal(struct {
 		Service   types.ServiceConfig
 		Resources container.Resources
-		Segments  []string `json:",omitempty"` // segment networks; none without x-lifecycle.network
-	}{svc, resources(svc, p.Spec.Policy.Defaults), segmentHash(p, service)})
+		Segments  []string             `json:",omitempty"` // segment networks; none without x-lifecycle.network
+		Logs      *container.LogConfig `json:",omitempty"` // x-lifecycle.logs, for a service without logging:
+	}{svc, resources(svc, p.Spec.Policy.Defaults), segmentHash(p, service), defaultLogConfig(p, svc)})
 	if err != nil {
 		return "", fmt.Errorf("hash service %s: %w", service, err)
 	}
@@ -215,9 +217,7 @@ func Container(p *Project, service string, r ReplicaLabels) (ContainerCreate, er
 	if len(host.Annotations) == 0 {
 		host.Annotations = nil
 	}
-	if svc.Logging != nil {
-		host.LogConfig = container.LogConfig{Type: svc.Logging.Driver, Config: svc.Logging.Options}
-	}
+	host.LogConfig = logConfig(p, svc)
 
 	netMode, netCfg := networking(p, svc, name)
 	if InternalRouted(p, service) {

@@ -38,6 +38,8 @@ type ProjectSpec struct {
 	Network *ProjectNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
 	// Backup is x-lifecycle.backup: how `docker lifecycle backup` keeps a volume consistent.
 	Backup BackupSpec `mapstructure:"backup" json:"backup,omitzero" yaml:"backup,omitempty"`
+	// Logs is x-lifecycle.logs: log driver and rotation of services without logging: (logs.go).
+	Logs *LogsSpec `mapstructure:"logs" json:"logs,omitempty" yaml:"logs,omitempty"`
 }
 
 // Mode is the consistency mode, pause when none is set.
@@ -386,6 +388,9 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 		return spec, err
 	}
 	if err := validateProjectNetwork(spec.Network); err != nil {
+		return spec, err
+	}
+	if err := validateLogs(spec.Logs); err != nil {
 		return spec, err
 	}
 	switch spec.Backup.Consistency {

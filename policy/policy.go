@@ -56,8 +56,9 @@ type Config struct {
 // Exception lets one service break one rule; Reason is mandatory.
 type Exception struct{ Rule, Reason string }
 
-// Defaults records which resource limits x-lifecycle.policy.defaults provides.
-type Defaults struct{ Memory, CPUs, Pids bool }
+// Defaults records which resource limits x-lifecycle.policy.defaults provides, and
+// whether x-lifecycle.logs gives services without logging: a rotated driver.
+type Defaults struct{ Memory, CPUs, Pids, LogRotation bool }
 
 // ImageFacts are what the engine knows about an image (from image inspect), by image ref.
 type ImageFacts struct {

@@ -175,6 +175,7 @@ func TestSecretValueNeverInMessage(t *testing.T) {
 		"SESSION":           "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg==",
 	}
 	svc := named("web", func(s *types.ServiceConfig) {
+		s.Logging = &types.LoggingConfig{Driver: "local"}
 		for k, v := range secrets {
 			s.Environment[k] = str(v)
 		}

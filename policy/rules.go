@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"strconv"
@@ -76,6 +77,8 @@ var ruleTable = []rule{
 		"add `no-new-privileges:true` to security_opt"}, checkNoNewPrivileges},
 	{Rule{"secrets-in-env", "", "No secrets in environment variables or labels",
 		"keep the value out of the compose file: declare it under secrets: (file, environment or x-lifecycle exec; delivered as a file on a tmpfs under /run/secrets) and point a *_FILE variable at it"}, checkSecretsInEnv},
+	{Rule{"log-rotation", "", "Container logs are rotated, so a chatty service cannot fill the engine's disk",
+		"set x-lifecycle.logs (driver local or json-file with max-size and max-file) for every service, or logging: {driver: local} (or json-file with options max-size) on the service"}, checkLogRotation},
 	{Rule{"latest-tag", "", "Images are pinned to a version tag or digest",
 		"use an explicit version tag (image: name:1.2.3) or a digest (image: name@sha256:...)"}, checkLatestTag},
 	{Rule{"public-ports", "5.14", "Published ports are bound to a specific host interface",
@@ -281,6 +284,25 @@ func checkHostDirs(dst []violation, svc *types.ServiceConfig, _ *input) []violat
 				continue
 			}
 			break
+		}
+	}
+	return dst
+}
+
+// checkLogRotation: json-file, the engine's usual default, keeps every line unless
+// max-size is set; local rotates by default; other drivers ship logs off the engine.
+func checkLogRotation(dst []violation, svc *types.ServiceConfig, in *input) []violation {
+	if svc.Logging == nil {
+		if !in.defaults.LogRotation {
+			dst = append(dst, violation{Message: "no logging: and no x-lifecycle.logs: the engine's default driver (json-file, unless the daemon is configured otherwise) keeps logs without a size limit"})
+		}
+		return dst
+	}
+	switch svc.Logging.Driver {
+	case "", "json-file":
+		if svc.Logging.Options["max-size"] == "" {
+			driver := cmp.Or(svc.Logging.Driver, "the engine's default driver")
+			dst = append(dst, violation{Message: fmt.Sprintf("logging: %s without options.max-size keeps logs without a size limit", driver)})
 		}
 	}
 	return dst

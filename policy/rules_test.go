@@ -21,6 +21,7 @@ func good() types.ServiceConfig {
 	svc.Ports = []types.ServicePortConfig{{HostIP: "127.0.0.1", Target: 80, Published: "8080", Protocol: "tcp"}}
 	svc.Environment = types.NewMappingWithEquals([]string{"LOG_LEVEL=info", "DB_PASSWORD_FILE=/run/secrets/db"})
 	svc.Labels = types.Labels{"com.example.team": "web"}
+	svc.Logging = &types.LoggingConfig{Driver: "local"}
 	return svc
 }
 
@@ -227,6 +228,22 @@ var fixtures = map[string][]fixture{
 				{Type: "volume", Source: "etc", Target: "/etc/app"}, {Type: "tmpfs", Target: "/dev/shm"},
 			}
 		}},
+	},
+	"log-rotation": {
+		{name: "no logging", mutate: func(s *types.ServiceConfig) { s.Logging = nil },
+			want: "no logging: and no x-lifecycle.logs: the engine's default driver (json-file, unless the daemon is configured otherwise) keeps logs without a size limit"},
+		{name: "json-file without max-size", mutate: func(s *types.ServiceConfig) {
+			s.Logging = &types.LoggingConfig{Driver: "json-file", Options: map[string]string{"max-file": "3"}}
+		}, want: "logging: json-file without options.max-size keeps logs without a size limit"},
+		{name: "options without driver or max-size", mutate: func(s *types.ServiceConfig) {
+			s.Logging = &types.LoggingConfig{Options: map[string]string{"compress": "true"}}
+		}, want: "logging: the engine's default driver without options.max-size"},
+		{name: "no logging, x-lifecycle.logs", mutate: func(s *types.ServiceConfig) { s.Logging = nil },
+			cfg: Config{Defaults: Defaults{LogRotation: true}}},
+		{name: "json-file with max-size", mutate: func(s *types.ServiceConfig) {
+			s.Logging = &types.LoggingConfig{Driver: "json-file", Options: map[string]string{"max-size": "10m"}}
+		}},
+		{name: "syslog ships logs off the engine", mutate: func(s *types.ServiceConfig) { s.Logging = &types.LoggingConfig{Driver: "syslog"} }},
 	},
 	"public-ports": {
 		{name: "no host_ip", mutate: func(s *types.ServiceConfig) {

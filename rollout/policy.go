@@ -25,6 +25,8 @@ func PolicyConfig(p *compose.Project) policy.Config {
 			Memory: p.Spec.Policy.Defaults.Memory > 0,
 			CPUs:   p.Spec.Policy.Defaults.CPUs > 0,
 			Pids:   p.Spec.Policy.Defaults.Pids > 0,
+			// x-lifecycle.logs gives only drivers that rotate (compose.LogsSpec).
+			LogRotation: p.Spec.Logs != nil,
 		},
 	}
 	for name, spec := range p.ServiceSpecs {
@@ -136,6 +138,7 @@ func runningService(name string, d engine.ContainerDetails) types.ServiceConfig 
 	svc.User = c.User
 	svc.Privileged = h.Privileged
 	svc.ReadOnly = h.ReadonlyRootfs
+	svc.Logging = &types.LoggingConfig{Driver: h.LogConfig.Type, Options: h.LogConfig.Config}
 	svc.CapAdd = h.CapAdd
 	svc.SecurityOpt = h.SecurityOpt
 	svc.MemLimit = types.UnitBytes(h.Memory)
