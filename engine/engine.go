@@ -271,8 +271,8 @@ type ContainerDetails struct {
 	HealthFailingStreak int
 	HealthFailingSince  time.Time
 	StartedAt           time.Time
-	FinishedAt   time.Time
-	Labels       map[string]string
+	FinishedAt          time.Time
+	Labels              map[string]string
 	// Config and HostConfig are what the engine actually runs, for checks that the
 	// settings asked for were applied.
 	Config     *container.Config
