@@ -1,0 +1,202 @@
+package rollout
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+)
+
+// guardWorld is a fake engine with one app container whose health the test sets, and
+// event streams the test feeds and ends.
+type guardWorld struct {
+	mu       sync.Mutex
+	health   string
+	failing  time.Time
+	calls    []string
+	streams  chan chan engine.Event // each subscription's channel, for the test
+	alerts   chan GuardAlert
+	watching chan int
+}
+
+func newGuardWorld() (*guardWorld, *engine.Fake) {
+	w := &guardWorld{streams: make(chan chan engine.Event, 4), alerts: make(chan GuardAlert, 16), watching: make(chan int, 16)}
+	labels := map[string]string{compose.LabelProject: "demo", compose.LabelService: "web", compose.LabelRole: compose.RoleApp}
+	f := &engine.Fake{
+		ListContainersFn: func(ctx context.Context, l map[string]string) ([]engine.Container, error) {
+			return []engine.Container{{ID: "c1", Name: "demo-web-r1-1", State: "running", Labels: labels}}, nil
+		},
+		InspectContainerFn: func(ctx context.Context, id string) (engine.ContainerDetails, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return engine.ContainerDetails{
+				ID: id, Name: "demo-web-r1-1", State: "running", Health: w.health, HealthFailingSince: w.failing, Labels: labels,
+				Config:     &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/testapp", "healthcheck"}, Interval: 100 * time.Millisecond, Retries: 2}},
+				HostConfig: &container.HostConfig{Resources: container.Resources{Memory: 64 << 20}},
+			}, nil
+		},
+		StopContainerFn: func(ctx context.Context, id, signal string, timeout *time.Duration) error {
+			w.record("stop " + id)
+			return nil
+		},
+		StartContainerFn: func(ctx context.Context, id string) error {
+			w.mu.Lock()
+			w.health, w.failing = "starting", time.Time{}
+			w.mu.Unlock()
+			w.record("start " + id)
+			return nil
+		},
+		EventsFn: func(ctx context.Context, labels map[string]string, actions []string) (<-chan engine.Event, <-chan error) {
+			ch, errs := make(chan engine.Event), make(chan error, 1)
+			out := make(chan engine.Event)
+			w.streams <- ch
+			go func() {
+				defer close(out)
+				for {
+					select {
+					case e, ok := <-ch:
+						if !ok {
+							errs <- context.Canceled
+							return
+						}
+						out <- e
+					case <-ctx.Done():
+						errs <- ctx.Err()
+						return
+					}
+				}
+			}()
+			return out, errs
+		},
+	}
+	return w, f
+}
+
+func (w *guardWorld) record(call string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, call)
+}
+
+func (w *guardWorld) restarts() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.calls...)
+}
+
+func (w *guardWorld) nextAlert(t *testing.T) GuardAlert {
+	t.Helper()
+	select {
+	case a := <-w.alerts:
+		return a
+	case <-time.After(5 * time.Second):
+		t.Fatal("no alert within 5s")
+	}
+	return GuardAlert{}
+}
+
+func (w *guardWorld) noAlert(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case a := <-w.alerts:
+		t.Fatalf("unexpected alert: %+v", a)
+	case <-time.After(within):
+	}
+}
+
+// TestGuardLoop drives the runtime loop on a fake engine: an unhealthy container found
+// at start is restarted once; the health probes' execs are not alerts, a shell is;
+// an OOM names the limit; after the stream breaks the guard re-lists and does not
+// restart the container again.
+func TestGuardLoop(t *testing.T) {
+	p := loadProject(t, `
+name: demo
+x-lifecycle:
+  guard: {backoff: {start: 1h}, window: 2h}
+services:
+  web:
+    image: app
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 100ms, retries: 2}
+`)
+	w, f := newGuardWorld()
+	failing := time.Now().Add(-time.Minute)
+	w.health, w.failing = "unhealthy", failing
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Guard(ctx, f, p, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }, Watching: func(n int) { w.watching <- n }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		assert.Check(t, <-done)
+	})
+	stream := <-w.streams
+	assert.Check(t, is.Equal(<-w.watching, 1))
+
+	a := w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Kind, AlertUnhealthy))
+	assert.Check(t, is.Equal(a.Action, ActionRestarted))
+	assert.Check(t, is.Equal(a.Project, "demo"))
+	assert.Check(t, is.Equal(a.Service, "web"))
+	assert.Check(t, is.Equal(a.Container, "demo-web-r1-1"))
+	assert.Check(t, is.Equal(a.Restarts, 1))
+	assert.Check(t, is.Equal(a.Budget, 3))
+	assert.Check(t, a.FailingSince != nil && a.FailingSince.Equal(failing))
+	assert.Check(t, is.DeepEqual(w.restarts(), []string{"stop c1", "start c1"}))
+
+	attrs := map[string]string{"name": "demo-web-r1-1", compose.LabelService: "web", compose.LabelRole: compose.RoleApp}
+	stream <- engine.Event{Action: engine.EventExecStart, Detail: "/testapp healthcheck", ContainerID: "c1", Name: "demo-web-r1-1", Attributes: attrs}
+	stream <- engine.Event{Action: engine.EventExecStart, Detail: "sh -c id", ContainerID: "c1", Name: "demo-web-r1-1", Attributes: attrs}
+	a = w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Kind, AlertExec))
+	assert.Check(t, is.Equal(a.Command, "sh -c id"))
+	assert.Check(t, is.Contains(a.Reason, "docker exec: sh -c id"))
+
+	stream <- engine.Event{Action: engine.EventOOM, ContainerID: "c1", Name: "demo-web-r1-1", Attributes: attrs}
+	a = w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Kind, AlertOOM))
+	assert.Check(t, a.MemoryLimit != nil && *a.MemoryLimit == 64<<20)
+	assert.Check(t, is.Contains(a.Reason, "memory limit 67108864 bytes"))
+
+	// Unhealthy again: the 1h backoff holds the next restart.
+	w.mu.Lock()
+	w.health, w.failing = "unhealthy", time.Now()
+	w.mu.Unlock()
+	stream <- engine.Event{Action: engine.EventHealthStatus, Detail: "unhealthy", ContainerID: "c1", Name: "demo-web-r1-1", Attributes: attrs}
+	w.noAlert(t, 300*time.Millisecond)
+
+	// The stream breaks: the guard re-lists, says so, and does not restart again.
+	close(stream)
+	<-w.streams
+	assert.Check(t, is.Equal(<-w.watching, 1))
+	a = w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Kind, AlertGuard))
+	assert.Check(t, is.Contains(a.Reason, "reconnecting in"))
+	a = w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Action, ActionReconnected))
+	w.noAlert(t, 300*time.Millisecond)
+	assert.Check(t, is.DeepEqual(w.restarts(), []string{"stop c1", "start c1"}))
+}
+
+// TestGuardRestartedGuardDoesNotDoubleRestart: a new guard finds the container its
+// predecessor just restarted (health: starting) and leaves it alone.
+func TestGuardRestartedGuardDoesNotDoubleRestart(t *testing.T) {
+	p := loadProject(t, "name: demo\nservices:\n  web:\n    image: app\n")
+	w, f := newGuardWorld()
+	w.health = "starting"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Guard(ctx, f, p, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	<-w.streams
+	w.noAlert(t, 300*time.Millisecond)
+	cancel()
+	assert.Check(t, <-done)
+	assert.Check(t, is.Len(w.restarts(), 0))
+}
