@@ -46,8 +46,11 @@ type GuardAlert struct {
 	Kind      string    `json:"kind"`
 	Action    string    `json:"action"`
 	Reason    string    `json:"reason"`
-	// FailingSince is the start of the first failing probe (unhealthy).
+	// FailingSince is the start of the first failing probe, RestartBegan when the guard
+	// began the restart (stop, then start) and Time when the container was started again
+	// (unhealthy).
 	FailingSince *time.Time `json:"failing_since,omitempty"`
+	RestartBegan *time.Time `json:"restart_began,omitempty"`
 	// Restarts is the guard's restarts of the container within the window, this one
 	// included, and Budget how many the window allows (unhealthy).
 	Restarts int `json:"restarts,omitempty"`
@@ -136,9 +139,9 @@ type watchedContainer struct {
 }
 
 type restartResult struct {
-	id  string
-	at  time.Time
-	err error
+	id        string
+	began, at time.Time
+	err       error
 }
 
 // follow handles events, finished restarts and deadlines until the stream ends (its
@@ -370,6 +373,7 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 // restart stops and starts w in the background; finished takes the result.
 func (g *guard) restart(w *watchedContainer) {
 	w.busy = true
+	began := time.Now()
 	g.wg.Go(func() {
 		// Not the command's context: a restart, once begun, ends with a started container.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -379,7 +383,7 @@ func (g *guard) restart(w *watchedContainer) {
 			err = g.eng.StartContainer(ctx, w.id)
 		}
 		// The backoff counts from the new start (or the failed attempt).
-		g.done <- restartResult{id: w.id, at: time.Now(), err: err}
+		g.done <- restartResult{id: w.id, began: began, at: time.Now(), err: err}
 	})
 }
 
@@ -392,7 +396,7 @@ func (g *guard) finished(ctx context.Context, r restartResult) {
 	w.busy = false
 	t := w.tracker
 	failing := t.failingSince
-	a := GuardAlert{Kind: AlertUnhealthy, Service: w.service, Container: w.name, Budget: t.policy.budget}
+	a := GuardAlert{Time: r.at, Kind: AlertUnhealthy, Service: w.service, Container: w.name, Budget: t.policy.budget, RestartBegan: &r.began}
 	if !failing.IsZero() {
 		a.FailingSince = &failing
 	}
@@ -413,8 +417,9 @@ func (g *guard) finished(ctx context.Context, r restartResult) {
 	}
 	t.restarted(r.at)
 	a.Action, a.Restarts = ActionRestarted, len(t.restarts)
-	a.Reason = fmt.Sprintf("unhealthy since %s (the first failing probe), after %s: restarted (%d of %d restarts within %s); the next one waits at least %s",
-		failing.Format(time.RFC3339Nano), t.policy.after, len(t.restarts), t.policy.budget, t.policy.window, t.delay)
+	a.Reason = fmt.Sprintf("failing its health check since %s, restart begun %s later (after: %s), took %s (%d of %d restarts within %s); the next one waits at least %s",
+		failing.Format(time.RFC3339Nano), r.began.Sub(failing).Round(time.Millisecond), t.policy.after, r.at.Sub(r.began).Round(time.Millisecond),
+		len(t.restarts), t.policy.budget, t.policy.window, t.delay)
 	g.alert(a)
 }
 

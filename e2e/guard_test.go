@@ -1,0 +1,277 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// The guard (docs/guard.md) on the real engine: an unhealthy container restarted
+// within `after` + 2 s while the router keeps serving, a crash loop spaced by the
+// backoff until the budget is spent, and a docker exec reported within 2 s.
+
+// guardAlert is the part of the guard's JSON alert the tests read.
+type guardAlert struct {
+	Time         time.Time  `json:"time"`
+	Project      string     `json:"project"`
+	Service      string     `json:"service"`
+	Container    string     `json:"container"`
+	Kind         string     `json:"kind"`
+	Action       string     `json:"action"`
+	Reason       string     `json:"reason"`
+	FailingSince *time.Time `json:"failing_since"`
+	RestartBegan *time.Time `json:"restart_began"`
+	Restarts     int        `json:"restarts"`
+	Budget       int        `json:"budget"`
+	Command      string     `json:"command"`
+
+	received time.Time
+}
+
+// guardRun is a running `docker lifecycle guard --format json`.
+type guardRun struct {
+	t      *testing.T
+	alerts chan guardAlert
+	ready  chan struct{} // closed when the guard said it guards the project
+
+	mu     sync.Mutex
+	stderr []string
+	done   chan struct{}
+}
+
+func (p *project) startGuard() *guardRun {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd := execDocker(ctx, p.s, "lifecycle", "-p", p.name, "guard", "--format", "json")
+	cmd.Dir = p.dir
+	stdout, err := cmd.StdoutPipe()
+	assert.NilError(p.t, err)
+	stderr, err := cmd.StderrPipe()
+	assert.NilError(p.t, err)
+	assert.NilError(p.t, cmd.Start())
+	g := &guardRun{t: p.t, alerts: make(chan guardAlert, 100), ready: make(chan struct{}), done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var a guardAlert
+			if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+				p.t.Errorf("guard stdout is not a JSON alert: %q: %v", sc.Text(), err)
+				continue
+			}
+			a.received = time.Now()
+			g.alerts <- a
+		}
+	})
+	wg.Go(func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			g.mu.Lock()
+			g.stderr = append(g.stderr, sc.Text())
+			g.mu.Unlock()
+			if strings.HasPrefix(sc.Text(), "guarding project") {
+				once.Do(func() { close(g.ready) })
+			}
+		}
+	})
+	go func() {
+		wg.Wait()
+		_ = cmd.Wait()
+		cancel()
+		close(g.done)
+	}()
+	p.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-g.done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-g.done
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		p.t.Logf("guard stderr:\n%s", strings.Join(g.stderr, "\n"))
+	})
+	select {
+	case <-g.ready:
+	case <-g.done:
+		p.t.Fatalf("the guard ended at start")
+	case <-time.After(20 * time.Second):
+		p.t.Fatalf("the guard did not start within 20s")
+	}
+	return g
+}
+
+// next returns the next alert of kind (others are logged and skipped).
+func (g *guardRun) next(kind string, timeout time.Duration) (guardAlert, bool) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case a := <-g.alerts:
+			if a.Kind == kind {
+				return a, true
+			}
+			g.t.Logf("alert (skipped): %+v", a)
+		case <-deadline:
+			return guardAlert{}, false
+		}
+	}
+}
+
+// guardedProject is one service of 2 replicas (routed through the router on port
+// %[2]d) whose second container turns unhealthy %[3]s after each start; %[4]s is the
+// guard policy, %[1]s the count directory.
+const guardedProject = `
+services:
+  web:
+    image: {{image:v1}}
+    ports: ["127.0.0.1:%[2]d:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 2}
+    restart: unless-stopped
+    volumes: ["%[1]s:/count"]
+    environment: {COUNT_DIR: /count, FAULT_FREE_FIRST: "1", UNHEALTHY_AFTER: %[3]s, QUIET: "1"}
+    x-lifecycle:
+      strategy: rolling # the replicas share the count directory on purpose
+      guard: %[4]s
+    deploy:
+      replicas: 2
+`
+
+// TestGuardRestartsUnhealthyContainer: the second replica turns unhealthy 12 s after
+// its start; the guard restarts it within after (interval × retries = 600 ms) + 2 s of
+// its first failing probe, and the load through the router sees no failed request
+// while the container is stopped, started and healthy again.
+func TestGuardRestartsUnhealthyContainer(t *testing.T) {
+	s := setup(t)
+	port, dir := freePort(t), countDir(t)
+	p := s.newProject(t, fmt.Sprintf(guardedProject, dir, port, "12s", "{backoff: {start: 1m}}"))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	g := p.startGuard()
+	load := startRateLoad(t, port, "/", loadRate, time.Minute)
+
+	a, ok := g.next("unhealthy", 30*time.Second)
+	assert.Assert(t, ok, "no restart within 30s")
+	assert.Check(t, is.Equal(a.Action, "restarted"), "%+v", a)
+	assert.Check(t, is.Equal(a.Project, p.name))
+	assert.Check(t, is.Equal(a.Service, "web"))
+	assert.Check(t, is.Equal(a.Restarts, 1))
+	assert.Assert(t, a.FailingSince != nil && a.RestartBegan != nil, "%+v", a)
+	lag := a.RestartBegan.Sub(*a.FailingSince)
+	t.Logf("restart of %s begun %s after the first failing probe (after = 600ms, limit 2.6s); stop and start took %s",
+		a.Container, lag.Round(time.Millisecond), a.Time.Sub(*a.RestartBegan).Round(time.Millisecond))
+	assert.Check(t, lag <= 600*time.Millisecond+2*time.Second, "restart begun %s after the first failing probe", lag)
+	started, err := time.Parse(time.RFC3339Nano, p.inspect("{{.State.StartedAt}}", a.Container))
+	assert.NilError(t, err)
+	assert.Check(t, started.After(*a.FailingSince), "the container was started again: %s", started)
+
+	// Keep the load on until the restarted container is healthy and routed again.
+	deadline := time.Now().Add(15 * time.Second)
+	for p.inspect("{{.State.Health.Status}}", a.Container) != "healthy" && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	rep := load.stop()
+	t.Logf("load through the router during the restart: %s", rep)
+	p.logRouterErrors(rep)
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+	assert.Check(t, rep.Bodies["v1"] > 0, rep.String())
+}
+
+// TestGuardBacksOffCrashLoopAndQuarantines: a container that turns unhealthy 1 s after
+// every start is restarted with gaps of the backoff (3 s, then 6 s: the cap), and when
+// the fourth restart is due the budget of 3 is spent: quarantined, no more restarts.
+func TestGuardBacksOffCrashLoopAndQuarantines(t *testing.T) {
+	s := setup(t)
+	p := s.newProject(t, `
+services:
+  web:
+    image: {{image:v1}}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 2}
+    environment: {UNHEALTHY_AFTER: 1s, QUIET: "1"}
+    x-lifecycle:
+      guard: {backoff: {start: 3s, cap: 6s}, budget: 3, window: 1m}
+`)
+	p.mustLifecycle("deploy")
+	g := p.startGuard()
+
+	// began[i] and ended[i]: when the guard began restart i and when it was started again.
+	var began, ended []time.Time
+	for i := range 3 {
+		a, ok := g.next("unhealthy", 20*time.Second)
+		assert.Assert(t, ok, "restart %d missing", i+1)
+		assert.Assert(t, is.Equal(a.Action, "restarted"), "%+v", a)
+		assert.Assert(t, a.RestartBegan != nil, "%+v", a)
+		assert.Check(t, is.Equal(a.Restarts, i+1))
+		began, ended = append(began, *a.RestartBegan), append(ended, a.Time)
+	}
+	q, ok := g.next("unhealthy", 20*time.Second)
+	assert.Assert(t, ok, "no quarantine")
+	assert.Check(t, is.Equal(q.Action, "quarantined"), "%+v", q)
+	assert.Check(t, is.Equal(q.Budget, 3))
+	assert.Check(t, is.Contains(q.Reason, "no more restarts"))
+	began = append(began, q.Time)
+
+	// The backoff is the time a container is given from its restart (started again)
+	// to the next one begun; the quarantine comes when the fourth restart would be due.
+	want := []time.Duration{3 * time.Second, 6 * time.Second, 6 * time.Second}
+	for i, w := range want {
+		gap := began[i+1].Sub(ended[i])
+		t.Logf("gap %d: %s (backoff %s); restart %d took %s", i+1, gap.Round(time.Millisecond), w, i+1, ended[i].Sub(began[i]).Round(time.Millisecond))
+		assert.Check(t, gap >= w-50*time.Millisecond && gap <= w+time.Second, "gap %d: %s, want %s", i+1, gap, w)
+	}
+
+	// Quarantined: the container stays as it is (unhealthy, not restarted again).
+	container := q.Container
+	startedAt := p.inspect("{{.State.StartedAt}}", container)
+	if a, ok := g.next("unhealthy", 8*time.Second); ok {
+		t.Errorf("an alert after the quarantine: %+v", a)
+	}
+	assert.Check(t, is.Equal(p.inspect("{{.State.StartedAt}}", container), startedAt))
+	assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", container), "unhealthy"))
+}
+
+// TestGuardReportsExec: a docker exec into a project container is an alert within 2 s
+// naming the container and the command line; the health probes' own execs are not.
+func TestGuardReportsExec(t *testing.T) {
+	s := setup(t)
+	t.Parallel()
+	p := s.newProject(t, `
+services:
+  web:
+    image: {{image:v1}}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 2}
+    environment: {QUIET: "1"}
+`)
+	p.mustLifecycle("deploy")
+	g := p.startGuard()
+	c := p.appContainers("web")
+	assert.Assert(t, is.Len(c, 1))
+	time.Sleep(time.Second) // health probes run meanwhile: none of them is an alert
+
+	ran := time.Now()
+	r := p.s.docker(t, p.dir, nil, "exec", c[0], "/testapp", "healthcheck", "http://127.0.0.1:8080/")
+	assert.Check(t, is.Equal(r.code, 0), r.String())
+	a, ok := g.next("exec", 5*time.Second)
+	assert.Assert(t, ok, "no exec alert")
+	delay := a.received.Sub(ran)
+	t.Logf("exec alert %s after docker exec started: %+v", delay.Round(time.Millisecond), a)
+	assert.Check(t, delay <= 2*time.Second, "alert after %s", delay)
+	assert.Check(t, is.Equal(a.Container, c[0]))
+	assert.Check(t, is.Equal(a.Service, "web"))
+	assert.Check(t, is.Equal(a.Command, "/testapp healthcheck http://127.0.0.1:8080/"))
+	assert.Check(t, is.Equal(a.Action, "reported"))
+	if a, ok := g.next("exec", 2*time.Second); ok {
+		t.Errorf("a second exec alert (a health probe?): %+v", a)
+	}
+}
