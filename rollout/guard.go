@@ -96,15 +96,22 @@ func Guard(ctx context.Context, eng engine.Engine, p *compose.Project, opts Guar
 		if err == nil && !first {
 			g.alert(GuardAlert{Kind: AlertGuard, Action: ActionReconnected, Reason: "event stream re-opened; the project's containers were listed and inspected again"})
 		}
-		if err != nil {
+		var streamErr error
+		switch {
+		case err != nil && first:
 			cancel()
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("guard of project %s: %w", p.Name, err)
+		case err != nil:
+			// The engine may be restarting: keep trying, with the backoff.
+			streamErr = fmt.Errorf("re-synchronise: %w", err)
+		default:
+			reconnect = 0
+			g.schedule(timer, time.Now())
+			streamErr = g.follow(ctx, evs, errs, timer)
 		}
-		g.schedule(timer, time.Now())
-		streamErr := g.follow(ctx, evs, errs, timer)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
