@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -153,6 +155,7 @@ services:
 // while the container is stopped, started and healthy again.
 func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	s := setup(t)
+	defer logDuration(t, time.Now())
 	port, dir := freePort(t), countDir(t)
 	p := s.newProject(t, fmt.Sprintf(guardedProject, dir, port, "12s", "{backoff: {start: 1m}}"))
 	p.mustLifecycle("deploy")
@@ -188,22 +191,30 @@ func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	assert.Check(t, rep.Bodies["v1"] > 0, rep.String())
 }
 
-// TestGuardBacksOffCrashLoopAndQuarantines: a container that turns unhealthy 1 s after
-// every start is restarted with gaps of the backoff (3 s, then 6 s: the cap), and when
-// the fourth restart is due the budget of 3 is spent: quarantined, no more restarts.
+// TestGuardBacksOffCrashLoopAndQuarantines: a container whose health check fails for
+// good (the file it reads is removed) is restarted with gaps of the backoff (2 s, then
+// 4 s: the cap), and when the fourth restart is due the budget of 3 is spent:
+// quarantined, no more restarts.
 func TestGuardBacksOffCrashLoopAndQuarantines(t *testing.T) {
 	s := setup(t)
-	p := s.newProject(t, `
+	defer logDuration(t, time.Now())
+	dir := countDir(t)
+	okFile := filepath.Join(dir, "ok")
+	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
+	// The health check reads /health/ok through the app: healthy while the file exists.
+	p := s.newProject(t, fmt.Sprintf(`
 services:
   web:
     image: {{image:v1}}
-    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 2}
-    environment: {UNHEALTHY_AFTER: 1s, QUIET: "1"}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck", "http://127.0.0.1:8080/file?path=/health/ok"], interval: 300ms, retries: 2}
+    volumes: ["%s:/health:ro"]
+    environment: {QUIET: "1"}
     x-lifecycle:
-      guard: {backoff: {start: 3s, cap: 6s}, budget: 3, window: 1m}
-`)
+      guard: {backoff: {start: 2s, cap: 4s}, budget: 3, window: 1m}
+`, dir))
 	p.mustLifecycle("deploy")
 	g := p.startGuard()
+	assert.NilError(t, os.Remove(okFile))
 
 	// began[i] and ended[i]: when the guard began restart i and when it was started again.
 	var began, ended []time.Time
@@ -224,7 +235,7 @@ services:
 
 	// The backoff is the time a container is given from its restart (started again)
 	// to the next one begun; the quarantine comes when the fourth restart would be due.
-	want := []time.Duration{3 * time.Second, 6 * time.Second, 6 * time.Second}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 4 * time.Second}
 	for i, w := range want {
 		gap := began[i+1].Sub(ended[i])
 		t.Logf("gap %d: %s (backoff %s); restart %d took %s", i+1, gap.Round(time.Millisecond), w, i+1, ended[i].Sub(began[i]).Round(time.Millisecond))
@@ -234,7 +245,7 @@ services:
 	// Quarantined: the container stays as it is (unhealthy, not restarted again).
 	container := q.Container
 	startedAt := p.inspect("{{.State.StartedAt}}", container)
-	if a, ok := g.next("unhealthy", 8*time.Second); ok {
+	if a, ok := g.next("unhealthy", 5*time.Second); ok { // longer than the cap
 		t.Errorf("an alert after the quarantine: %+v", a)
 	}
 	assert.Check(t, is.Equal(p.inspect("{{.State.StartedAt}}", container), startedAt))
@@ -246,6 +257,7 @@ services:
 func TestGuardReportsExec(t *testing.T) {
 	s := setup(t)
 	t.Parallel()
+	defer logDuration(t, time.Now())
 	p := s.newProject(t, `
 services:
   web:
@@ -274,4 +286,10 @@ services:
 	if a, ok := g.next("exec", 2*time.Second); ok {
 		t.Errorf("a second exec alert (a health probe?): %+v", a)
 	}
+}
+
+// logDuration logs how long the test ran after the suite's setup (the first test
+// builds the plugin and the images), for the ≤ 40 s budget of an e2e test.
+func logDuration(t *testing.T, start time.Time) {
+	t.Logf("%s: %s after the suite's setup", t.Name(), time.Since(start).Round(100*time.Millisecond))
 }
