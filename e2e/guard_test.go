@@ -150,9 +150,9 @@ services:
 `
 
 // TestGuardRestartsUnhealthyContainer: the second replica turns unhealthy 12 s after
-// its start; the guard restarts it within after (interval × retries = 600 ms) + 2 s of
-// its first failing probe, and the load through the router sees no failed request
-// while the container is stopped, started and healthy again.
+// its start; the guard begins its restart within after (interval × retries = 600 ms) +
+// 2 s of its first failing probe, takes it out of the router while it is down and puts
+// it back once healthy; the load through the router sees no failed request.
 func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	s := setup(t)
 	defer logDuration(t, time.Now())
@@ -174,6 +174,7 @@ func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	t.Logf("restart of %s begun %s after the first failing probe (after = 600ms, limit 2.6s); stop and start took %s",
 		a.Container, lag.Round(time.Millisecond), a.Time.Sub(*a.RestartBegan).Round(time.Millisecond))
 	assert.Check(t, lag <= 600*time.Millisecond+2*time.Second, "restart begun %s after the first failing probe", lag)
+	assert.Check(t, is.Contains(a.Reason, "taken out of the router while it restarted, back in it once healthy"))
 	started, err := time.Parse(time.RFC3339Nano, p.inspect("{{.State.StartedAt}}", a.Container))
 	assert.NilError(t, err)
 	assert.Check(t, started.After(*a.FailingSince), "the container was started again: %s", started)
@@ -189,6 +190,9 @@ func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	p.logRouterErrors(rep)
 	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
 	assert.Check(t, rep.Bodies["v1"] > 0, rep.String())
+	// The project lock the guard held for the router change is released.
+	r := p.s.docker(t, p.dir, nil, "volume", "inspect", "lifecycle-lock-"+p.name)
+	assert.Check(t, r.code != 0, "the lock is still held: %s", r)
 }
 
 // TestGuardBacksOffCrashLoopAndQuarantines: a container whose health check fails for

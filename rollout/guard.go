@@ -149,6 +149,7 @@ type restartResult struct {
 	id        string
 	began, at time.Time
 	err       error
+	note      string // what happened to the container's routes
 }
 
 // follow handles events, finished restarts and deadlines until the stream ends (its
@@ -377,20 +378,42 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 	timer.Reset(wait)
 }
 
-// restart stops and starts w in the background; finished takes the result.
+// restart stops and starts w in the background; finished takes the result. A routed
+// container leaves its routers first and comes back once healthy (guardroute.go).
 func (g *guard) restart(w *watchedContainer) {
 	w.busy = true
 	began := time.Now()
+	spec := g.project.ServiceSpecs[w.service]
 	g.wg.Go(func() {
 		// Not the command's context: a restart, once begun, ends with a started container.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(spec.WaitTimeout))
 		defer cancel()
+		var hold *routeHold
+		note := ""
+		if spec.Routed() {
+			var err error
+			if hold, err = unroute(ctx, g.eng, g.project.Name, w.name); err != nil {
+				note = fmt.Sprintf("; it stayed in the router (%v), whose passive checks skip it while it is down", err)
+			} else if hold != nil {
+				note = "; taken out of the router while it restarted"
+			}
+		}
 		err := g.eng.StopContainer(ctx, w.id, "", nil)
 		if err == nil {
 			err = g.eng.StartContainer(ctx, w.id)
 		}
-		// The backoff counts from the new start (or the failed attempt).
-		g.done <- restartResult{id: w.id, began: began, at: time.Now(), err: err}
+		at := time.Now() // the backoff counts from the new start (or the failed attempt)
+		if hold != nil {
+			if err == nil && !waitHealthy(ctx, g.eng, w.id, time.Duration(spec.WaitTimeout)) {
+				note += fmt.Sprintf(", and put back although not healthy within %s (wait-timeout)", spec.WaitTimeout)
+			} else if err == nil {
+				note += fmt.Sprintf(", back in it once healthy (%s after the start)", time.Since(at).Round(time.Millisecond))
+			}
+			if rerr := hold.restore(ctx); rerr != nil {
+				note += fmt.Sprintf("; %v", rerr)
+			}
+		}
+		g.done <- restartResult{id: w.id, began: began, at: at, err: err, note: note}
 	})
 }
 
@@ -418,15 +441,15 @@ func (g *guard) finished(ctx context.Context, r restartResult) {
 		// spends its budget instead of being retried in a loop.
 		t.restarted(r.at)
 		a.Action, a.Restarts = ActionRestartFailed, len(t.restarts)
-		a.Reason = fmt.Sprintf("restart failed: %v", r.err)
+		a.Reason = fmt.Sprintf("restart failed: %v%s", r.err, r.note)
 		g.alert(a)
 		return
 	}
 	t.restarted(r.at)
 	a.Action, a.Restarts = ActionRestarted, len(t.restarts)
-	a.Reason = fmt.Sprintf("failing its health check since %s, restart begun %s later (after: %s), took %s (%d of %d restarts within %s); the next one waits at least %s",
+	a.Reason = fmt.Sprintf("failing its health check since %s, restart begun %s later (after: %s), took %s (%d of %d restarts within %s); the next one waits at least %s%s",
 		failing.Format(time.RFC3339Nano), r.began.Sub(failing).Round(time.Millisecond), t.policy.after, r.at.Sub(r.began).Round(time.Millisecond),
-		len(t.restarts), t.policy.budget, t.policy.window, t.delay)
+		len(t.restarts), t.policy.budget, t.policy.window, t.delay, r.note)
 	g.alert(a)
 }
 

@@ -200,3 +200,39 @@ func TestGuardRestartedGuardDoesNotDoubleRestart(t *testing.T) {
 	assert.Check(t, <-done)
 	assert.Check(t, is.Len(w.restarts(), 0))
 }
+
+// TestGuardOwnExecs: the engine's health probes (exec and shell form), the agent's
+// control commands and the service's compose hooks are not reported; anything else is.
+func TestGuardOwnExecs(t *testing.T) {
+	p := loadProject(t, `
+name: demo
+services:
+  web:
+    image: app
+    post_start: [{command: ["/bin/warm", "cache"]}]
+    pre_stop: [{command: ["/bin/flush"]}]
+`)
+	g := &guard{project: p, eng: &engine.Fake{}}
+	app := map[string]string{compose.LabelService: "web", compose.LabelRole: compose.RoleApp}
+	router := map[string]string{compose.LabelService: "web", compose.LabelRole: compose.RoleRouter}
+	shell := engine.ContainerDetails{Config: &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD-SHELL", "curl -fs localhost"}}}}
+	w := &watchedContainer{healthcheck: healthcheckCommand(shell)}
+	assert.Check(t, is.Equal(w.healthcheck, "/bin/sh -c curl -fs localhost"))
+	for _, tc := range []struct {
+		cmd   string
+		attrs map[string]string
+		own   bool
+	}{
+		{"/bin/sh -c curl -fs localhost", app, true},
+		{"/bin/warm cache", app, true},
+		{"/bin/flush", app, true},
+		{"/agent ctl get-config", router, true},
+		{"/agent ctl get-config", app, false}, // an app container has no agent of ours
+		{"sh", app, false},
+		{"/bin/sh -c curl -fs localhost; id", app, false},
+	} {
+		got := g.ownExec(context.Background(), engine.Event{Action: engine.EventExecStart, Detail: tc.cmd, Attributes: tc.attrs}, w)
+		assert.Check(t, is.Equal(got, tc.own), "%q in %s", tc.cmd, tc.attrs[compose.LabelRole])
+	}
+	assert.Check(t, is.Equal(healthcheckCommand(engine.ContainerDetails{Config: &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"NONE"}}}}), ""))
+}
