@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/lock"
 )
 
 // The guard (`docker lifecycle guard`): it follows the engine's event stream of the
@@ -33,6 +34,7 @@ const (
 	ActionRestarted     = "restarted"      // stopped and started the container
 	ActionRestartFailed = "restart-failed" // tried, the engine refused (Reason says why)
 	ActionQuarantined   = "quarantined"    // the restart budget is spent: no more restarts
+	ActionPostponed     = "postponed"      // a deploy holds the project lock: the restart waits
 	ActionReported      = "reported"       // nothing but this alert
 	ActionReconnected   = "reconnected"    // the event stream is back and the state re-read
 )
@@ -143,13 +145,22 @@ type watchedContainer struct {
 	healthcheck string
 	memory      int64
 	busy        bool // a restart is in flight
+	// retryAt: a postponed restart (the project was locked) is not tried before then;
+	// postponed: that was said already.
+	retryAt   time.Time
+	postponed bool
 }
+
+// lockRetry is how long a restart waits for a deploy's lock before it tries again.
+const lockRetry = 2 * time.Second
 
 type restartResult struct {
 	id        string
 	began, at time.Time
 	err       error
 	note      string // what happened to the container's routes
+	// postponed: the project lock could not be had (a deploy runs): nothing was done.
+	postponed error
 }
 
 // follow handles events, finished restarts and deadlines until the stream ends (its
@@ -349,6 +360,12 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 		if w.busy {
 			continue
 		}
+		if now.Before(w.retryAt) {
+			if next.IsZero() || w.retryAt.Before(next) {
+				next = w.retryAt
+			}
+			continue
+		}
 		v, deadline := w.tracker.decide(now)
 		switch v {
 		case verdictRestart:
@@ -378,8 +395,10 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 	timer.Reset(wait)
 }
 
-// restart stops and starts w in the background; finished takes the result. A routed
-// container leaves its routers first and comes back once healthy (guardroute.go).
+// restart stops and starts w in the background, under the project lock; finished
+// takes the result. A routed container leaves its routers first and comes back once
+// healthy (guardroute.go). While a deploy holds the lock, the restart waits: the
+// deploy may be replacing the container.
 func (g *guard) restart(w *watchedContainer) {
 	w.busy = true
 	began := time.Now()
@@ -388,17 +407,22 @@ func (g *guard) restart(w *watchedContainer) {
 		// Not the command's context: a restart, once begun, ends with a started container.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(spec.WaitTimeout))
 		defer cancel()
+		l, err := lock.Acquire(ctx, g.eng, g.project.Name, "guard", nil)
+		if err != nil {
+			g.done <- restartResult{id: w.id, began: began, postponed: err}
+			return
+		}
+		defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
 		var hold *routeHold
 		note := ""
 		if spec.Routed() {
-			var err error
 			if hold, err = unroute(ctx, g.eng, g.project.Name, w.name); err != nil {
 				note = fmt.Sprintf("; it stayed in the router (%v), whose passive checks skip it while it is down", err)
 			} else if hold != nil {
 				note = "; taken out of the router while it restarted"
 			}
 		}
-		err := g.eng.StopContainer(ctx, w.id, "", nil)
+		err = g.eng.StopContainer(ctx, w.id, "", nil)
 		if err == nil {
 			err = g.eng.StartContainer(ctx, w.id)
 		}
@@ -424,6 +448,16 @@ func (g *guard) finished(ctx context.Context, r restartResult) {
 		return
 	}
 	w.busy = false
+	if r.postponed != nil {
+		w.retryAt = time.Now().Add(lockRetry)
+		if !w.postponed {
+			w.postponed = true
+			g.alert(GuardAlert{Kind: AlertUnhealthy, Action: ActionPostponed, Service: w.service, Container: w.name,
+				Reason: fmt.Sprintf("restart postponed, tried again every %s: %v", lockRetry, r.postponed)})
+		}
+		return
+	}
+	w.postponed = false
 	t := w.tracker
 	failing := t.failingSince
 	a := GuardAlert{Time: r.at, Kind: AlertUnhealthy, Service: w.service, Container: w.name, Budget: t.policy.budget, RestartBegan: &r.began}

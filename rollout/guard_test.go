@@ -22,6 +22,7 @@ type guardWorld struct {
 	failing  time.Time
 	calls    []string
 	streams  chan chan engine.Event // each subscription's channel, for the test
+	lock     map[string]string      // the lock volume's labels, nil: not held
 	alerts   chan GuardAlert
 	watching chan int
 }
@@ -31,6 +32,9 @@ func newGuardWorld() (*guardWorld, *engine.Fake) {
 	labels := map[string]string{compose.LabelProject: "demo", compose.LabelService: "web", compose.LabelRole: compose.RoleApp}
 	f := &engine.Fake{
 		ListContainersFn: func(ctx context.Context, l map[string]string) ([]engine.Container, error) {
+			if l[compose.LabelRole] == compose.RoleRouter {
+				return nil, nil // no router
+			}
 			return []engine.Container{{ID: "c1", Name: "demo-web-r1-1", State: "running", Labels: labels}}, nil
 		},
 		InspectContainerFn: func(ctx context.Context, id string) (engine.ContainerDetails, error) {
@@ -41,6 +45,28 @@ func newGuardWorld() (*guardWorld, *engine.Fake) {
 				Config:     &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/testapp", "healthcheck"}, Interval: 100 * time.Millisecond, Retries: 2}},
 				HostConfig: &container.HostConfig{Resources: container.Resources{Memory: 64 << 20}},
 			}, nil
+		},
+		CreateVolumeFn: func(ctx context.Context, spec engine.VolumeSpec) (engine.Volume, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.lock == nil {
+				w.lock = spec.Labels
+			}
+			return engine.Volume{Name: spec.Name, Labels: w.lock}, nil
+		},
+		InspectVolumeFn: func(ctx context.Context, name string) (engine.Volume, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.lock == nil {
+				return engine.Volume{}, engine.ErrNotFound
+			}
+			return engine.Volume{Name: name, Labels: w.lock}, nil
+		},
+		RemoveVolumeFn: func(ctx context.Context, name string) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.lock = nil
+			return nil
 		},
 		StopContainerFn: func(ctx context.Context, id, signal string, timeout *time.Duration) error {
 			w.record("stop " + id)
@@ -235,4 +261,36 @@ services:
 		assert.Check(t, is.Equal(got, tc.own), "%q in %s", tc.cmd, tc.attrs[compose.LabelRole])
 	}
 	assert.Check(t, is.Equal(healthcheckCommand(engine.ContainerDetails{Config: &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"NONE"}}}}), ""))
+}
+
+// TestGuardWaitsForADeploysLock: while another process (a deploy) holds the project
+// lock, the restart is postponed (said once) and made once the lock is free.
+func TestGuardWaitsForADeploysLock(t *testing.T) {
+	p := loadProject(t, "name: demo\nservices:\n  web:\n    image: app\n")
+	w, f := newGuardWorld()
+	w.health, w.failing = "unhealthy", time.Now().Add(-time.Minute)
+	w.lock = map[string]string{"io.lifecycle.lock.token": "someone-else", "io.lifecycle.lock.command": "deploy", "io.lifecycle.lock.host": "elsewhere"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Guard(ctx, f, p, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.Check(t, <-done)
+	})
+	<-w.streams
+	a := w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Action, ActionPostponed))
+	assert.Check(t, is.Contains(a.Reason, "locked"), a.Reason)
+	w.noAlert(t, 2500*time.Millisecond) // tried again, still locked: not said twice
+	assert.Check(t, is.Len(w.restarts(), 0))
+
+	w.mu.Lock()
+	w.lock = nil
+	w.mu.Unlock()
+	a = w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Action, ActionRestarted))
+	assert.Check(t, is.DeepEqual(w.restarts(), []string{"stop c1", "start c1"}))
+	w.mu.Lock()
+	assert.Check(t, w.lock == nil, "the lock is released")
+	w.mu.Unlock()
 }

@@ -11,17 +11,15 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
-	"github.com/docker-lifecycle/docker-lifecycle/lock"
 )
 
 // The guard takes a routed container out of its routers before it restarts it, so no
 // request is sent to it while it is down, and puts it back once it is healthy again.
-// It does so under the project lock: a deploy, which rewrites the routers' whole
-// config, cannot run in between (and the guard leaves the routers alone while one does).
+// The caller holds the project lock: a deploy, which rewrites the routers' whole
+// config, cannot run in between.
 
 // routeHold is a container taken out of the project's routers; restore puts it back.
 type routeHold struct {
-	lock    *lock.Lock
 	routers []heldRouter
 }
 
@@ -30,15 +28,11 @@ type heldRouter struct {
 	original router.Config
 }
 
-// unroute takes the lock and removes container from every route of the project's
-// routers that has it, each router waiting for its requests in flight to drain. A
-// container no router has gives a hold with no routers (the lock is released at once).
+// unroute removes container from every route of the project's routers that has it,
+// each router waiting for its requests in flight to drain. A container no router has
+// gives no hold.
 func unroute(ctx context.Context, eng engine.Engine, project, container string) (*routeHold, error) {
-	l, err := lock.Acquire(ctx, eng, project, "guard", nil)
-	if err != nil {
-		return nil, err
-	}
-	h := &routeHold{lock: l}
+	h := &routeHold{}
 	routers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: project, compose.LabelRole: compose.RoleRouter})
 	if err == nil {
 		for _, r := range routers {
@@ -100,7 +94,7 @@ func (h *routeHold) unrouteFrom(ctx context.Context, eng engine.Engine, r engine
 	return nil
 }
 
-// restore gives each router its config back and releases the lock.
+// restore gives each router its config back.
 func (h *routeHold) restore(ctx context.Context) error {
 	var errs []error
 	for _, r := range h.routers {
@@ -114,9 +108,6 @@ func (h *routeHold) restore(ctx context.Context) error {
 		r.client.Close()
 	}
 	h.routers = nil
-	if err := h.lock.Release(ctx); err != nil {
-		errs = append(errs, err)
-	}
 	return errors.Join(errs...)
 }
 

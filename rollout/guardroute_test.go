@@ -13,12 +13,11 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
-	"github.com/docker-lifecycle/docker-lifecycle/lock"
 )
 
 // TestUnrouteAndRestore: the container leaves every route that has it (the router
-// waits for its drain bound), other backends and routes untouched, under the project
-// lock; restore puts the router's config back as it was and releases the lock.
+// waits for its drain bound), other backends and routes untouched; restore puts the
+// router's config back as it was.
 func TestUnrouteAndRestore(t *testing.T) {
 	cfg := router.Config{Version: router.ConfigVersion, Routes: []router.Route{
 		{Name: "web:8080", Listen: ":8080", Protocol: router.HTTP, DrainTimeout: router.Duration(3e9), Backends: []router.Backend{
@@ -35,16 +34,7 @@ func TestUnrouteAndRestore(t *testing.T) {
 	assert.NilError(t, err)
 	var mu sync.Mutex
 	var puts []string
-	lockHeld := false
 	f := &engine.Fake{
-		CreateVolumeFn: func(ctx context.Context, spec engine.VolumeSpec) (engine.Volume, error) {
-			assert.Check(t, is.Equal(spec.Name, lock.VolumeName("demo")))
-			lockHeld = true
-			return engine.Volume{Name: spec.Name, Labels: spec.Labels}, nil
-		},
-		InspectVolumeFn: func(ctx context.Context, name string) (engine.Volume, error) {
-			return engine.Volume{}, engine.ErrNotFound
-		},
 		ListContainersFn: func(ctx context.Context, labels map[string]string) ([]engine.Container, error) {
 			assert.Check(t, is.DeepEqual(labels, map[string]string{compose.LabelProject: "demo", compose.LabelRole: compose.RoleRouter}))
 			return []engine.Container{{ID: "r", Name: "demo-lifecycle-router", State: "running"}}, nil
@@ -68,7 +58,6 @@ func TestUnrouteAndRestore(t *testing.T) {
 	h, err := unroute(context.Background(), f, "demo", "demo-web-r1-2")
 	assert.NilError(t, err)
 	assert.Assert(t, h != nil)
-	assert.Check(t, lockHeld)
 	got, err := router.DecodeConfig(current)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(got.Routes[0].Backends, 1))
@@ -81,7 +70,7 @@ func TestUnrouteAndRestore(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(got, cfg))
 
-	// A container no router has: nothing changed, the lock released at once.
+	// A container no router has: nothing changed.
 	puts = nil
 	h, err = unroute(context.Background(), f, "demo", "demo-worker-r1-1")
 	assert.NilError(t, err)
