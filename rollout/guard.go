@@ -87,7 +87,18 @@ var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM,
 // be reached to re-synchronise.
 func Guard(ctx context.Context, eng engine.Engine, p *compose.Project, opts GuardOptions) error {
 	g := &guard{eng: eng, project: p, opts: opts, watched: map[string]*watchedContainer{}, done: make(chan restartResult)}
-	defer g.wg.Wait()
+	defer func() {
+		// Restarts in flight end (they do not follow ctx); their results go nowhere.
+		finished := make(chan struct{})
+		go func() { g.wg.Wait(); close(finished) }()
+		for {
+			select {
+			case <-g.done:
+			case <-finished:
+				return
+			}
+		}
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	reconnect := time.Duration(0)

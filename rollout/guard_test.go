@@ -294,3 +294,36 @@ func TestGuardWaitsForADeploysLock(t *testing.T) {
 	assert.Check(t, w.lock == nil, "the lock is released")
 	w.mu.Unlock()
 }
+
+// TestGuardStopsAfterTheRestartInFlight: a guard stopped during a restart finishes it
+// (a container is not left stopped) and then returns.
+func TestGuardStopsAfterTheRestartInFlight(t *testing.T) {
+	p := loadProject(t, "name: demo\nservices:\n  web:\n    image: app\n")
+	w, f := newGuardWorld()
+	w.health, w.failing = "unhealthy", time.Now().Add(-time.Minute)
+	stopping, release := make(chan struct{}), make(chan struct{})
+	stop := f.StopContainerFn
+	f.StopContainerFn = func(ctx context.Context, id, signal string, timeout *time.Duration) error {
+		close(stopping)
+		<-release
+		return stop(ctx, id, signal, timeout)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Guard(ctx, f, p, GuardOptions{}) }()
+	<-stopping
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("the guard returned with a restart in flight")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
+		assert.Check(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the guard did not return after the restart")
+	}
+	assert.Check(t, is.DeepEqual(w.restarts(), []string{"stop c1", "start c1"}))
+}
