@@ -149,7 +149,7 @@ services:
       replicas: 2
 `
 
-// TestGuardRestartsUnhealthyContainer: the second replica turns unhealthy 12 s after
+// TestGuardRestartsUnhealthyContainer: the second replica turns unhealthy 8 s after
 // its start; the guard begins its restart within after (interval × retries = 600 ms) +
 // 2 s of its first failing probe, takes it out of the router while it is down and puts
 // it back once healthy; the load through the router sees no failed request.
@@ -157,8 +157,10 @@ func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	s := setup(t)
 	defer logDuration(t, time.Now())
 	port, dir := freePort(t), countDir(t)
-	p := s.newProject(t, fmt.Sprintf(guardedProject, dir, port, "12s", "{backoff: {start: 1m}}"))
+	p := s.newProject(t, fmt.Sprintf(guardedProject, dir, port, "8s", "{backoff: {start: 1m}}"))
+	deployed := time.Now()
 	p.mustLifecycle("deploy")
+	t.Logf("deploy took %s", time.Since(deployed).Round(100*time.Millisecond))
 	waitAnswers(t, port, "v1", 30*time.Second)
 	g := p.startGuard()
 	load := startRateLoad(t, port, "/", loadRate, time.Minute)
