@@ -299,3 +299,32 @@ services:
 func logDuration(t *testing.T, start time.Time) {
 	t.Logf("%s: %s after the suite's setup", t.Name(), time.Since(start).Round(100*time.Millisecond))
 }
+
+// TestGuardReportsOOMKill: a container killed for memory (the test app's /hog past its
+// 64 MiB limit) is an alert naming the limit.
+func TestGuardReportsOOMKill(t *testing.T) {
+	s := setup(t)
+	t.Parallel()
+	defer logDuration(t, time.Now())
+	p := s.newProject(t, `
+services:
+  web:
+    image: {{image:v1}}
+    environment: {MEMORY_HOG: "1", QUIET: "1"}
+    deploy: {resources: {limits: {memory: 64M}}}
+`)
+	p.mustLifecycle("deploy")
+	g := p.startGuard()
+	c := p.appContainers("web")
+	assert.Assert(t, is.Len(c, 1))
+	// The hog answers nothing until killed: the exec ends with the container.
+	r := p.s.docker(t, p.dir, nil, "exec", c[0], "/testapp", "healthcheck", "http://127.0.0.1:8080/hog")
+	t.Logf("docker exec /hog: %s", r)
+	a, ok := g.next("oom", 20*time.Second)
+	assert.Assert(t, ok, "no oom alert")
+	t.Logf("oom alert: %+v", a)
+	assert.Check(t, is.Equal(a.Container, c[0]))
+	assert.Check(t, is.Equal(a.Service, "web"))
+	assert.Check(t, is.Equal(a.Action, "reported"))
+	assert.Check(t, is.Contains(a.Reason, "memory limit 67108864 bytes"))
+}
