@@ -40,6 +40,8 @@ type ProjectSpec struct {
 	Backup BackupSpec `mapstructure:"backup" json:"backup,omitzero" yaml:"backup,omitempty"`
 	// Logs is x-lifecycle.logs: log driver and rotation of services without logging: (logs.go).
 	Logs *LogsSpec `mapstructure:"logs" json:"logs,omitempty" yaml:"logs,omitempty"`
+	// Guard is x-lifecycle.guard: the guard's policy defaults for every service (guard.go).
+	Guard GuardSpec `mapstructure:"guard" json:"guard,omitzero" yaml:"guard,omitempty"`
 }
 
 // Mode is the consistency mode, pause when none is set.
@@ -122,6 +124,9 @@ type ServiceSpec struct {
 	Rollback UpdateSpec `mapstructure:"-" json:"-" yaml:"-"`
 	// Network is the service's communication rules (talks-to, ingress, egress; network.go).
 	Network *ServiceNetworkSpec `mapstructure:"network" json:"network,omitempty" yaml:"network,omitempty"`
+	// Guard is how `docker lifecycle guard` heals the service's containers, the
+	// project's x-lifecycle.guard overlaid and defaults applied (guard.go).
+	Guard GuardSpec `mapstructure:"guard" json:"guard,omitzero" yaml:"guard,omitempty"`
 }
 
 // ActiveCheckSpec is the router's active check of a service's backends: GET Path every
@@ -399,6 +404,9 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 		return spec, fmt.Errorf("key \"backup.consistency\": unknown mode %q (valid: %s, %s, %s)",
 			spec.Backup.Consistency, ConsistencyPause, ConsistencyStop, ConsistencyNone)
 	}
+	if err := checkGuard(spec.Guard); err != nil {
+		return spec, err
+	}
 	return spec, nil
 }
 
@@ -414,6 +422,9 @@ func DecodeServiceSpec(raw any, project ProjectSpec) (ServiceSpec, error) {
 	}
 	if spec.WaitTimeout == 0 {
 		spec.WaitTimeout = project.WaitTimeout
+	}
+	if err := checkGuard(spec.Guard); err != nil {
+		return spec, err
 	}
 	return spec, nil
 }

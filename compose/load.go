@@ -143,6 +143,10 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 			problems = append(problems, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err))
 			continue
 		}
+		if err := resolveGuard(spec.Guard, &s); err != nil {
+			problems = append(problems, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err))
+			continue
+		}
 		p.ServiceSpecs[name] = s
 	}
 	if len(problems) > 0 {

@@ -157,3 +157,8 @@ func (d *DryRun) UnpauseContainer(_ context.Context, id string) error {
 func (d *DryRun) CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error) {
 	return d.Engine.CopyFromContainer(ctx, id, path)
 }
+
+// Events is a read: the wrapped engine's stream.
+func (d *DryRun) Events(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error) {
+	return d.Engine.Events(ctx, labels, actions)
+}

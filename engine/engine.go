@@ -117,6 +117,40 @@ type Engine interface {
 	// CopyFromContainer streams path (a file or directory, its mounts included) of a
 	// container, running or only created, as a tar archive; the caller closes it.
 	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
+
+	// Events streams the engine's events of the containers carrying every label in
+	// labels, limited to actions (empty: all). The subscription is live when Events
+	// returns, so a listing made after it misses nothing. The event channel closes when
+	// the stream ends; the error channel then holds why (ctx.Err() once ctx ends): the
+	// caller subscribes again and re-lists what it may have missed.
+	Events(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error)
+}
+
+// Container event actions the guard reads (the engine's names).
+const (
+	EventStart        = "start"
+	EventDie          = "die"
+	EventOOM          = "oom"
+	EventHealthStatus = "health_status"
+	EventExecCreate   = "exec_create"
+	EventExecStart    = "exec_start"
+	EventDestroy      = "destroy"
+)
+
+// Event is one container event of the engine's stream.
+type Event struct {
+	Time time.Time
+	// Action is the engine's action without its detail: "health_status", not
+	// "health_status: unhealthy".
+	Action string
+	// Detail is what the engine wrote after the action's colon: the health status, or
+	// the command line of an exec.
+	Detail      string
+	ContainerID string
+	Name        string
+	// Attributes are the event's attributes: the container's labels, and e.g. exitCode
+	// (die) or execID (exec_create).
+	Attributes map[string]string
 }
 
 // DiskUsage is the engine's disk use of containers and volumes.
@@ -240,9 +274,13 @@ type ContainerDetails struct {
 	Health       string // "", starting, healthy, unhealthy
 	HealthLog    []string
 	RestartCount int
-	StartedAt    time.Time
-	FinishedAt   time.Time
-	Labels       map[string]string
+	// HealthFailingStreak is how many health probes in a row failed; HealthFailingSince
+	// is when the first of them started (the oldest one the engine still keeps).
+	HealthFailingStreak int
+	HealthFailingSince  time.Time
+	StartedAt           time.Time
+	FinishedAt          time.Time
+	Labels              map[string]string
 	// Config and HostConfig are what the engine actually runs, for checks that the
 	// settings asked for were applied.
 	Config     *container.Config

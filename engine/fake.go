@@ -47,6 +47,19 @@ type Fake struct {
 	PauseContainerFn   func(ctx context.Context, id string) error
 	UnpauseContainerFn func(ctx context.Context, id string) error
 	CopyFromFn         func(ctx context.Context, id, path string) (io.ReadCloser, error)
+	EventsFn           func(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error)
+}
+
+// Events without EventsFn ends at once with an "unexpected call" error.
+func (f *Fake) Events(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error) {
+	if f.EventsFn == nil {
+		out, errs := make(chan Event), make(chan error, 1)
+		close(out)
+		errs <- unexpected("Events")
+		close(errs)
+		return out, errs
+	}
+	return f.EventsFn(ctx, labels, actions)
 }
 
 func (f *Fake) PauseContainer(ctx context.Context, id string) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 )
@@ -182,9 +183,14 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 		d.FinishedAt, _ = time.Parse(time.RFC3339Nano, s.FinishedAt)
 		if s.Health != nil {
 			d.Health = string(s.Health.Status)
-			for _, r := range s.Health.Log {
+			d.HealthFailingStreak = s.Health.FailingStreak
+			for i, r := range s.Health.Log {
 				if r != nil {
 					d.HealthLog = append(d.HealthLog, fmt.Sprintf("exit %d: %s", r.ExitCode, strings.TrimSpace(r.Output)))
+					// The streak is the log's last FailingStreak entries.
+					if d.HealthFailingStreak > 0 && d.HealthFailingSince.IsZero() && i >= len(s.Health.Log)-d.HealthFailingStreak {
+						d.HealthFailingSince = r.Start
+					}
 				}
 			}
 		}
@@ -810,4 +816,56 @@ func (m *Moby) CopyFromContainer(ctx context.Context, id, path string) (io.ReadC
 		return nil, wrapNotFound(err, "copy "+path+" from container "+id)
 	}
 	return res.Content, nil
+}
+
+// Events subscribes to the engine's container events (see Engine.Events).
+func (m *Moby) Events(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error) {
+	f := labelFilters(labels)
+	f.Add("type", "container")
+	for _, a := range actions {
+		f.Add("event", a) // health_status and exec_* match with their detail too
+	}
+	res := m.api.Events(ctx, client.EventsListOptions{Filters: f})
+	out := make(chan Event)
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		defer close(out)
+		for {
+			select {
+			case msg := <-res.Messages:
+				e := toEvent(msg)
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					errs <- ctx.Err()
+					return
+				}
+			case err := <-res.Err:
+				if err == nil || errors.Is(err, io.EOF) {
+					err = errors.New("the engine ended the event stream")
+				}
+				errs <- fmt.Errorf("event stream: %w", err)
+				return
+			}
+		}
+	}()
+	return out, errs
+}
+
+func toEvent(msg events.Message) Event {
+	action, detail, _ := strings.Cut(string(msg.Action), ":")
+	e := Event{
+		Action: action, Detail: strings.TrimSpace(detail),
+		ContainerID: msg.Actor.ID, Name: msg.Actor.Attributes["name"], Attributes: msg.Actor.Attributes,
+	}
+	switch {
+	case msg.TimeNano != 0:
+		e.Time = time.Unix(0, msg.TimeNano)
+	case msg.Time != 0:
+		e.Time = time.Unix(msg.Time, 0)
+	default:
+		e.Time = time.Now()
+	}
+	return e
 }
