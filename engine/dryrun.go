@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // DryRun passes reads through to the wrapped engine and records writes instead of
@@ -151,4 +152,14 @@ func (d *DryRun) UnpauseContainer(_ context.Context, id string) error {
 // CopyFromContainer only reads: it passes through.
 func (d *DryRun) CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error) {
 	return d.Engine.CopyFromContainer(ctx, id, path)
+}
+
+func (d *DryRun) CreateService(_ context.Context, spec swarm.ServiceSpec) (string, error) {
+	d.record("create service %s", spec.Name)
+	return "dry-run-" + spec.Name, nil
+}
+
+func (d *DryRun) UpdateService(_ context.Context, id string, _ uint64, spec swarm.ServiceSpec) error {
+	d.record("update service %s", spec.Name)
+	return nil
 }

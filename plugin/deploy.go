@@ -20,6 +20,7 @@ type deployOptions struct {
 	skipScan      bool
 	verifyNetwork bool
 	build         bool
+	swarm         bool
 }
 
 func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -51,6 +52,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags.BoolVar(&opts.scan, "scan", false, "Run the image scan gate even without x-lifecycle.scan")
 	flags.BoolVar(&opts.skipScan, "skip-scan", false, "Deploy without the image scan gate that x-lifecycle.scan turns on")
 	flags.BoolVar(&opts.build, "build", false, "Build the images of services with a build: section first (services whose image is missing, or with pull_policy: build, are always built)")
+	flags.BoolVar(&opts.swarm, "swarm", false, "Deploy as Swarm services (the default on a Swarm manager; see docs/swarm.md)")
 	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")
 	return cmd
 }
@@ -62,9 +64,16 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	if err != nil {
 		return err
 	}
+	onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm)
+	if err != nil {
+		return err
+	}
 	events, err := newProgress(dockerCli, project.progress)
 	if err != nil {
 		return err
+	}
+	if onSwarm {
+		return runSwarmDeploy(ctx, dockerCli, eng, p, events, opts, services)
 	}
 	started := time.Now()
 	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{
