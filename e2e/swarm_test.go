@@ -37,7 +37,9 @@ func TestSwarmHarness(t *testing.T) {
 
 // swarmWeb is a project of 3 web replicas (health-checked every second) and a client
 // service that only sleeps: the load runs inside its container, on the project's
-// overlay network, so every request stays inside the swarm daemon's namespace.
+// overlay network, so every request stays inside the swarm daemon's namespace. The
+// rollback's monitor is the healthcheck's 2 s rather than Swarm's 5 s: a rollback
+// completes only once its monitor passed.
 const swarmWeb = `
 services:
   web:
@@ -45,7 +47,7 @@ services:
     environment: {QUIET: "1"ENV}
     healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 1s, timeout: 1s, retries: 2}
     stop_grace_period: 5s
-    deploy: {replicas: 3, endpoint_mode: MODE}
+    deploy: {replicas: 3, endpoint_mode: MODE, rollback_config: {monitor: 2s}}
   client:
     image: {{image:v1}}
     command: ["sleep", "10m"]
@@ -105,6 +107,9 @@ func TestSwarmRollingUnderLoad(t *testing.T) {
 	time.Sleep(2 * time.Second) // v1 answers first
 
 	p.write(swarmProject("v2", ""))
+	dry := p.mustLifecycle("deploy", "--dry-run")
+	assert.Assert(t, strings.Contains(dry.stdout, "update-service  "+p.name+"_web: image "+imageRef("v1")+" → "+imageRef("v2")), dry.String())
+	assert.Assert(t, strings.Contains(dry.stdout, "up-to-date      "+p.name+"_client"), dry.String())
 	rolled := time.Now()
 	r = p.mustLifecycle("deploy")
 	t.Logf("rolling deploy of 3 replicas took %s\n%s", time.Since(rolled).Round(time.Millisecond), r.stderr)
