@@ -198,7 +198,7 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 			}
 			// Running and desired equal: during a start-first update, and while extra tasks
 			// shut down, more tasks run than desired.
-			converged := svc.DesiredTasks > 0 && svc.RunningTasks == svc.DesiredTasks
+			converged := svc.RunningTasks == svc.DesiredTasks && (svc.DesiredTasks > 0 || wantsNoTask(w.step.Spec))
 			done := false
 			switch state {
 			case string(swarm.UpdateStateCompleted):
@@ -270,6 +270,12 @@ func swarmBound(p *compose.Project, s strategies.SwarmStep, waitTimeout time.Dur
 	}
 	// A rollback takes as long again.
 	return bound + 2*time.Duration(batches)*(u.Monitor+u.Delay)
+}
+
+// wantsNoTask: a service scaled to 0 has converged with no task running.
+func wantsNoTask(spec swarm.ServiceSpec) bool {
+	r := spec.Mode.Replicated
+	return r != nil && r.Replicas != nil && *r.Replicas == 0
 }
 
 func suffix(msg string) string {

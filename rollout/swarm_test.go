@@ -65,6 +65,19 @@ func TestWaitSwarm(t *testing.T) {
 		assert.Assert(t, !errors.As(err, &rb))
 		assert.ErrorContains(t, err, "shop_web (paused: update paused due to failure or early termination of task y)")
 	})
+	t.Run("created: all tasks running", func(t *testing.T) {
+		eng := swarmWorld(svc("", time.Time{}, 0, ""), svc("", time.Time{}, 2, ""), svc("", time.Time{}, 3, ""))
+		plan := updatePlan(p)
+		plan.Steps[0].Action = strategies.SwarmCreateService
+		assert.NilError(t, waitSwarm(ctx, eng, p, plan, map[string]engine.Service{}, time.Minute, progress.Nop))
+	})
+	t.Run("created with 0 replicas", func(t *testing.T) {
+		eng := swarmWorld(engine.Service{Name: "shop_web"})
+		plan := updatePlan(p)
+		plan.Steps[0].Action = strategies.SwarmCreateService
+		plan.Steps[0].Spec.Mode.Replicated.Replicas = new(uint64(0))
+		assert.NilError(t, waitSwarm(ctx, eng, p, plan, map[string]engine.Service{}, time.Minute, progress.Nop))
+	})
 	t.Run("the previous update's status does not end the wait", func(t *testing.T) {
 		// The status of the update before this one (completed, same start time) stays
 		// until Swarm starts ours: with a short bound the wait times out instead.
