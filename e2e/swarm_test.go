@@ -38,16 +38,18 @@ func TestSwarmHarness(t *testing.T) {
 // swarmWeb is a project of 3 web replicas (health-checked every second) and a client
 // service that only sleeps: the load runs inside its container, on the project's
 // overlay network, so every request stays inside the swarm daemon's namespace. The
-// rollback's monitor is the healthcheck's 2 s rather than Swarm's 5 s: a rollback
-// completes only once its monitor passed.
+// healthcheck tolerates a slow exec on a loaded machine (timeout 3 s, 3 retries: a
+// healthy task failing its checks makes Swarm roll back). The rollback's monitor is the
+// healthcheck's 3 s rather than Swarm's 5 s: a rollback completes only once its monitor
+// passed.
 const swarmWeb = `
 services:
   web:
     image: {{image:VERSION}}
     environment: {QUIET: "1"ENV}
-    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 1s, timeout: 1s, retries: 2}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 1s, timeout: 3s, retries: 3}
     stop_grace_period: 5s
-    deploy: {replicas: 3, endpoint_mode: MODE, rollback_config: {monitor: 2s}}
+    deploy: {replicas: 3, endpoint_mode: MODE, rollback_config: {monitor: 3s}}
   client:
     image: {{image:v1}}
     command: ["sleep", "10m"]

@@ -180,6 +180,9 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 		}
 	}
 	var rolledBack, paused, causes []string
+	// why keeps Swarm's reason for a rollback (the task that failed), which the final
+	// status replaces with "rollback completed".
+	why := map[string]string{}
 	for len(waiting) > 0 {
 		services, err := eng.ListServices(ctx, map[string]string{compose.LabelStackNamespace: p.Name})
 		if err != nil {
@@ -201,6 +204,11 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 			converged := svc.RunningTasks == svc.DesiredTasks && (svc.DesiredTasks > 0 || wantsNoTask(w.step.Spec))
 			done := false
 			switch state {
+			case string(swarm.UpdateStateRollbackStarted):
+				if why[svc.Name] == "" {
+					why[svc.Name] = svc.UpdateMessage
+					progress.Emit(events, id, progress.Warning, "Swarm rolls back", svc.UpdateMessage)
+				}
 			case string(swarm.UpdateStateCompleted):
 				done = converged
 			case "":
@@ -208,7 +216,7 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 			case string(swarm.UpdateStateRollbackCompleted):
 				progress.Emit(events, id, progress.Error, "Rolled back by Swarm", svc.UpdateMessage)
 				rolledBack = append(rolledBack, w.step.Service)
-				causes = append(causes, fmt.Sprintf("%s: %s", svc.Name, cmp.Or(svc.UpdateMessage, "update failed")))
+				causes = append(causes, fmt.Sprintf("%s: %s", svc.Name, cmp.Or(why[svc.Name], svc.UpdateMessage, "update failed")))
 				delete(waiting, svc.Name)
 				continue
 			case string(swarm.UpdateStatePaused), string(swarm.UpdateStateRollbackPaused):

@@ -55,7 +55,7 @@ func TestWaitSwarm(t *testing.T) {
 		assert.Assert(t, errors.As(err, &rb), "%v", err)
 		assert.Assert(t, errors.Is(err, ErrRolledBack))
 		assert.DeepEqual(t, rb.Services, []string{"web"})
-		assert.ErrorContains(t, err, "web rolled back by Swarm: the previous spec runs again; the cause: shop_web: rollback completed")
+		assert.ErrorContains(t, err, "web rolled back by Swarm: the previous spec runs again; the cause: shop_web: update rolled back due to failure or early termination of task x")
 	})
 	t.Run("paused: exit 1", func(t *testing.T) {
 		eng := swarmWorld(svc("updating", later, 3, ""), svc("paused", later, 2, "update paused due to failure or early termination of task y"))
