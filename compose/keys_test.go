@@ -248,7 +248,8 @@ func TestServiceKeys(t *testing.T) {
 		{key: "pre_stop", yaml: "    pre_stop: [{command: [\"true\"]}]\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }},                 // run by the runtime: TestHooks (rollout)
 		{key: "models", yaml: "    models: [llm]\nmodels:\n  llm:\n    model: ai/smollm2\n", refused: `key "models" is not supported by docker lifecycle: models are served by Docker Model Runner`},
 		{key: "deploy.placement", yaml: "    deploy:\n      placement:\n        constraints: [node.role==manager]\n", refused: `key "deploy.placement" is not supported by docker lifecycle: Swarm places tasks on nodes`},
-		{key: "deploy.endpoint_mode", yaml: "    deploy:\n      endpoint_mode: dnsrr\n", refused: `key "deploy.endpoint_mode" is not supported by docker lifecycle`},
+		{key: "deploy.endpoint_mode", yaml: "    deploy:\n      endpoint_mode: dnsrr\n", check: func(t *testing.T, c ContainerCreate) { assert.Equal(t, c.Config.Image, "nginx") }}, // one engine: a no-op; Swarm: TestSwarmEndpointMode
+		{key: "deploy.endpoint_mode bad", yaml: "    deploy:\n      endpoint_mode: rr\n", refused: `deploy.endpoint_mode "rr": want vip or dnsrr`},
 		{key: "deploy.labels", yaml: "    deploy:\n      labels: {a: b}\n", refused: `key "deploy.labels" is not supported by docker lifecycle: Swarm service labels`},
 		{key: "deploy.mode global", yaml: "    deploy:\n      mode: global\n", refused: `deploy.mode "global" is not supported`},
 		{key: "deploy.resources generic_resources", yaml: "    deploy:\n      resources:\n        reservations:\n          generic_resources: [{discrete_resource_spec: {kind: gpu, value: 1}}]\n", refused: `generic_resources is not supported`},

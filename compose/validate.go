@@ -61,12 +61,13 @@ var refusedServiceKeys = map[string]string{
 	"pre_start":       "pre_start hooks run one-off containers before each start; run that step as a service that others depend on with condition service_completed_successfully",
 }
 
-var supportedDeployKeys = []string{"mode", "replicas", "resources", "restart_policy", "update_config", "rollback_config", "#extensions"}
+// endpoint_mode is a no-op on one engine (a service name resolves to every replica,
+// as with docker compose) and the Swarm service's endpoint mode on Swarm (compose/swarm.go).
+var supportedDeployKeys = []string{"mode", "replicas", "resources", "restart_policy", "update_config", "rollback_config", "endpoint_mode", "#extensions"}
 
 var refusedDeployKeys = map[string]string{
-	"placement":     "Swarm places tasks on nodes; one engine is one node: remove it",
-	"endpoint_mode": "Swarm's VIP or DNS round robin; published ports go through the router, and service names resolve to every replica: remove it",
-	"labels":        "Swarm service labels are not container labels: use the service's labels",
+	"placement": "Swarm places tasks on nodes; one engine is one node: remove it",
+	"labels":    "Swarm service labels are not container labels: use the service's labels",
 }
 
 // checkSupported lists every problem of a service at once, each wrapping ErrUnsupported
@@ -79,6 +80,9 @@ func checkSupported(p *types.Project, svc types.ServiceConfig) []error {
 	if d := svc.Deploy; d != nil {
 		for _, key := range setKeys(reflect.ValueOf(*d), supportedDeployKeys) {
 			problems = append(problems, unsupportedKey("deploy."+key, refusedDeployKeys[key]))
+		}
+		if d.EndpointMode != "" && d.EndpointMode != "vip" && d.EndpointMode != "dnsrr" {
+			problems = append(problems, fmt.Errorf("deploy.endpoint_mode %q: want vip or dnsrr", d.EndpointMode))
 		}
 		if d.Mode != "" && d.Mode != "replicated" {
 			problems = append(problems, fmt.Errorf("deploy.mode %q is %w (only replicated): one engine is one node, so global is one replica", d.Mode, ErrUnsupported))

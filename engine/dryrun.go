@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // DryRun passes reads through to the wrapped engine and records writes instead of
@@ -161,4 +162,14 @@ func (d *DryRun) CopyFromContainer(ctx context.Context, id, path string) (io.Rea
 // Events is a read: the wrapped engine's stream.
 func (d *DryRun) Events(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error) {
 	return d.Engine.Events(ctx, labels, actions)
+}
+
+func (d *DryRun) CreateService(_ context.Context, spec swarm.ServiceSpec) (string, error) {
+	d.record("create service %s", spec.Name)
+	return "dry-run-" + spec.Name, nil
+}
+
+func (d *DryRun) UpdateService(_ context.Context, id string, _ uint64, spec swarm.ServiceSpec) error {
+	d.record("update service %s", spec.Name)
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // MinAPIVersion is the oldest Engine API the plugin supports (Docker Engine 19.03).
@@ -124,6 +125,17 @@ type Engine interface {
 	// the stream ends; the error channel then holds why (ctx.Err() once ctx ends): the
 	// caller subscribes again and re-lists what it may have missed.
 	Events(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error)
+
+	// Swarm is the engine's Swarm membership (docker info's Swarm section); services
+	// exist only on a manager (engine/swarm.go).
+	Swarm(ctx context.Context) (SwarmInfo, error)
+	// ListServices lists the Swarm services carrying every label in labels, with their
+	// running and desired task counts and their update status.
+	ListServices(ctx context.Context, labels map[string]string) ([]Service, error)
+	CreateService(ctx context.Context, spec swarm.ServiceSpec) (string, error)
+	// UpdateService replaces the spec of service id, whose current version is version
+	// (a concurrent change fails the update instead of being overwritten).
+	UpdateService(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
 }
 
 // Container event actions the guard reads (the engine's names).

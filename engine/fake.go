@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // Fake implements Engine with function fields, so a unit test sets only the calls it
@@ -48,6 +49,10 @@ type Fake struct {
 	UnpauseContainerFn func(ctx context.Context, id string) error
 	CopyFromFn         func(ctx context.Context, id, path string) (io.ReadCloser, error)
 	EventsFn           func(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error)
+	SwarmFn            func(ctx context.Context) (SwarmInfo, error)
+	ListServicesFn     func(ctx context.Context, labels map[string]string) ([]Service, error)
+	CreateServiceFn    func(ctx context.Context, spec swarm.ServiceSpec) (string, error)
+	UpdateServiceFn    func(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
 }
 
 // Events without EventsFn ends at once with an "unexpected call" error.
@@ -309,4 +314,32 @@ func (f *Fake) SaveImage(ctx context.Context, ref string) (io.ReadCloser, error)
 		return nil, unexpected("SaveImage")
 	}
 	return f.SaveImageFn(ctx, ref)
+}
+
+func (f *Fake) Swarm(ctx context.Context) (SwarmInfo, error) {
+	if f.SwarmFn == nil {
+		return SwarmInfo{}, unexpected("Swarm")
+	}
+	return f.SwarmFn(ctx)
+}
+
+func (f *Fake) ListServices(ctx context.Context, labels map[string]string) ([]Service, error) {
+	if f.ListServicesFn == nil {
+		return nil, unexpected("ListServices")
+	}
+	return f.ListServicesFn(ctx, labels)
+}
+
+func (f *Fake) CreateService(ctx context.Context, spec swarm.ServiceSpec) (string, error) {
+	if f.CreateServiceFn == nil {
+		return "", unexpected("CreateService")
+	}
+	return f.CreateServiceFn(ctx, spec)
+}
+
+func (f *Fake) UpdateService(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error {
+	if f.UpdateServiceFn == nil {
+		return unexpected("UpdateService")
+	}
+	return f.UpdateServiceFn(ctx, id, version, spec)
 }

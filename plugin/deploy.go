@@ -21,6 +21,7 @@ type deployOptions struct {
 	verifyNetwork bool
 	build         bool
 	pull          string
+	swarm         bool
 }
 
 func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -53,6 +54,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags.BoolVar(&opts.skipScan, "skip-scan", false, "Deploy without the image scan gate that x-lifecycle.scan turns on")
 	flags.BoolVar(&opts.build, "build", false, "Build the images of services with a build: section first (services whose image is missing, or with pull_policy: build, are always built)")
 	enumFlag(flags, &opts.pull, "pull", rollout.PullPolicy, "Pull images before the deploy: policy (each service's pull_policy, missing by default), always, missing or never", rollout.PullModes...)
+	flags.BoolVar(&opts.swarm, "swarm", false, "Deploy as Swarm services (the default on a Swarm manager; see docs/swarm.md)")
 	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")
 	return cmd
 }
@@ -64,9 +66,16 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	if err != nil {
 		return err
 	}
+	onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm)
+	if err != nil {
+		return err
+	}
 	events, err := newProgress(dockerCli, project.progress)
 	if err != nil {
 		return err
+	}
+	if onSwarm {
+		return runSwarmDeploy(ctx, dockerCli, eng, p, events, opts, services)
 	}
 	started := time.Now()
 	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{

@@ -7,6 +7,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
@@ -40,6 +41,20 @@ func runPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	p, eng, err := openProject(ctx, dockerCli, project)
 	if err != nil {
 		return err
+	}
+	onSwarm, err := rollout.SwarmTarget(ctx, eng, false)
+	if err != nil {
+		return err
+	}
+	if onSwarm { // the plan of deploy --dry-run on Swarm (docs/swarm.md)
+		if opts.removeOrphans {
+			return usageError("--remove-orphans does not work on Swarm yet (docs/swarm.md)")
+		}
+		swarmPlan, err := rollout.DeploySwarm(ctx, eng, p, progress.Nop, rollout.SwarmDeployOptions{Services: services, DryRun: true})
+		if err != nil {
+			return exitError(ctx, err)
+		}
+		return writeSwarmPlan(dockerCli, swarmPlan, opts.format)
 	}
 	plan, err := rollout.Plan(ctx, eng, p, rollout.DeployOptions{Services: services, RemoveOrphans: opts.removeOrphans})
 	if err != nil {

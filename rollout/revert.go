@@ -22,6 +22,8 @@ var ErrRolledBack = errors.New("rolled back")
 type RolledBackError struct {
 	Services []string
 	Cause    error
+	// Swarm: Swarm rolled the services back to their previous spec (rollout/swarm.go).
+	Swarm bool
 }
 
 func (e *RolledBackError) Error() string {
@@ -31,6 +33,9 @@ func (e *RolledBackError) Error() string {
 // Summary says what was rolled back and what serves now, without the cause: for an
 // interrupted deploy the plugin says "interrupted" instead of "context canceled".
 func (e *RolledBackError) Summary() string {
+	if e.Swarm {
+		return fmt.Sprintf("%s %s by Swarm: the previous spec runs again", strings.Join(e.Services, ", "), ErrRolledBack)
+	}
 	return fmt.Sprintf("%s %s: the previous revision serves again and the new containers were removed",
 		strings.Join(e.Services, ", "), ErrRolledBack)
 }

@@ -1,0 +1,168 @@
+package compose
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/golden"
+)
+
+const swarmCompose = `
+services:
+  web:
+    image: shop/web:2
+    command: ["serve", "--port", "8080"]
+    environment: {B: "2", A: "1"}
+    labels: {tier: front}
+    healthcheck:
+      test: ["CMD", "/web", "healthcheck"]
+      interval: 4s
+      retries: 5
+    stop_grace_period: 20s
+    networks: [front, back]
+    ports: ["8080:8080"]
+    deploy:
+      replicas: 3
+      update_config: {parallelism: 2, delay: 1s}
+      resources: {limits: {cpus: "0.5", memory: 64M}}
+  worker:
+    image: shop/worker:1
+    networks:
+      back: {aliases: [jobs]}
+    deploy:
+      update_config: {order: stop-first, failure_action: pause, monitor: 1m}
+      rollback_config: {parallelism: 3}
+networks:
+  front: {}
+  back: {internal: true, attachable: true}
+`
+
+// TestSwarmServiceGolden pins the whole spec: names and labels as docker stack deploy
+// gives them, entrypoint/command as Command/Args, the native update and rollback configs.
+func TestSwarmServiceGolden(t *testing.T) {
+	p, _ := loadProject(t, swarmCompose, nil)
+	for _, service := range []string{"web", "worker"} {
+		t.Run(service, func(t *testing.T) {
+			spec, err := SwarmService(p, service)
+			assert.NilError(t, err)
+			b, err := json.MarshalIndent(spec, "", "  ")
+			assert.NilError(t, err)
+			golden.Assert(t, string(b)+"\n", "swarm-"+service+".golden")
+		})
+	}
+}
+
+func TestSwarmServiceUpdateDefaults(t *testing.T) {
+	p, _ := loadProject(t, swarmCompose, nil)
+	web, err := SwarmService(p, "web")
+	assert.NilError(t, err)
+	u := web.UpdateConfig
+	assert.Equal(t, u.Order, swarm.UpdateOrder("start-first"))                      // Swarm's own default is stop-first
+	assert.Equal(t, u.FailureAction, swarm.FailureAction("rollback"))               // Swarm's own default is pause
+	assert.Equal(t, u.Monitor, 20*time.Second)                                      // interval 4s × retries 5
+	assert.Equal(t, u.Parallelism, uint64(2))                                       // from update_config
+	assert.Equal(t, web.RollbackConfig.FailureAction, swarm.FailureAction("pause")) // a rollback cannot roll back
+	worker, err := SwarmService(p, "worker")
+	assert.NilError(t, err)
+	assert.Equal(t, worker.UpdateConfig.Monitor, time.Minute) // longer than the minimum: kept
+	assert.Equal(t, worker.UpdateConfig.Order, swarm.UpdateOrder("stop-first"))
+	assert.Equal(t, worker.UpdateConfig.FailureAction, swarm.FailureAction("pause"))
+	assert.Equal(t, worker.UpdateConfig.Monitor, time.Minute)
+	assert.Equal(t, worker.RollbackConfig.Parallelism, uint64(3))
+}
+
+func TestSwarmServiceSpecHash(t *testing.T) {
+	p, _ := loadProject(t, swarmCompose, nil)
+	a, err := SwarmService(p, "web")
+	assert.NilError(t, err)
+	b, err := SwarmService(p, "web")
+	assert.NilError(t, err)
+	assert.Equal(t, a.Labels[LabelSwarmSpec], b.Labels[LabelSwarmSpec])
+	assert.Equal(t, len(a.Labels[LabelSwarmSpec]), 64)
+	p2, _ := loadProject(t, strings.Replace(swarmCompose, "shop/web:2", "shop/web:3", 1), nil)
+	c, err := SwarmService(p2, "web")
+	assert.NilError(t, err)
+	assert.Assert(t, a.Labels[LabelSwarmSpec] != c.Labels[LabelSwarmSpec])
+}
+
+func TestSwarmServiceRefuses(t *testing.T) {
+	for name, tc := range map[string]struct{ compose, want string }{
+		"blue-green": {`
+services:
+  web: {image: a, x-lifecycle: {strategy: blue-green}}
+`, `service web: strategy "blue-green" is not yet available on Swarm: use rolling`},
+		"canary": {`
+services:
+  web: {image: a, x-lifecycle: {strategy: canary}}
+`, `strategy "canary" is not yet available on Swarm`},
+		"volumes": {`
+services:
+  web: {image: a, volumes: ["data:/data"], x-lifecycle: {strategy: recreate}}
+volumes: {data: {}}
+`, "keys not yet supported on Swarm: volumes"},
+		"secrets": {`
+services:
+  web: {image: a, secrets: [s]}
+secrets: {s: {environment: HOME}}
+`, "keys not yet supported on Swarm: secrets"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, _ := loadProject(t, tc.compose, nil)
+			_, err := SwarmService(p, "web")
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestSwarmNetworks(t *testing.T) {
+	p, _ := loadProject(t, swarmCompose, nil)
+	create, external := SwarmNetworks(p)
+	assert.Equal(t, len(external), 0)
+	assert.Equal(t, len(create), 2)
+	assert.Equal(t, create[0].Name, "shop_back")
+	assert.Equal(t, create[0].Driver, "overlay")
+	assert.Equal(t, create[0].Internal, true)
+	assert.Equal(t, create[0].Attachable, true)
+	assert.Equal(t, create[0].Labels[LabelStackNamespace], "shop")
+	assert.Equal(t, create[1].Name, "shop_front")
+}
+
+func TestSwarmEndpointMode(t *testing.T) {
+	p, _ := loadProject(t, `
+services:
+  api: {image: a, deploy: {endpoint_mode: dnsrr}}
+  web: {image: a, ports: ["80:80"]}
+  bad: {image: a, ports: ["81:80"], deploy: {endpoint_mode: dnsrr}}
+`, nil)
+	api, err := SwarmService(p, "api")
+	assert.NilError(t, err)
+	assert.Equal(t, api.EndpointSpec.Mode, swarm.ResolutionModeDNSRR)
+	web, err := SwarmService(p, "web")
+	assert.NilError(t, err)
+	assert.Equal(t, web.EndpointSpec.Mode, swarm.ResolutionModeVIP)
+	_, err = SwarmService(p, "bad")
+	assert.ErrorContains(t, err, "deploy.endpoint_mode dnsrr and a port published through Swarm's ingress exclude each other")
+}
+
+func TestSwarmMonitorDefaults(t *testing.T) {
+	p, _ := loadProject(t, `
+services:
+  plain: {image: a}
+  quick:
+    image: a
+    healthcheck: {test: ["CMD", "true"], interval: 1s, retries: 2}
+    deploy: {update_config: {monitor: 2s}}
+  slow:
+    image: a
+    healthcheck: {test: ["CMD", "true"], interval: 10s}
+`, nil)
+	for service, want := range map[string]time.Duration{"plain": 5 * time.Second, "quick": 2 * time.Second, "slow": 30 * time.Second} {
+		spec, err := SwarmService(p, service)
+		assert.NilError(t, err)
+		assert.Equal(t, spec.UpdateConfig.Monitor, want, service)
+	}
+}

@@ -1,0 +1,187 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+)
+
+// TestSwarmHarness starts the second dockerd, runs a service on an overlay network in
+// it, and checks that stopping it leaves no directory, mount or process behind.
+func TestSwarmHarness(t *testing.T) {
+	s := setup(t)
+	t.Parallel()
+	var dir string
+	t.Run("daemon", func(t *testing.T) {
+		d := startSwarm(t, s)
+		dir = d.dir
+		d.copyImage(imageRef("v1"))
+		d.mustDocker("network", "create", "-d", "overlay", "h_net")
+		begin := time.Now()
+		d.mustDocker("service", "create", "-q", "--name", "h_web", "--network", "h_net", "--replicas", "2", imageRef("v1"))
+		t.Logf("service create converged in %s", time.Since(begin).Round(time.Millisecond))
+		out := d.mustDocker("service", "ls", "--format", "{{.Name}} {{.Replicas}}")
+		assert.Equal(t, strings.TrimSpace(out), "h_web 2/2")
+	})
+	_, err := os.Stat(dir)
+	assert.Assert(t, os.IsNotExist(err), "the swarm daemon's root %s is still there", dir)
+	assert.Equal(t, len(mountsUnder(dir)), 0)
+	assert.Equal(t, len(processesUnder(dir)), 0)
+}
+
+// swarmWeb is a project of 3 web replicas (health-checked every second) and a client
+// service that only sleeps: the load runs inside its container, on the project's
+// overlay network, so every request stays inside the swarm daemon's namespace. The
+// healthcheck tolerates a slow exec on a loaded machine (timeout 3 s, 3 retries: a
+// healthy task failing its checks makes Swarm roll back). The rollback's monitor is the
+// healthcheck's 3 s rather than Swarm's 5 s: a rollback completes only once its monitor
+// passed.
+const swarmWeb = `
+services:
+  web:
+    image: {{image:VERSION}}
+    environment: {QUIET: "1"ENV}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 1s, timeout: 3s, retries: 3}
+    stop_grace_period: 5s
+    deploy: {replicas: 3, endpoint_mode: MODE, rollback_config: {monitor: 3s}}
+  client:
+    image: {{image:v1}}
+    command: ["sleep", "10m"]
+`
+
+func swarmProject(version, env string) string {
+	return strings.NewReplacer("VERSION", version, "ENV", env, "MODE", swarmEndpointMode()).Replace(swarmWeb)
+}
+
+// swarmEndpointMode is vip (Swarm's default: a virtual IP balanced by IPVS) where the
+// kernel has IPVS, else dnsrr (the name resolves to every task): without IPVS a VIP
+// routes nothing ("no route to host"), as on kernels built without CONFIG_IP_VS.
+func swarmEndpointMode() string {
+	if _, err := os.Stat("/proc/sys/net/ipv4/vs"); err == nil {
+		return "vip"
+	}
+	return "dnsrr"
+}
+
+// swarmProjectOn is a project of the test whose docker lifecycle commands go to d.
+func swarmProjectOn(t *testing.T, s *suite, d *swarmDaemon, compose string) *project {
+	p := s.newProject(t, compose)
+	p.env = append(p.env, "DOCKER_HOST="+d.host)
+	return p
+}
+
+// TestSwarmRollingUnderLoad deploys 3 replicas as Swarm services, then a new version
+// while a client on the overlay network sends a bounded load: no request fails, and
+// docker stack sees the project.
+func TestSwarmRollingUnderLoad(t *testing.T) {
+	s := setup(t)
+	begin := time.Now()
+	d := startSwarm(t, s)
+	d.copyImage(imageRef("v1"))
+	d.copyImage(imageRef("v2"))
+	p := swarmProjectOn(t, s, d, swarmProject("v1", ""))
+
+	r := p.mustLifecycle("deploy")
+	assert.Assert(t, strings.Contains(r.stdout, "to Swarm"), r.String())
+	t.Logf("first deploy done at %s", time.Since(begin).Round(time.Millisecond))
+	services := d.mustDocker("stack", "services", p.name, "--format", "{{.Name}} {{.Replicas}}")
+	assert.Equal(t, strings.TrimSpace(services), p.name+"_client 1/1\n"+p.name+"_web 3/3")
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("network", "ls", "--filter", "label=com.docker.stack.namespace="+p.name, "--format", "{{.Name}} {{.Driver}}")), p.name+"_default overlay")
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.UpdateConfig.Order}} {{.Spec.UpdateConfig.FailureAction}}")), "start-first rollback")
+
+	again := p.mustLifecycle("deploy")
+	assert.Assert(t, strings.Contains(again.stdout, "up to date"), again.String())
+
+	p.write(swarmProject("v2", ""))
+	dry := p.mustLifecycle("deploy", "--dry-run")
+	assert.Assert(t, strings.Contains(dry.stdout, "update-service  "+p.name+"_web: image "+imageRef("v1")+" → "+imageRef("v2")), dry.String())
+	assert.Assert(t, strings.Contains(dry.stdout, "up-to-date      "+p.name+"_client"), dry.String())
+	assert.Equal(t, p.mustLifecycle("plan").stdout, dry.stdout)
+
+	client := strings.TrimSpace(d.mustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+p.name+"_client"))
+	assert.Assert(t, client != "" && !strings.Contains(client, "\n"), "client containers: %q", client)
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
+	// Bounded: at most 20 × 35 = 700 requests, 35 s; long enough to outlast the rollout
+	// on a loaded machine, so both versions answer.
+	load := exec.CommandContext(ctx, "docker", "-H", d.host, "exec", client, "/testapp", "load", "http://web:8080/", "20", "35s")
+	var out strings.Builder
+	load.Stdout = &out
+	assert.NilError(t, load.Start())
+	time.Sleep(time.Second) // v1 answers first
+
+	rolled := time.Now()
+	r = p.mustLifecycle("deploy")
+	t.Logf("rolling deploy of 3 replicas took %s\n%s", time.Since(rolled).Round(time.Millisecond), r.stderr)
+	t.Log(d.mustDocker("service", "ps", p.name+"_web", "--format", "{{.Name}} {{.Image}} {{.CurrentState}} {{.DesiredState}}"))
+	assert.NilError(t, load.Wait(), out.String())
+	var rep struct {
+		Sent, Failed int
+		Bodies       map[string]int
+		Errors       map[string]int
+	}
+	assert.NilError(t, json.Unmarshal([]byte(lastLine(out.String())), &rep), out.String())
+	t.Logf("load during the rollout: %+v", rep)
+	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
+	assert.Assert(t, rep.Sent >= 550, "sent %d", rep.Sent)
+	assert.Assert(t, rep.Bodies["v1"] > 0 && rep.Bodies["v2"] > 0, "bodies %v", rep.Bodies)
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}")), imageRef("v2")+" completed")
+	assert.Assert(t, strings.Contains(d.mustDocker("stack", "ps", p.name, "--format", "{{.Name}} {{.Image}}"), p.name+"_web.1 "+imageRef("v2")))
+	d.mustDocker("stack", "rm", p.name)
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "ls", "-q", "--filter", "label=com.docker.stack.namespace="+p.name)), "")
+	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
+}
+
+// TestSwarmRollbackExits3 deploys a version that never becomes healthy: Swarm rolls
+// it back by itself (failure_action rollback) and deploy exits 3 within monitor + 10 s.
+func TestSwarmRollbackExits3(t *testing.T) {
+	s := setup(t)
+	begin := time.Now()
+	d := startSwarm(t, s)
+	d.copyImage(imageRef("v1"))
+	d.copyImage(imageRef("v2"))
+	p := swarmProjectOn(t, s, d, swarmProject("v1", ""))
+	p.mustLifecycle("deploy")
+
+	p.write(swarmProject("v2", `, NEVER_HEALTHY: "1"`))
+	monitor, err := time.ParseDuration(strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.UpdateConfig.Monitor}}")))
+	assert.NilError(t, err)
+	deployed := time.Now()
+	r := p.lifecycle("deploy")
+	took := time.Since(deployed)
+	t.Logf("deploy of a never-healthy version exited %d after %s (monitor %s)", r.code, took.Round(time.Millisecond), monitor)
+	exited := time.Now()
+	assert.Equal(t, r.code, 3, r.String())
+	assert.Assert(t, strings.Contains(r.stderr, "web rolled back by Swarm"), r.String())
+	// The bound counts from the start of the first new task: before it, the time goes to
+	// the engine creating a container, which on a loaded machine alone takes 3–10 s.
+	ids := strings.Fields(d.mustDocker("ps", "-aq", "--filter", "label=com.docker.swarm.service.name="+p.name+"_web", "--filter", "ancestor="+imageRef("v2")))
+	assert.Assert(t, len(ids) > 0, "no task of the new version ran")
+	var first time.Time
+	for _, id := range ids {
+		started, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(d.mustDocker("inspect", "--format", "{{.State.StartedAt}}", id)))
+		assert.NilError(t, err)
+		if first.IsZero() || started.Before(first) {
+			first = started
+		}
+	}
+	t.Logf("first new task started %s after the deploy began; deploy exited %s after that", first.Sub(deployed).Round(time.Millisecond), exited.Sub(first).Round(time.Millisecond))
+	assert.Assert(t, exited.Sub(first) <= monitor+10*time.Second, "exit 3 came %s after the new task started, monitor %s", exited.Sub(first), monitor)
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}")), imageRef("v1")+" rollback_completed")
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "ls", "--filter", "name="+p.name+"_web", "--format", "{{.Replicas}}")), "3/3")
+	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
+}
+
+func lastLine(s string) string {
+	l := lines(s)
+	if len(l) == 0 {
+		return ""
+	}
+	return l[len(l)-1]
+}
