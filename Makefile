@@ -74,6 +74,10 @@ demo: install
 	    grep -q '^lifecycle_container_memory_usage_bytes' ../../bin/demo-metrics.txt && break; done; kill $$mon; wait $$mon; }; \
 	  grep -E '^lifecycle_(container_memory_usage_bytes|route_requests_total|service_revision)' ../../bin/demo-metrics.txt | head -8
 	cd examples/demo && docker lifecycle logs --tail 5 web
+	@echo "the guard (heals unhealthy containers; here it reports a docker exec into web):"
+	cd examples/demo && { docker lifecycle guard > ../../bin/demo-guard.txt 2>&1 & guard=$$!; sleep 2; \
+	  docker exec $$(docker ps -q --filter label=com.docker.compose.project=lifecycle-demo --filter label=com.docker.compose.service=web | head -1) \
+	    /testapp healthcheck http://127.0.0.1:8080/ > /dev/null; sleep 2; kill $$guard; wait $$guard || true; }; cat ../../bin/demo-guard.txt
 	@echo "backing up db's volume (paused during the copy) into bin/demo-backup:"
 	cd examples/demo && docker lifecycle backup db --to ../../bin/demo-backup
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
