@@ -247,9 +247,18 @@ func (f *followed) seen(l engine.LogLine) bool {
 	return false
 }
 
-// followListing is how often `logs --follow` lists the project's containers to pick
-// up new ones (a new container's lines are read from its start, so none is lost).
-const followListing = 500 * time.Millisecond
+// `logs --follow` lists the project's containers again on each container start the
+// engine's event stream reports (a new container's lines are read from its start, so
+// none is lost), and every followSafetyListing besides, for a start missed while the
+// stream reconnected. Without an event stream it lists every followListing.
+const (
+	followListing       = 500 * time.Millisecond
+	followSafetyListing = 5 * time.Second
+	// followRestream: a stream that ended is looked at again this much later (reopened
+	// if its container still runs), not at once, so a stream that keeps failing does
+	// not spin.
+	followRestream = 200 * time.Millisecond
+)
 
 // reorderWindow is how long a followed line waits for older lines of other
 // containers before it is emitted, so lines arriving together come out in order.
@@ -265,6 +274,7 @@ func follow(ctx context.Context, eng engine.Engine, project string, sources []lo
 	var mu sync.Mutex
 	tracked := map[string]*followed{}
 	lines := make(chan arrived, 1024)
+	ended := make(chan struct{}, 1) // a stream ended: list again
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -303,6 +313,15 @@ func follow(ctx context.Context, eng engine.Engine, project string, sources []lo
 			mu.Lock()
 			f.streaming = false
 			mu.Unlock()
+			select {
+			case <-time.After(followRestream):
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case ended <- struct{}{}:
+			default:
+			}
 		})
 	}
 	mu.Lock()
@@ -364,7 +383,13 @@ func follow(ctx context.Context, eng engine.Engine, project string, sources []lo
 		}
 	}
 
-	listing := time.NewTicker(followListing)
+	// Subscribed before listing again: a container started after the first listing is
+	// either in this listing or reported by the stream.
+	starts, _ := eng.Events(ctx, map[string]string{compose.LabelProject: project}, []string{engine.EventStart})
+	if err := relist(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	listing := time.NewTicker(followSafetyListing)
 	defer listing.Stop()
 	flushing := time.NewTicker(reorderWindow / 4)
 	defer flushing.Stop()
@@ -382,6 +407,18 @@ func follow(ctx context.Context, eng engine.Engine, project string, sources []lo
 			pending = append(pending, a)
 		case <-flushing.C:
 			if err := flush(false); err != nil {
+				return err
+			}
+		case _, open := <-starts:
+			if !open { // no stream (an old engine, a lost connection): list on a timer
+				starts = nil
+				listing.Reset(followListing)
+			}
+			if err := relist(); err != nil && ctx.Err() == nil {
+				return err
+			}
+		case <-ended:
+			if err := relist(); err != nil && ctx.Err() == nil {
 				return err
 			}
 		case <-listing.C:

@@ -420,6 +420,53 @@ func TestLogsFollowAcrossRolloutNoGapNoDuplicate(t *testing.T) {
 	assert.Check(t, is.DeepEqual(got, []string{"old 1", "old 2", "old 3", "old 4", "new 1", "new 2"}), strings.Join(got, "\n"))
 }
 
+// With the engine's event stream, a container is followed as soon as its start is
+// reported, not at the next timed listing.
+func TestLogsFollowPicksUpAStartedContainerAtItsEvent(t *testing.T) {
+	t0 := time.Now().Add(-time.Minute)
+	var mu sync.Mutex
+	containers := []engine.Container{webContainer("old", 1, "running")}
+	lines := map[string][]engine.LogLine{"old": {{Time: t0, Stream: "stdout", Text: "old 1"}}}
+	fake := logsFake(&mu, lines, func() []engine.Container {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]engine.Container(nil), containers...)
+	}, map[string]chan engine.LogLine{"old": make(chan engine.LogLine), "new": make(chan engine.LogLine)})
+	events := make(chan engine.Event, 1)
+	fake.EventsFn = func(_ context.Context, labels map[string]string, actions []string) (<-chan engine.Event, <-chan error) {
+		assert.Check(t, is.DeepEqual(labels, map[string]string{compose.LabelProject: "p"}))
+		assert.Check(t, is.DeepEqual(actions, []string{engine.EventStart}))
+		return events, make(chan error)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- Logs(ctx, fake, "p", LogsOptions{Follow: true, Tail: -1}, func(e LogEntry) error {
+			got <- e.Text
+			return nil
+		})
+	}()
+	assert.Equal(t, <-got, "old 1")
+	time.Sleep(100 * time.Millisecond) // past the listing made after subscribing
+	mu.Lock()
+	lines["new"] = []engine.LogLine{{Time: t0.Add(time.Second), Stream: "stdout", Text: "new 1"}}
+	containers = append(containers, webContainer("new", 2, "running"))
+	mu.Unlock()
+	started := time.Now()
+	events <- engine.Event{Action: engine.EventStart, ContainerID: "new"}
+	select {
+	case text := <-got:
+		assert.Check(t, is.Equal(text, "new 1"))
+		assert.Check(t, time.Since(started) < followSafetyListing/2, "picked up after %s", time.Since(started))
+	case <-time.After(followSafetyListing - time.Second):
+		t.Fatal("the started container was not followed before the timed listing")
+	}
+	cancel()
+	assert.NilError(t, <-done)
+}
+
 func jsonOf(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
