@@ -290,15 +290,16 @@ func follow(ctx context.Context, eng engine.Engine, project string, sources []lo
 			q.Since, q.Tail = f.last, -1
 		}
 		f.streaming, f.started = true, true
+		src := f.src // relist replaces f.src under mu while this stream runs
 		wg.Go(func() {
-			err := eng.ContainerLogs(ctx, f.src.c.ID, q, func(l engine.LogLine) error {
+			err := eng.ContainerLogs(ctx, src.c.ID, q, func(l engine.LogLine) error {
 				mu.Lock()
 				dup := f.seen(l)
 				mu.Unlock()
 				if dup {
 					return nil
 				}
-				e := f.src.entry(l)
+				e := src.entry(l)
 				if !opts.keep(e) {
 					return nil
 				}
