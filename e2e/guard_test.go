@@ -152,12 +152,14 @@ services:
 // TestGuardRestartsUnhealthyContainer: the second replica turns unhealthy 8 s after
 // its start; the guard begins its restart within after (interval × retries = 600 ms) +
 // 2 s of its first failing probe, takes it out of the router while it is down and puts
-// it back once healthy; the load through the router sees no failed request.
+// it back once healthy; 8 s later it is unhealthy again, its budget (1) is spent, and
+// the quarantine takes it out of the router for good; the load through the router
+// sees no failed request.
 func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	s := setup(t)
 	defer logDuration(t, time.Now())
 	port, dir := freePort(t), countDir(t)
-	p := s.newProject(t, fmt.Sprintf(guardedProject, dir, port, "8s", "{backoff: {start: 1m}}"))
+	p := s.newProject(t, fmt.Sprintf(guardedProject, dir, port, "8s", "{backoff: {start: 1s}, budget: 1}"))
 	deployed := time.Now()
 	p.mustLifecycle("deploy")
 	t.Logf("deploy took %s", time.Since(deployed).Round(100*time.Millisecond))
@@ -181,11 +183,16 @@ func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, started.After(*a.FailingSince), "the container was started again: %s", started)
 
-	// Keep the load on until the restarted container is healthy and routed again.
-	deadline := time.Now().Add(15 * time.Second)
-	for p.inspect("{{.State.Health.Status}}", a.Container) != "healthy" && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
+	// Unhealthy again 8 s after its restart: the budget is spent, it leaves the router.
+	q, ok := g.next("unhealthy", 30*time.Second)
+	assert.Assert(t, ok, "no quarantine within 30s")
+	assert.Check(t, is.Equal(q.Action, "quarantined"), "%+v", q)
+	assert.Check(t, is.Equal(q.Container, a.Container))
+	assert.Check(t, is.Contains(q.Reason, "taken out of the router: the healthy replicas serve"), q.Reason)
+	cfg := p.s.docker(t, p.dir, nil, "exec", p.router(), "/agent", "ctl", "get-config")
+	assert.Check(t, cfg.code == 0, cfg.String())
+	assert.Check(t, !strings.Contains(cfg.stdout, a.Container), "still routed: %s", cfg.stdout)
+	assert.Check(t, is.Contains(cfg.stdout, p.name+"-web-r1-1"))
 	time.Sleep(time.Second)
 	rep := load.stop()
 	t.Logf("load through the router during the restart: %s", rep)

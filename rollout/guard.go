@@ -172,6 +172,8 @@ type restartResult struct {
 	note      string // what happened to the container's routes
 	// postponed: the project lock could not be had (a deploy runs): nothing was done.
 	postponed error
+	// quarantined: not a restart but a quarantine done (its alert, routes noted).
+	quarantined *GuardAlert
 }
 
 // follow handles events, finished restarts and deadlines until the stream ends (its
@@ -383,10 +385,15 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 			g.restart(w)
 		case verdictQuarantine:
 			p := w.tracker.policy
-			g.alert(GuardAlert{
+			a := GuardAlert{
 				Kind: AlertUnhealthy, Action: ActionQuarantined, Service: w.service, Container: w.name, Budget: p.budget, Restarts: len(w.tracker.restarts),
 				Reason: fmt.Sprintf("still unhealthy after %d restarts within %s (x-lifecycle.guard budget): no more restarts; the container is kept for inspection", len(w.tracker.restarts), p.window),
-			})
+			}
+			if g.project.ServiceSpecs[w.service].Routed() {
+				g.quarantine(w, a)
+			} else {
+				g.alert(a)
+			}
 		default:
 			if !deadline.IsZero() && (next.IsZero() || deadline.Before(next)) {
 				next = deadline
@@ -427,7 +434,7 @@ func (g *guard) restart(w *watchedContainer) {
 		var hold *routeHold
 		note := ""
 		if spec.Routed() {
-			if hold, err = unroute(ctx, g.eng, g.project.Name, w.name); err != nil {
+			if hold, err = unroute(ctx, g.eng, g.project.Name, w.name, false); err != nil {
 				note = fmt.Sprintf("; it stayed in the router (%v), whose passive checks skip it while it is down", err)
 			} else if hold != nil {
 				note = "; taken out of the router while it restarted"
@@ -452,6 +459,40 @@ func (g *guard) restart(w *watchedContainer) {
 	})
 }
 
+// quarantine takes a routed container out of its routers for good (the healthy
+// replicas serve; the next deploy writes the routers' configs anew), under the project
+// lock, and then alerts (through finished).
+func (g *guard) quarantine(w *watchedContainer, a GuardAlert) {
+	w.busy = true
+	g.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		note := ""
+		if l, err := lock.Acquire(ctx, g.eng, g.project.Name, "guard", nil); err != nil {
+			note = fmt.Sprintf("; it stays in the router (the project lock: %v)", err)
+		} else {
+			hold, err := unroute(ctx, g.eng, g.project.Name, w.name, true)
+			switch {
+			case err != nil:
+				note = fmt.Sprintf("; it stays in the router (%v)", err)
+			case hold == nil:
+			case len(hold.routers) > 0 && len(hold.lastBackend) == 0:
+				note = "; taken out of the router: the healthy replicas serve"
+			case len(hold.routers) > 0:
+				note = fmt.Sprintf("; taken out of the router, except in %s, where it is the only backend", strings.Join(hold.lastBackend, ", "))
+			default:
+				note = fmt.Sprintf("; it stays in the router: it is the only backend of %s", strings.Join(hold.lastBackend, ", "))
+			}
+			if hold != nil {
+				hold.release()
+			}
+			_ = l.Release(context.WithoutCancel(ctx))
+		}
+		a.Reason += note
+		g.done <- restartResult{id: w.id, quarantined: &a}
+	})
+}
+
 // finished records a restart's result, alerts, and reads the container again.
 func (g *guard) finished(ctx context.Context, r restartResult) {
 	w := g.watched[r.id]
@@ -459,6 +500,10 @@ func (g *guard) finished(ctx context.Context, r restartResult) {
 		return
 	}
 	w.busy = false
+	if r.quarantined != nil {
+		g.alert(*r.quarantined)
+		return
+	}
 	if r.postponed != nil {
 		w.retryAt = time.Now().Add(lockRetry)
 		if !w.postponed {

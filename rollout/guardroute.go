@@ -18,9 +18,13 @@ import (
 // The caller holds the project lock: a deploy, which rewrites the routers' whole
 // config, cannot run in between.
 
-// routeHold is a container taken out of the project's routers; restore puts it back.
+// routeHold is a container taken out of the project's routers; restore puts it back,
+// release leaves it out.
 type routeHold struct {
 	routers []heldRouter
+	// lastBackend: routes that kept the container because it was their only backend
+	// (unroute with keepLast).
+	lastBackend []string
 }
 
 type heldRouter struct {
@@ -29,9 +33,10 @@ type heldRouter struct {
 }
 
 // unroute removes container from every route of the project's routers that has it,
-// each router waiting for its requests in flight to drain. A container no router has
-// gives no hold.
-func unroute(ctx context.Context, eng engine.Engine, project, container string) (*routeHold, error) {
+// each router waiting for its requests in flight to drain; with keepLast, a route whose
+// only backend it is keeps it (a quarantined container still answers some requests,
+// no backend would answer none). A container no router has gives no hold.
+func unroute(ctx context.Context, eng engine.Engine, project, container string, keepLast bool) (*routeHold, error) {
 	h := &routeHold{}
 	routers, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: project, compose.LabelRole: compose.RoleRouter})
 	if err == nil {
@@ -39,7 +44,7 @@ func unroute(ctx context.Context, eng engine.Engine, project, container string) 
 			if r.State != "running" {
 				continue
 			}
-			if err = h.unrouteFrom(ctx, eng, r, container); err != nil {
+			if err = h.unrouteFrom(ctx, eng, r, container, keepLast); err != nil {
 				break
 			}
 		}
@@ -48,14 +53,14 @@ func unroute(ctx context.Context, eng engine.Engine, project, container string) 
 		h.restore(ctx)
 		return nil, err
 	}
-	if len(h.routers) == 0 {
+	if len(h.routers) == 0 && len(h.lastBackend) == 0 {
 		h.restore(ctx)
 		return nil, nil
 	}
 	return h, nil
 }
 
-func (h *routeHold) unrouteFrom(ctx context.Context, eng engine.Engine, r engine.Container, container string) error {
+func (h *routeHold) unrouteFrom(ctx context.Context, eng engine.Engine, r engine.Container, container string, keepLast bool) error {
 	c := newRouterClient(eng, r.ID)
 	out, err := c.do(ctx, "get-config", nil, 0)
 	if err != nil {
@@ -72,6 +77,10 @@ func (h *routeHold) unrouteFrom(ctx context.Context, eng engine.Engine, r engine
 	removed, drain := false, time.Duration(0)
 	for i, route := range without.Routes {
 		kept := slices.DeleteFunc(slices.Clone(route.Backends), func(b router.Backend) bool { return b.ID == container })
+		if len(kept) == 0 && keepLast {
+			h.lastBackend = append(h.lastBackend, route.Name)
+			continue
+		}
 		if len(kept) != len(route.Backends) {
 			removed = true
 			drain = max(drain, time.Duration(route.DrainTimeout))
@@ -92,6 +101,15 @@ func (h *routeHold) unrouteFrom(ctx context.Context, eng engine.Engine, r engine
 	}
 	h.routers = append(h.routers, heldRouter{client: c, original: cfg})
 	return nil
+}
+
+// release leaves the container out of the routers (until the next deploy writes their
+// configs) and closes the sessions.
+func (h *routeHold) release() {
+	for _, r := range h.routers {
+		r.client.Close()
+	}
+	h.routers = nil
 }
 
 // restore gives each router its config back.

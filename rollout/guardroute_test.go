@@ -55,7 +55,7 @@ func TestUnrouteAndRestore(t *testing.T) {
 			}
 		},
 	}
-	h, err := unroute(context.Background(), f, "demo", "demo-web-r1-2")
+	h, err := unroute(context.Background(), f, "demo", "demo-web-r1-2", false)
 	assert.NilError(t, err)
 	assert.Assert(t, h != nil)
 	got, err := router.DecodeConfig(current)
@@ -72,8 +72,28 @@ func TestUnrouteAndRestore(t *testing.T) {
 
 	// A container no router has: nothing changed.
 	puts = nil
-	h, err = unroute(context.Background(), f, "demo", "demo-worker-r1-1")
+	h, err = unroute(context.Background(), f, "demo", "demo-worker-r1-1", false)
 	assert.NilError(t, err)
 	assert.Check(t, h == nil)
 	assert.Check(t, is.Len(puts, 0))
+
+	// A quarantine (keepLast) takes a replica out but leaves a route's only backend,
+	// and release keeps the new config.
+	puts = nil
+	h, err = unroute(context.Background(), f, "demo", "demo-web-r1-2", true)
+	assert.NilError(t, err)
+	assert.Assert(t, h != nil)
+	h.release()
+	got, err = router.DecodeConfig(current)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(got.Routes[0].Backends, 1), "out of web:8080")
+	assert.Check(t, is.Len(puts, 1))
+	puts = nil
+	h, err = unroute(context.Background(), f, "demo", "demo-api-r1-1", true)
+	assert.NilError(t, err)
+	assert.Assert(t, h != nil)
+	assert.Check(t, is.DeepEqual(h.lastBackend, []string{"api:9090"}))
+	assert.Check(t, is.Len(h.routers, 0))
+	h.release()
+	assert.Check(t, is.Len(puts, 0), "the only backend stays")
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# CPU and memory of `docker lifecycle guard` watching N containers whose health checks
+# run every BENCH_GUARD_INTERVAL (each probe is an exec: two engine events the guard
+# reads and tells apart from a user's `docker exec`), over BENCH_GUARD_SECONDS.
+# The results and how to read them are in docs/benchmarks.md (section "guard").
+#
+# Knobs: BENCH_GUARD_N (100 containers), BENCH_GUARD_SECONDS (60), BENCH_GUARD_INTERVAL
+# (5s), BENCH_GUARD_PROJECT (lifecycle-bench-guard). The project has no published port;
+# an EXIT trap removes it, the image it built and the temporary plugin config.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+n=${BENCH_GUARD_N:-100}
+seconds=${BENCH_GUARD_SECONDS:-60}
+interval=${BENCH_GUARD_INTERVAL:-5s}
+project=${BENCH_GUARD_PROJECT:-lifecycle-bench-guard}
+image=lifecycle-bench-guard:v1
+tmp=$(mktemp -d)
+plugin=$tmp/cli-plugins/docker-lifecycle
+
+cleanup() {
+	[ -n "${guard:-}" ] && kill "$guard" 2>/dev/null || true
+	DOCKER_CONFIG=$tmp docker lifecycle -p "$project" down --volumes >/dev/null 2>&1 || true
+	docker image rm -f "$image" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+make -s agent
+mkdir -p "$tmp/cli-plugins"
+CGO_ENABLED=0 go build -trimpath -o "$plugin" ./cmd/docker-lifecycle
+go run ./internal/testimage/cmd/build-testapp-image "$image=v1" >/dev/null
+cat >"$tmp/compose.yaml" <<YAML
+services:
+  app:
+    image: $image
+    environment: {QUIET: "1"}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: $interval, retries: 3}
+    deploy:
+      replicas: $n
+YAML
+export DOCKER_CONFIG=$tmp
+docker lifecycle -f "$tmp/compose.yaml" -p "$project" --progress quiet deploy
+running=$(docker ps -q --filter "label=com.docker.compose.project=$project" | wc -l)
+echo "containers: $running running; health check every $interval; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+"$plugin" lifecycle -f "$tmp/compose.yaml" -p "$project" guard --format json >"$tmp/alerts.json" 2>"$tmp/guard.err" &
+guard=$!
+sleep 5 # past the first listing and inspections
+hz=$(getconf CLK_TCK)
+t0=$(awk '{print $14+$15}' "/proc/$guard/stat")
+peak=0
+end=$((SECONDS + seconds))
+while [ $SECONDS -lt $end ]; do
+	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$guard/status")
+	[ "$rss" -gt "$peak" ] && peak=$rss
+	sleep 1
+done
+t1=$(awk '{print $14+$15}' "/proc/$guard/stat")
+kill -INT "$guard"; wait "$guard" || true; guard=
+cpu=$(echo "$t0 $t1 $hz $seconds" | awk '{printf "%.2f", 100*($2-$1)/$3/$4}')
+echo
+echo "| containers | health checks | watched for | guard CPU, % of one core | guard peak RSS | alerts |"
+echo "|---|---|---|---|---|---|"
+printf '| %s | every %s | %ss | %s %% | %.1f MB | %s |\n' "$running" "$interval" "$seconds" "$cpu" "$(echo "$peak" | awk '{print $1/1024}')" "$(wc -l <"$tmp/alerts.json")"
