@@ -38,13 +38,13 @@ endef
 # Unit and e2e tests; the e2e tests run the built plugin through the real docker CLI on
 # the engine of the current context and clean up everything they create.
 test: agent
-	$(call with_skip_summary,$(GO) test -count=1 -timeout 40m ./...)
+	$(call with_skip_summary,$(GO) test -count=1 -parallel 3 -timeout 40m ./...)
 
 unit: agent
 	$(GO) test -count=1 -short ./...
 
 e2e: agent
-	$(call with_skip_summary,$(GO) test -count=1 -timeout 40m -run . ./e2e/...)
+	$(call with_skip_summary,$(GO) test -count=1 -parallel 3 -timeout 40m -run . ./e2e/...)
 
 fuzz:
 	$(GO) test ./compose/ -run '^$$' -fuzz FuzzDecodeServiceSpec -fuzztime 15s

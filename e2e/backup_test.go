@@ -53,6 +53,7 @@ type backupManifest struct {
 // then a restore into that non-empty volume without --force and a restore of a damaged
 // archive (even with --force) are refused and change nothing.
 func TestBackupRestore(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, backupProject)
 	start := time.Now()

@@ -251,6 +251,7 @@ func (p *project) runningIDs() map[string]string {
 // TestLintJudgesARefusedFile: lint still lints a file that deploy refuses, prints its
 // findings, then every refused key of every service, and exits 1.
 func TestLintJudgesARefusedFile(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	p := s.newProject(t, "services:\n  web:\n    image: {{image:v1}}\n    privileged: true\n    use_api_socket: true\n  api:\n    image: {{image:v1}}\n    pre_start: [{command: [\"true\"]}]\n")
 	r := p.lifecycle("lint")

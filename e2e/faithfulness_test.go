@@ -71,6 +71,7 @@ configs:
 // labels). Every remaining difference is in knownDifferences, each with its reason
 // (docs/compose-keys.md), and the configs' content is checked in both.
 func TestFaithfulToCompose(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	dockerCompose(t, s)
 	arch := strings.TrimSpace(s.docker(t, "", nil, "version", "--format", "{{.Server.Arch}}").stdout)

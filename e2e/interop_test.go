@@ -286,6 +286,7 @@ func TestLifecycleTakesOverComposeProject(t *testing.T) {
 // x-lifecycle blocks and the update configs we write out are set aside), and that docker
 // lifecycle loads back to the same output.
 func TestConfigOutputLoadsInCompose(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	dockerCompose(t, s)
 	p := s.newProject(t, `

@@ -267,6 +267,7 @@ func TestBlueGreenScaleDownDelay(t *testing.T) {
 // deploy N+2 removes the oldest one's containers; `history` says so, a rollback to it
 // is refused, and one to a retained revision works.
 func TestHistoryPruning(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	port := freePort(t)
 	// Two replicas are enough to see that a revision goes with all its containers.

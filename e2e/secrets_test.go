@@ -146,6 +146,7 @@ func TestSecretSourceFailuresChangeNothing(t *testing.T) {
 // /etc/passwd and /etc/group at deploy time; ids on the secret reference win. A name the
 // image does not know fails the deploy with advice that works, never config or lint.
 func TestSecretsForANamedUser(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
 	ctx := context.Background()
 	image := fmt.Sprintf("%s-accounts-%04d:v1", imageRepo, rand.IntN(10000))
