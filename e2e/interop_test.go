@@ -16,38 +16,49 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// Real Docker Compose v2, for the interoperability tests: LIFECYCLE_COMPOSE_BIN, or built
-// (and cached) by scripts/build-compose.sh on first use.
-var (
-	composeOnce sync.Once
-	composeBin  string
-	composeErr  error
-)
+// builtTool is a program the tests run beside the plugin: the path in its environment
+// variable, or built (and cached) by its script under scripts/ on first use, then
+// checked by running it with checkArgs.
+type builtTool struct {
+	env, script string
+	checkArgs   []string
+	once        sync.Once
+	path        string
+	err         error
+}
 
-func dockerCompose(t *testing.T, s *suite) string {
-	t.Helper()
-	composeOnce.Do(func() {
-		composeBin = os.Getenv("LIFECYCLE_COMPOSE_BIN")
-		if composeBin == "" {
-			cmd := exec.Command("bash", filepath.Join(s.moduleDir, "scripts", "build-compose.sh"))
+func (b *builtTool) get(s *suite) (string, error) {
+	b.once.Do(func() {
+		b.path = os.Getenv(b.env)
+		if b.path == "" {
+			cmd := exec.Command("bash", filepath.Join(s.moduleDir, "scripts", b.script))
 			cmd.Dir = s.moduleDir
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
 			if err != nil {
-				composeErr = fmt.Errorf("scripts/build-compose.sh: %v: %s", err, stderr.String())
+				b.err = fmt.Errorf("scripts/%s: %v: %s", b.script, err, stderr.String())
 				return
 			}
-			composeBin = strings.TrimSpace(string(out))
+			b.path = strings.TrimSpace(string(out))
 		}
-		if out, err := exec.Command(composeBin, "version", "--short").CombinedOutput(); err != nil {
-			composeErr = fmt.Errorf("%s version: %v: %s", composeBin, err, out)
+		if out, err := exec.Command(b.path, b.checkArgs...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("%s %s: %v: %s", b.path, strings.Join(b.checkArgs, " "), err, out)
 		}
 	})
-	if composeErr != nil {
-		skipFor(t, "Docker Compose v2", "set LIFECYCLE_COMPOSE_BIN=/path/to/docker-compose (v2.40.3 is tested), or let scripts/build-compose.sh build it (needs the Go module proxy)", composeErr)
+	return b.path, b.err
+}
+
+// Real Docker Compose v2, for the interoperability tests.
+var composeTool = builtTool{env: "LIFECYCLE_COMPOSE_BIN", script: "build-compose.sh", checkArgs: []string{"version", "--short"}}
+
+func dockerCompose(t *testing.T, s *suite) string {
+	t.Helper()
+	bin, err := composeTool.get(s)
+	if err != nil {
+		skipFor(t, "Docker Compose v2", "set LIFECYCLE_COMPOSE_BIN=/path/to/docker-compose (v2.40.3 is tested), or let scripts/build-compose.sh build it (needs the Go module proxy)", err)
 	}
-	return composeBin
+	return bin
 }
 
 // compose runs `docker-compose -p NAME ARGS…` in the project directory.

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,13 +16,8 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// The CNCF distribution registry, for the pull tests (no registry is reachable here):
-// LIFECYCLE_REGISTRY_BIN, or built (and cached) by scripts/build-registry.sh on first use.
-var (
-	registryOnce sync.Once
-	registryBin  string
-	registryErr  error
-)
+// The CNCF distribution registry, for the pull tests (no registry is reachable here).
+var registryTool = builtTool{env: "LIFECYCLE_REGISTRY_BIN", script: "build-registry.sh", checkArgs: []string{"--version"}}
 
 // registry is one registry process of a test, on 127.0.0.1.
 type registry struct {
@@ -35,26 +29,9 @@ type registry struct {
 // It is stopped when the test ends.
 func startRegistry(t *testing.T, s *suite, user, password string) registry {
 	t.Helper()
-	registryOnce.Do(func() {
-		registryBin = os.Getenv("LIFECYCLE_REGISTRY_BIN")
-		if registryBin == "" {
-			cmd := exec.Command("bash", filepath.Join(s.moduleDir, "scripts", "build-registry.sh"))
-			cmd.Dir = s.moduleDir
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				registryErr = fmt.Errorf("scripts/build-registry.sh: %v: %s", err, stderr.String())
-				return
-			}
-			registryBin = strings.TrimSpace(string(out))
-		}
-		if out, err := exec.Command(registryBin, "--version").CombinedOutput(); err != nil {
-			registryErr = fmt.Errorf("%s --version: %v: %s", registryBin, err, out)
-		}
-	})
-	if registryErr != nil {
-		skipFor(t, "a registry", "set LIFECYCLE_REGISTRY_BIN=/path/to/registry (distribution v3.1.2 is tested), or let scripts/build-registry.sh build it (needs the Go module proxy)", registryErr)
+	registryBin, err := registryTool.get(s)
+	if err != nil {
+		skipFor(t, "a registry", "set LIFECYCLE_REGISTRY_BIN=/path/to/registry (distribution v3.1.2 is tested), or let scripts/build-registry.sh build it (needs the Go module proxy)", err)
 	}
 	dir := t.TempDir()
 	r := registry{host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
