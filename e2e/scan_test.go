@@ -189,6 +189,7 @@ type scanDoc struct {
 }
 
 func TestScanGateBlocksCriticalAndPassesFixedImage(t *testing.T) {
+	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	f := scanSetup(t)
 	imgs := f.images(t)
 	p := setup(t).newProject(t, imgs.compose(`
