@@ -130,7 +130,7 @@ func TestBenchBuild(t *testing.T) {
 		viaAPI := func() {
 			changed("api")
 			start := time.Now()
-			_, err := rollout.Build(context.Background(), s.engine, proj, nil, true, progress.Nop)
+			_, err := rollout.Build(context.Background(), s.engine, proj, rollout.Images{}, nil, true, progress.Nop)
 			assert.NilError(t, err)
 			apiTimes = append(apiTimes, time.Since(start))
 		}

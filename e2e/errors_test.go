@@ -83,7 +83,7 @@ func TestMissingImageIsRefusedBeforeAnythingStops(t *testing.T) {
 	}
 	r := p.quiet("deploy")
 	t.Logf("docker lifecycle deploy:\n%s", r.stderr)
-	assertOneMessage(t, r, 1, `service "web"`, "pull "+missing)
+	assertOneMessage(t, r, 1, `service "web"`, "pull "+missing, "the engine could not reach the registry", "insecure-registries")
 	assert.Check(t, is.DeepEqual(p.runningIDs(), before), "the running container was touched")
 	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v1"))
 	assertNoLock(t, p)

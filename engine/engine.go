@@ -32,6 +32,9 @@ var (
 	// ErrUnauthorized is returned (wrapped) when a registry refuses a pull for want of
 	// credentials (some registries say so of an image that does not exist, too).
 	ErrUnauthorized = errors.New("registry refused the pull")
+	// ErrRegistryUnreachable is returned (wrapped) when the engine could not reach an
+	// image's registry at all (name, network, TLS).
+	ErrRegistryUnreachable = errors.New("the engine could not reach the registry")
 	// ErrLocked is returned (wrapped in *LockedError) when another process holds the project lock.
 	ErrLocked = errors.New("project is locked")
 )

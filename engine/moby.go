@@ -527,16 +527,40 @@ func (m *Moby) ImagePull(ctx context.Context, ref, registryAuth string, output f
 	return nil
 }
 
-// pullError names the image and sorts out the refusals a login or a name may mend. The
-// engine reports a registry's answer as text inside the stream, so the text decides.
+// pullRefusals sorts a failed pull's message into what the user can mend: a login, the
+// image's name, or the way to the registry. The engine reports a registry's answer as
+// text inside the pull's stream (no status code reaches the client), so the text
+// decides; the first row whose needle the message contains wins.
+var pullRefusals = []struct {
+	sentinel error
+	needles  []string
+}{
+	{ErrUnauthorized, []string{"unauthorized", "denied", "no basic auth credentials", "authentication required"}},
+	{ErrNotFound, []string{"manifest unknown", "not found"}},
+	{ErrRegistryUnreachable, []string{"no such host", "connection refused", "i/o timeout", "network is unreachable",
+		"tls: ", "x509: ", "server gave http response to https client", "client.timeout exceeded"}},
+}
+
+// pullError names the image and wraps the sentinel of its refusal (pullRefusals).
 func pullError(ref string, err error) error {
 	msg := err.Error()
 	switch {
-	case cerrdefs.IsUnauthorized(err) || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "denied") ||
-		strings.Contains(msg, "no basic auth credentials") || strings.Contains(msg, "authentication required"):
+	case cerrdefs.IsUnauthorized(err):
 		return fmt.Errorf("pull %s: %w: %s", ref, ErrUnauthorized, msg)
-	case cerrdefs.IsNotFound(err) || strings.Contains(msg, "manifest unknown") || strings.Contains(msg, "not found"):
+	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("pull %s: %w in its registry: %s", ref, ErrNotFound, msg)
+	}
+	lower := strings.ToLower(msg)
+	for _, refusal := range pullRefusals {
+		for _, needle := range refusal.needles {
+			if !strings.Contains(lower, needle) {
+				continue
+			}
+			if refusal.sentinel == ErrNotFound {
+				return fmt.Errorf("pull %s: %w in its registry: %s", ref, ErrNotFound, msg)
+			}
+			return fmt.Errorf("pull %s: %w: %s", ref, refusal.sentinel, msg)
+		}
 	}
 	return fmt.Errorf("pull %s: %w", ref, err)
 }

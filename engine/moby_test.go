@@ -65,3 +65,31 @@ func TestPingUnreachable(t *testing.T) {
 	assert.Check(t, errors.Is(err, ErrUnreachable))
 	assert.Check(t, is.ErrorContains(err, "/nonexistent/docker.sock"))
 }
+
+// The engine's texts for a failed pull, as registries and the engine word them, each
+// sorted into the sentinel whose advice mends it.
+func TestPullErrorSortsRefusals(t *testing.T) {
+	rows := []struct {
+		msg  string
+		want error
+	}{
+		{"unauthorized: authentication required", ErrUnauthorized},
+		{"pull access denied for acme/app, repository does not exist or may require 'docker login'", ErrUnauthorized},
+		{"Get \"https://r.example/v2/\": no basic auth credentials", ErrUnauthorized},
+		{"manifest for acme/app:9 not found: manifest unknown: manifest unknown", ErrNotFound},
+		{"Get \"https://r.example:5000/v2/\": dial tcp: lookup r.example on 10.0.0.2:53: no such host", ErrRegistryUnreachable},
+		{"Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", ErrRegistryUnreachable},
+		{"Get \"https://r.example/v2/\": http: server gave HTTP response to HTTPS client", ErrRegistryUnreachable},
+		{"Get \"https://r.example/v2/\": tls: failed to verify certificate: x509: certificate signed by unknown authority", ErrRegistryUnreachable},
+		{"Get \"https://r.example/v2/\": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)", ErrRegistryUnreachable},
+		{"write /var/lib/docker/tmp/x: no space left on device", nil},
+	}
+	for _, row := range rows {
+		err := pullError("acme/app:9", errors.New(row.msg))
+		assert.Check(t, is.Contains(err.Error(), "pull acme/app:9: "), row.msg)
+		assert.Check(t, is.Contains(err.Error(), row.msg))
+		for _, sentinel := range []error{ErrUnauthorized, ErrNotFound, ErrRegistryUnreachable} {
+			assert.Check(t, is.Equal(errors.Is(err, sentinel), sentinel == row.want), "%q is %v, want %v", row.msg, sentinel, row.want)
+		}
+	}
+}

@@ -19,8 +19,9 @@ import (
 // on the engine, as `docker compose up` does. The image is named as Compose v2 names it
 // (the service's image:, else <project>-<service>) plus build.tags. Builds go through
 // the Engine API's build endpoint (the classic builder), the context streamed as a tar
-// that honours .dockerignore. It reports which services it built.
-func Build(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, force bool, events progress.Writer) ([]string, error) {
+// that honours .dockerignore. images is what InspectImages found on the engine. It
+// reports which services it built.
+func Build(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, services []string, force bool, events progress.Writer) ([]string, error) {
 	order, err := strategies.DeployOrder(p, services)
 	if err != nil {
 		return nil, err
@@ -34,10 +35,8 @@ func Build(ctx context.Context, eng engine.Engine, p *compose.Project, services 
 		}
 		ref := compose.ImageRef(p, name)
 		if !force && svc.PullPolicy != types.PullPolicyBuild {
-			if _, err := eng.InspectImage(ctx, ref); err == nil {
+			if _, present := images[ref]; present {
 				continue
-			} else if !errors.Is(err, engine.ErrNotFound) {
-				return built, err
 			}
 		}
 		if err := buildService(ctx, eng, p, name, ref, events); err != nil {

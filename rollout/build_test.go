@@ -66,7 +66,7 @@ services:
 			return nil
 		},
 	}
-	built, err := Build(context.Background(), fake, p, nil, false, progress.Nop)
+	built, err := Build(context.Background(), fake, p, inspected(t, fake, p), nil, false, progress.Nop)
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(slices.Sorted(slices.Values(built)), []string{"always", "missing"}))
 	v, fromEnv := "7", "from-env"
@@ -78,17 +78,17 @@ services:
 	}))
 
 	clear(specs)
-	built, err = Build(context.Background(), fake, p, []string{"present"}, true, progress.Nop)
+	built, err = Build(context.Background(), fake, p, inspected(t, fake, p), []string{"present"}, true, progress.Nop)
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(built, []string{"present"}), "--build rebuilds a present image; only the selected services")
 
 	fake.ImageBuildFn = func(context.Context, engine.BuildSpec, func(string)) error { return errors.New("step 2 failed") }
-	_, err = Build(context.Background(), fake, p, nil, true, progress.Nop)
+	_, err = Build(context.Background(), fake, p, inspected(t, fake, p), nil, true, progress.Nop)
 	assert.Check(t, is.ErrorContains(err, `service "always": step 2 failed`))
 	assert.Check(t, is.ErrorContains(err, `service "present": step 2 failed`), "every failed build is reported")
 
 	bk, err := compose.Load(context.Background(), compose.LoadOptions{ConfigFiles: []string{filepath.Join(dir, "compose.yaml")}, Profiles: []string{"bk"}})
 	assert.NilError(t, err)
-	_, err = Build(context.Background(), fake, bk, []string{"buildkit"}, true, progress.Nop)
+	_, err = Build(context.Background(), fake, bk, inspected(t, fake, bk), []string{"buildkit"}, true, progress.Nop)
 	assert.Check(t, is.ErrorContains(err, "build keys ssh need BuildKit"))
 }

@@ -53,12 +53,23 @@ type DeployOptions struct {
 // Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
 // execute, verify, unlock. It returns the plan it ran (or would run, with DryRun).
 func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
+	// Each image is inspected once: Pull and Build decide from this, and only what they
+	// pulled or built is inspected again.
+	images, err := InspectImages(ctx, eng, p)
+	if err != nil {
+		return strategies.Plan{}, err
+	}
 	if !opts.DryRun {
 		// Pulled and built first, so the scan and policy gates judge the images that will run.
-		if _, err := Pull(ctx, eng, p, opts.Services, opts.Pull, opts.RegistryAuth, events); err != nil {
+		pulled, err := Pull(ctx, eng, p, images, opts.Services, opts.Pull, opts.RegistryAuth, events)
+		if err != nil {
 			return strategies.Plan{}, err
 		}
-		if _, err := Build(ctx, eng, p, opts.Services, opts.Build, events); err != nil {
+		built, err := Build(ctx, eng, p, images, opts.Services, opts.Build, events)
+		if err != nil {
+			return strategies.Plan{}, err
+		}
+		if err := images.Refresh(ctx, eng, p, append(pulled, built...)); err != nil {
 			return strategies.Plan{}, err
 		}
 	}
@@ -66,10 +77,6 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		if err := ScanGate(ctx, eng, p, opts.Services, opts.ScanDockerHost, events); err != nil {
 			return strategies.Plan{}, err
 		}
-	}
-	images, err := InspectImages(ctx, eng, p)
-	if err != nil {
-		return strategies.Plan{}, err
 	}
 	if err := gatePolicy(p, images, events); err != nil {
 		return strategies.Plan{}, err

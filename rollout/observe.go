@@ -50,6 +50,23 @@ func InspectImages(ctx context.Context, eng engine.Engine, p *compose.Project) (
 	return images, nil
 }
 
+// Refresh inspects again the images of the given services (those just pulled or built).
+func (images Images) Refresh(ctx context.Context, eng engine.Engine, p *compose.Project, services []string) error {
+	for _, name := range services {
+		ref := compose.ImageRef(p, name)
+		img, err := eng.InspectImage(ctx, ref)
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+			delete(images, ref)
+		case err != nil:
+			return err
+		default:
+			images[ref] = img
+		}
+	}
+	return nil
+}
+
 // Observe reads the project's state from the engine; images come from InspectImages.
 func Observe(ctx context.Context, eng engine.Engine, p *compose.Project, images Images) (strategies.Observed, error) {
 	obs := strategies.Observed{Networks: map[string]bool{}, Volumes: map[string]bool{}, ImageIDs: map[string]string{},

@@ -40,8 +40,9 @@ const pullParallelism = 4
 // says (missing by default: when the engine lacks the image), else as mode says for
 // all. Services with a build: section are built, not pulled (see Build). Each image is
 // pulled once, with the CLI's credentials for its registry; every failure is reported
-// at once. It reports which services' images it pulled.
-func Pull(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, mode string, auth RegistryAuth, events progress.Writer) ([]string, error) {
+// at once. images is what InspectImages found on the engine (so an image is inspected
+// once per deploy). It reports which services' images it pulled.
+func Pull(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, services []string, mode string, auth RegistryAuth, events progress.Writer) ([]string, error) {
 	order, err := strategies.DeployOrder(p, services)
 	if err != nil {
 		return nil, err
@@ -55,11 +56,7 @@ func Pull(ctx context.Context, eng engine.Engine, p *compose.Project, services [
 		if svc.Build != nil || svc.Image == "" {
 			continue
 		}
-		img, err := eng.InspectImage(ctx, svc.Image)
-		present := err == nil
-		if err != nil && !errors.Is(err, engine.ErrNotFound) {
-			return nil, err
-		}
+		img, present := images[svc.Image]
 		need, err := pullNeeded(svc, mode, present, img.LastTagTime, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
@@ -159,6 +156,9 @@ func pullImage(ctx context.Context, eng engine.Engine, ref string, services []st
 		return fmt.Errorf("%s: %w; the stored credentials for %s were refused: log in again (docker login %s), or check the image name", who, err, registryHost(ref), registryHost(ref))
 	case errors.Is(err, engine.ErrNotFound):
 		return fmt.Errorf("%s: %w; check the image name and tag, or push the image first", who, err)
+	case errors.Is(err, engine.ErrRegistryUnreachable):
+		// The engine pulls, not the CLI: its DNS, proxy and TLS settings are the ones that count.
+		return fmt.Errorf("%s: %w; check that the engine reaches %s (its DNS, proxy settings and, for a registry without TLS, insecure-registries in the engine's daemon.json), or deploy with --pull never to use the images the engine has", who, err, registryHost(ref))
 	}
 	return fmt.Errorf("%s: %w", who, err)
 }

@@ -114,7 +114,7 @@ services:
 			case "registry.example:5000/acme/gone:1":
 				return fmt.Errorf("pull %s: %w in its registry: manifest unknown", ref, engine.ErrNotFound)
 			case "registry.example:5000/acme/broken:1":
-				return fmt.Errorf("pull %s: connection refused", ref)
+				return fmt.Errorf("pull %s: %w: dial tcp: connection refused", ref, engine.ErrRegistryUnreachable)
 			}
 			return nil
 		},
@@ -125,7 +125,7 @@ services:
 		}
 		return "", nil
 	}
-	pulled, err := Pull(context.Background(), fake, p, nil, PullPolicy, auth, progress.Nop)
+	pulled, err := Pull(context.Background(), fake, p, inspected(t, fake, p), nil, PullPolicy, auth, progress.Nop)
 	sort.Strings(pulls)
 	assert.Check(t, is.DeepEqual(pulls, []string{
 		"private.example/team/app:1 auth=",
@@ -141,16 +141,59 @@ services:
 	for _, want := range []string{
 		`service "private": pull private.example/team/app:1: registry refused the pull: unauthorized: authentication required; log in to its registry (docker login private.example) and deploy again`,
 		`service "gone": pull registry.example:5000/acme/gone:1: not found in its registry: manifest unknown; check the image name and tag, or push the image first`,
-		`service "broken": pull registry.example:5000/acme/broken:1: connection refused`,
+		`service "broken": pull registry.example:5000/acme/broken:1: the engine could not reach the registry: dial tcp: connection refused; check that the engine reaches registry.example:5000 (its DNS, proxy settings and, for a registry without TLS, insecure-registries in the engine's daemon.json), or deploy with --pull never to use the images the engine has`,
 	} {
 		assert.Check(t, is.Contains(err.Error(), want))
 	}
 
 	// Credentials that the registry refuses get other advice; --pull never pulls nothing.
 	pulls = nil
-	_, err = Pull(context.Background(), fake, p, []string{"private"}, PullAlways, func(string) (string, error) { return "stale", nil }, progress.Nop)
+	_, err = Pull(context.Background(), fake, p, inspected(t, fake, p), []string{"private"}, PullAlways, func(string) (string, error) { return "stale", nil }, progress.Nop)
 	assert.Check(t, is.ErrorContains(err, "the stored credentials for private.example were refused: log in again (docker login private.example)"))
-	_, err = Pull(context.Background(), fake, p, nil, PullNever, auth, progress.Nop)
+	_, err = Pull(context.Background(), fake, p, inspected(t, fake, p), nil, PullNever, auth, progress.Nop)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(pulls, 1))
+}
+
+// inspected is what Deploy hands Pull and Build: the project's images as the engine has them.
+func inspected(t *testing.T, eng engine.Engine, p *compose.Project) Images {
+	t.Helper()
+	images, err := InspectImages(context.Background(), eng, p)
+	assert.NilError(t, err)
+	return images
+}
+
+// Deploy inspects each image once; after a pull only the pulled services' images are
+// inspected again, and one that vanished leaves the map.
+func TestImagesRefreshInspectsOnlyWhatChanged(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(`
+services:
+  web:
+    image: acme/web:1
+  db:
+    image: postgres:16
+  gone:
+    image: acme/gone:1
+`), 0o644))
+	p, err := compose.Load(context.Background(), compose.LoadOptions{ConfigFiles: []string{filepath.Join(dir, "compose.yaml")}})
+	assert.NilError(t, err)
+	inspects := map[string]int{}
+	ids := map[string]string{"acme/web:1": "sha256:old", "postgres:16": "sha256:db", "acme/gone:1": "sha256:gone"}
+	fake := &engine.Fake{InspectImageFn: func(_ context.Context, ref string) (engine.Image, error) {
+		inspects[ref]++
+		if id, ok := ids[ref]; ok {
+			return engine.Image{ID: id}, nil
+		}
+		return engine.Image{}, fmt.Errorf("image %s: %w", ref, engine.ErrNotFound)
+	}}
+	images := inspected(t, fake, p)
+	ids["acme/web:1"] = "sha256:new"
+	delete(ids, "acme/gone:1")
+	assert.NilError(t, images.Refresh(context.Background(), fake, p, []string{"web", "gone"}))
+	assert.Check(t, is.Equal(images["acme/web:1"].ID, "sha256:new"))
+	assert.Check(t, is.Equal(images["postgres:16"].ID, "sha256:db"))
+	_, stillThere := images["acme/gone:1"]
+	assert.Check(t, !stillThere)
+	assert.Check(t, is.DeepEqual(inspects, map[string]int{"acme/web:1": 2, "postgres:16": 1, "acme/gone:1": 2}))
 }
