@@ -29,6 +29,9 @@ import (
 // Moby implements Engine with the moby client of the current Docker context.
 type Moby struct {
 	api client.APIClient
+	// pingSwarm is the Swarm state the engine's ping told (nil: not told), so that
+	// Swarm need not ask for the engine's whole info on an engine in no swarm.
+	pingSwarm *client.SwarmStatus
 }
 
 // NewMoby wraps an API client, typically command.Cli.Client(), so that --context,
@@ -52,6 +55,7 @@ func NewMoby(api client.APIClient) *Moby {
 func (m *Moby) Ping(ctx context.Context) (ServerInfo, error) {
 	ping, err := m.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	info := ServerInfo{APIVersion: ping.APIVersion, OSType: ping.OSType, Host: m.api.DaemonHost()}
+	m.pingSwarm = ping.SwarmStatus
 	if ping.APIVersion != "" && versionLess(ping.APIVersion, MinAPIVersion) {
 		return info, fmt.Errorf("%w: the Docker engine at %s speaks API %s, docker lifecycle needs API %s or newer (Docker Engine 19.03+): upgrade the engine or use another context",
 			ErrEngineTooOld, info.Host, ping.APIVersion, MinAPIVersion)

@@ -58,6 +58,45 @@ func TestPingAcceptsAPI141(t *testing.T) {
 	assert.Check(t, is.Equal(api.ClientVersion(), "1.41"))
 }
 
+// An engine whose ping says it is in no swarm answers Swarm without its /info (every
+// deploy asks); a manager's membership comes from /info.
+func TestSwarmAsksInfoOnlyOfSwarmMembers(t *testing.T) {
+	for _, tc := range []struct {
+		header, wantState string
+		wantInfoCalls     int
+		wantManager       bool
+	}{
+		{"inactive", "inactive", 0, false},
+		{"active/manager", "active", 1, true},
+		{"", "active", 1, true}, // an engine that does not tell: ask
+	} {
+		infoCalls := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Api-Version", "1.41")
+			if tc.header != "" {
+				w.Header().Set("Swarm", tc.header)
+			}
+			if strings.HasSuffix(r.URL.Path, "/info") {
+				infoCalls++
+				_, _ = w.Write([]byte(`{"Swarm":{"NodeID":"n1","LocalNodeState":"active","ControlAvailable":true,"Nodes":1,"Managers":1}}`))
+				return
+			}
+			_, _ = w.Write([]byte("OK"))
+		}))
+		api, err := client.New(client.WithHost("tcp://" + strings.TrimPrefix(srv.URL, "http://")))
+		assert.NilError(t, err)
+		m := NewMoby(api)
+		_, err = m.Ping(context.Background())
+		assert.NilError(t, err)
+		info, err := m.Swarm(context.Background())
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(info.LocalNodeState, tc.wantState), tc.header)
+		assert.Check(t, is.Equal(info.ControlAvailable, tc.wantManager), tc.header)
+		assert.Check(t, is.Equal(infoCalls, tc.wantInfoCalls), tc.header)
+		srv.Close()
+	}
+}
+
 func TestPingUnreachable(t *testing.T) {
 	api, err := client.New(client.WithHost("unix:///nonexistent/docker.sock"))
 	assert.NilError(t, err)

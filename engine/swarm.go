@@ -38,6 +38,11 @@ type Service struct {
 }
 
 func (m *Moby) Swarm(ctx context.Context) (SwarmInfo, error) {
+	// Every deploy asks; on an engine in no swarm (most) the ping already said so, and
+	// the engine's info costs a call that also counts images and containers.
+	if m.pingSwarm != nil && m.pingSwarm.NodeState == swarm.LocalNodeStateInactive {
+		return SwarmInfo{LocalNodeState: string(swarm.LocalNodeStateInactive)}, nil
+	}
 	res, err := m.api.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return SwarmInfo{}, fmt.Errorf("read the engine's info (Swarm state): %w", err)
