@@ -371,4 +371,7 @@ type Image struct {
 	// LastTagTime is when the engine last tagged the image (a pull or a build does);
 	// zero when it never did.
 	LastTagTime time.Time
+	// RepoDigests are the registry digests the image is known by; none for an image
+	// that was built or loaded here and never pushed or pulled.
+	RepoDigests []string
 }

@@ -432,7 +432,7 @@ func (m *Moby) InspectImage(ctx context.Context, ref string) (Image, error) {
 	if err != nil {
 		return Image{}, wrapNotFound(err, "image "+ref)
 	}
-	img := Image{ID: res.ID, Tags: res.RepoTags, LastTagTime: res.Metadata.LastTagTime}
+	img := Image{ID: res.ID, Tags: res.RepoTags, LastTagTime: res.Metadata.LastTagTime, RepoDigests: res.RepoDigests}
 	if res.Config != nil {
 		img.User = res.Config.User
 		hc := res.Config.Healthcheck

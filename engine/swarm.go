@@ -17,6 +17,8 @@ type SwarmInfo struct {
 	// ControlAvailable is true on a manager: only there can services be deployed.
 	ControlAvailable bool
 	Nodes, Managers  int
+	// NodeName is the engine's host name, as `docker node ls` shows it.
+	NodeName string
 }
 
 // Service is a Swarm service as the manager reports it.
@@ -48,7 +50,7 @@ func (m *Moby) Swarm(ctx context.Context) (SwarmInfo, error) {
 		return SwarmInfo{}, fmt.Errorf("read the engine's info (Swarm state): %w", err)
 	}
 	s := res.Info.Swarm
-	return SwarmInfo{NodeID: s.NodeID, LocalNodeState: string(s.LocalNodeState), ControlAvailable: s.ControlAvailable, Nodes: s.Nodes, Managers: s.Managers}, nil
+	return SwarmInfo{NodeID: s.NodeID, LocalNodeState: string(s.LocalNodeState), ControlAvailable: s.ControlAvailable, Nodes: s.Nodes, Managers: s.Managers, NodeName: res.Info.Name}, nil
 }
 
 func (m *Moby) ListServices(ctx context.Context, labels map[string]string) ([]Service, error) {

@@ -99,6 +99,17 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if err != nil || plan.Empty() {
 		return plan, err
 	}
+	node, err := eng.Swarm(ctx)
+	if err != nil {
+		return plan, err
+	}
+	imageErrs, warnings := swarmImageProblems(p, plan.Services(), images, node)
+	for _, w := range warnings {
+		progress.Emit(events, "Project "+p.Name, progress.Warning, "Image check", w)
+	}
+	if len(imageErrs) > 0 {
+		return plan, fmt.Errorf("nothing deployed: %w", errors.Join(imageErrs...))
+	}
 	if err := executeSwarm(ctx, eng, plan, events); err != nil {
 		return plan, err
 	}
