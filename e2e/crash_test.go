@@ -30,6 +30,7 @@ volumes:
 // LIFECYCLE_TEST_CRASH_BEFORE checkpoint), then runs deploy again: it must take over the
 // dead process's lock and converge to exactly the desired containers.
 func TestKilledDeployConverges(t *testing.T) {
+	t.Parallel() // no load and no timing: each case in its own project (e2e/doc.go)
 	s := setup(t)
 	for _, tc := range []struct {
 		checkpoint string
@@ -51,6 +52,7 @@ func TestKilledDeployConverges(t *testing.T) {
 			name = "update-" + name
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			port := freePort(t)
 			p := s.newProject(t, fmt.Sprintf(crashProject, "v1", port))
 			want := "v1"

@@ -318,11 +318,13 @@ func TestLockRaceOneDeployWins(t *testing.T) {
 // Ctrl-C does; the plugin's own signal handler cancels it as well. Either way the plugin
 // cleans up and exits 130, which the CLI passes on.
 func TestInterruptedDeployCleansUpAndConverges(t *testing.T) {
+	t.Parallel() // no load and no timing bound but the 30 s wait: each case in its own project (e2e/doc.go)
 	for _, tc := range []struct {
 		name  string
 		group bool
 	}{{"cli-only", false}, {"process-group", true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := setup(t)
 			p := s.newProject(t, fmt.Sprintf(healthyWeb, "60s"))
 			d := p.startLifecycle("deploy")

@@ -331,6 +331,7 @@ func fakeScanner(t *testing.T, body string) string {
 }
 
 func TestScanGateFailsClosed(t *testing.T) {
+	t.Parallel() // no load; the one bound (hang: < 40 s) is loose: each case in its own project (e2e/doc.go)
 	s := setup(t)
 	noTrivyPath := "PATH=" + filepath.Dir(mustLookPath(t, "docker")) + ":/usr/bin:/bin"
 	for _, tc := range []struct {
@@ -354,6 +355,7 @@ func TestScanGateFailsClosed(t *testing.T) {
 			want: []string{"trivy did not finish within 1s (x-lifecycle.scan.timeout) and was stopped"}, maxTime: 40 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			timeout := ""
 			if tc.timeout != "" {
 				timeout = ", timeout: " + tc.timeout

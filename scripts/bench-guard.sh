@@ -15,40 +15,16 @@ seconds=${BENCH_GUARD_SECONDS:-60}
 interval=${BENCH_GUARD_INTERVAL:-5s}
 project=${BENCH_GUARD_PROJECT:-lifecycle-bench-guard}
 image=lifecycle-bench-guard:v1
-tmp=$(mktemp -d)
-plugin=$tmp/cli-plugins/docker-lifecycle
-
-cleanup() {
-	[ -n "${guard:-}" ] && kill "$guard" 2>/dev/null || true
-	DOCKER_CONFIG=$tmp docker lifecycle -p "$project" down --volumes >/dev/null 2>&1 || true
-	docker image rm -f "$image" >/dev/null 2>&1 || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-make -s agent
-mkdir -p "$tmp/cli-plugins"
-CGO_ENABLED=0 go build -trimpath -o "$plugin" ./cmd/docker-lifecycle
-go run ./internal/testimage/cmd/build-testapp-image "$image=v1" >/dev/null
-cat >"$tmp/compose.yaml" <<YAML
-services:
-  app:
-    image: $image
-    environment: {QUIET: "1"}
-    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: $interval, retries: 3}
-    deploy:
-      replicas: $n
-YAML
-export DOCKER_CONFIG=$tmp
-docker lifecycle -f "$tmp/compose.yaml" -p "$project" --progress quiet deploy
-running=$(docker ps -q --filter "label=com.docker.compose.project=$project" | wc -l)
+healthcheck="{test: [\"CMD\", \"/testapp\", \"healthcheck\"], interval: $interval, retries: 3}"
+bench_cleanup() { [ -n "${guard:-}" ] && kill "$guard" 2>/dev/null; }
+# shellcheck source=scripts/bench-project.sh
+. scripts/bench-project.sh
 echo "containers: $running running; health check every $interval; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 "$plugin" lifecycle -f "$tmp/compose.yaml" -p "$project" guard --format json >"$tmp/alerts.json" 2>"$tmp/guard.err" &
 guard=$!
 sleep 5 # past the first listing and inspections
-hz=$(getconf CLK_TCK)
-t0=$(awk '{print $14+$15}' "/proc/$guard/stat")
+t0=$(ticks "$guard")
 peak=0
 end=$((SECONDS + seconds))
 while [ $SECONDS -lt $end ]; do
@@ -56,7 +32,7 @@ while [ $SECONDS -lt $end ]; do
 	[ "$rss" -gt "$peak" ] && peak=$rss
 	sleep 1
 done
-t1=$(awk '{print $14+$15}' "/proc/$guard/stat")
+t1=$(ticks "$guard")
 kill -INT "$guard"; wait "$guard" || true; guard=
 cpu=$(echo "$t0 $t1 $hz $seconds" | awk '{printf "%.2f", 100*($2-$1)/$3/$4}')
 echo

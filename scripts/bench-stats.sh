@@ -14,38 +14,12 @@ n=${BENCH_STATS_N:-20}
 seconds=${BENCH_STATS_SECONDS:-60}
 project=${BENCH_STATS_PROJECT:-lifecycle-bench-stats}
 image=lifecycle-bench-stats:v1
-tmp=$(mktemp -d)
-plugin=$tmp/cli-plugins/docker-lifecycle
-
-cleanup() {
-	DOCKER_CONFIG=$tmp docker lifecycle -p "$project" down --volumes >/dev/null 2>&1 || true
-	docker image rm -f "$image" >/dev/null 2>&1 || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-make -s agent
-mkdir -p "$tmp/cli-plugins"
-CGO_ENABLED=0 go build -trimpath -o "$plugin" ./cmd/docker-lifecycle
-go run ./internal/testimage/cmd/build-testapp-image "$image=v1" >/dev/null
-cat >"$tmp/compose.yaml" <<EOF
-services:
-  app:
-    image: $image
-    environment: {QUIET: "1"}
-    deploy:
-      replicas: $n
-EOF
-export DOCKER_CONFIG=$tmp
-docker lifecycle -f "$tmp/compose.yaml" -p "$project" --progress quiet deploy
+# shellcheck source=scripts/bench-project.sh
+. scripts/bench-project.sh
 names=$(docker ps --filter "label=com.docker.compose.project=$project" --format '{{.Names}}' | sort)
-echo "containers: $(echo "$names" | wc -l) running; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "containers: $running running; nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 dockerd_pid=$(pidof dockerd || true)
-ticks() { # utime+stime of a pid, in clock ticks
-	awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-hz=$(getconf CLK_TCK)
 
 report() { # name user sys wall dockerd_ticks iterations
 	local cpu engine
