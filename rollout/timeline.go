@@ -320,16 +320,30 @@ func (x *executor) startSampler(rec *timelineRecorder, plan strategies.Plan) fun
 	return func() {
 		once.Do(func() {
 			cancel()
-			<-sm.done
+			// The last reading is bounded (one second); a session that hangs must not
+			// hold the deploy's end, whose record then goes without that reading.
+			select {
+			case <-sm.done:
+			case <-time.After(stopWait):
+			}
 		})
 	}
 }
 
+// Each reading may take this long: a loaded engine answers slowly, and a reading that
+// takes longer only makes the next interval longer (the ticker drops the ticks missed).
+const sampleTimeout = 3 * time.Second
+
+// stopWait bounds how long the end of a deploy waits for the sampler's last reading.
+const stopWait = 1500 * time.Millisecond
+
 func (sm *rolloutSampler) run(ctx context.Context) {
 	defer close(sm.done)
 	defer func() {
+		// Ending a session waits for its process in the router: not on the deploy's
+		// path (a process the plugin's exit cuts short ends at its stdin's EOF).
 		for _, c := range sm.clients {
-			c.Close()
+			go c.Close()
 		}
 	}()
 	tick := time.NewTicker(sampleInterval)
@@ -338,40 +352,52 @@ func (sm *rolloutSampler) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			// One last reading covers the end of the rollout (a rollback's first
-			// seconds), unless the rollout was shorter than one interval.
+			// seconds), through the sessions already open, in one second at most.
 			last, cancel := context.WithTimeout(context.Background(), time.Second)
-			sm.read(last)
+			sm.read(last, false)
 			cancel()
 			return
 		case <-tick.C:
-			read, cancel := context.WithTimeout(ctx, time.Second)
-			sm.read(read)
-			cancel()
+			sm.read(ctx, true)
 		}
 	}
 }
 
-func (sm *rolloutSampler) read(ctx context.Context) {
+// read takes one reading of each router; open says whether it may start a session.
+func (sm *rolloutSampler) read(ctx context.Context, open bool) {
 	for key, services := range sm.keys {
 		deploys := sm.x.routerClient(key)
 		if deploys == nil {
 			continue // not created yet
 		}
 		c := sm.clients[key]
-		if c == nil || c.id != deploys.id {
-			if c != nil {
-				c.Close()
+		if c != nil && c.id != deploys.id { // the deploy replaced the router
+			go c.Close()
+			c = nil
+		}
+		if c != nil && !open && !c.hasSession() {
+			continue // the last reading opens no session
+		}
+		if c == nil {
+			delete(sm.clients, key)
+			delete(sm.prev, key)
+			if !open {
+				continue
 			}
 			c = newRouterClient(sm.x.eng, deploys.id)
+			if c.warm(ctx); c.noSession {
+				// No session (an old agent, a dry run, a router still starting): try
+				// again at the next tick.
+				continue
+			}
 			sm.clients[key] = c
-			delete(sm.prev, key)
 		}
-		snap, ok := c.sessionStats(ctx)
+		read, cancel := context.WithTimeout(ctx, sampleTimeout)
+		snap, ok := c.sessionStats(read)
+		cancel()
 		if !ok {
-			// No session (an old agent, a dry run, a router still starting): try
-			// again at the next tick with a fresh one.
-			c.Close()
 			delete(sm.clients, key)
+			go c.Close()
 			continue
 		}
 		if prev, ok := sm.prev[key]; ok {
@@ -383,6 +409,12 @@ func (sm *rolloutSampler) read(ctx context.Context) {
 		}
 		sm.prev[key] = snap
 	}
+}
+
+func (c *routerClient) hasSession() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess != nil
 }
 
 // sessionStats reads the router's stats through the client's session only: sampling
