@@ -258,6 +258,33 @@ func TestCanaryWithErrorsAborts(t *testing.T) {
 	assert.Check(t, rep.Bodies["v2"] > 0, "the canary got traffic: %s", rep)
 	assert.Check(t, after.Total > 0 && after.Failed == 0, after.String())
 	assert.Check(t, is.DeepEqual(after.Bodies, map[string]int{"v1": after.Total}))
+
+	// The rolled-back record keeps the timeline that explains it: the verdict, and the
+	// router's counters of the canary's 5xx.
+	tl := p.mustLifecycle("history", "web", "--rev", "2", "--timeline", "--format", "json")
+	var doc struct {
+		Result string `json:"result"`
+		Events []struct {
+			Kind, Detail string
+		} `json:"events"`
+		Samples []struct {
+			Revision  int    `json:"revision"`
+			Errors5xx uint64 `json:"errors_5xx"`
+		} `json:"samples"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(tl.stdout), &doc), tl.stdout)
+	assert.Check(t, is.Equal(doc.Result, "rolled-back"))
+	verdict, errs := false, uint64(0)
+	for _, e := range doc.Events {
+		verdict = verdict || e.Kind == "analysis" && strings.Contains(e.Detail, "canary analysis failed")
+	}
+	for _, s := range doc.Samples {
+		if s.Revision == 2 {
+			errs += s.Errors5xx
+		}
+	}
+	assert.Check(t, verdict, "no analysis verdict in the timeline:\n%s", tl.stdout)
+	assert.Check(t, errs > 0, "no 5xx of revision 2 in the timeline's samples:\n%s", tl.stdout)
 }
 
 // TestSlowRequestsDrain: requests of 2 s in flight when the old containers leave the

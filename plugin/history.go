@@ -15,20 +15,36 @@ import (
 const defaultHistoryFormat = "table {{.Service}}\t{{.Revision}}\t{{.Result}}\t{{.Strategy}}\t{{.Image}}\t{{.Containers}}\t{{.Since}}\t{{.Reason}}"
 
 type historyOptions struct {
-	format string
+	format   string
+	revision int
+	timeline bool
 }
 
 func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
 	opts := historyOptions{}
 	cmd := &cobra.Command{
-		Use:   "history [OPTIONS] [SERVICE...]",
+		Use:   "history [OPTIONS] [SERVICE...]  |  history SERVICE [--rev N] --timeline",
 		Short: "List each service's revisions: result, strategy, image, and whether its containers are kept for rollback",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.revision < 0 {
+				return usageError("--rev %d: a revision is a number from 1", opts.revision)
+			}
+			if opts.timeline {
+				if len(args) != 1 {
+					return usageError("--timeline shows one service's rollout: name exactly one SERVICE (got %d)", len(args))
+				}
+				if opts.format != formatter.TableFormatKey && opts.format != formatter.JSONFormatKey {
+					return usageError("--timeline prints 'table' or 'json', not a template")
+				}
+				return runTimeline(cmd, dockerCli, project, opts, args[0])
+			}
 			return runHistory(cmd, dockerCli, project, opts, args)
 		},
 		ValidArgsFunction: completeServices(project),
 	}
-	templateFlag(cmd.Flags(), &opts.format, "Format output: 'table', 'json' (one object per line), or a Go template")
+	templateFlag(cmd.Flags(), &opts.format, "Format output: 'table', 'json' (one object per line; with --timeline one document), or a Go template")
+	cmd.Flags().IntVar(&opts.revision, "rev", 0, "Only the records of this revision (with --timeline: its newest record; default the newest revision)")
+	cmd.Flags().BoolVar(&opts.timeline, "timeline", false, "Print the rollout's timeline: its events and the router's per-second counters (one SERVICE)")
 	return cmd
 }
 
@@ -50,7 +66,7 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	var rows []historyRow
 	for i := len(records) - 1; i >= 0; i-- {
 		r := records[i]
-		if len(services) > 0 && !slices.Contains(services, r.Service) {
+		if len(services) > 0 && !slices.Contains(services, r.Service) || opts.revision > 0 && r.Revision != opts.revision {
 			continue
 		}
 		containers := state[r.Service][r.Revision]

@@ -82,6 +82,8 @@ type executor struct {
 
 	secretValues map[string][]byte            // read once per deploy, guarded by mu
 	accounts     map[string]*compose.Accounts // image ID → its users and groups, guarded by mu
+
+	timeline *timelineRecorder // the events and samples each revision record keeps
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
@@ -93,7 +95,9 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 		opts.PollInterval = 250 * time.Millisecond
 	}
 	p := d.Project
-	x := &executor{eng: eng, desired: d, project: p, observed: observed, events: events, opts: opts,
+	timeline := newTimelineRecorder(events, plan, time.Now())
+	events = timeline
+	x := &executor{eng: eng, desired: d, project: p, observed: observed, events: events, opts: opts, timeline: timeline,
 		ids: map[string]string{}, createdFor: map[string]string{}, healthy: map[string]bool{},
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
 		routes:    maps.Clone(observed.Routes),
@@ -132,6 +136,8 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 			c.Close()
 		}
 	}()
+	stopSampling := x.startSampler(timeline, plan)
+	defer stopSampling()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -202,6 +208,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 		for _, w := range x.warnings {
 			progress.Emit(x.events, "Project "+p.Name, progress.Warning, w, "")
 		}
+		stopSampling()
 		x.recordHistory(plan, nil, nil)
 		return nil
 	}
@@ -210,6 +217,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	}
 	rolledBack, revertErr := x.revert(plan, firstErr)
 	x.cleanup()
+	stopSampling()
 	x.recordHistory(plan, rolledBack, firstErr)
 	switch {
 	case revertErr != nil:

@@ -51,6 +51,7 @@ type Record struct {
 	Time       time.Time `json:"time"`
 	Reason     string    `json:"reason,omitempty"`
 	volume     string
+	timeline   string // encoded; Timeline decodes it
 }
 
 func historyFilter(project string) map[string]string {
@@ -71,7 +72,7 @@ func History(ctx context.Context, eng engine.Engine, project string) ([]Record, 
 		out = append(out, Record{
 			Service: l[labelHistory], Revision: rev, Result: l[labelResult], Strategy: l[compose.LabelStrategy],
 			Image: l[compose.LabelImageRef], ImageID: l[labelImageID], ConfigHash: l[compose.LabelConfigHash],
-			Time: t, Reason: l[labelReason], volume: v.Name,
+			Time: t, Reason: l[labelReason], volume: v.Name, timeline: l[labelTimeline],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
@@ -97,12 +98,16 @@ func writeRecord(ctx context.Context, eng engine.Engine, project string, r Recor
 		reason = reason[:500] + "…"
 	}
 	name := fmt.Sprintf("%s_lifecycle-history-%s-%d", project, r.Service, r.Time.UnixNano())
-	_, err := eng.CreateVolume(ctx, engine.VolumeSpec{Name: name, Labels: map[string]string{
+	labels := map[string]string{
 		compose.LabelProject: project, compose.LabelManagedBy: compose.ManagedByValue,
 		labelHistory: r.Service, compose.LabelRevision: strconv.Itoa(r.Revision), labelResult: r.Result,
 		compose.LabelStrategy: r.Strategy, compose.LabelImageRef: r.Image, labelImageID: r.ImageID,
 		compose.LabelConfigHash: r.ConfigHash, labelTime: r.Time.UTC().Format(time.RFC3339Nano), labelReason: reason,
-	}})
+	}
+	if r.timeline != "" {
+		labels[labelTimeline] = r.timeline
+	}
+	_, err := eng.CreateVolume(ctx, engine.VolumeSpec{Name: name, Labels: labels})
 	if err != nil {
 		return fmt.Errorf("write revision record for service %q: %w", r.Service, err)
 	}
@@ -160,6 +165,11 @@ func (x *executor) recordHistory(plan strategies.Plan, rolledBack []string, caus
 		}
 		if rec.Result == ResultRollback {
 			rec.Image, rec.ImageID, rec.ConfigHash = x.revisionFacts(service, rec.Revision)
+		}
+		if x.timeline != nil {
+			if enc, err := encodeTimeline(x.timeline.timeline(service, rec)); err == nil {
+				rec.timeline = enc
+			}
 		}
 		if err := writeRecord(ctx, x.eng, x.project.Name, rec); err != nil {
 			progress.Emit(x.events, "Service "+service, progress.Warning, "History not written", err.Error())
