@@ -86,7 +86,7 @@ func decryptArchive(m Manifest, r io.Reader, identities []age.Identity) (io.Read
 		d, err := age.Decrypt(r, identities...)
 		var noMatch *age.NoIdentityMatchError
 		if errors.As(err, &noMatch) {
-			return nil, fmt.Errorf("%w with age to other recipients than the identities of --identity: pass the identity file of a recipient it was encrypted to", ErrIdentityNeeded)
+			return nil, fmt.Errorf("%w with age to other recipients than the identities given: pass --identity FILE, the age identity file of a recipient it was encrypted to", ErrIdentityNeeded)
 		}
 		return d, err
 	default:

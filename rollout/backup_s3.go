@@ -150,8 +150,12 @@ func (s *S3Target) Create(ctx context.Context, backup, file string) (TargetWrite
 	w := &s3Writer{pw: pw, done: make(chan error, 1)}
 	key := s.dir(backup) + file
 	go func() {
+		// DisableContentSha256: over plain http minio-go would sign every chunk
+		// (aws-chunked), which some S3-compatible servers store as is in multipart
+		// parts; unsigned payloads are what it sends over https anyway, and the
+		// manifest's sha256 checks every archive end to end.
 		_, err := s.client.PutObject(ctx, s.bucket, key, pr, -1, minio.PutObjectOptions{
-			PartSize: s3PartSize, ContentType: "application/octet-stream"})
+			PartSize: s3PartSize, ContentType: "application/octet-stream", DisableContentSha256: true})
 		if err != nil {
 			err = fmt.Errorf("upload %s/%s: %w", s.Location(backup), file, err)
 		}
