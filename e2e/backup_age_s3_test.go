@@ -39,8 +39,8 @@ type backupResult struct {
 // data; --keep-last prunes this project's older backups and leaves alone another
 // project's, a misleadingly named one and directories without a readable manifest;
 // then the same round trip, and retention, through an S3 server on 127.0.0.1
-// (gofakes3, in this test binary). Logs the backup and restore times with and
-// without encryption.
+// (gofakes3, in this test binary). Logs the backup times with and without encryption
+// and the restore times.
 func TestBackupEncryptedRetentionS3(t *testing.T) {
 	t.Parallel() // no load and no timing bound: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
@@ -87,14 +87,12 @@ func TestBackupEncryptedRetentionS3(t *testing.T) {
 		}
 	})
 
-	// without encryption, for the comparison of times
+	// without encryption: a backup for retention to prune, and its time for comparison
 	var plain backupResult
 	r := timed("backup (plain)", "backup", "--consistency", "none", "--to", backups, "--format", "json")
 	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &plain), r.stdout)
 	assert.Check(t, is.Equal(plain.Encryption, "none"))
-	restored(p.name + "-plain") // removed at the end; its content is compared in TestBackupRestore
-	timed("restore (plain)", "restore", plain.Location, "--project", p.name+"-plain")
-	step("plain round trip")
+	step("plain backup") // its restore is TestBackupRestore's (2.4–3.8 s measured, docs/backup.md)
 
 	// encrypted
 	var enc backupResult
