@@ -2,8 +2,10 @@ package plugin
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 
 	"github.com/docker/cli/cli/command"
@@ -15,9 +17,12 @@ import (
 )
 
 type backupOptions struct {
-	to          string
-	consistency string
-	format      string
+	to             string
+	consistency    string
+	format         string
+	encryptTo      []string
+	encryptToFiles []string
+	keep           rollout.Retention
 }
 
 func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -27,7 +32,12 @@ func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 		Short: "Archive the project's named volumes (or those named, or mounted by the services named) into DIR",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.to == "" {
-				return usageError("--to DIR is required: the directory the backup is written under")
+				return usageError("--to DIR|s3://BUCKET/PREFIX is required: where the backup is written")
+			}
+			for flag, n := range map[string]int{"keep-last": opts.keep.Last, "keep-daily": opts.keep.Daily, "keep-weekly": opts.keep.Weekly, "keep-monthly": opts.keep.Monthly} {
+				if n < 0 {
+					return usageError("--%s must not be negative, got %d", flag, n)
+				}
 			}
 			modes := []string{compose.ConsistencyPause, compose.ConsistencyStop, compose.ConsistencyNone}
 			if opts.consistency != "" && !slices.Contains(modes, opts.consistency) {
@@ -39,7 +49,13 @@ func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 			return runBackup(cmd, dockerCli, project, opts, args)
 		},
 	}
-	cmd.Flags().StringVar(&opts.to, "to", "", "Directory under which <project>-<timestamp>/ is written")
+	cmd.Flags().StringVar(&opts.to, "to", "", "Directory under which <project>-<timestamp>/ is written, or s3://BUCKET/PREFIX (endpoint and credentials from AWS_* variables)")
+	cmd.Flags().StringArrayVar(&opts.encryptTo, "encrypt-to", nil, "Encrypt the archives with age to this recipient (age1…; repeatable)")
+	cmd.Flags().StringArrayVar(&opts.encryptToFiles, "encrypt-to-file", nil, "Encrypt the archives with age to the recipients in this file, one a line (like age -R; repeatable)")
+	cmd.Flags().IntVar(&opts.keep.Last, "keep-last", 0, "After the backup, prune this project's backups in the target but the N newest")
+	cmd.Flags().IntVar(&opts.keep.Daily, "keep-daily", 0, "After the backup, keep the newest backup of each of the N last days that have one (with the other --keep-* rules)")
+	cmd.Flags().IntVar(&opts.keep.Weekly, "keep-weekly", 0, "Keep the newest backup of each of the N last ISO weeks that have one")
+	cmd.Flags().IntVar(&opts.keep.Monthly, "keep-monthly", 0, "Keep the newest backup of each of the N last months that have one")
 	cmd.Flags().StringVar(&opts.consistency, "consistency", "", "pause, stop or none: what happens to the containers mounting a volume while it is copied (default: x-lifecycle.backup.consistency, else pause)")
 	cmd.Flags().StringVar(&opts.format, "format", "", "Print the manifest as 'json'")
 	return cmd
@@ -48,7 +64,26 @@ func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts backupOptions, targets []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	backupOpts := rollout.BackupOptions{Targets: targets, Dir: opts.to, Consistency: opts.consistency, ToolVersion: meta.Version}
+	var files []rollout.RecipientsFile
+	var readErrs []error
+	for _, name := range opts.encryptToFiles {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			readErrs = append(readErrs, fmt.Errorf("--encrypt-to-file: %w", err))
+			continue
+		}
+		files = append(files, rollout.RecipientsFile{Name: name, Content: string(b)})
+	}
+	recipients, err := rollout.ParseRecipients(opts.encryptTo, files)
+	if err := errors.Join(append(readErrs, err)...); err != nil {
+		return usageError("%v", err)
+	}
+	target, err := rollout.OpenTarget(opts.to)
+	if err != nil {
+		return err
+	}
+	backupOpts := rollout.BackupOptions{Targets: targets, Target: target, Recipients: recipients, Retention: opts.keep,
+		Consistency: opts.consistency, ToolVersion: meta.Version}
 	// The compose file is optional (-p NAME is enough); when it loads, it gives the
 	// consistency mode and the files recorded in the manifest.
 	p, loadErr := project.load(ctx)
@@ -71,23 +106,41 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	if err != nil {
 		return err
 	}
-	dir, m, err := rollout.Backup(ctx, eng, name, events, backupOpts)
+	res, err := rollout.Backup(ctx, eng, name, events, backupOpts)
 	_ = events.Close()
+	if err != nil && res.Location == "" {
+		return exitError(ctx, err)
+	}
+	// A backup written but not fully pruned is still reported, then the error.
+	if opts.format == "json" {
+		if perr := printBackupJSON(dockerCli.Out(), res); perr != nil {
+			return perr
+		}
+	} else {
+		fmt.Fprintf(dockerCli.Out(), "Backup of project %s written to %s\n", name, res.Location)
+		printManifestSummary(dockerCli.Out(), res.Manifest)
+		for _, p := range res.Pruned {
+			fmt.Fprintf(dockerCli.Out(), "Pruned %s\n", p)
+		}
+	}
 	if err != nil {
 		return exitError(ctx, err)
 	}
-	if opts.format == "json" {
-		return printManifestJSON(dockerCli.Out(), m)
-	}
-	fmt.Fprintf(dockerCli.Out(), "Backup of project %s written to %s\n", name, dir)
-	printManifestSummary(dockerCli.Out(), m)
 	return nil
 }
 
-func printManifestJSON(out io.Writer, m rollout.Manifest) error {
+// backupJSON is `backup --format json`: the manifest's fields, the backup's location
+// and the backups retention pruned (docs/backup.md).
+type backupJSON struct {
+	rollout.Manifest
+	Location string   `json:"location"`
+	Pruned   []string `json:"pruned"`
+}
+
+func printBackupJSON(out io.Writer, res rollout.BackupResult) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
-	return enc.Encode(m)
+	return enc.Encode(backupJSON{Manifest: res.Manifest, Location: res.Location, Pruned: res.Pruned})
 }
 
 func printManifestSummary(out io.Writer, m rollout.Manifest) {
@@ -97,14 +150,15 @@ func printManifestSummary(out io.Writer, m rollout.Manifest) {
 }
 
 type restoreOptions struct {
-	project string
-	force   bool
+	project    string
+	force      bool
+	identities []string
 }
 
 func newRestoreCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
 	var opts restoreOptions
 	cmd := &cobra.Command{
-		Use:   "restore [OPTIONS] BACKUP_DIR",
+		Use:   "restore [OPTIONS] BACKUP_DIR|s3://BUCKET/PREFIX/BACKUP",
 		Short: "Restore a backup's volumes, after checking every archive against its manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -113,12 +167,37 @@ func newRestoreCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 	}
 	cmd.Flags().StringVar(&opts.project, "project", "", "Restore into this project (volumes named <project>_<volume>); default: the backup's own")
 	cmd.Flags().BoolVar(&opts.force, "force", false, "Write into volumes that already hold files (files not in the backup stay)")
+	cmd.Flags().StringArrayVar(&opts.identities, "identity", nil, "age identity file that decrypts an encrypted backup (like age -i; repeatable)")
 	return cmd
 }
 
-func runRestore(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts restoreOptions, dir string) error {
+func runRestore(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts restoreOptions, location string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
+	restoreOpts := rollout.RestoreOptions{Project: opts.project, Force: opts.force, LatestOf: project.projectName}
+	var errs []error
+	for _, name := range opts.identities {
+		f, err := os.Open(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--identity: %w", err))
+			continue
+		}
+		ids, err := rollout.ParseIdentities(name, f)
+		f.Close()
+		errs = append(errs, err)
+		restoreOpts.Identities = append(restoreOpts.Identities, ids...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return usageError("%v", err)
+	}
+	where, backup, err := rollout.SplitBackupLocation(location)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	target, err := rollout.OpenTarget(where)
+	if err != nil {
+		return err
+	}
 	eng, err := connect(ctx, dockerCli)
 	if err != nil {
 		return err
@@ -127,7 +206,7 @@ func runRestore(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	if err != nil {
 		return err
 	}
-	volumes, err := rollout.Restore(ctx, eng, dir, events, rollout.RestoreOptions{Project: opts.project, Force: opts.force})
+	volumes, err := rollout.Restore(ctx, eng, target, backup, events, restoreOpts)
 	_ = events.Close()
 	if err != nil {
 		return exitError(ctx, err)

@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -49,14 +49,16 @@ var ErrVolumeNotEmpty = errors.New("volume not empty")
 
 // Manifest describes one backup (docs/backup.md: the manifest schema).
 type Manifest struct {
-	Format       int               `json:"format"`
-	Project      string            `json:"project"`
-	ComposeFiles []string          `json:"compose_files"`
-	Consistency  string            `json:"consistency"`
-	ToolVersion  string            `json:"tool_version"`
-	Created      time.Time         `json:"created"`
-	Services     []ManifestService `json:"services"`
-	Volumes      []ManifestVolume  `json:"volumes"`
+	Format       int      `json:"format"`
+	Project      string   `json:"project"`
+	ComposeFiles []string `json:"compose_files"`
+	Consistency  string   `json:"consistency"`
+	// Encryption is "none" or "age" (EncryptionAge); backups older than the field have "".
+	Encryption  string            `json:"encryption"`
+	ToolVersion string            `json:"tool_version"`
+	Created     time.Time         `json:"created"`
+	Services    []ManifestService `json:"services"`
+	Volumes     []ManifestVolume  `json:"volumes"`
 }
 
 // ManifestService is a service of the project at backup time.
@@ -76,7 +78,8 @@ type ManifestVolume struct {
 	// Size is the sum of the regular files' sizes; Files counts them.
 	Size  int64 `json:"size"`
 	Files int   `json:"files"`
-	// ArchiveBytes and SHA256 are the compressed archive's size and checksum.
+	// ArchiveBytes and SHA256 are the stored archive's size and checksum (compressed,
+	// and encrypted when the backup is: verifying needs no key).
 	ArchiveBytes int64  `json:"archive_bytes"`
 	SHA256       string `json:"sha256"`
 }
@@ -85,8 +88,12 @@ type ManifestVolume struct {
 type BackupOptions struct {
 	// Targets are volume or service names; none means every volume of the project.
 	Targets []string
-	// Dir is the directory under which <project>-<timestamp>/ is written.
-	Dir string
+	// Target is where <project>-<timestamp> is written.
+	Target BackupTarget
+	// Recipients, when any, encrypt every archive with age.
+	Recipients []age.Recipient
+	// Retention prunes the project's older backups in Target after a successful backup.
+	Retention Retention
 	// Consistency is pause, stop or none (compose.BackupSpec.Mode).
 	Consistency  string
 	ComposeFiles []string
@@ -99,45 +106,67 @@ type projectVolume struct {
 	users  []engine.ContainerDetails
 }
 
+// BackupResult is what a backup wrote and pruned.
+type BackupResult struct {
+	// Location is the new backup's directory or s3:// URL (what restore takes).
+	Location string
+	Manifest Manifest
+	// Pruned lists the locations of the older backups retention removed.
+	Pruned []string
+}
+
 // Backup archives the project's named volumes (or the ones targets name or that the
-// named services mount) into a new directory under opts.Dir and returns its path and
-// manifest. On an error the partial directory is removed.
-func Backup(ctx context.Context, eng engine.Engine, project string, events progress.Writer, opts BackupOptions) (string, Manifest, error) {
+// named services mount) into a new backup in opts.Target, then prunes the project's
+// older backups by opts.Retention. On an error the partial backup is removed and
+// nothing is pruned.
+func Backup(ctx context.Context, eng engine.Engine, project string, events progress.Writer, opts BackupOptions) (BackupResult, error) {
 	mode := compose.BackupSpec{Consistency: opts.Consistency}.Mode()
 	volumes, services, err := backupSelection(ctx, eng, project, opts.Targets)
 	if err != nil {
-		return "", Manifest{}, err
+		return BackupResult{}, err
 	}
 	if len(volumes) == 0 {
-		return "", Manifest{}, fmt.Errorf("project %s has no named volume to back up", project)
+		return BackupResult{}, fmt.Errorf("project %s has no named volume to back up", project)
 	}
 	image, err := agentImage(ctx, eng)
 	if err != nil {
-		return "", Manifest{}, err
+		return BackupResult{}, err
 	}
 	now := time.Now().UTC()
-	dir := filepath.Join(opts.Dir, project+"-"+now.Format("20060102T150405Z"))
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", Manifest{}, fmt.Errorf("backup directory: %w", err)
+	name := project + "-" + now.Format("20060102T150405Z")
+	target := opts.Target
+	if err := target.Begin(ctx, name); err != nil {
+		return BackupResult{}, err
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", Manifest{}, fmt.Errorf("backup directory: %w", err)
+	discard := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = target.Remove(ctx, name)
 	}
 	m := Manifest{Format: ManifestFormat, Project: project, ComposeFiles: opts.ComposeFiles,
-		Consistency: mode, ToolVersion: opts.ToolVersion, Created: now, Services: services}
+		Consistency: mode, Encryption: "none", ToolVersion: opts.ToolVersion, Created: now, Services: services}
+	if len(opts.Recipients) > 0 {
+		m.Encryption = EncryptionAge
+	}
 	for _, pv := range volumes {
-		mv, err := backupVolume(ctx, eng, image, project, pv, dir, mode, events)
+		mv, err := backupVolume(ctx, eng, image, project, pv, target, name, mode, opts.Recipients, events)
 		if err != nil {
-			_ = os.RemoveAll(dir)
-			return "", Manifest{}, err
+			discard()
+			return BackupResult{}, err
 		}
 		m.Volumes = append(m.Volumes, mv)
 	}
-	if err := writeManifest(dir, m); err != nil {
-		_ = os.RemoveAll(dir)
-		return "", Manifest{}, err
+	if err := writeManifest(ctx, target, name, m); err != nil {
+		discard()
+		return BackupResult{}, err
 	}
-	return dir, m, nil
+	res := BackupResult{Location: target.Location(name), Manifest: m, Pruned: []string{}}
+	pruned, err := Prune(ctx, target, project, name, opts.Retention, events)
+	res.Pruned = append(res.Pruned, pruned...)
+	if err != nil {
+		return res, fmt.Errorf("backup written to %s, but pruning failed: %w", res.Location, err)
+	}
+	return res, nil
 }
 
 // backupSelection finds the volumes to archive and the project's services.
@@ -322,7 +351,7 @@ func removeCopier(eng engine.Engine, id string) {
 	_ = eng.RemoveContainer(ctx, id, false)
 }
 
-func backupVolume(ctx context.Context, eng engine.Engine, image, project string, pv projectVolume, dir, mode string, events progress.Writer) (mv ManifestVolume, err error) {
+func backupVolume(ctx context.Context, eng engine.Engine, image, project string, pv projectVolume, target BackupTarget, backup, mode string, recipients []age.Recipient, events progress.Writer) (mv ManifestVolume, err error) {
 	short := volumeShortName(pv.volume)
 	id := "Volume " + pv.volume.Name
 	progress.Emit(events, id, progress.Working, "Backing up", mode)
@@ -352,8 +381,19 @@ func backupVolume(ctx context.Context, eng engine.Engine, image, project string,
 	}
 	defer rc.Close()
 	mv = ManifestVolume{Name: short, EngineName: pv.volume.Name, Archive: short + ".tar.zst"}
+	if len(recipients) > 0 {
+		mv.Archive += ageSuffix
+	}
+	w, err := target.Create(ctx, backup, mv.Archive)
+	if err != nil {
+		return mv, fmt.Errorf("archive volume %s: %w", pv.volume.Name, err)
+	}
 	// A large buffer keeps the engine's stream flowing while the tar walk reads in small steps.
-	if err := writeArchive(bufio.NewReaderSize(rc, 1<<20), filepath.Join(dir, mv.Archive), &mv); err != nil {
+	if err := writeArchive(bufio.NewReaderSize(rc, 1<<20), w, recipients, &mv); err != nil {
+		w.Abort()
+		return mv, fmt.Errorf("archive volume %s: %w", pv.volume.Name, err)
+	}
+	if err := w.Commit(); err != nil {
 		return mv, fmt.Errorf("archive volume %s: %w", pv.volume.Name, err)
 	}
 	progress.Emit(events, id, progress.Done, "Backed up", fmt.Sprintf("%d files, %d bytes", mv.Files, mv.Size))
@@ -411,16 +451,21 @@ func quiesce(ctx context.Context, eng engine.Engine, pv projectVolume, mode stri
 	return release, nil
 }
 
-// writeArchive compresses the tar stream into path and records its counts and checksum.
-func writeArchive(tarStream io.Reader, path string, mv *ManifestVolume) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+// writeArchive compresses (and, with recipients, encrypts) the tar stream into w and
+// records its counts and the stored bytes' size and checksum.
+func writeArchive(tarStream io.Reader, w io.Writer, recipients []age.Recipient, mv *ManifestVolume) error {
 	sum := sha256.New()
-	counted := &countingWriter{w: io.MultiWriter(f, sum)}
-	zw, err := zstd.NewWriter(counted, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	counted := &countingWriter{w: io.MultiWriter(w, sum)}
+	var stored io.Writer = counted
+	var encrypted io.WriteCloser
+	if len(recipients) > 0 {
+		var err error
+		if encrypted, err = age.Encrypt(counted, recipients...); err != nil {
+			return err
+		}
+		stored = encrypted
+	}
+	zw, err := zstd.NewWriter(stored, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	if err != nil {
 		return err
 	}
@@ -452,12 +497,14 @@ func writeArchive(tarStream io.Reader, path string, mv *ManifestVolume) error {
 	if err := zw.Close(); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if encrypted != nil {
+		if err := encrypted.Close(); err != nil {
+			return err
+		}
 	}
 	mv.ArchiveBytes = counted.n
 	mv.SHA256 = hex.EncodeToString(sum.Sum(nil))
-	return f.Close()
+	return nil
 }
 
 type countingWriter struct {
@@ -471,30 +518,47 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func writeManifest(dir string, m Manifest) error {
+func writeManifest(ctx context.Context, target BackupTarget, backup string, m Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, ManifestFile), append(b, '\n'), 0o600)
+	w, err := target.Create(ctx, backup, ManifestFile)
+	if err != nil {
+		return fmt.Errorf("write the backup's manifest: %w", err)
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		w.Abort()
+		return fmt.Errorf("write the backup's manifest: %w", err)
+	}
+	if err := w.Commit(); err != nil {
+		return fmt.Errorf("write the backup's manifest: %w", err)
+	}
+	return nil
 }
 
-// ReadManifest reads the manifest of a backup directory.
-func ReadManifest(dir string) (Manifest, error) {
+// ReadManifest reads the manifest of a backup.
+func ReadManifest(ctx context.Context, target BackupTarget, backup string) (Manifest, error) {
 	var m Manifest
-	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	where := target.Location(backup) + "/" + ManifestFile
+	rc, err := target.Open(ctx, backup, ManifestFile)
 	if err != nil {
 		return m, fmt.Errorf("read the backup's manifest: %w", err)
 	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	if err != nil {
+		return m, fmt.Errorf("read the backup's manifest %s: %w", where, err)
+	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("backup manifest %s: %w", filepath.Join(dir, ManifestFile), err)
+		return m, fmt.Errorf("backup manifest %s: %w", where, err)
 	}
 	if m.Format != ManifestFormat {
-		return m, fmt.Errorf("backup manifest %s: format %d, this version reads format %d", filepath.Join(dir, ManifestFile), m.Format, ManifestFormat)
+		return m, fmt.Errorf("backup manifest %s: format %d, this version reads format %d", where, m.Format, ManifestFormat)
 	}
 	for _, v := range m.Volumes {
-		if v.Archive == "" || filepath.Base(v.Archive) != v.Archive || v.Name == "" {
-			return m, fmt.Errorf("backup manifest %s: volume %q has a bad archive name %q", filepath.Join(dir, ManifestFile), v.Name, v.Archive)
+		if validBackupName(v.Archive) != nil || v.Name == "" {
+			return m, fmt.Errorf("backup manifest %s: volume %q has a bad archive name %q", where, v.Name, v.Archive)
 		}
 	}
 	return m, nil
@@ -502,11 +566,11 @@ func ReadManifest(dir string) (Manifest, error) {
 
 // VerifyBackup checks every archive of the manifest against its checksum and reports
 // every damaged or missing one.
-func VerifyBackup(dir string, m Manifest) error {
+func VerifyBackup(ctx context.Context, target BackupTarget, backup string, m Manifest) error {
 	var errs []error
 	for _, v := range m.Volumes {
-		path := filepath.Join(dir, v.Archive)
-		got, err := fileSHA256(path)
+		path := target.Location(backup) + "/" + v.Archive
+		got, err := archiveSHA256(ctx, target, backup, v.Archive)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrArchiveDamaged, path, err))
@@ -517,14 +581,14 @@ func VerifyBackup(dir string, m Manifest) error {
 	return errors.Join(errs...)
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+func archiveSHA256(ctx context.Context, target BackupTarget, backup, file string) (string, error) {
+	rc, err := target.Open(ctx, backup, file)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer rc.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, rc); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -536,6 +600,11 @@ type RestoreOptions struct {
 	Project string
 	// Force writes into volumes that already hold files.
 	Force bool
+	// Identities decrypt an encrypted backup.
+	Identities []age.Identity
+	// LatestOf picks, for the backup name "latest", the newest backup of this project;
+	// empty: the target must hold one project's backups only.
+	LatestOf string
 }
 
 // RestoreTarget maps a backed-up volume to the engine volume it is restored into: its
@@ -547,15 +616,27 @@ func RestoreTarget(m Manifest, v ManifestVolume, project string) string {
 	return project + "_" + v.Name
 }
 
-// Restore verifies every archive of the backup in dir, checks that every target volume
+// Restore verifies every archive of the backup (named backup in target, or "latest"),
+// checks that the identities open every encrypted archive and that every target volume
 // is empty (unless opts.Force), and only then extracts the archives into the volumes,
 // creating the missing ones with Compose's labels. It returns the engine volume names.
-func Restore(ctx context.Context, eng engine.Engine, dir string, events progress.Writer, opts RestoreOptions) ([]string, error) {
-	m, err := ReadManifest(dir)
+func Restore(ctx context.Context, eng engine.Engine, target BackupTarget, backup string, events progress.Writer, opts RestoreOptions) ([]string, error) {
+	if backup == "latest" {
+		latest, err := LatestBackup(ctx, target, opts.LatestOf)
+		if err != nil {
+			return nil, err
+		}
+		backup = latest
+		progress.Emit(events, "Backup "+target.Location(backup), progress.Done, "Latest", "")
+	}
+	m, err := ReadManifest(ctx, target, backup)
 	if err != nil {
 		return nil, err
 	}
-	if err := VerifyBackup(dir, m); err != nil {
+	if err := VerifyBackup(ctx, target, backup, m); err != nil {
+		return nil, fmt.Errorf("nothing restored: %w", err)
+	}
+	if err := checkDecryption(ctx, target, backup, m, opts.Identities); err != nil {
 		return nil, fmt.Errorf("nothing restored: %w", err)
 	}
 	project := opts.Project
@@ -593,9 +674,10 @@ func Restore(ctx context.Context, eng engine.Engine, dir string, events progress
 		return nil, fmt.Errorf("nothing restored: %w", err)
 	}
 	var restored []string
+	source := target
 	for _, v := range m.Volumes {
 		target := RestoreTarget(m, v, project)
-		if err := restoreVolume(ctx, eng, image, project, dir, v, target, !exists[target], events); err != nil {
+		if err := restoreVolume(ctx, eng, image, project, source, backup, m, v, target, !exists[target], opts.Identities, events); err != nil {
 			return restored, err
 		}
 		restored = append(restored, target)
@@ -630,7 +712,7 @@ func volumeEmpty(ctx context.Context, eng engine.Engine, image, project, volume 
 	}
 }
 
-func restoreVolume(ctx context.Context, eng engine.Engine, image, project, dir string, v ManifestVolume, target string, create bool, events progress.Writer) (err error) {
+func restoreVolume(ctx context.Context, eng engine.Engine, image, project string, source BackupTarget, backup string, m Manifest, v ManifestVolume, target string, create bool, identities []age.Identity, events progress.Writer) (err error) {
 	id := "Volume " + target
 	progress.Emit(events, id, progress.Working, "Restoring", v.Archive)
 	defer func() {
@@ -649,19 +731,78 @@ func restoreVolume(ctx context.Context, eng engine.Engine, image, project, dir s
 		return err
 	}
 	defer removeCopier(eng, copier)
-	f, err := os.Open(filepath.Join(dir, v.Archive))
+	where := source.Location(backup) + "/" + v.Archive
+	rc, err := source.Open(ctx, backup, v.Archive)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
+	defer rc.Close()
+	plain, err := decryptArchive(m, bufio.NewReaderSize(rc, 1<<20), identities)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", f.Name(), err)
+		return fmt.Errorf("read %s: %w", where, err)
+	}
+	zr, err := zstd.NewReader(plain)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", where, err)
 	}
 	defer zr.Close()
 	if err := eng.CopyToContainer(ctx, copier, "/", zr); err != nil {
-		return fmt.Errorf("restore %s into volume %s: %w", f.Name(), target, err)
+		return fmt.Errorf("restore %s into volume %s: %w", where, target, err)
 	}
 	progress.Emit(events, id, progress.Done, "Restored", fmt.Sprintf("%d files, %d bytes", v.Files, v.Size))
 	return nil
+}
+
+// checkDecryption opens the header of every encrypted archive with the identities,
+// so a missing or wrong identity is refused before anything is written.
+func checkDecryption(ctx context.Context, target BackupTarget, backup string, m Manifest, identities []age.Identity) error {
+	if m.Encryption == "" || m.Encryption == "none" {
+		return nil
+	}
+	for _, v := range m.Volumes {
+		rc, err := target.Open(ctx, backup, v.Archive)
+		if err != nil {
+			return err
+		}
+		_, err = decryptArchive(m, rc, identities)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", target.Location(backup), err)
+		}
+	}
+	return nil
+}
+
+// LatestBackup names the newest backup (by its manifest's time) in target, of project
+// when given; without a project, the target must hold one project's backups only.
+func LatestBackup(ctx context.Context, target BackupTarget, project string) (string, error) {
+	names, err := target.List(ctx)
+	if err != nil {
+		return "", err
+	}
+	var best string
+	var bestTime time.Time
+	projects := map[string]bool{}
+	for _, name := range names {
+		m, err := ReadManifest(ctx, target, name)
+		if err != nil || project != "" && m.Project != project {
+			continue
+		}
+		projects[m.Project] = true
+		if best == "" || m.Created.After(bestTime) {
+			best, bestTime = name, m.Created
+		}
+	}
+	if len(projects) > 1 {
+		var list []string
+		for p := range projects {
+			list = append(list, p)
+		}
+		sort.Strings(list)
+		return "", fmt.Errorf("%s holds backups of several projects (%s): name the one to restore with -p PROJECT", target.Location(""), strings.Join(list, ", "))
+	}
+	if best == "" {
+		return "", fmt.Errorf("%w: no backup with a readable manifest in %s", ErrBackupNotFound, target.Location(""))
+	}
+	return best, nil
 }

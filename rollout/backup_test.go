@@ -94,8 +94,11 @@ func TestBackupWritesArchivesAndManifest(t *testing.T) {
 	content := volumeTar(t, map[string]string{"a": "hello", "b": "world!"})
 	f := newBackupFake(t, content, nil)
 	out := t.TempDir()
-	dir, m, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Dir: out, ToolVersion: "test"})
+	res, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: out}, ToolVersion: "test"})
 	assert.NilError(t, err)
+	dir, m := res.Location, res.Manifest
+	assert.Check(t, is.Equal(m.Encryption, "none"))
+	assert.Check(t, is.DeepEqual(res.Pruned, []string{}))
 
 	assert.Check(t, is.Equal(m.Project, "shop"))
 	assert.Check(t, is.Equal(m.Consistency, "pause"))
@@ -112,10 +115,10 @@ func TestBackupWritesArchivesAndManifest(t *testing.T) {
 	// the container mounting the volume is paused only around the copy
 	assert.Check(t, is.DeepEqual(f.calls, []string{"create shop_data", "pause db1", "copy-from /volume", "unpause db1", "remove copier"}))
 
-	read, err := ReadManifest(dir)
+	read, err := ReadManifest(context.Background(), LocalTarget{Dir: out}, filepath.Base(dir))
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(read.Volumes, m.Volumes))
-	assert.NilError(t, VerifyBackup(dir, read))
+	assert.NilError(t, VerifyBackup(context.Background(), LocalTarget{Dir: out}, filepath.Base(dir), read))
 
 	// the archive decompresses to the very stream the engine gave
 	got := decompressArchive(t, filepath.Join(dir, v.Archive))
@@ -124,8 +127,9 @@ func TestBackupWritesArchivesAndManifest(t *testing.T) {
 
 func TestBackupEveryVolumeSkipsLifecycleOwn(t *testing.T) {
 	f := newBackupFake(t, volumeTar(t, nil), nil)
-	_, m, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Dir: t.TempDir(), Consistency: compose.ConsistencyNone})
+	res, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Target: LocalTarget{Dir: t.TempDir()}, Consistency: compose.ConsistencyNone})
 	assert.NilError(t, err)
+	m := res.Manifest
 	var names []string
 	for _, v := range m.Volumes {
 		names = append(names, v.Name)
@@ -138,14 +142,14 @@ func TestBackupEveryVolumeSkipsLifecycleOwn(t *testing.T) {
 
 func TestBackupUnknownTargetsNamedAtOnce(t *testing.T) {
 	f := newBackupFake(t, nil, nil)
-	_, _, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"nope", "data", "gone"}, Dir: t.TempDir()})
+	_, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"nope", "data", "gone"}, Target: LocalTarget{Dir: t.TempDir()}})
 	assert.ErrorContains(t, err, "no volume or service nope, gone in project shop (volumes and services: cache, data, db, web)")
 }
 
 func TestBackupUnpausesAndCleansUpOnError(t *testing.T) {
 	f := newBackupFake(t, nil, errors.New("engine hiccup"))
 	out := t.TempDir()
-	_, _, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"data"}, Dir: out})
+	_, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"data"}, Target: LocalTarget{Dir: out}})
 	assert.ErrorContains(t, err, "engine hiccup")
 	assert.Check(t, is.DeepEqual(f.calls, []string{"create shop_data", "pause db1", "copy-from /volume", "unpause db1", "remove copier"}))
 	entries, _ := os.ReadDir(out)
@@ -154,8 +158,10 @@ func TestBackupUnpausesAndCleansUpOnError(t *testing.T) {
 
 func TestRestoreRefusesDamagedArchiveBeforeAnyEngineCall(t *testing.T) {
 	f := newBackupFake(t, volumeTar(t, map[string]string{"a": "hello"}), nil)
-	dir, m, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Dir: t.TempDir()})
+	out := t.TempDir()
+	res, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Target: LocalTarget{Dir: out}})
 	assert.NilError(t, err)
+	dir, m := res.Location, res.Manifest
 	path := filepath.Join(dir, m.Volumes[1].Archive)
 	b, err := os.ReadFile(path)
 	assert.NilError(t, err)
@@ -163,7 +169,7 @@ func TestRestoreRefusesDamagedArchiveBeforeAnyEngineCall(t *testing.T) {
 	assert.NilError(t, os.WriteFile(path, b, 0o600))
 
 	// an engine that fails every call: the restore must stop before touching it
-	_, err = Restore(context.Background(), &engine.Fake{}, dir, progress.Nop, RestoreOptions{Project: "copy"})
+	_, err = Restore(context.Background(), &engine.Fake{}, LocalTarget{Dir: out}, filepath.Base(dir), progress.Nop, RestoreOptions{Project: "copy"})
 	assert.Check(t, errors.Is(err, ErrArchiveDamaged), "%v", err)
 	assert.ErrorContains(t, err, "nothing restored")
 	assert.ErrorContains(t, err, path)
@@ -178,9 +184,10 @@ func TestRestoreTargetMapsVolumeNames(t *testing.T) {
 }
 
 func TestReadManifestRejectsPathsOutsideTheBackup(t *testing.T) {
-	dir := t.TempDir()
-	assert.NilError(t, writeManifest(dir, Manifest{Format: ManifestFormat, Project: "shop", Volumes: []ManifestVolume{{Name: "data", Archive: "../etc/passwd"}}}))
-	_, err := ReadManifest(dir)
+	target := LocalTarget{Dir: t.TempDir()}
+	assert.NilError(t, target.Begin(context.Background(), "b"))
+	assert.NilError(t, writeManifest(context.Background(), target, "b", Manifest{Format: ManifestFormat, Project: "shop", Volumes: []ManifestVolume{{Name: "data", Archive: "../etc/passwd"}}}))
+	_, err := ReadManifest(context.Background(), target, "b")
 	assert.ErrorContains(t, err, `volume "data" has a bad archive name "../etc/passwd"`)
 }
 
