@@ -48,7 +48,7 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	}
 	var mu sync.Mutex
 	announced := false
-	err = rollout.Guard(ctx, eng, p, rollout.GuardOptions{
+	err = rollout.Guard(ctx, eng, rollout.NewGuardTarget(p), rollout.GuardOptions{
 		Alert: func(a rollout.GuardAlert) {
 			mu.Lock()
 			defer mu.Unlock()
