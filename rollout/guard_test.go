@@ -219,7 +219,9 @@ func TestGuardRestartedGuardDoesNotDoubleRestart(t *testing.T) {
 	w.health = "starting"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	go func() {
+		done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }})
+	}()
 	<-w.streams
 	w.noAlert(t, 300*time.Millisecond)
 	cancel()
@@ -272,7 +274,9 @@ func TestGuardWaitsForADeploysLock(t *testing.T) {
 	w.lock = map[string]string{"io.lifecycle.lock.token": "someone-else", "io.lifecycle.lock.command": "deploy", "io.lifecycle.lock.host": "elsewhere"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	go func() {
+		done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		assert.Check(t, <-done)
