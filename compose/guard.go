@@ -110,3 +110,10 @@ func resolveGuard(project GuardSpec, spec *ServiceSpec) error {
 	spec.Guard = g
 	return nil
 }
+
+// RoleGuard marks the detached guard's container (`guard --detach`): one per project,
+// named GuardContainerName, holding the engine's socket on purpose.
+const RoleGuard = "guard"
+
+// GuardContainerName is the name of project's detached guard container.
+func GuardContainerName(project string) string { return project + "-guard" }

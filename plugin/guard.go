@@ -3,7 +3,12 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 	"sync"
+	"text/tabwriter"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -13,6 +18,13 @@ import (
 
 type guardOptions struct {
 	format string
+	// detach runs the guard as a container; mountSocket is its explicit opt-in.
+	detach, mountSocket bool
+	status              bool
+	last                int
+	// target is the resolved project (JSON), given to the detached guard in its
+	// container, where there is no compose file.
+	target string
 }
 
 func newGuardCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -29,26 +41,89 @@ left as it is, for inspection, with an alert. A 'docker exec' into a project con
 an OOM kill are reported. Every alert is one line on stderr; with --format json also one
 JSON object per line on stdout (schema in docs/guard.md). After a reconnection of the
 event stream, and at start, the containers are listed and inspected again, so a restarted
-guard does not restart a container twice.`,
+guard does not restart a container twice.
+
+With --detach --mount-docker-socket the guard runs as a container on the engine instead
+(<project>-guard, restart unless-stopped; a new --detach replaces it, down removes it).
+It holds the engine's socket, which is root on the engine's host: hence the explicit
+flag. --status shows the detached guard, what it watches and its last actions; it exits
+non-zero when no guard runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.validate(cmd); err != nil {
+				return err
+			}
+			switch {
+			case opts.detach:
+				return runGuardDetach(cmd, dockerCli, project, opts)
+			case opts.status:
+				return runGuardStatus(cmd, dockerCli, project, opts)
+			}
 			return runGuard(cmd, dockerCli, project, opts)
 		},
 	}
-	enumFlag(cmd.Flags(), &opts.format, "format", "text", "Output format: text (alerts on stderr), or json (also one JSON object per alert on stdout)", "text", "json")
+	flags := cmd.Flags()
+	enumFlag(flags, &opts.format, "format", "text", "Output format: text (alerts on stderr; --status: a table), or json (also one JSON object per alert on stdout; --status: one JSON document)", "text", "table", "json")
+	flags.BoolVarP(&opts.detach, "detach", "d", false, "Run the guard as a container on the engine (<project>-guard, restart unless-stopped); needs --mount-docker-socket")
+	flags.BoolVar(&opts.mountSocket, "mount-docker-socket", false, "With --detach: mount the engine's socket into the guard container, which makes it root on the engine's host")
+	flags.BoolVar(&opts.status, "status", false, "Show the detached guard: its container, what it watches, its last actions; exit 1 when none runs")
+	flags.IntVar(&opts.last, "last", 10, "With --status: how many of the guard's last actions to show")
+	flags.StringVar(&opts.target, "target", "", "The resolved project as JSON (the detached guard's own argument)")
+	_ = flags.MarkHidden("target")
 	return cmd
+}
+
+// validate reports every misuse of the flags at once, before anything is created.
+func (o guardOptions) validate(cmd *cobra.Command) error {
+	var problems []string
+	switch {
+	case o.detach && o.status:
+		problems = append(problems, "--detach and --status exclude each other: start the guard, then ask for its status")
+	case o.detach && !o.mountSocket:
+		problems = append(problems, rollout.ErrSocketOptIn.Error())
+	case o.mountSocket && !o.detach:
+		problems = append(problems, "--mount-docker-socket is for --detach: the foreground guard uses the docker CLI's connection")
+	}
+	if cmd.Flags().Changed("last") && !o.status {
+		problems = append(problems, "--last is for --status")
+	}
+	if o.last < 1 {
+		problems = append(problems, fmt.Sprintf("--last must be 1 or more, got %d", o.last))
+	}
+	if o.target != "" && (o.detach || o.status) {
+		problems = append(problems, "--target is the detached guard's own argument, not for --detach or --status")
+	}
+	if len(problems) > 0 {
+		return usageError("%s", strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts guardOptions) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, eng, err := openProject(ctx, dockerCli, project)
+	var target rollout.GuardTarget
+	if opts.target != "" {
+		// The detached guard: no compose file here, the project comes resolved.
+		t, err := rollout.DecodeGuardTarget([]byte(opts.target))
+		if err != nil {
+			return err
+		}
+		target = t
+	} else {
+		p, _, err := openProject(ctx, dockerCli, project)
+		if err != nil {
+			return err
+		}
+		target = rollout.NewGuardTarget(p)
+	}
+	eng, err := connect(ctx, dockerCli)
 	if err != nil {
 		return err
 	}
 	var mu sync.Mutex
 	announced := false
-	err = rollout.Guard(ctx, eng, p, rollout.GuardOptions{
+	err = rollout.Guard(ctx, eng, target, rollout.GuardOptions{
 		Alert: func(a rollout.GuardAlert) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -64,10 +139,124 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 			mu.Lock()
 			defer mu.Unlock()
 			if !announced {
-				fmt.Fprintf(dockerCli.Err(), "guarding project %s: %d running containers (Ctrl-C stops)\n", p.Name, n)
+				fmt.Fprintf(dockerCli.Err(), "guarding project %s: %d running containers (Ctrl-C stops)\n", target.Project, n)
 				announced = true
 			}
 		},
 	})
 	return exitError(ctx, err)
+}
+
+func runGuardDetach(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts guardOptions) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	p, eng, err := openProject(ctx, dockerCli, project)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		var bin []byte
+		if bin, err = os.ReadFile(exe); err == nil {
+			var res rollout.DetachResult
+			res, err = rollout.DetachGuard(ctx, eng, rollout.NewGuardTarget(p), rollout.DetachOptions{
+				MountDockerSocket: opts.mountSocket, Executable: bin,
+				Progress: func(s string) { fmt.Fprintln(dockerCli.Err(), s) },
+			})
+			if err == nil {
+				return renderDetached(dockerCli.Out(), dockerCli.Err(), p.Name, res, opts.format)
+			}
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("guard --detach of project %s: %w", p.Name, err)
+	}
+	return exitError(ctx, err)
+}
+
+func renderDetached(out, errOut io.Writer, project string, res rollout.DetachResult, format string) error {
+	if res.ImageNew {
+		fmt.Fprintf(errOut, "built the guard image %s in %s\n", res.Image, res.BuildTime.Round(time.Millisecond))
+	}
+	for _, r := range res.Replaced {
+		fmt.Fprintf(errOut, "replaced the project's older guard container %s (its policy is the compose file's as of now)\n", r)
+	}
+	if format == "json" {
+		return json.NewEncoder(out).Encode(res)
+	}
+	_, err := fmt.Fprintf(out, "guard of project %s runs in container %s (restart unless-stopped); `docker lifecycle guard --status` shows it, `docker lifecycle down` removes it\n", project, res.Container)
+	return err
+}
+
+func runGuardStatus(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts guardOptions) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	name, eng, err := openProjectName(ctx, dockerCli, project)
+	if err != nil {
+		return err
+	}
+	r, err := rollout.GuardStatus(ctx, eng, name, opts.last)
+	if err != nil {
+		return exitError(ctx, err)
+	}
+	if opts.format == "json" {
+		err = json.NewEncoder(dockerCli.Out()).Encode(r)
+	} else {
+		err = writeGuardStatus(dockerCli.Out(), r, time.Now())
+	}
+	if err == nil && !r.Running {
+		err = fmt.Errorf("the guard container %s of project %s is %s (exit code %d), not running: `docker logs %s` says why; `docker lifecycle guard --detach --mount-docker-socket` starts a new one", r.Container.Name, r.Project, r.Container.State, r.Container.ExitCode, r.Container.Name)
+	}
+	return exitError(ctx, err)
+}
+
+// writeGuardStatus is the --status table: the container, the guarded services and
+// containers, the last actions.
+func writeGuardStatus(w io.Writer, r rollout.GuardStatusReport, now time.Time) error {
+	c := r.Container
+	since := "-"
+	if !c.Since.IsZero() {
+		since = fmt.Sprintf("%s (%s ago)", c.Since.UTC().Format(time.RFC3339), now.Sub(c.Since).Round(time.Second))
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "GUARD\t%s\nCONTAINER\t%s\nSTATE\t%s\nSINCE\t%s\nRESTARTS\t%d\nIMAGE\t%s\n", r.Project, c.Name, c.State, since, c.Restarts, c.Image)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tCONTAINERS\tAFTER\tBACKOFF\tBUDGET\tROUTED")
+	for _, s := range r.Services {
+		var names []string
+		for _, ct := range s.Containers {
+			h := ct.Health
+			if h == "" {
+				h = "no healthcheck"
+			}
+			names = append(names, ct.Name+" ("+h+")")
+		}
+		if len(names) == 0 {
+			names = []string{"-"}
+		}
+		after := "interval×retries" // the healthcheck's, read from each container
+		if s.Policy.After != 0 {
+			after = s.Policy.After.String()
+		}
+		b := s.Policy.Backoff
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s→%s, reset %s\t%d in %s\t%t\n", s.Service, strings.Join(names, ", "), after, b.Start, b.Cap, b.ResetAfter, s.Policy.Budget, s.Policy.Window, s.Routed)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nLAST %d ACTIONS\n", len(r.Actions))
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tCONTAINER\tKIND\tACTION\tREASON")
+	for _, a := range r.Actions {
+		who := a.Container
+		if who == "" {
+			who = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format(time.RFC3339), who, a.Kind, a.Action, a.Reason)
+	}
+	return tw.Flush()
 }

@@ -58,15 +58,21 @@ func runLint(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	// Image facts (the image's user and healthcheck) need the engine; without one the
 	// compose file alone is judged, and lint says so.
 	var images rollout.Images
+	var running []policy.Finding
 	if eng, err := connect(ctx, dockerCli); err != nil {
 		fmt.Fprintf(dockerCli.Err(), "warning: image users and healthchecks not checked: %v\n", err)
 	} else if images, err = rollout.InspectImages(ctx, eng, p); err != nil {
+		return err
+	} else if running, err = rollout.RuntimeSocketFindings(ctx, eng, p); err != nil {
+		// The project's running containers that no compose service describes (the
+		// guard is recognised as the project's own).
 		return err
 	}
 	findings, err := rollout.CheckPolicy(p, images)
 	if err != nil {
 		return err
 	}
+	findings = append(findings, running...)
 	switch opts.format {
 	case "json":
 		err = writeFindingsJSON(dockerCli.Out(), findings)

@@ -113,25 +113,30 @@ func checkCapAdd(dst []violation, svc *types.ServiceConfig, _ *input) []violatio
 	return append(dst, violation{Message: fmt.Sprintf("cap_add: [%s] adds Linux capabilities", strings.Join(svc.CapAdd, ", "))})
 }
 
+// socketMount says why a mount (compose's volume types; "" is a bind) exposes the
+// engine, or "" when it does not.
+func socketMount(typ, source string) string {
+	switch typ {
+	case types.VolumeTypeBind, "":
+		src := path.Clean(source)
+		switch {
+		case source == "":
+		case strings.HasSuffix(src, "docker.sock"):
+			return "mounts the Docker socket, which gives control of the host"
+		case src == "/" || src == "/run" || src == "/var/run":
+			return "mounts the host's " + src + ", which holds the Docker socket"
+		}
+	case types.VolumeTypeNamedPipe:
+		if strings.Contains(strings.ToLower(source), "docker_engine") {
+			return "mounts the Docker engine pipe, which gives control of the host"
+		}
+	}
+	return ""
+}
+
 func checkDockerSocket(dst []violation, svc *types.ServiceConfig, _ *input) []violation {
 	for _, v := range svc.Volumes {
-		var why string
-		switch v.Type {
-		case types.VolumeTypeBind, "":
-			src := path.Clean(v.Source)
-			switch {
-			case v.Source == "":
-			case strings.HasSuffix(src, "docker.sock"):
-				why = "mounts the Docker socket, which gives control of the host"
-			case src == "/" || src == "/run" || src == "/var/run":
-				why = "mounts the host's " + src + ", which holds the Docker socket"
-			}
-		case types.VolumeTypeNamedPipe:
-			if strings.Contains(strings.ToLower(v.Source), "docker_engine") {
-				why = "mounts the Docker engine pipe, which gives control of the host"
-			}
-		}
-		if why != "" {
+		if why := socketMount(v.Type, v.Source); why != "" {
 			dst = append(dst, violation{Message: fmt.Sprintf("volumes: %q %s", v.Source+":"+v.Target, why)})
 		}
 	}

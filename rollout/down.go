@@ -38,6 +38,14 @@ func Down(ctx context.Context, eng engine.Engine, project string, events progres
 		_ = l.Release(releaseCtx)
 	}()
 
+	// The detached guard goes first: it would watch, and report, the teardown.
+	guards, err := RemoveGuard(ctx, eng, project)
+	for _, g := range guards {
+		progress.Emit(events, "Container "+g, progress.Done, "Removed", "the project's guard")
+	}
+	if err != nil {
+		return err
+	}
 	containers, err := eng.ListContainers(ctx, projectFilter(project))
 	if err != nil {
 		return err

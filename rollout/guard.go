@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
@@ -83,9 +82,9 @@ type GuardOptions struct {
 
 var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM, engine.EventHealthStatus, engine.EventExecStart, engine.EventDestroy}
 
-// Guard watches project p's containers until ctx ends (nil then) or the engine cannot
+// Guard watches project p's containers (NewGuardTarget) until ctx ends (nil then) or the engine cannot
 // be reached to re-synchronise.
-func Guard(ctx context.Context, eng engine.Engine, p *compose.Project, opts GuardOptions) error {
+func Guard(ctx context.Context, eng engine.Engine, p GuardTarget, opts GuardOptions) error {
 	g := &guard{eng: eng, project: p, opts: opts, watched: map[string]*watchedContainer{}, done: make(chan restartResult)}
 	defer func() {
 		// Restarts in flight end (they do not follow ctx); their results go nowhere.
@@ -104,7 +103,7 @@ func Guard(ctx context.Context, eng engine.Engine, p *compose.Project, opts Guar
 	reconnect := time.Duration(0)
 	for first := true; ; first = false {
 		streamCtx, cancel := context.WithCancel(ctx)
-		evs, errs := eng.Events(streamCtx, map[string]string{compose.LabelProject: p.Name}, guardActions)
+		evs, errs := eng.Events(streamCtx, map[string]string{compose.LabelProject: p.Project}, guardActions)
 		err := g.resync(ctx, time.Now())
 		if err == nil && !first {
 			g.alert(GuardAlert{Kind: AlertGuard, Action: ActionReconnected, Reason: "event stream re-opened; the project's containers were listed and inspected again"})
@@ -116,7 +115,7 @@ func Guard(ctx context.Context, eng engine.Engine, p *compose.Project, opts Guar
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("guard of project %s: %w", p.Name, err)
+			return fmt.Errorf("guard of project %s: %w", p.Project, err)
 		case err != nil:
 			// The engine may be restarting: keep trying, with the backoff.
 			streamErr = fmt.Errorf("re-synchronise: %w", err)
@@ -141,7 +140,7 @@ func Guard(ctx context.Context, eng engine.Engine, p *compose.Project, opts Guar
 
 type guard struct {
 	eng     engine.Engine
-	project *compose.Project
+	project GuardTarget
 	opts    GuardOptions
 	watched map[string]*watchedContainer // by container ID
 	done    chan restartResult
@@ -204,7 +203,7 @@ func (g *guard) follow(ctx context.Context, evs <-chan engine.Event, errs <-chan
 // trackers of containers that are gone are dropped, the others observe what the engine
 // says now (their restart history stays).
 func (g *guard) resync(ctx context.Context, now time.Time) error {
-	cs, err := g.eng.ListContainers(ctx, map[string]string{compose.LabelProject: g.project.Name})
+	cs, err := g.eng.ListContainers(ctx, map[string]string{compose.LabelProject: g.project.Project})
 	if err != nil {
 		return err
 	}
@@ -244,7 +243,7 @@ func (g *guard) inspect(ctx context.Context, id string, now time.Time) error {
 	w := g.watched[id]
 	if w == nil {
 		service := d.Labels[compose.LabelService]
-		spec, ok := g.project.ServiceSpecs[service]
+		spec, ok := g.project.Services[service]
 		if !ok {
 			return nil // a service the compose file no longer has: not the guard's to judge
 		}
@@ -254,7 +253,7 @@ func (g *guard) inspect(ctx context.Context, id string, now time.Time) error {
 			interval, retries = d.Config.Healthcheck.Interval, d.Config.Healthcheck.Retries
 		}
 		w = &watchedContainer{id: id, name: d.Name, service: service,
-			tracker: newGuardTracker(newGuardPolicy(spec.Guard, interval, retries)), healthcheck: healthcheckCommand(d)}
+			tracker: newGuardTracker(newGuardPolicy(spec.Policy, interval, retries)), healthcheck: healthcheckCommand(d)}
 		if d.HostConfig != nil {
 			w.memory = d.HostConfig.Memory
 		}
@@ -348,13 +347,8 @@ func (g *guard) ownExec(ctx context.Context, e engine.Event, w *watchedContainer
 	if role != "" && role != compose.RoleApp && strings.HasPrefix(cmd, "/agent ") {
 		return true
 	}
-	svc, ok := g.project.Services[e.Attributes[compose.LabelService]]
-	if ok {
-		for _, h := range append(append([]types.ServiceHook{}, svc.PostStart...), svc.PreStop...) {
-			if cmd == strings.Join(h.Command, " ") {
-				return true
-			}
-		}
+	if slices.Contains(g.project.Services[e.Attributes[compose.LabelService]].Hooks, cmd) {
+		return true
 	}
 	if w == nil && role == compose.RoleApp {
 		// Not watched (yet): compare with its healthcheck as the engine has it.
@@ -389,7 +383,7 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 				Kind: AlertUnhealthy, Action: ActionQuarantined, Service: w.service, Container: w.name, Budget: p.budget, Restarts: len(w.tracker.restarts),
 				Reason: fmt.Sprintf("still unhealthy after %d restarts within %s (x-lifecycle.guard budget): no more restarts; the container is kept for inspection", len(w.tracker.restarts), p.window),
 			}
-			if g.project.ServiceSpecs[w.service].Routed() {
+			if g.project.Services[w.service].Routed {
 				g.quarantine(w, a)
 			} else {
 				g.alert(a)
@@ -420,12 +414,12 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 func (g *guard) restart(w *watchedContainer) {
 	w.busy = true
 	began := time.Now()
-	spec := g.project.ServiceSpecs[w.service]
+	spec := g.project.Services[w.service]
 	g.wg.Go(func() {
 		// Not the command's context: a restart, once begun, ends with a started container.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(spec.WaitTimeout))
 		defer cancel()
-		l, err := lock.Acquire(ctx, g.eng, g.project.Name, "guard", nil)
+		l, err := lock.Acquire(ctx, g.eng, g.project.Project, "guard", nil)
 		if err != nil {
 			g.done <- restartResult{id: w.id, began: began, postponed: err}
 			return
@@ -433,8 +427,8 @@ func (g *guard) restart(w *watchedContainer) {
 		defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
 		var hold *routeHold
 		note := ""
-		if spec.Routed() {
-			if hold, err = unroute(ctx, g.eng, g.project.Name, w.name, false); err != nil {
+		if spec.Routed {
+			if hold, err = unroute(ctx, g.eng, g.project.Project, w.name, false); err != nil {
 				note = fmt.Sprintf("; it stayed in the router (%v), whose passive checks skip it while it is down", err)
 			} else if hold != nil {
 				note = "; taken out of the router while it restarted"
@@ -468,10 +462,10 @@ func (g *guard) quarantine(w *watchedContainer, a GuardAlert) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		note := ""
-		if l, err := lock.Acquire(ctx, g.eng, g.project.Name, "guard", nil); err != nil {
+		if l, err := lock.Acquire(ctx, g.eng, g.project.Project, "guard", nil); err != nil {
 			note = fmt.Sprintf("; it stays in the router (the project lock: %v)", err)
 		} else {
-			hold, err := unroute(ctx, g.eng, g.project.Name, w.name, true)
+			hold, err := unroute(ctx, g.eng, g.project.Project, w.name, true)
 			switch {
 			case err != nil:
 				note = fmt.Sprintf("; it stays in the router (%v)", err)
@@ -547,7 +541,7 @@ func (g *guard) alert(a GuardAlert) {
 	if a.Time.IsZero() {
 		a.Time = time.Now()
 	}
-	a.Project = g.project.Name
+	a.Project = g.project.Project
 	if g.opts.Alert != nil {
 		g.opts.Alert(a)
 	}

@@ -157,7 +157,7 @@ services:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Guard(ctx, f, p, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }, Watching: func(n int) { w.watching <- n }})
+		done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }, Watching: func(n int) { w.watching <- n }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -219,7 +219,9 @@ func TestGuardRestartedGuardDoesNotDoubleRestart(t *testing.T) {
 	w.health = "starting"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Guard(ctx, f, p, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	go func() {
+		done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }})
+	}()
 	<-w.streams
 	w.noAlert(t, 300*time.Millisecond)
 	cancel()
@@ -238,7 +240,7 @@ services:
     post_start: [{command: ["/bin/warm", "cache"]}]
     pre_stop: [{command: ["/bin/flush"]}]
 `)
-	g := &guard{project: p, eng: &engine.Fake{}}
+	g := &guard{project: encodedTarget(t, p), eng: &engine.Fake{}}
 	app := map[string]string{compose.LabelService: "web", compose.LabelRole: compose.RoleApp}
 	router := map[string]string{compose.LabelService: "web", compose.LabelRole: compose.RoleRouter}
 	shell := engine.ContainerDetails{Config: &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD-SHELL", "curl -fs localhost"}}}}
@@ -272,7 +274,9 @@ func TestGuardWaitsForADeploysLock(t *testing.T) {
 	w.lock = map[string]string{"io.lifecycle.lock.token": "someone-else", "io.lifecycle.lock.command": "deploy", "io.lifecycle.lock.host": "elsewhere"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Guard(ctx, f, p, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	go func() {
+		done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		assert.Check(t, <-done)
@@ -310,7 +314,7 @@ func TestGuardStopsAfterTheRestartInFlight(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Guard(ctx, f, p, GuardOptions{}) }()
+	go func() { done <- Guard(ctx, f, encodedTarget(t, p), GuardOptions{}) }()
 	<-stopping
 	cancel()
 	select {
@@ -326,4 +330,13 @@ func TestGuardStopsAfterTheRestartInFlight(t *testing.T) {
 		t.Fatal("the guard did not return after the restart")
 	}
 	assert.Check(t, is.DeepEqual(w.restarts(), []string{"stop c1", "start c1"}))
+}
+
+// encodedTarget is p's guard target after the JSON trip the detached guard's takes, so
+// the loop tests also prove that nothing the guard needs is lost on the way.
+func encodedTarget(t *testing.T, p *compose.Project) GuardTarget {
+	t.Helper()
+	target, err := DecodeGuardTarget([]byte(NewGuardTarget(p).Encode()))
+	assert.NilError(t, err)
+	return target
 }

@@ -170,3 +170,39 @@ func runningService(name string, d engine.ContainerDetails) types.ServiceConfig 
 	}
 	return svc
 }
+
+// RuntimeSocketFindings judges the project's containers that are not replicas of its
+// compose services (the detached guard, agent containers, containers started by hand
+// with the project's labels) with the docker-socket rule: lint's view of what the
+// compose file does not show. The project's own guard is recognised and not reported.
+func RuntimeSocketFindings(ctx context.Context, eng engine.Engine, p *compose.Project) ([]policy.Finding, error) {
+	cs, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: p.Name})
+	if err != nil {
+		return nil, err
+	}
+	var runtime []policy.RuntimeContainer
+	for _, c := range cs {
+		if _, ok := p.Services[c.Labels[compose.LabelService]]; ok && c.Labels[compose.LabelRole] == compose.RoleApp {
+			continue // judged by its compose service
+		}
+		d, err := eng.InspectContainer(ctx, c.ID)
+		if errors.Is(err, engine.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		rc := policy.RuntimeContainer{Name: d.Name, Labels: d.Labels}
+		if d.HostConfig != nil {
+			for _, b := range d.HostConfig.Binds {
+				src, dst, _ := strings.Cut(b, ":")
+				dst, _, _ = strings.Cut(dst, ":")
+				rc.Mounts = append(rc.Mounts, policy.RuntimeMount{Type: "bind", Source: src, Target: dst})
+			}
+			for _, m := range d.HostConfig.Mounts {
+				rc.Mounts = append(rc.Mounts, policy.RuntimeMount{Type: string(m.Type), Source: m.Source, Target: m.Target})
+			}
+		}
+		runtime = append(runtime, rc)
+	}
+	return policy.CheckRuntimeSocket(p.Name, runtime), nil
+}

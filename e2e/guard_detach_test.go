@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// guardStatus is the part of `guard --status --format json` the test reads.
+type guardStatus struct {
+	Running   bool `json:"running"`
+	Container struct {
+		Name     string `json:"name"`
+		State    string `json:"state"`
+		Restarts int    `json:"restarts"`
+	} `json:"container"`
+	Services []struct {
+		Service    string `json:"service"`
+		Containers []struct {
+			Name string `json:"name"`
+		} `json:"containers"`
+	} `json:"services"`
+	Actions []guardAlert `json:"actions"`
+}
+
+// TestGuardDetached: `guard --detach` without the socket opt-in fails and creates
+// nothing; with it, the guard runs as <project>-guard (hardened), restarts a container
+// made unhealthy, `guard --status` reports that restart, a second --detach replaces
+// the guard, and `down` removes it (then --status exits non-zero).
+func TestGuardDetached(t *testing.T) {
+	s := setup(t)
+	t.Parallel()
+	defer logDuration(t, time.Now())
+	dir := countDir(t)
+	okFile := filepath.Join(dir, "ok")
+	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
+	p := s.newProject(t, fmt.Sprintf(`
+services:
+  web:
+    image: {{image:v1}}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck", "http://127.0.0.1:8080/file?path=/health/ok"], interval: 300ms, retries: 2}
+    volumes: ["%s:/health:ro"]
+    environment: {QUIET: "1"}
+    x-lifecycle:
+      guard: {backoff: {start: 2s}, budget: 3, window: 1m}
+`, dir))
+	p.mustLifecycle("deploy")
+	guard := p.name + "-guard"
+
+	r := p.lifecycle("guard", "--detach")
+	assert.Check(t, r.code != 0, r.String())
+	assert.Check(t, is.Contains(r.stderr, "--mount-docker-socket"))
+	assert.Check(t, is.Contains(r.stderr, "root on the engine's host"))
+	assert.Check(t, is.Len(p.containers("label=io.lifecycle.role=guard"), 0))
+
+	began := time.Now()
+	r = p.mustLifecycle("guard", "--detach", "--mount-docker-socket")
+	t.Logf("guard --detach took %s: %s", time.Since(began).Round(time.Millisecond), strings.TrimSpace(r.stderr))
+	image := p.inspect("{{.Config.Image}}", guard)
+	t.Cleanup(func() { _ = s.plainDocker("image", "rm", "-f", image) })
+	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.CapDrop}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.SecurityOpt}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.NetworkMode}}", guard),
+		"[ALL] true [no-new-privileges:true] unless-stopped none"))
+	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.role"}} {{index .Config.Labels "com.docker.compose.project"}}`, guard), "guard "+p.name))
+
+	// lint recognises the project's own guard: its socket mount is no finding.
+	lint := p.lifecycle("lint", "--format", "json")
+	assert.Check(t, !strings.Contains(lint.stdout, "docker-socket"), lint.String())
+
+	// The guard is ready once it said so (on stderr, in its log).
+	waitFor(t, 20*time.Second, "the detached guard to watch the project", func() bool {
+		return strings.Contains(p.s.docker(t, p.dir, nil, "logs", guard).stderr, "guarding project "+p.name+": 1 running")
+	})
+	assert.NilError(t, os.Remove(okFile))
+	var restart guardAlert
+	waitFor(t, 20*time.Second, "the detached guard's restart in guard --status", func() bool {
+		r := p.lifecycle("guard", "--status", "--format", "json")
+		var st guardStatus
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+			return false
+		}
+		for _, a := range st.Actions {
+			if a.Kind == "unhealthy" && a.Action == "restarted" {
+				restart = a
+				assert.Check(t, st.Running)
+				assert.Check(t, is.Len(st.Services, 1))
+				return true
+			}
+		}
+		return false
+	})
+	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
+	assert.Assert(t, restart.FailingSince != nil && restart.RestartBegan != nil, "%+v", restart)
+	t.Logf("detached guard: restart of %s begun %s after the first failing probe (after = 600ms)", restart.Container, restart.RestartBegan.Sub(*restart.FailingSince).Round(time.Millisecond))
+	assert.Check(t, restart.RestartBegan.Sub(*restart.FailingSince) <= 600*time.Millisecond+2*time.Second)
+	table := p.mustLifecycle("guard", "--status")
+	assert.Check(t, is.Contains(table.stdout, "CONTAINER  "+guard), table.stdout)
+	assert.Check(t, is.Contains(table.stdout, "restarted"), table.stdout)
+	if st := p.s.docker(t, p.dir, nil, "stats", "--no-stream", "--format", "{{.MemUsage}} {{.CPUPerc}} {{.PIDs}}", guard); st.code == 0 {
+		t.Logf("guard container: memory, CPU, pids: %s", strings.TrimSpace(st.stdout))
+	}
+
+	r = p.mustLifecycle("guard", "--detach", "--mount-docker-socket")
+	assert.Check(t, is.Contains(r.stderr, "replaced the project's older guard container "+guard), r.String())
+	assert.Check(t, is.Len(p.containers("label=io.lifecycle.role=guard"), 1))
+
+	p.mustLifecycle("down")
+	assert.Check(t, is.Len(p.containers(), 0))
+	r = p.lifecycle("guard", "--status")
+	assert.Check(t, r.code != 0, r.String())
+	assert.Check(t, is.Contains(r.stderr, "no detached guard runs for project "+p.name))
+}
+
+// waitFor polls cond every 250 ms until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

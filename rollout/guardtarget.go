@@ -1,0 +1,67 @@
+package rollout
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+)
+
+// GuardTarget is all the guard needs of a compose project, resolved: the detached
+// guard runs in a container without the compose files, so the plugin resolves the
+// project on the user's side and passes this (JSON) to it. The foreground guard uses
+// the same value, so both guards judge by the same data.
+type GuardTarget struct {
+	Project  string                        `json:"project"`
+	Services map[string]GuardTargetService `json:"services"`
+}
+
+// GuardTargetService is one service as the guard sees it.
+type GuardTargetService struct {
+	// Policy is the service's resolved x-lifecycle.guard (project defaults overlaid).
+	Policy compose.GuardSpec `json:"policy"`
+	// Routed: the service is behind the project's router (a restart leaves it first).
+	Routed bool `json:"routed,omitempty"`
+	// WaitTimeout bounds the wait for a restarted routed container to be healthy.
+	WaitTimeout compose.Duration `json:"wait_timeout,omitempty"`
+	// Hooks are the command lines of the service's post_start and pre_stop hooks: execs
+	// that are deploy's, not someone's at a shell.
+	Hooks []string `json:"hooks,omitempty"`
+}
+
+// NewGuardTarget resolves what the guard needs of p.
+func NewGuardTarget(p *compose.Project) GuardTarget {
+	t := GuardTarget{Project: p.Name, Services: map[string]GuardTargetService{}}
+	for name, spec := range p.ServiceSpecs {
+		s := GuardTargetService{Policy: spec.Guard, Routed: spec.Routed(), WaitTimeout: spec.WaitTimeout}
+		if svc, ok := p.Services[name]; ok {
+			for _, h := range slices.Concat(svc.PostStart, svc.PreStop) {
+				s.Hooks = append(s.Hooks, strings.Join(h.Command, " "))
+			}
+		}
+		t.Services[name] = s
+	}
+	return t
+}
+
+// DecodeGuardTarget reads a target written by EncodeGuardTarget, strictly.
+func DecodeGuardTarget(b []byte) (GuardTarget, error) {
+	var t GuardTarget
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return GuardTarget{}, fmt.Errorf("guard target (the resolved project the detached guard is given): %w", err)
+	}
+	if t.Project == "" {
+		return GuardTarget{}, fmt.Errorf("guard target: no project name")
+	}
+	return t, nil
+}
+
+// Encode is the target's JSON (the detached guard's --target argument).
+func (t GuardTarget) Encode() string {
+	b, _ := json.Marshal(t) // plain data: cannot fail
+	return string(b)
+}
