@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,19 +36,7 @@ func TestGuardDetached(t *testing.T) {
 	s := setup(t)
 	t.Parallel()
 	defer logDuration(t, time.Now())
-	dir := countDir(t)
-	okFile := filepath.Join(dir, "ok")
-	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
-	p := s.newProject(t, fmt.Sprintf(`
-services:
-  web:
-    image: {{image:v1}}
-    healthcheck: {test: ["CMD", "/testapp", "healthcheck", "http://127.0.0.1:8080/file?path=/health/ok"], interval: 300ms, retries: 2}
-    volumes: ["%s:/health:ro"]
-    environment: {QUIET: "1"}
-    x-lifecycle:
-      guard: {backoff: {start: 2s}, budget: 3, window: 1m}
-`, dir))
+	p, okFile := fileHealthProject(t, s, "{backoff: {start: 2s}, budget: 3, window: 1m}")
 	p.mustLifecycle("deploy")
 	guard := p.name + "-guard"
 

@@ -211,20 +211,7 @@ func TestGuardRestartsUnhealthyContainer(t *testing.T) {
 func TestGuardBacksOffCrashLoopAndQuarantines(t *testing.T) {
 	s := setup(t)
 	defer logDuration(t, time.Now())
-	dir := countDir(t)
-	okFile := filepath.Join(dir, "ok")
-	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
-	// The health check reads /health/ok through the app: healthy while the file exists.
-	p := s.newProject(t, fmt.Sprintf(`
-services:
-  web:
-    image: {{image:v1}}
-    healthcheck: {test: ["CMD", "/testapp", "healthcheck", "http://127.0.0.1:8080/file?path=/health/ok"], interval: 300ms, retries: 2}
-    volumes: ["%s:/health:ro"]
-    environment: {QUIET: "1"}
-    x-lifecycle:
-      guard: {backoff: {start: 2s, cap: 4s}, budget: 3, window: 1m}
-`, dir))
+	p, okFile := fileHealthProject(t, s, "{backoff: {start: 2s, cap: 4s}, budget: 3, window: 1m}")
 	p.mustLifecycle("deploy")
 	g := p.startGuard()
 	assert.NilError(t, os.Remove(okFile))
@@ -334,4 +321,25 @@ services:
 	assert.Check(t, is.Equal(a.Service, "web"))
 	assert.Check(t, is.Equal(a.Action, "reported"))
 	assert.Check(t, is.Contains(a.Reason, "memory limit 67108864 bytes"))
+}
+
+// fileHealthProject is a project of one web service whose health check reads /health/ok
+// through the app, bound from okFile on the host: healthy while the file exists, so a
+// test makes it unhealthy by removing okFile. guard is its x-lifecycle.guard policy.
+func fileHealthProject(t *testing.T, s *suite, guard string) (p *project, okFile string) {
+	t.Helper()
+	dir := countDir(t)
+	okFile = filepath.Join(dir, "ok")
+	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
+	p = s.newProject(t, fmt.Sprintf(`
+services:
+  web:
+    image: {{image:v1}}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck", "http://127.0.0.1:8080/file?path=/health/ok"], interval: 300ms, retries: 2}
+    volumes: ["%s:/health:ro"]
+    environment: {QUIET: "1"}
+    x-lifecycle:
+      guard: %s
+`, dir, guard))
+	return p, okFile
 }
