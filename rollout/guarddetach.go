@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/internal/scratchimage"
 )
 
 // `guard --detach` runs the guard as a container on the engine. What runs inside is the
@@ -84,21 +84,7 @@ func GuardImageTag(bin []byte) string {
 }
 
 func guardImageContext(bin []byte) (*bytes.Buffer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(guardDockerfile)}, {"docker-lifecycle", 0o755, bin}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return nil, err
-		}
-	}
-	return &buf, tw.Close()
+	return scratchimage.Context(guardDockerfile, scratchimage.File{Name: "docker-lifecycle", Mode: 0o755, Data: bin})
 }
 
 // GuardContainerSpec is the detached guard's container: the project's labels and the

@@ -4,7 +4,6 @@
 package agentimage
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -16,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/internal/scratchimage"
 )
 
 // Repository is the image repository of the agent; the tag is a content digest.
@@ -86,25 +86,5 @@ func normalizeArch(arch string) string {
 const dockerfile = "FROM scratch\nCOPY agent /agent\nCOPY --chown=65534:65534 state /state\nUSER 65534:65534\nENTRYPOINT [\"/agent\"]\n"
 
 func buildContext(bin []byte) (*bytes.Buffer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "state/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-		return nil, err
-	}
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"agent", 0o755, bin}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return &buf, nil
+	return scratchimage.Context(dockerfile, scratchimage.File{Name: "state/", Mode: 0o755}, scratchimage.File{Name: "agent", Mode: 0o755, Data: bin})
 }

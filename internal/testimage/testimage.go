@@ -3,8 +3,6 @@
 package testimage
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/internal/scratchimage"
 )
 
 // Binary compiles the test app for linux/goarch into dir and returns its path.
@@ -43,28 +42,15 @@ func Build(ctx context.Context, eng engine.Engine, binary, tag, version string, 
 		`ENTRYPOINT ["/testapp"]`,
 		"",
 	}, "\n")
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"testapp", 0o755, bin}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
+	buf, err := scratchimage.Context(dockerfile, scratchimage.File{Name: "testapp", Mode: 0o755, Data: bin})
+	if err != nil {
 		return err
 	}
 	all := map[string]string{"io.lifecycle.testapp.version": version}
 	for k, v := range labels {
 		all[k] = v
 	}
-	return eng.BuildImage(ctx, &buf, tag, all)
+	return eng.BuildImage(ctx, buf, tag, all)
 }
 
 // GOARCH is the architecture to build for: the engine's, which for a local engine is ours.
