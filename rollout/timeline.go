@@ -320,7 +320,7 @@ func (x *executor) startSampler(rec *timelineRecorder, plan strategies.Plan) fun
 	return func() {
 		once.Do(func() {
 			cancel()
-			// The last reading is bounded (one second); a session that hangs must not
+			// The last reading is bounded (stopWait); a session that hangs must not
 			// hold the deploy's end, whose record then goes without that reading.
 			select {
 			case <-sm.done:
