@@ -13,6 +13,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
@@ -103,27 +104,27 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
 	var target rollout.GuardTarget
+	var eng engine.Engine
 	if opts.target != "" {
 		// The detached guard: no compose file here, the project comes resolved.
 		t, err := rollout.DecodeGuardTarget([]byte(opts.target))
 		if err != nil {
 			return err
 		}
+		if eng, err = connect(ctx, dockerCli); err != nil {
+			return err
+		}
 		target = t
 	} else {
-		p, _, err := openProject(ctx, dockerCli, project)
+		p, projectEngine, err := openProject(ctx, dockerCli, project)
 		if err != nil {
 			return err
 		}
-		target = rollout.NewGuardTarget(p)
-	}
-	eng, err := connect(ctx, dockerCli)
-	if err != nil {
-		return err
+		target, eng = rollout.NewGuardTarget(p), projectEngine
 	}
 	var mu sync.Mutex
 	announced := false
-	err = rollout.Guard(ctx, eng, target, rollout.GuardOptions{
+	err := rollout.Guard(ctx, eng, target, rollout.GuardOptions{
 		Alert: func(a rollout.GuardAlert) {
 			mu.Lock()
 			defer mu.Unlock()
