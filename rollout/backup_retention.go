@@ -40,26 +40,22 @@ func SelectRetained(backups []BackupInfo, r Retention) (keep, prune []BackupInfo
 	})
 	type rule struct {
 		n      int
-		bucket func(time.Time) string
+		bucket func(i int, t time.Time) string // the i-th newest backup, made at t
 		last   string
 	}
 	rules := []*rule{
-		{n: r.Last, bucket: func(t time.Time) string { return t.Format(time.RFC3339Nano) }},
-		{n: r.Daily, bucket: func(t time.Time) string { return t.UTC().Format("2006-01-02") }},
-		{n: r.Weekly, bucket: func(t time.Time) string { y, w := t.UTC().ISOWeek(); return fmt.Sprintf("%d-W%02d", y, w) }},
-		{n: r.Monthly, bucket: func(t time.Time) string { return t.UTC().Format("2006-01") }},
+		{n: r.Last, bucket: func(i int, _ time.Time) string { return fmt.Sprint(i) }}, // every backup its own bucket
+		{n: r.Daily, bucket: func(_ int, t time.Time) string { return t.UTC().Format("2006-01-02") }},
+		{n: r.Weekly, bucket: func(_ int, t time.Time) string { y, w := t.UTC().ISOWeek(); return fmt.Sprintf("%d-W%02d", y, w) }},
+		{n: r.Monthly, bucket: func(_ int, t time.Time) string { return t.UTC().Format("2006-01") }},
 	}
 	for i, b := range sorted {
 		kept := false
-		for j, ru := range rules {
+		for _, ru := range rules {
 			if ru.n <= 0 {
 				continue
 			}
-			key := ru.bucket(b.Created)
-			if j == 0 {
-				key = fmt.Sprint(i) // keep-last: every backup is its own bucket
-			}
-			if key != ru.last {
+			if key := ru.bucket(i, b.Created); key != ru.last {
 				ru.last = key
 				ru.n--
 				kept = true
