@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -92,6 +93,7 @@ func Prune(ctx context.Context, target BackupTarget, project, keepName string, r
 	}
 	_, prune := SelectRetained(mine, r)
 	pruned := []string{}
+	var errs []error
 	for _, b := range prune {
 		if b.Name == keepName {
 			continue
@@ -100,10 +102,12 @@ func Prune(ctx context.Context, target BackupTarget, project, keepName string, r
 		progress.Emit(events, id, progress.Working, "Pruning", b.Created.Format(time.RFC3339))
 		if err := target.Remove(ctx, b.Name); err != nil {
 			progress.Emit(events, id, progress.Error, "Error", err.Error())
-			return pruned, fmt.Errorf("prune %s: %w", target.Location(b.Name), err)
+			// The others are still pruned: every failure is reported at once.
+			errs = append(errs, fmt.Errorf("prune %s: %w", target.Location(b.Name), err))
+			continue
 		}
 		progress.Emit(events, id, progress.Done, "Pruned", "")
 		pruned = append(pruned, target.Location(b.Name))
 	}
-	return pruned, nil
+	return pruned, errors.Join(errs...)
 }
