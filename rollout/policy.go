@@ -156,6 +156,11 @@ func runningService(name string, d engine.ContainerDetails) types.ServiceConfig 
 		target, _, _ := strings.Cut(rest, ":")
 		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: source, Target: target})
 	}
+	// `docker run --mount` (and the API's Mounts) lands here, not in Binds; the mount
+	// types are compose's volume types (bind, volume, tmpfs, npipe).
+	for _, m := range h.Mounts {
+		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: string(m.Type), Source: m.Source, Target: m.Target})
+	}
 	for port, bindings := range h.PortBindings {
 		for _, bnd := range bindings {
 			hostIP := ""
@@ -191,16 +196,12 @@ func RuntimeSocketFindings(ctx context.Context, eng engine.Engine, p *compose.Pr
 		} else if err != nil {
 			return nil, err
 		}
+		if d.Config == nil || d.HostConfig == nil {
+			continue // not what the engine returns for a container; nothing to judge
+		}
 		rc := policy.RuntimeContainer{Name: d.Name, Labels: d.Labels}
-		if d.HostConfig != nil {
-			for _, b := range d.HostConfig.Binds {
-				src, dst, _ := strings.Cut(b, ":")
-				dst, _, _ = strings.Cut(dst, ":")
-				rc.Mounts = append(rc.Mounts, policy.RuntimeMount{Type: "bind", Source: src, Target: dst})
-			}
-			for _, m := range d.HostConfig.Mounts {
-				rc.Mounts = append(rc.Mounts, policy.RuntimeMount{Type: string(m.Type), Source: m.Source, Target: m.Target})
-			}
+		for _, v := range runningService(d.Name, d).Volumes {
+			rc.Mounts = append(rc.Mounts, policy.RuntimeMount{Type: v.Type, Source: v.Source, Target: v.Target})
 		}
 		runtime = append(runtime, rc)
 	}
