@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -153,13 +154,14 @@ func runningService(name string, d engine.ContainerDetails) types.ServiceConfig 
 	}
 	for _, bind := range h.Binds {
 		source, rest, _ := strings.Cut(bind, ":")
-		target, _, _ := strings.Cut(rest, ":")
-		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: source, Target: target})
+		target, options, _ := strings.Cut(rest, ":")
+		readOnly := slices.Contains(strings.Split(options, ","), "ro")
+		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: source, Target: target, ReadOnly: readOnly})
 	}
 	// `docker run --mount` (and the API's Mounts) lands here, not in Binds; the mount
 	// types are compose's volume types (bind, volume, tmpfs, npipe).
 	for _, m := range h.Mounts {
-		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: string(m.Type), Source: m.Source, Target: m.Target})
+		svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	for port, bindings := range h.PortBindings {
 		for _, bnd := range bindings {

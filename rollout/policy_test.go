@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,5 +57,22 @@ func TestRuntimeSocketFindings(t *testing.T) {
 	assert.Check(t, is.DeepEqual(got, []string{
 		`debug: running container, not a service of the compose file: "/var/run/docker.sock:/var/run/docker.sock" mounts the Docker socket, which gives control of the host`,
 		`tools: running container, not a service of the compose file: "/run:/host-run" mounts the host's /run, which holds the Docker socket`,
+	}))
+}
+
+// What the engine runs, read back as compose volumes: a bind's ro option and a mount's
+// read-only flag survive, so a read-only bind below /etc is not judged read-write.
+func TestRunningServiceVolumes(t *testing.T) {
+	d := engine.ContainerDetails{Config: &container.Config{}, HostConfig: &container.HostConfig{
+		Binds:  []string{"/etc/app:/app:ro", "/srv/data:/data", "/srv/z:/z:rw,z"},
+		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: "/etc/cfg", Target: "/cfg", ReadOnly: true}, {Type: mount.TypeVolume, Source: "shop_db", Target: "/db"}},
+	}}
+	var got []string
+	for _, v := range runningService("web", d).Volumes {
+		got = append(got, fmt.Sprintf("%s %s:%s ro=%t", v.Type, v.Source, v.Target, v.ReadOnly))
+	}
+	assert.Check(t, is.DeepEqual(got, []string{
+		"bind /etc/app:/app ro=true", "bind /srv/data:/data ro=false", "bind /srv/z:/z ro=false",
+		"bind /etc/cfg:/cfg ro=true", "volume shop_db:/db ro=false",
 	}))
 }
