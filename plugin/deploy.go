@@ -66,7 +66,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	if err != nil {
 		return err
 	}
-	onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm)
+	node, onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		return err
 	}
 	if onSwarm {
-		return runSwarmDeploy(ctx, dockerCli, eng, p, events, opts, services)
+		return runSwarmDeploy(ctx, dockerCli, eng, node, p, events, opts, services)
 	}
 	started := time.Now()
 	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{

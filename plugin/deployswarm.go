@@ -18,7 +18,7 @@ import (
 
 // runSwarmDeploy is deploy on a Swarm manager (docs/swarm.md): the project becomes
 // Swarm services; exit 3 when Swarm rolled an update back, 1 when it paused one.
-func runSwarmDeploy(ctx context.Context, dockerCli command.Cli, eng engine.Engine, p *compose.Project, events progress.Writer, opts deployOptions, services []string) error {
+func runSwarmDeploy(ctx context.Context, dockerCli command.Cli, eng engine.Engine, node engine.SwarmInfo, p *compose.Project, events progress.Writer, opts deployOptions, services []string) error {
 	switch {
 	case opts.scan || (p.Spec.Scan.Enabled && !opts.skipScan):
 		_ = events.Close()
@@ -32,7 +32,7 @@ func runSwarmDeploy(ctx context.Context, dockerCli command.Cli, eng engine.Engin
 	}
 	started := time.Now()
 	plan, err := rollout.DeploySwarm(ctx, eng, p, events, rollout.SwarmDeployOptions{
-		Services: services, DryRun: opts.dryRun, WaitTimeout: opts.waitTimeout, Command: "docker lifecycle deploy",
+		Services: services, DryRun: opts.dryRun, WaitTimeout: opts.waitTimeout, Command: "docker lifecycle deploy", Node: node,
 	})
 	_ = events.Close()
 	if err != nil {

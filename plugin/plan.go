@@ -42,7 +42,7 @@ func runPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	if err != nil {
 		return err
 	}
-	onSwarm, err := rollout.SwarmTarget(ctx, eng, false)
+	_, onSwarm, err := rollout.SwarmTarget(ctx, eng, false)
 	if err != nil {
 		return err
 	}

@@ -31,16 +31,17 @@ var swarmPoll = 500 * time.Millisecond
 const swarmQuiet = 3 * time.Second
 
 // SwarmTarget reports whether deploy goes to Swarm: with --swarm (forced), which needs a
-// manager, or because the engine of the context is a Swarm manager.
-func SwarmTarget(ctx context.Context, eng engine.Engine, forced bool) (bool, error) {
+// manager, or because the engine of the context is a Swarm manager. node is the
+// engine's membership, for SwarmDeployOptions.Node.
+func SwarmTarget(ctx context.Context, eng engine.Engine, forced bool) (node engine.SwarmInfo, onSwarm bool, err error) {
 	info, err := eng.Swarm(ctx)
 	if err != nil {
-		return false, err
+		return info, false, err
 	}
 	if forced && !info.ControlAvailable {
-		return false, fmt.Errorf("--swarm: the engine is not a Swarm manager (node state %q): run `docker swarm init`, or use the context of a manager", cmp.Or(info.LocalNodeState, "inactive"))
+		return info, false, fmt.Errorf("--swarm: the engine is not a Swarm manager (node state %q): run `docker swarm init`, or use the context of a manager", cmp.Or(info.LocalNodeState, "inactive"))
 	}
-	return info.ControlAvailable, nil
+	return info, info.ControlAvailable, nil
 }
 
 // SwarmDeployOptions are the deploy command's choices on Swarm.
@@ -51,6 +52,8 @@ type SwarmDeployOptions struct {
 	// plus the update's own monitor and delays).
 	WaitTimeout time.Duration
 	Command     string
+	// Node is the manager's membership as SwarmTarget read it (zero: read it again).
+	Node engine.SwarmInfo
 }
 
 // DeploySwarm deploys the project onto the Swarm of a manager engine, as `docker stack
@@ -99,9 +102,11 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if err != nil || plan.Empty() {
 		return plan, err
 	}
-	node, err := eng.Swarm(ctx)
-	if err != nil {
-		return plan, err
+	node := opts.Node
+	if node.Nodes == 0 {
+		if node, err = eng.Swarm(ctx); err != nil {
+			return plan, err
+		}
 	}
 	imageErrs, warnings := swarmImageProblems(p, plan.Services(), images, node)
 	for _, w := range warnings {

@@ -97,12 +97,13 @@ func TestSwarmTarget(t *testing.T) {
 	single := &engine.Fake{SwarmFn: func(context.Context) (engine.SwarmInfo, error) {
 		return engine.SwarmInfo{LocalNodeState: "inactive"}, nil
 	}}
-	on, err := SwarmTarget(ctx, manager, false)
+	node, on, err := SwarmTarget(ctx, manager, false)
 	assert.NilError(t, err)
 	assert.Assert(t, on)
-	on, err = SwarmTarget(ctx, single, false)
+	assert.Check(t, node.ControlAvailable)
+	_, on, err = SwarmTarget(ctx, single, false)
 	assert.NilError(t, err)
 	assert.Assert(t, !on)
-	_, err = SwarmTarget(ctx, single, true)
+	_, _, err = SwarmTarget(ctx, single, true)
 	assert.ErrorContains(t, err, `--swarm: the engine is not a Swarm manager (node state "inactive")`)
 }
