@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -31,20 +32,28 @@ func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 		Use:   "backup [OPTIONS] --to DIR [VOLUME|SERVICE...]",
 		Short: "Archive the project's named volumes (or those named, or mounted by the services named) into DIR",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Every misuse at once, before anything is read or written.
+			var problems []string
 			if opts.to == "" {
-				return usageError("--to DIR|s3://BUCKET/PREFIX is required: where the backup is written")
+				problems = append(problems, "--to DIR|s3://BUCKET/PREFIX is required: where the backup is written")
 			}
-			for flag, n := range map[string]int{"keep-last": opts.keep.Last, "keep-daily": opts.keep.Daily, "keep-weekly": opts.keep.Weekly, "keep-monthly": opts.keep.Monthly} {
-				if n < 0 {
-					return usageError("--%s must not be negative, got %d", flag, n)
+			for _, keep := range []struct {
+				flag string
+				n    int
+			}{{"keep-last", opts.keep.Last}, {"keep-daily", opts.keep.Daily}, {"keep-weekly", opts.keep.Weekly}, {"keep-monthly", opts.keep.Monthly}} {
+				if keep.n < 0 {
+					problems = append(problems, fmt.Sprintf("--%s must not be negative, got %d", keep.flag, keep.n))
 				}
 			}
 			modes := []string{compose.ConsistencyPause, compose.ConsistencyStop, compose.ConsistencyNone}
 			if opts.consistency != "" && !slices.Contains(modes, opts.consistency) {
-				return usageError("--consistency must be one of pause, stop, none, got %q", opts.consistency)
+				problems = append(problems, fmt.Sprintf("--consistency must be one of pause, stop, none, got %q", opts.consistency))
 			}
 			if opts.format != "" && opts.format != "json" {
-				return usageError("--format must be json or empty, got %q", opts.format)
+				problems = append(problems, fmt.Sprintf("--format must be json or empty, got %q", opts.format))
+			}
+			if len(problems) > 0 {
+				return usageError("%s", strings.Join(problems, "; "))
 			}
 			return runBackup(cmd, dockerCli, project, opts, args)
 		},

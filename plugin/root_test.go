@@ -135,6 +135,10 @@ func TestUsageErrorsExit125(t *testing.T) {
 		{args: []string{"unlock", "now"}, want: "accepts no arguments"},
 		{args: []string{"deploi"}, want: `unknown command "deploi"`},
 		{args: []string{"deploy", "--wait", "1s"}, want: "unknown flag: --wait"},
+		{args: []string{"backup", "--keep-last", "-1", "--keep-monthly", "-2", "--consistency", "freeze"},
+			want: `--to DIR|s3://BUCKET/PREFIX is required: where the backup is written; --keep-last must not be negative, got -1; --keep-monthly must not be negative, got -2; --consistency must be one of pause, stop, none, got "freeze"`},
+		{args: []string{"guard", "--detach"}, want: "--mount-docker-socket"},
+		{args: []string{"guard", "--status", "--last", "0"}, want: "--last must be 1 or more, got 0"},
 	}
 	t.Chdir(t.TempDir())
 	for _, tc := range tests {
