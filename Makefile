@@ -67,6 +67,8 @@ demo: install
 	@curl -s http://127.0.0.1:8080/
 	@echo
 	cd examples/demo && docker lifecycle history web
+	@echo "the rollout's timeline (events and the router's per-second counters, kept with the revision):"
+	cd examples/demo && docker lifecycle history web --timeline | head -n 24
 	cd examples/demo && docker lifecycle stats --no-stream
 	@echo "Prometheus metrics from 'docker lifecycle monitor' (started, scraped once, stopped):"
 	cd examples/demo && { docker lifecycle monitor --listen 127.0.0.1:9464 & mon=$$!; \
@@ -78,8 +80,8 @@ demo: install
 	cd examples/demo && { docker lifecycle guard > ../../bin/demo-guard.txt 2>&1 & guard=$$!; sleep 2; \
 	  docker exec $$(docker ps -q --filter label=com.docker.compose.project=lifecycle-demo --filter label=com.docker.compose.service=web | head -1) \
 	    /testapp healthcheck http://127.0.0.1:8080/ > /dev/null; sleep 2; kill $$guard; wait $$guard || true; }; cat ../../bin/demo-guard.txt
-	@echo "backing up db's volume (paused during the copy) into bin/demo-backup:"
-	cd examples/demo && docker lifecycle backup db --to ../../bin/demo-backup
+	@echo "backing up db's volume (paused during the copy) into bin/demo-backup, keeping the 3 newest backups:"
+	cd examples/demo && docker lifecycle backup db --to ../../bin/demo-backup --keep-last 3
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"
 
