@@ -46,6 +46,9 @@ type ExecOptions struct {
 	// Rollback names the services `rollback` takes back to a retained revision: their
 	// rollout runs under deploy.rollback_config, as their plan does.
 	Rollback map[string]int
+	// Created, if set, is told the ID of each container this run created (Deploy
+	// inspects it for the policy check while the run goes on).
+	Created func(id string)
 }
 
 // executor runs one plan; it remembers what it created so a failure can undo it.
@@ -398,6 +401,9 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 	}
 	if err := copyFiles(ctx, x.eng, id, spec.Files); err != nil {
 		return x.stepError(s, err)
+	}
+	if x.opts.Created != nil {
+		x.opts.Created(id)
 	}
 	progress.Emit(x.events, containerID(s.Target), progress.Done, "Created", fmt.Sprintf("revision %d", s.Revision))
 	return nil

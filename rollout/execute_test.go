@@ -201,8 +201,16 @@ func (w *world) fake() *engine.Fake {
 		},
 		InspectContainerFn: func(_ context.Context, id string) (engine.ContainerDetails, error) {
 			w.mu.Lock()
-			c := *w.containers[id]
+			cp, ok := w.containers[id]
+			if !ok {
+				w.mu.Unlock()
+				return engine.ContainerDetails{}, fmt.Errorf("container %s: %w", id, engine.ErrNotFound)
+			}
+			c := *cp
 			w.mu.Unlock()
+			if c.State == "created" {
+				return c, nil // not started: health decides what a started container reports
+			}
 			d := w.health(c.Name)
 			d.ID, d.Name, d.Labels, d.Config, d.HostConfig = c.ID, c.Name, c.Labels, c.Config, c.HostConfig
 			return d, nil

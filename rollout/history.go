@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -141,6 +142,7 @@ func (x *executor) recordHistory(plan strategies.Plan, rolledBack []string, caus
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	now := time.Now()
+	var wg sync.WaitGroup
 	for _, service := range slices.Sorted(maps.Keys(revision)) {
 		if _, ok := x.project.Project.Services[service]; !ok {
 			continue
@@ -171,10 +173,16 @@ func (x *executor) recordHistory(plan strategies.Plan, rolledBack []string, caus
 				rec.timeline = enc
 			}
 		}
-		if err := writeRecord(ctx, x.eng, x.project.Name, rec); err != nil {
-			progress.Emit(x.events, "Service "+service, progress.Warning, "History not written", err.Error())
-		}
+		// The records are written side by side: the deploy ends when the last one is.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := writeRecord(ctx, x.eng, x.project.Name, rec); err != nil {
+				progress.Emit(x.events, "Service "+service, progress.Warning, "History not written", err.Error())
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // revisionFacts reads a retained revision's image and hash from its containers.

@@ -92,13 +92,22 @@ var ErrPolicyNotEnforced = errors.New("policy not enforced by the engine")
 // limits, namespaces, binds, ports, healthcheck), so a deploy proves enforcement instead
 // of trusting its own conversion.
 func VerifyPolicy(ctx context.Context, eng engine.Engine, p *compose.Project, images Images, containerIDs []string) error {
-	observed := &types.Project{Name: p.Name, Services: types.Services{}}
-	owner := map[string]string{} // synthetic service name → container name
+	var inspected []engine.ContainerDetails
 	for _, id := range containerIDs {
 		d, err := eng.InspectContainer(ctx, id)
 		if err != nil {
 			return err
 		}
+		inspected = append(inspected, d)
+	}
+	return verifyInspected(p, images, inspected)
+}
+
+// verifyInspected is VerifyPolicy on containers already inspected.
+func verifyInspected(p *compose.Project, images Images, inspected []engine.ContainerDetails) error {
+	observed := &types.Project{Name: p.Name, Services: types.Services{}}
+	owner := map[string]string{} // synthetic service name → container name
+	for _, d := range inspected {
 		if d.Config == nil || d.HostConfig == nil {
 			continue
 		}

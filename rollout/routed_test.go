@@ -321,9 +321,14 @@ services:
 	assert.NilError(t, err)
 	// web's new container fails only once web-api's rollout had time to finish (web
 	// waits for web-api's start alone, so without the pause the two race).
-	var firstLook time.Time
+	var (
+		mu        sync.Mutex // the deploy inspects a new container from two goroutines
+		firstLook time.Time
+	)
 	w.health = func(name string) engine.ContainerDetails {
 		if name == "demo-web-r2-1" {
+			mu.Lock()
+			defer mu.Unlock()
 			if firstLook.IsZero() {
 				firstLook = time.Now()
 			}

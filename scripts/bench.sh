@@ -9,7 +9,9 @@
 #      when the target is missed.
 #   3. Deploys of examples/demo: fresh, no-op (identical second deploy) and a one-service
 #      change (WEB_VERSION=v2), BENCH_DEPLOY_RUNS times each: wall time against the health
-#      waits read from `--progress json`, and where the rest (the overhead) goes.
+#      waits read from `--progress json`, and where the rest (the overhead) goes; and
+#      issue 8's goal: a web service and a worker depending on it updated v1 → v2
+#      (scripts/bench-critical-path), wall time against its critical path.
 #
 # It changes nothing it did not create: the demo runs as its own project
 # ($BENCH_PROJECT, default lifecycle-bench-demo) on a free 127.0.0.1 port, the images
@@ -36,6 +38,7 @@ plugin=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins/docker-lifecycle
 work=$(mktemp -d "${TMPDIR:-/tmp}/lifecycle-bench.XXXXXX")
 built_images=()
 deployed=0
+path_deployed=0
 
 cleanup() {
   local rc=$?
@@ -44,6 +47,10 @@ cleanup() {
   if [ "$deployed" = 1 ]; then
     (cd "$demo_dir" && docker lifecycle -p "$project" down --volumes >/dev/null 2>&1) ||
       echo "bench: could not take down project $project: run 'docker lifecycle -p $project down --volumes' in examples/demo" >&2
+  fi
+  if [ "$path_deployed" = 1 ]; then
+    (cd "$root/scripts/bench-critical-path" && docker lifecycle -p "$project-path" down --volumes >/dev/null 2>&1) ||
+      echo "bench: could not take down project $project-path: run 'docker lifecycle -p $project-path down --volumes' in scripts/bench-critical-path" >&2
   fi
   for img in "${built_images[@]}"; do
     docker image rm "$img" >/dev/null 2>&1 && echo "bench: removed image $img (built by this run)" >&2
@@ -258,18 +265,19 @@ if ! skipped deploy; then
   web_port=${BENCH_WEB_PORT:-$(free_port)}
   log "3/3 deploys of examples/demo as project $project on 127.0.0.1:$web_port ($deploy_runs runs each)"
   export WEB_PORT=$web_port
-  chain="$project-db-1,$project-migrate-1,$project-web-1"
   cd "$demo_dir"
   deployed=1
   docker lifecycle -p "$project" down --volumes >/dev/null 2>&1 || true
 
-  # run_deploy SCENARIO [ENV=VALUE...]: one timed deploy, its metrics appended to deploy.tsv.
+  # run_deploy SCENARIO RUN CHAIN [ENV=VALUE...]: one timed deploy of the current
+  # directory's project ($deploy_project), its metrics appended to deploy.tsv. CHAIN is
+  # the critical path's containers (comma-separated), as the deploy names them.
   run_deploy() {
-    local scenario=$1 i=$2
-    shift 2
+    local scenario=$1 i=$2 chain=$3
+    shift 3
     local ev=$work/deploy-$scenario-$i.json s e
     s=$(now_us)
-    if ! env "$@" docker lifecycle -p "$project" --progress json deploy >"$work/deploy.out" 2>"$ev"; then
+    if ! env "$@" docker lifecycle -p "$deploy_project" --progress json deploy >"$work/deploy.out" 2>"$ev"; then
       log "deploy ($scenario, run $i) failed:"
       cat "$ev" "$work/deploy.out" >&2
       return 1
@@ -279,10 +287,14 @@ if ! skipped deploy; then
     docker inspect "${names[@]}" >"$work/inspect.json" 2>/dev/null || true
     "$bg" deploy -scenario "$scenario" -events "$ev" -start "${s}000" -end "${e}000" -chain "$chain" -inspect "$work/inspect.json" >>"$work/deploy.tsv"
   }
+  # Revisions start at 1 for each fresh deploy (down --volumes removes the records), so
+  # the names are the same every round: web and worker roll, db and migrate recreate.
+  deploy_project=$project
   for ((i = 1; i <= deploy_runs; i++)); do
-    run_deploy fresh "$i" WEB_VERSION=v1
-    run_deploy no-op "$i" WEB_VERSION=v1
-    run_deploy "change-web-v2" "$i" WEB_VERSION=v2
+    run_deploy fresh "$i" "$project-db-1,$project-migrate-1,$project-web-r1-1" WEB_VERSION=v1
+    run_deploy no-op "$i" "" WEB_VERSION=v1
+    # web's two replicas roll one after the other: each batch's create, start and gate.
+    run_deploy "change-web-v2" "$i" "$project-web-r2-1,$project-web-r2-2" WEB_VERSION=v2
     got=$(curl -fsS --max-time 5 "http://127.0.0.1:$web_port/" || true)
     [ "$got" = v2 ] || { log "web answered '$got' after the v2 deploy, want v2"; exit 1; }
     s=$(now_us)
@@ -291,10 +303,23 @@ if ! skipped deploy; then
     printf 'docker lifecycle down --volumes\t%s\n' "$(ms_of_us $((e - s)))" >>"$work/down.tsv"
   done
   deployed=0
+
+  # 3b. Issue 8's goal: web (1 replica) and a worker depending on it, both v1 → v2.
+  path_project=$project-path
+  deploy_project=$path_project
+  cd "$root/scripts/bench-critical-path"
+  path_deployed=1
+  docker lifecycle -p "$path_project" down --volumes >/dev/null 2>&1 || true
+  for ((i = 1; i <= deploy_runs; i++)); do
+    VERSION=v1 docker lifecycle -p "$path_project" deploy >/dev/null 2>&1 || { log "deploy of $path_project v1 failed"; exit 1; }
+    run_deploy "web+worker-v2" "$i" "$path_project-web-r2-1,$path_project-worker-r2-1" VERSION=v2
+    docker lifecycle -p "$path_project" down --volumes >/dev/null 2>&1
+  done
+  path_deployed=0
   cd "$root"
   out "### 3. deploy of examples/demo"
   out ""
-  out "Project \`$project\` (examples/demo/compose.yaml with -p), WEB_PORT=$web_port, $deploy_runs runs of: fresh deploy → no-op deploy → WEB_VERSION=v2 deploy → down --volumes. Critical path: db (healthy) → migrate (completed) → web (healthy)."
+  out "Project \`$project\` (examples/demo/compose.yaml with -p), WEB_PORT=$web_port, $deploy_runs runs of: fresh deploy → no-op deploy → WEB_VERSION=v2 deploy → down --volumes. Critical path: db (healthy) → migrate (completed) → web (healthy) for the fresh deploy; web's two rolling batches for the change. \`web+worker-v2\`: scripts/bench-critical-path (web 1 replica, worker depending on it), v1 deployed, then the timed v2 deploy; critical path web → worker."
   out ""
   "$bg" deploy-table <"$work/deploy.tsv" >>"$summary"
   out ""

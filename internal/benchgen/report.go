@@ -62,28 +62,30 @@ const healthLogMax = 5
 
 // Metric names of a deploy run, in report order.
 var DeployMetrics = []string{
-	"total", "wait_critical", "overhead",
+	"total", "critical_path", "over_critical_path_pct", "wait_critical", "overhead",
 	"pre_first_event", "setup_before_chain", "chain_create", "chain_start", "chain_stop", "chain_remove", "chain_gaps", "post_last_event",
 	"wait_sum", "wait_union", "gate_detect", "steps",
 }
 
 // MetricDoc explains each metric for the printed summary.
 var MetricDoc = map[string]string{
-	"total":              "wall time of the `docker lifecycle deploy` process",
-	"wait_critical":      "health/completion waits on the critical path (db → migrate → web)",
-	"overhead":           "total − wait_critical",
-	"pre_first_event":    "process start → first progress event (docker CLI + plugin start, load, ping, lock, observe, plan)",
-	"setup_before_chain": "first event → first critical-path event (network/volume creation)",
-	"chain_create":       "container create on the critical path",
-	"chain_start":        "container start on the critical path",
-	"chain_stop":         "container stop on the critical path (web drains 1s)",
-	"chain_remove":       "container remove on the critical path",
-	"chain_gaps":         "critical-path time between steps (scheduling, bookkeeping)",
-	"post_last_event":    "last event → process exit (lock release, summary, exit)",
-	"wait_sum":           "sum of all containers' waits (parallel waits overlap)",
-	"wait_union":         "time during which at least one wait ran",
-	"gate_detect":        "inside wait_critical: gate passed in the engine (first passing health check, or exit) → plugin noticed (it polls every 250ms)",
-	"steps":              "progress events with status working (≈ executed steps)",
+	"total":                  "wall time of the `docker lifecycle deploy` process",
+	"critical_path":          "create + start + health/completion wait of each critical-path container: the floor the engine and the gates set (issue 8: total ≤ this + 10 %)",
+	"over_critical_path_pct": "(total − critical_path) / critical_path, in %",
+	"wait_critical":          "health/completion waits on the critical path",
+	"overhead":               "total − wait_critical",
+	"pre_first_event":        "process start → first progress event (docker CLI + plugin start, load, ping, lock, observe, plan)",
+	"setup_before_chain":     "first event → first critical-path event (network/volume creation)",
+	"chain_create":           "container create on the critical path",
+	"chain_start":            "container start on the critical path",
+	"chain_stop":             "container stop on the critical path (web drains 1s)",
+	"chain_remove":           "container remove on the critical path",
+	"chain_gaps":             "critical-path time between steps (scheduling, bookkeeping)",
+	"post_last_event":        "last event → process exit (lock release, summary, exit)",
+	"wait_sum":               "sum of all containers' waits (parallel waits overlap)",
+	"wait_union":             "time during which at least one wait ran",
+	"gate_detect":            "inside wait_critical: gate passed in the engine (first passing health check, or exit) → plugin noticed (it polls every 250ms)",
+	"steps":                  "progress events with status working (≈ executed steps)",
 }
 
 // DeployRun computes the metrics of one deploy from its progress events, its process
@@ -98,7 +100,9 @@ func DeployRun(events []Event, start, end time.Time, chain []string, inspected [
 	if len(events) == 0 {
 		m["overhead"] = m["total"]
 		m["pre_first_event"] = m["total"]
-		delete(m, "gate_detect")
+		for _, k := range []string{"gate_detect", "critical_path", "over_critical_path_pct"} {
+			delete(m, k)
+		}
 		return m, nil
 	}
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Time.Before(events[j].Time) })
@@ -171,6 +175,13 @@ func DeployRun(events []Event, start, end time.Time, chain []string, inspected [
 		m["setup_before_chain"] = ms(last.Sub(first))
 	}
 	m["overhead"] = m["total"] - m["wait_critical"]
+	m["critical_path"] = m["chain_create"] + m["chain_start"] + m["wait_critical"]
+	if m["critical_path"] > 0 {
+		m["over_critical_path_pct"] = 100 * (m["total"] - m["critical_path"]) / m["critical_path"]
+	} else {
+		delete(m, "critical_path")
+		delete(m, "over_critical_path_pct")
+	}
 
 	// Union of the wait intervals.
 	sort.Slice(waits, func(i, j int) bool { return waits[i].from.Before(waits[j].from) })
@@ -330,7 +341,7 @@ func WriteDeployTable(w io.Writer, samples []Sample) {
 				continue
 			}
 			st := Summarize(v)
-			if metric == "steps" {
+			if metric == "steps" || metric == "over_critical_path_pct" {
 				fmt.Fprintf(w, " %.0f |", st.Median)
 			} else {
 				fmt.Fprintf(w, " %.0f (%d) |", st.Median, st.N)

@@ -57,6 +57,7 @@ func TestDeployRun(t *testing.T) {
 		"pre_first_event": 100, "setup_before_chain": 50, "chain_create": 20, "chain_start": 230,
 		"chain_gaps": 1, "post_last_event": 99, "wait_sum": 1250 + 1000 + 250, "wait_union": 1250 + 250,
 		"gate_detect": 200 + 201, "steps": 6,
+		"critical_path": 20 + 230 + 1500, "over_critical_path_pct": 100 * 250.0 / 1750,
 	}
 	for k, v := range want {
 		if got := m[k]; got < v-0.01 || got > v+0.01 {
