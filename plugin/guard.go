@@ -13,6 +13,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
@@ -105,6 +106,9 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	defer cancel()
 	var target rollout.GuardTarget
 	var eng engine.Engine
+	// The foreground guard has the compose project: it can roll a service back. The
+	// detached one has only the target (docs/guard.md, "Escalation").
+	var composeProject *compose.Project
 	if opts.target != "" {
 		// The detached guard: no compose file here, the project comes resolved.
 		t, err := rollout.DecodeGuardTarget([]byte(opts.target))
@@ -120,11 +124,12 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 		if err != nil {
 			return err
 		}
-		target, eng = rollout.NewGuardTarget(p), projectEngine
+		target, eng, composeProject = rollout.NewGuardTarget(p), projectEngine, p
 	}
 	var mu sync.Mutex
 	announced := false
 	err := rollout.Guard(ctx, eng, target, rollout.GuardOptions{
+		Project: composeProject,
 		Alert: func(a rollout.GuardAlert) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -31,6 +31,9 @@ type DeployOptions struct {
 	Checkpoint  func(strategies.Step)
 	// Rollback names the revision each service goes back to (see RollbackTargets).
 	Rollback map[string]int
+	// Trigger and Reason are recorded with each service's successful rollout (the
+	// guard's automatic rollback: TriggerGuardRollback and why).
+	Trigger, Reason string
 	// Promote switches blue-green services with manual promotion to the new colour.
 	Promote bool
 	// Replace gives these services new containers although nothing changed, with
@@ -136,7 +139,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if len(opts.Rollback) > 0 {
 		result = ResultRollback
 	}
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason}); err != nil {
 		return plan, err
 	}
 	return plan, verifyCreated(ctx, eng, p, images, plan, events)

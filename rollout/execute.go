@@ -46,6 +46,9 @@ type ExecOptions struct {
 	// Rollback names the services `rollback` takes back to a retained revision: their
 	// rollout runs under deploy.rollback_config, as their plan does.
 	Rollback map[string]int
+	// Trigger and Reason go into the revision record of a successful rollout: what
+	// started it, when not a person's command (TriggerGuardRollback), and why.
+	Trigger, Reason string
 }
 
 // executor runs one plan; it remembers what it created so a failure can undo it.
