@@ -25,6 +25,7 @@ import (
 // budget is spent, handed from the background to the guard's loop.
 type escalation struct {
 	alert   GuardAlert // the quarantine alert the spent budget made
+	cause   string     // the spent budget, in words
 	service string
 	began   time.Time // when the budget was found spent
 	// revision is the one the container runs, to the one the service went (or was to
@@ -61,11 +62,12 @@ func (g *guard) escalate(w *watchedContainer, a GuardAlert) {
 	g.rollingBack[w.service] = true
 	began := time.Now()
 	id, name, service := w.id, w.name, w.service
+	cause := fmt.Sprintf("still unhealthy after %d restarts within %s (x-lifecycle.guard budget %d)", a.Restarts, w.tracker.policy.window, a.Budget)
 	g.wg.Go(func() {
 		// Not the command's context: a rollback, once begun, ends (Deploy reverts a failed one).
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+2*time.Duration(spec.WaitTimeout))
 		defer cancel()
-		e := g.tryRollback(ctx, id, name, service, a, window, began)
+		e := g.tryRollback(ctx, id, name, service, a, cause, window, began)
 		g.done <- restartResult{id: id, escalated: &e}
 	})
 }
@@ -79,8 +81,8 @@ func (g *guard) quarantineOrAlert(w *watchedContainer, a GuardAlert) {
 }
 
 // tryRollback reads the revision records and the containers, decides, and rolls back.
-func (g *guard) tryRollback(ctx context.Context, id, name, service string, a GuardAlert, window time.Duration, began time.Time) escalation {
-	e := escalation{alert: a, service: service, began: began}
+func (g *guard) tryRollback(ctx context.Context, id, name, service string, a GuardAlert, cause string, window time.Duration, began time.Time) escalation {
+	e := escalation{alert: a, cause: cause, service: service, began: began}
 	d, err := g.eng.InspectContainer(ctx, id)
 	if err != nil {
 		e.why = fmt.Sprintf("no automatic rollback: inspect the container: %v", err)
@@ -111,7 +113,7 @@ func (g *guard) tryRollback(ctx context.Context, id, name, service string, a Gua
 		return e
 	}
 	e.to, e.why = to, why
-	reason := fmt.Sprintf("guard: %s (%s) %s; %s", name, service, a.Reason, why)
+	reason := fmt.Sprintf("guard: %s (%s) %s; %s", name, service, cause, why)
 	err = rollBack(ctx, service, to, reason)
 	e.took = time.Since(began)
 	switch {
@@ -193,7 +195,7 @@ func (g *guard) escalated(ctx context.Context, w *watchedContainer, e escalation
 			Time: done, Kind: AlertUnhealthy, Action: ActionRolledBack, Service: w.service, Container: w.name,
 			Restarts: a.Restarts, Budget: a.Budget, Revision: e.revision, RollbackTo: e.to, RollbackBegan: &e.began,
 			Reason: fmt.Sprintf("%s; %s: rolled the service back to revision %d through its strategy in %s (recorded in history as guard-rollback); revision %d's containers are stopped and kept",
-				rollbackCause(a), e.why, e.to, done.Sub(e.began).Round(time.Millisecond), e.revision),
+				e.cause, e.why, e.to, done.Sub(e.began).Round(time.Millisecond), e.revision),
 		})
 		// The rollback stopped this revision's containers and started the previous one's.
 		if err := g.resync(ctx, done); err != nil && ctx.Err() == nil {
@@ -213,10 +215,4 @@ func (g *guard) escalated(ctx context.Context, w *watchedContainer, e escalation
 		a.Reason += "; " + e.why
 		g.quarantineOrAlert(w, a)
 	}
-}
-
-// rollbackCause is the quarantine alert's sentence without its last clause (the
-// container is not kept for inspection: the rollback stops it).
-func rollbackCause(a GuardAlert) string {
-	return fmt.Sprintf("still unhealthy after %d restarts within the budget's window (x-lifecycle.guard budget %d)", a.Restarts, a.Budget)
 }

@@ -146,7 +146,7 @@ func TestGuardRollsBackARecentRevision(t *testing.T) {
 	assert.Check(t, is.Contains(a.Reason, "revision 2 was deployed 1m0s ago (rollback-window 30m0s): rolled the service back to revision 1"))
 	select {
 	case call := <-w.rolledBack:
-		assert.Check(t, is.Contains(call, "web to 1: guard: demo-web-r2-1 (web) still unhealthy after 1 restarts"))
+		assert.Check(t, is.Contains(call, "web to 1: guard: demo-web-r2-1 (web) still unhealthy after 1 restarts within 1h0m0s (x-lifecycle.guard budget 1); revision 2 was deployed 1m0s ago (rollback-window 30m0s)"), call)
 	default:
 		t.Error("no rollback made")
 	}
@@ -210,7 +210,7 @@ func TestGuardDetachedCannotRollBack(t *testing.T) {
 			return []engine.Volume{{Labels: map[string]string{labelHistory: "web", compose.LabelRevision: "2", labelResult: ResultDeployed, labelTime: time.Now().Format(time.RFC3339Nano)}}}, nil
 		},
 	}}
-	e := g.tryRollback(context.Background(), "c2", "demo-web-r2-1", "web", GuardAlert{}, 30*time.Minute, time.Now())
+	e := g.tryRollback(context.Background(), "c2", "demo-web-r2-1", "web", GuardAlert{}, "still unhealthy", 30*time.Minute, time.Now())
 	assert.Check(t, !e.rolledBack)
 	assert.Check(t, is.Contains(e.why, "the detached guard has no compose files to roll back with; `docker lifecycle rollback web` does it"), e.why)
 }
