@@ -38,8 +38,10 @@ func newGuardCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comm
 Ctrl-C or SIGTERM. A container that fails its health check for x-lifecycle.guard's 'after'
 (default: its healthcheck's interval × retries, counted from the first failing probe) is
 restarted; restarts of one container are spaced by a backoff (10s doubling to 5m, reset
-after 10m healthy) within a budget (3 in 10m), after which the container is quarantined:
-left as it is, for inspection, with an alert. A 'docker exec' into a project container and
+after 10m healthy) within a budget (3 in 10m). When the budget is spent on a revision
+deployed within x-lifecycle.guard.rollback-window (30m), the service is rolled back to its
+previous revision as 'docker lifecycle rollback' does (history: guard-rollback); else the
+container is quarantined: left as it is, for inspection, with an alert. A 'docker exec' into a project container and
 an OOM kill are reported. Every alert is one line on stderr; with --format json also one
 JSON object per line on stdout (schema in docs/guard.md). After a reconnection of the
 event stream, and at start, the containers are listed and inspected again, so a restarted
