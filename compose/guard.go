@@ -14,6 +14,10 @@ const (
 	DefaultGuardResetAfter   = 10 * time.Minute
 	DefaultGuardBudget       = 3
 	DefaultGuardWindow       = 10 * time.Minute
+	// DefaultGuardRollbackWindow: a revision that exhausts a container's restart budget
+	// within 30 min of its deploy is most likely the cause, and its predecessor is still
+	// retained; later, load or a dependency is as likely, and a rollback would hide it.
+	DefaultGuardRollbackWindow = 30 * time.Minute
 )
 
 // GuardSpec is x-lifecycle.guard: how `docker lifecycle guard` heals a service's
@@ -31,6 +35,19 @@ type GuardSpec struct {
 	// it is spent, the container is quarantined: no more restarts, an alert.
 	Budget int      `mapstructure:"budget" json:"budget,omitempty" yaml:"budget,omitempty"`
 	Window Duration `mapstructure:"window" json:"window,omitempty" yaml:"window,omitempty"`
+	// RollbackWindow: when the budget of a container is spent and the service's current
+	// revision was deployed less than this long ago, the guard rolls the service back to
+	// its previous revision instead of quarantining the container. A pointer, because 0s
+	// is meaningful (off) and differs from unset (the project's value or the default).
+	RollbackWindow *Duration `mapstructure:"rollback-window" json:"rollback-window,omitempty" yaml:"rollback-window,omitempty"`
+}
+
+// RollbackWindowOrDefault is the resolved rollback-window (0: off).
+func (g GuardSpec) RollbackWindowOrDefault() time.Duration {
+	if g.RollbackWindow == nil {
+		return DefaultGuardRollbackWindow
+	}
+	return time.Duration(*g.RollbackWindow)
 }
 
 // GuardBackoff is the delay between two restarts of one container: Start, doubling
@@ -63,6 +80,9 @@ func (g GuardSpec) overlay(o GuardSpec) GuardSpec {
 	if o.Window != 0 {
 		g.Window = o.Window
 	}
+	if o.RollbackWindow != nil {
+		g.RollbackWindow = o.RollbackWindow
+	}
 	return g
 }
 
@@ -82,6 +102,10 @@ func (g GuardSpec) withDefaults() GuardSpec {
 	}
 	if g.Window == 0 {
 		g.Window = Duration(DefaultGuardWindow)
+	}
+	if g.RollbackWindow == nil {
+		w := Duration(DefaultGuardRollbackWindow)
+		g.RollbackWindow = &w
 	}
 	return g
 }

@@ -21,7 +21,7 @@ func guardDur(s string) Duration {
 func TestLoadGuardPolicy(t *testing.T) {
 	defaults := GuardSpec{
 		Backoff: GuardBackoff{Start: guardDur("10s"), Cap: guardDur("5m"), ResetAfter: guardDur("10m")},
-		Budget:  3, Window: guardDur("10m"),
+		Budget:  3, Window: guardDur("10m"), RollbackWindow: new(guardDur("30m")),
 	}
 	tests := []struct {
 		name    string
@@ -47,16 +47,37 @@ services:
       guard: {backoff: {start: 2s, reset-after: 1m}, window: 30s}
 `,
 			want: map[string]GuardSpec{
-				"web": {After: guardDur("20s"), Backoff: GuardBackoff{Start: guardDur("1s"), Cap: guardDur("8s"), ResetAfter: guardDur("10m")}, Budget: 5, Window: guardDur("10m")},
-				"api": {After: guardDur("20s"), Backoff: GuardBackoff{Start: guardDur("2s"), Cap: guardDur("8s"), ResetAfter: guardDur("1m")}, Budget: 5, Window: guardDur("30s")},
+				"web": {After: guardDur("20s"), Backoff: GuardBackoff{Start: guardDur("1s"), Cap: guardDur("8s"), ResetAfter: guardDur("10m")}, Budget: 5, Window: guardDur("10m"), RollbackWindow: new(guardDur("30m"))},
+				"api": {After: guardDur("20s"), Backoff: GuardBackoff{Start: guardDur("2s"), Cap: guardDur("8s"), ResetAfter: guardDur("1m")}, Budget: 5, Window: guardDur("30s"), RollbackWindow: new(guardDur("30m"))},
 			},
 		},
 		{
 			name:    "a start above the default cap raises the cap",
 			compose: "services:\n  web:\n    image: nginx\n    x-lifecycle: {guard: {backoff: {start: 10m}, window: 1h}}\n",
 			want: map[string]GuardSpec{"web": {
-				Backoff: GuardBackoff{Start: guardDur("10m"), Cap: guardDur("10m"), ResetAfter: guardDur("10m")}, Budget: 3, Window: guardDur("1h"),
+				Backoff: GuardBackoff{Start: guardDur("10m"), Cap: guardDur("10m"), ResetAfter: guardDur("10m")}, Budget: 3, Window: guardDur("1h"), RollbackWindow: new(guardDur("30m")),
 			}},
+		},
+		{
+			name: "rollback-window: the project's, a service's own, and 0s (off) overriding the project's",
+			compose: `
+x-lifecycle:
+  guard: {rollback-window: 5m}
+services:
+  web:
+    image: nginx
+  api:
+    image: nginx
+    x-lifecycle: {guard: {rollback-window: 2h}}
+  db:
+    image: nginx
+    x-lifecycle: {guard: {rollback-window: 0s}}
+`,
+			want: map[string]GuardSpec{
+				"web": {Backoff: defaults.Backoff, Budget: 3, Window: guardDur("10m"), RollbackWindow: new(guardDur("5m"))},
+				"api": {Backoff: defaults.Backoff, Budget: 3, Window: guardDur("10m"), RollbackWindow: new(guardDur("2h"))},
+				"db":  {Backoff: defaults.Backoff, Budget: 3, Window: guardDur("10m"), RollbackWindow: new(Duration(0))},
+			},
 		},
 	}
 	for _, tc := range tests {
@@ -79,7 +100,17 @@ func TestLoadGuardErrors(t *testing.T) {
 		{
 			name:     "unknown key in a service's guard",
 			compose:  "services:\n  web:\n    image: nginx\n    x-lifecycle: {guard: {afterr: 1s}}\n",
-			contains: []string{`service "web"`, `unknown key "guard.afterr" (valid keys: after, backoff, budget, window)`},
+			contains: []string{`service "web"`, `unknown key "guard.afterr" (valid keys: after, backoff, budget, window, rollback-window)`},
+		},
+		{
+			name:     "rollback-window as a number",
+			compose:  "services:\n  web:\n    image: nginx\n    x-lifecycle: {guard: {rollback-window: 30}}\n",
+			contains: []string{`service "web"`, `'guard.rollback-window' want a duration such as "30s"`},
+		},
+		{
+			name:     "a negative rollback-window",
+			compose:  "x-lifecycle: {guard: {rollback-window: -5m}}\nservices:\n  web:\n    image: nginx\n",
+			contains: []string{"top-level", `'guard.rollback-window' duration "-5m" must not be negative`},
 		},
 		{
 			name:     "unknown key in the project's backoff",

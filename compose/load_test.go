@@ -87,7 +87,7 @@ func resolved(strategy string, wait Duration) ServiceSpec {
 		Rollback: UpdateSpec{Parallelism: 1, Order: OrderStartFirst, FailureAction: FailureRollback},
 		Guard: GuardSpec{
 			Backoff: GuardBackoff{Start: Duration(10 * time.Second), Cap: Duration(5 * time.Minute), ResetAfter: Duration(10 * time.Minute)},
-			Budget:  3, Window: Duration(10 * time.Minute),
+			Budget:  3, Window: Duration(10 * time.Minute), RollbackWindow: new(Duration(30 * time.Minute)),
 		},
 	}
 }

@@ -35,6 +35,10 @@ type guardAlert struct {
 	Restarts     int        `json:"restarts"`
 	Budget       int        `json:"budget"`
 	Command      string     `json:"command"`
+	// the automatic rollback (rolled-back, rollback-failed)
+	Revision      int        `json:"revision"`
+	RollbackTo    int        `json:"rollback_to"`
+	RollbackBegan *time.Time `json:"rollback_began"`
 
 	received time.Time
 }

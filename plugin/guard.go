@@ -13,6 +13,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
@@ -37,8 +38,10 @@ func newGuardCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comm
 Ctrl-C or SIGTERM. A container that fails its health check for x-lifecycle.guard's 'after'
 (default: its healthcheck's interval × retries, counted from the first failing probe) is
 restarted; restarts of one container are spaced by a backoff (10s doubling to 5m, reset
-after 10m healthy) within a budget (3 in 10m), after which the container is quarantined:
-left as it is, for inspection, with an alert. A 'docker exec' into a project container and
+after 10m healthy) within a budget (3 in 10m). When the budget is spent on a revision
+deployed within x-lifecycle.guard.rollback-window (30m), the service is rolled back to its
+previous revision as 'docker lifecycle rollback' does (history: guard-rollback); else the
+container is quarantined: left as it is, for inspection, with an alert. A 'docker exec' into a project container and
 an OOM kill are reported. Every alert is one line on stderr; with --format json also one
 JSON object per line on stdout (schema in docs/guard.md). After a reconnection of the
 event stream, and at start, the containers are listed and inspected again, so a restarted
@@ -105,6 +108,9 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	defer cancel()
 	var target rollout.GuardTarget
 	var eng engine.Engine
+	// The foreground guard has the compose project: it can roll a service back. The
+	// detached one has only the target (docs/guard.md, "Escalation").
+	var composeProject *compose.Project
 	if opts.target != "" {
 		// The detached guard: no compose file here, the project comes resolved.
 		t, err := rollout.DecodeGuardTarget([]byte(opts.target))
@@ -120,11 +126,12 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 		if err != nil {
 			return err
 		}
-		target, eng = rollout.NewGuardTarget(p), projectEngine
+		target, eng, composeProject = rollout.NewGuardTarget(p), projectEngine, p
 	}
 	var mu sync.Mutex
 	announced := false
 	err := rollout.Guard(ctx, eng, target, rollout.GuardOptions{
+		Project: composeProject,
 		Alert: func(a rollout.GuardAlert) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -12,7 +12,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
-const defaultHistoryFormat = "table {{.Service}}\t{{.Revision}}\t{{.Result}}\t{{.Strategy}}\t{{.Image}}\t{{.Containers}}\t{{.Since}}\t{{.Reason}}"
+const defaultHistoryFormat = "table {{.Service}}\t{{.Revision}}\t{{.Result}}\t{{.Strategy}}\t{{.Image}}\t{{.Containers}}\t{{.Since}}\t{{.Trigger}}\t{{.Reason}}"
 
 type historyOptions struct {
 	format   string
@@ -77,7 +77,7 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	}
 	header := formatter.SubHeaderContext{
 		"Service": "SERVICE", "Revision": "REVISION", "Result": "RESULT", "Strategy": "STRATEGY", "Image": "IMAGE",
-		"ImageID": "IMAGE ID", "ConfigHash": "CONFIG", "Containers": "CONTAINERS", "Since": "WHEN", "Time": "TIME", "Reason": "REASON",
+		"ImageID": "IMAGE ID", "ConfigHash": "CONFIG", "Containers": "CONTAINERS", "Since": "WHEN", "Time": "TIME", "Trigger": "TRIGGER", "Reason": "REASON",
 	}
 	out := make([]formatter.SubContext, len(rows))
 	for i := range rows {
@@ -105,6 +105,9 @@ func (h *historyRow) ConfigHash() string           { return h.r.ConfigHash }
 func (h *historyRow) Containers() string           { return h.containers }
 func (h *historyRow) Time() string                 { return h.r.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 func (h *historyRow) Reason() string               { return h.r.Reason }
+
+// Trigger is what started the rollout when not a person's command: guard-rollback.
+func (h *historyRow) Trigger() string { return h.r.Trigger }
 func (h *historyRow) Since() string {
 	return units.HumanDuration(time.Since(h.r.Time)) + " ago"
 }

@@ -32,6 +32,9 @@ type DeployOptions struct {
 	Checkpoint  func(strategies.Step)
 	// Rollback names the revision each service goes back to (see RollbackTargets).
 	Rollback map[string]int
+	// Trigger and Reason are recorded with each service's successful rollout (the
+	// guard's automatic rollback: TriggerGuardRollback and why).
+	Trigger, Reason string
 	// Promote switches blue-green services with manual promotion to the new colour.
 	Promote bool
 	// Replace gives these services new containers although nothing changed, with
@@ -138,7 +141,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		result = ResultRollback
 	}
 	created := newCreatedInspections(ctx, eng)
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Created: created.add}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add}); err != nil {
 		created.wait()
 		return plan, err
 	}

@@ -49,6 +49,9 @@ type ExecOptions struct {
 	// Created, if set, is told the ID of each container this run created (Deploy
 	// inspects it for the policy check while the run goes on).
 	Created func(id string)
+	// Trigger and Reason go into the revision record of a successful rollout: what
+	// started it, when not a person's command (TriggerGuardRollback), and why.
+	Trigger, Reason string
 }
 
 // executor runs one plan; it remembers what it created so a failure can undo it.

@@ -30,12 +30,14 @@ const (
 
 // Alert actions: what the guard did about it.
 const (
-	ActionRestarted     = "restarted"      // stopped and started the container
-	ActionRestartFailed = "restart-failed" // tried, the engine refused (Reason says why)
-	ActionQuarantined   = "quarantined"    // the restart budget is spent: no more restarts
-	ActionPostponed     = "postponed"      // a deploy holds the project lock: the restart waits
-	ActionReported      = "reported"       // nothing but this alert
-	ActionReconnected   = "reconnected"    // the event stream is back and the state re-read
+	ActionRestarted     = "restarted"       // stopped and started the container
+	ActionRestartFailed = "restart-failed"  // tried, the engine refused (Reason says why)
+	ActionQuarantined   = "quarantined"     // the restart budget is spent: no more restarts
+	ActionPostponed     = "postponed"       // a deploy holds the project lock: the restart waits
+	ActionReported      = "reported"        // nothing but this alert
+	ActionReconnected   = "reconnected"     // the event stream is back and the state re-read
+	ActionRolledBack    = "rolled-back"     // the budget is spent on a recent revision: the service went back to the previous one
+	ActionRollbackFail  = "rollback-failed" // that rollback failed: the container is quarantined instead
 )
 
 // GuardAlert is one line of the guard's output (docs/guard.md: the JSON schema).
@@ -60,6 +62,12 @@ type GuardAlert struct {
 	Command string `json:"command,omitempty"`
 	// MemoryLimit is the container's memory limit in bytes, 0 for none (oom).
 	MemoryLimit *int64 `json:"memory_limit,omitempty"`
+	// Revision is the service's revision the container runs, RollbackTo the one the
+	// guard rolled (or tried to roll) it back to, and RollbackBegan when the budget was
+	// found spent and the rollback began (rolled-back, rollback-failed).
+	Revision      int        `json:"revision,omitempty"`
+	RollbackTo    int        `json:"rollback_to,omitempty"`
+	RollbackBegan *time.Time `json:"rollback_began,omitempty"`
 }
 
 // String is the alert's human line (stderr).
@@ -78,6 +86,12 @@ type GuardOptions struct {
 	// Watching is called after every (re)synchronisation with the number of containers
 	// the guard watches.
 	Watching func(containers int)
+	// Project is the compose project of the foreground guard: with it, a budget spent on
+	// a recent revision rolls the service back (guardrollback.go). Nil for the detached
+	// guard, which has no compose files: it quarantines and names the rollback command.
+	Project *compose.Project
+	// rollBack replaces the rollback through Deploy (tests).
+	rollBack func(ctx context.Context, service string, to int, reason string) error
 }
 
 var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM, engine.EventHealthStatus, engine.EventExecStart, engine.EventDestroy}
@@ -85,7 +99,7 @@ var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM,
 // Guard watches project p's containers (NewGuardTarget) until ctx ends (nil then) or the engine cannot
 // be reached to re-synchronise.
 func Guard(ctx context.Context, eng engine.Engine, p GuardTarget, opts GuardOptions) error {
-	g := &guard{eng: eng, project: p, opts: opts, watched: map[string]*watchedContainer{}, done: make(chan restartResult)}
+	g := &guard{eng: eng, project: p, opts: opts, watched: map[string]*watchedContainer{}, done: make(chan restartResult), rollingBack: map[string]bool{}}
 	defer func() {
 		// Restarts in flight end (they do not follow ctx); their results go nowhere.
 		finished := make(chan struct{})
@@ -145,6 +159,8 @@ type guard struct {
 	watched map[string]*watchedContainer // by container ID
 	done    chan restartResult
 	wg      sync.WaitGroup
+	// rollingBack: the services whose automatic rollback is in flight (guardrollback.go).
+	rollingBack map[string]bool
 }
 
 // watchedContainer is a running app container of the project.
@@ -173,6 +189,8 @@ type restartResult struct {
 	postponed error
 	// quarantined: not a restart but a quarantine done (its alert, routes noted).
 	quarantined *GuardAlert
+	// escalated: not a restart but an automatic rollback tried (guardrollback.go).
+	escalated *escalation
 }
 
 // follow handles events, finished restarts and deadlines until the stream ends (its
@@ -383,11 +401,7 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 				Kind: AlertUnhealthy, Action: ActionQuarantined, Service: w.service, Container: w.name, Budget: p.budget, Restarts: len(w.tracker.restarts),
 				Reason: fmt.Sprintf("still unhealthy after %d restarts within %s (x-lifecycle.guard budget): no more restarts; the container is kept for inspection", len(w.tracker.restarts), p.window),
 			}
-			if g.project.Services[w.service].Routed {
-				g.quarantine(w, a)
-			} else {
-				g.alert(a)
-			}
+			g.escalate(w, a)
 		default:
 			if !deadline.IsZero() && (next.IsZero() || deadline.Before(next)) {
 				next = deadline
@@ -494,6 +508,10 @@ func (g *guard) finished(ctx context.Context, r restartResult) {
 		return
 	}
 	w.busy = false
+	if r.escalated != nil {
+		g.escalated(ctx, w, *r.escalated)
+		return
+	}
 	if r.quarantined != nil {
 		g.alert(*r.quarantined)
 		return

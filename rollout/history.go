@@ -29,6 +29,7 @@ const (
 	labelTime         = "io.lifecycle.time"
 	labelReason       = "io.lifecycle.reason"
 	labelImageID      = "io.lifecycle.image-id"
+	labelTrigger      = "io.lifecycle.trigger"
 	recordsPerService = 20
 )
 
@@ -38,6 +39,14 @@ const (
 	ResultRolledBack = "rolled-back" // the revision failed and the previous one was restored
 	ResultFailed     = "failed"
 	ResultRollback   = "rollback" // `docker lifecycle rollback` made this revision current again
+)
+
+// Triggers of a revision record: what started the rollout, when it was not a person's
+// command (records written before triggers existed have none).
+const (
+	// TriggerGuardRollback: the guard rolled the service back, its restart budget spent
+	// on a recent revision (guardrollback.go); the record's reason says why.
+	TriggerGuardRollback = "guard-rollback"
 )
 
 // Record is one entry of a service's revision history.
@@ -51,8 +60,11 @@ type Record struct {
 	ConfigHash string    `json:"config_hash"`
 	Time       time.Time `json:"time"`
 	Reason     string    `json:"reason,omitempty"`
-	volume     string
-	timeline   string // encoded; Timeline decodes it
+	// Trigger is what started the rollout when it was not a command run by a person
+	// (TriggerGuardRollback); empty otherwise.
+	Trigger  string `json:"trigger,omitempty"`
+	volume   string
+	timeline string // encoded; Timeline decodes it
 }
 
 func historyFilter(project string) map[string]string {
@@ -73,7 +85,7 @@ func History(ctx context.Context, eng engine.Engine, project string) ([]Record, 
 		out = append(out, Record{
 			Service: l[labelHistory], Revision: rev, Result: l[labelResult], Strategy: l[compose.LabelStrategy],
 			Image: l[compose.LabelImageRef], ImageID: l[labelImageID], ConfigHash: l[compose.LabelConfigHash],
-			Time: t, Reason: l[labelReason], volume: v.Name, timeline: l[labelTimeline],
+			Time: t, Reason: l[labelReason], Trigger: l[labelTrigger], volume: v.Name, timeline: l[labelTimeline],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
@@ -107,6 +119,9 @@ func writeRecord(ctx context.Context, eng engine.Engine, project string, r Recor
 	}
 	if r.timeline != "" {
 		labels[labelTimeline] = r.timeline
+	}
+	if r.Trigger != "" {
+		labels[labelTrigger] = r.Trigger
 	}
 	_, err := eng.CreateVolume(ctx, engine.VolumeSpec{Name: name, Labels: labels})
 	if err != nil {
@@ -160,6 +175,7 @@ func (x *executor) recordHistory(plan strategies.Plan, rolledBack []string, caus
 			rec.Result, rec.Reason = ResultRolledBack, firstLine(cause)
 		case done >= total[service]:
 			rec.Result = cmp.Or(x.opts.Result, ResultDeployed)
+			rec.Trigger, rec.Reason = x.opts.Trigger, x.opts.Reason
 		case service == x.failed:
 			rec.Result, rec.Reason = ResultFailed, firstLine(cause)
 		default:
@@ -236,35 +252,10 @@ func RollbackTargets(ctx context.Context, eng engine.Engine, p *compose.Project,
 			}
 			continue
 		}
-		current, retained := 0, map[int]bool{}
-		for _, c := range containers {
-			if c.Labels[compose.LabelService] != service {
-				continue
-			}
-			rev, _ := strconv.Atoi(c.Labels[compose.LabelRevision])
-			if c.State == "running" || c.State == "restarting" {
-				current = max(current, rev)
-			} else {
-				retained[rev] = true
-			}
-		}
+		current, target := previousRevision(service, containers, records)
 		if to > 0 {
 			out[service] = to // the planner says whether it exists
 			continue
-		}
-		target := 0
-		for i := len(records) - 1; i >= 0 && target == 0; i-- {
-			r := records[i]
-			if r.Service == service && r.Revision != current && retained[r.Revision] && (r.Result == ResultDeployed || r.Result == ResultRollback) {
-				target = r.Revision
-			}
-		}
-		if target == 0 {
-			for rev := range retained {
-				if rev < current {
-					target = max(target, rev)
-				}
-			}
 		}
 		if target == 0 {
 			return nil, fmt.Errorf("service %q (revision %d): %w; retained revisions are kept by x-lifecycle.history", service, current, ErrNothingToRollBack)
@@ -272,4 +263,37 @@ func RollbackTargets(ctx context.Context, eng engine.Engine, p *compose.Project,
 		out[service] = target
 	}
 	return out, nil
+}
+
+// previousRevision is the service's current revision (the newest one with running
+// containers) and the revision a rollback goes back to: the newest record of another
+// revision that served (deployed, or made current by a rollback) and whose containers
+// are retained, else the newest retained revision below the current one (0: none).
+func previousRevision(service string, containers []engine.Container, records []Record) (current, target int) {
+	retained := map[int]bool{}
+	for _, c := range containers {
+		if c.Labels[compose.LabelService] != service {
+			continue
+		}
+		rev, _ := strconv.Atoi(c.Labels[compose.LabelRevision])
+		if c.State == "running" || c.State == "restarting" {
+			current = max(current, rev)
+		} else {
+			retained[rev] = true
+		}
+	}
+	for i := len(records) - 1; i >= 0 && target == 0; i-- {
+		r := records[i]
+		if r.Service == service && r.Revision != current && retained[r.Revision] && (r.Result == ResultDeployed || r.Result == ResultRollback) {
+			target = r.Revision
+		}
+	}
+	if target == 0 {
+		for rev := range retained {
+			if rev < current {
+				target = max(target, rev)
+			}
+		}
+	}
+	return current, target
 }
