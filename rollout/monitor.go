@@ -68,6 +68,14 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 		}
 		fmt.Fprintf(w, "docker lifecycle monitor of project %s: metrics at /metrics\n", project)
 	})
+	var alerts *alertWatcher
+	if opts.Alerts != nil {
+		// A first evaluation before the monitor says it serves: the start of the
+		// windows (the routers' counters, restart counts) is now.
+		alerts = newAlertWatcher(eng, project, *opts.Alerts)
+		go alerts.followOOM(ctx)
+		alerts.evaluate(ctx, m, time.Now())
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -78,10 +86,7 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 	ticker := time.NewTicker(opts.Refresh)
 	defer ticker.Stop()
 	var alertTick <-chan time.Time
-	var alerts *alertWatcher
-	if opts.Alerts != nil {
-		alerts = newAlertWatcher(eng, project, *opts.Alerts)
-		go alerts.followOOM(ctx)
+	if alerts != nil {
 		t := time.NewTicker(opts.Alerts.Interval)
 		defer t.Stop()
 		alertTick = t.C
