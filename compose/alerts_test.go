@@ -119,3 +119,17 @@ services:
 		})
 	}
 }
+
+// Alert rules change what monitor judges, not a container: a deploy never replaces a
+// container for them.
+func TestAlertsLeaveTheConfigHash(t *testing.T) {
+	a, _, err := loadFiles(t, map[string]string{"compose.yaml": "services:\n  web:\n    image: nginx\n"}, LoadOptions{})
+	assert.NilError(t, err)
+	b, _, err := loadFiles(t, map[string]string{"compose.yaml": "x-lifecycle: {alerts: {rules: [{metric: oom}]}}\nservices:\n  web:\n    image: nginx\n    x-lifecycle: {alerts: {rules: [{metric: cpu, above: 3}]}}\n"}, LoadOptions{})
+	assert.NilError(t, err)
+	ha, err := ConfigHash(a, "web")
+	assert.NilError(t, err)
+	hb, err := ConfigHash(b, "web")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(ha, hb))
+}
