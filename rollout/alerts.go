@@ -136,7 +136,7 @@ func (w *alertWatcher) evaluate(ctx context.Context, m *metricsCollector, now ti
 		m.mu.Lock()
 		m.c.mu.Lock()
 		for id, s := range m.c.samplers {
-			samples[id] = sample{usage: s.usage, restarts: s.restarts, known: !s.inspected.IsZero()}
+			samples[id] = sample{usage: s.usage, restarts: s.restarts, known: s.restartsRead}
 		}
 		m.c.mu.Unlock()
 		m.mu.Unlock()
