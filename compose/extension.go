@@ -42,6 +42,9 @@ type ProjectSpec struct {
 	Logs *LogsSpec `mapstructure:"logs" json:"logs,omitempty" yaml:"logs,omitempty"`
 	// Guard is x-lifecycle.guard: the guard's policy defaults for every service (guard.go).
 	Guard GuardSpec `mapstructure:"guard" json:"guard,omitzero" yaml:"guard,omitempty"`
+	// Alerts is x-lifecycle.alerts: the rules `monitor` evaluates and where
+	// notifications go (alerts.go).
+	Alerts AlertsSpec `mapstructure:"alerts" json:"alerts,omitzero" yaml:"alerts,omitempty"`
 }
 
 // Mode is the consistency mode, pause when none is set.
@@ -127,6 +130,9 @@ type ServiceSpec struct {
 	// Guard is how `docker lifecycle guard` heals the service's containers, the
 	// project's x-lifecycle.guard overlaid and defaults applied (guard.go).
 	Guard GuardSpec `mapstructure:"guard" json:"guard,omitzero" yaml:"guard,omitempty"`
+	// Alerts are the alert rules of the service: the project's, replaced by name by
+	// the service's own (alerts.go).
+	Alerts ServiceAlertsSpec `mapstructure:"alerts" json:"alerts,omitzero" yaml:"alerts,omitempty"`
 }
 
 // ActiveCheckSpec is the router's active check of a service's backends: GET Path every
@@ -184,7 +190,7 @@ func decodeStrict(input any, out any) error {
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		Metadata:   &md,
 		Result:     out,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesHook, cpusHook),
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesHook, cpusHook, thresholdHook),
 		ErrorUnset: false,
 		// Keys are case-sensitive, as in compose files: "Strategy" is an unknown key.
 		MatchName: func(key, field string) bool { return key == field },
@@ -377,9 +383,15 @@ func cpusHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
 // DecodeProjectSpec decodes and validates the top-level x-lifecycle value.
 func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	var spec ProjectSpec
+	raw, rawAlerts := takeAlerts(raw)
+	alerts, problems := decodeAlerts(rawAlerts, false)
 	if err := decodeStrict(raw, &spec); err != nil {
+		return spec, errors.Join(err, alertsError(problems))
+	}
+	if err := alertsError(problems); err != nil {
 		return spec, err
 	}
+	spec.Alerts = alerts
 	if spec.Strategy != "" && !slices.Contains(strategies, spec.Strategy) {
 		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, strings.Join(strategies, ", "))
 	}
@@ -414,9 +426,15 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 // project's defaults applied.
 func DecodeServiceSpec(raw any, project ProjectSpec) (ServiceSpec, error) {
 	var spec ServiceSpec
+	raw, rawAlerts := takeAlerts(raw)
+	alerts, problems := decodeAlerts(rawAlerts, true)
 	if err := decodeStrict(raw, &spec); err != nil {
+		return spec, errors.Join(err, alertsError(problems))
+	}
+	if err := alertsError(problems); err != nil {
 		return spec, err
 	}
+	spec.Alerts = ServiceAlertsSpec{Rules: alerts.Rules}
 	if spec.Strategy != "" && !slices.Contains(strategies, spec.Strategy) {
 		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, strings.Join(strategies, ", "))
 	}

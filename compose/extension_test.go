@@ -56,7 +56,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "strategy: ''", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout)}},
 		{doc: "strategy: Rolling", wantErr: `key "strategy": unknown strategy "Rolling" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: [rolling]", wantErr: "'strategy' expected type 'string'"},
-		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard)`},
+		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard, alerts)`},
 		{doc: "policy: {defaultz: {}}", wantErr: `unknown key "policy.defaultz" (valid keys: require, deny, defaults)`},
 		{doc: "policy: {defaults: {memory: 1G, swap: 1G}}", wantErr: `unknown key "policy.defaults.swap" (valid keys: memory, cpus, pids)`},
 		{doc: "policy: {defaults: {memory: 0}}", wantErr: "size must be positive, got 0"},
@@ -74,7 +74,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "policy: {~: 1}", wantErr: "key <nil> must be a string, got null"},
 		{doc: "policy: {defaults: {1: 2}}", wantErr: "key 1 must be a string, got a number"},
 		// a key with a dot of its own (validKeys used to panic on it)
-		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard)`},
+		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard, alerts)`},
 		{doc: "policy: {defaults: {memory.x: 1G}}", wantErr: `unknown key "policy.defaults.memory.x" (valid keys: memory, cpus, pids)`},
 	}
 	for _, tc := range tests {
@@ -130,7 +130,7 @@ func TestDecodeServiceSpec(t *testing.T) {
 		{doc: "strategy: Recreate", wantErr: `key "strategy": unknown strategy "Recreate" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: bogus", wantErr: `unknown strategy "bogus" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: 5", wantErr: "'strategy' expected type 'string'"},
-		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout, allow, history, drain, protocol, sniff-window, active-check, blue-green, canary, network, guard)`},
+		{doc: "strategy: recreate\npolicy: {}", wantErr: `unknown key "policy" (valid keys: strategy, wait-timeout, allow, history, drain, protocol, sniff-window, active-check, blue-green, canary, network, guard, alerts)`},
 		{doc: "Strategy: recreate", wantErr: `unknown key "Strategy"`},
 		{doc: "wait-timeout: forever", wantErr: `got "forever"`},
 		// update and rollback come from compose's deploy keys, never from x-lifecycle

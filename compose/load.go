@@ -147,6 +147,7 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 			problems = append(problems, fmt.Errorf("%s: service %q: %w: %w", files.find("services", name, ExtensionKey), name, ErrInvalidSpec, err))
 			continue
 		}
+		resolveAlerts(spec.Alerts, &s)
 		p.ServiceSpecs[name] = s
 	}
 	if len(problems) > 0 {

@@ -44,11 +44,21 @@ x-lifecycle:
     deny: [privileged]
     defaults: {memory: 1000000000, cpus: 0.25, pids: 200}
   scan: {fail-on: high, ignore-unfixed: true}
+  alerts:
+    interval: 2s
+    targets:
+      - webhook: {url: "https://hooks.example.com/x", body: '{"text": {{json .Summary}}}', headers: {X-Token: t}, retries: 2}
+      - exec: {command: [/bin/cat], timeout: 3s}
+      - stderr: true
+    rules:
+      - {metric: cpu, above: 80, resolve-below: 60, for: 1m}
+      - {metric: oom}
 services:
   web:
     image: nginx:1.25
     ports: ["127.0.0.1:8080:80"]
     x-lifecycle:
+      alerts: {rules: [{metric: cpu, above: 95}, {name: slow, metric: p99, above: 250ms, window: 1m}]}
       strategy: canary
       canary:
         steps: [{weight: 5, pause: 1m}, {weight: 40}]

@@ -13,6 +13,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/alerting"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
@@ -111,6 +112,7 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	// The foreground guard has the compose project: it can roll a service back. The
 	// detached one has only the target (docs/guard.md, "Escalation").
 	var composeProject *compose.Project
+	var notifier *alerting.Notifier
 	if opts.target != "" {
 		// The detached guard: no compose file here, the project comes resolved.
 		t, err := rollout.DecodeGuardTarget([]byte(opts.target))
@@ -127,6 +129,12 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 			return err
 		}
 		target, eng, composeProject = rollout.NewGuardTarget(p), projectEngine, p
+		if notifier, err = guardNotifier(p, dockerCli.Err()); err != nil {
+			return err
+		}
+		if notifier != nil {
+			defer notifier.Close(10 * time.Second)
+		}
 	}
 	var mu sync.Mutex
 	announced := false
@@ -136,6 +144,9 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 			mu.Lock()
 			defer mu.Unlock()
 			fmt.Fprintln(dockerCli.Err(), a.String())
+			if notifier != nil {
+				notifier.Notify(rollout.GuardNotification(a))
+			}
 			if opts.format == "json" {
 				b, err := json.Marshal(a)
 				if err == nil {
@@ -267,4 +278,24 @@ func writeGuardStatus(w io.Writer, r rollout.GuardStatusReport, now time.Time) e
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format(time.RFC3339), who, a.Kind, a.Action, a.Reason)
 	}
 	return tw.Flush()
+}
+
+// guardNotifier sends the foreground guard's alerts to x-lifecycle.alerts.targets too
+// (docs/guard.md); nil when the project sets none. A stderr target is left out: every
+// alert is on stderr already.
+func guardNotifier(p *compose.Project, stderr io.Writer) (*alerting.Notifier, error) {
+	var specs []compose.AlertTarget
+	for _, t := range p.Spec.Alerts.Targets {
+		if !t.Stderr {
+			specs = append(specs, t)
+		}
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	targets, err := alerting.NewTargets(specs, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return alerting.NewNotifier(targets, func(s string) { fmt.Fprintln(stderr, "guard: "+s) }), nil
 }

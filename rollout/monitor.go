@@ -27,6 +27,9 @@ type MonitorOptions struct {
 	Refresh time.Duration
 	// Serving is called once the address is bound, with the address (its real port).
 	Serving func(addr string)
+	// Alerts, when set, are evaluated every Alerts.Interval from the same sources as
+	// the metrics (rollout/alerts.go).
+	Alerts *AlertOptions
 }
 
 // ErrListen says the --listen address could not be used.
@@ -65,6 +68,14 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 		}
 		fmt.Fprintf(w, "docker lifecycle monitor of project %s: metrics at /metrics\n", project)
 	})
+	var alerts *alertWatcher
+	if opts.Alerts != nil {
+		// A first evaluation before the monitor says it serves: the start of the
+		// windows (the routers' counters, restart counts) is now.
+		alerts = newAlertWatcher(eng, project, *opts.Alerts)
+		go alerts.followOOM(ctx)
+		alerts.evaluate(ctx, m, time.Now())
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -74,6 +85,12 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 
 	ticker := time.NewTicker(opts.Refresh)
 	defer ticker.Stop()
+	var alertTick <-chan time.Time
+	if alerts != nil {
+		t := time.NewTicker(opts.Alerts.Interval)
+		defer t.Stop()
+		alertTick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -87,6 +104,12 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 			if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
 				return err
 			}
+		case now := <-alertTick:
+			// A new revision's containers are listed before they are judged.
+			if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
+			alerts.evaluate(ctx, m, now)
 		}
 	}
 }

@@ -174,6 +174,9 @@ type sampler struct {
 	streaming bool
 	cancel    context.CancelFunc
 	c         engine.Container
+
+	// restartsRead: an inspect gave restarts (not only tried to).
+	restartsRead bool
 }
 
 // add takes one sample: CPU % from its PreCPUStats (the daemon's previous sample), the
@@ -384,7 +387,7 @@ func (c *statsCollector) refresh(ctx context.Context) error {
 			d, err := c.eng.InspectContainer(ctx, s.c.ID)
 			if err == nil {
 				c.mu.Lock()
-				s.restarts = d.RestartCount
+				s.restarts, s.restartsRead = d.RestartCount, true
 				c.mu.Unlock()
 			}
 		})

@@ -22,6 +22,7 @@ var forbidden = map[string][]string{
 	"rollout":             {module + "plugin", "github.com/docker/cli", "github.com/spf13/cobra"},
 	"policy":              {module + "engine", module + "rollout", module + "plugin"},
 	"segments":            {module + "engine", module + "rollout", module + "plugin"},
+	"alerting":            {module + "engine", module + "rollout", module + "plugin", "github.com/moby/moby/client"},
 	"cmd/lifecycle-agent": {module + "plugin", module + "rollout", module + "compose", "github.com/docker/cli", "github.com/spf13/cobra", "github.com/compose-spec"},
 	"agent/router":        {module + "plugin", module + "rollout", module + "compose", module + "engine"},
 }
