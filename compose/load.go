@@ -149,6 +149,14 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 		}
 		p.ServiceSpecs[name] = s
 	}
+	if top, err := stringKeys(tp.Extensions[ExtensionKey]); err == nil {
+		_, rawVerify := splitVerify(top)
+		checks, err := DecodeBackupVerify(rawVerify, sortedServiceNames(tp))
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: top-level %w: %w", files.find(ExtensionKey), ErrInvalidSpec, err))
+		}
+		p.Spec.Backup.Verify = checks
+	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
