@@ -25,9 +25,13 @@ import (
 // volumes of the scratch project); its value is the project drilled.
 const LabelDrill = "io.lifecycle.drill"
 
-// DrillRecordFile is the record of the last drill of a backup, written into the
-// backup's directory (docs/backup.md: the drill record).
-const DrillRecordFile = "drill.json"
+// DrillRecordFile is the record of the last drill of a backup and DrillPassedFile of
+// the last one that passed, written into the backup's directory (docs/backup.md: the
+// drill record).
+const (
+	DrillRecordFile = "drill.json"
+	DrillPassedFile = "drill-passed.json"
+)
 
 // drillOutputLimit bounds the output of a verify command kept in the result.
 const drillOutputLimit = 1024
@@ -479,13 +483,21 @@ func limitOutput(s string) string {
 }
 
 // writeDrillRecord writes the result into the backup's directory, replacing the
-// record of an earlier drill of the same backup.
+// record of an earlier drill of the same backup (and, when it passed, the record of
+// the last drill that passed).
 func writeDrillRecord(ctx context.Context, target BackupTarget, backup string, res DrillResult) error {
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
-	return target.Put(ctx, backup, DrillRecordFile, append(b, '\n'))
+	b = append(b, '\n')
+	if err := target.Put(ctx, backup, DrillRecordFile, b); err != nil {
+		return err
+	}
+	if res.Passed {
+		return target.Put(ctx, backup, DrillPassedFile, b)
+	}
+	return nil
 }
 
 // DrillRecords reads the drill records of project's backups in target, newest drill first.
@@ -495,18 +507,22 @@ func DrillRecords(ctx context.Context, target BackupTarget, project string) ([]D
 		return nil, err
 	}
 	var out []DrillResult
+	seen := map[string]bool{}
 	for _, name := range names {
-		rc, err := target.Open(ctx, name, DrillRecordFile)
-		if err != nil {
-			continue
+		for _, file := range []string{DrillRecordFile, DrillPassedFile} {
+			rc, err := target.Open(ctx, name, file)
+			if err != nil {
+				continue
+			}
+			b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+			rc.Close()
+			var r DrillResult
+			if err != nil || json.Unmarshal(b, &r) != nil || r.Project != project || seen[r.ScratchProject] {
+				continue
+			}
+			seen[r.ScratchProject] = true
+			out = append(out, r)
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
-		rc.Close()
-		var r DrillResult
-		if err != nil || json.Unmarshal(b, &r) != nil || r.Project != project {
-			continue
-		}
-		out = append(out, r)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Started.After(out[j].Started) })
 	return out, nil

@@ -166,3 +166,28 @@ func TestRunVerify(t *testing.T) {
 	assert.Check(t, !got[2].Passed && got[2].Error == "timed out after 20ms", "%+v", got[2])
 	assert.Check(t, !got[3].Passed && got[3].ExitCode == -1 && strings.Contains(got[3].Error, "no running container of service web"), "%+v", got[3])
 }
+
+// A failed drill replaces the backup's last record, not its last good one; records of
+// another project are skipped; newest first.
+func TestDrillRecords(t *testing.T) {
+	ctx := context.Background()
+	target := LocalTarget{Dir: t.TempDir()}
+	for _, b := range []string{"shop-1", "shop-2", "other-1"} {
+		assert.NilError(t, target.Begin(ctx, b))
+	}
+	at := func(h int) time.Time { return time.Date(2026, 12, 2, h, 0, 0, 0, time.UTC) }
+	assert.NilError(t, writeDrillRecord(ctx, target, "shop-1", DrillResult{Project: "shop", ScratchProject: "a", Started: at(1), Passed: true}))
+	assert.NilError(t, writeDrillRecord(ctx, target, "shop-1", DrillResult{Project: "shop", ScratchProject: "b", Started: at(3)}))
+	assert.NilError(t, writeDrillRecord(ctx, target, "shop-2", DrillResult{Project: "shop", ScratchProject: "c", Started: at(2), Passed: true}))
+	assert.NilError(t, writeDrillRecord(ctx, target, "other-1", DrillResult{Project: "other", ScratchProject: "d", Started: at(4), Passed: true}))
+	got, err := DrillRecords(ctx, target, "shop")
+	assert.NilError(t, err)
+	var names []string
+	for _, r := range got {
+		names = append(names, r.ScratchProject)
+	}
+	assert.Check(t, is.DeepEqual(names, []string{"b", "c", "a"}))
+	plan := PlanRecovery(nil, "", "", Manifest{Project: "shop"}, got)
+	assert.Check(t, is.Equal(plan.LastDrill.ScratchProject, "b"))
+	assert.Check(t, is.Equal(plan.LastGoodDrill.ScratchProject, "c"))
+}
