@@ -87,7 +87,11 @@ func runDrill(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	}
 	switch {
 	case ctx.Err() != nil:
-		return exitError(ctx, err)
+		removed := "the scratch project was removed"
+		if !res.CleanedUp {
+			removed = "the scratch project was NOT removed: " + res.CleanupError
+		}
+		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: drill of " + res.Backup + " stopped; " + removed}
 	case errors.Is(err, rollout.ErrDrillFailed):
 		return cli.StatusError{StatusCode: 1, Status: err.Error()}
 	case err != nil:
@@ -122,8 +126,12 @@ func printDrillJSON(out io.Writer, res rollout.DrillResult) error {
 
 func printDrillTable(out io.Writer, res rollout.DrillResult) {
 	fmt.Fprintf(out, "Drill of project %s from %s (backup of %s)\n", res.Project, res.Backup, res.BackupCreated.UTC().Format(time.RFC3339))
-	fmt.Fprintf(out, "Scratch project %s: %s\n", res.ScratchProject, isolationSummary(res))
-	fmt.Fprintf(out, "RTO %.1fs = restore %.1fs + healthy %.1fs\n", res.RTOSeconds, res.RestoreSeconds, res.HealthySeconds)
+	if res.RTOSeconds > 0 {
+		fmt.Fprintf(out, "Scratch project %s: %s\n", res.ScratchProject, isolationSummary(res))
+		fmt.Fprintf(out, "RTO %.1fs = restore %.1fs + healthy %.1fs\n", res.RTOSeconds, res.RestoreSeconds, res.HealthySeconds)
+	} else {
+		fmt.Fprintf(out, "Scratch project %s did not come up: no RTO\n", res.ScratchProject)
+	}
 	for _, v := range res.Volumes {
 		mounted := "not mounted by any service"
 		if len(v.MountedBy) > 0 {
