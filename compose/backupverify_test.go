@@ -28,6 +28,20 @@ services:
 	}))
 }
 
+// A check of a service outside the active profiles loads (a drill skips it).
+func TestBackupVerifyProfiledService(t *testing.T) {
+	p, _, err := loadFiles(t, map[string]string{"compose.yaml": `
+x-lifecycle:
+  backup:
+    verify: [{service: report, command: [check]}]
+services:
+  db: {image: postgres}
+  report: {image: r, profiles: [tools]}
+`}, LoadOptions{ProjectName: "shop"})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(p.Spec.Backup.Verify, 1))
+}
+
 // TestBackupVerifyEveryProblem: one load names every problem of every entry, and a
 // service's own x-lifecycle problem beside them.
 func TestBackupVerifyEveryProblem(t *testing.T) {

@@ -151,7 +151,14 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 	}
 	if top, err := stringKeys(tp.Extensions[ExtensionKey]); err == nil {
 		_, rawVerify := splitVerify(top)
-		checks, err := DecodeBackupVerify(rawVerify, sortedServiceNames(tp))
+		// A service left out by the active profiles is still the project's: its checks
+		// load (and a drill skips them, as it does not start the service).
+		names := sortedServiceNames(tp)
+		for n := range tp.DisabledServices {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		checks, err := DecodeBackupVerify(rawVerify, names)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("%s: top-level %w: %w", files.find(ExtensionKey), ErrInvalidSpec, err))
 		}

@@ -296,8 +296,16 @@ func Drill(ctx context.Context, eng engine.Engine, p *compose.Project, events pr
 	if err := drillIsolation(ctx, eng, scratchName, &res); err != nil {
 		return fail(err)
 	}
+	var checks []compose.VerifyCheck
+	for _, c := range p.Spec.Backup.Verify {
+		if _, ok := p.Project.Services[c.Service]; !ok {
+			progress.Emit(events, "Verify "+c.Service, progress.Warning, "Skipped", "the service is not in the active profiles: "+strings.Join(c.Command, " "))
+			continue
+		}
+		checks = append(checks, c)
+	}
 	verifyStart := time.Now()
-	res.Checks = runVerify(ctx, eng, scratchName, p.Spec.Backup.Verify, events)
+	res.Checks = runVerify(ctx, eng, scratchName, checks, events)
 	res.VerifySeconds = seconds(time.Since(verifyStart))
 	if ctx.Err() != nil {
 		return res, ctx.Err()
