@@ -278,7 +278,7 @@ func Drill(ctx context.Context, eng engine.Engine, p *compose.Project, events pr
 	}
 
 	restoreStart := time.Now()
-	if err := precreateVolumes(ctx, eng, scratch, m); err != nil {
+	if err := precreateVolumes(ctx, eng, scratch, m, p.Name); err != nil {
 		return fail(err)
 	}
 	if _, err := Restore(ctx, eng, opts.Target, backup, events, RestoreOptions{Project: scratchName, Force: true, Identities: opts.Identities}); err != nil {
@@ -360,9 +360,9 @@ func drillInventory(p *compose.Project, m Manifest, scratch string) ([]DrillVolu
 }
 
 // precreateVolumes creates the scratch volumes the backup restores into, labelled as
-// the deploy would create them (compose.Volumes) plus LabelDrill, so that the deploy
+// the deploy would create them (compose.Volumes) plus LabelDrill=project, so that the deploy
 // uses them and everything the drill made carries the label.
-func precreateVolumes(ctx context.Context, eng engine.Engine, scratch *compose.Project, m Manifest) error {
+func precreateVolumes(ctx context.Context, eng engine.Engine, scratch *compose.Project, m Manifest, project string) error {
 	specs := map[string]compose.VolumeCreate{}
 	creates, _ := compose.Volumes(scratch)
 	for _, v := range creates {
@@ -375,7 +375,7 @@ func precreateVolumes(ctx context.Context, eng engine.Engine, scratch *compose.P
 			spec = compose.VolumeCreate{Name: name, Driver: "local", Labels: map[string]string{compose.LabelProject: scratch.Name,
 				compose.LabelVolume: v.Name, compose.LabelVersion: compose.ComposeVersionLabelValue, compose.LabelManagedBy: compose.ManagedByValue}}
 		}
-		spec.Labels = mergeLabels(spec.Labels, map[string]string{LabelDrill: m.Project})
+		spec.Labels = mergeLabels(spec.Labels, map[string]string{LabelDrill: project})
 		if _, err := eng.CreateVolume(ctx, engine.VolumeSpec(spec)); err != nil {
 			return fmt.Errorf("create the drill's volume %s: %w", name, err)
 		}
