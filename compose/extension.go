@@ -66,6 +66,10 @@ const (
 type BackupSpec struct {
 	// Consistency is pause, stop or none; empty means pause (BackupSpec.Mode).
 	Consistency string `mapstructure:"consistency" json:"consistency,omitempty" yaml:"consistency,omitempty"`
+	// Verify are the checks `docker lifecycle drill` runs in the restored project
+	// (backupverify.go). Decoded on its own by DecodeBackupVerify, which needs the
+	// services and reports every entry's problems at once; the tag names the key.
+	Verify []VerifyCheck `mapstructure:"verify" json:"verify,omitempty" yaml:"verify,omitempty"`
 }
 
 // PolicySpec holds project-wide policy.
@@ -253,6 +257,8 @@ func describe(v any) string {
 		return "null"
 	case []any:
 		return "a list"
+	case map[string]any, map[any]any:
+		return "a mapping"
 	case string:
 		return "a string"
 	case bool:
@@ -381,8 +387,10 @@ func cpusHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
 }
 
 // DecodeProjectSpec decodes and validates the top-level x-lifecycle value.
+// backup.verify is left out: fromTypes decodes it with the services (DecodeBackupVerify).
 func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	var spec ProjectSpec
+	raw, _ = splitVerify(raw)
 	raw, rawAlerts := takeAlerts(raw)
 	alerts, problems := decodeAlerts(rawAlerts, false)
 	if err := decodeStrict(raw, &spec); err != nil {

@@ -43,7 +43,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "backup: {consistency: stop}", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Backup: BackupSpec{Consistency: ConsistencyStop}}},
 		{doc: "backup: {consistency: none}", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Backup: BackupSpec{Consistency: ConsistencyNone}}},
 		{doc: "backup: {consistency: freeze}", wantErr: `key "backup.consistency": unknown mode "freeze" (valid: pause, stop, none)`},
-		{doc: "backup: {consistancy: stop}", wantErr: `unknown key "backup.consistancy" (valid keys: consistency)`},
+		{doc: "backup: {consistancy: stop}", wantErr: `unknown key "backup.consistancy" (valid keys: consistency, verify)`},
 		{doc: "[a]", wantErr: "must be a mapping, got a list"},
 		{doc: "42", wantErr: "must be a mapping, got a number"},
 		{doc: "true", wantErr: "must be a mapping, got a boolean"},

@@ -150,6 +150,21 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 		resolveAlerts(spec.Alerts, &s)
 		p.ServiceSpecs[name] = s
 	}
+	if top, err := stringKeys(tp.Extensions[ExtensionKey]); err == nil {
+		_, rawVerify := splitVerify(top)
+		// A service left out by the active profiles is still the project's: its checks
+		// load (and a drill skips them, as it does not start the service).
+		names := sortedServiceNames(tp)
+		for n := range tp.DisabledServices {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		checks, err := DecodeBackupVerify(rawVerify, names)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: top-level %w: %w", files.find(ExtensionKey), ErrInvalidSpec, err))
+		}
+		p.Spec.Backup.Verify = checks
+	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}

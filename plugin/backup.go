@@ -184,21 +184,11 @@ func runRestore(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
 	restoreOpts := rollout.RestoreOptions{Project: opts.project, Force: opts.force, LatestOf: project.projectName}
-	var errs []error
-	for _, name := range opts.identities {
-		f, err := os.Open(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--identity: %w", err))
-			continue
-		}
-		ids, err := rollout.ParseIdentities(name, f)
-		f.Close()
-		errs = append(errs, err)
-		restoreOpts.Identities = append(restoreOpts.Identities, ids...)
-	}
-	if err := errors.Join(errs...); err != nil {
+	identities, err := readIdentities(opts.identities)
+	if err != nil {
 		return usageError("%v", err)
 	}
+	restoreOpts.Identities = identities
 	where, backup, err := rollout.SplitBackupLocation(location)
 	if err != nil {
 		return usageError("%v", err)

@@ -110,6 +110,8 @@ in the engine so that any machine with the same context sees the same project.`,
 		newUnlockCommand(dockerCli, opts),
 		newBackupCommand(dockerCli, opts),
 		newRestoreCommand(dockerCli, opts),
+		newDrillCommand(dockerCli, opts),
+		newDRCommand(dockerCli, opts),
 		newVersionCommand(dockerCli),
 	)
 	return cmd

@@ -29,7 +29,7 @@ func TestCommandTree(t *testing.T) {
 		assert.Check(t, c.RunE != nil, "%s has a RunE", c.Name())
 		assert.Check(t, c.Short != "", "%s has a short description", c.Name())
 	}
-	assert.Check(t, is.DeepEqual(names, []string{"abort", "backup", "config", "deploy", "down", "guard", "history", "lint", "logs", "monitor", "network", "pause", "plan", "promote", "ps", "restore", "resume", "rollback", "scan", "secrets", "stats", "unlock", "version"}))
+	assert.Check(t, is.DeepEqual(names, []string{"abort", "backup", "config", "deploy", "down", "dr", "drill", "guard", "history", "lint", "logs", "monitor", "network", "pause", "plan", "promote", "ps", "restore", "resume", "rollback", "scan", "secrets", "stats", "unlock", "version"}))
 	for _, flag := range []string{"file", "project-name", "profile", "env-file", "project-directory", "progress"} {
 		assert.Check(t, root.PersistentFlags().Lookup(flag) != nil, "--%s", flag)
 	}
@@ -138,6 +138,12 @@ func TestUsageErrorsExit125(t *testing.T) {
 		{args: []string{"backup", "--keep-last", "-1", "--keep-monthly", "-2", "--consistency", "freeze"},
 			want: `--to DIR|s3://BUCKET/PREFIX is required: where the backup is written; --keep-last must not be negative, got -1; --keep-monthly must not be negative, got -2; --consistency must be one of pause, stop, none, got "freeze"`},
 		{args: []string{"guard", "--detach"}, want: "--mount-docker-socket"},
+		{args: []string{"drill"}, want: "needs exactly one BACKUP"},
+		{args: []string{"drill", "a", "--format", "xml"}, want: "use table or json"},
+		{args: []string{"drill", "a", "--identity", "/nonexistent/key"}, want: "--identity: open /nonexistent/key"},
+		{args: []string{"dr", "plan"}, want: "--from DIR|s3://BUCKET/PREFIX is required"},
+		{args: []string{"dr", "plan", "--from", "x", "--format", "table"}, want: "use text or json"},
+		{args: []string{"dr", "apply"}, want: `unknown command "apply"`},
 		{args: []string{"guard", "--status", "--last", "0"}, want: "--last must be 1 or more, got 0"},
 	}
 	t.Chdir(t.TempDir())

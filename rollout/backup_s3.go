@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -175,6 +176,18 @@ func (w *s3Writer) Commit() error {
 func (w *s3Writer) Abort() {
 	w.pw.CloseWithError(errUploadAborted)
 	<-w.done
+}
+
+func (s *S3Target) Put(ctx context.Context, backup, file string, data []byte) error {
+	if err := errors.Join(validBackupName(backup), validBackupName(file)); err != nil {
+		return err
+	}
+	_, err := s.client.PutObject(ctx, s.bucket, s.dir(backup)+file, bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ContentType: "application/json", DisableContentSha256: true})
+	if err != nil {
+		return fmt.Errorf("upload %s/%s: %w", s.Location(backup), file, err)
+	}
+	return nil
 }
 
 func (s *S3Target) Open(ctx context.Context, backup, file string) (io.ReadCloser, error) {

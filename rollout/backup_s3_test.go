@@ -61,6 +61,14 @@ func TestS3Target(t *testing.T) {
 	_, err = target.Open(ctx, "shop-1", "cache.tar.zst")
 	assert.Check(t, errors.Is(err, ErrBackupNotFound), "%v", err)
 
+	// the drill record: written, replaced, read back by DrillRecords
+	assert.NilError(t, writeDrillRecord(ctx, target, "shop-1", DrillResult{Project: "shop", ScratchProject: "a", Passed: true}))
+	assert.NilError(t, writeDrillRecord(ctx, target, "shop-1", DrillResult{Project: "shop", ScratchProject: "b"}))
+	drills, err := DrillRecords(ctx, target, "shop")
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(drills, 2))
+	assert.Check(t, is.Equal(drills[0].ScratchProject+drills[1].ScratchProject, "ba"))
+
 	assert.NilError(t, target.Remove(ctx, "shop-1"))
 	names, err = target.List(ctx)
 	assert.NilError(t, err)

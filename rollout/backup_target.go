@@ -23,6 +23,9 @@ type BackupTarget interface {
 	Begin(ctx context.Context, backup string) error
 	// Create starts writing a file of a backup; nothing is visible as complete before Commit.
 	Create(ctx context.Context, backup, file string) (TargetWriter, error)
+	// Put writes a small file into an existing backup, replacing one of that name
+	// whole (the drill's record, drill.json); a reader sees the old file or the new.
+	Put(ctx context.Context, backup, file string, data []byte) error
 	// Open reads a file of a backup.
 	Open(ctx context.Context, backup, file string) (io.ReadCloser, error)
 	// List names the backups (directories or prefixes) the target holds, sorted.
@@ -120,6 +123,26 @@ func (w localWriter) Commit() error {
 func (w localWriter) Abort() {
 	w.Close()
 	_ = os.Remove(w.Name())
+}
+
+func (l LocalTarget) Put(_ context.Context, backup, file string, data []byte) error {
+	if err := errors.Join(validBackupName(backup), validBackupName(file)); err != nil {
+		return err
+	}
+	dir := filepath.Join(l.Dir, backup)
+	tmp, err := os.CreateTemp(dir, "."+file+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename: gone already
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := errors.Join(tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, file))
 }
 
 func (l LocalTarget) Open(_ context.Context, backup, file string) (io.ReadCloser, error) {

@@ -1,0 +1,160 @@
+package compose
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-shellwords"
+)
+
+// DefaultVerifyTimeout bounds a backup.verify command that sets no timeout.
+const DefaultVerifyTimeout = 30 * time.Second
+
+// VerifyCheck is one entry of x-lifecycle.backup.verify: a command `docker lifecycle
+// drill` runs in a container of Service of the restored scratch project; exit 0 passes.
+type VerifyCheck struct {
+	Service string `json:"service" yaml:"service"`
+	// Command is exec form; a string in the compose file is split as a shell would
+	// split words (no shell runs it, as compose's `command:`).
+	Command []string `json:"command" yaml:"command"`
+	Timeout Duration `json:"timeout" yaml:"timeout"`
+}
+
+// verifyKeys are the keys of a backup.verify entry.
+var verifyKeys = []string{"service", "command", "timeout"}
+
+// splitVerify returns the top-level x-lifecycle value without backup.verify, and the
+// raw verify value: it is decoded on its own (DecodeBackupVerify), so that one load
+// reports every problem of every entry.
+func splitVerify(raw any) (rest any, verify any) {
+	top, ok := raw.(map[string]any)
+	if !ok {
+		return raw, nil
+	}
+	backup, ok := top["backup"].(map[string]any)
+	if !ok {
+		return raw, nil
+	}
+	verify, present := backup["verify"]
+	if !present {
+		return raw, nil
+	}
+	b := make(map[string]any, len(backup))
+	for k, v := range backup {
+		if k != "verify" {
+			b[k] = v
+		}
+	}
+	t := make(map[string]any, len(top))
+	for k, v := range top {
+		t[k] = v
+	}
+	t["backup"] = b
+	return t, verify
+}
+
+// DecodeBackupVerify decodes x-lifecycle.backup.verify strictly: a list of mappings
+// with the keys service (one of services), command (a non-empty string or list of
+// strings) and timeout (a positive duration, default DefaultVerifyTimeout). Every
+// problem of every entry is returned, joined, each naming its entry and key.
+func DecodeBackupVerify(raw any, services []string) ([]VerifyCheck, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	raw, err := stringKeys(raw)
+	if err != nil {
+		return nil, fmt.Errorf("key \"backup.verify\": %w", err)
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, fmt.Errorf("key \"backup.verify\": want a list of {service, command, timeout}, got %s", describe(raw))
+	}
+	var checks []VerifyCheck
+	var problems []error
+	for i, item := range list {
+		at := fmt.Sprintf("backup.verify[%d]", i)
+		entry, ok := item.(map[string]any)
+		if !ok {
+			problems = append(problems, fmt.Errorf("key %q: want a mapping {service, command, timeout}, got %s", at, describe(item)))
+			continue
+		}
+		c, errs := decodeVerifyEntry(at, entry, services)
+		problems = append(problems, errs...)
+		if len(errs) == 0 {
+			checks = append(checks, c)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return checks, nil
+}
+
+func decodeVerifyEntry(at string, entry map[string]any, services []string) (VerifyCheck, []error) {
+	c := VerifyCheck{Timeout: Duration(DefaultVerifyTimeout)}
+	var errs []error
+	keys := make([]string, 0, len(entry))
+	for k := range entry {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(verifyKeys, k) {
+			errs = append(errs, fmt.Errorf("unknown key %q (valid keys: %s)", at+"."+k, strings.Join(verifyKeys, ", ")))
+		}
+	}
+	switch s, ok := entry["service"].(string); {
+	case entry["service"] == nil:
+		errs = append(errs, fmt.Errorf("key %q: required: the service whose container runs the command", at+".service"))
+	case !ok:
+		errs = append(errs, fmt.Errorf("key %q: want a service name, got %s", at+".service", describe(entry["service"])))
+	case !slices.Contains(services, s):
+		errs = append(errs, fmt.Errorf("key %q: no service %q in the project (services: %s)", at+".service", s, strings.Join(services, ", ")))
+	default:
+		c.Service = s
+	}
+	switch cmd := entry["command"].(type) {
+	case nil:
+		errs = append(errs, fmt.Errorf("key %q: required: a command such as [\"pg_isready\"] or \"psql -c 'select 1'\"", at+".command"))
+	case string:
+		words, err := shellwords.Parse(cmd)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("key %q: %q does not split into words: %v", at+".command", cmd, err))
+		case len(words) == 0:
+			errs = append(errs, fmt.Errorf("key %q: must not be empty", at+".command"))
+		default:
+			c.Command = words
+		}
+	case []any:
+		for j, w := range cmd {
+			s, ok := w.(string)
+			if !ok {
+				errs = append(errs, fmt.Errorf("key \"%s.command[%d]\": want a string, got %s", at, j, describe(w)))
+				continue
+			}
+			c.Command = append(c.Command, s)
+		}
+		if len(cmd) == 0 {
+			errs = append(errs, fmt.Errorf("key %q: must not be empty", at+".command"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("key %q: want a string or a list of strings, got %s", at+".command", describe(cmd)))
+	}
+	if t, present := entry["timeout"]; present {
+		d, err := durationHook(nil, durationType, t)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("key %q: %w", at+".timeout", err))
+		case time.Duration(d.(Duration)) <= 0:
+			errs = append(errs, fmt.Errorf("key %q: must be positive, got %s", at+".timeout", t))
+		default:
+			c.Timeout = d.(Duration)
+		}
+	}
+	return c, errs
+}
