@@ -13,17 +13,7 @@ if [ -x "$bin" ] && "$bin" version --short >/dev/null 2>&1; then
   exit 0
 fi
 
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-
-# A scratch module lets `go mod download` fetch compose through the module proxy.
-(cd "$work" && printf 'module scratch\ngo 1.26\n' > go.mod && go mod download "github.com/docker/compose/v2@$version") >&2
-src="$(go env GOMODCACHE)/github.com/docker/compose/v2@$version"
-cp -r "$src" "$work/compose"
-chmod -R u+w "$work/compose"
-mkdir -p "$(dirname "$bin")"
-(cd "$work/compose" && CGO_ENABLED=0 go build -trimpath \
-  -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$version" \
-  -o "$bin.tmp" ./cmd) >&2
-mv "$bin.tmp" "$bin"
-echo "$bin"
+# shellcheck source=scripts/go-module-binary.sh
+. "$(dirname "$0")/go-module-binary.sh"
+go_module_binary github.com/docker/compose/v2 "$version" ./cmd "$bin" \
+  "-s -w -X github.com/docker/compose/v2/internal.Version=$version"

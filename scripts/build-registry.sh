@@ -13,15 +13,6 @@ if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
   exit 0
 fi
 
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-
-# A scratch module lets `go mod download` fetch the registry through the module proxy.
-(cd "$work" && printf 'module scratch\ngo 1.26\n' > go.mod && go mod download "github.com/distribution/distribution/v3@$version") >&2
-src="$(go env GOMODCACHE)/github.com/distribution/distribution/v3@$version"
-cp -r "$src" "$work/registry"
-chmod -R u+w "$work/registry"
-mkdir -p "$(dirname "$bin")"
-(cd "$work/registry" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin.tmp" ./cmd/registry) >&2
-mv "$bin.tmp" "$bin"
-echo "$bin"
+# shellcheck source=scripts/go-module-binary.sh
+. "$(dirname "$0")/go-module-binary.sh"
+go_module_binary github.com/distribution/distribution/v3 "$version" ./cmd/registry "$bin"
