@@ -93,7 +93,7 @@ configs: {motd: {content: hello}}
 	assert.DeepEqual(t, cs.Secrets, []*swarm.SecretReference{{SecretName: secretName, SecretID: "s-new", File: &swarm.SecretReferenceFileTarget{Name: "db_pw", UID: "0", GID: "0", Mode: 0o400}}})
 	assert.Equal(t, cs.Configs[0].ConfigID, "c-1")
 	assert.Equal(t, spec.TaskTemplate.ContainerSpec.Secrets[0].SecretID, "") // the plan's spec is not changed
-	assert.Equal(t, len(removed), 0)                                          // not before the wait
+	assert.Equal(t, len(removed), 0)                                         // not before the wait
 	var events strings.Builder
 	w, err := progress.New(progress.ModePlain, &events, false)
 	assert.NilError(t, err)
