@@ -141,8 +141,9 @@ func TestSwarmRollingUnderLoad(t *testing.T) {
 	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
 }
 
-// swarmSecrets gives the client service a secret, a file of the project, and a config.
-const swarmSecrets = `    secrets: [{source: token, target: token, mode: 0400}]
+// swarmSecrets gives the client service a secret, a file of the project, readable by
+// the image's user (65534) only, and a config (0444 by default, owned by root).
+const swarmSecrets = `    secrets: [{source: token, target: token, uid: "65534", gid: "65534", mode: 0400}]
     configs: [{source: motd, target: /etc/motd}]
 secrets:
   token: {file: ./token.txt}
