@@ -162,8 +162,8 @@ func PlanSwarm(project string, networks []compose.NetworkCreate, objects []compo
 			if obs.Image != image {
 				causes = append(causes, fmt.Sprintf("image %s → %s", obs.Image, image))
 			}
-			causes = append(causes, objectChanges(compose.SwarmSecret, obs.Secrets, SecretNames(spec), logical)...)
-			causes = append(causes, objectChanges(compose.SwarmConfig, obs.Configs, ConfigNames(spec), logical)...)
+			causes = append(causes, objectChanges(project, compose.SwarmSecret, obs.Secrets, SecretNames(spec), logical)...)
+			causes = append(causes, objectChanges(project, compose.SwarmConfig, obs.Configs, ConfigNames(spec), logical)...)
 			cause := cmp.Or(strings.Join(causes, "; "), "the service's configuration changed")
 			plan.Steps = append(plan.Steps, SwarmStep{Action: SwarmUpdateService, Name: spec.Name, Service: name, Spec: spec,
 				ID: obs.ID, Version: obs.Version, Cause: cause, Rollout: rolloutText(spec)})
@@ -216,8 +216,8 @@ func unusedObjects(objects []compose.SwarmObject, services map[string]swarm.Serv
 
 // objectChanges says which secrets (or configs) of a service changed value, were added or
 // were removed, by compose name, between the Swarm names it references and those it will.
-func objectChanges(kind string, before, after []string, logical map[string]string) []string {
-	name := func(n string) string { return logical[kind+"/"+n] }
+func objectChanges(project, kind string, before, after []string, logical map[string]string) []string {
+	name := func(n string) string { return cmp.Or(logical[kind+"/"+n], objectLogical(project, n)) }
 	was := map[string]string{}
 	for _, n := range before {
 		was[name(n)] = n

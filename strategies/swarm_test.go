@@ -88,7 +88,7 @@ func TestPlanSwarmSecrets(t *testing.T) {
 		Networks: map[string]bool{},
 		Services: map[string]ObservedSwarmService{
 			"shop_web": {ID: "w1", Version: 7, SpecHash: "h-web-1", Image: "shop/web:1",
-				Secrets: []string{"shop_db_password_aaaaaaaa", "shop_api_key_11111111"}, Configs: []string{"shop_nginx_22222222", "shop_old_44444444"}},
+				Secrets: []string{"shop_db_password_aaaaaaaa", "shop_api_key_11111111"}, Configs: []string{"shop_nginx_22222222", "shop_old_44444444", "shop_gone_66666666"}},
 			"shop_worker": {ID: "k1", Version: 3, SpecHash: "h-worker-1", Image: "shop/worker:1", Secrets: []string{"shop_db_password_aaaaaaaa"}},
 			// not deployed this time (deploy web worker): its version stays
 			"shop_cron": {ID: "c1", SpecHash: "hc", Image: "cron:1", Configs: []string{"shop_cron_55555555"}},
