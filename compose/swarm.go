@@ -40,7 +40,7 @@ var swarmServiceKeys = []string{
 	"name", "image", "command", "entrypoint", "environment", "working_dir", "user", "hostname",
 	"healthcheck", "labels", "networks", "ports", "deploy", "stop_grace_period", "stop_signal",
 	"init", "read_only", "tty", "stdin_open", "depends_on", "cpus", "mem_limit", "scale",
-	"pull_policy", "extends",
+	"pull_policy", "extends", "secrets", "configs",
 }
 
 // SwarmNetworks is the overlay networks of the project, named and labelled as `docker
@@ -71,8 +71,10 @@ func SwarmNetworks(p *Project) (create []NetworkCreate, external []string) {
 // deploy` creates or updates on a Swarm manager: names and labels as `docker stack
 // deploy` gives them, and the rollout of the service's strategy as Swarm's native
 // update_config and rollback_config (SwarmUpdate). The spec carries LabelSwarmSpec, the
-// hash of everything else in it.
-func SwarmService(p *Project, service string) (swarm.ServiceSpec, error) {
+// hash of everything else in it. The service's secrets and configs are referenced by the
+// Swarm names of their versions in versions (SwarmObjectName); their IDs are left to fill
+// in, so the hash does not depend on them.
+func SwarmService(p *Project, service string, versions SwarmVersions) (swarm.ServiceSpec, error) {
 	svc, ok := p.Services[service]
 	if !ok {
 		return swarm.ServiceSpec{}, fmt.Errorf("no service %q in project %s", service, p.Name)
@@ -99,6 +101,11 @@ func SwarmService(p *Project, service string) (swarm.ServiceSpec, error) {
 		Healthcheck: healthcheck(svc.HealthCheck), StopSignal: svc.StopSignal,
 		Init: svc.Init, ReadOnly: svc.ReadOnly, TTY: svc.Tty, OpenStdin: svc.StdinOpen,
 	}
+	secrets, configs, err := swarmFileRefs(svc, versions)
+	if err != nil {
+		return swarm.ServiceSpec{}, fmt.Errorf("service %s: %w", service, err)
+	}
+	cs.Secrets, cs.Configs = secrets, configs
 	if svc.StopGracePeriod != nil {
 		cs.StopGracePeriod = new(time.Duration(*svc.StopGracePeriod))
 	}

@@ -47,7 +47,7 @@ func TestSwarmServiceGolden(t *testing.T) {
 	p, _ := loadProject(t, swarmCompose, nil)
 	for _, service := range []string{"web", "worker"} {
 		t.Run(service, func(t *testing.T) {
-			spec, err := SwarmService(p, service)
+			spec, err := SwarmService(p, service, nil)
 			assert.NilError(t, err)
 			b, err := json.MarshalIndent(spec, "", "  ")
 			assert.NilError(t, err)
@@ -58,7 +58,7 @@ func TestSwarmServiceGolden(t *testing.T) {
 
 func TestSwarmServiceUpdateDefaults(t *testing.T) {
 	p, _ := loadProject(t, swarmCompose, nil)
-	web, err := SwarmService(p, "web")
+	web, err := SwarmService(p, "web", nil)
 	assert.NilError(t, err)
 	u := web.UpdateConfig
 	assert.Equal(t, u.Order, swarm.UpdateOrder("start-first"))                      // Swarm's own default is stop-first
@@ -66,7 +66,7 @@ func TestSwarmServiceUpdateDefaults(t *testing.T) {
 	assert.Equal(t, u.Monitor, 20*time.Second)                                      // interval 4s × retries 5
 	assert.Equal(t, u.Parallelism, uint64(2))                                       // from update_config
 	assert.Equal(t, web.RollbackConfig.FailureAction, swarm.FailureAction("pause")) // a rollback cannot roll back
-	worker, err := SwarmService(p, "worker")
+	worker, err := SwarmService(p, "worker", nil)
 	assert.NilError(t, err)
 	assert.Equal(t, worker.UpdateConfig.Monitor, time.Minute) // longer than the minimum: kept
 	assert.Equal(t, worker.UpdateConfig.Order, swarm.UpdateOrder("stop-first"))
@@ -77,14 +77,14 @@ func TestSwarmServiceUpdateDefaults(t *testing.T) {
 
 func TestSwarmServiceSpecHash(t *testing.T) {
 	p, _ := loadProject(t, swarmCompose, nil)
-	a, err := SwarmService(p, "web")
+	a, err := SwarmService(p, "web", nil)
 	assert.NilError(t, err)
-	b, err := SwarmService(p, "web")
+	b, err := SwarmService(p, "web", nil)
 	assert.NilError(t, err)
 	assert.Equal(t, a.Labels[LabelSwarmSpec], b.Labels[LabelSwarmSpec])
 	assert.Equal(t, len(a.Labels[LabelSwarmSpec]), 64)
 	p2, _ := loadProject(t, strings.Replace(swarmCompose, "shop/web:2", "shop/web:3", 1), nil)
-	c, err := SwarmService(p2, "web")
+	c, err := SwarmService(p2, "web", nil)
 	assert.NilError(t, err)
 	assert.Assert(t, a.Labels[LabelSwarmSpec] != c.Labels[LabelSwarmSpec])
 }
@@ -104,15 +104,10 @@ services:
   web: {image: a, volumes: ["data:/data"], x-lifecycle: {strategy: recreate}}
 volumes: {data: {}}
 `, "keys not yet supported on Swarm: volumes"},
-		"secrets": {`
-services:
-  web: {image: a, secrets: [s]}
-secrets: {s: {environment: HOME}}
-`, "keys not yet supported on Swarm: secrets"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p, _ := loadProject(t, tc.compose, nil)
-			_, err := SwarmService(p, "web")
+			_, err := SwarmService(p, "web", nil)
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
@@ -138,13 +133,13 @@ services:
   web: {image: a, ports: ["80:80"]}
   bad: {image: a, ports: ["81:80"], deploy: {endpoint_mode: dnsrr}}
 `, nil)
-	api, err := SwarmService(p, "api")
+	api, err := SwarmService(p, "api", nil)
 	assert.NilError(t, err)
 	assert.Equal(t, api.EndpointSpec.Mode, swarm.ResolutionModeDNSRR)
-	web, err := SwarmService(p, "web")
+	web, err := SwarmService(p, "web", nil)
 	assert.NilError(t, err)
 	assert.Equal(t, web.EndpointSpec.Mode, swarm.ResolutionModeVIP)
-	_, err = SwarmService(p, "bad")
+	_, err = SwarmService(p, "bad", nil)
 	assert.ErrorContains(t, err, "deploy.endpoint_mode dnsrr and a port published through Swarm's ingress exclude each other")
 }
 
@@ -161,7 +156,7 @@ services:
     healthcheck: {test: ["CMD", "true"], interval: 10s}
 `, nil)
 	for service, want := range map[string]time.Duration{"plain": 5 * time.Second, "quick": 2 * time.Second, "slow": 30 * time.Second} {
-		spec, err := SwarmService(p, service)
+		spec, err := SwarmService(p, service, nil)
 		assert.NilError(t, err)
 		assert.Equal(t, spec.UpdateConfig.Monitor, want, service)
 	}

@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,25 +141,61 @@ func TestSwarmRollingUnderLoad(t *testing.T) {
 	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
 }
 
+// swarmSecrets gives the client service a secret, a file of the project, readable by
+// the image's user (65534) only, and a config (0444 by default, owned by root).
+const swarmSecrets = `    secrets: [{source: token, target: token, uid: "65534", gid: "65534", mode: 0400}]
+    configs: [{source: motd, target: /etc/motd}]
+secrets:
+  token: {file: ./token.txt}
+configs:
+  motd: {content: "hello from a config"}
+`
+
+func swarmProjectWithSecrets(version, env string) string {
+	return swarmProject(version, env) + swarmSecrets
+}
+
+// swarmTaskContainer is the one running container of a Swarm service, waiting up to
+// 10 s for a replaced task's container to be gone.
+func swarmTaskContainer(t *testing.T, d *swarmDaemon, service string) string {
+	t.Helper()
+	var ids []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if ids = strings.Fields(d.mustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+service)); len(ids) == 1 {
+			return ids[0]
+		}
+	}
+	t.Fatalf("service %s: %d running containers, want 1", service, len(ids))
+	return ""
+}
+
 // TestSwarmRollbackExits3 deploys a version that never becomes healthy: Swarm rolls
 // it back by itself (failure_action rollback) and deploy exits 3 within monitor + 10 s.
+// Its client service reads a secret and a config: a changed secret value is a new
+// version that rolls the client only, and the old version is removed.
 func TestSwarmRollbackExits3(t *testing.T) {
 	s := setup(t)
 	begin := time.Now()
 	d := startSwarm(t, s)
 	d.copyImage(imageRef("v1"))
 	// v2 is not on the swarm's only node yet: refused before anything is created.
-	p := swarmProjectOn(t, s, d, swarmProject("v2", ""))
+	p := swarmProjectOn(t, s, d, swarmProjectWithSecrets("v2", ""))
+	const firstToken, secondToken = "token-FIRST-value\n", "token-SECOND-value\n"
+	assert.NilError(t, os.WriteFile(filepath.Join(p.dir, "token.txt"), []byte(firstToken), 0o600))
 	r := p.lifecycle("deploy")
 	assert.Equal(t, r.code, 1, r.String())
 	assert.Assert(t, strings.Contains(r.stderr, "the swarm's only node, lacks image "+imageRef("v2")), r.String())
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "ls", "-q", "--filter", "label=com.docker.stack.namespace="+p.name)), "")
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("network", "ls", "-q", "--filter", "label=com.docker.stack.namespace="+p.name)), "")
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("secret", "ls", "-q", "--filter", "label=com.docker.stack.namespace="+p.name)), "")
 	d.copyImage(imageRef("v2"))
-	p.write(swarmProject("v1", ""))
+	p.write(swarmProjectWithSecrets("v1", ""))
 	p.mustLifecycle("deploy")
+	client := swarmTaskContainer(t, d, p.name+"_client")
+	assert.Equal(t, d.mustDocker("exec", client, "/testapp", "cat", "/run/secrets/token"), firstToken)
+	assert.Equal(t, d.mustDocker("exec", client, "/testapp", "cat", "/etc/motd"), "hello from a config")
 
-	p.write(swarmProject("v2", `, NEVER_HEALTHY: "1"`))
+	p.write(swarmProjectWithSecrets("v2", `, NEVER_HEALTHY: "1"`))
 	monitor, err := time.ParseDuration(strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.UpdateConfig.Monitor}}")))
 	assert.NilError(t, err)
 	deployed := time.Now()
@@ -182,7 +221,35 @@ func TestSwarmRollbackExits3(t *testing.T) {
 	assert.Assert(t, exited.Sub(first) <= monitor+10*time.Second, "exit 3 came %s after the new task started, monitor %s", exited.Sub(first), monitor)
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}")), imageRef("v1")+" rollback_completed")
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "ls", "--filter", "name="+p.name+"_web", "--format", "{{.Replicas}}")), "3/3")
+
+	// A new value of the client's secret: a new version, the client rolls, web (rolled
+	// back to v1, as the file says again) stays; the old version is removed.
+	secretsBegin := time.Now()
+	assert.NilError(t, os.WriteFile(filepath.Join(p.dir, "token.txt"), []byte(secondToken), 0o600))
+	p.write(swarmProjectWithSecrets("v1", ""))
+	oldSecret := strings.TrimSpace(d.mustDocker("secret", "ls", "--format", "{{.Name}}", "--filter", "label=com.docker.stack.namespace="+p.name))
+	newSecret := p.name + "_token_" + sha8(secondToken)
+	assert.Equal(t, oldSecret, p.name+"_token_"+sha8(firstToken))
+	plan := p.mustLifecycle("plan")
+	assert.Assert(t, strings.Contains(plan.stdout, "create-secret   "+newSecret+": secret token changed, used by client"), plan.String())
+	assert.Assert(t, strings.Contains(plan.stdout, "update-service  "+p.name+"_client: secret token changed"), plan.String())
+	assert.Assert(t, strings.Contains(plan.stdout, "remove-secret   "+oldSecret), plan.String())
+	assert.Assert(t, strings.Contains(plan.stdout, "up-to-date      "+p.name+"_web"), plan.String())
+	r = p.mustLifecycle("deploy")
+	assert.Assert(t, !strings.Contains(r.String(), "SECOND") && !strings.Contains(plan.String(), "SECOND"), "a secret value in the output:\n%s\n%s", plan, r)
+	rolled := swarmTaskContainer(t, d, p.name+"_client")
+	assert.Assert(t, rolled != client, "the client did not roll")
+	assert.Equal(t, d.mustDocker("exec", rolled, "/testapp", "cat", "/run/secrets/token"), secondToken)
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("secret", "ls", "--format", "{{.Name}}", "--filter", "label=com.docker.stack.namespace="+p.name)), newSecret)
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("config", "ls", "--format", "{{.Name}}", "--filter", "label=com.docker.stack.namespace="+p.name)), p.name+"_motd_"+sha8("hello from a config"))
+	assert.Assert(t, strings.Contains(p.mustLifecycle("deploy").stdout, "up to date"))
+	t.Logf("secret change: plan, deploy (client rolled) and checks took %s", time.Since(secretsBegin).Round(time.Millisecond))
 	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
+}
+
+func sha8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:8]
 }
 
 func lastLine(s string) string {

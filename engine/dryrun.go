@@ -173,3 +173,14 @@ func (d *DryRun) UpdateService(_ context.Context, id string, _ uint64, spec swar
 	d.record("update service %s", spec.Name)
 	return nil
 }
+
+// CreateSwarmObject records the creation, never the data.
+func (d *DryRun) CreateSwarmObject(_ context.Context, kind, name string, _ map[string]string, _ []byte) (string, error) {
+	d.record("create %s %s", kind, name)
+	return "dry-run-" + name, nil
+}
+
+func (d *DryRun) RemoveSwarmObject(_ context.Context, kind, id string) error {
+	d.record("remove %s %s", kind, id)
+	return nil
+}

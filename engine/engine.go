@@ -139,6 +139,14 @@ type Engine interface {
 	// UpdateService replaces the spec of service id, whose current version is version
 	// (a concurrent change fails the update instead of being overwritten).
 	UpdateService(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
+	// ListSwarmObjects lists the secrets or configs (kind SwarmSecret, SwarmConfig)
+	// carrying every label in labels; never their values.
+	ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)
+	// CreateSwarmObject creates a secret or config holding data and returns its ID.
+	CreateSwarmObject(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error)
+	// RemoveSwarmObject removes a secret or config by ID; Swarm refuses while a service
+	// references it: ErrInUse.
+	RemoveSwarmObject(ctx context.Context, kind, id string) error
 }
 
 // Container event actions the guard reads (the engine's names).

@@ -53,6 +53,9 @@ type Fake struct {
 	ListServicesFn     func(ctx context.Context, labels map[string]string) ([]Service, error)
 	CreateServiceFn    func(ctx context.Context, spec swarm.ServiceSpec) (string, error)
 	UpdateServiceFn    func(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
+	ListSwarmObjectsFn func(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)
+	CreateSwarmObjFn   func(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error)
+	RemoveSwarmObjFn   func(ctx context.Context, kind, id string) error
 }
 
 // Events without EventsFn ends at once with an "unexpected call" error.
@@ -342,4 +345,25 @@ func (f *Fake) UpdateService(ctx context.Context, id string, version uint64, spe
 		return unexpected("UpdateService")
 	}
 	return f.UpdateServiceFn(ctx, id, version, spec)
+}
+
+func (f *Fake) ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error) {
+	if f.ListSwarmObjectsFn == nil {
+		return nil, unexpected("ListSwarmObjects")
+	}
+	return f.ListSwarmObjectsFn(ctx, kind, labels)
+}
+
+func (f *Fake) CreateSwarmObject(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error) {
+	if f.CreateSwarmObjFn == nil {
+		return "", unexpected("CreateSwarmObject")
+	}
+	return f.CreateSwarmObjFn(ctx, kind, name, labels, data)
+}
+
+func (f *Fake) RemoveSwarmObject(ctx context.Context, kind, id string) error {
+	if f.RemoveSwarmObjFn == nil {
+		return unexpected("RemoveSwarmObject")
+	}
+	return f.RemoveSwarmObjFn(ctx, kind, id)
 }

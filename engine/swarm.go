@@ -2,8 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
@@ -89,4 +93,86 @@ func (m *Moby) UpdateService(ctx context.Context, id string, version uint64, spe
 		return wrapNotFound(err, "update Swarm service "+spec.Name)
 	}
 	return nil
+}
+
+// Kinds of Swarm objects a service references by name (ListSwarmObjects and friends).
+const (
+	SwarmSecret = "secret"
+	SwarmConfig = "config"
+)
+
+// ErrInUse is returned (wrapped) by RemoveSwarmObject when a service still references
+// the object: Swarm refuses to remove it.
+var ErrInUse = errors.New("in use by a service")
+
+// SwarmObject is a Swarm secret or config as the manager lists it: never its value
+// (Swarm does not return a secret's).
+type SwarmObject struct {
+	ID, Name string
+	Labels   map[string]string
+}
+
+func (m *Moby) ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error) {
+	var out []SwarmObject
+	switch kind {
+	case SwarmSecret:
+		res, err := m.api.SecretList(ctx, client.SecretListOptions{Filters: labelFilters(labels)})
+		if err != nil {
+			return nil, fmt.Errorf("list Swarm secrets: %w", err)
+		}
+		for _, s := range res.Items {
+			out = append(out, SwarmObject{ID: s.ID, Name: s.Spec.Name, Labels: s.Spec.Labels})
+		}
+	case SwarmConfig:
+		res, err := m.api.ConfigList(ctx, client.ConfigListOptions{Filters: labelFilters(labels)})
+		if err != nil {
+			return nil, fmt.Errorf("list Swarm configs: %w", err)
+		}
+		for _, c := range res.Items {
+			out = append(out, SwarmObject{ID: c.ID, Name: c.Spec.Name, Labels: c.Spec.Labels})
+		}
+	default:
+		return nil, fmt.Errorf("list Swarm objects: unknown kind %q", kind)
+	}
+	return out, nil
+}
+
+// CreateSwarmObject creates a secret or config holding data; an error never quotes data.
+func (m *Moby) CreateSwarmObject(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error) {
+	ann := swarm.Annotations{Name: name, Labels: labels}
+	var id string
+	var err error
+	switch kind {
+	case SwarmSecret:
+		var res client.SecretCreateResult
+		res, err = m.api.SecretCreate(ctx, client.SecretCreateOptions{Spec: swarm.SecretSpec{Annotations: ann, Data: data}})
+		id = res.ID
+	case SwarmConfig:
+		var res client.ConfigCreateResult
+		res, err = m.api.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{Annotations: ann, Data: data}})
+		id = res.ID
+	default:
+		err = fmt.Errorf("unknown kind %q", kind)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create Swarm %s %s: %w", kind, name, err)
+	}
+	return id, nil
+}
+
+// RemoveSwarmObject removes a secret or config; one a service still uses is ErrInUse.
+func (m *Moby) RemoveSwarmObject(ctx context.Context, kind, id string) error {
+	var err error
+	switch kind {
+	case SwarmSecret:
+		_, err = m.api.SecretRemove(ctx, id, client.SecretRemoveOptions{})
+	case SwarmConfig:
+		_, err = m.api.ConfigRemove(ctx, id, client.ConfigRemoveOptions{})
+	default:
+		err = fmt.Errorf("unknown kind %q", kind)
+	}
+	if err != nil && cerrdefs.IsInvalidArgument(err) && strings.Contains(err.Error(), "in use") {
+		return fmt.Errorf("remove Swarm %s %s: %w", kind, id, errors.Join(ErrInUse, err))
+	}
+	return wrapNotFound(err, "remove Swarm "+kind+" "+id)
 }

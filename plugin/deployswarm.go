@@ -45,8 +45,12 @@ func runSwarmDeploy(ctx context.Context, dockerCli command.Cli, eng engine.Engin
 		fmt.Fprintf(dockerCli.Out(), "Project %s is up to date on Swarm: nothing to do.\n", p.Name)
 		return nil
 	}
+	changed := strings.Join(plan.Services(), ", ")
+	if changed == "" {
+		changed = "none" // only unused secret or config versions removed
+	}
 	fmt.Fprintf(dockerCli.Out(), "Deployed project %s to Swarm in %s: %d steps, services changed: %s\n",
-		p.Name, time.Since(started).Round(100*time.Millisecond), len(plan.Steps), strings.Join(plan.Services(), ", "))
+		p.Name, time.Since(started).Round(100*time.Millisecond), len(plan.Steps), changed)
 	return nil
 }
 

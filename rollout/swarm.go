@@ -66,9 +66,13 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if len(names) == 0 {
 		names = p.ServiceNames()
 	}
+	objects, versions, values, err := swarmObjects(ctx, p, names)
+	if err != nil {
+		return strategies.SwarmPlan{}, err
+	}
 	specs := map[string]swarm.ServiceSpec{}
 	for _, name := range names {
-		spec, err := compose.SwarmService(p, name)
+		spec, err := compose.SwarmService(p, name, versions)
 		if err != nil {
 			return strategies.SwarmPlan{}, err
 		}
@@ -82,7 +86,7 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 		return strategies.SwarmPlan{}, err
 	}
 	if opts.DryRun {
-		plan, _, err := planSwarm(ctx, engine.NewDryRun(eng), p, specs)
+		plan, _, _, err := planSwarm(ctx, engine.NewDryRun(eng), p, objects, specs)
 		return plan, err
 	}
 	l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
@@ -98,7 +102,7 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 			progress.Emit(events, "Project "+p.Name, progress.Warning, "Lock not released", err.Error())
 		}
 	}()
-	plan, before, err := planSwarm(ctx, eng, p, specs)
+	plan, before, ids, err := planSwarm(ctx, eng, p, objects, specs)
 	if err != nil || plan.Empty() {
 		return plan, err
 	}
@@ -115,49 +119,75 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if len(imageErrs) > 0 {
 		return plan, fmt.Errorf("nothing deployed: %w", errors.Join(imageErrs...))
 	}
-	if err := executeSwarm(ctx, eng, plan, events); err != nil {
+	if err := executeSwarm(ctx, eng, plan, values, ids, events); err != nil {
 		return plan, err
 	}
-	return plan, waitSwarm(ctx, eng, p, plan, before, opts.WaitTimeout, events)
+	if err := waitSwarm(ctx, eng, p, plan, before, opts.WaitTimeout, events); err != nil {
+		return plan, err
+	}
+	removeUnusedObjects(ctx, eng, plan, events)
+	return plan, nil
 }
 
-// planSwarm observes the project's networks and services on the manager and plans.
-func planSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, specs map[string]swarm.ServiceSpec) (strategies.SwarmPlan, map[string]engine.Service, error) {
+// planSwarm observes the project's networks, secrets, configs and services on the
+// manager and plans. ids are the IDs of the secrets and configs found, by kind and name.
+func planSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, objects []compose.SwarmObject, specs map[string]swarm.ServiceSpec) (plan strategies.SwarmPlan, before map[string]engine.Service, ids map[string]string, err error) {
 	ns := map[string]string{compose.LabelStackNamespace: p.Name}
 	networks, external := compose.SwarmNetworks(p)
 	for _, name := range external {
 		if _, err := eng.InspectNetwork(ctx, name); err != nil {
-			return strategies.SwarmPlan{}, nil, fmt.Errorf("external network %s of project %s: %w; create it (docker network create -d overlay %s) or remove external", name, p.Name, err, name)
+			return strategies.SwarmPlan{}, nil, nil, fmt.Errorf("external network %s of project %s: %w; create it (docker network create -d overlay %s) or remove external", name, p.Name, err, name)
 		}
 	}
 	obs := strategies.SwarmObserved{Networks: map[string]bool{}, Services: map[string]strategies.ObservedSwarmService{}}
 	nets, err := eng.ListNetworks(ctx, ns)
 	if err != nil {
-		return strategies.SwarmPlan{}, nil, err
+		return strategies.SwarmPlan{}, nil, nil, err
 	}
 	for _, n := range nets {
 		obs.Networks[n.Name] = true
 	}
+	if obs.Objects, err = observeSwarmObjects(ctx, eng, p.Name); err != nil {
+		return strategies.SwarmPlan{}, nil, nil, err
+	}
+	ids = map[string]string{}
+	for _, o := range obs.Objects {
+		ids[objectKey(o.Kind, o.Name)] = o.ID
+	}
 	services, err := eng.ListServices(ctx, ns)
 	if err != nil {
-		return strategies.SwarmPlan{}, nil, err
+		return strategies.SwarmPlan{}, nil, nil, err
 	}
-	before := map[string]engine.Service{}
+	before = map[string]engine.Service{}
 	for _, s := range services {
 		before[s.Name] = s
 		var image string
 		if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
 			image = cs.Image
 		}
-		obs.Services[s.Name] = strategies.ObservedSwarmService{ID: s.ID, Version: s.Version, SpecHash: s.Labels[compose.LabelSwarmSpec], Image: image}
+		obs.Services[s.Name] = strategies.ObservedSwarmService{ID: s.ID, Version: s.Version, SpecHash: s.Labels[compose.LabelSwarmSpec], Image: image,
+			Secrets: strategies.SecretNames(s.Spec), Configs: strategies.ConfigNames(s.Spec)}
 	}
-	return strategies.PlanSwarm(p.Name, networks, specs, obs), before, nil
+	return strategies.PlanSwarm(p.Name, networks, objects, specs, obs), before, ids, nil
 }
 
-func executeSwarm(ctx context.Context, eng engine.Engine, plan strategies.SwarmPlan, events progress.Writer) error {
+// executeSwarm runs the plan's creations and updates in order (the removals wait until
+// the services converged: removeUnusedObjects).
+func executeSwarm(ctx context.Context, eng engine.Engine, plan strategies.SwarmPlan, values swarmValues, ids map[string]string, events progress.Writer) error {
 	for _, s := range plan.Steps {
 		id := "Swarm " + s.Name
+		if s.Service != "" {
+			spec, err := withObjectIDs(s.Spec, ids)
+			if err != nil {
+				return err
+			}
+			s.Spec = spec
+		}
 		switch s.Action {
+		case strategies.SwarmCreateSecret, strategies.SwarmCreateConfig:
+			if err := createSwarmObject(ctx, eng, s, values, ids, events); err != nil {
+				return err
+			}
 		case strategies.SwarmCreateNetwork:
 			n := s.Network
 			progress.Emit(events, id, progress.Working, "Creating overlay network", "")

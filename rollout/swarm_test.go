@@ -29,7 +29,7 @@ func swarmWorld(polls ...engine.Service) *engine.Fake {
 }
 
 func updatePlan(p *compose.Project) strategies.SwarmPlan {
-	spec, _ := compose.SwarmService(p, "web")
+	spec, _ := compose.SwarmService(p, "web", nil)
 	return strategies.SwarmPlan{Project: "shop", Steps: []strategies.SwarmStep{{Action: strategies.SwarmUpdateService, Name: "shop_web", Service: "web", ID: "w1", Version: 3, Spec: spec}}}
 }
 

@@ -2,7 +2,8 @@
 // an environment variable (compose's `file:` and `environment:`), or the output of a
 // command (`x-lifecycle: {exec: "pass show db"}` on a top-level secret, for pass, op,
 // vault and the like). Values are read only when a deploy delivers them, never for
-// plan or config, and no error message ever quotes one.
+// plan or config (except on Swarm, where the plan hashes them to name their versions,
+// docs/swarm.md), and no error message ever quotes one.
 package secrets
 
 import (

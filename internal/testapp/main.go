@@ -13,6 +13,7 @@
 //	                            2s timeout; exit 0 on 200, 1 otherwise
 //	testapp version             print $VERSION
 //	testapp sleep DURATION      sleep, then exit 0 (143 on SIGTERM, 130 on SIGINT)
+//	testapp cat FILE            print FILE (e.g. a secret under /run/secrets)
 //	testapp load URL RATE DURATION
 //	                            GET URL RATE times a second for DURATION and print
 //	                            {"sent","failed","bodies","errors"} as JSON
@@ -103,6 +104,8 @@ func runCommand(args []string, getenv func(string) string, stdout, stderr io.Wri
 		return 0
 	case "sleep":
 		return runSleep(rest, stdout, stderr)
+	case "cat":
+		return runCat(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -117,6 +120,7 @@ const usage = `usage:
   testapp healthcheck [URL]   exit 0 if URL (default http://127.0.0.1:$PORT/healthz) answers 200
   testapp version             print $VERSION
   testapp sleep DURATION      sleep, then exit 0
+  testapp cat FILE            print FILE
 `
 
 // serve runs the HTTP server until a signal or a scheduled exit ends it.
@@ -154,6 +158,21 @@ func serve(getenv func(string) string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return run(cfg, listener, signals, logger)
+}
+
+// runCat implements "testapp cat FILE", a stand-in for cat(1) in a scratch image.
+func runCat(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "usage: testapp cat FILE\n")
+		return 2
+	}
+	b, err := os.ReadFile(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "testapp cat: %v\n", err)
+		return 1
+	}
+	_, _ = stdout.Write(b)
+	return 0
 }
 
 // runSleep implements "testapp sleep DURATION", a stand-in for sleep(1) in a

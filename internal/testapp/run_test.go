@@ -165,9 +165,15 @@ func TestSubcommands(t *testing.T) {
 		{"sleep", []string{"sleep", "10ms"}, nil, 0, "", ""},
 		{"sleep without duration", []string{"sleep"}, nil, 2, "", "usage"},
 		{"sleep bad duration", []string{"sleep", "soon"}, nil, 2, "", `"soon"`},
+		{"cat", []string{"cat", "testdata-cat.txt"}, nil, 0, "cat me\n", ""},
+		{"cat a missing file", []string{"cat", "/nonexistent"}, nil, 1, "", "no such file"},
 		{"unknown command", []string{"dance"}, nil, 2, "", `unknown command "dance"`},
 		{"help", []string{"help"}, nil, 0, "usage", ""},
 		{"serve with a bad env", nil, map[string]string{"CRASH_AFTER": "abc"}, 2, "", `invalid environment: CRASH_AFTER="abc"`},
+	}
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("testdata-cat.txt", []byte("cat me\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
