@@ -133,9 +133,9 @@ func Backup(ctx context.Context, eng engine.Engine, project string, events progr
 		return BackupResult{}, err
 	}
 	now := time.Now().UTC()
-	name := project + "-" + now.Format("20060102T150405Z")
 	target := opts.Target
-	if err := target.Begin(ctx, name); err != nil {
+	name, err := beginBackup(ctx, target, project+"-"+now.Format("20060102T150405Z"))
+	if err != nil {
 		return BackupResult{}, err
 	}
 	discard := func() {
@@ -167,6 +167,23 @@ func Backup(ctx context.Context, eng engine.Engine, project string, events progr
 		return res, fmt.Errorf("backup written to %s, but pruning failed: %w", res.Location, err)
 	}
 	return res, nil
+}
+
+// beginBackup prepares a new backup named base, or base-2, base-3, … when a backup of
+// the same second exists (names have one-second resolution; `latest` and retention go
+// by the manifests' times, not by names).
+func beginBackup(ctx context.Context, target BackupTarget, base string) (string, error) {
+	const tries = 100
+	for n := 1; ; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", base, n)
+		}
+		err := target.Begin(ctx, name)
+		if !errors.Is(err, ErrBackupExists) || n == tries {
+			return name, err
+		}
+	}
 }
 
 // backupSelection finds the volumes to archive and the project's services.

@@ -265,3 +265,18 @@ func BenchmarkWriteArchive(b *testing.B) {
 		})
 	}
 }
+
+// Two backups within one second: the second gets a suffix instead of failing.
+func TestBeginBackupWithinTheSameSecond(t *testing.T) {
+	ctx := context.Background()
+	target := LocalTarget{Dir: t.TempDir()}
+	var names []string
+	for range 3 {
+		name, err := beginBackup(ctx, target, "shop-20261203T074000Z")
+		assert.NilError(t, err)
+		names = append(names, name)
+	}
+	assert.Check(t, is.DeepEqual(names, []string{"shop-20261203T074000Z", "shop-20261203T074000Z-2", "shop-20261203T074000Z-3"}))
+	err := target.Begin(ctx, "shop-20261203T074000Z")
+	assert.Check(t, errors.Is(err, ErrBackupExists), "got %v", err)
+}

@@ -130,7 +130,7 @@ func (s *S3Target) Begin(ctx context.Context, backup string) error {
 		if obj.Err != nil {
 			return fmt.Errorf("S3 target %s: %w", s.Location(""), obj.Err)
 		}
-		return fmt.Errorf("S3 target: %s already exists", s.Location(backup))
+		return fmt.Errorf("S3 target: %s: %w", s.Location(backup), ErrBackupExists)
 	}
 	return nil
 }

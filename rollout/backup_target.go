@@ -45,6 +45,9 @@ type TargetWriter interface {
 // ErrBackupNotFound marks a backup or a file of one that the target does not hold.
 var ErrBackupNotFound = errors.New("backup not found")
 
+// ErrBackupExists marks a backup name the target already holds (Begin).
+var ErrBackupExists = errors.New("backup already exists")
+
 // OpenTarget returns the target a --to value names: s3://BUCKET/PREFIX or a directory.
 func OpenTarget(to string) (BackupTarget, error) {
 	if strings.HasPrefix(to, "s3://") {
@@ -93,7 +96,9 @@ func (l LocalTarget) Begin(_ context.Context, backup string) error {
 	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return fmt.Errorf("backup directory: %w", err)
 	}
-	if err := os.Mkdir(filepath.Join(l.Dir, backup), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(l.Dir, backup), 0o700); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s: %w", l.Location(backup), ErrBackupExists)
+	} else if err != nil {
 		return fmt.Errorf("backup directory: %w", err)
 	}
 	return nil
