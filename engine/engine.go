@@ -150,6 +150,8 @@ const (
 	EventExecCreate   = "exec_create"
 	EventExecStart    = "exec_start"
 	EventDestroy      = "destroy"
+	// EventUpdate: `docker update` changed the container's resources or restart policy.
+	EventUpdate = "update"
 )
 
 // Event is one container event of the engine's stream.
@@ -296,6 +298,8 @@ type ContainerDetails struct {
 	StartedAt           time.Time
 	FinishedAt          time.Time
 	Labels              map[string]string
+	// ImageID is the ID of the image the container was created from (sha256:…).
+	ImageID string
 	// Config and HostConfig are what the engine actually runs, for checks that the
 	// settings asked for were applied.
 	Config     *container.Config

@@ -176,7 +176,7 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 		return ContainerDetails{}, wrapNotFound(err, "inspect container "+id)
 	}
 	c := res.Container
-	d := ContainerDetails{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), RestartCount: c.RestartCount}
+	d := ContainerDetails{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), RestartCount: c.RestartCount, ImageID: c.Image}
 	d.Config, d.HostConfig = c.Config, c.HostConfig
 	if c.Config != nil {
 		d.Labels = c.Config.Labels
