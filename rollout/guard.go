@@ -84,8 +84,11 @@ type GuardAlert struct {
 // String is the alert's human line (stderr).
 func (a GuardAlert) String() string {
 	who := a.Project
-	if a.Container != "" {
+	switch {
+	case a.Container != "" && a.Service != "":
 		who = a.Service + " (" + a.Container + ")"
+	case a.Container != "":
+		who = a.Container // a container of no service (started by hand)
 	}
 	return fmt.Sprintf("%s guard: %s: %s, %s: %s", a.Time.Format(time.RFC3339), who, a.Kind, a.Action, a.Reason)
 }
