@@ -60,6 +60,26 @@ services:
 	assert.Check(t, is.Equal(a.Changes[0].Deployed, "67108864"))
 	assert.Check(t, is.Equal(a.Changes[0].Now, "100663296"))
 
+	// docker network connect to a network of the test's own (labelled: the harness removes it).
+	extra := p.name + "-extra"
+	r = p.s.docker(t, p.dir, nil, "network", "create", "--label", "com.docker.compose.project="+p.name, extra)
+	assert.Assert(t, is.Equal(r.code, 0), r.String())
+	ran = time.Now()
+	r = p.s.docker(t, p.dir, nil, "network", "connect", extra, c[0])
+	assert.Assert(t, is.Equal(r.code, 0), r.String())
+	a, ok = g.next("drift", 5*time.Second)
+	assert.Assert(t, ok, "no drift alert for docker network connect")
+	delay = a.received.Sub(ran)
+	t.Logf("drift alert %s after docker network connect started: %+v", delay.Round(time.Millisecond), a.Changes)
+	assert.Check(t, delay <= 2*time.Second, "alert after %s", delay)
+	var networks string
+	for _, ch := range a.Changes {
+		if ch.Setting == "networks" {
+			networks = ch.Now
+		}
+	}
+	assert.Check(t, is.Contains(networks, extra), "%+v", a.Changes)
+
 	intruder := p.name + "-intruder"
 	ran = time.Now()
 	r = p.s.docker(t, p.dir, nil, "run", "-d", "--name", intruder, "--privileged", "--network", "none",

@@ -152,6 +152,13 @@ const (
 	EventDestroy      = "destroy"
 	// EventUpdate: `docker update` changed the container's resources or restart policy.
 	EventUpdate = "update"
+	// EventConnect and EventDisconnect are network events: a container was connected to
+	// or disconnected from a network (`docker network connect`). Asked of Events, they
+	// come from every network of the engine (a network's events carry the network's
+	// labels, not the container's), with ContainerID the container's and Detail the
+	// network's name.
+	EventConnect    = "connect"
+	EventDisconnect = "disconnect"
 )
 
 // Event is one container event of the engine's stream.
@@ -300,6 +307,8 @@ type ContainerDetails struct {
 	Labels              map[string]string
 	// ImageID is the ID of the image the container was created from (sha256:…).
 	ImageID string
+	// Networks are the names of the networks the container is connected to, sorted.
+	Networks []string
 	// Config and HostConfig are what the engine actually runs, for checks that the
 	// settings asked for were applied.
 	Config     *container.Config

@@ -108,7 +108,8 @@ type GuardOptions struct {
 	rollBack func(ctx context.Context, service string, to int, reason string) error
 }
 
-var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM, engine.EventHealthStatus, engine.EventExecStart, engine.EventDestroy, engine.EventUpdate}
+var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM, engine.EventHealthStatus, engine.EventExecStart, engine.EventDestroy, engine.EventUpdate,
+	engine.EventConnect, engine.EventDisconnect}
 
 // Guard watches project p's containers (NewGuardTarget) until ctx ends (nil then) or the engine cannot
 // be reached to re-synchronise.
@@ -364,6 +365,13 @@ func (g *guard) handle(ctx context.Context, e engine.Event) {
 		g.forget(e.ContainerID)
 		if w != nil && !w.busy {
 			delete(g.watched, e.ContainerID)
+		}
+	case engine.EventConnect, engine.EventDisconnect:
+		if w == nil {
+			return // the engine's network events are every container's: only the watched replicas are judged
+		}
+		if err := g.check(ctx, e.ContainerID); err != nil && ctx.Err() == nil {
+			g.alert(GuardAlert{Kind: AlertGuard, Action: ActionReported, Container: w.name, Reason: err.Error()})
 		}
 	case engine.EventUpdate:
 		if err := g.check(ctx, e.ContainerID); err != nil && ctx.Err() == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,8 +39,9 @@ const (
 // deploy's to enforce; a hand-started container breaking them is reported as drift.
 var securityRules = []string{"privileged", "cap-add", "docker-socket", "host-network", "host-pid", "host-ipc", "host-uts", "host-dirs"}
 
-// DriftSettings are the settings of a container that `docker update` can change while
-// it runs (the others need a new container, which the config hash label covers).
+// DriftSettings are the settings of a container that can change while it runs: those of
+// `docker update`, and its networks (`docker network connect`, `disconnect`); the others
+// need a new container, which the config hash label covers.
 type DriftSettings struct {
 	Memory            int64  `json:"memory,omitempty"`
 	MemoryReservation int64  `json:"memory_reservation,omitempty"`
@@ -52,6 +54,9 @@ type DriftSettings struct {
 	PidsLimit         int64  `json:"pids_limit,omitempty"` // 0: none
 	BlkioWeight       uint16 `json:"blkio_weight,omitempty"`
 	Restart           string `json:"restart,omitempty"` // "no", "always", "on-failure:3", …
+	// Networks are the names of the container's networks, sorted: "host", "none" or
+	// "bridge" for those network modes, none for another container's namespace.
+	Networks []string `json:"networks,omitempty"`
 }
 
 // DriftChange is one setting that differs from the deployed configuration.
@@ -63,7 +68,7 @@ type DriftChange struct {
 
 // driftSettingsOf reads a host config's DriftSettings, the engine's equivalent spellings
 // made one (no pids limit: nil, 0 or -1; no restart policy: "" or "no").
-func driftSettingsOf(h *container.HostConfig) DriftSettings {
+func driftSettingsOf(h *container.HostConfig, networks []string) DriftSettings {
 	r := h.Resources
 	s := DriftSettings{Memory: r.Memory, MemoryReservation: r.MemoryReservation, NanoCPUs: r.NanoCPUs, CPUShares: r.CPUShares,
 		CPUQuota: r.CPUQuota, CPUPeriod: r.CPUPeriod, CpusetCpus: r.CpusetCpus, CpusetMems: r.CpusetMems, BlkioWeight: r.BlkioWeight}
@@ -76,6 +81,9 @@ func driftSettingsOf(h *container.HostConfig) DriftSettings {
 	}
 	if h.RestartPolicy.MaximumRetryCount > 0 {
 		s.Restart += ":" + strconv.Itoa(h.RestartPolicy.MaximumRetryCount)
+	}
+	if len(networks) > 0 {
+		s.Networks = networks
 	}
 	return s
 }
@@ -99,6 +107,7 @@ func (deployed DriftSettings) diff(now DriftSettings) []DriftChange {
 	add("pids-limit", deployed.PidsLimit, now.PidsLimit)
 	add("blkio-weight", deployed.BlkioWeight, now.BlkioWeight)
 	add("restart", deployed.Restart, now.Restart)
+	add("networks", strings.Join(deployed.Networks, ","), strings.Join(now.Networks, ","))
 	return out
 }
 
@@ -111,8 +120,23 @@ func deployedSettings(p *compose.Project, service string) *DriftSettings {
 	if err != nil || c.HostConfig == nil {
 		return nil
 	}
-	s := driftSettingsOf(c.HostConfig)
+	s := driftSettingsOf(c.HostConfig, createdNetworks(c))
 	return &s
+}
+
+// createdNetworks are the networks a container created from c is on, as the engine's
+// inspect names them.
+func createdNetworks(c compose.ContainerCreate) []string {
+	if c.Networking != nil && len(c.Networking.EndpointsConfig) > 0 {
+		return slices.Sorted(maps.Keys(c.Networking.EndpointsConfig))
+	}
+	switch mode := string(c.HostConfig.NetworkMode); mode {
+	case "host", "none", "bridge":
+		return []string{mode}
+	case "", "default":
+		return []string{"bridge"}
+	}
+	return nil // container:…: another container's namespace, no network of its own
 }
 
 // ownContainer: the plugin's own helper containers of the project (router, secrets,
@@ -167,7 +191,7 @@ func (g *guard) judge(d engine.ContainerDetails) {
 		return
 	}
 
-	now := driftSettingsOf(d.HostConfig)
+	now := driftSettingsOf(d.HostConfig, d.Networks)
 	want, baseline := g.baseline[d.ID], "first-seen"
 	if spec, ok := g.project.Services[service]; ok && spec.Settings != nil && spec.ConfigHash == d.Labels[compose.LabelConfigHash] {
 		want, baseline = *spec.Settings, "deployed"
@@ -186,7 +210,7 @@ func (g *guard) judge(d engine.ContainerDetails) {
 		if baseline == "first-seen" {
 			from = "what the guard first saw of the container (the compose file no longer has its configuration)"
 		}
-		a.Reason = fmt.Sprintf("settings differ from %s: %s (changed with docker update?); the guard does not change them back", from, strings.Join(msgs, ", "))
+		a.Reason = fmt.Sprintf("settings differ from %s: %s (changed with docker update or docker network connect?); the guard does not change them back", from, strings.Join(msgs, ", "))
 		g.report(d.ID, a, strings.Join(msgs, "\n"))
 	} else {
 		g.clear(d.ID, AlertDrift)

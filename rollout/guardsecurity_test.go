@@ -38,7 +38,8 @@ func replica(t *testing.T, p *compose.Project, service, id string) engine.Contai
 	assert.NilError(t, err)
 	c, err := compose.Container(p, service, compose.ReplicaLabels{Number: 1, Revision: 1, ConfigHash: hash, ImageID: "sha256:aaa"})
 	assert.NilError(t, err)
-	return engine.ContainerDetails{ID: id, Name: c.Name, State: "running", ImageID: "sha256:aaa", Labels: c.Config.Labels, Config: c.Config, HostConfig: c.HostConfig}
+	return engine.ContainerDetails{ID: id, Name: c.Name, State: "running", ImageID: "sha256:aaa", Labels: c.Config.Labels, Config: c.Config, HostConfig: c.HostConfig,
+		Networks: []string{"demo_default"}}
 }
 
 func securityGuard(t *testing.T, p *compose.Project) (*guard, *[]GuardAlert) {
@@ -219,6 +220,7 @@ func TestGuardReportsUpdateEvents(t *testing.T) {
 		},
 		EventsFn: func(ctx context.Context, labels map[string]string, actions []string) (<-chan engine.Event, <-chan error) {
 			assert.Check(t, is.Contains(actions, engine.EventUpdate))
+			assert.Check(t, is.Contains(actions, engine.EventConnect))
 			return events, make(chan error, 1)
 		},
 	}
@@ -254,6 +256,22 @@ func TestGuardReportsUpdateEvents(t *testing.T) {
 	assert.Check(t, is.Equal(a.Kind, AlertDrift))
 	assert.Check(t, is.Equal(a.Container, "demo-web-r1-1"))
 	assert.Check(t, is.DeepEqual(a.Changes, []DriftChange{{Setting: "memory", Deployed: "67108864", Now: "100663296"}}))
+
+	// A connection to another network: its event names the container; one of a
+	// container the guard does not watch (the engine's other containers) is ignored.
+	events <- engine.Event{Action: engine.EventConnect, ContainerID: "elsewhere", Detail: "bridge"}
+	mu.Lock()
+	d = containers["w1"]
+	d.Networks = []string{"bridge", "demo_default"}
+	containers["w1"] = d
+	mu.Unlock()
+	events <- engine.Event{Action: engine.EventConnect, ContainerID: "w1", Detail: "bridge"}
+	a = next()
+	assert.Check(t, is.Equal(a.Kind, AlertDrift))
+	assert.Check(t, is.DeepEqual(a.Changes, []DriftChange{
+		{Setting: "memory", Deployed: "67108864", Now: "100663296"},
+		{Setting: "networks", Deployed: "demo_default", Now: "bridge,demo_default"},
+	}))
 
 	mu.Lock()
 	containers["s1"] = engine.ContainerDetails{ID: "s1", Name: "intruder", State: "running", Labels: map[string]string{compose.LabelProject: "demo"},
