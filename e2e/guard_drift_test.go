@@ -11,10 +11,11 @@ import (
 
 // TestGuardReportsDriftAndPolicy: the guard says nothing of a project as deployed (its
 // replica, its router); `docker update --memory` on a replica is a drift alert within
-// 2 s naming the setting, deployed and now; a privileged container started by hand
-// with the project's label is a policy alert (lint's privileged rule) and a drift
-// alert (no deploy created it), within 2 s of docker run -d returning. The harness removes every container with
-// the project's label, the privileged one included, pass or fail.
+// 2 s naming the setting, deployed and now, and so is `docker network connect`; a
+// privileged container started by hand with the project's label is a policy alert
+// (lint's privileged rule) and a drift alert (no deploy created it), within 2 s of
+// docker run -d returning. The harness removes every container and network with the
+// project's label, the privileged container included, pass or fail.
 func TestGuardReportsDriftAndPolicy(t *testing.T) {
 	s := setup(t)
 	t.Parallel()

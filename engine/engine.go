@@ -123,7 +123,8 @@ type Engine interface {
 	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
 
 	// Events streams the engine's events of the containers carrying every label in
-	// labels, limited to actions (empty: all). The subscription is live when Events
+	// labels, limited to actions (empty: all; EventConnect and EventDisconnect add the
+	// network events of every container, labels or not). The subscription is live when Events
 	// returns, so a listing made after it misses nothing. The event channel closes when
 	// the stream ends; the error channel then holds why (ctx.Err() once ctx ends): the
 	// caller subscribes again and re-lists what it may have missed.
