@@ -39,6 +39,14 @@ type guardAlert struct {
 	Revision      int        `json:"revision"`
 	RollbackTo    int        `json:"rollback_to"`
 	RollbackBegan *time.Time `json:"rollback_began"`
+	// the runtime security events (policy, drift, image-drift)
+	Findings []struct {
+		Rule string `json:"rule"`
+	} `json:"findings"`
+	Changes []struct {
+		Setting, Deployed, Now string
+	} `json:"changes"`
+	Baseline string `json:"baseline"`
 
 	received time.Time
 }

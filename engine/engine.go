@@ -123,7 +123,8 @@ type Engine interface {
 	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
 
 	// Events streams the engine's events of the containers carrying every label in
-	// labels, limited to actions (empty: all). The subscription is live when Events
+	// labels, limited to actions (empty: all; EventConnect and EventDisconnect add the
+	// network events of every container, labels or not). The subscription is live when Events
 	// returns, so a listing made after it misses nothing. The event channel closes when
 	// the stream ends; the error channel then holds why (ctx.Err() once ctx ends): the
 	// caller subscribes again and re-lists what it may have missed.
@@ -158,6 +159,15 @@ const (
 	EventExecCreate   = "exec_create"
 	EventExecStart    = "exec_start"
 	EventDestroy      = "destroy"
+	// EventUpdate: `docker update` changed the container's resources or restart policy.
+	EventUpdate = "update"
+	// EventConnect and EventDisconnect are network events: a container was connected to
+	// or disconnected from a network (`docker network connect`). Asked of Events, they
+	// come from every network of the engine (a network's events carry the network's
+	// labels, not the container's), with ContainerID the container's and Detail the
+	// network's name.
+	EventConnect    = "connect"
+	EventDisconnect = "disconnect"
 )
 
 // Event is one container event of the engine's stream.
@@ -304,6 +314,10 @@ type ContainerDetails struct {
 	StartedAt           time.Time
 	FinishedAt          time.Time
 	Labels              map[string]string
+	// ImageID is the ID of the image the container was created from (sha256:…).
+	ImageID string
+	// Networks are the names of the networks the container is connected to, sorted.
+	Networks []string
 	// Config and HostConfig are what the engine actually runs, for checks that the
 	// settings asked for were applied.
 	Config     *container.Config

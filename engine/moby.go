@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -176,8 +178,11 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 		return ContainerDetails{}, wrapNotFound(err, "inspect container "+id)
 	}
 	c := res.Container
-	d := ContainerDetails{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), RestartCount: c.RestartCount}
+	d := ContainerDetails{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), RestartCount: c.RestartCount, ImageID: c.Image}
 	d.Config, d.HostConfig = c.Config, c.HostConfig
+	if c.NetworkSettings != nil {
+		d.Networks = slices.Sorted(maps.Keys(c.NetworkSettings.Networks))
+	}
 	if c.Config != nil {
 		d.Labels = c.Config.Labels
 	}
@@ -850,33 +855,56 @@ func (m *Moby) CopyFromContainer(ctx context.Context, id, path string) (io.ReadC
 func (m *Moby) Events(ctx context.Context, labels map[string]string, actions []string) (<-chan Event, <-chan error) {
 	f := labelFilters(labels)
 	f.Add("type", "container")
+	var networkActions []string
 	for _, a := range actions {
+		if a == EventConnect || a == EventDisconnect {
+			networkActions = append(networkActions, a)
+			continue
+		}
 		f.Add("event", a) // health_status and exec_* match with their detail too
 	}
-	res := m.api.Events(ctx, client.EventsListOptions{Filters: f})
 	out := make(chan Event)
-	errs := make(chan error, 1)
-	go func() {
-		defer close(errs)
-		defer close(out)
-		for {
-			select {
-			case msg := <-res.Messages:
-				e := toEvent(msg)
+	errs := make(chan error, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	streams := []client.EventsListOptions{{Filters: f}}
+	if len(networkActions) > 0 {
+		nf := make(client.Filters)
+		nf.Add("type", "network")
+		for _, a := range networkActions {
+			nf.Add("event", a)
+		}
+		streams = append(streams, client.EventsListOptions{Filters: nf})
+	}
+	var wg sync.WaitGroup
+	for _, opts := range streams {
+		res := m.api.Events(ctx, opts)
+		wg.Go(func() {
+			defer cancel() // one stream ended: both end, the caller reconnects
+			for {
 				select {
-				case out <- e:
-				case <-ctx.Done():
-					errs <- ctx.Err()
+				case msg := <-res.Messages:
+					e := toEvent(msg)
+					select {
+					case out <- e:
+					case <-ctx.Done():
+						errs <- ctx.Err()
+						return
+					}
+				case err := <-res.Err:
+					if err == nil || errors.Is(err, io.EOF) {
+						err = errors.New("the engine ended the event stream")
+					}
+					errs <- fmt.Errorf("event stream: %w", err)
 					return
 				}
-			case err := <-res.Err:
-				if err == nil || errors.Is(err, io.EOF) {
-					err = errors.New("the engine ended the event stream")
-				}
-				errs <- fmt.Errorf("event stream: %w", err)
-				return
 			}
-		}
+		})
+	}
+	go func() {
+		wg.Wait()
+		cancel()
+		close(out)
+		close(errs)
 	}()
 	return out, errs
 }
@@ -886,6 +914,10 @@ func toEvent(msg events.Message) Event {
 	e := Event{
 		Action: action, Detail: strings.TrimSpace(detail),
 		ContainerID: msg.Actor.ID, Name: msg.Actor.Attributes["name"], Attributes: msg.Actor.Attributes,
+	}
+	if msg.Type == events.NetworkEventType {
+		// The actor is the network; the container is an attribute.
+		e.ContainerID, e.Name, e.Detail = msg.Actor.Attributes["container"], "", msg.Actor.Attributes["name"]
 	}
 	switch {
 	case msg.TimeNano != 0:

@@ -315,7 +315,8 @@ func (w *alertWatcher) forget(all []engine.Container) {
 func GuardNotification(a GuardAlert) alerting.Alert {
 	raw, _ := json.Marshal(a)
 	severity := compose.DefaultAlertSeverity
-	if a.Action == ActionQuarantined || a.Action == ActionRestartFailed {
+	// A container breaking the security rules (privileged, the socket, …) is urgent too.
+	if a.Action == ActionQuarantined || a.Action == ActionRestartFailed || a.Kind == AlertPolicy {
 		severity = "critical"
 	}
 	return alerting.Alert{

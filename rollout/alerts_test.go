@@ -105,6 +105,12 @@ func TestGuardNotification(t *testing.T) {
 	var g GuardAlert
 	assert.NilError(t, json.Unmarshal(a.Guard, &g))
 	assert.Check(t, is.Equal(g.Action, ActionQuarantined))
+
+	a = GuardNotification(GuardAlert{Time: at, Project: "p", Container: "intruder", Kind: AlertPolicy, Action: ActionReported, Reason: "privileged"})
+	assert.Check(t, is.Equal(a.Severity, "critical"))
+	assert.Check(t, is.Equal(a.Summary, "2026-01-01T00:00:00Z guard: intruder: policy, reported: privileged"))
+	a = GuardNotification(GuardAlert{Time: at, Project: "p", Service: "web", Container: "p-web-r1-1", Kind: AlertDrift, Action: ActionReported})
+	assert.Check(t, is.Equal(a.Severity, "warning"))
 }
 
 // TestAlertWatcherRouterRules: error-rate and p99 over the window of the routers'

@@ -12,6 +12,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/lock"
+	"github.com/docker-lifecycle/docker-lifecycle/policy"
 )
 
 // The guard (`docker lifecycle guard`): it follows the engine's event stream of the
@@ -68,13 +69,26 @@ type GuardAlert struct {
 	Revision      int        `json:"revision,omitempty"`
 	RollbackTo    int        `json:"rollback_to,omitempty"`
 	RollbackBegan *time.Time `json:"rollback_began,omitempty"`
+	// Findings are the security rules a container breaks (policy).
+	Findings []policy.Finding `json:"findings,omitempty"`
+	// Changes are the settings that differ from Baseline: "deployed" (the compose file's
+	// configuration, same config hash) or "first-seen" (drift).
+	Changes  []DriftChange `json:"changes,omitempty"`
+	Baseline string        `json:"baseline,omitempty"`
+	// ImageID is the image the container runs, DeployedImageID the one its deploy
+	// recorded (image-drift).
+	ImageID         string `json:"image_id,omitempty"`
+	DeployedImageID string `json:"deployed_image_id,omitempty"`
 }
 
 // String is the alert's human line (stderr).
 func (a GuardAlert) String() string {
 	who := a.Project
-	if a.Container != "" {
+	switch {
+	case a.Container != "" && a.Service != "":
 		who = a.Service + " (" + a.Container + ")"
+	case a.Container != "":
+		who = a.Container // a container of no service (started by hand)
 	}
 	return fmt.Sprintf("%s guard: %s: %s, %s: %s", a.Time.Format(time.RFC3339), who, a.Kind, a.Action, a.Reason)
 }
@@ -94,12 +108,13 @@ type GuardOptions struct {
 	rollBack func(ctx context.Context, service string, to int, reason string) error
 }
 
-var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM, engine.EventHealthStatus, engine.EventExecStart, engine.EventDestroy}
+var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM, engine.EventHealthStatus, engine.EventExecStart, engine.EventDestroy, engine.EventUpdate,
+	engine.EventConnect, engine.EventDisconnect}
 
 // Guard watches project p's containers (NewGuardTarget) until ctx ends (nil then) or the engine cannot
 // be reached to re-synchronise.
 func Guard(ctx context.Context, eng engine.Engine, p GuardTarget, opts GuardOptions) error {
-	g := &guard{eng: eng, project: p, opts: opts, watched: map[string]*watchedContainer{}, done: make(chan restartResult), rollingBack: map[string]bool{}}
+	g := &guard{eng: eng, project: p, opts: opts, watched: map[string]*watchedContainer{}, said: map[string]map[string]string{}, baseline: map[string]DriftSettings{}, done: make(chan restartResult), rollingBack: map[string]bool{}}
 	defer func() {
 		// Restarts in flight end (they do not follow ctx); their results go nowhere.
 		finished := make(chan struct{})
@@ -161,6 +176,11 @@ type guard struct {
 	wg      sync.WaitGroup
 	// rollingBack: the services whose automatic rollback is in flight (guardrollback.go).
 	rollingBack map[string]bool
+	// said: the security alerts said of each container, by kind (their content);
+	// baseline: a container's settings when first seen, when its deployed ones are not
+	// known (guardsecurity.go).
+	said     map[string]map[string]string
+	baseline map[string]DriftSettings
 }
 
 // watchedContainer is a running app container of the project.
@@ -225,8 +245,16 @@ func (g *guard) resync(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
+	seen, exists := map[string]bool{}, map[string]bool{}
 	for _, c := range cs {
+		exists[c.ID] = true
+		if c.State == "running" && c.Labels[compose.LabelRole] != compose.RoleApp {
+			// Not a replica: judged only (guardsecurity.go).
+			if err := g.check(ctx, c.ID); err != nil {
+				return err
+			}
+			continue
+		}
 		if c.Labels[compose.LabelRole] != compose.RoleApp || c.State != "running" {
 			continue
 		}
@@ -243,6 +271,16 @@ func (g *guard) resync(ctx context.Context, now time.Time) error {
 			delete(g.watched, id)
 		}
 	}
+	for id := range g.said {
+		if !exists[id] {
+			g.forget(id)
+		}
+	}
+	for id := range g.baseline {
+		if !exists[id] {
+			g.forget(id)
+		}
+	}
 	if g.opts.Watching != nil {
 		g.opts.Watching(len(g.watched))
 	}
@@ -255,6 +293,7 @@ func (g *guard) inspect(ctx context.Context, id string, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	g.judge(d)
 	if d.Labels[compose.LabelRole] != compose.RoleApp {
 		return nil
 	}
@@ -272,10 +311,10 @@ func (g *guard) inspect(ctx context.Context, id string, now time.Time) error {
 		}
 		w = &watchedContainer{id: id, name: d.Name, service: service,
 			tracker: newGuardTracker(newGuardPolicy(spec.Policy, interval, retries)), healthcheck: healthcheckCommand(d)}
-		if d.HostConfig != nil {
-			w.memory = d.HostConfig.Memory
-		}
 		g.watched[id] = w
+	}
+	if d.HostConfig != nil {
+		w.memory = d.HostConfig.Memory // as `docker update` may have changed it
 	}
 	health := d.Health
 	if d.State != "running" {
@@ -323,8 +362,20 @@ func (g *guard) handle(ctx context.Context, e engine.Event) {
 			w.tracker.observe("", time.Time{}, now)
 		}
 	case engine.EventDestroy:
+		g.forget(e.ContainerID)
 		if w != nil && !w.busy {
 			delete(g.watched, e.ContainerID)
+		}
+	case engine.EventConnect, engine.EventDisconnect:
+		if w == nil {
+			return // the engine's network events are every container's: only the watched replicas are judged
+		}
+		if err := g.check(ctx, e.ContainerID); err != nil && ctx.Err() == nil {
+			g.alert(GuardAlert{Kind: AlertGuard, Action: ActionReported, Container: w.name, Reason: err.Error()})
+		}
+	case engine.EventUpdate:
+		if err := g.check(ctx, e.ContainerID); err != nil && ctx.Err() == nil {
+			g.alert(GuardAlert{Kind: AlertGuard, Action: ActionReported, Container: e.Name, Reason: err.Error()})
 		}
 	case engine.EventOOM:
 		a := GuardAlert{Kind: AlertOOM, Action: ActionReported, Container: e.Name, Service: e.Attributes[compose.LabelService]}

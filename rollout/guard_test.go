@@ -29,7 +29,8 @@ type guardWorld struct {
 
 func newGuardWorld() (*guardWorld, *engine.Fake) {
 	w := &guardWorld{streams: make(chan chan engine.Event, 4), alerts: make(chan GuardAlert, 16), watching: make(chan int, 16)}
-	labels := map[string]string{compose.LabelProject: "demo", compose.LabelService: "web", compose.LabelRole: compose.RoleApp}
+	labels := map[string]string{compose.LabelProject: "demo", compose.LabelService: "web", compose.LabelRole: compose.RoleApp,
+		compose.LabelManagedBy: compose.ManagedByValue, compose.LabelRevision: "1", compose.LabelConfigHash: "h1"}
 	f := &engine.Fake{
 		ListContainersFn: func(ctx context.Context, l map[string]string) ([]engine.Container, error) {
 			if l[compose.LabelRole] == compose.RoleRouter {

@@ -18,6 +18,7 @@ import (
 func revisionContainer(id string, revision int, state string) engine.Container {
 	return engine.Container{ID: id, Name: "demo-web-r" + strconv.Itoa(revision) + "-1", State: state, Labels: map[string]string{
 		compose.LabelProject: "demo", compose.LabelService: "web", compose.LabelRole: compose.RoleApp, compose.LabelRevision: strconv.Itoa(revision),
+		compose.LabelManagedBy: compose.ManagedByValue, compose.LabelConfigHash: "h" + strconv.Itoa(revision),
 	}}
 }
 

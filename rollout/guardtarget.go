@@ -16,6 +16,10 @@ import (
 type GuardTarget struct {
 	Project  string                        `json:"project"`
 	Services map[string]GuardTargetService `json:"services"`
+	// Deny are the rules x-lifecycle.policy requires or denies (errors besides lint's
+	// default denials): a deploy's replica breaking one of the security rules among them
+	// is reported (guardsecurity.go).
+	Deny []string `json:"deny,omitempty"`
 }
 
 // GuardTargetService is one service as the guard sees it.
@@ -29,17 +33,30 @@ type GuardTargetService struct {
 	// Hooks are the command lines of the service's post_start and pre_stop hooks: execs
 	// that are deploy's, not someone's at a shell.
 	Hooks []string `json:"hooks,omitempty"`
+	// Allow are the rules the service's x-lifecycle.allow exempts it from.
+	Allow []string `json:"allow,omitempty"`
+	// ConfigHash is the service's config hash in the compose file, and Settings what a
+	// deploy of it creates its containers with (the drift baseline of containers with
+	// that hash).
+	ConfigHash string         `json:"config_hash,omitempty"`
+	Settings   *DriftSettings `json:"settings,omitempty"`
 }
 
 // NewGuardTarget resolves what the guard needs of p.
 func NewGuardTarget(p *compose.Project) GuardTarget {
-	t := GuardTarget{Project: p.Name, Services: map[string]GuardTargetService{}}
+	t := GuardTarget{Project: p.Name, Services: map[string]GuardTargetService{}, Deny: slices.Concat(p.Spec.Policy.Require, p.Spec.Policy.Deny)}
 	for name, spec := range p.ServiceSpecs {
 		s := GuardTargetService{Policy: spec.Guard, Routed: spec.Routed(), WaitTimeout: spec.WaitTimeout}
 		if svc, ok := p.Services[name]; ok {
 			for _, h := range slices.Concat(svc.PostStart, svc.PreStop) {
 				s.Hooks = append(s.Hooks, strings.Join(h.Command, " "))
 			}
+			if hash, err := compose.ConfigHash(p, name); err == nil {
+				s.ConfigHash, s.Settings = hash, deployedSettings(p, name)
+			}
+		}
+		for _, e := range spec.Allow {
+			s.Allow = append(s.Allow, e.Rule)
 		}
 		t.Services[name] = s
 	}
