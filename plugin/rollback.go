@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -70,6 +71,9 @@ func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOpti
 	}
 	targets, err := rollout.RollbackTargets(ctx, eng, p, services, opts.to)
 	if err != nil {
+		if opts.withData && errors.Is(err, rollout.ErrNothingToRollBack) {
+			return fmt.Errorf("%w; nothing changed. The pre-deploy backups are listed by `docker lifecycle history SERVICE` (BACKUP): stop the service, `docker lifecycle restore BACKUP --force`, deploy the old version (docs/backup.md)", err)
+		}
 		return err
 	}
 	events, err := newProgress(dockerCli, project.progress)
