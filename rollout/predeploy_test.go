@@ -158,3 +158,36 @@ func TestRollbackWithDataRefusesWithoutRecord(t *testing.T) {
 	_, err = PlanDataRestore(context.Background(), f, p, map[string]int{"cache": 1})
 	assert.Check(t, is.ErrorContains(err, "mounts no named volume"))
 }
+
+// TestRecordKeepsBackup: the backup's location goes into the record's labels and comes
+// back from History (what `history` shows and --with-data reads).
+func TestRecordKeepsBackup(t *testing.T) {
+	var stored []engine.Volume
+	f := &engine.Fake{
+		CreateVolumeFn: func(_ context.Context, spec engine.VolumeSpec) (engine.Volume, error) {
+			v := engine.Volume{Name: spec.Name, Labels: spec.Labels}
+			stored = append(stored, v)
+			return v, nil
+		},
+		ListVolumesFn: func(context.Context, map[string]string) ([]engine.Volume, error) { return stored, nil },
+	}
+	at := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	assert.NilError(t, writeRecord(context.Background(), f, "shop", Record{Service: "web", Revision: 2, Result: ResultDeployed, Time: at, Backup: "/b/shop-20261203T080000Z"}))
+	assert.NilError(t, writeRecord(context.Background(), f, "shop", Record{Service: "web", Revision: 1, Result: ResultDeployed, Time: at.Add(-time.Hour)}))
+	records, err := History(context.Background(), f, "shop")
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(records, 2))
+	assert.Check(t, is.Equal(records[0].Backup, ""))
+	assert.Check(t, is.Equal(records[1].Backup, "/b/shop-20261203T080000Z"))
+	_, labelled := stored[1].Labels[labelBackup]
+	assert.Check(t, !labelled, "no label without a backup")
+}
+
+func TestSelectVolumes(t *testing.T) {
+	m := Manifest{Volumes: []ManifestVolume{{Name: "data"}, {Name: "shared"}}}
+	got, err := selectVolumes(m, []string{"shared"})
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(got.Volumes, []ManifestVolume{{Name: "shared"}}))
+	_, err = selectVolumes(m, []string{"data", "gone"})
+	assert.Check(t, is.ErrorContains(err, "the backup holds no volume gone (it holds: data, shared)"))
+}
