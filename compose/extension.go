@@ -70,6 +70,12 @@ type BackupSpec struct {
 	// (backupverify.go). Decoded on its own by DecodeBackupVerify, which needs the
 	// services and reports every entry's problems at once; the tag names the key.
 	Verify []VerifyCheck `mapstructure:"verify" json:"verify,omitempty" yaml:"verify,omitempty"`
+	// BeforeDeploy backs up the named volumes of every service a deploy is about to
+	// change, into To, before the rollout's first engine write (rollout/predeploy.go).
+	BeforeDeploy bool `mapstructure:"before-deploy" json:"before-deploy,omitempty" yaml:"before-deploy,omitempty"`
+	// To is where before-deploy backups go: a directory (relative to the project's
+	// directory) or s3://BUCKET/PREFIX. Required with BeforeDeploy.
+	To string `mapstructure:"to" json:"to,omitempty" yaml:"to,omitempty"`
 }
 
 // PolicySpec holds project-wide policy.
@@ -423,6 +429,9 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	default:
 		return spec, fmt.Errorf("key \"backup.consistency\": unknown mode %q (valid: %s, %s, %s)",
 			spec.Backup.Consistency, ConsistencyPause, ConsistencyStop, ConsistencyNone)
+	}
+	if spec.Backup.BeforeDeploy && strings.TrimSpace(spec.Backup.To) == "" {
+		return spec, fmt.Errorf("key \"backup.to\": required with backup.before-deploy: true: a directory (relative to the project's directory) or s3://BUCKET/PREFIX")
 	}
 	if err := checkGuard(spec.Guard); err != nil {
 		return spec, err

@@ -8,6 +8,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/plugin/meta"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
@@ -83,7 +84,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
 		Command: "docker lifecycle deploy", Checkpoint: crashCheckpoint(),
 		Scan: (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan, ScanDockerHost: trivyDockerHost(dockerCli),
-		Build: opts.build, Pull: opts.pull, RegistryAuth: registryAuth(dockerCli),
+		Build: opts.build, Pull: opts.pull, RegistryAuth: registryAuth(dockerCli), ToolVersion: meta.Version,
 	})
 	_ = events.Close()
 	if err != nil {

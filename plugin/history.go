@@ -12,7 +12,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
-const defaultHistoryFormat = "table {{.Service}}\t{{.Revision}}\t{{.Result}}\t{{.Strategy}}\t{{.Image}}\t{{.Containers}}\t{{.Since}}\t{{.Trigger}}\t{{.Reason}}"
+const defaultHistoryFormat = "table {{.Service}}\t{{.Revision}}\t{{.Result}}\t{{.Strategy}}\t{{.Image}}\t{{.Containers}}\t{{.Since}}\t{{.Trigger}}\t{{.Backup}}\t{{.Reason}}"
 
 type historyOptions struct {
 	format   string
@@ -77,7 +77,7 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	}
 	header := formatter.SubHeaderContext{
 		"Service": "SERVICE", "Revision": "REVISION", "Result": "RESULT", "Strategy": "STRATEGY", "Image": "IMAGE",
-		"ImageID": "IMAGE ID", "ConfigHash": "CONFIG", "Containers": "CONTAINERS", "Since": "WHEN", "Time": "TIME", "Trigger": "TRIGGER", "Reason": "REASON",
+		"ImageID": "IMAGE ID", "ConfigHash": "CONFIG", "Containers": "CONTAINERS", "Since": "WHEN", "Time": "TIME", "Trigger": "TRIGGER", "Backup": "BACKUP", "Reason": "REASON",
 	}
 	out := make([]formatter.SubContext, len(rows))
 	for i := range rows {
@@ -108,6 +108,10 @@ func (h *historyRow) Reason() string               { return h.r.Reason }
 
 // Trigger is what started the rollout when not a person's command: guard-rollback.
 func (h *historyRow) Trigger() string { return h.r.Trigger }
+
+// Backup is where x-lifecycle.backup.before-deploy backed up the service's volumes
+// before this rollout (what `rollback --with-data` restores when leaving it).
+func (h *historyRow) Backup() string { return h.r.Backup }
 func (h *historyRow) Since() string {
 	return units.HumanDuration(time.Since(h.r.Time)) + " ago"
 }

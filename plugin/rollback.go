@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -8,7 +9,9 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-lifecycle/docker-lifecycle/plugin/meta"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
 type rollbackOptions struct {
@@ -16,6 +19,7 @@ type rollbackOptions struct {
 	dryRun      bool
 	waitTimeout time.Duration
 	format      string
+	withData    bool
 }
 
 func newRollbackCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -26,16 +30,22 @@ func newRollbackCommand(dockerCli command.Cli, project *projectOptions) *cobra.C
 		Long: `Roll services back to a previous revision: its retained (stopped) containers start
 again through the service's strategy and deploy.rollback_config, with no pull and no
 build; the current containers are stopped and kept, so a rollback can be rolled back.
-Without --to, each service goes back to the revision that served before the current one.`,
+Without --to, each service goes back to the revision that served before the current one.
+With --with-data, the services' named volumes are then restored from the backup that
+x-lifecycle.backup.before-deploy took before the revision being left was deployed (the
+containers mounting them are stopped during the restore and started again).`,
 		Example: `  docker lifecycle rollback
   docker lifecycle rollback web --to 3
-  docker lifecycle rollback --dry-run`,
+  docker lifecycle rollback --dry-run
+  docker lifecycle rollback db --with-data`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case opts.to < 0 || (opts.to == 0 && cmd.Flags().Changed("to")):
 				return usageError("--to must be a revision number, 1 or more (see 'docker lifecycle history SERVICE')")
 			case opts.to > 0 && len(args) != 1:
 				return usageError("--to needs exactly one SERVICE: revisions are numbered per service")
+			case opts.withData && len(args) == 0:
+				return usageError("--with-data restores volumes: name the SERVICE(s) explicitly")
 			case cmd.Flags().Changed("format") && !opts.dryRun:
 				return usageError("--format is the format of the --dry-run plan: add --dry-run")
 			}
@@ -46,6 +56,7 @@ Without --to, each service goes back to the revision that served before the curr
 	flags := cmd.Flags()
 	flags.IntVar(&opts.to, "to", 0, "Revision to roll back to (default: the one before the current)")
 	flags.BoolVar(&opts.dryRun, "dry-run", false, "Print the plan and change nothing")
+	flags.BoolVar(&opts.withData, "with-data", false, "Also restore the services' volumes from the backup taken before the revision being left was deployed (x-lifecycle.backup.before-deploy)")
 	durationFlag(flags, &opts.waitTimeout, "wait-timeout", 0, 0, 0, "How long to wait for each container to become healthy")
 	enumFlag(flags, &opts.format, "format", "table", "Format of the --dry-run plan", planFormats...)
 	return cmd
@@ -60,6 +71,9 @@ func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOpti
 	}
 	targets, err := rollout.RollbackTargets(ctx, eng, p, services, opts.to)
 	if err != nil {
+		if opts.withData && errors.Is(err, rollout.ErrNothingToRollBack) {
+			return fmt.Errorf("%w; nothing changed. The pre-deploy backups are listed by `docker lifecycle history SERVICE` (BACKUP): stop the service, `docker lifecycle restore BACKUP --force`, deploy the old version (docs/backup.md)", err)
+		}
 		return err
 	}
 	events, err := newProgress(dockerCli, project.progress)
@@ -71,16 +85,35 @@ func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOpti
 	for s := range targets {
 		names = append(names, s)
 	}
-	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{
+	deployOpts := rollout.DeployOptions{
 		Services: names, DryRun: opts.dryRun, WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
-		Command: "docker lifecycle rollback", Checkpoint: crashCheckpoint(), Rollback: targets,
-	})
+		Command: "docker lifecycle rollback", Checkpoint: crashCheckpoint(), Rollback: targets, ToolVersion: meta.Version,
+	}
+	var plan strategies.Plan
+	var restores []rollout.DataRestore
+	if opts.withData {
+		// Checked before anything changes: a missing record or a damaged backup stops here.
+		if restores, err = rollout.PlanDataRestore(ctx, eng, p, targets); err != nil {
+			_ = events.Close()
+			return exitError(ctx, err)
+		}
+		plan, err = rollout.RollbackWithData(ctx, eng, p, events, deployOpts, restores)
+	} else {
+		plan, err = rollout.Deploy(ctx, eng, p, events, deployOpts)
+	}
 	_ = events.Close()
 	if err != nil {
 		return exitError(ctx, err)
 	}
 	if opts.dryRun {
-		return writePlan(dockerCli.Out(), plan, opts.format)
+		if err := writePlan(dockerCli.Out(), plan, opts.format); err != nil || opts.format != "table" {
+			return err
+		}
+		for _, r := range restores {
+			fmt.Fprintf(dockerCli.Out(), "Would restore %s of %s from %s (taken %s, before revision %d was deployed)\n",
+				strings.Join(r.EngineVolumes, ", "), r.Service, r.Backup, r.Created.UTC().Format(time.RFC3339), r.Leaving)
+		}
+		return nil
 	}
 	var parts []string
 	for _, s := range plan.Services() {
@@ -91,6 +124,9 @@ func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOpti
 	if len(parts) == 0 {
 		fmt.Fprintf(dockerCli.Out(), "Nothing to roll back: the services already run the revisions asked for.\n")
 		return nil
+	}
+	for _, r := range restores {
+		parts = append(parts, fmt.Sprintf("%s restored from %s", strings.Join(r.EngineVolumes, ", "), r.Backup))
 	}
 	fmt.Fprintf(dockerCli.Out(), "Rolled back %s in %s\n", strings.Join(parts, ", "), time.Since(started).Round(100*time.Millisecond))
 	return nil

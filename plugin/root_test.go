@@ -40,7 +40,7 @@ func TestCommandTree(t *testing.T) {
 	}
 	rollback, _, err := root.Find([]string{"rollback"})
 	assert.NilError(t, err)
-	for _, flag := range []string{"to", "dry-run", "wait-timeout", "format"} {
+	for _, flag := range []string{"to", "dry-run", "wait-timeout", "format", "with-data"} {
 		assert.Check(t, rollback.Flags().Lookup(flag) != nil, "rollback --%s", flag)
 	}
 	history, _, err := root.Find([]string{"history"})
@@ -57,6 +57,7 @@ func TestRollbackFlagErrors(t *testing.T) {
 		{args: []string{"rollback", "--to", "-1", "web"}, want: "--to must be a revision number"},
 		{args: []string{"rollback", "--to", "3"}, want: "--to needs exactly one SERVICE"},
 		{args: []string{"rollback", "--to", "3", "web", "api"}, want: "--to needs exactly one SERVICE"},
+		{args: []string{"rollback", "--with-data"}, want: "--with-data restores volumes: name the SERVICE(s) explicitly"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -622,6 +622,9 @@ type RestoreOptions struct {
 	// LatestOf picks, for the backup name "latest", the newest backup of this project;
 	// empty: the target must hold one project's backups only.
 	LatestOf string
+	// Volumes, when any, restores only these volumes of the backup (compose names);
+	// one the backup does not hold is an error before anything is written.
+	Volumes []string
 }
 
 // RestoreTarget maps a backed-up volume to the engine volume it is restored into: its
@@ -649,6 +652,11 @@ func Restore(ctx context.Context, eng engine.Engine, target BackupTarget, backup
 	m, err := ReadManifest(ctx, target, backup)
 	if err != nil {
 		return nil, err
+	}
+	if len(opts.Volumes) > 0 {
+		if m, err = selectVolumes(m, opts.Volumes); err != nil {
+			return nil, fmt.Errorf("nothing restored: %w", err)
+		}
 	}
 	if err := VerifyBackup(ctx, target, backup, m); err != nil {
 		return nil, fmt.Errorf("nothing restored: %w", err)
@@ -700,6 +708,30 @@ func Restore(ctx context.Context, eng engine.Engine, target BackupTarget, backup
 		restored = append(restored, target)
 	}
 	return restored, nil
+}
+
+// selectVolumes keeps the manifest's volumes named (compose names); a name it does not
+// hold is an error.
+func selectVolumes(m Manifest, names []string) (Manifest, error) {
+	var kept []ManifestVolume
+	var missing []string
+	for _, n := range names {
+		i := slices.IndexFunc(m.Volumes, func(v ManifestVolume) bool { return v.Name == n })
+		if i < 0 {
+			missing = append(missing, n)
+			continue
+		}
+		kept = append(kept, m.Volumes[i])
+	}
+	if len(missing) > 0 {
+		var held []string
+		for _, v := range m.Volumes {
+			held = append(held, v.Name)
+		}
+		return m, fmt.Errorf("the backup holds no volume %s (it holds: %s)", strings.Join(missing, ", "), strings.Join(held, ", "))
+	}
+	m.Volumes = kept
+	return m, nil
 }
 
 // volumeEmpty reports whether a volume holds nothing but its root directory.

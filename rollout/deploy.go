@@ -52,6 +52,11 @@ type DeployOptions struct {
 	// RegistryAuth gives the credentials for a pull (nil: none).
 	Pull         string
 	RegistryAuth RegistryAuth
+	// ToolVersion goes into the manifest of a pre-deploy backup (predeploy.go).
+	ToolVersion string
+	// afterRollout runs inside the lock once the rollout succeeded (rollback
+	// --with-data's restore, rollbackdata.go).
+	afterRollout func(context.Context) error
 }
 
 // Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
@@ -140,12 +145,24 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if len(opts.Rollback) > 0 {
 		result = ResultRollback
 	}
+	// The pre-deploy backup: after planning (which tells the services that change),
+	// before the rollout's first engine write, under the lock.
+	backups, err := backupBeforeDeploy(ctx, eng, p, plan, events, opts.ToolVersion)
+	if err != nil {
+		return plan, err
+	}
 	created := newCreatedInspections(ctx, eng)
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add, Backups: backups}); err != nil {
 		created.wait()
 		return plan, err
 	}
-	return plan, verifyCreated(p, images, created, events)
+	if err := verifyCreated(p, images, created, events); err != nil {
+		return plan, err
+	}
+	if opts.afterRollout != nil {
+		return plan, opts.afterRollout(ctx)
+	}
+	return plan, nil
 }
 
 // createdInspections inspects each container a deploy creates as soon as it is created,

@@ -184,6 +184,9 @@ func ScratchProject(p *compose.Project, scratch string) (*compose.Project, error
 	}
 	out := &compose.Project{Project: &tp, Spec: p.Spec, ServiceSpecs: map[string]compose.ServiceSpec{}}
 	out.Spec.Network = nil
+	// The scratch deploy runs on restored volumes: a pre-deploy backup of them would
+	// write the drill's data into the project's backup target.
+	out.Spec.Backup.BeforeDeploy = false
 	for name, s := range p.ServiceSpecs {
 		s.Network = nil
 		out.ServiceSpecs[name] = s

@@ -61,6 +61,11 @@ func TestScratchProject(t *testing.T) {
 	assert.Check(t, is.Equal(p.Project.Services["db"].ContainerName, "the-db"))
 	assert.Check(t, is.Len(p.Project.Services["db"].Ports, 1))
 	assert.Check(t, is.Equal(p.Project.Volumes["data"].Name, "real-data-volume"))
+	before := *p
+	before.Spec.Backup.BeforeDeploy, before.Spec.Backup.To = true, "backups"
+	withBackup, err := ScratchProject(&before, "shop-drill-abc124")
+	assert.NilError(t, err)
+	assert.Check(t, !withBackup.Spec.Backup.BeforeDeploy, "a drill's deploy takes no pre-deploy backup of its scratch volumes")
 
 	for name, svc := range s.Project.Services {
 		assert.Check(t, is.Len(svc.Ports, 0), name)

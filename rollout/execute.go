@@ -52,6 +52,9 @@ type ExecOptions struct {
 	// Trigger and Reason go into the revision record of a successful rollout: what
 	// started it, when not a person's command (TriggerGuardRollback), and why.
 	Trigger, Reason string
+	// Backups is the pre-deploy backup's location per service (predeploy.go), recorded
+	// on each of those services' revision records.
+	Backups map[string]string
 }
 
 // executor runs one plan; it remembers what it created so a failure can undo it.

@@ -62,7 +62,11 @@ type Record struct {
 	Reason     string    `json:"reason,omitempty"`
 	// Trigger is what started the rollout when it was not a command run by a person
 	// (TriggerGuardRollback); empty otherwise.
-	Trigger  string `json:"trigger,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
+	// Backup is the location of the backup of the service's volumes taken before this
+	// rollout (x-lifecycle.backup.before-deploy); what `rollback --with-data` restores
+	// when it leaves this revision. Empty: none was taken.
+	Backup   string `json:"backup,omitempty"`
 	volume   string
 	timeline string // encoded; Timeline decodes it
 }
@@ -85,7 +89,7 @@ func History(ctx context.Context, eng engine.Engine, project string) ([]Record, 
 		out = append(out, Record{
 			Service: l[labelHistory], Revision: rev, Result: l[labelResult], Strategy: l[compose.LabelStrategy],
 			Image: l[compose.LabelImageRef], ImageID: l[labelImageID], ConfigHash: l[compose.LabelConfigHash],
-			Time: t, Reason: l[labelReason], Trigger: l[labelTrigger], volume: v.Name, timeline: l[labelTimeline],
+			Time: t, Reason: l[labelReason], Trigger: l[labelTrigger], Backup: l[labelBackup], volume: v.Name, timeline: l[labelTimeline],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
@@ -122,6 +126,9 @@ func writeRecord(ctx context.Context, eng engine.Engine, project string, r Recor
 	}
 	if r.Trigger != "" {
 		labels[labelTrigger] = r.Trigger
+	}
+	if r.Backup != "" {
+		labels[labelBackup] = r.Backup
 	}
 	_, err := eng.CreateVolume(ctx, engine.VolumeSpec{Name: name, Labels: labels})
 	if err != nil {
@@ -168,6 +175,7 @@ func (x *executor) recordHistory(plan strategies.Plan, rolledBack []string, caus
 		rec := Record{
 			Service: service, Revision: revision[service], Strategy: x.project.ServiceSpecs[service].Strategy,
 			Image: x.desired.Services[service].Image, ConfigHash: x.desired.Services[service].ConfigHash, Time: now,
+			Backup: x.opts.Backups[service],
 		}
 		rec.ImageID = x.observed.ImageIDs[rec.Image]
 		switch {
