@@ -82,6 +82,8 @@ demo: install
 	    /testapp healthcheck http://127.0.0.1:8080/ > /dev/null; sleep 2; kill $$guard; wait $$guard || true; }; cat ../../bin/demo-guard.txt
 	@echo "backing up db's volume (paused during the copy) into bin/demo-backup, keeping the 3 newest backups:"
 	cd examples/demo && docker lifecycle backup db --to ../../bin/demo-backup --keep-last 3
+	@echo "the recovery runbook for that backup (docker lifecycle drill restores it into an isolated scratch project and times it):"
+	cd examples/demo && docker lifecycle dr plan --from ../../bin/demo-backup | head -n 20
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"
 

@@ -144,26 +144,6 @@ func thresholdHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
 	return nil, fmt.Errorf("want a number such as 80, got %s", describe(data))
 }
 
-// takeAlerts removes the alerts key from a raw x-lifecycle mapping (a copy), so the
-// block is decoded on its own with every problem reported at once.
-func takeAlerts(raw any) (rest any, alerts any) {
-	m, ok := raw.(map[string]any)
-	if !ok {
-		return raw, nil
-	}
-	a, ok := m["alerts"]
-	if !ok {
-		return raw, nil
-	}
-	rest2 := make(map[string]any, len(m))
-	for k, v := range m {
-		if k != "alerts" {
-			rest2[k] = v
-		}
-	}
-	return rest2, a
-}
-
 // decodeAlerts decodes a project's (service false) or service's alerts block into out
 // and returns every problem it has, each naming its key.
 func decodeAlerts(raw any, service bool) (AlertsSpec, []string) {

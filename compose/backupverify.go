@@ -27,36 +27,6 @@ type VerifyCheck struct {
 // verifyKeys are the keys of a backup.verify entry.
 var verifyKeys = []string{"service", "command", "timeout"}
 
-// splitVerify returns the top-level x-lifecycle value without backup.verify, and the
-// raw verify value: it is decoded on its own (DecodeBackupVerify), so that one load
-// reports every problem of every entry.
-func splitVerify(raw any) (rest any, verify any) {
-	top, ok := raw.(map[string]any)
-	if !ok {
-		return raw, nil
-	}
-	backup, ok := top["backup"].(map[string]any)
-	if !ok {
-		return raw, nil
-	}
-	verify, present := backup["verify"]
-	if !present {
-		return raw, nil
-	}
-	b := make(map[string]any, len(backup))
-	for k, v := range backup {
-		if k != "verify" {
-			b[k] = v
-		}
-	}
-	t := make(map[string]any, len(top))
-	for k, v := range top {
-		t[k] = v
-	}
-	t["backup"] = b
-	return t, verify
-}
-
 // DecodeBackupVerify decodes x-lifecycle.backup.verify strictly: a list of mappings
 // with the keys service (one of services), command (a non-empty string or list of
 // strings) and timeout (a positive duration, default DefaultVerifyTimeout). Every

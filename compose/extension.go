@@ -3,6 +3,7 @@ package compose
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -392,12 +393,43 @@ func cpusHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
 	return CPUs(f), nil
 }
 
+// takeKey returns raw (an x-lifecycle mapping) without the key at path, and that key's
+// value (nil when absent). The mappings on the path are copied, raw is left as it is.
+// Blocks that report every problem at once (alerts, backup.verify) are taken out this
+// way and decoded on their own; decodeStrict would stop at their first problem.
+func takeKey(raw any, path ...string) (rest any, value any) {
+	rest, value, _ = takeKeyFound(raw, path)
+	return rest, value
+}
+
+func takeKeyFound(raw any, path []string) (rest any, value any, found bool) {
+	m, ok := raw.(map[string]any)
+	if !ok || len(path) == 0 {
+		return raw, nil, false
+	}
+	v, present := m[path[0]]
+	if !present {
+		return raw, nil, false
+	}
+	out := maps.Clone(m)
+	if len(path) == 1 {
+		delete(out, path[0])
+		return out, v, true
+	}
+	inner, value, found := takeKeyFound(v, path[1:])
+	if !found {
+		return raw, nil, false
+	}
+	out[path[0]] = inner
+	return out, value, true
+}
+
 // DecodeProjectSpec decodes and validates the top-level x-lifecycle value.
 // backup.verify is left out: fromTypes decodes it with the services (DecodeBackupVerify).
 func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	var spec ProjectSpec
-	raw, _ = splitVerify(raw)
-	raw, rawAlerts := takeAlerts(raw)
+	raw, _ = takeKey(raw, "backup", "verify")
+	raw, rawAlerts := takeKey(raw, "alerts")
 	alerts, problems := decodeAlerts(rawAlerts, false)
 	if err := decodeStrict(raw, &spec); err != nil {
 		return spec, errors.Join(err, alertsError(problems))
@@ -443,7 +475,7 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 // project's defaults applied.
 func DecodeServiceSpec(raw any, project ProjectSpec) (ServiceSpec, error) {
 	var spec ServiceSpec
-	raw, rawAlerts := takeAlerts(raw)
+	raw, rawAlerts := takeKey(raw, "alerts")
 	alerts, problems := decodeAlerts(rawAlerts, true)
 	if err := decodeStrict(raw, &spec); err != nil {
 		return spec, errors.Join(err, alertsError(problems))

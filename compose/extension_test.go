@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 )
 
 func decodeYAML(t *testing.T, doc string) any {
@@ -203,4 +204,26 @@ func TestSpecMarshal(t *testing.T) {
 	assert.NilError(t, d.UnmarshalText([]byte("2m")))
 	assert.Equal(t, d, Duration(2*time.Minute))
 	assert.ErrorContains(t, d.UnmarshalText([]byte("soon")), "invalid duration")
+}
+
+func TestTakeKey(t *testing.T) {
+	raw := map[string]any{
+		"strategy": "rolling",
+		"alerts":   map[string]any{"interval": "5s"},
+		"backup":   map[string]any{"consistency": "stop", "verify": []any{"x"}},
+	}
+	rest, v := takeKey(raw, "alerts")
+	assert.Check(t, is.DeepEqual(v, map[string]any{"interval": "5s"}))
+	assert.Check(t, is.DeepEqual(rest, map[string]any{"strategy": "rolling", "backup": raw["backup"]}))
+
+	rest, v = takeKey(raw, "backup", "verify")
+	assert.Check(t, is.DeepEqual(v, []any{"x"}))
+	assert.Check(t, is.DeepEqual(rest, map[string]any{"strategy": "rolling", "alerts": raw["alerts"], "backup": map[string]any{"consistency": "stop"}}))
+	assert.Check(t, is.Len(raw["backup"].(map[string]any), 2), "raw is left as it is")
+
+	rest, v = takeKey(raw, "backup", "missing")
+	assert.Check(t, v == nil)
+	assert.Check(t, is.DeepEqual(rest, raw))
+	rest, v = takeKey("not a mapping", "alerts")
+	assert.Check(t, v == nil && rest == "not a mapping")
 }

@@ -151,7 +151,7 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 		p.ServiceSpecs[name] = s
 	}
 	if top, err := stringKeys(tp.Extensions[ExtensionKey]); err == nil {
-		_, rawVerify := splitVerify(top)
+		_, rawVerify := takeKey(top, "backup", "verify")
 		// A service left out by the active profiles is still the project's: its checks
 		// load (and a drill skips them, as it does not start the service).
 		names := sortedServiceNames(tp)
