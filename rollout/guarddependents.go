@@ -174,7 +174,7 @@ func (g *guard) dependentsFinished(ctx context.Context, deps []*dependentRestart
 		why := dependentWhy(d.reason, d.parent)
 		a := GuardAlert{Time: d.at, Kind: AlertUnhealthy, Service: d.service, Container: d.name, Parent: d.parent, Dependency: d.reason, RestartBegan: &d.began}
 		if d.err != nil {
-			a.Action = ActionRestartFailed
+			a.Action = ActionDependentFailed
 			a.Reason = fmt.Sprintf("restart as a dependent failed: %v; it %s%s", d.err, why, d.note)
 		} else {
 			a.Action = ActionRestartedDependent

@@ -226,3 +226,33 @@ func TestGuardTargetDependents(t *testing.T) {
 	sort.Slice(deps, func(i, j int) bool { return deps[i].Reason < deps[j].Reason })
 	assert.Check(t, is.DeepEqual(deps, []GuardDependent{{Service: "dbg", Reason: DependentIPC}, {Service: "dbg", Reason: DependentPID}}))
 }
+
+// TestGuardDependentRestartFails: a dependent the engine cannot start is one
+// dependent-restart-failed alert; the other dependents are restarted all the same.
+func TestGuardDependentRestartFails(t *testing.T) {
+	p := loadProject(t, dependentsProject)
+	w, f, _ := dependentsWorld(t)
+	w.health, w.failing = "unhealthy", time.Now().Add(-time.Minute)
+	start := f.StartContainerFn
+	f.StartContainerFn = func(ctx context.Context, id string) error {
+		if id == "c4" {
+			return errors.New("port is already allocated")
+		}
+		return start(ctx, id)
+	}
+	runGuard(t, w, f, p)
+	assert.Check(t, is.Equal(w.nextAlert(t).Action, ActionRestarted))
+	var failed []string
+	for range 4 {
+		a := w.nextAlert(t)
+		if a.Action == ActionDependentFailed {
+			failed = append(failed, a.Container)
+			assert.Check(t, is.Contains(a.Reason, "restart as a dependent failed: port is already allocated; it declares depends_on.restart on the service of demo-web-r1-1"))
+			assert.Check(t, is.Equal(a.Dependency, DependentRestart))
+		} else {
+			assert.Check(t, is.Equal(a.Action, ActionRestartedDependent), "%+v", a)
+		}
+	}
+	assert.Check(t, is.DeepEqual(failed, []string{"demo-worker-r1-1"}))
+	assert.Check(t, is.DeepEqual(w.restarts(), []string{"stop c1", "start c1", "stop c2", "start c2", "stop c4", "stop c5", "start c5", "stop c6", "start c6"}))
+}
