@@ -47,6 +47,9 @@ type guardAlert struct {
 		Setting, Deployed, Now string
 	} `json:"changes"`
 	Baseline string `json:"baseline"`
+	// a dependent restarted after its parent (restarted-dependent)
+	Parent     string `json:"parent"`
+	Dependency string `json:"dependency"`
 
 	received time.Time
 }
@@ -262,6 +265,61 @@ func TestGuardBacksOffCrashLoopAndQuarantines(t *testing.T) {
 	}
 	assert.Check(t, is.Equal(p.inspect("{{.State.StartedAt}}", container), startedAt))
 	assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", container), "unhealthy"))
+}
+
+// TestGuardRestartsNetworkModeSidecar: web's health check fails (its file removed);
+// the guard restarts web, then the sidecar that shares web's network namespace
+// (network_mode: service:web), which without it would have no network: after it the
+// sidecar reaches web's app on 127.0.0.1 again.
+func TestGuardRestartsNetworkModeSidecar(t *testing.T) {
+	s := setup(t)
+	defer logDuration(t, time.Now())
+	dir := countDir(t)
+	okFile := filepath.Join(dir, "ok")
+	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
+	p := s.newProject(t, fmt.Sprintf(`
+services:
+  web:
+    image: {{image:v1}}
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck", "http://127.0.0.1:8080/file?path=/health/ok"], interval: 300ms, retries: 2}
+    volumes: ["%s:/health:ro"]
+    environment: {QUIET: "1"}
+    x-lifecycle:
+      guard: {backoff: {start: 1h}, window: 2h}
+  sidecar:
+    image: {{image:v1}}
+    command: ["sleep", "1h"]
+    init: true
+    network_mode: service:web
+`, dir))
+	p.mustLifecycle("deploy")
+	webs, sidecars := p.containers("label=com.docker.compose.service=web"), p.containers("label=com.docker.compose.service=sidecar")
+	assert.Assert(t, is.Len(webs, 1))
+	assert.Assert(t, is.Len(sidecars, 1))
+	web, sidecar := webs[0], sidecars[0]
+	sidecarStarted := p.inspect("{{.State.StartedAt}}", sidecar)
+	g := p.startGuard()
+	assert.NilError(t, os.Remove(okFile))
+
+	a, ok := g.next("unhealthy", 20*time.Second)
+	assert.Assert(t, ok, "web was not restarted within 20s")
+	assert.Assert(t, is.Equal(a.Action, "restarted"), "%+v", a)
+	assert.Check(t, is.Equal(a.Container, web))
+	d, ok := g.next("unhealthy", 20*time.Second)
+	assert.Assert(t, ok, "the sidecar was not restarted within 20s")
+	assert.Check(t, is.Equal(d.Action, "restarted-dependent"), "%+v", d)
+	assert.Check(t, is.Equal(d.Container, sidecar))
+	assert.Check(t, is.Equal(d.Parent, web))
+	assert.Check(t, is.Equal(d.Dependency, "network_mode"))
+	assert.Check(t, is.Contains(d.Reason, "shares the network namespace of "+web))
+	assert.Assert(t, d.RestartBegan != nil, "%+v", d)
+	t.Logf("sidecar restart begun %s after web was started again, took %s",
+		d.RestartBegan.Sub(a.Time).Round(time.Millisecond), d.Time.Sub(*d.RestartBegan).Round(time.Millisecond))
+	assert.Check(t, !d.RestartBegan.Before(a.Time), "the sidecar restarted before web ran again")
+	assert.Check(t, p.inspect("{{.State.StartedAt}}", sidecar) != sidecarStarted, "the sidecar was not started again")
+	// Its network is web's again: web's app answers on the loopback they share.
+	r := p.s.docker(t, p.dir, nil, "exec", sidecar, "/testapp", "healthcheck", "http://127.0.0.1:8080/")
+	assert.Check(t, r.code == 0, "the sidecar does not reach web on 127.0.0.1: %s", r)
 }
 
 // TestGuardReportsExec: a docker exec into a project container is an alert within 2 s

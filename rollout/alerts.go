@@ -316,7 +316,7 @@ func GuardNotification(a GuardAlert) alerting.Alert {
 	raw, _ := json.Marshal(a)
 	severity := compose.DefaultAlertSeverity
 	// A container breaking the security rules (privileged, the socket, …) is urgent too.
-	if a.Action == ActionQuarantined || a.Action == ActionRestartFailed || a.Kind == AlertPolicy {
+	if a.Action == ActionQuarantined || a.Action == ActionRestartFailed || a.Action == ActionDependentFailed || a.Kind == AlertPolicy {
 		severity = "critical"
 	}
 	return alerting.Alert{

@@ -111,6 +111,10 @@ func TestGuardNotification(t *testing.T) {
 	assert.Check(t, is.Equal(a.Summary, "2026-01-01T00:00:00Z guard: intruder: policy, reported: privileged"))
 	a = GuardNotification(GuardAlert{Time: at, Project: "p", Service: "web", Container: "p-web-r1-1", Kind: AlertDrift, Action: ActionReported})
 	assert.Check(t, is.Equal(a.Severity, "warning"))
+	a = GuardNotification(GuardAlert{Time: at, Project: "p", Service: "sidecar", Kind: AlertUnhealthy, Action: ActionDependentFailed})
+	assert.Check(t, is.Equal(a.Severity, "critical"))
+	a = GuardNotification(GuardAlert{Time: at, Project: "p", Service: "sidecar", Kind: AlertUnhealthy, Action: ActionRestartedDependent})
+	assert.Check(t, is.Equal(a.Severity, "warning"))
 }
 
 // TestAlertWatcherRouterRules: error-rate and p99 over the window of the routers'

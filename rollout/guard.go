@@ -39,6 +39,10 @@ const (
 	ActionReconnected   = "reconnected"     // the event stream is back and the state re-read
 	ActionRolledBack    = "rolled-back"     // the budget is spent on a recent revision: the service went back to the previous one
 	ActionRollbackFail  = "rollback-failed" // that rollback failed: the container is quarantined instead
+	// A dependent (guarddependents.go) restarted after the container it follows (Parent),
+	// or whose restart failed; not counted against its own budget.
+	ActionRestartedDependent = "restarted-dependent"
+	ActionDependentFailed    = "dependent-restart-failed"
 )
 
 // GuardAlert is one line of the guard's output (docs/guard.md: the JSON schema).
@@ -69,6 +73,11 @@ type GuardAlert struct {
 	Revision      int        `json:"revision,omitempty"`
 	RollbackTo    int        `json:"rollback_to,omitempty"`
 	RollbackBegan *time.Time `json:"rollback_began,omitempty"`
+	// Parent is the container whose restart this dependent followed, and Dependency why:
+	// network_mode, ipc, pid (it joins Parent's namespace) or depends_on.restart
+	// (restarted-dependent, dependent-restart-failed).
+	Parent     string `json:"parent,omitempty"`
+	Dependency string `json:"dependency,omitempty"`
 	// Findings are the security rules a container breaks (policy).
 	Findings []policy.Finding `json:"findings,omitempty"`
 	// Changes are the settings that differ from Baseline: "deployed" (the compose file's
@@ -190,7 +199,9 @@ type watchedContainer struct {
 	// healthcheck is the command line the engine's probes run (their execs are not alerts).
 	healthcheck string
 	memory      int64
-	busy        bool // a restart is in flight
+	// joins: the container:REF namespace modes it runs with, by Dependent* reason.
+	joins map[string]string
+	busy  bool // a restart is in flight (its own, or its parent's as a dependent)
 	// retryAt: a postponed restart (the project was locked) is not tried before then;
 	// postponed: that was said already.
 	retryAt   time.Time
@@ -211,6 +222,8 @@ type restartResult struct {
 	quarantined *GuardAlert
 	// escalated: not a restart but an automatic rollback tried (guardrollback.go).
 	escalated *escalation
+	// dependents: restarted after the container, when it was (guarddependents.go).
+	dependents []*dependentRestart
 }
 
 // follow handles events, finished restarts and deadlines until the stream ends (its
@@ -316,6 +329,7 @@ func (g *guard) inspect(ctx context.Context, id string, now time.Time) error {
 	if d.HostConfig != nil {
 		w.memory = d.HostConfig.Memory // as `docker update` may have changed it
 	}
+	w.joins = joinedNamespaces(d)
 	health := d.Health
 	if d.State != "running" {
 		health = ""
@@ -475,9 +489,11 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 // restart stops and starts w in the background, under the project lock; finished
 // takes the result. A routed container leaves its routers first and comes back once
 // healthy (guardroute.go). While a deploy holds the lock, the restart waits: the
-// deploy may be replacing the container.
+// deploy may be replacing the container. Once w runs again, its dependents are
+// restarted, under the same lock (guarddependents.go).
 func (g *guard) restart(w *watchedContainer) {
 	w.busy = true
+	deps := g.dependentsOf(w)
 	began := time.Now()
 	spec := g.project.Services[w.service]
 	g.wg.Go(func() {
@@ -486,36 +502,46 @@ func (g *guard) restart(w *watchedContainer) {
 		defer cancel()
 		l, err := lock.Acquire(ctx, g.eng, g.project.Project, "guard", nil)
 		if err != nil {
-			g.done <- restartResult{id: w.id, began: began, postponed: err}
+			g.done <- restartResult{id: w.id, began: began, postponed: err, dependents: deps}
 			return
 		}
 		defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
-		var hold *routeHold
-		note := ""
-		if spec.Routed {
-			if hold, err = unroute(ctx, g.eng, g.project.Project, w.name, false); err != nil {
-				note = fmt.Sprintf("; it stayed in the router (%v), whose passive checks skip it while it is down", err)
-			} else if hold != nil {
-				note = "; taken out of the router while it restarted"
-			}
-		}
-		err = g.eng.StopContainer(ctx, w.id, "", nil)
+		at, note, err := g.restartContainer(ctx, w.id, w.name, spec)
 		if err == nil {
-			err = g.eng.StartContainer(ctx, w.id)
+			g.restartDependents(ctx, deps)
 		}
-		at := time.Now() // the backoff counts from the new start (or the failed attempt)
-		if hold != nil {
-			if err == nil && !waitHealthy(ctx, g.eng, w.id, time.Duration(spec.WaitTimeout)) {
-				note += fmt.Sprintf(", and put back although not healthy within %s (wait-timeout)", spec.WaitTimeout)
-			} else if err == nil {
-				note += fmt.Sprintf(", back in it once healthy (%s after the start)", time.Since(at).Round(time.Millisecond))
-			}
-			if rerr := hold.restore(ctx); rerr != nil {
-				note += fmt.Sprintf("; %v", rerr)
-			}
-		}
-		g.done <- restartResult{id: w.id, began: began, at: at, err: err, note: note}
+		g.done <- restartResult{id: w.id, began: began, at: at, err: err, note: note, dependents: deps}
 	})
+}
+
+// restartContainer stops and starts a container (the caller holds the project lock),
+// a routed one out of its routers until it is healthy again. at: when it was started
+// (or the attempt failed); note: what happened to its routes.
+func (g *guard) restartContainer(ctx context.Context, id, name string, spec GuardTargetService) (at time.Time, note string, err error) {
+	var hold *routeHold
+	if spec.Routed {
+		if hold, err = unroute(ctx, g.eng, g.project.Project, name, false); err != nil {
+			note = fmt.Sprintf("; it stayed in the router (%v), whose passive checks skip it while it is down", err)
+		} else if hold != nil {
+			note = "; taken out of the router while it restarted"
+		}
+	}
+	err = g.eng.StopContainer(ctx, id, "", nil)
+	if err == nil {
+		err = g.eng.StartContainer(ctx, id)
+	}
+	at = time.Now() // the backoff counts from the new start (or the failed attempt)
+	if hold != nil {
+		if err == nil && !waitHealthy(ctx, g.eng, id, time.Duration(spec.WaitTimeout)) {
+			note += fmt.Sprintf(", and put back although not healthy within %s (wait-timeout)", spec.WaitTimeout)
+		} else if err == nil {
+			note += fmt.Sprintf(", back in it once healthy (%s after the start)", time.Since(at).Round(time.Millisecond))
+		}
+		if rerr := hold.restore(ctx); rerr != nil {
+			note += fmt.Sprintf("; %v", rerr)
+		}
+	}
+	return at, note, err
 }
 
 // quarantine takes a routed container out of its routers for good (the healthy
@@ -554,6 +580,8 @@ func (g *guard) quarantine(w *watchedContainer, a GuardAlert) {
 
 // finished records a restart's result, alerts, and reads the container again.
 func (g *guard) finished(ctx context.Context, r restartResult) {
+	// After the container's own alert and inspection (deferred below).
+	defer g.dependentsFinished(ctx, r.dependents, r.err != nil || r.postponed != nil)
 	w := g.watched[r.id]
 	if w == nil {
 		return
@@ -595,6 +623,9 @@ func (g *guard) finished(ctx context.Context, r restartResult) {
 		t.restarted(r.at)
 		a.Action, a.Restarts = ActionRestartFailed, len(t.restarts)
 		a.Reason = fmt.Sprintf("restart failed: %v%s", r.err, r.note)
+		if len(r.dependents) > 0 {
+			a.Reason += fmt.Sprintf("; its dependents (%s) were not restarted", dependentNames(r.dependents))
+		}
 		g.alert(a)
 		return
 	}

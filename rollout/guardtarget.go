@@ -40,13 +40,17 @@ type GuardTargetService struct {
 	// that hash).
 	ConfigHash string         `json:"config_hash,omitempty"`
 	Settings   *DriftSettings `json:"settings,omitempty"`
+	// Dependents are the services restarted after a container of this one is
+	// (guarddependents.go): those joining its namespaces (network_mode, ipc, pid
+	// service:NAME) and those with depends_on.restart on it.
+	Dependents []GuardDependent `json:"dependents,omitempty"`
 }
 
 // NewGuardTarget resolves what the guard needs of p.
 func NewGuardTarget(p *compose.Project) GuardTarget {
 	t := GuardTarget{Project: p.Name, Services: map[string]GuardTargetService{}, Deny: slices.Concat(p.Spec.Policy.Require, p.Spec.Policy.Deny)}
 	for name, spec := range p.ServiceSpecs {
-		s := GuardTargetService{Policy: spec.Guard, Routed: spec.Routed(), WaitTimeout: spec.WaitTimeout}
+		s := GuardTargetService{Policy: spec.Guard, Routed: spec.Routed(), WaitTimeout: spec.WaitTimeout, Dependents: guardDependents(p, name)}
 		if svc, ok := p.Services[name]; ok {
 			for _, h := range slices.Concat(svc.PostStart, svc.PreStop) {
 				s.Hooks = append(s.Hooks, strings.Join(h.Command, " "))
