@@ -35,6 +35,9 @@ var (
 	// ErrRegistryUnreachable is returned (wrapped) when the engine could not reach an
 	// image's registry at all (name, network, TLS).
 	ErrRegistryUnreachable = errors.New("the engine could not reach the registry")
+	// ErrNameInUse is returned (wrapped) when a container is created under a name
+	// another container has.
+	ErrNameInUse = errors.New("container name already in use")
 	// ErrLocked is returned (wrapped in *LockedError) when another process holds the project lock.
 	ErrLocked = errors.New("project is locked")
 )

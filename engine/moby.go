@@ -245,7 +245,9 @@ func (m *Moby) CreateContainer(ctx context.Context, spec ContainerSpec) (string,
 		opts.Platform = &p
 	}
 	res, err := m.api.ContainerCreate(ctx, opts)
-	if err != nil {
+	if cerrdefs.IsConflict(err) {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, errors.Join(ErrNameInUse, err))
+	} else if err != nil {
 		return "", wrapNotFound(err, "create container "+spec.Name)
 	}
 	for name, ep := range later {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -396,6 +397,9 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 		return x.stepError(s, err)
 	}
 	id, err := x.eng.CreateContainer(ctx, engineSpec(spec))
+	if errors.Is(err, engine.ErrNameInUse) && x.removeLeftover(ctx, s) {
+		id, err = x.eng.CreateContainer(ctx, engineSpec(spec))
+	}
 	if id != "" {
 		x.mu.Lock()
 		x.ids[s.Target] = id
@@ -413,6 +417,25 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 	}
 	progress.Emit(x.events, containerID(s.Target), progress.Done, "Created", fmt.Sprintf("revision %d", s.Revision))
 	return nil
+}
+
+// removeLeftover removes the container that holds s's name when it is exactly the one
+// s creates, never started: the create of a deploy killed just before (its request
+// was still in the engine when the next deploy observed the project, so the plan did
+// not know it). It reports whether the name is free now; anything else keeps the
+// conflict, which names the container.
+func (x *executor) removeLeftover(ctx context.Context, s strategies.Step) bool {
+	d, err := x.eng.InspectContainer(ctx, s.Target)
+	if err != nil || d.State != "created" || d.Labels[compose.LabelProject] != x.project.Name ||
+		d.Labels[compose.LabelService] != s.Service || d.Labels[compose.LabelRevision] != strconv.Itoa(s.Revision) ||
+		d.Labels[compose.LabelConfigHash] != s.ConfigHash {
+		return false
+	}
+	if err := x.eng.RemoveContainer(ctx, d.ID, true); err != nil {
+		return false
+	}
+	progress.Emit(x.events, containerID(s.Target), progress.Warning, "Removed a leftover", "created by an interrupted deploy and never started; created again")
+	return true
 }
 
 // cleanup removes the containers this run created that did not pass their health gate

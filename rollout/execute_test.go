@@ -49,6 +49,9 @@ type world struct {
 	// stopErr, when set, is what stopping a container returns after it stopped (a stop
 	// whose answer was lost: the deploy's context ended, the engine timed out).
 	stopErr func(name string) error
+	// lateCreate, when set, runs before a create reaches the world: a killed deploy's
+	// create request that the engine finished only now (it may add a container).
+	lateCreate func(spec engine.ContainerSpec)
 }
 
 func newWorld() *world {
@@ -161,8 +164,16 @@ func (w *world) fake() *engine.Fake {
 			return nil
 		},
 		CreateContainerFn: func(_ context.Context, spec engine.ContainerSpec) (string, error) {
+			if w.lateCreate != nil {
+				w.lateCreate(spec)
+			}
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			for _, c := range w.containers {
+				if c.Name == spec.Name {
+					return "", fmt.Errorf("create container %s: %w", spec.Name, engine.ErrNameInUse)
+				}
+			}
 			w.record("create %s", spec.Name)
 			id := "id-" + spec.Name
 			hc := *spec.HostConfig
@@ -202,6 +213,11 @@ func (w *world) fake() *engine.Fake {
 		InspectContainerFn: func(_ context.Context, id string) (engine.ContainerDetails, error) {
 			w.mu.Lock()
 			cp, ok := w.containers[id]
+			for _, c := range w.containers {
+				if !ok && c.Name == id { // the engine inspects by name too
+					cp, ok = c, true
+				}
+			}
 			if !ok {
 				w.mu.Unlock()
 				return engine.ContainerDetails{}, fmt.Errorf("container %s: %w", id, engine.ErrNotFound)
@@ -449,4 +465,47 @@ func TestDeployVerifiesThePolicyOnTheEngine(t *testing.T) {
 	assert.Check(t, errors.Is(err, ErrPolicyNotEnforced), "got %v", err)
 	assert.Check(t, is.ErrorContains(err, `service "app", container `))
 	assert.Check(t, is.ErrorContains(err, "-app-1: read-only: read_only is not true"))
+}
+
+// A deploy killed while its create request was in the engine leaves a container the
+// next deploy's observation missed (the engine finished the create later): the next
+// deploy's create of the same name removes it, when it is exactly that container and
+// never started, and creates it again; any other container keeps the conflict.
+func TestCreateRemovesALeftoverOfAKilledDeploy(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		state string
+		ok    bool
+	}{
+		{name: "created, never started", state: "created", ok: true},
+		{name: "running", state: "running", ok: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			_, err := deploy(t, w, loadProject(t, routedCompose("app:1", "")), DeployOptions{})
+			assert.NilError(t, err)
+			var once sync.Once
+			w.lateCreate = func(spec engine.ContainerSpec) {
+				if spec.Name != "demo-web-r2-1" {
+					return
+				}
+				once.Do(func() {
+					w.mu.Lock()
+					defer w.mu.Unlock()
+					w.containers["leftover"] = &engine.ContainerDetails{ID: "leftover", Name: spec.Name, State: tc.state,
+						Labels: spec.Config.Labels, Config: spec.Config, HostConfig: spec.HostConfig}
+				})
+			}
+			_, err = deploy(t, w, loadProject(t, routedCompose("app:2", "")), DeployOptions{})
+			if !tc.ok {
+				assert.Check(t, errors.Is(err, engine.ErrNameInUse), "got %v", err)
+				return
+			}
+			assert.NilError(t, err)
+			assert.Check(t, w.index("remove leftover") >= 0 || w.index("remove demo-web-r2-1") >= 0, "%v", w.calls)
+			_, stillThere := w.containers["leftover"]
+			assert.Check(t, !stillThere)
+			assert.Check(t, is.Contains(w.state(), "demo-web-r2-1:running"))
+		})
+	}
 }
