@@ -36,7 +36,8 @@ type guardStatus struct {
 // made unhealthy, `guard --status` reports that restart, a second --detach replaces
 // the guard, and `down` removes it (then --status exits non-zero). The monitor detaches
 // from the same image: <project>-monitor (hardened, on the bridge, its port published
-// on loopback) serves the project's metrics with its alert rules, and `down` removes it.
+// on loopback) serves the project's metrics with its alert rules, `monitor --status`
+// shows it, and `down` removes it.
 func TestGuardDetached(t *testing.T) {
 	s := setup(t)
 	t.Parallel()
@@ -85,6 +86,18 @@ func TestGuardDetached(t *testing.T) {
 	t.Logf("monitor --detach to its first scrape with the web container up: %s", time.Since(began).Round(time.Millisecond))
 	assert.Check(t, is.Len(metricValues(families, "lifecycle_container_up", map[string]string{"project": p.name}, "container"), 1), "the guard and the monitor are not the project's replicas")
 	assert.Check(t, is.Contains(p.s.docker(t, p.dir, nil, "logs", monitor).stderr, "alerts: 1 rules on web"), "the alert rules travel in the target")
+	var mst struct {
+		Running bool   `json:"running"`
+		URL     string `json:"url"`
+		Alerts  struct {
+			Rules map[string]int `json:"rules"`
+		} `json:"alerts"`
+	}
+	r = p.mustLifecycle("monitor", "--status", "--format", "json")
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &mst), r.stdout)
+	assert.Check(t, mst.Running)
+	assert.Check(t, is.Equal(mst.URL, "http://"+addr+"/metrics"))
+	assert.Check(t, is.DeepEqual(mst.Alerts.Rules, map[string]int{"web": 1}))
 
 	// lint recognises the project's own guard and monitor: their socket mounts are no finding.
 	lint := p.lifecycle("lint", "--format", "json")
@@ -137,6 +150,9 @@ func TestGuardDetached(t *testing.T) {
 	r = p.lifecycle("guard", "--status")
 	assert.Check(t, r.code != 0, r.String())
 	assert.Check(t, is.Contains(r.stderr, "no detached guard runs for project "+p.name))
+	r = p.lifecycle("monitor", "--status")
+	assert.Check(t, r.code != 0, r.String())
+	assert.Check(t, is.Contains(r.stderr, "no detached monitor runs for project "+p.name))
 }
 
 // waitFor polls cond every 250 ms until it holds, failing the test after timeout.

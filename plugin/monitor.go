@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -25,6 +27,7 @@ type monitorOptions struct {
 	format string
 	// detach runs the monitor as a container; mountSocket is its explicit opt-in.
 	detach, mountSocket bool
+	status              bool
 	// target is the resolved project (JSON), given to the detached monitor in its
 	// container, where there is no compose file.
 	target string
@@ -52,14 +55,19 @@ With --detach --mount-docker-socket the monitor runs as a container on the engin
 (<project>-monitor, restart unless-stopped, on the default bridge network; a new --detach
 replaces it, down removes it), its port published on the engine's host at --listen's
 address (an IP; an empty host is refused). It holds the engine's socket, which is root on
-the engine's host: hence the explicit flag. Exec alert targets cannot run in it.`,
+the engine's host: hence the explicit flag. Exec alert targets cannot run in it.
+--status shows the detached monitor: its container, its metrics URL, its alert rules and
+targets; it exits non-zero when no monitor runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.validate(); err != nil {
 				return err
 			}
-			if opts.detach {
+			switch {
+			case opts.detach:
 				return runMonitorDetach(cmd, dockerCli, project, opts)
+			case opts.status:
+				return runMonitorStatus(cmd, dockerCli, project, opts)
 			}
 			return runMonitor(cmd, dockerCli, project, opts)
 		},
@@ -68,7 +76,8 @@ the engine's host: hence the explicit flag. Exec alert targets cannot run in it.
 	flags.StringVar(&opts.listen, "listen", "127.0.0.1:9464", "Address (host:port) of the metrics endpoint; no authentication, so keep it on loopback unless the network is trusted; with --detach, where the port is published on the engine's host")
 	flags.BoolVarP(&opts.detach, "detach", "d", false, "Run the monitor as a container on the engine (<project>-monitor, restart unless-stopped); needs --mount-docker-socket")
 	flags.BoolVar(&opts.mountSocket, "mount-docker-socket", false, "With --detach: mount the engine's socket into the monitor container, which makes it root on the engine's host")
-	enumFlag(flags, &opts.format, "format", "text", "With --detach: what is printed about the started container, text or json", "text", "json")
+	flags.BoolVar(&opts.status, "status", false, "Show the detached monitor: its container, metrics URL, alert rules and targets; exit 1 when none runs")
+	enumFlag(flags, &opts.format, "format", "text", "With --detach or --status: text or json", "text", "json")
 	flags.StringVar(&opts.target, "target", "", "The resolved project as JSON (the detached monitor's own argument)")
 	_ = flags.MarkHidden("target")
 	return cmd
@@ -78,13 +87,18 @@ the engine's host: hence the explicit flag. Exec alert targets cannot run in it.
 func (o monitorOptions) validate() error {
 	var problems []string
 	switch {
+	case o.detach && o.status:
+		problems = append(problems, "--detach and --status exclude each other: start the monitor, then ask for its status")
 	case o.detach && !o.mountSocket:
 		problems = append(problems, rollout.SocketOptInError(compose.RoleMonitor).Error())
 	case o.mountSocket && !o.detach:
 		problems = append(problems, "--mount-docker-socket is for --detach: the foreground monitor uses the docker CLI's connection")
 	}
-	if o.format == "json" && !o.detach {
-		problems = append(problems, "--format is for --detach (the metrics are in Prometheus' text format)")
+	if o.format == "json" && !o.detach && !o.status {
+		problems = append(problems, "--format is for --detach and --status (the metrics are in Prometheus' text format)")
+	}
+	if o.status && (o.target != "" || o.mountSocket) {
+		problems = append(problems, "--status takes neither --target nor --mount-docker-socket")
 	}
 	if o.detach {
 		if _, _, err := rollout.MonitorPublish(o.listen); err != nil {
@@ -182,6 +196,51 @@ func runMonitorDetach(cmd *cobra.Command, dockerCli command.Cli, project *projec
 		}
 	}
 	return exitError(ctx, fmt.Errorf("monitor --detach of project %s: %w", target.Project, err))
+}
+
+func runMonitorStatus(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts monitorOptions) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	name, eng, err := openProjectName(ctx, dockerCli, project)
+	if err != nil {
+		return err
+	}
+	r, err := rollout.MonitorStatus(ctx, eng, name)
+	if err != nil {
+		return exitError(ctx, err)
+	}
+	if opts.format == "json" {
+		err = json.NewEncoder(dockerCli.Out()).Encode(r)
+	} else {
+		err = writeMonitorStatus(dockerCli.Out(), r, time.Now())
+	}
+	if err == nil && !r.Running {
+		err = fmt.Errorf("the monitor container %s of project %s is %s (exit code %d), not running: `docker logs %s` says why; `docker lifecycle monitor --detach --mount-docker-socket` starts a new one", r.Container.Name, r.Project, r.Container.State, r.Container.ExitCode, r.Container.Name)
+	}
+	return exitError(ctx, err)
+}
+
+// writeMonitorStatus is the --status table.
+func writeMonitorStatus(w io.Writer, r rollout.MonitorStatusReport, now time.Time) error {
+	c := r.Container
+	since := "-"
+	if !c.Since.IsZero() {
+		since = fmt.Sprintf("%s (%s ago)", c.Since.UTC().Format(time.RFC3339), now.Sub(c.Since).Round(time.Second))
+	}
+	alerts := "none (metrics only)"
+	if a := r.Alerts; a != nil {
+		services := make([]string, 0, len(a.Rules))
+		n := 0
+		for s, k := range a.Rules {
+			services = append(services, s)
+			n += k
+		}
+		sort.Strings(services)
+		alerts = fmt.Sprintf("%d rules on %s, every %s, to %s", n, strings.Join(services, ", "), a.Interval, strings.Join(a.Targets, ", "))
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "MONITOR\t%s\nCONTAINER\t%s\nSTATE\t%s\nSINCE\t%s\nRESTARTS\t%d\nIMAGE\t%s\nMETRICS\t%s\nALERTS\t%s\n", r.Project, c.Name, c.State, since, c.Restarts, c.Image, r.URL, alerts)
+	return tw.Flush()
 }
 
 // describeAlerts says once what the monitor evaluates and where notifications go.

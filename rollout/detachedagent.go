@@ -262,3 +262,46 @@ func RemoveDetached(ctx context.Context, eng engine.Engine, project string, role
 	}
 	return names, errors.Join(errs...)
 }
+
+// DetachedContainerStatus is a detached agent's container (guard --status, monitor
+// --status).
+type DetachedContainerStatus struct {
+	Name     string    `json:"name"`
+	ID       string    `json:"id"`
+	Image    string    `json:"image"`
+	State    string    `json:"state"`
+	Since    time.Time `json:"since"` // started (running) or stopped (otherwise)
+	Restarts int       `json:"restarts"`
+	ExitCode int       `json:"exit_code,omitempty"`
+}
+
+// detachedStatus inspects project's container of role; nil details when there is none.
+func detachedStatus(ctx context.Context, eng engine.Engine, project, role string) (*engine.ContainerDetails, DetachedContainerStatus, error) {
+	cs, err := detachedContainers(ctx, eng, project, role)
+	if err != nil || len(cs) == 0 {
+		return nil, DetachedContainerStatus{}, err
+	}
+	d, err := eng.InspectContainer(ctx, cs[0].ID)
+	if err != nil {
+		return nil, DetachedContainerStatus{}, err
+	}
+	st := DetachedContainerStatus{Name: d.Name, ID: d.ID, State: d.State, Since: d.StartedAt, Restarts: d.RestartCount, ExitCode: d.ExitCode}
+	if d.State != "running" {
+		st.Since = d.FinishedAt
+	}
+	if d.Config != nil {
+		st.Image = d.Config.Image
+	}
+	return &d, st, nil
+}
+
+// targetArg is the --target argument of a detached agent's command ("" without one).
+func targetArg(d engine.ContainerDetails) string {
+	if d.Config == nil {
+		return ""
+	}
+	if i := slices.Index(d.Config.Cmd, "--target"); i >= 0 && i+1 < len(d.Config.Cmd) {
+		return d.Config.Cmd[i+1]
+	}
+	return ""
+}

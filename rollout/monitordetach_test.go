@@ -191,3 +191,33 @@ func TestRemoveDetachedEveryRole(t *testing.T) {
 	assert.Check(t, is.DeepEqual(names, []string{"demo-guard", "demo-monitor"}))
 	assert.Check(t, is.DeepEqual(removed, []string{"g", "m"}))
 }
+
+func TestMonitorStatus(t *testing.T) {
+	eng := &engine.Fake{ListContainersFn: func(context.Context, map[string]string) ([]engine.Container, error) { return nil, nil }}
+	_, err := MonitorStatus(context.Background(), eng, "demo")
+	assert.Check(t, errors.Is(err, ErrNoMonitor))
+	assert.Check(t, is.ErrorContains(err, "no detached monitor runs for project demo"))
+
+	a, err := MonitorAgent(testMonitorTarget(), PublishedPort{HostIP: "127.0.0.1", Port: 9464})
+	assert.NilError(t, err)
+	spec := DetachedContainerSpec(a, "docker-lifecycle-detached:abc")
+	started := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	eng = &engine.Fake{
+		ListContainersFn: func(_ context.Context, labels map[string]string) ([]engine.Container, error) {
+			assert.Check(t, is.Equal(labels[compose.LabelRole], compose.RoleMonitor))
+			return []engine.Container{{ID: "m", Name: "demo-monitor", Labels: spec.Config.Labels}}, nil
+		},
+		InspectContainerFn: func(context.Context, string) (engine.ContainerDetails, error) {
+			return engine.ContainerDetails{ID: "m", Name: "demo-monitor", State: "running", StartedAt: started, RestartCount: 2, Config: spec.Config, HostConfig: spec.HostConfig}, nil
+		},
+	}
+	r, err := MonitorStatus(context.Background(), eng, "demo")
+	assert.NilError(t, err)
+	assert.Check(t, r.Running)
+	assert.Check(t, is.DeepEqual(r.Container, DetachedContainerStatus{Name: "demo-monitor", ID: "m", Image: "docker-lifecycle-detached:abc", State: "running", Since: started, Restarts: 2}))
+	assert.Check(t, is.Equal(r.URL, "http://127.0.0.1:9464/metrics"))
+	assert.Assert(t, r.Alerts != nil)
+	assert.Check(t, is.DeepEqual(r.Alerts.Rules, map[string]int{"web": 2}))
+	// The webhook by its host only: its path may hold a secret.
+	assert.Check(t, is.DeepEqual(r.Alerts.Targets, []string{"webhook http://127.0.0.1:9/…", "stderr"}))
+}
