@@ -88,6 +88,17 @@ func (t Threshold) MarshalText() ([]byte, error) {
 	return []byte(strconv.FormatFloat(float64(t), 'f', -1, 64)), nil
 }
 
+// UnmarshalJSON reads what MarshalText wrote (a number in a string), or a number: the
+// detached monitor's target carries the rules as JSON.
+func (t *Threshold) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(strings.Trim(string(b), `"`), 64)
+	if err != nil {
+		return fmt.Errorf("threshold %s: not a number", b)
+	}
+	*t = Threshold(f)
+	return nil
+}
+
 // AlertTarget is one place notifications go to: exactly one of its keys.
 type AlertTarget struct {
 	Webhook *WebhookTarget `mapstructure:"webhook" json:"webhook,omitempty" yaml:"webhook,omitempty"`

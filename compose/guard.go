@@ -2,7 +2,6 @@ package compose
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -137,17 +136,5 @@ func resolveGuard(project GuardSpec, spec *ServiceSpec) error {
 }
 
 // RoleGuard marks the detached guard's container (`guard --detach`): one per project,
-// named GuardContainerName, holding the engine's socket on purpose.
+// named DetachedAgentName, holding the engine's socket on purpose.
 const RoleGuard = "guard"
-
-// GuardContainerName is the name of project's detached guard container.
-func GuardContainerName(project string) string { return project + "-guard" }
-
-// IsProjectGuard reports whether a container (its name as the engine gives it, with or
-// without the leading slash, and its labels) is project's own detached guard: its name
-// and the guard's labels for that project. The engine keeps names unique, so while the
-// guard runs no other container passes as it.
-func IsProjectGuard(project, name string, labels map[string]string) bool {
-	return strings.TrimPrefix(name, "/") == GuardContainerName(project) &&
-		labels[LabelRole] == RoleGuard && labels[LabelManagedBy] == ManagedByValue && labels[LabelProject] == project
-}

@@ -160,14 +160,3 @@ func TestLoadGuardErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestIsProjectGuard(t *testing.T) {
-	guardLabels := func(project string) map[string]string {
-		return map[string]string{LabelRole: RoleGuard, LabelManagedBy: ManagedByValue, LabelProject: project}
-	}
-	assert.Check(t, IsProjectGuard("demo", "/demo-guard", guardLabels("demo")))
-	assert.Check(t, IsProjectGuard("demo", "demo-guard", guardLabels("demo")))
-	assert.Check(t, !IsProjectGuard("demo", "demo-guard", guardLabels("other")), "another project's labels")
-	assert.Check(t, !IsProjectGuard("demo", "demo-tool", guardLabels("demo")), "the guard's labels, not its name")
-	assert.Check(t, !IsProjectGuard("demo", "demo-guard", map[string]string{LabelProject: "demo"}), "its name, not its labels")
-}

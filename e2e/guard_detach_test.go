@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -31,14 +34,21 @@ type guardStatus struct {
 // TestGuardDetached: `guard --detach` without the socket opt-in fails and creates
 // nothing; with it, the guard runs as <project>-guard (hardened), restarts a container
 // made unhealthy, `guard --status` reports that restart, a second --detach replaces
-// the guard, and `down` removes it (then --status exits non-zero).
+// the guard, and `down` removes it (then --status exits non-zero). The monitor detaches
+// from the same image: <project>-monitor (hardened, on the bridge, its port published
+// on loopback) serves the project's metrics with its alert rules, `monitor --status`
+// shows it, and `down` removes it.
 func TestGuardDetached(t *testing.T) {
 	s := setup(t)
 	t.Parallel()
 	defer logDuration(t, time.Now())
 	p, okFile := fileHealthProject(t, s, "{backoff: {start: 2s}, budget: 3, window: 1m}")
+	composeFile := filepath.Join(p.dir, "compose.yaml")
+	b, err := os.ReadFile(composeFile)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(composeFile, append(b, "x-lifecycle:\n  alerts:\n    rules: [{metric: unhealthy, for: 1s}]\n"...), 0o644))
 	p.mustLifecycle("deploy")
-	guard := p.name + "-guard"
+	guard, monitor := p.name+"-guard", p.name+"-monitor"
 
 	r := p.lifecycle("guard", "--detach")
 	assert.Check(t, r.code != 0, r.String())
@@ -55,7 +65,41 @@ func TestGuardDetached(t *testing.T) {
 		"[ALL] true [no-new-privileges:true] unless-stopped none"))
 	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.role"}} {{index .Config.Labels "com.docker.compose.project"}}`, guard), "guard "+p.name))
 
-	// lint recognises the project's own guard: its socket mount is no finding.
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	began = time.Now()
+	r = p.mustLifecycle("monitor", "--detach", "--mount-docker-socket", "--listen", addr)
+	assert.Check(t, is.Contains(r.stdout, "metrics at http://"+addr+"/metrics"), r.String())
+	assert.Check(t, is.Equal(p.inspect("{{.Config.Image}}", monitor), image), "one image for both")
+	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.CapDrop}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.SecurityOpt}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.NetworkMode}} {{len .Mounts}}", monitor),
+		"[ALL] true [no-new-privileges:true] unless-stopped bridge 1"))
+	assert.Check(t, is.Equal(p.inspect(`{{range $p, $b := .HostConfig.PortBindings}}{{$p}}={{range $b}}{{.HostIp}}:{{.HostPort}}{{end}}{{end}}`, monitor), fmt.Sprintf("%d/tcp=%s", port, addr)))
+	var families map[string]*dto.MetricFamily
+	waitFor(t, 15*time.Second, "the detached monitor's metrics", func() bool {
+		f, err := scrapeMetrics(addr)
+		if err != nil {
+			return false
+		}
+		families = f
+		return sumValues(metricValues(f, "lifecycle_container_up", map[string]string{"project": p.name, "service": "web"}, "container")) == 1
+	})
+	t.Logf("monitor --detach to its first scrape with the web container up: %s", time.Since(began).Round(time.Millisecond))
+	assert.Check(t, is.Len(metricValues(families, "lifecycle_container_up", map[string]string{"project": p.name}, "container"), 1), "the guard and the monitor are not the project's replicas")
+	assert.Check(t, is.Contains(p.s.docker(t, p.dir, nil, "logs", monitor).stderr, "alerts: 1 rules on web"), "the alert rules travel in the target")
+	var mst struct {
+		Running bool   `json:"running"`
+		URL     string `json:"url"`
+		Alerts  struct {
+			Rules map[string]int `json:"rules"`
+		} `json:"alerts"`
+	}
+	r = p.mustLifecycle("monitor", "--status", "--format", "json")
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &mst), r.stdout)
+	assert.Check(t, mst.Running)
+	assert.Check(t, is.Equal(mst.URL, "http://"+addr+"/metrics"))
+	assert.Check(t, is.DeepEqual(mst.Alerts.Rules, map[string]int{"web": 1}))
+
+	// lint recognises the project's own guard and monitor: their socket mounts are no finding.
 	lint := p.lifecycle("lint", "--format", "json")
 	assert.Check(t, !strings.Contains(lint.stdout, "docker-socket"), lint.String())
 
@@ -91,6 +135,9 @@ func TestGuardDetached(t *testing.T) {
 	if st := p.s.docker(t, p.dir, nil, "stats", "--no-stream", "--format", "{{.MemUsage}} {{.CPUPerc}} {{.PIDs}}", guard); st.code == 0 {
 		t.Logf("guard container: memory, CPU, pids: %s", strings.TrimSpace(st.stdout))
 	}
+	if st := p.s.docker(t, p.dir, nil, "stats", "--no-stream", "--format", "{{.MemUsage}} {{.CPUPerc}} {{.PIDs}}", monitor); st.code == 0 {
+		t.Logf("monitor container: memory, CPU, pids: %s", strings.TrimSpace(st.stdout))
+	}
 
 	r = p.mustLifecycle("guard", "--detach", "--mount-docker-socket")
 	assert.Check(t, is.Contains(r.stderr, "replaced the project's older guard container "+guard), r.String())
@@ -98,9 +145,14 @@ func TestGuardDetached(t *testing.T) {
 
 	p.mustLifecycle("down")
 	assert.Check(t, is.Len(p.containers(), 0))
+	_, err = scrapeMetrics(addr)
+	assert.Check(t, err != nil, "the monitor is gone with down")
 	r = p.lifecycle("guard", "--status")
 	assert.Check(t, r.code != 0, r.String())
 	assert.Check(t, is.Contains(r.stderr, "no detached guard runs for project "+p.name))
+	r = p.lifecycle("monitor", "--status")
+	assert.Check(t, r.code != 0, r.String())
+	assert.Check(t, is.Contains(r.stderr, "no detached monitor runs for project "+p.name))
 }
 
 // waitFor polls cond every 250 ms until it holds, failing the test after timeout.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -85,7 +84,7 @@ func (o guardOptions) validate(cmd *cobra.Command) error {
 	case o.detach && o.status:
 		problems = append(problems, "--detach and --status exclude each other: start the guard, then ask for its status")
 	case o.detach && !o.mountSocket:
-		problems = append(problems, rollout.ErrSocketOptIn.Error())
+		problems = append(problems, rollout.SocketOptInError(compose.RoleGuard).Error())
 	case o.mountSocket && !o.detach:
 		problems = append(problems, "--mount-docker-socket is for --detach: the foreground guard uses the docker CLI's connection")
 	}
@@ -173,38 +172,18 @@ func runGuardDetach(cmd *cobra.Command, dockerCli command.Cli, project *projectO
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
+	bin, err := ownExecutable()
 	if err == nil {
-		var bin []byte
-		if bin, err = os.ReadFile(exe); err == nil {
-			var res rollout.DetachResult
-			res, err = rollout.DetachGuard(ctx, eng, rollout.NewGuardTarget(p), rollout.DetachOptions{
-				MountDockerSocket: opts.mountSocket, Executable: bin,
-				Progress: func(s string) { fmt.Fprintln(dockerCli.Err(), s) },
-			})
-			if err == nil {
-				return renderDetached(dockerCli.Out(), dockerCli.Err(), p.Name, res, opts.format)
-			}
+		var res rollout.DetachResult
+		res, err = rollout.DetachGuard(ctx, eng, rollout.NewGuardTarget(p), rollout.DetachOptions{
+			MountDockerSocket: opts.mountSocket, Executable: bin,
+			Progress: func(s string) { fmt.Fprintln(dockerCli.Err(), s) },
+		})
+		if err == nil {
+			return renderDetached(dockerCli.Out(), dockerCli.Err(), compose.RoleGuard, p.Name, res, opts.format, "`docker lifecycle guard --status` shows it")
 		}
 	}
-	if err != nil {
-		err = fmt.Errorf("guard --detach of project %s: %w", p.Name, err)
-	}
-	return exitError(ctx, err)
-}
-
-func renderDetached(out, errOut io.Writer, project string, res rollout.DetachResult, format string) error {
-	if res.ImageNew {
-		fmt.Fprintf(errOut, "built the guard image %s in %s\n", res.Image, res.BuildTime.Round(time.Millisecond))
-	}
-	for _, r := range res.Replaced {
-		fmt.Fprintf(errOut, "replaced the project's older guard container %s (its policy is the compose file's as of now)\n", r)
-	}
-	if format == "json" {
-		return json.NewEncoder(out).Encode(res)
-	}
-	_, err := fmt.Fprintf(out, "guard of project %s runs in container %s (restart unless-stopped); `docker lifecycle guard --status` shows it, `docker lifecycle down` removes it\n", project, res.Container)
-	return err
+	return exitError(ctx, fmt.Errorf("guard --detach of project %s: %w", p.Name, err))
 }
 
 func runGuardStatus(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts guardOptions) error {

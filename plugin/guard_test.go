@@ -18,7 +18,7 @@ func TestWriteGuardStatusGolden(t *testing.T) {
 	began := failing.Add(1077 * time.Millisecond)
 	r := rollout.GuardStatusReport{
 		Project: "demo", Running: true,
-		Container: rollout.GuardContainerStatus{Name: "demo-guard", ID: "abc", Image: "docker-lifecycle-guard:f0ab65a638df915c", State: "running", Since: now.Add(-5 * time.Minute), Restarts: 1},
+		Container: rollout.DetachedContainerStatus{Name: "demo-guard", ID: "abc", Image: "docker-lifecycle-detached:f0ab65a638df915c", State: "running", Since: now.Add(-5 * time.Minute), Restarts: 1},
 		Services: []rollout.GuardServiceStatus{
 			{Service: "db", Policy: compose.GuardSpec{After: compose.Duration(30 * time.Second), Backoff: compose.GuardBackoff{Start: compose.Duration(10 * time.Second), Cap: compose.Duration(5 * time.Minute), ResetAfter: compose.Duration(10 * time.Minute)}, Budget: 3, Window: compose.Duration(10 * time.Minute)},
 				Containers: []rollout.GuardedContainerStatus{}},

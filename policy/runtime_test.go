@@ -10,8 +10,8 @@ import (
 func TestCheckRuntimeSocketSparesOnlyTheProjectsGuard(t *testing.T) {
 	socket := []RuntimeMount{{Type: "bind", Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}
 	cs := []RuntimeContainer{
-		{Name: "/demo-guard", Mounts: socket, ProjectGuard: true}, // the project's own guard
-		{Name: "demo-guard", Mounts: socket},                      // its name, not recognised as it
+		{Name: "/demo-guard", Mounts: socket, DetachedAgent: true}, // the project's own guard
+		{Name: "demo-guard", Mounts: socket},                       // its name, not recognised as it
 		{Name: "demo-agent", Mounts: []RuntimeMount{{Type: "bind", Source: "/var/run", Target: "/host-run"}}},
 		{Name: "demo-web-1", Mounts: []RuntimeMount{{Type: "volume", Source: "data", Target: "/data"}}},
 	}

@@ -38,10 +38,11 @@ func Down(ctx context.Context, eng engine.Engine, project string, events progres
 		_ = l.Release(releaseCtx)
 	}()
 
-	// The detached guard goes first: it would watch, and report, the teardown.
-	guards, err := RemoveGuard(ctx, eng, project)
-	for _, g := range guards {
-		progress.Emit(events, "Container "+g, progress.Done, "Removed", "the project's guard")
+	// The detached agents (guard, monitor) go first: they would watch, and report, the
+	// teardown.
+	agents, err := RemoveDetached(ctx, eng, project)
+	for _, g := range agents {
+		progress.Emit(events, "Container "+g, progress.Done, "Removed", "the project's detached agent")
 	}
 	if err != nil {
 		return err

@@ -47,9 +47,9 @@ func TestGuardContainerSpecIsHardened(t *testing.T) {
 	assert.Check(t, is.DeepEqual(h.Mounts, []mount.Mount{{Type: mount.TypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}))
 	assert.Check(t, is.Len(h.Binds, 0))
 	// The target travels as an argument and reads back the same.
-	assert.Assert(t, is.Len(c.Cmd, 4))
-	assert.Check(t, is.DeepEqual(c.Cmd[:3], []string{"--format", "json", "--target"}))
-	back, err := DecodeGuardTarget([]byte(c.Cmd[3]))
+	assert.Assert(t, is.Len(c.Cmd, 5))
+	assert.Check(t, is.DeepEqual(c.Cmd[:4], []string{"guard", "--format", "json", "--target"}))
+	back, err := DecodeGuardTarget([]byte(c.Cmd[4]))
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(back, testTarget()))
 }
@@ -61,6 +61,7 @@ func TestDetachGuardWithoutOptInTouchesNothing(t *testing.T) {
 	assert.Check(t, errors.Is(err, ErrSocketOptIn))
 	assert.Check(t, is.ErrorContains(err, "--mount-docker-socket"))
 	assert.Check(t, is.ErrorContains(err, "root on the engine's host"))
+	assert.Check(t, is.ErrorContains(err, "`docker lifecycle guard` in the foreground"))
 }
 
 func TestDetachGuardBuildsImageAndReplacesOlderGuard(t *testing.T) {
@@ -73,7 +74,7 @@ func TestDetachGuardBuildsImageAndReplacesOlderGuard(t *testing.T) {
 		InspectImageFn: func(context.Context, string) (engine.Image, error) { return engine.Image{}, engine.ErrNotFound },
 		BuildImageFn: func(_ context.Context, _ io.Reader, tag string, labels map[string]string) error {
 			calls = append(calls, "build "+tag)
-			assert.Check(t, is.Equal(labels[LabelGuardImage], "true"))
+			assert.Check(t, is.Equal(labels[LabelDetachedImage], "true"))
 			return nil
 		},
 		ListContainersFn: func(_ context.Context, labels map[string]string) ([]engine.Container, error) {
@@ -93,25 +94,25 @@ func TestDetachGuardBuildsImageAndReplacesOlderGuard(t *testing.T) {
 	}
 	res, err := DetachGuard(context.Background(), eng, testTarget(), DetachOptions{MountDockerSocket: true, Executable: bin})
 	assert.NilError(t, err)
-	tag := GuardImageTag(bin)
+	tag := DetachedImageTag(bin)
 	assert.Check(t, is.DeepEqual(calls, []string{"build " + tag, "stop old", "remove old", "create demo-guard " + tag, "start new"}))
 	assert.Check(t, is.DeepEqual(res.Replaced, []string{"demo-guard"}))
 	assert.Check(t, res.ImageNew)
 }
 
-func TestCheckGuardExecutable(t *testing.T) {
-	err := CheckGuardExecutable([]byte("#!/bin/sh\necho hi\n"), "amd64")
-	assert.Check(t, errors.Is(err, ErrGuardExecutable))
+func TestCheckDetachedExecutable(t *testing.T) {
+	err := CheckDetachedExecutable([]byte("#!/bin/sh\necho hi\n"), "amd64")
+	assert.Check(t, errors.Is(err, ErrDetachedExecutable))
 	assert.Check(t, is.ErrorContains(err, "not a Linux (ELF) executable"))
 
-	assert.Check(t, CheckGuardExecutable(fakeELF(elf.EM_X86_64, false), "x86_64"))
-	assert.Check(t, CheckGuardExecutable(fakeELF(elf.EM_AARCH64, false), "arm64"))
-	assert.Check(t, is.ErrorContains(CheckGuardExecutable(fakeELF(elf.EM_X86_64, false), "aarch64"), "the engine is aarch64"))
-	assert.Check(t, is.ErrorContains(CheckGuardExecutable(fakeELF(elf.EM_X86_64, true), "amd64"), "dynamically linked"))
+	assert.Check(t, CheckDetachedExecutable(fakeELF(elf.EM_X86_64, false), "x86_64"))
+	assert.Check(t, CheckDetachedExecutable(fakeELF(elf.EM_AARCH64, false), "arm64"))
+	assert.Check(t, is.ErrorContains(CheckDetachedExecutable(fakeELF(elf.EM_X86_64, false), "aarch64"), "the engine is aarch64"))
+	assert.Check(t, is.ErrorContains(CheckDetachedExecutable(fakeELF(elf.EM_X86_64, true), "amd64"), "dynamically linked"))
 }
 
 // fakeELF is the header of a Linux executable for machine, with an interpreter
-// (dynamically linked) or not: all CheckGuardExecutable reads.
+// (dynamically linked) or not: all CheckDetachedExecutable reads.
 func fakeELF(machine elf.Machine, dynamic bool) []byte {
 	var b bytes.Buffer
 	b.Write([]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)})
@@ -133,10 +134,10 @@ func fakeELF(machine elf.Machine, dynamic bool) []byte {
 	return b.Bytes()
 }
 
-func TestGuardImageTagIsContentDigest(t *testing.T) {
-	a, b := GuardImageTag([]byte("v1")), GuardImageTag([]byte("v2"))
+func TestDetachedImageTagIsContentDigest(t *testing.T) {
+	a, b := DetachedImageTag([]byte("v1")), DetachedImageTag([]byte("v2"))
 	assert.Check(t, a != b)
-	assert.Check(t, is.Regexp(`^docker-lifecycle-guard:[0-9a-f]{16}$`, a))
+	assert.Check(t, is.Regexp(`^docker-lifecycle-detached:[0-9a-f]{16}$`, a))
 }
 
 func TestGuardStatusNoGuard(t *testing.T) {

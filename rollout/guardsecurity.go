@@ -140,12 +140,12 @@ func createdNetworks(c compose.ContainerCreate) []string {
 }
 
 // ownContainer: the plugin's own helper containers of the project (router, secrets,
-// accounts; the detached guard by its name and labels), which are not deploys' replicas
-// and are not judged.
+// accounts; the detached guard and monitor by their names and labels), which are not
+// deploys' replicas and are not judged.
 func (g *guard) ownContainer(d engine.ContainerDetails) bool {
 	role := d.Labels[compose.LabelRole]
-	if role == compose.RoleGuard {
-		return compose.IsProjectGuard(g.project.Project, d.Name, d.Labels)
+	if slices.Contains(compose.DetachedRoles, role) {
+		return compose.IsDetachedAgent(g.project.Project, d.Name, d.Labels)
 	}
 	return role != "" && role != compose.RoleApp && d.Labels[compose.LabelManagedBy] == compose.ManagedByValue
 }

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
@@ -18,24 +16,13 @@ import (
 type GuardStatusReport struct {
 	Project string `json:"project"`
 	// Running: the guard container runs (the command's exit code is 0).
-	Running   bool                 `json:"running"`
-	Container GuardContainerStatus `json:"container"`
+	Running   bool                    `json:"running"`
+	Container DetachedContainerStatus `json:"container"`
 	// Services are what the guard was given (its target) and the project's running
 	// containers of each, as the engine has them now.
 	Services []GuardServiceStatus `json:"services"`
 	// Actions are the guard's last alerts, oldest first, read from its container's log.
 	Actions []GuardAlert `json:"actions"`
-}
-
-// GuardContainerStatus is the guard's container.
-type GuardContainerStatus struct {
-	Name     string    `json:"name"`
-	ID       string    `json:"id"`
-	Image    string    `json:"image"`
-	State    string    `json:"state"`
-	Since    time.Time `json:"since"` // started (running) or stopped (otherwise)
-	Restarts int       `json:"restarts"`
-	ExitCode int       `json:"exit_code,omitempty"`
 }
 
 // GuardServiceStatus is one guarded service.
@@ -56,30 +43,18 @@ type GuardedContainerStatus struct {
 // last actions (at most last). ErrNoGuard when the project has no guard container.
 func GuardStatus(ctx context.Context, eng engine.Engine, project string, last int) (GuardStatusReport, error) {
 	r := GuardStatusReport{Project: project, Services: []GuardServiceStatus{}, Actions: []GuardAlert{}}
-	cs, err := guardContainers(ctx, eng, project)
+	d, st, err := detachedStatus(ctx, eng, project, compose.RoleGuard)
 	if err != nil {
 		return r, err
 	}
-	if len(cs) == 0 {
+	if d == nil {
 		return r, fmt.Errorf("%w runs for project %s: start one with `docker lifecycle guard --detach --mount-docker-socket` in the project's directory", ErrNoGuard, project)
 	}
-	d, err := eng.InspectContainer(ctx, cs[0].ID)
-	if err != nil {
-		return r, err
-	}
-	r.Running = d.State == "running"
-	r.Container = GuardContainerStatus{Name: d.Name, ID: d.ID, State: d.State, Since: d.StartedAt, Restarts: d.RestartCount, ExitCode: d.ExitCode}
-	if !r.Running {
-		r.Container.Since = d.FinishedAt
-	}
+	r.Running, r.Container = st.State == "running", st
 	var target GuardTarget
-	if d.Config != nil {
-		r.Container.Image = d.Config.Image
-		if i := slices.Index(d.Config.Cmd, "--target"); i >= 0 && i+1 < len(d.Config.Cmd) {
-			target, err = DecodeGuardTarget([]byte(d.Config.Cmd[i+1]))
-			if err != nil {
-				return r, fmt.Errorf("guard container %s: %w", d.Name, err)
-			}
+	if arg := targetArg(*d); arg != "" {
+		if target, err = DecodeGuardTarget([]byte(arg)); err != nil {
+			return r, fmt.Errorf("guard container %s: %w", d.Name, err)
 		}
 	}
 	apps, err := eng.ListContainers(ctx, map[string]string{compose.LabelProject: project, compose.LabelRole: compose.RoleApp})

@@ -210,7 +210,7 @@ func RuntimeSocketFindings(ctx context.Context, eng engine.Engine, p *compose.Pr
 		if d.Config == nil || d.HostConfig == nil {
 			continue // not what the engine returns for a container; nothing to judge
 		}
-		rc := policy.RuntimeContainer{Name: d.Name, ProjectGuard: compose.IsProjectGuard(p.Name, d.Name, d.Labels)}
+		rc := policy.RuntimeContainer{Name: d.Name, DetachedAgent: compose.IsDetachedAgent(p.Name, d.Name, d.Labels)}
 		for _, v := range runningService(d.Name, d).Volumes {
 			rc.Mounts = append(rc.Mounts, policy.RuntimeMount{Type: v.Type, Source: v.Source, Target: v.Target})
 		}
