@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,6 +192,17 @@ func TestSwarmRollbackExits3(t *testing.T) {
 	d.copyImage(imageRef("v2"))
 	p.write(swarmProjectWithSecrets("v1", ""))
 	p.mustLifecycle("deploy")
+	// ps on the manager lists the project's tasks (docs/swarm.md): 3 web, 1 client.
+	psBegin := time.Now()
+	tasks := swarmPs(t, p)
+	assert.Equal(t, len(tasks), 4, "%+v", tasks)
+	for i, task := range tasks {
+		want := map[bool]string{true: "client", false: "web"}[i == 0]
+		assert.Equal(t, task.Service, want, "%+v", tasks)
+		assert.Equal(t, task.Name, fmt.Sprintf("%s_%s.%d", p.name, want, task.Number), "%+v", task)
+		assert.Assert(t, task.State == "running" && task.DesiredState == "running" && task.Image == imageRef("v1") && task.Node != "" && task.Project == p.name, "%+v", task)
+	}
+	t.Logf("ps on Swarm took %s", time.Since(psBegin).Round(time.Millisecond))
 	client := swarmTaskContainer(t, d, p.name+"_client")
 	assert.Equal(t, d.mustDocker("exec", client, "/testapp", "cat", "/run/secrets/token"), firstToken)
 	assert.Equal(t, d.mustDocker("exec", client, "/testapp", "cat", "/etc/motd"), "hello from a config")
@@ -221,6 +233,15 @@ func TestSwarmRollbackExits3(t *testing.T) {
 	assert.Assert(t, exited.Sub(first) <= monitor+10*time.Second, "exit 3 came %s after the new task started, monitor %s", exited.Sub(first), monitor)
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}")), imageRef("v1")+" rollback_completed")
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "ls", "--filter", "name="+p.name+"_web", "--format", "{{.Replicas}}")), "3/3")
+	// ps -a shows the history too: the rolled-back v2 tasks, shut down.
+	var v2 int
+	for _, task := range swarmPs(t, p, "-a", "web") {
+		if task.Image == imageRef("v2") {
+			v2++
+			assert.Equal(t, task.DesiredState, "shutdown", "%+v", task)
+		}
+	}
+	assert.Assert(t, v2 > 0, "ps -a shows no task of the rolled-back version")
 
 	// A new value of the client's secret: a new version, the client rolls, web (rolled
 	// back to v1, as the file says again) stays; the old version is removed.
@@ -244,7 +265,59 @@ func TestSwarmRollbackExits3(t *testing.T) {
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("config", "ls", "--format", "{{.Name}}", "--filter", "label=com.docker.stack.namespace="+p.name)), p.name+"_motd_"+sha8("hello from a config"))
 	assert.Assert(t, strings.Contains(p.mustLifecycle("deploy").stdout, "up to date"))
 	t.Logf("secret change: plan, deploy (client rolled) and checks took %s", time.Since(secretsBegin).Round(time.Millisecond))
+
+	// history on Swarm: web rolled back by Swarm (no previous spec kept), the client
+	// updated for its secret (same image before and after).
+	hist := map[string]struct{ Image, PreviousImage, UpdateState string }{}
+	for _, l := range lines(p.mustLifecycle("history", "--format", "json").stdout) {
+		var row struct{ Service, Image, PreviousImage, UpdateState string }
+		assert.NilError(t, json.Unmarshal([]byte(l), &row), l)
+		hist[row.Service] = struct{ Image, PreviousImage, UpdateState string }{row.Image, row.PreviousImage, row.UpdateState}
+	}
+	t.Logf("history on Swarm: %+v", hist)
+	assert.Equal(t, hist["web"].Image, imageRef("v1"))
+	assert.Equal(t, hist["web"].UpdateState, "rollback_completed")
+	assert.Equal(t, hist["client"].Image, imageRef("v1"))
+	assert.Equal(t, hist["client"].PreviousImage, imageRef("v1"))
+	assert.Equal(t, hist["client"].UpdateState, "completed")
+
+	// down removes the services, then (their tasks gone) the network, the secret and the
+	// config: nothing with the namespace label is left on the manager.
+	downBegin := time.Now()
+	r = p.mustLifecycle("down")
+	t.Logf("down on Swarm took %s", time.Since(downBegin).Round(time.Millisecond))
+	assert.Assert(t, strings.Contains(r.stdout, "Removed project "+p.name+" from Swarm"), r.String())
+	for _, kind := range []string{"service", "network", "secret", "config"} {
+		assert.Equal(t, strings.TrimSpace(d.mustDocker(kind, "ls", "-q", "--filter", "label=com.docker.stack.namespace="+p.name)), "", "%ss left after down", kind)
+	}
+	// Down waited for the tasks to be gone; the node removes their containers right after.
+	var left string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if left = strings.TrimSpace(d.mustDocker("ps", "-a", "--format", "{{.Names}} {{.Status}}", "--filter", "label=com.docker.stack.namespace="+p.name)); left == "" {
+			break
+		}
+	}
+	assert.Equal(t, left, "", "containers left 10 s after down")
+	t.Logf("down on Swarm: containers gone %s after it began", time.Since(downBegin).Round(time.Millisecond))
 	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
+}
+
+// swarmTaskRow is a line of `ps --format json` on Swarm (docs/swarm.md).
+type swarmTaskRow struct {
+	ID, Name, Project, Service, Node, DesiredState, State, Image, Error, Ports string
+	Number                                                                     int
+}
+
+func swarmPs(t *testing.T, p *project, args ...string) []swarmTaskRow {
+	t.Helper()
+	r := p.mustLifecycle(append([]string{"ps", "--format", "json"}, args...)...)
+	var out []swarmTaskRow
+	for _, l := range lines(r.stdout) {
+		var row swarmTaskRow
+		assert.NilError(t, json.Unmarshal([]byte(l), &row), r.String())
+		out = append(out, row)
+	}
+	return out
 }
 
 func sha8(s string) string {

@@ -184,3 +184,8 @@ func (d *DryRun) RemoveSwarmObject(_ context.Context, kind, id string) error {
 	d.record("remove %s %s", kind, id)
 	return nil
 }
+
+func (d *DryRun) RemoveService(_ context.Context, id string) error {
+	d.record("remove service %s", id)
+	return nil
+}

@@ -151,6 +151,12 @@ type Engine interface {
 	// RemoveSwarmObject removes a secret or config by ID; Swarm refuses while a service
 	// references it: ErrInUse.
 	RemoveSwarmObject(ctx context.Context, kind, id string) error
+	// RemoveService removes a Swarm service by ID; its tasks shut down afterwards
+	// (ListTasks shows them until they are gone).
+	RemoveService(ctx context.Context, id string) error
+	// ListTasks lists the tasks of the services carrying every label in labels, with
+	// the name of the node each was scheduled on.
+	ListTasks(ctx context.Context, labels map[string]string) ([]Task, error)
 }
 
 // Container event actions the guard reads (the engine's names).

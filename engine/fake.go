@@ -56,6 +56,8 @@ type Fake struct {
 	ListSwarmObjectsFn func(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)
 	CreateSwarmObjFn   func(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error)
 	RemoveSwarmObjFn   func(ctx context.Context, kind, id string) error
+	RemoveServiceFn    func(ctx context.Context, id string) error
+	ListTasksFn        func(ctx context.Context, labels map[string]string) ([]Task, error)
 }
 
 // Events without EventsFn ends at once with an "unexpected call" error.
@@ -366,4 +368,18 @@ func (f *Fake) RemoveSwarmObject(ctx context.Context, kind, id string) error {
 		return unexpected("RemoveSwarmObject")
 	}
 	return f.RemoveSwarmObjFn(ctx, kind, id)
+}
+
+func (f *Fake) RemoveService(ctx context.Context, id string) error {
+	if f.RemoveServiceFn == nil {
+		return unexpected("RemoveService")
+	}
+	return f.RemoveServiceFn(ctx, id)
+}
+
+func (f *Fake) ListTasks(ctx context.Context, labels map[string]string) ([]Task, error) {
+	if f.ListTasksFn == nil {
+		return nil, unexpected("ListTasks")
+	}
+	return f.ListTasksFn(ctx, labels)
 }

@@ -41,6 +41,11 @@ type Service struct {
 	UpdateStarted time.Time
 	// RunningTasks and DesiredTasks count the service's tasks (API 1.41+).
 	RunningTasks, DesiredTasks uint64
+	// PreviousSpec is the spec before the last update (what `docker service rollback`
+	// returns to); nil for a service never updated.
+	PreviousSpec *swarm.ServiceSpec
+	// Ports are the ports the service publishes (its endpoint).
+	Ports []swarm.PortConfig
 }
 
 func (m *Moby) Swarm(ctx context.Context) (SwarmInfo, error) {
@@ -64,7 +69,7 @@ func (m *Moby) ListServices(ctx context.Context, labels map[string]string) ([]Se
 	}
 	out := make([]Service, 0, len(res.Items))
 	for _, s := range res.Items {
-		svc := Service{ID: s.ID, Name: s.Spec.Name, Version: s.Version.Index, Labels: s.Spec.Labels, Spec: s.Spec}
+		svc := Service{ID: s.ID, Name: s.Spec.Name, Version: s.Version.Index, Labels: s.Spec.Labels, Spec: s.Spec, PreviousSpec: s.PreviousSpec, Ports: s.Endpoint.Ports}
 		if u := s.UpdateStatus; u != nil {
 			svc.UpdateState, svc.UpdateMessage = string(u.State), u.Message
 			if u.StartedAt != nil {
@@ -175,4 +180,59 @@ func (m *Moby) RemoveSwarmObject(ctx context.Context, kind, id string) error {
 		return fmt.Errorf("remove Swarm %s %s: %w", kind, id, errors.Join(ErrInUse, err))
 	}
 	return wrapNotFound(err, "remove Swarm "+kind+" "+id)
+}
+
+func (m *Moby) RemoveService(ctx context.Context, id string) error {
+	_, err := m.api.ServiceRemove(ctx, id, client.ServiceRemoveOptions{})
+	return wrapNotFound(err, "remove Swarm service "+id)
+}
+
+// Task is a Swarm task as the manager reports it.
+type Task struct {
+	ID, ServiceID string
+	// Slot is the replica number of a replicated service's task.
+	Slot int
+	// Node is the host name of the node the task was scheduled on ("" before it was).
+	Node string
+	// DesiredState is what Swarm wants (running, shutdown, …); State is where the task
+	// is (new, pending, …, running, complete, failed, rejected, shutdown).
+	DesiredState, State string
+	// Since is when the task reached State.
+	Since time.Time
+	// Err is why a task failed or was rejected ("" otherwise).
+	Err   string
+	Image string
+	// Ports are the ports the task publishes in host mode.
+	Ports []swarm.PortConfig
+}
+
+func (m *Moby) ListTasks(ctx context.Context, labels map[string]string) ([]Task, error) {
+	res, err := m.api.TaskList(ctx, client.TaskListOptions{Filters: labelFilters(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list Swarm tasks: %w", err)
+	}
+	nodes := map[string]string{}
+	if len(res.Items) > 0 {
+		ns, err := m.api.NodeList(ctx, client.NodeListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list Swarm nodes: %w", err)
+		}
+		for _, n := range ns.Items {
+			nodes[n.ID] = n.Description.Hostname
+		}
+	}
+	out := make([]Task, 0, len(res.Items))
+	for _, t := range res.Items {
+		task := Task{ID: t.ID, ServiceID: t.ServiceID, Slot: t.Slot, Node: nodes[t.NodeID], DesiredState: string(t.DesiredState),
+			State: string(t.Status.State), Since: t.Status.Timestamp, Err: t.Status.Err}
+		if task.Node == "" {
+			task.Node = t.NodeID
+		}
+		if cs := t.Spec.ContainerSpec; cs != nil {
+			task.Image = cs.Image
+		}
+		task.Ports = t.Status.PortStatus.Ports
+		out = append(out, task)
+	}
+	return out, nil
 }

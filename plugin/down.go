@@ -13,6 +13,7 @@ import (
 type downOptions struct {
 	volumes bool
 	timeout int
+	swarm   bool
 }
 
 func newDownCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -29,6 +30,7 @@ func newDownCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.volumes, "volumes", "v", false, "Remove the project's named volumes too")
+	cmd.Flags().BoolVar(&opts.swarm, "swarm", false, "Remove the project's Swarm services, networks, secrets and configs (the default on a Swarm manager; see docs/swarm.md)")
 	cmd.Flags().IntVarP(&opts.timeout, "timeout", "t", -1, "Seconds to wait for each container to stop before killing it (default: its stop_grace_period)")
 	return cmd
 }
@@ -49,11 +51,22 @@ func runDown(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 		t := time.Duration(opts.timeout) * time.Second
 		downOpts.Timeout = &t
 	}
-	err = rollout.Down(ctx, eng, name, events, downOpts)
+	_, onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm)
+	if err != nil {
+		_ = events.Close()
+		return err
+	}
+	where := ""
+	if onSwarm {
+		where = " from Swarm"
+		err = rollout.DownSwarm(ctx, eng, name, events, downOpts)
+	} else {
+		err = rollout.Down(ctx, eng, name, events, downOpts)
+	}
 	_ = events.Close()
 	if err != nil {
 		return exitError(ctx, err)
 	}
-	fmt.Fprintf(dockerCli.Out(), "Removed project %s\n", name)
+	fmt.Fprintf(dockerCli.Out(), "Removed project %s%s\n", name, where)
 	return nil
 }

@@ -18,6 +18,7 @@ type historyOptions struct {
 	format   string
 	revision int
 	timeline bool
+	swarm    bool
 }
 
 func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -30,6 +31,9 @@ func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 				return usageError("--rev %d: a revision is a number from 1", opts.revision)
 			}
 			if opts.timeline {
+				if opts.swarm {
+					return usageError("--timeline: Swarm keeps no rollout timeline (docs/swarm.md)")
+				}
 				if len(args) != 1 {
 					return usageError("--timeline shows one service's rollout: name exactly one SERVICE (got %d)", len(args))
 				}
@@ -44,6 +48,7 @@ func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 	}
 	templateFlag(cmd.Flags(), &opts.format, "Format output: 'table', 'json' (one object per line; with --timeline one document), or a Go template")
 	cmd.Flags().IntVar(&opts.revision, "rev", 0, "Only the records of this revision (with --timeline: its newest record; default the newest revision)")
+	cmd.Flags().BoolVar(&opts.swarm, "swarm", false, "Show what Swarm keeps of the project's services: current and previous image, last update (the default on a Swarm manager; see docs/swarm.md)")
 	cmd.Flags().BoolVar(&opts.timeline, "timeline", false, "Print the rollout's timeline: its events and the router's per-second counters (one SERVICE)")
 	return cmd
 }
@@ -54,6 +59,18 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	name, eng, err := openProjectName(ctx, dockerCli, project)
 	if err != nil {
 		return err
+	}
+	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm); err != nil {
+		return err
+	} else if onSwarm {
+		if opts.revision > 0 {
+			return usageError("--rev: Swarm keeps no numbered revisions, only each service's previous spec (docs/swarm.md)")
+		}
+		revs, err := rollout.SwarmHistory(ctx, eng, name, services)
+		if err != nil {
+			return err
+		}
+		return writeSwarmHistory(dockerCli.Out(), opts.format, revs)
 	}
 	records, err := rollout.History(ctx, eng, name)
 	if err != nil {

@@ -21,6 +21,7 @@ const defaultPsFormat = "table {{.Service}}\t{{.Name}}\t{{.Revision}}\t{{.State}
 type psOptions struct {
 	format string
 	all    bool
+	swarm  bool
 }
 
 func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -28,14 +29,15 @@ func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command
 	cmd := &cobra.Command{
 		Use:     "ps [OPTIONS] [SERVICE...]",
 		Aliases: []string{"status"},
-		Short:   "List the project's containers: service, revision, state, health, ports",
+		Short:   "List the project's containers: service, revision, state, health, ports (on Swarm: its tasks)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPs(cmd, dockerCli, project, opts, args)
 		},
 		ValidArgsFunction: completeServices(project),
 	}
 	templateFlag(cmd.Flags(), &opts.format, "Format output using a custom template:\n'table': Print output in table format with column headers (default)\n'table TEMPLATE': Print output in table format using the given Go template\n'json': Print in JSON format, one object per line\n'TEMPLATE': Print output using the given Go template")
-	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "Show stopped containers too")
+	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "Show stopped containers too (on Swarm: the tasks' history too)")
+	cmd.Flags().BoolVar(&opts.swarm, "swarm", false, "List the project's Swarm tasks (the default on a Swarm manager; see docs/swarm.md)")
 	return cmd
 }
 
@@ -45,6 +47,15 @@ func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, o
 	name, eng, err := openProjectName(ctx, dockerCli, project)
 	if err != nil {
 		return err
+	}
+	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm); err != nil {
+		return err
+	} else if onSwarm {
+		tasks, err := rollout.SwarmTasks(ctx, eng, name, services, opts.all)
+		if err != nil {
+			return err
+		}
+		return writeSwarmPs(dockerCli.Out(), opts.format, tasks)
 	}
 	rows, err := rollout.ProjectContainers(ctx, eng, name, services, opts.all)
 	if err != nil {

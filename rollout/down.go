@@ -69,14 +69,23 @@ func Down(ctx context.Context, eng engine.Engine, project string, events progres
 		}
 		progress.Emit(events, "Network "+n.Name, progress.Done, "Removed", "")
 	}
-	volumes, err := eng.ListVolumes(ctx, projectFilter(project))
+	verrs, err := removeProjectVolumes(ctx, eng, project, opts.RemoveVolumes, events)
 	if err != nil {
 		return err
 	}
+	return errors.Join(append(errs, verrs...)...)
+}
+
+// removeProjectVolumes removes docker lifecycle's own volumes of the project (router
+// state, revision records: they go with the project) and, with data, its named volumes.
+func removeProjectVolumes(ctx context.Context, eng engine.Engine, project string, data bool, events progress.Writer) ([]error, error) {
+	volumes, err := eng.ListVolumes(ctx, projectFilter(project))
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
 	for _, v := range volumes {
-		// The router's state and the revision records are docker lifecycle's own, not
-		// data: they go with the project, --volumes or not.
-		if !isLifecycleVolume(v) && !opts.RemoveVolumes {
+		if !isLifecycleVolume(v) && !data {
 			continue
 		}
 		progress.Emit(events, "Volume "+v.Name, progress.Working, "Removing", "")
@@ -87,7 +96,7 @@ func Down(ctx context.Context, eng engine.Engine, project string, events progres
 		}
 		progress.Emit(events, "Volume "+v.Name, progress.Done, "Removed", "")
 	}
-	return errors.Join(errs...)
+	return errs, nil
 }
 
 // removeInDependencyOrder stops and removes containers, a service only after every
