@@ -16,13 +16,14 @@ import (
 	"gotest.tools/v3/poll"
 )
 
-// monitorProject is a routed web service of 2 replicas with a 64 MiB memory limit.
+// monitorProject is a routed web service of 2 replicas with a 64 MiB memory limit
+// (GET /hog?mib=N allocates: over the limit, the kernel kills the replica).
 const monitorProject = `
 services:
   web:
     image: {{image:v1}}
     ports: ["127.0.0.1:%d:8080"]
-    environment: {QUIET: "1"}
+    environment: {QUIET: "1", MEMORY_HOG: "1"}
     healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100}
     deploy:
       replicas: 2
@@ -82,14 +83,15 @@ func sumValues(m map[string]float64) float64 {
 
 // TestPrometheusMonitor: `monitor` scraped while the project runs: both
 // replicas with their labels, memory within the limit, the router's request counter
-// grows by the requests sent through the published port, and SIGINT stops it (exit 0,
-// port released).
+// grows by the requests sent through the published port, the deploy's duration and
+// record, an OOM kill counted, and SIGINT stops it (exit 0, port released).
 func TestPrometheusMonitor(t *testing.T) {
 	s := setup(t)
 	port := freePort(t)
 	p := s.newProject(t, fmt.Sprintf(monitorProject, port))
 	start := time.Now()
 	p.mustLifecycle("deploy")
+	deployed := time.Since(start)
 	waitAnswers(t, port, "v1", 30*time.Second)
 	t.Logf("deployed in %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
@@ -138,6 +140,13 @@ func TestPrometheusMonitor(t *testing.T) {
 	assert.Check(t, is.DeepEqual(metricValues(families, "lifecycle_service_revision", map[string]string{"project": p.name, "service": "web"}, "revision"), map[string]float64{"1": 1}))
 	assert.Check(t, is.Equal(metricValues(families, "lifecycle_service_healthy_containers", map[string]string{"service": "web"}, "service")["web"], 2.0))
 	assert.Check(t, is.Equal(sumValues(metricValues(families, "lifecycle_monitor_scrape_errors", nil, "source")), 0.0))
+	duration := metricValues(families, "lifecycle_service_last_rollout_duration_seconds", map[string]string{"project": p.name, "service": "web", "revision": "1"}, "result")
+	t.Logf("rollout duration %v (the deploy command took %s)", duration, deployed.Round(time.Millisecond))
+	assert.Check(t, is.Len(duration, 1), "%v", duration)
+	assert.Check(t, duration["deployed"] > 0 && duration["deployed"] <= deployed.Seconds(), "duration %v, deploy %s", duration, deployed)
+	records := metricValues(families, "lifecycle_service_revision_records", map[string]string{"project": p.name, "service": "web"}, "result")
+	assert.Check(t, is.DeepEqual(records, map[string]float64{"deployed": 1, "rolled-back": 0, "failed": 0, "rollback": 0}))
+	assert.Check(t, is.DeepEqual(metricValues(families, "lifecycle_container_oom_kills_total", want, "container"), map[string]float64{replicas[0]: 0, replicas[1]: 0}))
 
 	routed := map[string]string{"project": p.name, "service": "web"}
 	before := sumValues(metricValues(families, "lifecycle_route_requests_total", routed, "route"))
@@ -160,6 +169,28 @@ func TestPrometheusMonitor(t *testing.T) {
 	assert.Check(t, twoxx >= n)
 	h := families["lifecycle_route_request_duration_seconds"]
 	assert.Assert(t, h != nil && h.GetType() == dto.MetricType_HISTOGRAM)
+
+	// One replica allocates over its 64 MiB limit (asked from inside it: through the
+	// router, a retry would kill the other one too): the kernel kills it, the engine's
+	// oom event is counted.
+	start = time.Now()
+	r := s.docker(t, p.dir, nil, "exec", replicas[0], "/testapp", "healthcheck", "http://127.0.0.1:8080/hog?mib=128")
+	t.Logf("exec GET /hog?mib=128 in %s: exit %d", replicas[0], r.code)
+	var ooms map[string]float64
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		families, err = scrapeMetrics(addr)
+		if err != nil {
+			return poll.Continue("scrape: %v", err)
+		}
+		ooms = metricValues(families, "lifecycle_container_oom_kills_total", want, "container")
+		if sumValues(ooms) < 1 {
+			return poll.Continue("oom kills %v", ooms)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(200*time.Millisecond))
+	t.Logf("oom kills %v, %s after the hog request", ooms, time.Since(start).Round(time.Millisecond))
+	assert.Check(t, is.DeepEqual(ooms, map[string]float64{replicas[0]: 1, replicas[1]: 0}), "one replica killed once")
+	assert.Check(t, is.Equal(families["lifecycle_container_oom_kills_total"].GetType(), dto.MetricType_COUNTER))
 
 	assert.NilError(t, cmd.Process.Signal(os.Interrupt))
 	start = time.Now()

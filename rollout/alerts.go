@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
@@ -54,8 +53,8 @@ type alertWatcher struct {
 	counts map[windowKey]*alerting.Window[uint64]
 	routes map[windowKey]*alerting.Window[router.Counters]
 
-	mu   sync.Mutex
-	ooms map[string]uint64 // OOM kills seen, by container ID
+	// ooms are the monitor's OOM kill counts (its one event stream).
+	ooms *oomKills
 
 	logged map[string]bool
 }
@@ -64,34 +63,14 @@ type windowKey struct {
 	rule, subject string
 }
 
-func newAlertWatcher(eng engine.Engine, project string, opts AlertOptions) *alertWatcher {
+func newAlertWatcher(eng engine.Engine, project string, opts AlertOptions, ooms *oomKills) *alertWatcher {
 	if opts.Log == nil {
 		opts.Log = func(string) {}
 	}
 	return &alertWatcher{
 		eng: eng, project: project, opts: opts, eval: alerting.NewEvaluator(project),
 		counts: map[windowKey]*alerting.Window[uint64]{}, routes: map[windowKey]*alerting.Window[router.Counters]{},
-		ooms: map[string]uint64{}, logged: map[string]bool{},
-	}
-}
-
-// followOOM counts the project's OOM kills from the engine's event stream until ctx
-// ends, subscribing again after a break.
-func (w *alertWatcher) followOOM(ctx context.Context) {
-	for ctx.Err() == nil {
-		evs, errs := w.eng.Events(ctx, map[string]string{compose.LabelProject: w.project}, []string{"oom"})
-		for e := range evs {
-			w.mu.Lock()
-			w.ooms[e.ContainerID]++
-			w.mu.Unlock()
-		}
-		if err := <-errs; err != nil && ctx.Err() == nil {
-			w.warn("events", fmt.Sprintf("alerts: the engine's event stream broke (%v): oom kills meanwhile are missed; subscribing again", err))
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
+		ooms: ooms, logged: map[string]bool{},
 	}
 }
 
@@ -140,12 +119,7 @@ func (w *alertWatcher) evaluate(ctx context.Context, m *metricsCollector, now ti
 		}
 		m.c.mu.Unlock()
 		m.mu.Unlock()
-		w.mu.Lock()
-		ooms := make(map[string]uint64, len(w.ooms))
-		for id, n := range w.ooms {
-			ooms[id] = n
-		}
-		w.mu.Unlock()
+		ooms := w.ooms.eventCounts() // kills since the monitor started, not at first sight
 		for _, ct := range all {
 			service := ct.Labels[compose.LabelService]
 			if ct.Labels[compose.LabelRole] != compose.RoleApp {
@@ -301,13 +275,6 @@ func (w *alertWatcher) forget(all []engine.Container) {
 			delete(w.counts, k)
 		}
 	}
-	w.mu.Lock()
-	for id := range w.ooms {
-		if !exists[id] {
-			delete(w.ooms, id)
-		}
-	}
-	w.mu.Unlock()
 }
 
 // GuardNotification is a guard's alert as a notification for the alert targets

@@ -56,14 +56,15 @@ func TestAlertWatcher(t *testing.T) {
 		{Name: "restarts", Metric: compose.AlertRestarts, Above: th(1), ResolveBelow: th(1), Window: compose.Duration(30 * time.Second)},
 	}
 	var got []alerting.Alert
+	ooms := newOOMKills(fake, "p", nil)
 	w := newAlertWatcher(fake, "p", AlertOptions{Interval: time.Second, Rules: map[string][]compose.AlertRule{"web": rules, "db": rules},
-		Notify: func(a alerting.Alert) { got = append(got, a) }})
-	m := &metricsCollector{c: newStatsCollector(fake, "p", StatsOptions{})}
+		Notify: func(a alerting.Alert) { got = append(got, a) }}, ooms)
+	m := &metricsCollector{c: newStatsCollector(fake, "p", StatsOptions{}), ooms: ooms}
 	m.c.samplers["id-w1"] = &sampler{c: containers()[0], usage: Usage{Sampled: true, MemoryBytes: 90, MemoryLimitBytes: 100, MemoryPercent: 90},
 		restarts: 5, restartsRead: true} // restarts before the monitor started do not count
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go w.followOOM(ctx)
+	go ooms.follow(ctx)
 
 	statuses := func() (out []string) {
 		for _, a := range got {
@@ -136,7 +137,7 @@ func TestAlertWatcherRouterRules(t *testing.T) {
 	}
 	var got []alerting.Alert
 	w := newAlertWatcher(fake, "p", AlertOptions{Interval: time.Second, Rules: map[string][]compose.AlertRule{"web": rules},
-		Notify: func(a alerting.Alert) { got = append(got, a) }})
+		Notify: func(a alerting.Alert) { got = append(got, a) }}, newOOMKills(fake, "p", nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m := &metricsCollector{ctx: ctx, c: newStatsCollector(fake, "p", StatsOptions{})}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -52,7 +53,12 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 	}
 	defer ln.Close()
 
-	m := &metricsCollector{ctx: ctx, c: newStatsCollector(eng, project, StatsOptions{})}
+	var logf func(string)
+	if opts.Alerts != nil && opts.Alerts.Log != nil {
+		logf = func(msg string) { opts.Alerts.Log("alerts: " + msg) }
+	}
+	m := &metricsCollector{ctx: ctx, c: newStatsCollector(eng, project, StatsOptions{}), ooms: newOOMKills(eng, project, logf)}
+	go m.ooms.follow(ctx)
 	defer m.close()
 	if err := m.refresh(ctx); err != nil {
 		return err
@@ -72,8 +78,7 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 	if opts.Alerts != nil {
 		// A first evaluation before the monitor says it serves: the start of the
 		// windows (the routers' counters, restart counts) is now.
-		alerts = newAlertWatcher(eng, project, *opts.Alerts)
-		go alerts.followOOM(ctx)
+		alerts = newAlertWatcher(eng, project, *opts.Alerts, m.ooms)
 		alerts.evaluate(ctx, m, time.Now())
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -122,6 +127,8 @@ type metricsCollector struct {
 	// which share its router clients.
 	mu sync.Mutex
 	c  *statsCollector
+	// ooms follows the engine's oom events (for the metrics and the oom alert rule).
+	ooms *oomKills
 }
 
 func (m *metricsCollector) refresh(ctx context.Context) error {
@@ -159,11 +166,14 @@ var (
 	mContainerBlkWrite  = desc("lifecycle_container_block_write_bytes_total", "Bytes written to block devices.", containerLabels)
 	mContainerPids      = desc("lifecycle_container_pids", "Processes (and threads) in the container.", containerLabels)
 	mContainerRestarts  = desc("lifecycle_container_restarts_total", "Times the engine restarted the container (its restart count).", containerLabels)
+	mContainerOOMKills  = desc("lifecycle_container_oom_kills_total", "OOM kills of the container seen by this monitor since it started (the engine's oom events), plus 1 when the engine said State.OOMKilled at the monitor's first sight of it. Not the kernel's lifetime count.", containerLabels)
 	mContainerHealth    = desc("lifecycle_container_health_status", "1 for the container's current health state (healthy, unhealthy, starting, none), 0 for the others.", containerLabels, "state")
 	mServiceContainers  = desc("lifecycle_service_containers", "Running containers of the service, all revisions.", serviceLabels)
 	mServiceHealthy     = desc("lifecycle_service_healthy_containers", "Running containers of the service whose health check passes.", serviceLabels)
 	mServiceRevision    = desc("lifecycle_service_revision", "The service's current revision (the last deployed or rolled-back-to record of its history), also as the revision label.", serviceLabels, "revision")
 	mServiceLastRollout = desc("lifecycle_service_last_rollout_timestamp_seconds", "When the service's last rollout ended (Unix time), with its result.", serviceLabels, "revision", "result")
+	mServiceRolloutDur  = desc("lifecycle_service_last_rollout_duration_seconds", "How long the service's last rollout took: from the first to the last event of its record's timeline (absent when the record has no timeline).", serviceLabels, "revision", "result")
+	mServiceRecords     = desc("lifecycle_service_revision_records", "The service's revision records by result: the kept records (the newest 20 per service), not every rollout ever.", serviceLabels, "result")
 	mRouteRequests      = desc("lifecycle_route_requests_total", "Requests (TCP: connections) the router received on the route.", routeLabels)
 	mRouteResponses     = desc("lifecycle_route_responses_total", "Responses the route's clients got, by status class, the router's own answers (502, 503, 504) included.", routeLabels, "code")
 	mRouteErrors        = desc("lifecycle_route_errors_total", "Transport failures on the route: refused or timed-out dials, resets, truncated bodies.", routeLabels)
@@ -178,8 +188,8 @@ var (
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mContainerUp, mContainerCPU, mContainerMemory, mContainerMemLimit, mContainerNetRx, mContainerNetTx,
-		mContainerBlkRead, mContainerBlkWrite, mContainerPids, mContainerRestarts, mContainerHealth, mServiceContainers, mServiceHealthy,
-		mServiceRevision, mServiceLastRollout, mRouteRequests, mRouteResponses, mRouteErrors, mRouteNoBackend, mRouteLatency,
+		mContainerBlkRead, mContainerBlkWrite, mContainerPids, mContainerRestarts, mContainerOOMKills, mContainerHealth, mServiceContainers, mServiceHealthy,
+		mServiceRevision, mServiceLastRollout, mServiceRolloutDur, mServiceRecords, mRouteRequests, mRouteResponses, mRouteErrors, mRouteNoBackend, mRouteLatency,
 		mBackendRequests, mBackendResponses, mBackendErrors, mBackendLatency, mScrapeErrors} {
 		ch <- d
 	}
@@ -215,6 +225,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	revisionOf := map[string]string{} // container name → revision
 	type serviceCount struct{ running, healthy int }
 	services := map[string]*serviceCount{}
+	ooms := m.ooms.totals(ctx, all)
 	for _, ct := range all {
 		service, _ := c.serviceOf(ct)
 		revisionOf[ct.Name] = revisionLabel(ct.Labels)
@@ -222,6 +233,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		if services[service] == nil {
 			services[service] = &serviceCount{}
 		}
+		counter(mContainerOOMKills, float64(ooms[ct.ID]), labels...)
 		if ct.State != "running" {
 			gauge(mContainerUp, 0, labels...)
 			continue
@@ -272,8 +284,13 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		failed["history"]++
 	}
 	current, last := map[string]Record{}, map[string]Record{}
-	for _, r := range records { // oldest first
+	kept := map[string]map[string]int{} // service → result → records
+	for _, r := range records {         // oldest first
 		last[r.Service] = r
+		if kept[r.Service] == nil {
+			kept[r.Service] = map[string]int{}
+		}
+		kept[r.Service][r.Result]++
 		if r.Result == ResultDeployed || r.Result == ResultRollback {
 			current[r.Service] = r
 		}
@@ -283,6 +300,20 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for service, r := range last {
 		gauge(mServiceLastRollout, float64(r.Time.UnixNano())/1e9, project, service, strconv.Itoa(r.Revision), r.Result)
+		if d, ok := rolloutDuration(r); ok {
+			gauge(mServiceRolloutDur, d.Seconds(), project, service, strconv.Itoa(r.Revision), r.Result)
+		}
+	}
+	for service, byResult := range kept {
+		results := []string{ResultDeployed, ResultRolledBack, ResultFailed, ResultRollback}
+		for result := range byResult {
+			if !slices.Contains(results, result) {
+				results = append(results, result)
+			}
+		}
+		for _, result := range results {
+			gauge(mServiceRecords, float64(byResult[result]), project, service, result)
+		}
 	}
 
 	seenRoute := map[string]bool{}
@@ -322,6 +353,24 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for source, n := range failed {
 		gauge(mScrapeErrors, float64(n), project, source)
 	}
+}
+
+// rolloutDuration is the span of the record's timeline: from its first event (the
+// deploy's start when the oldest events were dropped) to its last (the result); false
+// when the record has none or it cannot be read.
+func rolloutDuration(r Record) (time.Duration, bool) {
+	t, err := r.Timeline()
+	if err != nil || len(t.Events) == 0 {
+		return 0, false
+	}
+	first, last := t.Events[0].Time, t.Events[len(t.Events)-1].Time
+	if t.DroppedEvents > 0 && !t.Start.IsZero() {
+		first = t.Start
+	}
+	if last.Before(first) {
+		return 0, false
+	}
+	return last.Sub(first), true
 }
 
 func boolFloat(b bool) float64 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,10 +40,27 @@ func monitorFake(t *testing.T) *engine.Fake {
 	record := func(rev, result string, at time.Time) engine.Volume {
 		return engine.Volume{Name: "h" + rev, Labels: map[string]string{labelHistory: "web", compose.LabelRevision: rev, labelResult: result, labelTime: at.Format(time.RFC3339Nano)}}
 	}
+	// Revision 3's rollout: 42 s from its first event to its result.
+	rolledBack := record("3", ResultRolledBack, t0.Add(-time.Minute))
+	timeline, err := encodeTimeline(Timeline{Start: t0.Add(-2 * time.Minute), End: t0.Add(-time.Minute), Events: []TimelineEvent{
+		{Time: t0.Add(-time.Minute - 42*time.Second), Kind: KindStep, Text: "Creating"},
+		{Time: t0.Add(-time.Minute), Kind: KindResult, Text: ResultRolledBack},
+	}})
+	assert.NilError(t, err)
+	rolledBack.Labels[labelTimeline] = timeline
 	return &engine.Fake{
 		ListContainersFn: func(ctx context.Context, l map[string]string) ([]engine.Container, error) { return containers, nil },
 		InspectContainerFn: func(ctx context.Context, id string) (engine.ContainerDetails, error) {
-			return engine.ContainerDetails{ID: id, RestartCount: 3}, nil
+			// The stopped revision-1 container was OOM-killed before the monitor started.
+			return engine.ContainerDetails{ID: id, RestartCount: 3, OOMKilled: id == "id-w1"}, nil
+		},
+		// The running container is OOM-killed twice while the monitor runs.
+		EventsFn: func(ctx context.Context, l map[string]string, actions []string) (<-chan engine.Event, <-chan error) {
+			evs, errs := make(chan engine.Event, 2), make(chan error, 1)
+			evs <- engine.Event{Action: engine.EventOOM, ContainerID: "id-w2", Name: "p-web-r2-1"}
+			evs <- engine.Event{Action: engine.EventOOM, ContainerID: "id-w2", Name: "p-web-r2-1"}
+			go func() { <-ctx.Done(); close(evs); close(errs) }()
+			return evs, errs
 		},
 		StreamStatsFn: func(ctx context.Context, id string) (<-chan container.StatsResponse, error) {
 			ch := make(chan container.StatsResponse, 2)
@@ -53,7 +71,7 @@ func monitorFake(t *testing.T) *engine.Fake {
 		},
 		ListVolumesFn: func(ctx context.Context, l map[string]string) ([]engine.Volume, error) {
 			// Revision 3 failed and was rolled back: 2 is current.
-			return []engine.Volume{record("2", ResultDeployed, t0.Add(-time.Hour)), record("3", ResultRolledBack, t0.Add(-time.Minute))}, nil
+			return []engine.Volume{record("1", ResultDeployed, t0.Add(-2*time.Hour)), record("2", ResultDeployed, t0.Add(-time.Hour)), rolledBack}, nil
 		},
 		ExecSessionFn: func(ctx context.Context, id string, cmd []string) (*engine.Session, error) {
 			return nil, fmt.Errorf("no session")
@@ -122,10 +140,13 @@ func TestMonitorServesPrometheusMetrics(t *testing.T) {
 	var families map[string]*dto.MetricFamily
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		families = scrape(t, addr)
-		if find(families, "lifecycle_container_cpu_seconds_total", web) != nil {
-			return poll.Success()
+		if find(families, "lifecycle_container_cpu_seconds_total", web) == nil {
+			return poll.Continue("no sample yet")
 		}
-		return poll.Continue("no sample yet")
+		if m := find(families, "lifecycle_container_oom_kills_total", web); m == nil || m.GetCounter().GetValue() < 2 {
+			return poll.Continue("oom events not counted yet: %v", m)
+		}
+		return poll.Success()
 	}, poll.WithTimeout(5*time.Second), poll.WithDelay(20*time.Millisecond))
 
 	value := func(name string, labels map[string]string) float64 {
@@ -161,6 +182,15 @@ func TestMonitorServesPrometheusMetrics(t *testing.T) {
 	assert.Check(t, is.Equal(value("lifecycle_service_revision", map[string]string{"service": "web", "revision": "2"}), 2.0))
 	assert.Check(t, find(families, "lifecycle_service_revision", map[string]string{"revision": "3"}) == nil)
 	assert.Check(t, find(families, "lifecycle_service_last_rollout_timestamp_seconds", map[string]string{"revision": "3", "result": ResultRolledBack}) != nil)
+	assert.Check(t, is.Equal(families["lifecycle_container_oom_kills_total"].GetType(), dto.MetricType_COUNTER))
+	assert.Check(t, is.Equal(value("lifecycle_container_oom_kills_total", web), 2.0), "two oom events")
+	assert.Check(t, is.Equal(value("lifecycle_container_oom_kills_total", map[string]string{"container": "p-web-r1-1", "revision": "1"}), 1.0), "OOMKilled at first sight")
+	assert.Check(t, is.Equal(value("lifecycle_container_oom_kills_total", map[string]string{"service": RouterService}), 0.0))
+	assert.Check(t, is.Equal(value("lifecycle_service_last_rollout_duration_seconds", map[string]string{"service": "web", "revision": "3", "result": ResultRolledBack}), 42.0))
+	assert.Check(t, is.Len(families["lifecycle_service_last_rollout_duration_seconds"].GetMetric(), 1), "only the last record's")
+	assert.Check(t, is.Equal(value("lifecycle_service_revision_records", map[string]string{"service": "web", "result": ResultDeployed}), 2.0))
+	assert.Check(t, is.Equal(value("lifecycle_service_revision_records", map[string]string{"service": "web", "result": ResultRolledBack}), 1.0))
+	assert.Check(t, is.Equal(value("lifecycle_service_revision_records", map[string]string{"service": "web", "result": ResultFailed}), 0.0))
 
 	route := map[string]string{"project": "p", "service": "web", "route": "web:80"}
 	backend := map[string]string{"route": "web:80", "container": "p-web-r2-1", "revision": "2", "service": "web"}
@@ -234,4 +264,53 @@ func TestMonitorRouterDownIsAScrapeError(t *testing.T) {
 	assert.Check(t, find(families, "lifecycle_container_up", map[string]string{"container": "p-web-r2-1"}) != nil)
 	cancel()
 	assert.NilError(t, <-done)
+}
+
+// A record's rollout duration spans its timeline's events (from the deploy's start when
+// the oldest were dropped); a record without timeline has none.
+func TestRolloutDuration(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	withTimeline := func(tl Timeline) Record {
+		s, err := encodeTimeline(tl)
+		assert.NilError(t, err)
+		return Record{Service: "web", Revision: 2, timeline: s}
+	}
+	events := []TimelineEvent{{Time: t0.Add(3 * time.Second)}, {Time: t0.Add(5 * time.Second)}, {Time: t0.Add(10 * time.Second)}}
+
+	_, ok := rolloutDuration(Record{Service: "web", Revision: 1})
+	assert.Check(t, !ok, "no timeline")
+	_, ok = rolloutDuration(Record{Service: "web", Revision: 1, timeline: "gz1:not base64"})
+	assert.Check(t, !ok, "unreadable timeline")
+	_, ok = rolloutDuration(withTimeline(Timeline{Start: t0, End: t0.Add(time.Second)}))
+	assert.Check(t, !ok, "no event")
+	d, ok := rolloutDuration(withTimeline(Timeline{Start: t0, End: t0.Add(10 * time.Second), Events: events}))
+	assert.Check(t, ok)
+	assert.Check(t, is.Equal(d, 7*time.Second))
+	d, ok = rolloutDuration(withTimeline(Timeline{Start: t0, End: t0.Add(10 * time.Second), Events: events[1:], DroppedEvents: 1}))
+	assert.Check(t, ok)
+	assert.Check(t, is.Equal(d, 10*time.Second), "the deploy's start when events were dropped")
+}
+
+// The OOM kills of a container seen first with State.OOMKilled are not counted twice
+// when its oom event came first (the monitor saw the kill itself).
+func TestOOMKillsFirstSight(t *testing.T) {
+	var inspects atomic.Int32
+	fake := &engine.Fake{InspectContainerFn: func(ctx context.Context, id string) (engine.ContainerDetails, error) {
+		inspects.Add(1)
+		if id == "gone" {
+			return engine.ContainerDetails{}, fmt.Errorf("no such container")
+		}
+		return engine.ContainerDetails{ID: id, OOMKilled: true}, nil
+	}}
+	k := newOOMKills(fake, "p", nil)
+	k.events["a"] = 1 // the event, before the first sight
+	listed := []engine.Container{{ID: "a"}, {ID: "b"}, {ID: "gone"}}
+	got := k.totals(context.Background(), listed)
+	assert.Check(t, is.DeepEqual(got, map[string]uint64{"a": 1, "b": 1, "gone": 0}))
+	assert.Check(t, is.Equal(inspects.Load(), int32(3)))
+	k.events["b"]++ // b is killed again, while watched
+	got = k.totals(context.Background(), listed[:2])
+	assert.Check(t, is.DeepEqual(got, map[string]uint64{"a": 1, "b": 2}))
+	assert.Check(t, is.Equal(inspects.Load(), int32(3)), "seen containers are not inspected again; gone ones are no longer listed")
+	assert.Check(t, is.DeepEqual(k.eventCounts(), map[string]uint64{"a": 1, "b": 1}), "the alert rule counts the events only")
 }
