@@ -39,7 +39,9 @@ type backupResult struct {
 // data; --keep-last prunes this project's older backups and leaves alone another
 // project's, a misleadingly named one and directories without a readable manifest;
 // then the same round trip, and retention, through an S3 server on 127.0.0.1
-// (gofakes3, in this test binary). Logs the backup times with and without encryption
+// (gofakes3, in this test binary). backup list shows the project's backups (by
+// manifest, the unreadable ones too) and backup prune, dry run then real, removes
+// what --keep-last does not keep. Logs the backup times with and without encryption
 // and the restore times.
 func TestBackupEncryptedRetentionS3(t *testing.T) {
 	t.Parallel() // no load and no timing bound: runs beside the other parallel tests (e2e/doc.go)
@@ -138,10 +140,45 @@ func TestBackupEncryptedRetentionS3(t *testing.T) {
 	assert.NilError(t, os.Mkdir(filepath.Join(backups, p.name+"-garbled"), 0o700))
 	assert.NilError(t, os.WriteFile(filepath.Join(backups, p.name+"-garbled", "manifest.json"), []byte(`{"project":`), 0o600))
 
+	// backup list: this project's backups by manifest, newest first, then the
+	// unreadable ones; other projects' are left out
+	var listed []backupListEntry
+	r = p.mustLifecycle("backup", "list", "--from", backups, "--format", "json")
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &listed), r.stdout)
+	var names []string
+	for _, e := range listed {
+		names = append(names, e.Location)
+	}
+	oldBackup := filepath.Join(backups, p.name+"-20200101T000000Z")
+	assert.Check(t, is.DeepEqual(names, []string{enc.Location, plain.Location, oldBackup,
+		filepath.Join(backups, p.name+"-garbled"), filepath.Join(backups, p.name+"-nomanifest")}))
+	if len(listed) == 5 {
+		assert.Check(t, listed[0].Encrypted && !listed[1].Encrypted)
+		assert.Check(t, listed[0].Error == "" && listed[2].Error == "" && listed[3].Error != "" && listed[4].Error != "")
+	}
+	assert.Check(t, is.Contains(r.stderr, "2 backups of other projects"))
+	// backup prune on its own: a dry run removes nothing, then the real one
+	prune := func(args ...string) (res struct{ Pruned []struct{ Location string } }) {
+		r := p.mustLifecycle(append([]string{"backup", "prune", "--from", backups, "--keep-last", "2", "--format", "json"}, args...)...)
+		assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+		assert.Check(t, is.Len(res.Pruned, 1), r.stdout)
+		if len(res.Pruned) == 1 {
+			assert.Check(t, is.Equal(res.Pruned[0].Location, oldBackup))
+		}
+		return res
+	}
+	prune("--dry-run")
+	_, err = os.Stat(oldBackup)
+	assert.Check(t, err == nil, "a dry run removes nothing: %v", err)
+	prune()
+	_, err = os.Stat(oldBackup)
+	assert.Check(t, os.IsNotExist(err), "pruned: %v", err)
+	step("backup list, backup prune")
+
 	var kept backupResult
 	r = p.mustLifecycle("backup", "--consistency", "none", "--to", backups, "--encrypt-to-file", recipients, "--keep-last", "1", "--format", "json")
 	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &kept), r.stdout)
-	assert.Check(t, is.DeepEqual(sorted(kept.Pruned), sorted([]string{plain.Location, enc.Location, filepath.Join(backups, p.name+"-20200101T000000Z")})))
+	assert.Check(t, is.DeepEqual(sorted(kept.Pruned), sorted([]string{plain.Location, enc.Location})))
 	assert.Check(t, is.Contains(r.stderr, "Pruned"))
 	left, err := filepath.Glob(filepath.Join(backups, "*"))
 	assert.NilError(t, err)
@@ -178,9 +215,27 @@ func TestBackupEncryptedRetentionS3(t *testing.T) {
 		assert.NilError(t, obj.Err)
 		objects = append(objects, obj.Key)
 	}
+	listed = nil
+	r = p.mustLifecycle("backup", "list", "--from", "s3://backups/nightly", "--format", "json")
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &listed), r.stdout)
+	assert.Check(t, is.Len(listed, 1), r.stdout)
+	if len(listed) == 1 {
+		assert.Check(t, is.Equal(listed[0].Location, second.Location))
+		assert.Check(t, is.DeepEqual(listed[0].Volumes, []string{"data"}))
+		assert.Check(t, listed[0].StoredBytes > 0)
+	}
 	name := strings.TrimPrefix(second.Location, "s3://backups/")
 	assert.Check(t, is.DeepEqual(sorted(objects), sorted([]string{name + "/data.tar.zst", name + "/manifest.json", "nightly/" + p.name + "-20200101T000000Z/manifest.json"})))
 	step("S3 round trip, retention")
+}
+
+// backupListEntry is the part of `backup list --format json` (docs/backup.md) this test checks.
+type backupListEntry struct {
+	Location    string   `json:"location"`
+	Volumes     []string `json:"volumes"`
+	StoredBytes int64    `json:"stored_bytes"`
+	Encrypted   bool     `json:"encrypted"`
+	Error       string   `json:"error"`
 }
 
 func sorted(s []string) []string {

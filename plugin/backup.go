@@ -31,20 +31,21 @@ func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	cmd := &cobra.Command{
 		Use:   "backup [OPTIONS] --to DIR [VOLUME|SERVICE...]",
 		Short: "Archive the project's named volumes (or those named, or mounted by the services named) into DIR",
+		Long: `docker lifecycle backup [OPTIONS] --to DIR|s3://BUCKET/PREFIX [VOLUME|SERVICE...]
+
+archives the project's named volumes (or those named, or mounted by the services
+named) into a new backup <project>-<timestamp> with a manifest, then applies the
+--keep-* retention to the project's older backups there. See docs/backup.md.
+
+backup list and backup prune read (and prune removes in) the target only. A volume
+named list or prune is backed up by its engine name (<project>_list).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Every misuse at once, before anything is read or written.
 			var problems []string
 			if opts.to == "" {
 				problems = append(problems, "--to DIR|s3://BUCKET/PREFIX is required: where the backup is written")
 			}
-			for _, keep := range []struct {
-				flag string
-				n    int
-			}{{"keep-last", opts.keep.Last}, {"keep-daily", opts.keep.Daily}, {"keep-weekly", opts.keep.Weekly}, {"keep-monthly", opts.keep.Monthly}} {
-				if keep.n < 0 {
-					problems = append(problems, fmt.Sprintf("--%s must not be negative, got %d", keep.flag, keep.n))
-				}
-			}
+			problems = append(problems, keepFlagProblems(opts.keep)...)
 			modes := []string{compose.ConsistencyPause, compose.ConsistencyStop, compose.ConsistencyNone}
 			if opts.consistency != "" && !slices.Contains(modes, opts.consistency) {
 				problems = append(problems, fmt.Sprintf("--consistency must be one of pause, stop, none, got %q", opts.consistency))
@@ -67,7 +68,24 @@ func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	cmd.Flags().IntVar(&opts.keep.Monthly, "keep-monthly", 0, "Keep the newest backup of each of the N last months that have one")
 	cmd.Flags().StringVar(&opts.consistency, "consistency", "", "pause, stop or none: what happens to the containers mounting a volume while it is copied (default: x-lifecycle.backup.consistency, else pause)")
 	cmd.Flags().StringVar(&opts.format, "format", "", "Print the manifest as 'json'")
+	// `backup list` and `backup prune`: a volume or service named list or prune is
+	// backed up by its engine name (<project>_list) or the volumes it mounts.
+	cmd.AddCommand(newBackupListCommand(dockerCli, project), newBackupPruneCommand(dockerCli, project))
 	return cmd
+}
+
+// keepFlagProblems reports every negative --keep-* value (backup and backup prune).
+func keepFlagProblems(r rollout.Retention) []string {
+	var problems []string
+	for _, keep := range []struct {
+		flag string
+		n    int
+	}{{"keep-last", r.Last}, {"keep-daily", r.Daily}, {"keep-weekly", r.Weekly}, {"keep-monthly", r.Monthly}} {
+		if keep.n < 0 {
+			problems = append(problems, fmt.Sprintf("--%s must not be negative, got %d", keep.flag, keep.n))
+		}
+	}
+	return problems
 }
 
 func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts backupOptions, targets []string) error {

@@ -71,6 +71,25 @@ func SelectRetained(backups []BackupInfo, r Retention) (keep, prune []BackupInfo
 	return keep, prune
 }
 
+// PruneResult is what a prune kept and removed (or, in a dry run, would remove):
+// `backup prune --format json` (docs/backup.md).
+type PruneResult struct {
+	DryRun bool          `json:"dry_run"`
+	Kept   []PrunedEntry `json:"kept"`
+	// Pruned are the backups removed (in a dry run: that would be), newest first; a
+	// backup whose removal failed is not among them (the error names it).
+	Pruned []PrunedEntry `json:"pruned"`
+	// Unreadable are the locations of backups whose manifest could not be read: left alone.
+	Unreadable []string `json:"unreadable"`
+}
+
+// PrunedEntry is a backup of the project that retention kept or pruned.
+type PrunedEntry struct {
+	Name     string    `json:"name"`
+	Location string    `json:"location"`
+	Created  time.Time `json:"created"`
+}
+
 // Prune removes the project's backups in target that r does not keep. Only a backup
 // whose manifest says project == project is ever considered: another project's
 // backups and directories without a readable manifest are left alone, whatever their
@@ -79,26 +98,61 @@ func Prune(ctx context.Context, target BackupTarget, project, keepName string, r
 	if !r.Enabled() {
 		return nil, nil
 	}
+	res, err := pruneBackups(ctx, target, project, keepName, r, false, events)
+	pruned := []string{}
+	for _, p := range res.Pruned {
+		pruned = append(pruned, p.Location)
+	}
+	return pruned, err
+}
+
+// PruneBackups applies r to the project's backups in target on its own (`backup
+// prune`): as Prune, without a backup to spare; with dryRun it removes nothing and
+// reports what would go. It reads and removes in the target only. r must have a rule:
+// without one every backup would go.
+func PruneBackups(ctx context.Context, target BackupTarget, project string, r Retention, dryRun bool, events progress.Writer) (PruneResult, error) {
+	if !r.Enabled() {
+		return PruneResult{}, errors.New("no retention rule: give --keep-last, --keep-daily, --keep-weekly or --keep-monthly")
+	}
+	return pruneBackups(ctx, target, project, "", r, dryRun, events)
+}
+
+func pruneBackups(ctx context.Context, target BackupTarget, project, keepName string, r Retention, dryRun bool, events progress.Writer) (PruneResult, error) {
+	res := PruneResult{DryRun: dryRun, Kept: []PrunedEntry{}, Pruned: []PrunedEntry{}, Unreadable: []string{}}
 	names, err := target.List(ctx)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	var mine []BackupInfo
 	for _, name := range names {
 		m, err := ReadManifest(ctx, target, name)
-		if err != nil || m.Project != project {
+		if err != nil {
+			res.Unreadable = append(res.Unreadable, target.Location(name))
 			continue
 		}
-		mine = append(mine, BackupInfo{Name: name, Created: m.Created})
+		if m.Project == project {
+			mine = append(mine, BackupInfo{Name: name, Created: m.Created})
+		}
 	}
-	_, prune := SelectRetained(mine, r)
-	pruned := []string{}
+	keep, prune := SelectRetained(mine, r)
+	entry := func(b BackupInfo) PrunedEntry {
+		return PrunedEntry{Name: b.Name, Location: target.Location(b.Name), Created: b.Created}
+	}
+	for _, b := range keep {
+		res.Kept = append(res.Kept, entry(b))
+	}
 	var errs []error
 	for _, b := range prune {
 		if b.Name == keepName {
+			res.Kept = append(res.Kept, entry(b))
 			continue
 		}
 		id := "Backup " + target.Location(b.Name)
+		if dryRun {
+			progress.Emit(events, id, progress.Done, "Would prune", b.Created.Format(time.RFC3339))
+			res.Pruned = append(res.Pruned, entry(b))
+			continue
+		}
 		progress.Emit(events, id, progress.Working, "Pruning", b.Created.Format(time.RFC3339))
 		if err := target.Remove(ctx, b.Name); err != nil {
 			progress.Emit(events, id, progress.Error, "Error", err.Error())
@@ -107,7 +161,7 @@ func Prune(ctx context.Context, target BackupTarget, project, keepName string, r
 			continue
 		}
 		progress.Emit(events, id, progress.Done, "Pruned", "")
-		pruned = append(pruned, target.Location(b.Name))
+		res.Pruned = append(res.Pruned, entry(b))
 	}
-	return pruned, errors.Join(errs...)
+	return res, errors.Join(errs...)
 }
