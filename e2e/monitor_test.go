@@ -189,7 +189,11 @@ func TestPrometheusMonitor(t *testing.T) {
 		return poll.Success()
 	}, poll.WithTimeout(10*time.Second), poll.WithDelay(200*time.Millisecond))
 	t.Logf("oom kills %v, %s after the hog request", ooms, time.Since(start).Round(time.Millisecond))
-	assert.Check(t, is.DeepEqual(ooms, map[string]float64{replicas[0]: 1, replicas[1]: 0}), "one replica killed once")
+	// The kernel may kill more than one process of the cgroup for one allocation (the
+	// exec'd client and the server): each kill is an oom event, so at least one.
+	assert.Check(t, ooms[replicas[0]] >= 1, "the hog replica: %v", ooms)
+	assert.Check(t, is.Equal(ooms[replicas[1]], 0.0), "the other replica: %v", ooms)
+	assert.Check(t, is.Len(ooms, 2), "%v", ooms)
 	assert.Check(t, is.Equal(families["lifecycle_container_oom_kills_total"].GetType(), dto.MetricType_COUNTER))
 
 	assert.NilError(t, cmd.Process.Signal(os.Interrupt))
