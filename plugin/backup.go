@@ -125,11 +125,7 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	case name == "":
 		return loadErr
 	}
-	eng, err := connect(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	events, err := newProgress(dockerCli, project.progress)
+	eng, events, err := connectWithProgress(ctx, dockerCli, project.progress)
 	if err != nil {
 		return err
 	}
@@ -215,11 +211,7 @@ func runRestore(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	if err != nil {
 		return err
 	}
-	eng, err := connect(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	events, err := newProgress(dockerCli, project.progress)
+	eng, events, err := connectWithProgress(ctx, dockerCli, project.progress)
 	if err != nil {
 		return err
 	}

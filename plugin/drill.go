@@ -66,11 +66,7 @@ func runDrill(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	if err != nil {
 		return err
 	}
-	eng, err := connect(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	events, err := newProgress(dockerCli, project.progress)
+	eng, events, err := connectWithProgress(ctx, dockerCli, project.progress)
 	if err != nil {
 		return err
 	}

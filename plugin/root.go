@@ -175,6 +175,20 @@ func newProgress(dockerCli command.Cli, mode string) (progress.Writer, error) {
 	return progress.New(mode, dockerCli.Err(), dockerCli.Err().IsTerminal())
 }
 
+// connectWithProgress connects to the engine and opens the progress writer: what the
+// commands that work on volumes (backup, restore, drill) need before their one call.
+func connectWithProgress(ctx context.Context, dockerCli command.Cli, mode string) (engine.Engine, progress.Writer, error) {
+	eng, err := connect(ctx, dockerCli)
+	if err != nil {
+		return nil, nil, err
+	}
+	events, err := newProgress(dockerCli, mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	return eng, events, nil
+}
+
 // exitError maps errors to docker's exit codes at the edge of the program.
 func exitError(ctx context.Context, err error) error {
 	if err == nil {

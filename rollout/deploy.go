@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -163,69 +162,6 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		return plan, opts.afterRollout(ctx)
 	}
 	return plan, nil
-}
-
-// createdInspections inspects each container a deploy creates as soon as it is created,
-// while the deploy starts it and waits for its gate, so that the policy check on the
-// new containers adds no engine calls after the last step. What the policy reads (the
-// host config, the mounts) is fixed when the container is created: the engine drops a
-// setting it cannot apply at create time, with a warning.
-type createdInspections struct {
-	ctx context.Context
-	eng engine.Engine
-	wg  sync.WaitGroup
-
-	mu        sync.Mutex
-	inspected []engine.ContainerDetails
-	errs      []error
-}
-
-func newCreatedInspections(ctx context.Context, eng engine.Engine) *createdInspections {
-	return &createdInspections{ctx: ctx, eng: eng}
-}
-
-// add inspects the container id in the background (ExecOptions.Created).
-func (c *createdInspections) add(id string) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		d, err := c.eng.InspectContainer(c.ctx, id)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		switch {
-		case errors.Is(err, engine.ErrNotFound):
-			return // removed within the run (a failed replica given up): nothing runs with it
-		case err != nil:
-			c.errs = append(c.errs, fmt.Errorf("inspect new container %s: %w", id, err))
-			return
-		}
-		c.inspected = append(c.inspected, d)
-	}()
-}
-
-// wait returns the inspections once every one has ended.
-func (c *createdInspections) wait() ([]engine.ContainerDetails, error) {
-	c.wg.Wait()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.inspected, errors.Join(c.errs...)
-}
-
-// verifyCreated checks the policy on the containers this deploy created, as the engine
-// runs them.
-func verifyCreated(p *compose.Project, images Images, created *createdInspections, events progress.Writer) error {
-	inspected, err := created.wait()
-	if err != nil {
-		return err
-	}
-	if len(inspected) == 0 {
-		return nil
-	}
-	if err := verifyInspected(p, images, inspected); err != nil {
-		return err
-	}
-	progress.Emit(events, "Project "+p.Name, progress.Done, "Policy verified", fmt.Sprintf("%d new containers run as the policy requires", len(inspected)))
-	return nil
 }
 
 // planDeploy observes the engine, derives the desired state once, and plans.

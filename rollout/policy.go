@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/policy"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
 )
 
 // ErrPolicy marks a deploy refused by the project's security and resource policy.
@@ -137,6 +139,69 @@ func verifyInspected(p *compose.Project, images Images, inspected []engine.Conta
 		fmt.Fprintf(&b, "\n  service %q, container %s: %s: %s", service, owner[f.Service], f.Rule, f.Message)
 	}
 	return fmt.Errorf("%w:%s\nthe engine did not apply these settings (see the warnings of `docker info`); the new containers keep running: fix the engine or the settings, or go back with `docker lifecycle rollback`", ErrPolicyNotEnforced, b.String())
+}
+
+// createdInspections inspects each container a deploy creates as soon as it is created,
+// while the deploy starts it and waits for its gate, so that the policy check on the
+// new containers adds no engine calls after the last step. What the policy reads (the
+// host config, the mounts) is fixed when the container is created: the engine drops a
+// setting it cannot apply at create time, with a warning.
+type createdInspections struct {
+	ctx context.Context
+	eng engine.Engine
+	wg  sync.WaitGroup
+
+	mu        sync.Mutex
+	inspected []engine.ContainerDetails
+	errs      []error
+}
+
+func newCreatedInspections(ctx context.Context, eng engine.Engine) *createdInspections {
+	return &createdInspections{ctx: ctx, eng: eng}
+}
+
+// add inspects the container id in the background (ExecOptions.Created).
+func (c *createdInspections) add(id string) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		d, err := c.eng.InspectContainer(c.ctx, id)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+			return // removed within the run (a failed replica given up): nothing runs with it
+		case err != nil:
+			c.errs = append(c.errs, fmt.Errorf("inspect new container %s: %w", id, err))
+			return
+		}
+		c.inspected = append(c.inspected, d)
+	}()
+}
+
+// wait returns the inspections once every one has ended.
+func (c *createdInspections) wait() ([]engine.ContainerDetails, error) {
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inspected, errors.Join(c.errs...)
+}
+
+// verifyCreated checks the policy on the containers this deploy created, as the engine
+// runs them.
+func verifyCreated(p *compose.Project, images Images, created *createdInspections, events progress.Writer) error {
+	inspected, err := created.wait()
+	if err != nil {
+		return err
+	}
+	if len(inspected) == 0 {
+		return nil
+	}
+	if err := verifyInspected(p, images, inspected); err != nil {
+		return err
+	}
+	progress.Emit(events, "Project "+p.Name, progress.Done, "Policy verified", fmt.Sprintf("%d new containers run as the policy requires", len(inspected)))
+	return nil
 }
 
 // runningService describes a container's effective settings as a compose service, so
