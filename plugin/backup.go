@@ -113,17 +113,15 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		Consistency: opts.consistency, ToolVersion: meta.Version}
 	// The compose file is optional (-p NAME is enough); when it loads, it gives the
 	// consistency mode and the files recorded in the manifest.
-	p, loadErr := project.load(ctx)
-	name := project.projectName
-	switch {
-	case loadErr == nil:
-		name = p.Name
+	p, name, err := project.loadOptional(ctx)
+	if err != nil {
+		return err
+	}
+	if p != nil {
 		backupOpts.ComposeFiles = p.ComposeFiles
 		if backupOpts.Consistency == "" {
 			backupOpts.Consistency = p.Spec.Backup.Mode()
 		}
-	case name == "":
-		return loadErr
 	}
 	eng, events, err := connectWithProgress(ctx, dockerCli, project.progress)
 	if err != nil {

@@ -52,12 +52,8 @@ func runBackupList(cmd *cobra.Command, dockerCli command.Cli, project *projectOp
 	name := ""
 	if !opts.allProjects {
 		// The compose file is optional (-p NAME is enough); no engine call.
-		p, err := project.load(ctx)
-		name = project.projectName
-		switch {
-		case err == nil:
-			name = p.Name
-		case name == "":
+		var err error
+		if _, name, err = project.loadOptional(ctx); err != nil {
 			return fmt.Errorf("%w (or list every project's backups with --all-projects)", err)
 		}
 	}

@@ -62,13 +62,9 @@ func runBackupPrune(cmd *cobra.Command, dockerCli command.Cli, project *projectO
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
 	// The compose file is optional (-p NAME is enough); no engine call.
-	p, loadErr := project.load(ctx)
-	name := project.projectName
-	switch {
-	case loadErr == nil:
-		name = p.Name
-	case name == "":
-		return loadErr
+	_, name, err := project.loadOptional(ctx)
+	if err != nil {
+		return err
 	}
 	target, err := rollout.OpenTarget(opts.from)
 	if err != nil {

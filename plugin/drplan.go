@@ -54,15 +54,9 @@ func runDRPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	defer cancel()
 	// The compose file is optional (-p NAME is enough): with it the plan knows which
 	// services mount which volume and their order. No engine call.
-	p, loadErr := project.load(ctx)
-	name := project.projectName
-	switch {
-	case loadErr == nil:
-		name = p.Name
-	case name == "":
-		return loadErr
-	default:
-		p = nil
+	p, name, err := project.loadOptional(ctx)
+	if err != nil {
+		return err
 	}
 	target, err := rollout.OpenTarget(opts.from)
 	if err != nil {

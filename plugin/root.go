@@ -41,6 +41,20 @@ func (o *projectOptions) load(ctx context.Context) (*compose.Project, error) {
 	return compose.Load(ctx, o.loadOptions())
 }
 
+// loadOptional is load for commands that work with `-p NAME` alone: the project (nil
+// when its compose file does not load) and its name. The load's error is returned only
+// when there is no name either.
+func (o *projectOptions) loadOptional(ctx context.Context) (*compose.Project, string, error) {
+	p, err := o.load(ctx)
+	switch {
+	case err == nil:
+		return p, p.Name, nil
+	case o.projectName == "":
+		return nil, "", err
+	}
+	return nil, o.projectName, nil
+}
+
 func (o *projectOptions) loadOptions() compose.LoadOptions {
 	return compose.LoadOptions{
 		ConfigFiles: o.configFiles, ProjectName: o.projectName, Profiles: o.profiles,
@@ -147,12 +161,8 @@ func openProject(ctx context.Context, dockerCli command.Cli, project *projectOpt
 // openProjectName is openProject for commands that need only the project name, so that
 // `-p NAME` works without a compose file.
 func openProjectName(ctx context.Context, dockerCli command.Cli, project *projectOptions) (string, engine.Engine, error) {
-	p, err := project.load(ctx)
-	name := project.projectName
-	switch {
-	case err == nil:
-		name = p.Name
-	case name == "":
+	_, name, err := project.loadOptional(ctx)
+	if err != nil {
 		return "", nil, err
 	}
 	eng, err := connect(ctx, dockerCli)
