@@ -53,7 +53,7 @@ type DataRestore struct {
 // or made current by a rollback).
 func recordedBackup(service string, current int, records []Record) (Record, error) {
 	if current == 0 {
-		return Record{}, fmt.Errorf("service %q has no running revision to roll back from", service)
+		return Record{}, fmt.Errorf("service %q has no running revision to roll back from; nothing changed: `docker lifecycle ps %s` shows its containers, `docker lifecycle deploy` starts it, and `docker lifecycle restore BACKUP --force` restores a volume of a stopped service", service, service)
 	}
 	for i := len(records) - 1; i >= 0; i-- {
 		r := records[i]
