@@ -80,11 +80,11 @@ if ! skipped kamal && [ ! -x "$kp_bin" ]; then
     scratch=$work/kp-scratch
     mkdir -p "$scratch" && cd "$scratch"
     go mod init scratch >/dev/null 2>&1
-    dir=$(go mod download -json "github.com/basecamp/kamal-proxy@$kp_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    dir=$(GOWORK=off go mod download -json "github.com/basecamp/kamal-proxy@$kp_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
     [ -n "$dir" ] && [ -d "$dir" ] || { echo "go mod download gave no module directory" >&2; exit 1; }
     cp -r "$dir" "$scratch/src" && chmod -R u+w "$scratch/src" && cd "$scratch/src"
     mkdir -p "$kp_dir"
-    CGO_ENABLED=0 go build -trimpath -o "$kp_bin.tmp" ./cmd/kamal-proxy
+    GOWORK=off CGO_ENABLED=0 go build -trimpath -o "$kp_bin.tmp" ./cmd/kamal-proxy
     mv "$kp_bin.tmp" "$kp_bin"
   ) || { log "kamal-proxy build failed: skipping it"; skip+="kamal,"; }
 fi

@@ -7,6 +7,8 @@
 # at all) and prints BIN on stdout; the go tool's output goes to stderr.
 go_module_binary() {
   local module=$1 version=$2 pkg=$3 bin=$4 ldflags=${5:-"-s -w"} work src
+  # Another module's build: never the plugin's workspace (the Makefile exports GOWORK).
+  export GOWORK=off
   work=$(mktemp -d)
   # shellcheck disable=SC2064 # expand $work now: the trap runs after this function returns
   trap "chmod -R u+w '$work' 2>/dev/null; rm -rf '$work'" EXIT
