@@ -87,44 +87,68 @@ func decodeVerifyEntry(at string, entry map[string]any, services []string) (Veri
 	default:
 		c.Service = s
 	}
-	switch cmd := entry["command"].(type) {
-	case nil:
+	if entry["command"] == nil {
 		errs = append(errs, fmt.Errorf("key %q: required: a command such as [\"pg_isready\"] or \"psql -c 'select 1'\"", at+".command"))
+	} else {
+		cmd, cmdErrs := decodeCommand(at+".command", entry["command"])
+		c.Command = cmd
+		errs = append(errs, cmdErrs...)
+	}
+	if t, present := entry["timeout"]; present {
+		if d, err := decodePositiveDuration(at+".timeout", t); err != nil {
+			errs = append(errs, err)
+		} else {
+			c.Timeout = d
+		}
+	}
+	return c, errs
+}
+
+// decodeCommand decodes a command key in exec form: a list of strings, or a string split
+// into words as a shell would split them (no shell runs it, as compose's `command:`).
+func decodeCommand(at string, raw any) ([]string, []error) {
+	var errs []error
+	var words []string
+	switch cmd := raw.(type) {
 	case string:
-		words, err := shellwords.Parse(cmd)
+		split, err := shellwords.Parse(cmd)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("key %q: %q does not split into words: %v", at+".command", cmd, err))
-		case len(words) == 0:
-			errs = append(errs, fmt.Errorf("key %q: must not be empty", at+".command"))
+			errs = append(errs, fmt.Errorf("key %q: %q does not split into words: %v", at, cmd, err))
+		case len(split) == 0:
+			errs = append(errs, fmt.Errorf("key %q: must not be empty", at))
 		default:
-			c.Command = words
+			words = split
 		}
 	case []any:
 		for j, w := range cmd {
 			s, ok := w.(string)
 			if !ok {
-				errs = append(errs, fmt.Errorf("key \"%s.command[%d]\": want a string, got %s", at, j, describe(w)))
+				errs = append(errs, fmt.Errorf("key \"%s[%d]\": want a string, got %s", at, j, describe(w)))
 				continue
 			}
-			c.Command = append(c.Command, s)
+			words = append(words, s)
 		}
 		if len(cmd) == 0 {
-			errs = append(errs, fmt.Errorf("key %q: must not be empty", at+".command"))
+			errs = append(errs, fmt.Errorf("key %q: must not be empty", at))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("key %q: want a string or a list of strings, got %s", at+".command", describe(cmd)))
+		errs = append(errs, fmt.Errorf("key %q: want a string or a list of strings, got %s", at, describe(cmd)))
 	}
-	if t, present := entry["timeout"]; present {
-		d, err := durationHook(nil, durationType, t)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("key %q: %w", at+".timeout", err))
-		case time.Duration(d.(Duration)) <= 0:
-			errs = append(errs, fmt.Errorf("key %q: must be positive, got %s", at+".timeout", t))
-		default:
-			c.Timeout = d.(Duration)
-		}
+	if len(errs) > 0 {
+		return nil, errs
 	}
-	return c, errs
+	return words, nil
+}
+
+// decodePositiveDuration decodes a duration key that must be above zero.
+func decodePositiveDuration(at string, raw any) (Duration, error) {
+	d, err := durationHook(nil, durationType, raw)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("key %q: %w", at, err)
+	case time.Duration(d.(Duration)) <= 0:
+		return 0, fmt.Errorf("key %q: must be positive, got %v", at, raw)
+	}
+	return d.(Duration), nil
 }

@@ -71,6 +71,9 @@ type BackupSpec struct {
 	// (backupverify.go). Decoded on its own by DecodeBackupVerify, which needs the
 	// services and reports every entry's problems at once; the tag names the key.
 	Verify []VerifyCheck `mapstructure:"verify" json:"verify,omitempty" yaml:"verify,omitempty"`
+	// Hooks are commands run in the services' containers around a backup, e.g. a
+	// database dump (backuphooks.go). Decoded on its own by DecodeBackupHooks, like Verify.
+	Hooks []BackupHook `mapstructure:"hooks" json:"hooks,omitempty" yaml:"hooks,omitempty"`
 	// BeforeDeploy backs up the named volumes of every service a deploy is about to
 	// change, into To, before the rollout's first engine write (rollout/predeploy.go).
 	BeforeDeploy bool `mapstructure:"before-deploy" json:"before-deploy,omitempty" yaml:"before-deploy,omitempty"`
@@ -425,10 +428,12 @@ func takeKeyFound(raw any, path []string) (rest any, value any, found bool) {
 }
 
 // DecodeProjectSpec decodes and validates the top-level x-lifecycle value.
-// backup.verify is left out: fromTypes decodes it with the services (DecodeBackupVerify).
+// backup.verify and backup.hooks are left out: fromTypes decodes them with the
+// services (DecodeBackupVerify, DecodeBackupHooks).
 func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	var spec ProjectSpec
 	raw, _ = takeKey(raw, "backup", "verify")
+	raw, _ = takeKey(raw, "backup", "hooks")
 	raw, rawAlerts := takeKey(raw, "alerts")
 	alerts, problems := decodeAlerts(rawAlerts, false)
 	if err := decodeStrict(raw, &spec); err != nil {

@@ -44,7 +44,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "backup: {consistency: stop}", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Backup: BackupSpec{Consistency: ConsistencyStop}}},
 		{doc: "backup: {consistency: none}", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Backup: BackupSpec{Consistency: ConsistencyNone}}},
 		{doc: "backup: {consistency: freeze}", wantErr: `key "backup.consistency": unknown mode "freeze" (valid: pause, stop, none)`},
-		{doc: "backup: {consistancy: stop}", wantErr: `unknown key "backup.consistancy" (valid keys: consistency, verify, before-deploy, to)`},
+		{doc: "backup: {consistancy: stop}", wantErr: `unknown key "backup.consistancy" (valid keys: consistency, verify, hooks, before-deploy, to)`},
 		{doc: "backup: {before-deploy: true, to: backups}", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout), Backup: BackupSpec{BeforeDeploy: true, To: "backups"}}},
 		{doc: "backup: {before-deploy: true}", wantErr: `key "backup.to": required with backup.before-deploy: true`},
 		{doc: "backup: {before-deploy: yes-please, to: b}", wantErr: `before-deploy`},

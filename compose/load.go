@@ -169,6 +169,7 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 	}
 	if top, err := stringKeys(tp.Extensions[ExtensionKey]); err == nil {
 		_, rawVerify := takeKey(top, "backup", "verify")
+		_, rawHooks := takeKey(top, "backup", "hooks")
 		// A service left out by the active profiles is still the project's: its checks
 		// load (and a drill skips them, as it does not start the service).
 		names := sortedServiceNames(tp)
@@ -181,6 +182,11 @@ func fromTypes(tp *types.Project, keepRefused bool) (*Project, error) {
 			problems = append(problems, fmt.Errorf("%s: top-level %w: %w", files.find(ExtensionKey), ErrInvalidSpec, err))
 		}
 		p.Spec.Backup.Verify = checks
+		hooks, err := DecodeBackupHooks(rawHooks, names)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: top-level %w: %w", files.find(ExtensionKey), ErrInvalidSpec, err))
+		}
+		p.Spec.Backup.Hooks = hooks
 	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)

@@ -112,13 +112,15 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	backupOpts := rollout.BackupOptions{Targets: targets, Target: target, Recipients: recipients, Retention: opts.keep,
 		Consistency: opts.consistency, ToolVersion: meta.Version}
 	// The compose file is optional (-p NAME is enough); when it loads, it gives the
-	// consistency mode and the files recorded in the manifest.
+	// consistency mode, the hooks and the files recorded in the manifest (with -p NAME
+	// alone no hook runs).
 	p, name, err := project.loadOptional(ctx)
 	if err != nil {
 		return err
 	}
 	if p != nil {
 		backupOpts.ComposeFiles = p.ComposeFiles
+		backupOpts.Hooks = p.Spec.Backup.Hooks
 		if backupOpts.Consistency == "" {
 			backupOpts.Consistency = p.Spec.Backup.Mode()
 		}

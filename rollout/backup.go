@@ -59,6 +59,9 @@ type Manifest struct {
 	Created     time.Time         `json:"created"`
 	Services    []ManifestService `json:"services"`
 	Volumes     []ManifestVolume  `json:"volumes"`
+	// Hooks are the x-lifecycle.backup.hooks commands that ran, before and after the
+	// copies (backuphooks.go).
+	Hooks []ManifestHook `json:"hooks,omitempty"`
 }
 
 // ManifestService is a service of the project at backup time.
@@ -95,7 +98,10 @@ type BackupOptions struct {
 	// Retention prunes the project's older backups in Target after a successful backup.
 	Retention Retention
 	// Consistency is pause, stop or none (compose.BackupSpec.Mode).
-	Consistency  string
+	Consistency string
+	// Hooks run in the services' containers before and after the copies (a database
+	// dump, say): x-lifecycle.backup.hooks.
+	Hooks        []compose.BackupHook
 	ComposeFiles []string
 	ToolVersion  string
 }
@@ -148,19 +154,47 @@ func Backup(ctx context.Context, eng engine.Engine, project string, events progr
 	if len(opts.Recipients) > 0 {
 		m.Encryption = EncryptionAge
 	}
+	runs := backupHooks(opts.Hooks, volumes)
+	before, err := runHooks(ctx, eng, runs, "before", events)
+	m.Hooks = before
+	if err != nil {
+		// Clean up after the dumps that ran (or began): their after commands run.
+		var begun []hookRun
+		for _, r := range runs {
+			if slices.ContainsFunc(before, func(h ManifestHook) bool { return h.Service == r.hook.Service }) {
+				begun = append(begun, r)
+			}
+		}
+		_, afterErr := runHooks(context.WithoutCancel(ctx), eng, begun, "after", events)
+		discard()
+		return BackupResult{}, errors.Join(fmt.Errorf("%w; nothing was backed up", err), afterErr)
+	}
+	var copyErr error
 	for _, pv := range volumes {
 		mv, err := backupVolume(ctx, eng, image, project, pv, target, name, mode, opts.Recipients, events)
 		if err != nil {
-			discard()
-			return BackupResult{}, err
+			copyErr = err
+			break
 		}
 		m.Volumes = append(m.Volumes, mv)
+	}
+	// After commands run whatever the copies did, also after Ctrl-C (each is bounded by
+	// its timeout): they undo what the before commands left, such as a dump file.
+	after, afterErr := runHooks(context.WithoutCancel(ctx), eng, runs, "after", events)
+	m.Hooks = append(m.Hooks, after...)
+	if copyErr != nil {
+		discard()
+		return BackupResult{}, errors.Join(copyErr, afterErr)
 	}
 	if err := writeManifest(ctx, target, name, m); err != nil {
 		discard()
 		return BackupResult{}, err
 	}
 	res := BackupResult{Location: target.Location(name), Manifest: m, Pruned: []string{}}
+	if afterErr != nil {
+		// The copies are complete: the backup is kept, and the failed cleanup reported.
+		return res, fmt.Errorf("backup written to %s (nothing pruned), but a hook after it failed: %w", res.Location, afterErr)
+	}
 	pruned, err := Prune(ctx, target, project, name, opts.Retention, events)
 	res.Pruned = append(res.Pruned, pruned...)
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/moby/moby/api/types/container"
@@ -202,4 +204,96 @@ func decompressArchive(t *testing.T, path string) []byte {
 	b, err := io.ReadAll(zr)
 	assert.NilError(t, err)
 	return b
+}
+
+// hookFake is newBackupFake with the service label on inspected containers (hooks find
+// their service's container by it) and an Exec that records and answers by command.
+func hookFake(t *testing.T, answer func(cmd []string) error) *backupFake {
+	f := newBackupFake(t, volumeTar(t, map[string]string{"dump.sql": "rows"}), nil)
+	inspect := f.InspectContainerFn
+	f.InspectContainerFn = func(ctx context.Context, id string) (engine.ContainerDetails, error) {
+		d, err := inspect(ctx, id)
+		d.Config = &container.Config{Labels: map[string]string{compose.LabelService: id[:len(id)-1]}}
+		return d, err
+	}
+	f.ExecFn = func(_ context.Context, id string, cmd []string, _ []byte) ([]byte, error) {
+		f.calls = append(f.calls, "exec "+id+" "+strings.Join(cmd, " "))
+		return nil, answer(cmd)
+	}
+	return f
+}
+
+var dbHook = compose.BackupHook{Service: "db", Before: []string{"dump"}, After: []string{"rm", "dump"},
+	Timeout: compose.Duration(time.Minute), OnFailure: compose.HookFail}
+
+func TestBackupHooksRunAroundTheCopies(t *testing.T) {
+	f := hookFake(t, func([]string) error { return nil })
+	// web's hook does not run: the backup of db's volume does not include web's.
+	webHook := compose.BackupHook{Service: "web", Before: []string{"flush"}, Timeout: compose.Duration(time.Minute), OnFailure: compose.HookFail}
+	res, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: t.TempDir()},
+		Hooks: []compose.BackupHook{dbHook, webHook}})
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(f.calls, []string{"exec db1 dump", "create shop_data", "pause db1", "copy-from /volume", "unpause db1", "remove copier", "exec db1 rm dump"}))
+	assert.Assert(t, is.Len(res.Manifest.Hooks, 2))
+	assert.Check(t, is.Equal(res.Manifest.Hooks[0].Phase, "before"))
+	assert.Check(t, is.Equal(res.Manifest.Hooks[0].Container, "shop-db-1"))
+	assert.Check(t, is.Equal(res.Manifest.Hooks[1].Phase, "after"))
+	assert.Check(t, is.Equal(res.Manifest.Hooks[1].Error, ""))
+}
+
+func TestBackupHookFailureStopsTheBackupAndCleansUp(t *testing.T) {
+	f := hookFake(t, func(cmd []string) error {
+		if cmd[0] == "dump" {
+			return &engine.ExecError{Container: "shop-db-1", Cmd: cmd, ExitCode: 3, Stderr: "disk full"}
+		}
+		return nil
+	})
+	out := t.TempDir()
+	_, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: out}, Hooks: []compose.BackupHook{dbHook}})
+	assert.ErrorContains(t, err, "backup hook before of service db: dump in container shop-db-1 exited with code 3: disk full")
+	assert.ErrorContains(t, err, "or set on-failure: continue; nothing was backed up")
+	// nothing copied; the after command cleaned up the half-made dump
+	assert.Check(t, is.DeepEqual(f.calls, []string{"exec db1 dump", "exec db1 rm dump"}))
+	entries, _ := os.ReadDir(out)
+	assert.Check(t, is.Len(entries, 0), "a failed backup leaves no directory behind")
+}
+
+func TestBackupHookFailureContinues(t *testing.T) {
+	f := hookFake(t, func(cmd []string) error {
+		return &engine.ExecError{Container: "shop-db-1", Cmd: cmd, ExitCode: 1}
+	})
+	hook := dbHook
+	hook.OnFailure = compose.HookContinue
+	res, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: t.TempDir()}, Hooks: []compose.BackupHook{hook}})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(res.Manifest.Volumes, 1))
+	assert.Assert(t, is.Len(res.Manifest.Hooks, 2))
+	assert.Check(t, is.Equal(res.Manifest.Hooks[0].Error, "exit code 1"))
+	assert.Check(t, is.Equal(res.Manifest.Hooks[1].Error, "exit code 1"))
+}
+
+// A failed after command with on-failure: fail keeps the complete backup and says so.
+func TestBackupAfterHookFailureKeepsTheBackup(t *testing.T) {
+	f := hookFake(t, func(cmd []string) error {
+		if cmd[0] == "rm" {
+			return &engine.ExecError{Container: "shop-db-1", Cmd: cmd, ExitCode: 1, Stderr: "busy"}
+		}
+		return nil
+	})
+	res, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: t.TempDir()}, Hooks: []compose.BackupHook{dbHook}})
+	assert.ErrorContains(t, err, "backup written to "+res.Location+" (nothing pruned), but a hook after it failed")
+	_, statErr := os.Stat(filepath.Join(res.Location, "manifest.json"))
+	assert.NilError(t, statErr)
+}
+
+func TestBackupHookWithoutRunningContainer(t *testing.T) {
+	f := hookFake(t, func([]string) error { return nil })
+	inspect := f.InspectContainerFn
+	f.InspectContainerFn = func(ctx context.Context, id string) (engine.ContainerDetails, error) {
+		d, err := inspect(ctx, id)
+		d.State = "exited"
+		return d, err
+	}
+	_, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: t.TempDir()}, Hooks: []compose.BackupHook{dbHook}})
+	assert.ErrorContains(t, err, "no running container of db to run it in: start it (docker lifecycle deploy), or set on-failure: continue")
 }

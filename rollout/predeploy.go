@@ -121,7 +121,7 @@ func backupBeforeDeploy(ctx context.Context, eng engine.Engine, p *compose.Proje
 	progress.Emit(events, id, progress.Working, "Backing up before deploy", strings.Join(volumes, ", "))
 	started := time.Now()
 	res, err := Backup(ctx, eng, p.Name, events, BackupOptions{
-		Targets: volumes, Target: target, Consistency: p.Spec.Backup.Mode(),
+		Targets: volumes, Target: target, Consistency: p.Spec.Backup.Mode(), Hooks: p.Spec.Backup.Hooks,
 		ComposeFiles: p.ComposeFiles, ToolVersion: toolVersion,
 	})
 	if err != nil {

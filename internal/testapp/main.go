@@ -106,6 +106,10 @@ func runCommand(args []string, getenv func(string) string, stdout, stderr io.Wri
 		return runSleep(rest, stdout, stderr)
 	case "cat":
 		return runCat(rest, stdout, stderr)
+	case "write":
+		return runWrite(rest, stderr)
+	case "rm":
+		return runRemove(rest, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -121,6 +125,8 @@ const usage = `usage:
   testapp version             print $VERSION
   testapp sleep DURATION      sleep, then exit 0
   testapp cat FILE            print FILE
+  testapp write FILE TEXT     write TEXT to FILE (a dump in a backup hook's test)
+  testapp rm FILE             remove FILE
 `
 
 // serve runs the HTTP server until a signal or a scheduled exit ends it.
@@ -172,6 +178,33 @@ func runCat(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	_, _ = stdout.Write(b)
+	return 0
+}
+
+// runWrite implements "testapp write FILE TEXT": a stand-in for a database dump that
+// a backup hook writes into a volume.
+func runWrite(args []string, stderr io.Writer) int {
+	if len(args) != 2 {
+		fmt.Fprintf(stderr, "usage: testapp write FILE TEXT\n")
+		return 2
+	}
+	if err := os.WriteFile(args[0], []byte(args[1]), 0o644); err != nil {
+		fmt.Fprintf(stderr, "testapp write: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runRemove implements "testapp rm FILE".
+func runRemove(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "usage: testapp rm FILE\n")
+		return 2
+	}
+	if err := os.Remove(args[0]); err != nil {
+		fmt.Fprintf(stderr, "testapp rm: %v\n", err)
+		return 1
+	}
 	return 0
 }
 
