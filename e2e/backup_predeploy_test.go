@@ -98,6 +98,13 @@ func TestBackupBeforeDeployAndRollbackWithData(t *testing.T) {
 	assert.Check(t, is.Contains(r.stdout, p.name+"_data restored from "+location), r.String())
 	step("rollback --with-data")
 	assert.Check(t, is.Equal(running(), v1), "revision 1 runs again")
+	// Neither revision ran on the other's data: revision 2 was stopped for the restore,
+	// and revision 1 was not (it started on the restored data, once).
+	stoppedForRestore := regexp.MustCompile(`Container (\S+)\s+Stopping: restore of`).FindAllStringSubmatch(r.stderr, -1)
+	assert.Check(t, is.Len(stoppedForRestore, 1), r.stderr)
+	for _, m := range stoppedForRestore {
+		assert.Check(t, is.Equal(strings.TrimPrefix(m[1], "/"), v2), "stopped for the restore: %s\n%s", m[1], r.stderr)
+	}
 	assert.Check(t, is.Equal(readFile(t, s, v1, "/data/state"), "A"))
 	assert.Check(t, is.Equal(readFile(t, s, v1, "/data/later"), "not in the backup"), "restore --force leaves files the backup does not hold")
 	h = p.mustLifecycle("history", "web", "--format", "{{.Revision}} {{.Result}} {{.Backup}}")

@@ -53,9 +53,13 @@ type DeployOptions struct {
 	RegistryAuth RegistryAuth
 	// ToolVersion goes into the manifest of a pre-deploy backup (predeploy.go).
 	ToolVersion string
-	// afterRollout runs inside the lock once the rollout succeeded (rollback
-	// --with-data's restore, rollbackdata.go).
-	afterRollout func(context.Context) error
+	// beforeRollout runs inside the lock after planning and the pre-deploy backup,
+	// before the rollout's first write; afterRollout once the rollout succeeded (rollback
+	// --with-data: stop and restore, then start what it stopped; rollbackdata.go). A
+	// rollout error goes through rolloutFailed, which may add what was already done.
+	beforeRollout func(context.Context) error
+	afterRollout  func(context.Context) error
+	rolloutFailed func(error) error
 }
 
 // Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
@@ -150,9 +154,17 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if err != nil {
 		return plan, err
 	}
+	if opts.beforeRollout != nil {
+		if err := opts.beforeRollout(ctx); err != nil {
+			return plan, err
+		}
+	}
 	created := newCreatedInspections(ctx, eng)
 	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add, Backups: backups}); err != nil {
 		created.wait()
+		if opts.rolloutFailed != nil {
+			err = opts.rolloutFailed(err)
+		}
 		return plan, err
 	}
 	if err := verifyCreated(p, images, created, events); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,22 +16,27 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
-// `rollback SERVICE --with-data`: the service goes back to its previous revision (the
-// ordinary rollback, Deploy with Rollback), then, inside the same project lock, its
-// volumes are restored from the backup recorded with the revision being left — the
-// one x-lifecycle.backup.before-deploy took just before that revision was deployed:
+// `rollback SERVICE --with-data`: the service goes back to its previous revision and its
+// volumes to the backup recorded with the revision being left — the one
+// x-lifecycle.backup.before-deploy took just before that revision was deployed — in an
+// order where neither revision ever runs on the other's data:
 //
 //  1. before anything changes: the record, the backup's manifest and the sha256 of
 //     every archive to restore are checked (PlanDataRestore); any problem changes nothing;
-//  2. the rollback itself (with before-deploy on, it first backs up the data being left);
-//  3. every running container of the project that mounts one of the volumes is stopped
-//     (the rolled-back service's, and any other service's sharing the volume);
-//  4. the archives are extracted into the same volumes (restore --force: nothing runs on
+//  2. under the deploy's lock, after planning the rollback (and, with before-deploy on,
+//     backing up the data being left): every running container of the project that
+//     mounts one of the volumes is stopped (the revision being left, and any other
+//     service's container sharing the volume);
+//  3. the archives are extracted into the same volumes (restore --force: nothing runs on
 //     them now; files that are not in the archive stay);
-//  5. the stopped containers are started again and waited for (health gate).
+//  4. the rollback's rollout: the previous revision starts on the restored data, passes
+//     its health gate and takes the traffic; the revision left stays stopped (retained);
+//  5. the other containers stopped in 2 are started again and waited for (health gate).
 //
-// If the rollout fails, nothing is restored. If the restore fails, the containers stay
-// stopped (they would run on partly restored data) and the error says how to finish.
+// The service is down from 2 to 4 (a routed service's requests fail then): a data
+// rollback has no revision that may serve meanwhile. If the restore fails, nothing is
+// started (it would run on partly restored data); if the rollout fails, the data stays
+// restored; each error says how to finish.
 
 // ErrNoBackupRecorded means the revision being left has no pre-deploy backup recorded.
 var ErrNoBackupRecorded = errors.New("no pre-deploy backup recorded")
@@ -145,83 +151,127 @@ func dataRestoreFor(ctx context.Context, p *compose.Project, service string, con
 	return r, nil
 }
 
-// RollbackWithData rolls the services back (opts.Rollback) and then restores their
-// volumes as restores says, inside the deploy's lock (see the top of this file).
+// RollbackWithData rolls the services back (opts.Rollback) with their volumes restored
+// as restores says, inside the deploy's lock (see the top of this file).
 func RollbackWithData(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts DeployOptions, restores []DataRestore) (strategies.Plan, error) {
-	if !opts.DryRun {
-		wait := opts.WaitTimeout
-		if wait <= 0 {
-			wait = time.Duration(p.Spec.WaitTimeout)
-		}
-		opts.afterRollout = func(ctx context.Context) error {
-			for _, r := range restores {
-				if err := restoreData(ctx, eng, p.Name, events, r, wait); err != nil {
-					return err
-				}
+	if opts.DryRun {
+		return Deploy(ctx, eng, p, events, opts)
+	}
+	wait := opts.WaitTimeout
+	if wait <= 0 {
+		wait = time.Duration(p.Spec.WaitTimeout)
+	}
+	var stopped []engine.ContainerDetails
+	restored := false
+	opts.beforeRollout = func(ctx context.Context) error {
+		for _, r := range restores {
+			s, err := stopAndRestore(ctx, eng, p.Name, events, r, stopped)
+			stopped = append(stopped, s...)
+			if err != nil {
+				return err
 			}
-			return nil
 		}
+		restored = true
+		return nil
+	}
+	opts.rolloutFailed = func(err error) error {
+		if !restored {
+			return err
+		}
+		var backups, services []string
+		for _, r := range restores {
+			backups, services = append(backups, r.Backup), append(services, r.Service)
+		}
+		return fmt.Errorf("the volumes were restored from %s, then the rollback of %s failed: %w; fix the cause and run `docker lifecycle rollback %s` (without --with-data: the data is restored already)",
+			strings.Join(backups, ", "), strings.Join(services, ", "), err, strings.Join(services, " "))
+	}
+	opts.afterRollout = func(ctx context.Context) error {
+		return restartOthers(ctx, eng, events, stopped, restores, wait)
 	}
 	return Deploy(ctx, eng, p, events, opts)
 }
 
-// restoreData stops the running containers that mount the volumes, restores the
-// volumes from the backup (force: they hold the data being replaced), and starts the
-// containers again.
-func restoreData(ctx context.Context, eng engine.Engine, project string, events progress.Writer, r DataRestore, wait time.Duration) error {
+// stopAndRestore stops the running containers that mount the volumes (but those in
+// already, stopped for an earlier service's restore) and restores the volumes from the
+// backup (force: they hold the data being replaced). It returns what it stopped, also
+// on an error.
+func stopAndRestore(ctx context.Context, eng engine.Engine, project string, events progress.Writer, r DataRestore, already []engine.ContainerDetails) ([]engine.ContainerDetails, error) {
 	vols, _, err := backupSelection(ctx, eng, project, r.Volumes)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var users []engine.ContainerDetails
 	for _, pv := range vols {
 		for _, c := range pv.users {
-			if c.State == "running" && !slices.ContainsFunc(users, func(u engine.ContainerDetails) bool { return u.ID == c.ID }) {
+			seen := func(u engine.ContainerDetails) bool { return u.ID == c.ID }
+			if c.State == "running" && !slices.ContainsFunc(users, seen) && !slices.ContainsFunc(already, seen) {
 				users = append(users, c)
 			}
 		}
 	}
 	var stopped []engine.ContainerDetails
-	start := func(ctx context.Context) error {
-		var errs []error
-		for _, c := range stopped {
-			name := containerID(c.Name)
-			progress.Emit(events, name, progress.Working, "Starting", "after the restore")
-			if err := eng.StartContainer(ctx, c.ID); err != nil {
-				errs = append(errs, fmt.Errorf("start container %s after the restore (run `docker start %s`): %w", c.Name, c.Name, err))
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		return waitStarted(ctx, eng, events, stopped, wait)
-	}
 	for _, c := range users {
 		progress.Emit(events, containerID(c.Name), progress.Working, "Stopping", "restore of "+strings.Join(r.EngineVolumes, ", "))
 		if err := eng.StopContainer(ctx, c.ID, "", nil); err != nil {
-			serr := start(context.WithoutCancel(ctx))
-			return errors.Join(fmt.Errorf("stop container %s for the restore of %s: %w; nothing restored", c.Name, strings.Join(r.EngineVolumes, ", "), err), serr)
+			return stopped, fmt.Errorf("stop container %s for the restore of %s: %w; nothing restored, the rollback did not start: `docker start` what the progress shows stopped, or run the rollback again",
+				c.Name, strings.Join(r.EngineVolumes, ", "), err)
 		}
 		stopped = append(stopped, c)
 		progress.Emit(events, containerID(c.Name), progress.Done, "Stopped", "")
 	}
 	where, name, err := SplitBackupLocation(r.Backup)
 	if err != nil {
-		return err
+		return stopped, err
 	}
 	target, err := OpenTarget(where)
 	if err != nil {
-		return err
+		return stopped, err
 	}
 	if _, err := Restore(ctx, eng, target, name, events, RestoreOptions{Force: true, Volumes: r.Volumes}); err != nil {
 		var names []string
 		for _, c := range stopped {
-			names = append(names, c.Name)
+			names = append(names, strings.TrimPrefix(c.Name, "/"))
 		}
-		return fmt.Errorf("service %q rolled back, but the restore of %s from %s failed; its containers are left stopped (%s): run `docker lifecycle restore %s --force`, then `docker start %s`: %w",
-			r.Service, strings.Join(r.EngineVolumes, ", "), r.Backup, strings.Join(names, ", "), r.Backup, strings.Join(names, " "), err)
+		return stopped, fmt.Errorf("the restore of %s from %s failed, so %q was not rolled back and its containers are left stopped (%s): run `docker lifecycle restore %s --force`, then `docker lifecycle rollback %s`: %w",
+			strings.Join(r.EngineVolumes, ", "), r.Backup, r.Service, strings.Join(names, ", "), r.Backup, r.Service, err)
 	}
-	return start(ctx)
+	return stopped, nil
+}
+
+// restartOthers starts again the stopped containers the rollout did not take over —
+// those of other services that share a restored volume — and waits for their health.
+// The rolled-back services' containers of the revision left stay stopped: the rollout
+// retired them.
+func restartOthers(ctx context.Context, eng engine.Engine, events progress.Writer, stopped []engine.ContainerDetails, restores []DataRestore, wait time.Duration) error {
+	leaving := map[string]string{}
+	for _, r := range restores {
+		leaving[r.Service] = strconv.Itoa(r.Leaving)
+	}
+	var again []engine.ContainerDetails
+	var errs []error
+	for _, c := range stopped {
+		var labels map[string]string
+		if c.Config != nil {
+			labels = c.Config.Labels
+		}
+		if rev, ok := leaving[labels[compose.LabelService]]; ok && labels[compose.LabelRevision] == rev {
+			continue
+		}
+		d, err := eng.InspectContainer(ctx, c.ID)
+		if errors.Is(err, engine.ErrNotFound) || err == nil && d.State == "running" {
+			continue
+		}
+		progress.Emit(events, containerID(c.Name), progress.Working, "Starting", "after the restore")
+		if err := eng.StartContainer(ctx, c.ID); err != nil {
+			errs = append(errs, fmt.Errorf("start container %s after the restore (run `docker start %s`): %w", c.Name, strings.TrimPrefix(c.Name, "/"), err))
+			continue
+		}
+		again = append(again, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return waitStarted(ctx, eng, events, again, wait)
 }
 
 // waitStarted waits for each restarted container's health gate, up to wait.
