@@ -156,9 +156,27 @@ func TestS3ConfigFromEnv(t *testing.T) {
 	assert.Check(t, !c.Secure)
 	assert.Check(t, is.Equal(c.Region, "r"))
 
-	_, err = s3ConfigFromEnv(env("AWS_ENDPOINT_URL", "127.0.0.1:9000"))
+	none := filepath.Join(t.TempDir(), "no-credentials")
+	_, err = s3ConfigFromEnv(env("AWS_ENDPOINT_URL", "127.0.0.1:9000", "AWS_SHARED_CREDENTIALS_FILE", none))
 	assert.ErrorContains(t, err, `AWS_ENDPOINT_URL="127.0.0.1:9000": want http://HOST[:PORT]`)
-	assert.ErrorContains(t, err, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	assert.ErrorContains(t, err, `S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile "default" keys in ~/.aws/credentials`)
+
+	// Without keys in the environment, the AWS CLI's credentials file, by profile.
+	file := filepath.Join(t.TempDir(), "credentials")
+	assert.NilError(t, os.WriteFile(file, []byte("[default]\naws_access_key_id = dk\naws_secret_access_key = ds\n\n[ci]\naws_access_key_id = ck\naws_secret_access_key = cs\naws_session_token = ct\n"), 0o600))
+	c, err = s3ConfigFromEnv(env("AWS_SHARED_CREDENTIALS_FILE", file))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(c.AccessKey, "dk"))
+	assert.Check(t, is.Equal(c.SecretKey, "ds"))
+	c, err = s3ConfigFromEnv(env("AWS_SHARED_CREDENTIALS_FILE", file, "AWS_PROFILE", "ci"))
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual([]string{c.AccessKey, c.SecretKey, c.SessionToken}, []string{"ck", "cs", "ct"}))
+	// The environment's keys win over the file's.
+	c, err = s3ConfigFromEnv(env("AWS_SHARED_CREDENTIALS_FILE", file, "AWS_ACCESS_KEY_ID", "k", "AWS_SECRET_ACCESS_KEY", "s"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(c.AccessKey, "k"))
+	_, err = s3ConfigFromEnv(env("AWS_SHARED_CREDENTIALS_FILE", file, "AWS_PROFILE", "prod"))
+	assert.ErrorContains(t, err, `give profile "prod" keys`)
 }
 
 // TestBackupEncryptedWithAge: the manifest says age, the archive name ends with .age,

@@ -53,9 +53,32 @@ func s3ConfigFromEnv(getenv func(string) string) (s3Config, error) {
 		}
 	}
 	if c.AccessKey == "" || c.SecretKey == "" {
-		errs = append(errs, errors.New("S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
+		if err := sharedCredentials(getenv, &c); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// sharedCredentials reads the AWS CLI's files when the environment holds no keys, as the
+// AWS CLI and SDKs do: AWS_SHARED_CREDENTIALS_FILE alone when set, else ~/.aws/config
+// and ~/.aws/credentials merged (SSO profiles included), profile AWS_PROFILE or default.
+func sharedCredentials(getenv func(string) string, c *s3Config) error {
+	profile := getenv("AWS_PROFILE")
+	if profile == "" {
+		profile = "default"
+	}
+	files := &credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile}
+	v, err := files.Retrieve()
+	if err != nil || v.AccessKeyID == "" || v.SecretAccessKey == "" {
+		why := "no keys for it"
+		if err != nil {
+			why = err.Error()
+		}
+		return fmt.Errorf("S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile %q keys in ~/.aws/credentials (or the file AWS_SHARED_CREDENTIALS_FILE names; `aws configure` writes it): %s", profile, why)
+	}
+	c.AccessKey, c.SecretKey, c.SessionToken = v.AccessKeyID, v.SecretAccessKey, v.SessionToken
+	return nil
 }
 
 // parseS3URL splits s3://BUCKET/PREFIX; the prefix may be empty.
