@@ -268,9 +268,9 @@ func TestGuardBacksOffCrashLoopAndQuarantines(t *testing.T) {
 }
 
 // TestGuardRestartsNetworkModeSidecar: web's health check fails (its file removed);
-// the guard restarts web, then the sidecar that shares web's network namespace
-// (network_mode: service:web), which without it would have no network: after it the
-// sidecar reaches web's app on 127.0.0.1 again.
+// the guard restarts web, then — once web is healthy again — the sidecar that shares
+// web's network namespace (network_mode: service:web), which without it would have no
+// network: after it the sidecar reaches web's app on 127.0.0.1 again.
 func TestGuardRestartsNetworkModeSidecar(t *testing.T) {
 	s := setup(t)
 	defer logDuration(t, time.Now())
@@ -298,11 +298,24 @@ services:
 	assert.Assert(t, is.Len(sidecars, 1))
 	web, sidecar := webs[0], sidecars[0]
 	sidecarStarted := p.inspect("{{.State.StartedAt}}", sidecar)
+	webStarted := p.inspect("{{.State.StartedAt}}", web)
 	g := p.startGuard()
 	assert.NilError(t, os.Remove(okFile))
 
+	// The guard restarts web; while web is still unhealthy its sidecar is left alone.
+	// Once web is healthy again (its file back), the sidecar is restarted.
+	deadline := time.Now().Add(20 * time.Second)
+	for p.inspect("{{.State.StartedAt}}", web) == webStarted {
+		assert.Assert(t, time.Now().Before(deadline), "web was not restarted within 20s")
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // web runs, unhealthy: its dependents must wait
+	assert.Check(t, is.Equal(p.inspect("{{.State.StartedAt}}", sidecar), sidecarStarted), "the sidecar was restarted before web was healthy")
+	healthyAgain := time.Now()
+	assert.NilError(t, os.WriteFile(okFile, []byte("ok"), 0o644))
+
 	a, ok := g.next("unhealthy", 20*time.Second)
-	assert.Assert(t, ok, "web was not restarted within 20s")
+	assert.Assert(t, ok, "no alert of web's restart within 20s")
 	assert.Assert(t, is.Equal(a.Action, "restarted"), "%+v", a)
 	assert.Check(t, is.Equal(a.Container, web))
 	d, ok := g.next("unhealthy", 20*time.Second)
@@ -316,6 +329,7 @@ services:
 	t.Logf("sidecar restart begun %s after web was started again, took %s",
 		d.RestartBegan.Sub(a.Time).Round(time.Millisecond), d.Time.Sub(*d.RestartBegan).Round(time.Millisecond))
 	assert.Check(t, !d.RestartBegan.Before(a.Time), "the sidecar restarted before web ran again")
+	assert.Check(t, d.RestartBegan.After(healthyAgain), "the sidecar restarted at %s, before web's health check could pass (file back at %s)", d.RestartBegan, healthyAgain)
 	assert.Check(t, p.inspect("{{.State.StartedAt}}", sidecar) != sidecarStarted, "the sidecar was not started again")
 	// Its network is web's again: web's app answers on the loopback they share.
 	r := p.s.docker(t, p.dir, nil, "exec", sidecar, "/testapp", "healthcheck", "http://127.0.0.1:8080/")

@@ -489,8 +489,8 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 // restart stops and starts w in the background, under the project lock; finished
 // takes the result. A routed container leaves its routers first and comes back once
 // healthy (guardroute.go). While a deploy holds the lock, the restart waits: the
-// deploy may be replacing the container. Once w runs again, its dependents are
-// restarted, under the same lock (guarddependents.go).
+// deploy may be replacing the container. Once w is healthy again (or runs, without a
+// healthcheck), its dependents are restarted, under the same lock (guarddependents.go).
 func (g *guard) restart(w *watchedContainer) {
 	w.busy = true
 	deps := g.dependentsOf(w)
@@ -507,7 +507,14 @@ func (g *guard) restart(w *watchedContainer) {
 		}
 		defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
 		at, note, err := g.restartContainer(ctx, w.id, w.name, spec)
-		if err == nil {
+		if err == nil && len(deps) > 0 {
+			// Dependents come back once their parent is healthy, as compose starts a
+			// service after its dependency: a sidecar joined to a namespace whose app
+			// is not serving yet would fail its own checks (and be restarted for it).
+			// A parent with no healthcheck counts as healthy once it runs.
+			if !waitHealthy(ctx, g.eng, w.id, time.Duration(spec.WaitTimeout)) {
+				note += fmt.Sprintf("; its dependents were restarted although it was not healthy within %s (wait-timeout)", spec.WaitTimeout)
+			}
 			g.restartDependents(ctx, deps)
 		}
 		g.done <- restartResult{id: w.id, began: began, at: at, err: err, note: note, dependents: deps}

@@ -150,7 +150,7 @@ func (g *guard) dependentsOf(w *watchedContainer) []*dependentRestart {
 }
 
 // restartDependents stops and starts each dependent in order (the caller holds the
-// project lock and its parent runs again).
+// project lock, and its parent is healthy again or its wait-timeout passed).
 func (g *guard) restartDependents(ctx context.Context, deps []*dependentRestart) {
 	for _, d := range deps {
 		d.began = time.Now()
