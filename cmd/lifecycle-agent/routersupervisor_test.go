@@ -158,9 +158,6 @@ func routeConfig(listen, backend string) string {
 // backlog and the restarted process (new pid, the saved config) answers it. A route
 // removed closes its port; SIGTERM stops both processes.
 func TestSupervisorRestartsRouterOnHeldSockets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the supervisor and router processes")
-	}
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "a") }))
 	defer backend.Close()
 	listen := freeLoopbackAddr(t)
@@ -211,9 +208,6 @@ func TestSupervisorRestartsRouterOnHeldSockets(t *testing.T) {
 // invalid saved config) is restarted with a growing delay, then the supervisor exits
 // with its status so the engine's restart policy (and `docker ps`) take over.
 func TestSupervisorGivesUpOnRouterFailingAtStart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the supervisor and router processes")
-	}
 	s := startSupervisor(t, `{"version": 1, "routes": [{"name": "web"}]}`)
 	select {
 	case <-s.exited:
