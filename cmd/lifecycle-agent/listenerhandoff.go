@@ -199,9 +199,6 @@ type listenerHandoff struct {
 // and takes the inherited listeners named in listenersEnv.
 func openListenerHandoff(logger *slog.Logger) (*listenerHandoff, error) {
 	f := os.NewFile(handoffFD, "handoff")
-	if f == nil {
-		return nil, fmt.Errorf("no handoff socket on descriptor %d", handoffFD)
-	}
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
