@@ -108,6 +108,9 @@ func TestRouterProcessKilledUnderLoad(t *testing.T) {
 		before[0], rep, ms(restart.exited), after[0], ms(restart.spawned), ms(started), ms(seen), ms(firstServed))
 	assert.Check(t, rep.Total >= 2900, "the load fell behind: %s", rep)
 	assert.Check(t, rep.Failed <= routerProcessKillBudget, rep.String())
+	for kind := range rep.Errors {
+		assert.Check(t, !strings.Contains(kind, "connection refused"), "a connection was refused: %s", rep)
+	}
 	assert.Check(t, started < 2*time.Second, "the new router process started %s after the kill", started)
 	assert.Check(t, firstServed >= 0 && firstServed < 2*time.Second, "first answer after the kill: %s", firstServed)
 	assert.Check(t, rep.Bodies["v2"] > 0, "the deploy after the kill did not switch the traffic: %s", rep)

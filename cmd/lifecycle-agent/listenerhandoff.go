@@ -28,7 +28,8 @@ import (
 //	               the router's close really closes the socket (a copy left open would
 //	               keep the kernel accepting connections that nobody serves)
 //
-// The supervisor answers each with "ok" or "error TEXT". A restarted router process
+// The supervisor answers each with "ok" or "error TEXT". The control API's unix socket
+// is held the same way (its address is "unix:PATH"). A restarted router process
 // inherits the held sockets (exec ExtraFiles) with their addresses in
 // $LIFECYCLE_ROUTER_LISTENERS (JSON: address → descriptor), and serves them instead of
 // binding: connections that arrived while no router process ran wait in the socket's
@@ -251,6 +252,42 @@ func (h *listenerHandoff) listen(ctx context.Context, addr string) (net.Listener
 		return nil, fmt.Errorf("listen %s: hand the socket to the supervisor: %w", addr, err)
 	}
 	return &heldListener{Listener: ln, addr: addr, handoff: h}, nil
+}
+
+// controlKey is the handoff address of the control API's unix socket at path.
+func controlKey(path string) string { return "unix:" + path }
+
+// listenControl opens the control API's unix socket: the inherited one, else a new
+// one (a socket file left at path by a previous run of the container is removed
+// first) handed to the supervisor, so control requests made while the router process
+// restarts wait in its backlog instead of being refused. It is never released: the
+// supervisor holds it as long as it runs.
+func (h *listenerHandoff) listenControl(path string) (net.Listener, error) {
+	key := controlKey(path)
+	h.mu.Lock()
+	f := h.inherited[key]
+	delete(h.inherited, key)
+	h.mu.Unlock()
+	if f != nil {
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err == nil {
+			return ln, nil
+		}
+		h.logger.Warn("inherited control socket unusable; binding again", "control", path, "err", err)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	// The socket outlives this process (the supervisor holds it), so its file must too.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := h.hold(key, ln); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: hand it to the supervisor: %w", path, err)
+	}
+	return ln, nil
 }
 
 // hold sends the supervisor a copy of ln's socket.

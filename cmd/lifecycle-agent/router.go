@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -68,6 +67,13 @@ func runRouterProcess(args []string) int {
 	r := router.New(opts)
 	defer r.Close()
 
+	// The control socket is opened first, served once the saved routes are applied:
+	// a control request made meanwhile waits for them.
+	l, err := handoff.listenControl(flags.control)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agent router-worker: control socket: %v\n", err)
+		return 1
+	}
 	cfg, err := router.LoadConfigFile(flags.configFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -83,12 +89,6 @@ func runRouterProcess(args []string) int {
 	// Sockets the supervisor held for addresses the saved config no longer has.
 	handoff.releaseUnused()
 
-	_ = os.Remove(flags.control) // a socket left by a previous run of this container
-	l, err := net.Listen("unix", flags.control)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "agent router-worker: control socket: %v\n", err)
-		return 1
-	}
 	errs := make(chan error, 1)
 	go func() { errs <- r.ServeControl(l) }()
 

@@ -155,8 +155,9 @@ func routeConfig(listen, backend string) string {
 
 // TestSupervisorRestartsRouterOnHeldSockets: the router process SIGKILLed, a client
 // connecting right after is not refused: its connection waits in the held socket's
-// backlog and the restarted process (new pid, the saved config) answers it. A route
-// removed closes its port; SIGTERM stops both processes.
+// backlog and the restarted process (new pid, the saved config) answers it. The same
+// for a control request; a route removed closes its port; SIGTERM stops both
+// processes.
 func TestSupervisorRestartsRouterOnHeldSockets(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "a") }))
 	defer backend.Close()
@@ -179,7 +180,13 @@ func TestSupervisorRestartsRouterOnHeldSockets(t *testing.T) {
 	assert.Assert(t, is.Len(first, 1), s.log())
 	killed := time.Now()
 	assert.NilError(t, syscall.Kill(first[0], syscall.SIGKILL))
-	body, err = get(url) // at once: the new process may not even run yet
+	// Once it is dead (a signal is delivered asynchronously: a connection made before
+	// that could still be accepted by the dying process, and be lost with it), connect
+	// at once: the new process is starting or not even started yet.
+	for !deadProcess(first[0]) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	body, err = get(url)
 	served := time.Since(killed)
 	assert.NilError(t, err, "a connection right after the router process died failed\n%s", s.log())
 	assert.Check(t, is.Equal(body, "a"))
@@ -189,10 +196,17 @@ func TestSupervisorRestartsRouterOnHeldSockets(t *testing.T) {
 	assert.Assert(t, is.Len(pids, 2), s.log())
 	assert.Check(t, pids[1] != pids[0])
 
-	// The restarted process drives the port: a route removed closes it.
+	// The control socket is held too: a control request right after the next kill
+	// waits for the new process, which drives the port (a route removed closes it).
+	assert.NilError(t, syscall.Kill(pids[1], syscall.SIGKILL))
+	for !deadProcess(pids[1]) {
+		time.Sleep(100 * time.Microsecond)
+	}
 	s.putConfig(`{"version":1,"routes":[]}`)
 	_, err = get(url)
 	assert.Check(t, is.ErrorContains(err, "connection refused"), "the port stayed open after its route left")
+	pids = s.routerPids()
+	assert.Assert(t, is.Len(pids, 3), s.log())
 
 	assert.NilError(t, s.cmd.Process.Signal(syscall.SIGTERM))
 	select {
@@ -201,7 +215,18 @@ func TestSupervisorRestartsRouterOnHeldSockets(t *testing.T) {
 		t.Fatalf("the supervisor did not exit on SIGTERM\n%s", s.log())
 	}
 	assert.Check(t, is.Equal(s.cmd.ProcessState.ExitCode(), 0), s.log())
-	assert.Check(t, is.ErrorIs(syscall.Kill(pids[1], 0), syscall.ESRCH), "the router process outlived its supervisor")
+	assert.Check(t, is.ErrorIs(syscall.Kill(pids[2], 0), syscall.ESRCH), "the router process outlived its supervisor")
+}
+
+// deadProcess reports whether pid has exited (a zombie not yet reaped, or gone).
+func deadProcess(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) == 0 || fields[0] == "Z" || fields[0] == "X"
 }
 
 // TestSupervisorGivesUpOnRouterFailingAtStart: a router process that cannot start (an
