@@ -139,14 +139,19 @@ router_cfg() { # router_cfg ID PORT [LISTEN_PORT]
   printf '{"version":1,"routes":[{"name":"web","listen":"127.0.0.1:%s","drain_timeout":"3s","backends":[{"id":"%s","address":"127.0.0.1:%s","weight":1}]}]}\n' \
     "${3:-$p_router}" "$1" "$2"
 }
-start_router() { # start_router NAME LISTEN_PORT [VAR=value...]: sets router_pid
-  local name=$1 port=$2
+# `agent router` is a supervisor running the router as its child process (`agent
+# router-worker`, docs/rollouts.md): router_pids is both, for CPU and RSS; router_pid
+# is the router process, for its fds and threads.
+start_router() { # start_router NAME LISTEN_PORT [VAR=value...]: sets router_pid, router_pids
+  local name=$1 port=$2 supervisor
   shift 2
   router_cfg b1 "$p_b1" "$port" >"$work/$name.json"
   env "$@" "$work/agent" router -config "$work/$name.json" -control "$work/$name.sock" >"$work/$name.log" 2>&1 &
-  router_pid=$!
-  pids+=($router_pid)
+  supervisor=$!
+  pids+=($supervisor)
   wait_http "http://127.0.0.1:$port/"
+  router_pid=$(pgrep -P "$supervisor" | head -1)
+  router_pids="$supervisor $router_pid"
 }
 targets=(direct ours)
 declare -A url pidsof
@@ -158,11 +163,11 @@ if ! skipped gogc100; then
   start_router router-gogc100 "$p_router_gc" GOGC=100
   targets+=(ours_gogc100)
   url[ours_gogc100]=http://127.0.0.1:$p_router_gc/
-  pidsof[ours_gogc100]=$router_pid
+  pidsof[ours_gogc100]=$router_pids
 fi
 # shellcheck disable=SC2086 # BENCH_ROUTER_ENV is a list of VAR=value words
 start_router router "$p_router" $router_env
-pidsof[ours]=$router_pid
+pidsof[ours]=$router_pids
 
 if ! skipped nginx; then
   mkdir -p "$work/nginx/logs"
@@ -296,9 +301,9 @@ if ! skipped rollouts; then
     out=$(<"$work/rollout-wrk-$1.txt")
     errs=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ';' || true)
     sleep 4 # drain_timeout is 3s
-    rollout_rows+=("| after $(($1 * 10)) rollouts | $(awk '{printf "%.1f", $1/1024}' <<<"$(rss_kb "$router_pid")") | $(nfds "$router_pid") | $(awk '/^Threads:/ {print $2}' "/proc/$router_pid/status") | $(awk '/requests in/ {print $1}' <<<"$out") | ${errs:-none} |")
+    rollout_rows+=("| after $(($1 * 10)) rollouts | $(awk '{printf "%.1f", $1/1024}' <<<"$(rss_kb ${pidsof[ours]})") | $(nfds "$router_pid") | $(awk '/^Threads:/ {print $2}' "/proc/$router_pid/status") | $(awk '/requests in/ {print $1}' <<<"$out") | ${errs:-none} |")
   }
-  rollout_rows+=("| before (after the rounds) | $(awk '{printf "%.1f", $1/1024}' <<<"$(rss_kb "$router_pid")") | $(nfds "$router_pid") | $(awk '/^Threads:/ {print $2}' "/proc/$router_pid/status") | | |")
+  rollout_rows+=("| before (after the rounds) | $(awk '{printf "%.1f", $1/1024}' <<<"$(rss_kb ${pidsof[ours]})") | $(nfds "$router_pid") | $(awk '/^Threads:/ {print $2}' "/proc/$router_pid/status") | | |")
   log "rollouts: 2 x 10 config swaps under wrk -c64"
   rollouts 1
   rollouts 2

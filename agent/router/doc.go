@@ -120,6 +120,13 @@
 // saved atomically (temp file, fsync, rename), and an agent restart can
 // LoadConfigFile and Apply it.
 //
+// # Listening sockets from elsewhere
+//
+// Options.Listen opens each route's listener. The agent's supervisor uses it so a
+// restarted router process serves the sockets the dead one bound (held open across
+// the restart, so no connection is refused); the package itself stays free of
+// descriptor passing.
+//
 // # Known limits
 //
 // HTTP/1.1 only (no HTTP/2 or TLS termination; an auto route carries h2c prior

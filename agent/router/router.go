@@ -32,6 +32,14 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration
 	// MaxIdleConnsPerBackend is the keep-alive pool size per backend (default 1024).
 	MaxIdleConnsPerBackend int
+	// Listen, when set, opens the listening socket of a route's address (as written in
+	// the config) instead of a plain TCP listen; nil listens on TCP. The router closes
+	// what it returns when it stops using the address (the address left the config, an
+	// Apply failed after binding it, or Close; perhaps more than once), so its Close is
+	// where a copy of the socket held elsewhere must be released. The agent's
+	// supervisor uses it to keep the router's listening sockets open across a restart
+	// of the router process (cmd/lifecycle-agent, docs/rollouts.md).
+	Listen func(ctx context.Context, addr string) (net.Listener, error)
 }
 
 // Server-side limits for client connections. Generous, but a stalled client cannot
@@ -458,8 +466,14 @@ type listener struct {
 }
 
 func (r *Router) listen(addr string) (*listener, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(r.ctx, "tcp", addr)
+	var ln net.Listener
+	var err error
+	if r.opts.Listen != nil {
+		ln, err = r.opts.Listen(r.ctx, addr)
+	} else {
+		var lc net.ListenConfig
+		ln, err = lc.Listen(r.ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,10 @@
 //	agent version                 print the agent version
 //	agent probe tcp HOST:PORT     exit 0 when a TCP connection opens within the timeout
 //	agent probe http URL          exit 0 when GET URL answers 2xx/3xx within the timeout
-//	agent router [flags]          run the traffic router (see package router)
+//	agent router [flags]          run the traffic router (see package router) as a
+//	                              supervised child process, restarted on the same
+//	                              listening sockets if it dies (routersupervisor.go)
+//	agent router-worker [flags]   the router process itself (started by `agent router`)
 //	agent ctl COMMAND             drive a running router through its control socket
 package main
 
@@ -37,7 +40,9 @@ func run(args []string) int {
 	case "probe-many": // agent probe-many [-timeout D] HOST[:PORT]…: JSON results (network verify)
 		return probeMany(args[1:])
 	case "router":
-		return runRouter(args[1:])
+		return superviseRouter(args[1:])
+	case routerProcessCommand:
+		return runRouterProcess(args[1:])
 	case "ctl":
 		return ctl(args[1:])
 	case "secrets-write": // agent secrets-write [DIR] < files.json (the secrets holder)

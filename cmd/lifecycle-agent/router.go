@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -6,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -17,20 +18,47 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 )
 
-// runRouter runs the traffic router: routes from the config file (so a restarted router
-// serves what it served before), control API on a unix socket on a volume shared with
-// the plugin's exec calls; no control port is ever published.
-func runRouter(args []string) int {
+// routerFlags are the flags of `agent router`, which its supervisor passes on to the
+// router process unchanged.
+type routerFlags struct {
+	configFile, control string
+	accessLog           bool
+}
+
+func parseRouterFlags(args []string) (routerFlags, error) {
+	var f routerFlags
 	fs := flag.NewFlagSet("router", flag.ContinueOnError)
-	configFile := fs.String("config", "/state/router.json", "config file, loaded at start and saved on every change")
-	control := fs.String("control", "/state/control.sock", "unix socket of the control API")
-	accessLog := fs.Bool("access-log", false, "write one JSON line per HTTP request to stdout")
+	fs.StringVar(&f.configFile, "config", "/state/router.json", "config file, loaded at start and saved on every change")
+	fs.StringVar(&f.control, "control", "/state/control.sock", "unix socket of the control API")
+	fs.BoolVar(&f.accessLog, "access-log", false, "write one JSON line per HTTP request to stdout")
 	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return f, nil
+}
+
+// runRouterProcess is `agent router-worker`, the router process its supervisor
+// (`agent router`, routersupervisor.go) starts and restarts: routes from the config
+// file (so a restarted router serves what it served before) on the listening sockets
+// the supervisor holds, control API on a unix socket on a volume shared with the
+// plugin's exec calls; no control port is ever published.
+func runRouterProcess(args []string) int {
+	flags, err := parseRouterFlags(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agent router-worker: %v\n", err)
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	opts := router.Options{Logger: logger, ConfigFile: *configFile}
-	if *accessLog {
+	handoff, err := openListenerHandoff(logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agent router-worker: %v\n", err)
+		return 1
+	}
+	opts := router.Options{Logger: logger, ConfigFile: flags.configFile, Listen: handoff.listen}
+	if flags.accessLog {
 		opts.AccessLog = os.Stdout
 	}
 	stopGC := make(chan struct{})
@@ -39,38 +67,41 @@ func runRouter(args []string) int {
 	r := router.New(opts)
 	defer r.Close()
 
-	cfg, err := router.LoadConfigFile(*configFile)
+	// The control socket is opened first, served once the saved routes are applied:
+	// a control request made meanwhile waits for them.
+	l, err := handoff.listenControl(flags.control)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agent router-worker: control socket: %v\n", err)
+		return 1
+	}
+	cfg, err := router.LoadConfigFile(flags.configFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "agent router: %v\n", err)
+		fmt.Fprintf(os.Stderr, "agent router-worker: %v\n", err)
 		return 1
 	default:
 		if err := r.Apply(cfg); err != nil {
-			fmt.Fprintf(os.Stderr, "agent router: apply %s: %v\n", *configFile, err)
+			fmt.Fprintf(os.Stderr, "agent router-worker: apply %s: %v\n", flags.configFile, err)
 			return 1
 		}
 	}
+	// Sockets the supervisor held for addresses the saved config no longer has.
+	handoff.releaseUnused()
 
-	_ = os.Remove(*control) // a socket left by a previous run of this container
-	l, err := net.Listen("unix", *control)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "agent router: control socket: %v\n", err)
-		return 1
-	}
 	errs := make(chan error, 1)
 	go func() { errs <- r.ServeControl(l) }()
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	logger.Info("router started", "config", *configFile, "control", *control)
+	logger.Info("router started", "config", flags.configFile, "control", flags.control)
 	select {
 	case sig := <-signals:
 		logger.Info("router stopping", "signal", sig.String())
 		return 0
 	case err := <-errs:
 		if err != nil && !errors.Is(err, io.EOF) {
-			fmt.Fprintf(os.Stderr, "agent router: control API: %v\n", err)
+			fmt.Fprintf(os.Stderr, "agent router-worker: control API: %v\n", err)
 			return 1
 		}
 		return 0
