@@ -84,7 +84,11 @@ func (a *Alert) summarize() {
 		if a.Status == StatusResolved {
 			th = a.ResolveBelow
 		}
-		what = fmt.Sprintf("%s %s%s %s %s%s", a.Metric, num(a.Value), a.Unit, op, num(th), a.Unit)
+		unit := a.Unit
+		if unit == units["oom"] || unit == units["restarts"] { // words: "2 kills"; symbols stay attached: "80%", "300ms"
+			unit = " " + unit
+		}
+		what = fmt.Sprintf("%s %s%s %s %s%s", a.Metric, num(a.Value), unit, op, num(th), unit)
 		if a.Window != "" {
 			what += " over " + a.Window
 		}

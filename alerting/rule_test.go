@@ -131,3 +131,24 @@ func TestWindow(t *testing.T) {
 	assert.Check(t, is.Equal(Increase(base, latest), uint64(2)))
 	assert.Check(t, is.Equal(Increase(7, 2), uint64(2)), "a counter that went back counts from zero")
 }
+
+// A unit that is a word stands apart from the number; a symbol does not.
+func TestSummaryUnits(t *testing.T) {
+	c := Subject{Service: "web", Container: "c1"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		rule compose.AlertRule
+		want string
+	}{
+		{rule(compose.AlertOOM, 0, 0, 0), "oom 1 kills > 0 kills"},
+		{rule(compose.AlertMemory, 80, 80, 0), "memory 90% > 80%"},
+	} {
+		v := 1.0
+		if tc.rule.Metric == compose.AlertMemory {
+			v = 90
+		}
+		got := NewEvaluator("p").Observe(t0, []string{tc.rule.Metric}, []Observation{{Rule: tc.rule, Subject: c, Value: v}})
+		assert.Assert(t, is.Len(got, 1))
+		assert.Check(t, is.Contains(got[0].Summary, tc.want))
+	}
+}
