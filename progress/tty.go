@@ -3,6 +3,7 @@ package progress
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,7 @@ type ttyWriter struct {
 	lines   []*ttyLine
 	byID    map[string]*ttyLine
 	pending []string // info lines not yet printed
+	footer  []string // lines kept below the events (SetFooter)
 	drawn   int      // block lines on screen, to move back over on redraw
 	frame   int
 	dirty   bool
@@ -113,6 +115,30 @@ func (w *ttyWriter) Event(e Event) {
 	}
 }
 
+// FooterWriter is a Writer that also keeps a block of lines below its events, redrawn
+// with them (the rollout view of deploy and watch).
+type FooterWriter interface {
+	Writer
+	// SetFooter replaces the footer; lines should fit the terminal's width.
+	SetFooter(lines []string)
+}
+
+// NewTTY is the tty renderer with a footer, whatever the mode says: for callers that
+// checked the terminal themselves.
+func NewTTY(out io.Writer) FooterWriter {
+	return newTTYWriter(out, time.Now, ttyInterval)
+}
+
+func (w *ttyWriter) SetFooter(lines []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.footer = slices.Clone(lines)
+	w.dirty = true
+}
+
 func (w *ttyWriter) Close() error {
 	w.once.Do(func() {
 		close(w.stop)
@@ -159,7 +185,19 @@ func (w *ttyWriter) draw() {
 		w.writeLine(&b, line, now, width)
 		b.WriteByte('\n')
 	}
-	w.drawn = len(w.lines)
+	for _, text := range w.footer {
+		b.WriteString(ansiClearRow)
+		b.WriteString(text)
+		b.WriteByte('\n')
+	}
+	// A shorter footer than last time: its old rows are blanked, so the block keeps
+	// its height and no stale row stays on screen.
+	rows := len(w.lines) + len(w.footer)
+	for i := rows; i < w.drawn; i++ {
+		b.WriteString(ansiClearRow)
+		b.WriteByte('\n')
+	}
+	w.drawn = max(rows, w.drawn)
 
 	if b.Len() == 0 || w.err != nil {
 		return

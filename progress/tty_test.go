@@ -171,3 +171,23 @@ func TestTTYCloseStopsTicker(t *testing.T) {
 		})
 	}
 }
+
+// TestTTYFooterShrinks: the footer is drawn below the events, redrawn in place, and a
+// shorter footer blanks the rows the longer one used.
+func TestTTYFooterShrinks(t *testing.T) {
+	clock := newFakeClock()
+	var out lockedBuffer
+	w := newTTYWriter(&out, clock.now, time.Millisecond)
+	Emit(w, "Container demo-web-1", Done, "Started", "")
+	w.SetFooter([]string{"web  canary step 1/2", "  r1  90%", "  r2  10%"})
+	waitFor(t, &out, "r2  10%")
+	w.SetFooter([]string{"web  deployed revision 2"})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows := screen(t, out.String())
+	want := []string{"web  deployed revision 2", "", ""}
+	if len(rows) != 4 || !strings.HasPrefix(rows[0], " ✔ Container demo-web-1  Started") || strings.Join(rows[1:], "|") != strings.Join(want, "|") {
+		t.Errorf("screen:\n%s", strings.Join(rows, "\n"))
+	}
+}
