@@ -158,8 +158,9 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	defer stopSampling()
 	// Published for `watch` until the records are written (they hold the result).
 	x.state = newStatePublisher(ctx, eng, d, plan, events, time.Now())
+	x.state.timeline = timeline
 	defer x.state.close()
-	// Stopped before the state is removed, after the records are written: its last
+	// Stopped once the records are written, before the state is removed: its last
 	// view has the results.
 	defer startRolloutView(ctx, eng, p.Name, opts.Holder, nil, opts.View)()
 

@@ -19,7 +19,9 @@ import (
 // what the engine shows by itself (the containers with their revision and health; the
 // router's weights and counters): which services it rolls, to which revision, and a
 // canary's step, time left, pause and analysis verdicts. It is the smallest state that lets
-// another process draw the same rollout view, and it lives only while the rollout runs.
+// another process draw the same rollout view, and it lives only while the rollout runs:
+// the verdicts go on in the revision records' timelines, where a watcher that missed the
+// last state finds them.
 //
 // Volume labels cannot change, so each change is a new volume (the sequence number in its
 // name and a label) and the one before is removed after it: a reader always finds at least
@@ -74,6 +76,8 @@ type statePublisher struct {
 	project string
 	events  progress.Writer
 
+	// timeline keeps the verdicts with the records (the state goes with the rollout).
+	timeline *timelineRecorder
 	// steps gives each analyze step of the plan its place and weight (canaryPosition).
 	steps map[int][2]int
 
@@ -84,8 +88,8 @@ type statePublisher struct {
 	warned bool
 }
 
-// newStatePublisher removes what an earlier rollout left (a crash) and publishes the
-// plan's services.
+// newStatePublisher removes what the previous rollout left and publishes the plan's
+// services.
 func newStatePublisher(ctx context.Context, eng engine.Engine, d *compose.Desired, plan strategies.Plan, events progress.Writer, now time.Time) *statePublisher {
 	sp := &statePublisher{eng: eng, project: d.Project.Name, events: events, state: RolloutState{Started: now.UTC()}, steps: map[int][2]int{}}
 	clearRolloutState(ctx, eng, sp.project)
@@ -163,6 +167,9 @@ func (sp *statePublisher) verdict(ctx context.Context, s strategies.Step, text s
 	pos := sp.steps[s.ID]
 	sp.canary(ctx, s.Service, func(c *CanaryState) {
 		c.Verdicts = append(c.Verdicts, fmt.Sprintf("step %d/%d (%d%%) %s", pos[0], c.Steps, pos[1], text))
+		if sp.timeline != nil {
+			sp.timeline.addVerdict(s.Service, c.Verdicts[len(c.Verdicts)-1])
+		}
 	})
 }
 
@@ -208,11 +215,8 @@ func (sp *statePublisher) writeLocked(ctx context.Context) {
 	}
 }
 
-// close removes the published state: the rollout's result is in its revision records.
+// close removes the published state once the records are written (they hold the result).
 func (sp *statePublisher) close() {
-	if sp == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeStateTimeout)
 	defer cancel()
 	sp.mu.Lock()

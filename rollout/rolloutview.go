@@ -153,6 +153,11 @@ func buildRolloutView(in viewInputs) RolloutView {
 			for i := len(in.Records) - 1; i >= 0; i-- {
 				if r := in.Records[i]; r.Service == sr.Service {
 					sv.Result, sv.Reason = r.Result, r.Reason
+					// The record's verdicts are complete; the last state read may
+					// predate the last of them.
+					if t, err := r.Timeline(); err == nil && len(t.Verdicts) > 0 && sv.Canary != nil {
+						sv.Canary.Verdicts = t.Verdicts
+					}
 					break
 				}
 			}

@@ -1,0 +1,97 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/golden"
+
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
+)
+
+var viewStart = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+
+// canaryView is a canary of web at its first step (10 %), with a rolling worker beside it.
+func canaryView() rollout.RolloutView {
+	return rollout.RolloutView{
+		Project: "demo", Time: viewStart.Add(12500 * time.Millisecond), Command: "docker lifecycle deploy",
+		Host: "ci-runner-7", PID: 4242, Since: viewStart,
+		Services: []rollout.ServiceView{{
+			Service: "web", Strategy: "canary", Revision: 2,
+			Canary: &rollout.CanaryView{Step: 1, Steps: 2, Weight: 10, LeftMs: 7300},
+			Revisions: []rollout.RevisionView{
+				{Revision: 1, Routed: true, Weight: 90, Traffic: &rollout.TrafficView{RequestsPerSecond: 121, ErrorRate: 0, P99Ms: 3.14},
+					Containers: []rollout.ContainerView{{Name: "demo-web-r1-1", State: "running", Health: "healthy"}, {Name: "demo-web-r1-2", State: "running", Health: "healthy"}}},
+				{Revision: 2, New: true, Routed: true, Weight: 10, Traffic: &rollout.TrafficView{RequestsPerSecond: 13.25, ErrorRate: 0.0125, P99Ms: 27.6},
+					Containers: []rollout.ContainerView{{Name: "demo-web-r2-1", State: "running", Health: "healthy"}}},
+			},
+		}, {
+			Service: "worker", Strategy: "rolling", Revision: 4,
+			Revisions: []rollout.RevisionView{
+				{Revision: 3, Containers: []rollout.ContainerView{{Name: "demo-worker-r3-2", State: "running"}}},
+				{Revision: 4, New: true, Containers: []rollout.ContainerView{{Name: "demo-worker-r4-1", State: "running", Health: "starting"}}},
+			},
+		}},
+	}
+}
+
+func TestRenderRolloutViewCanaryStep(t *testing.T) {
+	golden.Assert(t, strings.Join(renderRolloutView(canaryView(), 0), "\n")+"\n", "rolloutview-canary-step.golden")
+}
+
+func TestRenderRolloutViewPausedWithVerdicts(t *testing.T) {
+	v := canaryView()
+	v.Services = v.Services[:1]
+	web := &v.Services[0]
+	web.Canary = &rollout.CanaryView{Step: 2, Steps: 2, Weight: 50, LeftMs: 41000, Paused: true,
+		Verdicts: []string{"step 1/2 (10%) passed: revision 2: 132 requests, 0.00% errors, p99 3.1ms"}}
+	web.Revisions[0].Weight, web.Revisions[1].Weight = 50, 50
+	golden.Assert(t, strings.Join(renderRolloutView(v, 0), "\n")+"\n", "rolloutview-paused.golden")
+}
+
+func TestRenderRolloutViewRolledBack(t *testing.T) {
+	v := canaryView()
+	v.Services = v.Services[:1]
+	v.Ended, v.Time = true, viewStart.Add(34*time.Second)
+	web := &v.Services[0]
+	web.Result = rollout.ResultRolledBack
+	web.Reason = "canary analysis failed: error rate 19.80% above max-error-rate 5.00%"
+	web.Canary.Verdicts = []string{"step 1/2 (10%) failed: error rate 19.80% above max-error-rate 5.00% (revision 2: 101 requests, 19.80% errors, p99 2.0ms)"}
+	web.Revisions = web.Revisions[:1]
+	web.Revisions[0].Weight, web.Revisions[0].Traffic = 100, nil
+	golden.Assert(t, strings.Join(renderRolloutView(v, 0), "\n")+"\n", "rolloutview-rolled-back.golden")
+}
+
+func TestRenderRolloutViewBeforeThePlan(t *testing.T) {
+	v := rollout.RolloutView{Project: "demo", Time: viewStart.Add(2 * time.Second), Command: "docker lifecycle rollback", Host: "laptop", PID: 7, Since: viewStart,
+		Warnings: []string{"list the containers of project demo: engine busy"}}
+	golden.Assert(t, strings.Join(renderRolloutView(v, 0), "\n")+"\n", "rolloutview-waiting.golden")
+}
+
+// TestRenderRolloutViewWidth: every line fits the terminal, or the in-place redraw
+// would count wrapped rows wrong.
+func TestRenderRolloutViewWidth(t *testing.T) {
+	for _, width := range []int{20, 60, 200} {
+		for _, line := range renderRolloutView(canaryView(), width) {
+			assert.Check(t, len([]rune(line)) <= width, "width %d: %q", width, line)
+		}
+	}
+	lines := renderRolloutView(canaryView(), 40)
+	assert.Check(t, strings.HasSuffix(lines[0], "…"), lines[0])
+}
+
+// TestRolloutViewKey: plain mode prints again when the weights move, not when only the
+// rates or the time left do.
+func TestRolloutViewKey(t *testing.T) {
+	a, b := canaryView(), canaryView()
+	b.Time = b.Time.Add(time.Second)
+	b.Services[0].Canary.LeftMs = 6300
+	b.Services[0].Revisions[0].Traffic.RequestsPerSecond = 99
+	assert.Check(t, is.Equal(rolloutViewKey(a), rolloutViewKey(b)))
+	b.Services[0].Revisions[0].Weight = 50
+	assert.Check(t, rolloutViewKey(a) != rolloutViewKey(b))
+	assert.Check(t, is.Equal(a.Services[0].Revisions[0].Traffic.RequestsPerSecond, 121.0), "the key must not change the view")
+}
