@@ -132,9 +132,9 @@ func (o *viewObserver) observe(ctx context.Context, ended bool) RolloutView {
 				in.Records = append(in.Records, r)
 			}
 		}
-	} else {
-		in.Routers = o.readRouters(ctx, containers)
 	}
+	// At the end too: the last view shows where the traffic went.
+	in.Routers = o.readRouters(ctx, containers)
 	v := buildRolloutView(in)
 	v.Warnings = warnings
 	return v

@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// tmuxServer is a tmux server on a socket of the test's own (tmux -L), killed when the
+// test ends, pass or fail.
+type tmuxServer struct {
+	t      *testing.T
+	socket string
+}
+
+func newTmux(t *testing.T, name string) *tmuxServer {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		skipFor(t, "tmux", "install tmux (apt-get install tmux)", err)
+	}
+	tm := &tmuxServer{t: t, socket: name}
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tm.socket, "kill-server").Run() })
+	return tm
+}
+
+func (tm *tmuxServer) tmux(args ...string) string {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", tm.socket}, args...)...).CombinedOutput()
+	assert.NilError(tm.t, err, "tmux %s: %s", strings.Join(args, " "), out)
+	return string(out)
+}
+
+// capture is what the pane shows now.
+func (tm *tmuxServer) capture(target string) string {
+	tm.t.Helper()
+	return tm.tmux("capture-pane", "-p", "-t", target)
+}
+
+// waitScreen captures the pane until ok accepts its screen, and returns that screen.
+func (tm *tmuxServer) waitScreen(target, what string, timeout time.Duration, ok func(string) bool) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		if last = tm.capture(target); ok(last) {
+			return last
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	tm.t.Fatalf("pane %s never showed %s within %s; last screen:\n%s", target, what, timeout, last)
+	return ""
+}
+
+// viewWeights reads the web service's revision weights off a rollout view on screen:
+// "r1=90 r2=10", or "" when the screen shows no weight.
+func viewWeights(screen string) string {
+	var parts []string
+	for _, m := range viewWeightRow.FindAllStringSubmatch(screen, -1) {
+		parts = append(parts, fmt.Sprintf("r%s=%s", m[1], m[2]))
+	}
+	return strings.Join(parts, " ")
+}
+
+var (
+	viewWeightRow = regexp.MustCompile(`(?m)^\s+r(\d+)(?: \(new\))?\s+(\d+)%`)
+	viewPID       = regexp.MustCompile(`docker lifecycle deploy \(pid (\d+) on `)
+)
+
+// TestRolloutViewInTerminal: a canary deploy in a real terminal (tmux) draws the rollout
+// view below its progress, and the weights it shows move: 90/10 at the first step, 50/50
+// at the second; `watch` in a second pane shows the same rollout (the same deploy's pid
+// and weights) and ends with its result.
+func TestRolloutViewInTerminal(t *testing.T) {
+	s := setup(t)
+	started := time.Now()
+	port := freePort(t)
+	canary := func(version string) string {
+		return rolloutYAML(version, port, `    x-lifecycle:
+      strategy: canary
+      canary:
+        steps: [{weight: 10, pause: 4s}, {weight: 50, pause: 4s}]`)
+	}
+	p := s.newProject(t, canary("v1"))
+	p.mustLifecycle("deploy")
+	waitAnswers(t, port, "v1", 30*time.Second)
+	load := startRateLoad(t, port, "/", 20, time.Minute)
+	defer load.stop()
+	p.write(canary("v2"))
+	t.Logf("v1 deployed in %s", time.Since(started).Round(100*time.Millisecond))
+
+	tm := newTmux(t, "lifecycle-"+p.name)
+	lifecycle := func(args string) string {
+		// The pane stays after the command so its last screen can be read.
+		return fmt.Sprintf("cd %s && env DOCKER_CONFIG=%s docker lifecycle -p %s %s; echo EXIT=$?; sleep 60", p.dir, s.configDir, p.name, args)
+	}
+	tm.tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", "view", "-n", "watch", lifecycle("watch --wait"))
+	tm.tmux("new-window", "-d", "-t", "view", "-n", "deploy", lifecycle("deploy"))
+
+	first := tm.waitScreen("view:deploy", "the first canary step", time.Minute, func(s string) bool {
+		return strings.Contains(s, "step 1/2 at 10%") && viewWeights(s) == "r1=90 r2=10"
+	})
+	t.Logf("deploy, first step:\n%s", first)
+	m := viewPID.FindStringSubmatch(first)
+	assert.Assert(t, m != nil, "the view names the deploy: %s", first)
+	pid := m[1]
+	second := tm.waitScreen("view:deploy", "the second canary step", 30*time.Second, func(s string) bool {
+		return strings.Contains(s, "step 2/2 at 50%") && viewWeights(s) == "r1=50 r2=50"
+	})
+	t.Logf("deploy, second step:\n%s", second)
+	assert.Check(t, is.Contains(second, "✔ step 1/2 (10%) passed"))
+	assert.Check(t, regexp.MustCompile(`r2 \(new\)\s+50%\s+\d+\.\d`).MatchString(second), "the router's rate of the new revision is shown")
+
+	watched := tm.waitScreen("view:watch", "the same rollout", 30*time.Second, func(s string) bool {
+		return strings.Contains(s, "step 2/2 at 50%") && viewWeights(s) == "r1=50 r2=50" || strings.Contains(s, "ended")
+	})
+	t.Logf("watch:\n%s", watched)
+	assert.Check(t, is.Contains(watched, "docker lifecycle deploy (pid "+pid+" on "), "watch shows the deploy of the first pane")
+
+	end := tm.waitScreen("view:deploy", "the deploy's end", time.Minute, func(s string) bool { return strings.Contains(s, "EXIT=") })
+	t.Logf("deploy, end:\n%s", end)
+	assert.Check(t, is.Contains(end, "EXIT=0"))
+	assert.Check(t, is.Contains(end, "✔ deployed"))
+	assert.Check(t, regexp.MustCompile(`r2 \(new\)\s+100%`).MatchString(end), "the last view shows where the traffic went")
+	assert.Check(t, is.Contains(end, "✔ step 2/2 (50%) passed"))
+	watchEnd := tm.waitScreen("view:watch", "watch's end", 30*time.Second, func(s string) bool { return strings.Contains(s, "EXIT=") })
+	t.Logf("watch, end:\n%s", watchEnd)
+	assert.Check(t, is.Contains(watchEnd, "EXIT=0"))
+	assert.Check(t, is.Contains(watchEnd, "ended after"))
+	assert.Check(t, is.Contains(watchEnd, "✔ deployed"))
+	assert.Check(t, is.Contains(watchEnd, "✔ step 2/2 (50%) passed"))
+	assert.Check(t, is.Contains(watchEnd, "web deployed (revision 2)"))
+
+	// With no rollout running, watch says so and exits 0.
+	r := p.mustLifecycle("watch")
+	assert.Check(t, is.Contains(r.stdout, "No rollout of project "+p.name+" is running"))
+	t.Logf("the test took %s after the suite's setup", time.Since(started).Round(100*time.Millisecond))
+	rep := load.stop()
+	assert.Check(t, is.Equal(rep.Failed, 0), rep.String())
+}
