@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,9 @@ func TestRolloutViewInTerminal(t *testing.T) {
 		return fmt.Sprintf("cd %s && env DOCKER_CONFIG=%s docker lifecycle -p %s %s; echo EXIT=$?; sleep 60", p.dir, s.configDir, p.name, args)
 	}
 	tm.tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", "view", "-n", "watch", lifecycle("watch --wait"))
+	// Without a terminal: the view printed when it changes, and as JSON.
+	plain := p.startTimedLifecycle("watch", "--wait")
+	asJSON := p.startTimedLifecycle("watch", "--wait", "--progress", "json")
 	tm.tmux("new-window", "-d", "-t", "view", "-n", "deploy", lifecycle("deploy"))
 
 	first := tm.waitScreen("view:deploy", "the first canary step", time.Minute, func(s string) bool {
@@ -135,6 +140,42 @@ func TestRolloutViewInTerminal(t *testing.T) {
 	assert.Check(t, is.Contains(watchEnd, "✔ deployed"))
 	assert.Check(t, is.Contains(watchEnd, "✔ step 2/2 (50%) passed"))
 	assert.Check(t, is.Contains(watchEnd, "web deployed (revision 2)"))
+
+	code, out := plain.wait()
+	t.Logf("watch --progress plain:\n%s", out)
+	assert.Check(t, is.Equal(code, 0), out)
+	for _, want := range []string{"step 1/2 at 10%", "step 2/2 at 50%", "✔ step 2/2 (50%) passed", "ended after"} {
+		assert.Check(t, is.Contains(out, want), "watch --progress plain")
+	}
+	assert.Check(t, !strings.Contains(out, "\x1b["), "no cursor movement without a terminal")
+	code, out = asJSON.wait()
+	assert.Check(t, is.Equal(code, 0), out)
+	var splits []string
+	for _, line := range lines(out) {
+		var v struct {
+			Ended    bool `json:"ended"`
+			Services []struct {
+				Result    string `json:"result"`
+				Revisions []struct {
+					Revision int `json:"revision"`
+					Weight   int `json:"weight"`
+				} `json:"revisions"`
+			} `json:"services"`
+		}
+		assert.NilError(t, json.Unmarshal([]byte(line), &v), line)
+		if len(v.Services) == 1 && len(v.Services[0].Revisions) == 2 {
+			r := v.Services[0].Revisions
+			split := fmt.Sprintf("r%d=%d r%d=%d", r[0].Revision, r[0].Weight, r[1].Revision, r[1].Weight)
+			if !slices.Contains(splits, split) {
+				splits = append(splits, split)
+			}
+		}
+		if v.Ended {
+			assert.Check(t, is.Equal(v.Services[0].Result, "deployed"), line)
+		}
+	}
+	assert.Check(t, is.Contains(splits, "r1=90 r2=10"), "watch --progress json: %v", splits)
+	assert.Check(t, is.Contains(splits, "r1=50 r2=50"), "watch --progress json: %v", splits)
 
 	// With no rollout running, watch says so and exits 0.
 	r := p.mustLifecycle("watch")

@@ -97,11 +97,17 @@ func serviceLine(s rollout.ServiceView, ended bool) string {
 		default:
 			step := fmt.Sprintf("step %d/%d at %d%%", c.Step, c.Steps, c.Weight)
 			left := time.Duration(c.LeftMs) * time.Millisecond
-			if c.Paused {
+			judged := len(c.Verdicts) >= c.Step && strings.Contains(c.Verdicts[len(c.Verdicts)-1], " passed")
+			switch {
+			case c.Paused:
 				step += fmt.Sprintf(", paused with %s left (`docker lifecycle resume %s`)", roundUp(left), s.Service)
-			} else if left > 0 {
+			case left > 0:
 				step += fmt.Sprintf(", %s left", roundUp(left))
-			} else {
+			case judged && c.Step == c.Steps:
+				step = fmt.Sprintf("all %d steps passed: promoting", c.Steps)
+			case judged:
+				step += ": passed, routing the next step"
+			default:
 				step += ", judging"
 			}
 			parts = append(parts, step)
@@ -146,8 +152,11 @@ func weightText(r rollout.RevisionView) string {
 
 // trafficCells are the REQ/S, ERRORS and P99 cells.
 func trafficCells(t *rollout.TrafficView) (reqs, errs, p99 string) {
-	if t == nil {
+	switch {
+	case t == nil:
 		return "-", "-", "-"
+	case t.RequestsPerSecond == 0:
+		return "0.0", "-", "-" // no request: no error rate, no latency
 	}
 	return fmt.Sprintf("%.1f", t.RequestsPerSecond), fmt.Sprintf("%.2f%%", 100*t.ErrorRate), msText(t.P99Ms)
 }

@@ -1,10 +1,13 @@
 package plugin
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/cli/cli/command"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
@@ -52,6 +55,20 @@ func TestRenderRolloutViewPausedWithVerdicts(t *testing.T) {
 	golden.Assert(t, strings.Join(renderRolloutView(v, 0), "\n")+"\n", "rolloutview-paused.golden")
 }
 
+// TestRenderRolloutViewPromoting: the last step passed, the time is up, the router goes
+// to 100 %; the old revision gets no request any more.
+func TestRenderRolloutViewPromoting(t *testing.T) {
+	v := canaryView()
+	v.Services = v.Services[:1]
+	web := &v.Services[0]
+	web.Canary = &rollout.CanaryView{Step: 2, Steps: 2, Weight: 50, Verdicts: []string{
+		"step 1/2 (10%) passed: revision 2: 132 requests, 0.00% errors, p99 3.1ms",
+		"step 2/2 (50%) passed: revision 2: 612 requests, 0.00% errors, p99 3.3ms"}}
+	web.Revisions[0].Weight, web.Revisions[0].Traffic = 0, &rollout.TrafficView{}
+	web.Revisions[1].Weight = 100
+	golden.Assert(t, strings.Join(renderRolloutView(v, 0), "\n")+"\n", "rolloutview-promoting.golden")
+}
+
 func TestRenderRolloutViewRolledBack(t *testing.T) {
 	v := canaryView()
 	v.Services = v.Services[:1]
@@ -94,4 +111,57 @@ func TestRolloutViewKey(t *testing.T) {
 	b.Services[0].Revisions[0].Weight = 50
 	assert.Check(t, rolloutViewKey(a) != rolloutViewKey(b))
 	assert.Check(t, is.Equal(a.Services[0].Revisions[0].Traffic.RequestsPerSecond, 121.0), "the key must not change the view")
+}
+
+// TestDeployProgressModes: only a terminal (auto on a TTY, or tty) gets the rollout view;
+// plain, json and quiet stay what they were.
+func TestDeployProgressModes(t *testing.T) {
+	var stderr bytes.Buffer
+	cli, err := command.NewDockerCli(command.WithErrorStream(&stderr))
+	assert.NilError(t, err)
+	for mode, wantView := range map[string]bool{"auto": false, "plain": false, "json": false, "quiet": false, "tty": true} {
+		events, view, err := newDeployProgress(cli, mode)
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(view != nil, wantView), mode)
+		if view != nil {
+			view(canaryView())
+		}
+		assert.NilError(t, events.Close())
+	}
+	assert.Check(t, is.Contains(stderr.String(), "step 1/2 at 10%"), "tty draws the view")
+}
+
+// TestWatchScreenPlainAndJSON: plain prints a view again only when it changed beyond its
+// rates and time left; json prints every view.
+func TestWatchScreenPlainAndJSON(t *testing.T) {
+	var stderr bytes.Buffer
+	cli, err := command.NewDockerCli(command.WithErrorStream(&stderr))
+	assert.NilError(t, err)
+	moved := canaryView()
+	moved.Services[0].Canary.LeftMs = 100
+	weights := canaryView()
+	weights.Services[0].Revisions[0].Weight, weights.Services[0].Revisions[1].Weight = 50, 50
+
+	plain := newWatchScreen(cli, "auto") // stderr is no terminal: plain
+	for _, v := range []rollout.RolloutView{canaryView(), moved, weights} {
+		plain.show(v)
+	}
+	plain.close()
+	assert.Check(t, is.Equal(strings.Count(stderr.String(), "Rollout of demo"), 2), stderr.String())
+	assert.Check(t, !strings.Contains(stderr.String(), "\x1b["), "no escape sequence off a terminal")
+
+	stderr.Reset()
+	js := newWatchScreen(cli, "json")
+	for _, v := range []rollout.RolloutView{canaryView(), moved, weights} {
+		js.show(v)
+	}
+	var got []rollout.RolloutView
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var v rollout.RolloutView
+		assert.NilError(t, json.Unmarshal([]byte(line), &v))
+		got = append(got, v)
+	}
+	assert.Assert(t, is.Len(got, 3))
+	assert.Check(t, is.Equal(got[2].Services[0].Revisions[1].Weight, 50))
+	assert.Check(t, is.Equal(got[0].Services[0].Canary.LeftMs, int64(7300)))
 }
