@@ -98,8 +98,9 @@ func TestWatchWithoutRollout(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "project demo"))
 }
 
-// TestRolloutViewFollowsCanary: a canary deploy on the fake engine gives its own view
-// and a concurrent Watch the same rollout: 90/10 at the first step, 50/50 at the
+// TestRolloutViewFollowsCanary: a canary deploy on the fake engine (two 2 s steps: the
+// deploy's view refreshes every second) gives its own view and a concurrent Watch the
+// same rollout: 90/10 at the first step, 50/50 at the
 // second, deployed at the end; the published state is gone afterwards.
 func TestRolloutViewFollowsCanary(t *testing.T) {
 	w := newWorld()
@@ -109,7 +110,7 @@ func TestRolloutViewFollowsCanary(t *testing.T) {
 		return routedCompose(image, `    x-lifecycle:
       strategy: canary
       canary:
-        steps: [{weight: 10, pause: 1500ms}, {weight: 50, pause: 1500ms}]
+        steps: [{weight: 10, pause: 2s}, {weight: 50, pause: 2s}]
 `)
 	}
 	opts := DeployOptions{WaitTimeout: 2 * time.Second, Command: "docker lifecycle deploy"}
@@ -166,6 +167,7 @@ func TestRolloutViewFollowsCanary(t *testing.T) {
 		splits := weightSplits(views)
 		assert.Check(t, is.Contains(splits, "step 1/2: r1 90% r2 10%"), "%s: %v", name, splits)
 		assert.Check(t, is.Contains(splits, "step 2/2: r1 50% r2 50%"), "%s: %v", name, splits)
+		assert.Assert(t, len(views) > 0, name)
 		end := views[len(views)-1]
 		assert.Check(t, end.Ended, name)
 		assert.Assert(t, is.Len(end.Services, 1), name)
