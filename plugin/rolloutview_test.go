@@ -3,10 +3,12 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	dockercli "github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -164,4 +166,31 @@ func TestWatchScreenPlainAndJSON(t *testing.T) {
 	assert.Assert(t, is.Len(got, 3))
 	assert.Check(t, is.Equal(got[2].Services[0].Revisions[1].Weight, 50))
 	assert.Check(t, is.Equal(got[0].Services[0].Canary.LeftMs, int64(7300)))
+}
+
+// TestWatchResult: watch exits as the rollout did and says so.
+func TestWatchResult(t *testing.T) {
+	var stdout bytes.Buffer
+	cli, err := command.NewDockerCli(command.WithOutputStream(&stdout))
+	assert.NilError(t, err)
+	ended := func(results ...string) rollout.RolloutView {
+		v := canaryView()
+		v.Ended = true
+		for i, r := range results {
+			v.Services[i].Result = r
+		}
+		return v
+	}
+	assert.NilError(t, watchResult(cli, ended(rollout.ResultDeployed, rollout.ResultDeployed)))
+	assert.Check(t, is.Equal(stdout.String(), "Rollout of demo by docker lifecycle deploy ended: web deployed (revision 2), worker deployed (revision 4)\n"))
+
+	err = watchResult(cli, ended(rollout.ResultRolledBack, rollout.ResultDeployed))
+	var status dockercli.StatusError
+	assert.Assert(t, errors.As(err, &status), "%v", err)
+	assert.Check(t, is.Equal(status.StatusCode, ExitRolledBack))
+	assert.Check(t, is.ErrorContains(err, "web rolled-back (revision 2)"))
+
+	err = watchResult(cli, ended(rollout.ResultDeployed, rollout.ResultFailed))
+	assert.Check(t, !errors.As(err, &status), "a failure exits 1: %v", err)
+	assert.Check(t, is.ErrorContains(err, "docker lifecycle history worker"))
 }
