@@ -231,11 +231,19 @@ type rolloutScreen struct {
 	lastKey string
 }
 
-// terminalWidth is the width of the terminal on the stream, 0 when unknown.
+// terminalWidth and terminalHeight are the size of the terminal on the stream, 0 when
+// unknown.
 func terminalWidth(s interface{ GetTtySize() (uint, uint) }) func() int {
 	return func() int {
 		_, w := s.GetTtySize()
 		return int(w)
+	}
+}
+
+func terminalHeight(s interface{ GetTtySize() (uint, uint) }) func() int {
+	return func() int {
+		h, _ := s.GetTtySize()
+		return int(h)
 	}
 }
 
@@ -249,7 +257,7 @@ func newDeployProgress(dockerCli command.Cli, mode string) (progress.Writer, fun
 		events, err := newProgress(dockerCli, mode)
 		return events, nil, err
 	}
-	screen := &rolloutScreen{mode: progress.ModeTTY, out: dockerCli.Err(), width: terminalWidth(dockerCli.Err()), footer: progress.NewTTY(dockerCli.Err())}
+	screen := &rolloutScreen{mode: progress.ModeTTY, out: dockerCli.Err(), width: terminalWidth(dockerCli.Err()), footer: progress.NewTTY(dockerCli.Err(), terminalHeight(dockerCli.Err()))}
 	return screen.footer, screen.show, nil
 }
 

@@ -81,7 +81,7 @@ func newWatchScreen(dockerCli command.Cli, mode string) *rolloutScreen {
 	}
 	screen := &rolloutScreen{mode: mode, out: dockerCli.Err(), width: terminalWidth(dockerCli.Err())}
 	if mode == progress.ModeTTY {
-		screen.footer = progress.NewTTY(dockerCli.Err())
+		screen.footer = progress.NewTTY(dockerCli.Err(), terminalHeight(dockerCli.Err()))
 	}
 	return screen
 }

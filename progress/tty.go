@@ -39,9 +39,10 @@ type ttyWriter struct {
 	mu      sync.Mutex
 	lines   []*ttyLine
 	byID    map[string]*ttyLine
-	pending []string // info lines not yet printed
-	footer  []string // lines kept below the events (SetFooter)
-	drawn   int      // block lines on screen, to move back over on redraw
+	pending []string   // info lines not yet printed
+	footer  []string   // lines kept below the events (SetFooter)
+	rows    func() int // the terminal's height, for the footer; nil: unknown
+	drawn   int        // block lines on screen, to move back over on redraw
 	frame   int
 	dirty   bool
 	closed  bool
@@ -124,9 +125,13 @@ type FooterWriter interface {
 }
 
 // NewTTY is the tty renderer with a footer, whatever the mode says: for callers that
-// checked the terminal themselves.
-func NewTTY(out io.Writer) FooterWriter {
-	return newTTYWriter(out, time.Now, ttyInterval)
+// checked the terminal themselves. rows gives the terminal's height (0: unknown): the
+// footer is cut to what fits below the events, because the cursor cannot move back up
+// past the top of the screen to redraw rows that scrolled away.
+func NewTTY(out io.Writer, rows func() int) FooterWriter {
+	w := newTTYWriter(out, time.Now, ttyInterval)
+	w.rows = rows
+	return w
 }
 
 func (w *ttyWriter) SetFooter(lines []string) {
@@ -185,14 +190,15 @@ func (w *ttyWriter) draw() {
 		w.writeLine(&b, line, now, width)
 		b.WriteByte('\n')
 	}
-	for _, text := range w.footer {
+	footer := w.fittedFooter()
+	for _, text := range footer {
 		b.WriteString(ansiClearRow)
 		b.WriteString(text)
 		b.WriteByte('\n')
 	}
 	// A shorter footer than last time: its old rows are blanked, so the block keeps
 	// its height and no stale row stays on screen.
-	rows := len(w.lines) + len(w.footer)
+	rows := len(w.lines) + len(footer)
 	for i := rows; i < w.drawn; i++ {
 		b.WriteString(ansiClearRow)
 		b.WriteByte('\n')
@@ -203,6 +209,24 @@ func (w *ttyWriter) draw() {
 		return
 	}
 	_, w.err = io.WriteString(w.out, b.String())
+}
+
+// fittedFooter is the footer cut to the rows left below the events (one row is the
+// cursor's), its last line saying how many were left out.
+func (w *ttyWriter) fittedFooter() []string {
+	if w.rows == nil {
+		return w.footer
+	}
+	height := w.rows()
+	room := height - 1 - len(w.lines)
+	if height <= 0 || len(w.footer) <= room {
+		return w.footer
+	}
+	if room <= 0 {
+		return nil
+	}
+	out := slices.Clone(w.footer[:room-1])
+	return append(out, fmt.Sprintf("… %d more lines: a taller terminal shows them", len(w.footer)-room+1))
 }
 
 // labelWidth aligns the elapsed column on the longest label that still lets

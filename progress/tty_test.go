@@ -191,3 +191,20 @@ func TestTTYFooterShrinks(t *testing.T) {
 		t.Errorf("screen:\n%s", strings.Join(rows, "\n"))
 	}
 }
+
+// TestTTYFooterFitsTheTerminal: a footer taller than the rows left below the events is
+// cut, saying how much, so the redraw never needs rows that scrolled off the screen.
+func TestTTYFooterFitsTheTerminal(t *testing.T) {
+	var out bytes.Buffer
+	w := newTTYWriter(&out, newFakeClock().now, time.Hour)
+	w.rows = func() int { return 6 }
+	Emit(w, "Container demo-web-1", Done, "Started", "")
+	w.SetFooter([]string{"a", "b", "c", "d", "e", "f"})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows := screen(t, out.String())
+	if len(rows) != 5 || strings.Join(rows[1:], "|") != "a|b|c|… 3 more lines: a taller terminal shows them" {
+		t.Errorf("screen:\n%s", strings.Join(rows, "\n"))
+	}
+}
