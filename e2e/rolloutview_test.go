@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,26 +15,27 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// tmuxServer is a tmux server on a socket of the test's own (tmux -L), killed when the
-// test ends, pass or fail.
+// tmuxServer is a tmux server on a socket of the test's own (tmux -S, in the test's
+// temporary directory, so the socket file goes with it), killed when the test ends,
+// pass or fail.
 type tmuxServer struct {
 	t      *testing.T
 	socket string
 }
 
-func newTmux(t *testing.T, name string) *tmuxServer {
+func newTmux(t *testing.T) *tmuxServer {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		skipFor(t, "tmux", "install tmux (apt-get install tmux)", err)
 	}
-	tm := &tmuxServer{t: t, socket: name}
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tm.socket, "kill-server").Run() })
+	tm := &tmuxServer{t: t, socket: filepath.Join(t.TempDir(), "tmux.sock")}
+	t.Cleanup(func() { _ = exec.Command("tmux", "-S", tm.socket, "kill-server").Run() })
 	return tm
 }
 
 func (tm *tmuxServer) tmux(args ...string) string {
 	tm.t.Helper()
-	out, err := exec.Command("tmux", append([]string{"-L", tm.socket}, args...)...).CombinedOutput()
+	out, err := exec.Command("tmux", append([]string{"-S", tm.socket}, args...)...).CombinedOutput()
 	assert.NilError(tm.t, err, "tmux %s: %s", strings.Join(args, " "), out)
 	return string(out)
 }
@@ -96,7 +98,7 @@ func TestRolloutViewInTerminal(t *testing.T) {
 	p.write(canary("v2"))
 	t.Logf("v1 deployed in %s", time.Since(started).Round(100*time.Millisecond))
 
-	tm := newTmux(t, "lifecycle-"+p.name)
+	tm := newTmux(t)
 	lifecycle := func(args string) string {
 		// The pane stays after the command so its last screen can be read.
 		return fmt.Sprintf("cd %s && env DOCKER_CONFIG=%s docker lifecycle -p %s %s; echo EXIT=$?; sleep 60", p.dir, s.configDir, p.name, args)
