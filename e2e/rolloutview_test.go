@@ -107,6 +107,7 @@ func TestRolloutViewInTerminal(t *testing.T) {
 	// Without a terminal: the view printed when it changes, and as JSON.
 	plain := p.startTimedLifecycle("watch", "--wait")
 	asJSON := p.startTimedLifecycle("watch", "--wait", "--progress", "json")
+	watchStarted := time.Now()
 	tm.tmux("new-window", "-d", "-t", "view", "-n", "deploy", lifecycle("deploy"))
 
 	first := tm.waitScreen("view:deploy", "the first canary step", time.Minute, func(s string) bool {
@@ -152,6 +153,9 @@ func TestRolloutViewInTerminal(t *testing.T) {
 	assert.Check(t, !strings.Contains(out, "\x1b["), "no cursor movement without a terminal")
 	code, out = asJSON.wait()
 	assert.Check(t, is.Equal(code, 0), out)
+	// What following a rollout costs (docs/benchmarks.md): the docker CLI and the plugin.
+	ps := asJSON.cmd.ProcessState
+	t.Logf("watch --progress json: %s of CPU over %s", (ps.UserTime() + ps.SystemTime()).Round(time.Millisecond), time.Since(watchStarted).Round(100*time.Millisecond))
 	var splits []string
 	for _, line := range lines(out) {
 		var v struct {
