@@ -39,7 +39,11 @@ func renderRolloutView(v rollout.RolloutView, width int) []string {
 		row := func(rev, weight, reqs, errs, p99, container string) {
 			lines = append(lines, strings.TrimRight(fmt.Sprintf("  %-*s  %6s  %8s  %7s  %7s  %s", revWidth, rev, weight, reqs, errs, p99, container), " "))
 		}
-		row("REVISION", "WEIGHT", "REQ/S", "ERRORS", "P99", "CONTAINERS")
+		if len(s.Revisions) == 0 {
+			lines = append(lines, "  no container running")
+		} else {
+			row("REVISION", "WEIGHT", "REQ/S", "ERRORS", "P99", "CONTAINERS")
+		}
 		for _, r := range s.Revisions {
 			containers := r.Containers
 			if len(containers) == 0 {

@@ -39,6 +39,8 @@ func canaryView() rollout.RolloutView {
 				{Revision: 3, Containers: []rollout.ContainerView{{Name: "demo-worker-r3-2", State: "running"}}},
 				{Revision: 4, New: true, Containers: []rollout.ContainerView{{Name: "demo-worker-r4-1", State: "running", Health: "starting"}}},
 			},
+		}, {
+			Service: "db", Strategy: "recreate", Revision: 3, Revisions: []rollout.RevisionView{},
 		}},
 	}
 }
@@ -175,7 +177,7 @@ func TestWatchResult(t *testing.T) {
 	assert.NilError(t, err)
 	ended := func(results ...string) rollout.RolloutView {
 		v := canaryView()
-		v.Ended = true
+		v.Ended, v.Services = true, v.Services[:len(results)]
 		for i, r := range results {
 			v.Services[i].Result = r
 		}
