@@ -230,3 +230,59 @@ func TestStatePublisherKeepsOneVolume(t *testing.T) {
 	_, found, _ = readRolloutState(ctx, f, "demo")
 	assert.Check(t, !found)
 }
+
+// TestWatchSeesFailedCanary: a canary failing its analysis ends the watch with the
+// rolled-back result and the failed verdict, which the record's timeline keeps.
+func TestWatchSeesFailedCanary(t *testing.T) {
+	w := newWorld()
+	f := w.fake()
+	sessionWorld(w, f)
+	canary := func(image string) string {
+		return routedCompose(image, `    x-lifecycle:
+      strategy: canary
+      canary:
+        steps: [{weight: 50, pause: 1500ms}]
+        analysis: {max-error-rate: 0.05}
+`)
+	}
+	opts := DeployOptions{WaitTimeout: 2 * time.Second, Command: "docker lifecycle deploy"}
+	_, err := Deploy(context.Background(), f, loadProject(t, canary("app:1")), progress.Nop, opts)
+	assert.NilError(t, err)
+	start := time.Now()
+	w.stats = func() router.Snapshot {
+		n := uint64(time.Since(start) / (10 * time.Millisecond))
+		return router.Snapshot{Time: time.Now(), Routes: []router.RouteStats{{Name: "web:8080", Backends: []router.BackendStats{
+			{ID: "demo-web-r1-1", Group: "r1", Weight: 50, State: router.Active, Since: start, Counters: router.Counters{Requests: n}},
+			{ID: "demo-web-r2-1", Group: "r2", Weight: 50, State: router.Active, Since: start, Counters: router.Counters{Requests: n, Responses5xx: n / 5}},
+		}}}}
+	}
+	type watched struct {
+		last RolloutView
+		err  error
+	}
+	done := make(chan watched, 1)
+	go func() {
+		last, err := Watch(context.Background(), f, "demo", WatchOptions{Interval: 200 * time.Millisecond, Wait: true}, func(RolloutView) {})
+		done <- watched{last, err}
+	}()
+	_, err = Deploy(context.Background(), f, loadProject(t, canary("app:2")), progress.Nop, opts)
+	var rb *RolledBackError
+	assert.Assert(t, errors.As(err, &rb), "%v", err)
+	var got watched
+	select {
+	case got = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch did not end with the rollout")
+	}
+	assert.NilError(t, got.err)
+	assert.Check(t, got.last.Ended)
+	assert.Assert(t, is.Len(got.last.Services, 1))
+	web := got.last.Services[0]
+	assert.Check(t, is.Equal(web.Result, ResultRolledBack))
+	assert.Check(t, is.Contains(web.Reason, "canary analysis failed"))
+	assert.Assert(t, web.Canary != nil && len(web.Canary.Verdicts) == 1, "%+v", web.Canary)
+	assert.Check(t, is.Contains(web.Canary.Verdicts[0], "step 1/1 (50%) failed: error rate"))
+	rolledBack, failed := RolloutOutcome(got.last)
+	assert.Check(t, is.DeepEqual(rolledBack, []string{"web"}))
+	assert.Check(t, is.Len(failed, 0))
+}
