@@ -31,10 +31,10 @@ func renderRolloutView(v rollout.RolloutView, width int) []string {
 		lines = append(lines, "  waiting for the rollout's plan")
 	}
 	for _, s := range v.Services {
-		lines = append(lines, serviceLine(s, v.Ended))
+		lines = append(lines, serviceLine(s, v.Ended, v.Rollback))
 		revWidth := len("REVISION")
 		for _, r := range s.Revisions {
-			revWidth = max(revWidth, len(revisionLabel(r)))
+			revWidth = max(revWidth, len(revisionLabel(r, v.Rollback)))
 		}
 		row := func(rev, weight, reqs, errs, p99, container string) {
 			lines = append(lines, strings.TrimRight(fmt.Sprintf("  %-*s  %6s  %8s  %7s  %7s  %s", revWidth, rev, weight, reqs, errs, p99, container), " "))
@@ -52,7 +52,7 @@ func renderRolloutView(v rollout.RolloutView, width int) []string {
 			reqs, errs, p99 := trafficCells(r.Traffic)
 			for i, c := range containers {
 				if i == 0 {
-					row(revisionLabel(r), weightText(r), reqs, errs, p99, containerText(c))
+					row(revisionLabel(r, v.Rollback), weightText(r), reqs, errs, p99, containerText(c))
 				} else {
 					row("", "", "", "", "", containerText(c))
 				}
@@ -87,9 +87,12 @@ func viewHeader(v rollout.RolloutView) string {
 	return fmt.Sprintf("Rollout of %s: %s (pid %d on %s), %s", v.Project, who, v.PID, v.Host, elapsed)
 }
 
-func serviceLine(s rollout.ServiceView, ended bool) string {
+func serviceLine(s rollout.ServiceView, ended, rollback bool) string {
 	parts := []string{s.Strategy}
-	if s.Revision > 0 {
+	switch {
+	case s.Revision > 0 && rollback:
+		parts = append(parts, fmt.Sprintf("back to revision %d", s.Revision))
+	case s.Revision > 0:
 		parts = append(parts, fmt.Sprintf("to revision %d", s.Revision))
 	}
 	if c := s.Canary; c != nil && !ended {
@@ -139,9 +142,12 @@ func roundUp(d time.Duration) time.Duration {
 	return ((d + time.Second - 1) / time.Second) * time.Second
 }
 
-func revisionLabel(r rollout.RevisionView) string {
+func revisionLabel(r rollout.RevisionView, rollback bool) string {
 	label := fmt.Sprintf("r%d", r.Revision)
-	if r.New {
+	switch {
+	case r.New && rollback:
+		label += " (back)"
+	case r.New:
 		label += " (new)"
 	}
 	return label

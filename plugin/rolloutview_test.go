@@ -86,6 +86,19 @@ func TestRenderRolloutViewRolledBack(t *testing.T) {
 	golden.Assert(t, strings.Join(renderRolloutView(v, 0), "\n")+"\n", "rolloutview-rolled-back.golden")
 }
 
+// TestRenderRolloutViewRollback: a rollback's target revision is the one it goes back to.
+func TestRenderRolloutViewRollback(t *testing.T) {
+	v := canaryView()
+	v.Command, v.Rollback = "docker lifecycle rollback", true
+	v.Services = []rollout.ServiceView{{Service: "api", Strategy: "rolling", Revision: 3, Revisions: []rollout.RevisionView{
+		{Revision: 3, New: true, Routed: true, Weight: 67, Traffic: &rollout.TrafficView{RequestsPerSecond: 40, P99Ms: 1.5},
+			Containers: []rollout.ContainerView{{Name: "demo-api-r3-1", State: "running", Health: "healthy"}, {Name: "demo-api-r3-2", State: "running", Health: "healthy"}}},
+		{Revision: 4, Routed: true, Weight: 33, Traffic: &rollout.TrafficView{RequestsPerSecond: 20, P99Ms: 1.4},
+			Containers: []rollout.ContainerView{{Name: "demo-api-r4-2", State: "running", Health: "healthy"}}},
+	}}}
+	golden.Assert(t, strings.Join(renderRolloutView(v, 0), "\n")+"\n", "rolloutview-rollback.golden")
+}
+
 func TestRenderRolloutViewBeforeThePlan(t *testing.T) {
 	v := rollout.RolloutView{Project: "demo", Time: viewStart.Add(2 * time.Second), Command: "docker lifecycle rollback", Host: "laptop", PID: 7, Since: viewStart,
 		Warnings: []string{"list the containers of project demo: engine busy"}}

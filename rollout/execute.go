@@ -157,7 +157,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	stopSampling := x.startSampler(timeline, plan)
 	defer stopSampling()
 	// Published for `watch` until the records are written (they hold the result).
-	x.state = newStatePublisher(ctx, eng, d, plan, events, time.Now())
+	x.state = newStatePublisher(ctx, eng, d, plan, opts.Result == ResultRollback, events, time.Now())
 	x.state.timeline = timeline
 	defer x.state.close()
 	// Stopped once the records are written, before the state is removed: its last

@@ -34,7 +34,9 @@ const (
 
 // RolloutState is the published state of a running rollout.
 type RolloutState struct {
-	Started  time.Time        `json:"started"`
+	Started time.Time `json:"started"`
+	// Rollback: the rollout takes services back to a retained revision (`rollback`).
+	Rollback bool             `json:"rollback,omitempty"`
 	Services []ServiceRollout `json:"services"`
 }
 
@@ -90,8 +92,8 @@ type statePublisher struct {
 
 // newStatePublisher removes what the previous rollout left and publishes the plan's
 // services.
-func newStatePublisher(ctx context.Context, eng engine.Engine, d *compose.Desired, plan strategies.Plan, events progress.Writer, now time.Time) *statePublisher {
-	sp := &statePublisher{eng: eng, project: d.Project.Name, events: events, state: RolloutState{Started: now.UTC()}, steps: map[int][2]int{}}
+func newStatePublisher(ctx context.Context, eng engine.Engine, d *compose.Desired, plan strategies.Plan, rollback bool, events progress.Writer, now time.Time) *statePublisher {
+	sp := &statePublisher{eng: eng, project: d.Project.Name, events: events, state: RolloutState{Started: now.UTC(), Rollback: rollback}, steps: map[int][2]int{}}
 	clearRolloutState(ctx, eng, sp.project)
 	byService := map[string]*ServiceRollout{}
 	for _, service := range plan.Services() {

@@ -25,6 +25,9 @@ type RolloutView struct {
 	Host    string    `json:"host"`
 	PID     int       `json:"pid"`
 	Since   time.Time `json:"since"`
+	// Rollback: the rollout takes services back to a retained revision (`rollback`):
+	// each service's Revision is the one it goes back to.
+	Rollback bool `json:"rollback,omitempty"`
 	// Ended: the rollout is over; each service's Result is set from its record.
 	Ended    bool          `json:"ended"`
 	Services []ServiceView `json:"services"`
@@ -35,7 +38,8 @@ type RolloutView struct {
 type ServiceView struct {
 	Service  string `json:"service"`
 	Strategy string `json:"strategy"`
-	// Revision is the revision being rolled out (0: none, e.g. a scale).
+	// Revision is the revision being rolled out, or rolled back to (0: none, e.g. a
+	// scale).
 	Revision  int            `json:"revision,omitempty"`
 	Canary    *CanaryView    `json:"canary,omitempty"`
 	Revisions []RevisionView `json:"revisions"`
@@ -59,7 +63,7 @@ type CanaryView struct {
 // RevisionView is one revision of a service during the rollout.
 type RevisionView struct {
 	Revision int  `json:"revision"`
-	New      bool `json:"new"` // the revision the rollout brings up
+	New      bool `json:"new"` // the revision the rollout brings up (or back)
 	// Routed: the router has backends of this revision; Weight is then its share of
 	// new requests in percent (0 while draining).
 	Routed     bool            `json:"routed"`
@@ -107,7 +111,7 @@ type viewInputs struct {
 func buildRolloutView(in viewInputs) RolloutView {
 	v := RolloutView{
 		Project: in.Project, Time: in.Now.UTC(), Command: in.Holder.Command, Host: in.Holder.Host, PID: in.Holder.PID,
-		Since: in.Holder.Since, Ended: in.Ended, Services: []ServiceView{},
+		Since: in.Holder.Since, Rollback: in.State.Rollback, Ended: in.Ended, Services: []ServiceView{},
 	}
 	for _, sr := range in.State.Services {
 		if len(in.Services) > 0 && !slices.Contains(in.Services, sr.Service) {

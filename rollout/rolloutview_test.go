@@ -75,6 +75,10 @@ func TestBuildRolloutView(t *testing.T) {
 	assert.Check(t, is.Equal(v.Services[0].Revisions[1].Weight, 10))
 	assert.Check(t, v.Services[0].Revisions[1].Traffic == nil)
 
+	// A rollback says so: its target is the revision it goes back to.
+	in.State.Rollback = true
+	assert.Check(t, buildRolloutView(in).Rollback)
+
 	// watch web: only web. Ended: the results of the records.
 	in.Services, in.Ended = []string{"web"}, true
 	in.Records = []Record{{Service: "web", Revision: 2, Result: ResultRolledBack, Reason: "canary analysis failed"}}
