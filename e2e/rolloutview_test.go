@@ -79,7 +79,8 @@ var (
 // TestRolloutViewInTerminal: a canary deploy in a real terminal (tmux) draws the rollout
 // view below its progress, and the weights it shows move: 90/10 at the first step, 50/50
 // at the second; `watch` in a second pane shows the same rollout (the same deploy's pid
-// and weights) and ends with its result.
+// and weights) and ends with its result; so do watches without a terminal (plain, json),
+// and `rollback` draws the view of its way back.
 func TestRolloutViewInTerminal(t *testing.T) {
 	s := setup(t)
 	started := time.Now()
@@ -182,6 +183,15 @@ func TestRolloutViewInTerminal(t *testing.T) {
 	}
 	assert.Check(t, is.Contains(splits, "r1=90 r2=10"), "watch --progress json: %v", splits)
 	assert.Check(t, is.Contains(splits, "r1=50 r2=50"), "watch --progress json: %v", splits)
+
+	// rollback draws the same view: back to revision 1, its result at the end.
+	tm.tmux("new-window", "-d", "-t", "view", "-n", "rollback", lifecycle("rollback web"))
+	back := tm.waitScreen("view:rollback", "the rollback's end", time.Minute, func(s string) bool { return strings.Contains(s, "EXIT=") })
+	t.Logf("rollback, end:\n%s", back)
+	assert.Check(t, is.Contains(back, "EXIT=0"))
+	assert.Check(t, is.Contains(back, "docker lifecycle rollback (pid "))
+	assert.Check(t, is.Contains(back, "back to revision 1 · ✔ rollback"))
+	assert.Check(t, regexp.MustCompile(`r1 \(back\)\s+100%`).MatchString(back), "the traffic went back to revision 1")
 
 	// With no rollout running, watch says so and exits 0.
 	r := p.mustLifecycle("watch")

@@ -43,6 +43,7 @@ type ttyWriter struct {
 	footer  []string   // lines kept below the events (SetFooter)
 	rows    func() int // the terminal's height, for the footer; nil: unknown
 	drawn   int        // block lines on screen, to move back over on redraw
+	blank   int        // of which the last ones blanked (a footer shrank)
 	frame   int
 	dirty   bool
 	closed  bool
@@ -151,6 +152,11 @@ func (w *ttyWriter) Close() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.draw()
+		// What follows (the command's result) goes right below the last row drawn,
+		// over the blanked ones.
+		if w.blank > 0 && w.err == nil {
+			_, w.err = fmt.Fprintf(w.out, ansiCursorUp, w.blank)
+		}
 		w.closed = true
 	})
 	w.mu.Lock()
@@ -203,6 +209,7 @@ func (w *ttyWriter) draw() {
 		b.WriteString(ansiClearRow)
 		b.WriteByte('\n')
 	}
+	w.blank = max(w.drawn-rows, 0)
 	w.drawn = max(rows, w.drawn)
 
 	if b.Len() == 0 || w.err != nil {

@@ -185,8 +185,9 @@ func TestTTYFooterShrinks(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	_, _ = out.Write([]byte("Deployed\n")) // the command's result, after Close
 	rows := screen(t, out.String())
-	want := []string{"web  deployed revision 2", "", ""}
+	want := []string{"web  deployed revision 2", "Deployed", ""}
 	if len(rows) != 4 || !strings.HasPrefix(rows[0], " ✔ Container demo-web-1  Started") || strings.Join(rows[1:], "|") != strings.Join(want, "|") {
 		t.Errorf("screen:\n%s", strings.Join(rows, "\n"))
 	}
