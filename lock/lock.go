@@ -97,6 +97,18 @@ func Acquire(ctx context.Context, eng engine.Engine, project, command string, st
 	return nil, fmt.Errorf("acquire lock of project %s: another process took it over at the same time", project)
 }
 
+// Holder is who holds the lock: this process.
+func (l *Lock) Holder() Holder { return l.holder }
+
+// Same reports whether h and o are the same holding of a lock (a lock released and
+// taken again by the same process is another holding).
+func (h Holder) Same(o Holder) bool {
+	if h.token != "" && o.token != "" {
+		return h.token == o.token
+	}
+	return h.Host == o.Host && h.PID == o.PID && h.Since.Equal(o.Since) && h.Command == o.Command
+}
+
 // Release gives the lock back; it never removes a lock that someone else took over.
 func (l *Lock) Release(ctx context.Context) error {
 	vol, err := l.eng.InspectVolume(ctx, VolumeName(l.project))

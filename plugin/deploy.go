@@ -71,7 +71,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	if err != nil {
 		return err
 	}
-	events, err := newProgress(dockerCli, project.progress)
+	events, view, err := newDeployProgress(dockerCli, project.progress)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 		WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
 		Command: "docker lifecycle deploy", Checkpoint: crashCheckpoint(),
 		Scan: (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan, ScanDockerHost: trivyDockerHost(dockerCli),
-		Build: opts.build, Pull: opts.pull, RegistryAuth: registryAuth(dockerCli), ToolVersion: meta.Version,
+		Build: opts.build, Pull: opts.pull, RegistryAuth: registryAuth(dockerCli), ToolVersion: meta.Version, View: view,
 	})
 	_ = events.Close()
 	if err != nil {

@@ -42,14 +42,14 @@ func runPromote(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 		fmt.Fprintf(dockerCli.Out(), "Promoting the canary of %s: the running deploy routes 100 %% to it now\n", services[0])
 		return nil
 	}
-	events, err := newProgress(dockerCli, project.progress)
+	events, view, err := newDeployProgress(dockerCli, project.progress)
 	if err != nil {
 		return err
 	}
 	started := time.Now()
 	plan, err := rollout.Deploy(ctx, eng, p, events, rollout.DeployOptions{
 		Services: services, LocalEngine: isLocalEngine(dockerCli), Command: "docker lifecycle promote",
-		Checkpoint: crashCheckpoint(), Promote: true,
+		Checkpoint: crashCheckpoint(), Promote: true, View: view,
 	})
 	_ = events.Close()
 	if err != nil {

@@ -76,7 +76,7 @@ func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOpti
 		}
 		return err
 	}
-	events, err := newProgress(dockerCli, project.progress)
+	events, view, err := newDeployProgress(dockerCli, project.progress)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOpti
 	}
 	deployOpts := rollout.DeployOptions{
 		Services: names, DryRun: opts.dryRun, WaitTimeout: opts.waitTimeout, LocalEngine: isLocalEngine(dockerCli),
-		Command: "docker lifecycle rollback", Checkpoint: crashCheckpoint(), Rollback: targets, ToolVersion: meta.Version,
+		Command: "docker lifecycle rollback", Checkpoint: crashCheckpoint(), Rollback: targets, ToolVersion: meta.Version, View: view,
 	}
 	var plan strategies.Plan
 	var restores []rollout.DataRestore

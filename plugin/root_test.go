@@ -29,7 +29,7 @@ func TestCommandTree(t *testing.T) {
 		assert.Check(t, c.RunE != nil, "%s has a RunE", c.Name())
 		assert.Check(t, c.Short != "", "%s has a short description", c.Name())
 	}
-	assert.Check(t, is.DeepEqual(names, []string{"abort", "backup", "config", "deploy", "down", "dr", "drill", "guard", "history", "lint", "logs", "monitor", "network", "pause", "plan", "promote", "ps", "restore", "resume", "rollback", "scan", "secrets", "stats", "unlock", "version"}))
+	assert.Check(t, is.DeepEqual(names, []string{"abort", "backup", "config", "deploy", "down", "dr", "drill", "guard", "history", "lint", "logs", "monitor", "network", "pause", "plan", "promote", "ps", "restore", "resume", "rollback", "scan", "secrets", "stats", "unlock", "version", "watch"}))
 	for _, flag := range []string{"file", "project-name", "profile", "env-file", "project-directory", "progress"} {
 		assert.Check(t, root.PersistentFlags().Lookup(flag) != nil, "--%s", flag)
 	}

@@ -44,6 +44,7 @@ type timelineJSON struct {
 	End            time.Time      `json:"end"`
 	Events         []eventJSON    `json:"events"`
 	Samples        []sampleJSON   `json:"samples"`
+	Verdicts       []string       `json:"verdicts,omitempty"`
 	Bounds         timelineBounds `json:"bounds"`
 	DroppedEvents  int            `json:"dropped_events"`
 	DroppedSamples int            `json:"dropped_samples"`
@@ -68,7 +69,7 @@ func writeTimelineJSON(out io.Writer, rec rollout.Record, tl rollout.Timeline) e
 	doc := timelineJSON{Service: rec.Service, Revision: rec.Revision, Result: rec.Result, Reason: rec.Reason,
 		Start: tl.Start.UTC(), End: tl.End.UTC(), Events: []eventJSON{}, Samples: []sampleJSON{},
 		Bounds:        timelineBounds{MaxEvents: rollout.MaxTimelineEvents, MaxSamplesPerRevision: rollout.MaxTimelineSamples},
-		DroppedEvents: tl.DroppedEvents, DroppedSamples: tl.DroppedSamples}
+		DroppedEvents: tl.DroppedEvents, DroppedSamples: tl.DroppedSamples, Verdicts: tl.Verdicts}
 	for _, e := range tl.Events {
 		e.Time = e.Time.UTC()
 		doc.Events = append(doc.Events, eventJSON{OffsetMs: e.Time.Sub(tl.Start).Milliseconds(), TimelineEvent: e})
@@ -94,6 +95,9 @@ func writeTimelineTable(out io.Writer, rec rollout.Record, tl rollout.Timeline) 
 	fmt.Fprintf(out, "\nStarted %s, lasted %s\n", tl.Start.UTC().Format("2006-01-02T15:04:05.000Z07:00"), tl.End.Sub(tl.Start).Round(time.Millisecond))
 	if tl.DroppedEvents > 0 || tl.DroppedSamples > 0 {
 		fmt.Fprintf(out, "Left out (oldest first): %d events, %d samples\n", tl.DroppedEvents, tl.DroppedSamples)
+	}
+	for _, v := range tl.Verdicts {
+		fmt.Fprintf(out, "Canary %s\n", v)
 	}
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)

@@ -3,6 +3,7 @@ package progress
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +39,11 @@ type ttyWriter struct {
 	mu      sync.Mutex
 	lines   []*ttyLine
 	byID    map[string]*ttyLine
-	pending []string // info lines not yet printed
-	drawn   int      // block lines on screen, to move back over on redraw
+	pending []string   // info lines not yet printed
+	footer  []string   // lines kept below the events (SetFooter)
+	rows    func() int // the terminal's height, for the footer; nil: unknown
+	drawn   int        // block lines on screen, to move back over on redraw
+	blank   int        // of which the last ones blanked (a footer shrank)
 	frame   int
 	dirty   bool
 	closed  bool
@@ -113,6 +117,34 @@ func (w *ttyWriter) Event(e Event) {
 	}
 }
 
+// FooterWriter is a Writer that also keeps a block of lines below its events, redrawn
+// with them (the rollout view of deploy and watch).
+type FooterWriter interface {
+	Writer
+	// SetFooter replaces the footer; lines should fit the terminal's width.
+	SetFooter(lines []string)
+}
+
+// NewTTY is the tty renderer with a footer, whatever the mode says: for callers that
+// checked the terminal themselves. rows gives the terminal's height (0: unknown): the
+// footer is cut to what fits below the events, because the cursor cannot move back up
+// past the top of the screen to redraw rows that scrolled away.
+func NewTTY(out io.Writer, rows func() int) FooterWriter {
+	w := newTTYWriter(out, time.Now, ttyInterval)
+	w.rows = rows
+	return w
+}
+
+func (w *ttyWriter) SetFooter(lines []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.footer = slices.Clone(lines)
+	w.dirty = true
+}
+
 func (w *ttyWriter) Close() error {
 	w.once.Do(func() {
 		close(w.stop)
@@ -120,6 +152,11 @@ func (w *ttyWriter) Close() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.draw()
+		// What follows (the command's result) goes right below the last row drawn,
+		// over the blanked ones.
+		if w.blank > 0 && w.err == nil {
+			_, w.err = fmt.Fprintf(w.out, ansiCursorUp, w.blank)
+		}
 		w.closed = true
 	})
 	w.mu.Lock()
@@ -159,12 +196,44 @@ func (w *ttyWriter) draw() {
 		w.writeLine(&b, line, now, width)
 		b.WriteByte('\n')
 	}
-	w.drawn = len(w.lines)
+	footer := w.fittedFooter()
+	for _, text := range footer {
+		b.WriteString(ansiClearRow)
+		b.WriteString(text)
+		b.WriteByte('\n')
+	}
+	// A shorter footer than last time: its old rows are blanked, so the block keeps
+	// its height and no stale row stays on screen.
+	rows := len(w.lines) + len(footer)
+	for i := rows; i < w.drawn; i++ {
+		b.WriteString(ansiClearRow)
+		b.WriteByte('\n')
+	}
+	w.blank = max(w.drawn-rows, 0)
+	w.drawn = max(rows, w.drawn)
 
 	if b.Len() == 0 || w.err != nil {
 		return
 	}
 	_, w.err = io.WriteString(w.out, b.String())
+}
+
+// fittedFooter is the footer cut to the rows left below the events (one row is the
+// cursor's), its last line saying how many were left out.
+func (w *ttyWriter) fittedFooter() []string {
+	if w.rows == nil {
+		return w.footer
+	}
+	height := w.rows()
+	room := height - 1 - len(w.lines)
+	if height <= 0 || len(w.footer) <= room {
+		return w.footer
+	}
+	if room <= 0 {
+		return nil
+	}
+	out := slices.Clone(w.footer[:room-1])
+	return append(out, fmt.Sprintf("… %d more lines: a taller terminal shows them", len(w.footer)-room+1))
 }
 
 // labelWidth aligns the elapsed column on the longest label that still lets

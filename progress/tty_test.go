@@ -171,3 +171,41 @@ func TestTTYCloseStopsTicker(t *testing.T) {
 		})
 	}
 }
+
+// TestTTYFooterShrinks: the footer is drawn below the events, redrawn in place, and a
+// shorter footer blanks the rows the longer one used.
+func TestTTYFooterShrinks(t *testing.T) {
+	clock := newFakeClock()
+	var out lockedBuffer
+	w := newTTYWriter(&out, clock.now, time.Millisecond)
+	Emit(w, "Container demo-web-1", Done, "Started", "")
+	w.SetFooter([]string{"web  canary step 1/2", "  r1  90%", "  r2  10%"})
+	waitFor(t, &out, "r2  10%")
+	w.SetFooter([]string{"web  deployed revision 2"})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = out.Write([]byte("Deployed\n")) // the command's result, after Close
+	rows := screen(t, out.String())
+	want := []string{"web  deployed revision 2", "Deployed", ""}
+	if len(rows) != 4 || !strings.HasPrefix(rows[0], " ✔ Container demo-web-1  Started") || strings.Join(rows[1:], "|") != strings.Join(want, "|") {
+		t.Errorf("screen:\n%s", strings.Join(rows, "\n"))
+	}
+}
+
+// TestTTYFooterFitsTheTerminal: a footer taller than the rows left below the events is
+// cut, saying how much, so the redraw never needs rows that scrolled off the screen.
+func TestTTYFooterFitsTheTerminal(t *testing.T) {
+	var out bytes.Buffer
+	w := newTTYWriter(&out, newFakeClock().now, time.Hour)
+	w.rows = func() int { return 6 }
+	Emit(w, "Container demo-web-1", Done, "Started", "")
+	w.SetFooter([]string{"a", "b", "c", "d", "e", "f"})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows := screen(t, out.String())
+	if len(rows) != 5 || strings.Join(rows[1:], "|") != "a|b|c|… 3 more lines: a taller terminal shows them" {
+		t.Errorf("screen:\n%s", strings.Join(rows, "\n"))
+	}
+}

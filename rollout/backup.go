@@ -336,7 +336,7 @@ func backupSelection(ctx context.Context, eng engine.Engine, project string, tar
 // revision records, canary signals) from the project's data.
 func isLifecycleVolume(v engine.Volume) bool {
 	return v.Labels[compose.LabelRole] == compose.RoleRouter || v.Labels[compose.LabelRole] == compose.RoleSecrets ||
-		v.Labels[labelHistory] != "" || v.Labels[labelSignal] != ""
+		v.Labels[labelHistory] != "" || v.Labels[labelSignal] != "" || v.Labels[labelRolloutSeq] != ""
 }
 
 // volumeShortName is the compose name of a volume, or its engine name without one.

@@ -116,13 +116,18 @@ func (x *executor) observeCanary(ctx context.Context, s strategies.Step) (promot
 			return false, fmt.Errorf("%w by `docker lifecycle abort %s`", ErrCanaryAborted, s.Service)
 		case signals[SignalPromote]:
 			progress.Emit(x.events, id, progress.Info, "Promoted", "by `docker lifecycle promote`: the remaining analysis is skipped")
+			x.state.canary(ctx, s.Service, func(c *CanaryState) { c.Promoted, c.StepEnds, c.Paused = true, time.Time{}, false })
 			return true, nil
 		case signals[SignalPause] && !paused:
 			paused = true
 			progress.Emit(x.events, id, progress.Warning, "Paused", fmt.Sprintf("%s left in this step; `docker lifecycle resume %s` goes on", remaining.Round(time.Second), s.Service))
+			left := remaining
+			x.state.canary(ctx, s.Service, func(c *CanaryState) { c.Paused, c.PausedLeft, c.StepEnds = true, left.Milliseconds(), time.Time{} })
 		case !signals[SignalPause] && paused:
 			paused = false
 			progress.Emit(x.events, id, progress.Working, "Resumed", "")
+			ends := time.Now().Add(remaining).UTC()
+			x.state.canary(ctx, s.Service, func(c *CanaryState) { c.Paused, c.PausedLeft, c.StepEnds = false, 0, ends })
 		}
 		step := min(poll, remaining)
 		select {
@@ -148,8 +153,12 @@ func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 		return x.stepError(s, err)
 	}
 	progress.Emit(x.events, id, progress.Working, "Analyzing", fmt.Sprintf("%s for %s", s.Cause, time.Duration(s.Duration)))
+	x.state.stepStarted(ctx, s, time.Duration(s.Duration))
 	promoted, err := x.observeCanary(ctx, s)
 	if err != nil {
+		if errors.Is(err, ErrCanaryAborted) {
+			x.state.verdict(ctx, s, "aborted by `docker lifecycle abort`")
+		}
 		return x.stepError(s, err)
 	}
 	if promoted {
@@ -163,9 +172,11 @@ func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 	verdict := judge(w, a)
 	detail := fmt.Sprintf("revision %d: %d requests, %.2f%% errors, p99 %s", s.Revision, w.Requests, 100*w.errorRate(), w.p99())
 	if verdict != "" {
+		x.state.verdict(ctx, s, "failed: "+verdict+" ("+detail+")")
 		return x.stepError(s, fmt.Errorf("%w: canary analysis failed: %s (%s)", ErrAnalysisFailed, verdict, detail))
 	}
 	progress.Emit(x.events, id, progress.Done, "Analysis passed", detail)
+	x.state.verdict(ctx, s, "passed: "+detail)
 	return nil
 }
 

@@ -53,6 +53,8 @@ type DeployOptions struct {
 	RegistryAuth RegistryAuth
 	// ToolVersion goes into the manifest of a pre-deploy backup (predeploy.go).
 	ToolVersion string
+	// View, if set, is given the rollout view while the plan runs (ExecOptions.View).
+	View func(RolloutView)
 	// beforeRollout runs inside the lock after planning and the pre-deploy backup,
 	// before the rollout's first write; afterRollout once the rollout succeeded (rollback
 	// --with-data: stop and restore, then start what it stopped; rollbackdata.go). A
@@ -160,7 +162,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		}
 	}
 	created := newCreatedInspections(ctx, eng)
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add, Backups: backups}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add, Backups: backups, View: opts.View, Holder: l.Holder()}); err != nil {
 		created.wait()
 		if opts.rolloutFailed != nil {
 			err = opts.rolloutFailed(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/lock"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
@@ -56,6 +57,11 @@ type ExecOptions struct {
 	// Backups is the pre-deploy backup's location per service (predeploy.go), recorded
 	// on each of those services' revision records.
 	Backups map[string]string
+	// View, if set, is given the rollout view every second while the plan runs, and
+	// once more with the results (the terminal view of deploy, rollback and promote);
+	// Holder is the lock holder it shows.
+	View   func(RolloutView)
+	Holder lock.Holder
 }
 
 // executor runs one plan; it remembers what it created so a failure can undo it.
@@ -82,6 +88,8 @@ type executor struct {
 	routes  map[string][]strategies.RouteBackend
 	routers map[string]*routerClient // by router key: "" the project's, else the service's
 	failed  string                   // the service whose step failed first
+	// state is what the rollout publishes for `watch` (rolloutstate.go).
+	state *statePublisher
 
 	// tolerated failures (see tolerate.go), guarded by mu
 	tolerated     map[string]int    // per service
@@ -148,6 +156,13 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	}()
 	stopSampling := x.startSampler(timeline, plan)
 	defer stopSampling()
+	// Published for `watch` until the records are written (they hold the result).
+	x.state = newStatePublisher(ctx, eng, d, plan, opts.Result == ResultRollback, events, time.Now())
+	x.state.timeline = timeline
+	defer x.state.close()
+	// Stopped once the records are written, before the state is removed: its last
+	// view has the results.
+	defer startRolloutView(ctx, eng, p.Name, opts.Holder, nil, opts.View)()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -60,6 +60,8 @@ type Timeline struct {
 	// Samples are the router's counters of each revision of the service over each
 	// interval (one second; the last may be shorter), oldest first.
 	Samples []TimelineSample `json:"samples"`
+	// Verdicts are a canary's analysis verdicts, one per step judged (or aborted).
+	Verdicts []string `json:"verdicts,omitempty"`
 	// DroppedEvents and DroppedSamples count what the bounds left out (the oldest).
 	DroppedEvents  int `json:"dropped_events,omitempty"`
 	DroppedSamples int `json:"dropped_samples,omitempty"`
@@ -168,6 +170,7 @@ type timelineRecorder struct {
 }
 
 type timelineBuffer struct {
+	verdicts       []string
 	events         []TimelineEvent
 	droppedEvents  int
 	samples        map[int][]TimelineSample // per revision
@@ -218,6 +221,14 @@ func (b *timelineBuffer) addEvent(e TimelineEvent) {
 	b.events = append(b.events, e)
 }
 
+func (r *timelineRecorder) addVerdict(service, verdict string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.services[service]; b != nil && len(b.verdicts) < maxVerdicts {
+		b.verdicts = append(b.verdicts, verdict)
+	}
+}
+
 func (r *timelineRecorder) addSample(service string, s TimelineSample) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -242,6 +253,7 @@ func (r *timelineRecorder) timeline(service string, result Record) Timeline {
 		return t
 	}
 	t.Events = slices.Clone(b.events)
+	t.Verdicts = slices.Clone(b.verdicts)
 	detail := fmt.Sprintf("revision %d", result.Revision)
 	if result.Reason != "" {
 		detail += ": " + result.Reason
