@@ -97,7 +97,14 @@ func dependentsWorld(t *testing.T) (*guardWorld, *engine.Fake, map[string]string
 			w.record("start " + id)
 			return nil
 		}
-		return start(ctx, id)
+		if err := start(ctx, id); err != nil {
+			return err
+		}
+		// The restart heals web: its dependents are restarted once it is healthy.
+		w.mu.Lock()
+		w.health = "healthy"
+		w.mu.Unlock()
+		return nil
 	}
 	return w, f, unhealthy
 }
