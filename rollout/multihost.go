@@ -1,0 +1,383 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+	"github.com/docker-lifecycle/docker-lifecycle/strategies"
+)
+
+// Host is one engine of a multi-host deploy (x-lifecycle.hosts, docs/multihost.md): a
+// Docker context's name and its engine. Each host is deployed by the one-engine
+// runtime (Deploy), with its own lock, health gates and automatic rollback.
+type Host struct {
+	Name   string
+	Engine engine.Engine
+}
+
+// HostsPlan is which hosts deploy in which batch: batches run one after the other,
+// Wait apart, the hosts of a batch at most Concurrency at a time.
+type HostsPlan struct {
+	Batches     [][]string    `json:"batches"`
+	Concurrency int           `json:"concurrency"`
+	Wait        time.Duration `json:"wait"`
+}
+
+// PlanHosts splits the hosts, in their order, into batches of spec's size.
+func PlanHosts(spec compose.HostsSpec, hosts []string) HostsPlan {
+	size := spec.BatchSize(len(hosts))
+	plan := HostsPlan{Concurrency: size, Wait: time.Duration(spec.Wait)}
+	if spec.Concurrency > 0 {
+		plan.Concurrency = min(spec.Concurrency, size)
+	}
+	for rest := hosts; len(rest) > 0; {
+		n := min(size, len(rest))
+		plan.Batches = append(plan.Batches, slices.Clone(rest[:n]))
+		rest = rest[n:]
+	}
+	return plan
+}
+
+// Text prints the batches, one line each, and the waits between them.
+func (p HostsPlan) Text() string {
+	var b strings.Builder
+	for i, batch := range p.Batches {
+		if i > 0 && p.Wait > 0 {
+			fmt.Fprintf(&b, "wait %s\n", p.Wait)
+		}
+		fmt.Fprintf(&b, "batch %d/%d: %s (%d at a time)\n", i+1, len(p.Batches), strings.Join(batch, ", "), min(p.Concurrency, len(batch)))
+	}
+	return b.String()
+}
+
+// Results of one host in a multi-host deploy.
+const (
+	HostDeployed       = "deployed"        // switched to the new version
+	HostUnchanged      = "unchanged"       // up to date: nothing to do
+	HostFailed         = "failed"          // its deploy failed (rolled back on it when the runtime could)
+	HostSkipped        = "skipped"         // not started: a host before it failed
+	HostRolledBack     = "rolled-back"     // switched, then rolled back because another host failed
+	HostRollbackFailed = "rollback-failed" // switched, and its rollback failed: it may run the new version
+)
+
+// HostOutcome is what a multi-host deploy did on one host.
+type HostOutcome struct {
+	Host   string `json:"host"`
+	Batch  int    `json:"batch"`
+	Result string `json:"result"`
+	// Services are the services the deploy changed on the host (rolled back, for
+	// HostRolledBack).
+	Services []string `json:"services,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	// Kept are changed services a rollback cannot return (the recreate strategy keeps
+	// no previous revision, or the service is new on the host), with the reason.
+	Kept []string `json:"kept,omitempty"`
+}
+
+// HostsRolledBackError: a host failed its deploy, and every host already switched
+// was rolled back, so each one runs what it ran before. The plugin exits 3, as for
+// a one-engine rollback.
+type HostsRolledBackError struct {
+	Failed     []string
+	RolledBack []string
+	Cause      error
+}
+
+func (e *HostsRolledBackError) Error() string {
+	back := "no other host had switched"
+	if len(e.RolledBack) > 0 {
+		back = hostList(e.RolledBack) + " " + ErrRolledBack.Error() + " to the revisions they ran before"
+	}
+	return fmt.Sprintf("deploy failed on %s; %s; the cause: %s", hostList(e.Failed), back, e.Cause)
+}
+
+func (e *HostsRolledBackError) Unwrap() []error { return []error{ErrRolledBack, e.Cause} }
+
+func hostList(hosts []string) string {
+	if len(hosts) == 1 {
+		return "host " + hosts[0]
+	}
+	return "hosts " + strings.Join(hosts, ", ")
+}
+
+// hostSteps are the engine work of a multi-host deploy, one host at a time: runHosts
+// orders them; DeployHosts gives the real ones.
+type hostSteps struct {
+	// deploy deploys one host and returns the services it changed.
+	deploy func(ctx context.Context, host string) ([]string, error)
+	// rollback returns one switched host to what it ran before, given the services
+	// the deploy changed there; kept are the ones it could not return, with why.
+	rollback func(ctx context.Context, host string, changed []string) (kept []string, err error)
+	// wait pauses between batches.
+	wait func(ctx context.Context, d time.Duration) error
+}
+
+// runHosts runs the plan: batch after batch, at most plan.Concurrency hosts at a
+// time; once a host fails, no further host starts (those of its batch already
+// running finish), and every host switched so far rolls back (rollbackSet), as many
+// at a time. Outcomes come in plan order.
+func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progress.Writer) ([]HostOutcome, error) {
+	var outcomes []HostOutcome
+	index := map[string]int{}
+	for b, batch := range plan.Batches {
+		for _, h := range batch {
+			index[h] = len(outcomes)
+			outcomes = append(outcomes, HostOutcome{Host: h, Batch: b + 1, Result: HostSkipped})
+		}
+	}
+	var (
+		mu     sync.Mutex
+		failed bool
+		causes []error
+	)
+	for b, batch := range plan.Batches {
+		if b > 0 && plan.Wait > 0 {
+			progress.Emit(events, "Hosts", progress.Working, fmt.Sprintf("Waiting %s before batch %d/%d", plan.Wait, b+1, len(plan.Batches)), "")
+			if err := steps.wait(ctx, plan.Wait); err != nil {
+				failed, causes = true, append(causes, err)
+				break
+			}
+		}
+		progress.Emit(events, "Hosts", progress.Working, fmt.Sprintf("Batch %d/%d", b+1, len(plan.Batches)), strings.Join(batch, ", "))
+		forEachLimited(batch, plan.Concurrency, func(h string) {
+			mu.Lock()
+			stop := failed
+			mu.Unlock()
+			if stop {
+				return // skipped: a host of this batch failed already
+			}
+			changed, err := steps.deploy(ctx, h)
+			mu.Lock()
+			defer mu.Unlock()
+			o := &outcomes[index[h]]
+			o.Services = changed
+			switch {
+			case err != nil:
+				o.Result, o.Error = HostFailed, firstLine(err)
+				failed = true
+				causes = append(causes, fmt.Errorf("host %s: %w", h, err))
+			case len(changed) == 0:
+				o.Result = HostUnchanged
+			default:
+				o.Result = HostDeployed
+			}
+		})
+		if failed {
+			break
+		}
+	}
+	if !failed {
+		return outcomes, nil
+	}
+	cause := errors.Join(causes...)
+	back := rollbackSet(outcomes)
+	if len(back) > 0 {
+		progress.Emit(events, "Hosts", progress.Warning, "Rolling back "+hostList(back), "a host failed its deploy: all or nothing")
+	}
+	var rollbackErrs []error
+	forEachLimited(back, plan.Concurrency, func(h string) {
+		o := &outcomes[index[h]]
+		kept, err := steps.rollback(context.WithoutCancel(ctx), h, o.Services)
+		mu.Lock()
+		defer mu.Unlock()
+		o.Kept = kept
+		if err != nil {
+			o.Result, o.Error = HostRollbackFailed, firstLine(err)
+			rollbackErrs = append(rollbackErrs, fmt.Errorf("host %s: %w", h, err))
+			return
+		}
+		o.Result = HostRolledBack
+	})
+	var failedHosts []string
+	for _, o := range outcomes {
+		if o.Result == HostFailed {
+			failedHosts = append(failedHosts, o.Host)
+		}
+	}
+	if len(rollbackErrs) > 0 {
+		return outcomes, fmt.Errorf("deploy failed on %s: %w; and the rollback failed on %w: those hosts may run the new version; look with `docker --context HOST lifecycle ps`, then `docker --context HOST lifecycle rollback`",
+			strings.Join(failedHosts, ", "), cause, errors.Join(rollbackErrs...))
+	}
+	var kept []string
+	for _, o := range outcomes {
+		for _, k := range o.Kept {
+			kept = append(kept, o.Host+": "+k)
+		}
+	}
+	if len(kept) > 0 {
+		return outcomes, fmt.Errorf("deploy failed on %s: %w; the hosts that had switched were rolled back, but these services keep the new version: %s",
+			strings.Join(failedHosts, ", "), cause, strings.Join(kept, "; "))
+	}
+	if len(failedHosts) == 0 { // the wait between batches was interrupted
+		return outcomes, fmt.Errorf("multi-host deploy interrupted: %w", cause)
+	}
+	return outcomes, &HostsRolledBackError{Failed: failedHosts, RolledBack: back, Cause: cause}
+}
+
+// rollbackSet is the hosts a failed multi-host deploy rolls back: those it switched
+// (deployed, with a change), in plan order. A failed host rolled itself back (the
+// runtime's automatic rollback); skipped and unchanged ones run what they ran.
+func rollbackSet(outcomes []HostOutcome) []string {
+	var out []string
+	for _, o := range outcomes {
+		if o.Result == HostDeployed {
+			out = append(out, o.Host)
+		}
+	}
+	return out
+}
+
+// forEachLimited runs fn for every item, at most limit at a time, and waits for all.
+func forEachLimited(items []string, limit int, fn func(string)) {
+	sem := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(it)
+		}()
+	}
+	wg.Wait()
+}
+
+// DeployHosts deploys the project to every host of the plan (docs/multihost.md), each
+// through Deploy, all or nothing: when a host fails, the hosts already switched go back
+// to the revisions they ran before, through the same runtime as `rollback`. With
+// opts.DryRun it plans every host and changes nothing: the plans come back per host.
+func DeployHosts(ctx context.Context, hosts []Host, p *compose.Project, events progress.Writer, plan HostsPlan, opts DeployOptions) ([]HostOutcome, map[string]strategies.Plan, error) {
+	byName := map[string]Host{}
+	for _, h := range hosts {
+		byName[h.Name] = h
+	}
+	plans := map[string]strategies.Plan{}
+	var mu sync.Mutex
+	if opts.DryRun {
+		var errs []error
+		forEachLimited(flatten(plan.Batches), plan.Concurrency, func(name string) {
+			pl, err := Deploy(ctx, byName[name].Engine, p, hostEvents(events, name), opts)
+			mu.Lock()
+			defer mu.Unlock()
+			plans[name] = pl
+			if err != nil {
+				errs = append(errs, fmt.Errorf("host %s: %w", name, err))
+			}
+		})
+		return nil, plans, errors.Join(errs...)
+	}
+	steps := hostSteps{
+		deploy: func(ctx context.Context, name string) ([]string, error) {
+			pl, err := Deploy(ctx, byName[name].Engine, p, hostEvents(events, name), opts)
+			mu.Lock()
+			plans[name] = pl
+			mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return pl.Services(), nil
+		},
+		rollback: func(ctx context.Context, name string, changed []string) ([]string, error) {
+			return rollbackHost(ctx, byName[name].Engine, p, hostEvents(events, name), changed, opts)
+		},
+		wait: func(ctx context.Context, d time.Duration) error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+				return nil
+			}
+		},
+	}
+	outcomes, err := runHosts(ctx, plan, steps, events)
+	return outcomes, plans, err
+}
+
+// rollbackHost returns the services a deploy changed on one host to the revisions
+// that served before it (RollbackTargets), through Deploy as `rollback` does. Services
+// with no previous revision (recreate, or new on the host) are kept and named.
+func rollbackHost(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, changed []string, opts DeployOptions) ([]string, error) {
+	targets := map[string]int{}
+	var kept []string
+	for _, s := range changed {
+		if !p.ServiceSpecs[s].Routed() {
+			kept = append(kept, s+" (recreate strategy: no previous revision is kept)")
+			continue
+		}
+		t, err := RollbackTargets(ctx, eng, p, []string{s}, 0)
+		if errors.Is(err, ErrNothingToRollBack) {
+			kept = append(kept, s+" (no previous revision on this host)")
+			continue
+		}
+		if err != nil {
+			return kept, err
+		}
+		targets[s] = t[s]
+	}
+	if len(targets) == 0 {
+		return kept, nil
+	}
+	names := make([]string, 0, len(targets))
+	for s := range targets {
+		names = append(names, s)
+	}
+	slices.Sort(names)
+	_, err := Deploy(ctx, eng, p, events, DeployOptions{
+		Services: names, WaitTimeout: opts.WaitTimeout, Command: "docker lifecycle deploy (multi-host rollback)",
+		Rollback: targets, Trigger: TriggerHostsRollback, Reason: "another host failed its deploy", ToolVersion: opts.ToolVersion,
+	})
+	return kept, err
+}
+
+func flatten(batches [][]string) []string {
+	var out []string
+	for _, b := range batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// hostEvents prefixes every event of one host's deploy with the host's name, so the
+// interleaved progress of several hosts reads apart.
+func hostEvents(w progress.Writer, host string) progress.Writer {
+	return hostWriter{w: w, prefix: "[" + host + "] "}
+}
+
+type hostWriter struct {
+	w      progress.Writer
+	prefix string
+}
+
+func (h hostWriter) Event(e progress.Event) {
+	e.ID = h.prefix + e.ID
+	h.w.Event(e)
+}
+
+// Close leaves the shared writer open: the command closes it once.
+func (h hostWriter) Close() error { return nil }
+
+// WriteHostsOutcomes prints one line per host: host, batch, result, services, error.
+func WriteHostsOutcomes(w io.Writer, outcomes []HostOutcome) {
+	for _, o := range outcomes {
+		line := fmt.Sprintf("%-20s batch %d  %-15s", o.Host, o.Batch, o.Result)
+		if len(o.Services) > 0 {
+			line += "  " + strings.Join(o.Services, ", ")
+		}
+		if o.Error != "" {
+			line += "  (" + o.Error + ")"
+		}
+		for _, k := range o.Kept {
+			line += "  kept: " + k
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+}

@@ -1,0 +1,196 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
+)
+
+func TestPlanHosts(t *testing.T) {
+	hosts := []string{"a", "b", "c", "d", "e"}
+	for _, c := range []struct {
+		spec compose.HostsSpec
+		want string
+	}{
+		{compose.HostsSpec{}, "batch 1/1: a, b, c, d, e (5 at a time)\n"},
+		{compose.HostsSpec{Batch: "2", Wait: compose.Duration(5 * time.Second)},
+			"batch 1/3: a, b (2 at a time)\nwait 5s\nbatch 2/3: c, d (2 at a time)\nwait 5s\nbatch 3/3: e (1 at a time)\n"},
+		{compose.HostsSpec{Batch: "50%", Concurrency: 2},
+			"batch 1/2: a, b, c (2 at a time)\nbatch 2/2: d, e (2 at a time)\n"},
+		{compose.HostsSpec{Concurrency: 1}, "batch 1/1: a, b, c, d, e (1 at a time)\n"},
+	} {
+		assert.Check(t, is.Equal(PlanHosts(c.spec, hosts).Text(), c.want), "%+v", c.spec)
+	}
+}
+
+// fakeHostSteps records each step as "deploy X", "rollback X [services]", "wait D";
+// fail names the hosts whose deploy fails.
+type fakeHostSteps struct {
+	mu    sync.Mutex
+	trace []string
+	fail  map[string]bool
+	// unchanged names hosts that are already up to date.
+	unchanged map[string]bool
+}
+
+func (f *fakeHostSteps) steps() hostSteps {
+	return hostSteps{
+		deploy: func(_ context.Context, h string) ([]string, error) {
+			f.mu.Lock()
+			f.trace = append(f.trace, "deploy "+h)
+			f.mu.Unlock()
+			switch {
+			case f.fail[h]:
+				return nil, fmt.Errorf("web: %w", ErrRolledBack)
+			case f.unchanged[h]:
+				return nil, nil
+			}
+			return []string{"web"}, nil
+		},
+		rollback: func(_ context.Context, h string, changed []string) ([]string, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.trace = append(f.trace, fmt.Sprintf("rollback %s %v", h, changed))
+			return nil, nil
+		},
+		wait: func(_ context.Context, d time.Duration) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.trace = append(f.trace, "wait "+d.String())
+			return nil
+		},
+	}
+}
+
+func outcomesText(o []HostOutcome) string {
+	var b strings.Builder
+	WriteHostsOutcomes(&b, o)
+	return b.String()
+}
+
+// One host at a time: c fails in batch 2, so d never starts and a, b (switched in
+// batch 1) roll back; e was unchanged and is left alone.
+func TestRunHostsRollsBackTheSwitchedHosts(t *testing.T) {
+	f := &fakeHostSteps{fail: map[string]bool{"c": true}}
+	plan := PlanHosts(compose.HostsSpec{Batch: "2", Concurrency: 1, Wait: compose.Duration(time.Second)}, []string{"a", "b", "c", "d", "e"})
+	outcomes, err := runHosts(context.Background(), plan, f.steps(), progress.Nop)
+	assert.Check(t, is.DeepEqual(f.trace, []string{"deploy a", "deploy b", "wait 1s", "deploy c", "rollback a [web]", "rollback b [web]"}))
+	assert.Check(t, is.Equal(outcomesText(outcomes), strings.Join([]string{
+		"a                    batch 1  rolled-back      web",
+		"b                    batch 1  rolled-back      web",
+		"c                    batch 2  failed           (web: rolled back)",
+		"d                    batch 2  skipped",
+		"e                    batch 3  skipped",
+	}, "\n")+"\n"))
+	var rb *HostsRolledBackError
+	assert.Assert(t, errors.As(err, &rb), "%v", err)
+	assert.Check(t, errors.Is(err, ErrRolledBack))
+	assert.Check(t, is.Error(err, "deploy failed on host c; hosts a, b rolled back to the revisions they ran before; the cause: host c: web: rolled back"))
+}
+
+func TestRunHostsAllHealthy(t *testing.T) {
+	f := &fakeHostSteps{unchanged: map[string]bool{"b": true}}
+	plan := PlanHosts(compose.HostsSpec{Batch: "1"}, []string{"a", "b", "c"})
+	outcomes, err := runHosts(context.Background(), plan, f.steps(), progress.Nop)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(f.trace, []string{"deploy a", "deploy b", "deploy c"}), "no wait is set")
+	assert.Check(t, is.DeepEqual(rollbackSet(outcomes), []string{"a", "c"}), "what a failure would roll back: b did not change")
+	assert.Check(t, is.Equal(outcomesText(outcomes), "a                    batch 1  deployed         web\nb                    batch 2  unchanged\nc                    batch 3  deployed         web\n"))
+}
+
+// In one batch run concurrently, a host that fails leaves the others of its batch to
+// finish, then rolls back those that switched.
+func TestRunHostsFailureInsideABatch(t *testing.T) {
+	f := &fakeHostSteps{fail: map[string]bool{"b": true}}
+	plan := PlanHosts(compose.HostsSpec{}, []string{"a", "b", "c"})
+	outcomes, err := runHosts(context.Background(), plan, f.steps(), progress.Nop)
+	assert.Check(t, errors.Is(err, ErrRolledBack))
+	assert.Check(t, is.DeepEqual(rollbackSet(outcomes), []string(nil)), "all rolled back now")
+	var results []string
+	for _, o := range outcomes {
+		results = append(results, o.Host+" "+o.Result)
+	}
+	assert.Check(t, is.DeepEqual(results, []string{"a rolled-back", "b failed", "c rolled-back"}))
+	slices.Sort(f.trace)
+	assert.Check(t, is.DeepEqual(f.trace, []string{"deploy a", "deploy b", "deploy c", "rollback a [web]", "rollback c [web]"}))
+}
+
+const hostsCompose = `
+name: demo
+services:
+  web:
+    image: app:%d
+    healthcheck: {test: [CMD, check]}
+`
+
+// Three in-memory engines, one batch of one at a time: v2 is unhealthy on the third,
+// so the first two, already on v2, go back to revision 1 and every engine runs r1.
+func TestDeployHostsAllOrNothing(t *testing.T) {
+	worlds := []*world{newWorld(), newWorld(), newWorld()}
+	healthy := func(string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "running", Health: "healthy"}
+	}
+	var hosts []Host
+	for i, w := range worlds {
+		w.health = healthy
+		hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake()})
+	}
+	worlds[2].health = func(name string) engine.ContainerDetails {
+		if strings.Contains(name, "-r2-") {
+			return engine.ContainerDetails{State: "running", Health: "unhealthy", HealthLog: []string{"exit 1: v2 broken here"}}
+		}
+		return healthy(name)
+	}
+	plan := PlanHosts(compose.HostsSpec{Batch: "1"}, []string{"h1", "h2", "h3"})
+	opts := DeployOptions{WaitTimeout: 2 * time.Second}
+
+	outcomes, _, err := DeployHosts(context.Background(), hosts, loadProject(t, fmt.Sprintf(hostsCompose, 1)), progress.Nop, plan, opts)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(outcomesText(outcomes), "h1                   batch 1  deployed         web\nh2                   batch 2  deployed         web\nh3                   batch 3  deployed         web\n"))
+
+	p2 := loadProject(t, fmt.Sprintf(hostsCompose, 2))
+	_, plans, err := DeployHosts(context.Background(), hosts, p2, progress.Nop, plan, DeployOptions{DryRun: true})
+	assert.NilError(t, err)
+	for _, h := range []string{"h1", "h2", "h3"} {
+		assert.Check(t, is.DeepEqual(plans[h].Services(), []string{"web"}), h)
+	}
+	for _, w := range worlds {
+		assert.Check(t, is.DeepEqual(w.state(), []string{"demo-web-r1-1:running"}), "a dry run changes nothing")
+	}
+
+	outcomes, _, err = DeployHosts(context.Background(), hosts, p2, progress.Nop, plan, opts)
+	assert.Check(t, errors.Is(err, ErrRolledBack), "%v", err)
+	assert.Check(t, is.ErrorContains(err, "deploy failed on host h3; hosts h1, h2 rolled back"))
+	assert.Check(t, is.ErrorContains(err, "v2 broken here"))
+	var results []string
+	for _, o := range outcomes {
+		results = append(results, o.Host+" "+o.Result)
+	}
+	assert.Check(t, is.DeepEqual(results, []string{"h1 rolled-back", "h2 rolled-back", "h3 failed"}))
+	for i, w := range worlds {
+		var running []string
+		for _, s := range w.state() {
+			if strings.HasSuffix(s, ":running") {
+				running = append(running, s)
+			}
+		}
+		assert.Check(t, is.DeepEqual(running, []string{"demo-web-r1-1:running"}), "host h%d", i+1)
+	}
+	records, err := History(context.Background(), hosts[0].Engine, "demo")
+	assert.NilError(t, err)
+	last := records[len(records)-1]
+	assert.Check(t, is.Equal(last.Revision, 1))
+	assert.Check(t, is.Equal(last.Trigger, TriggerHostsRollback))
+}
