@@ -11,6 +11,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -148,14 +149,21 @@ func openProject(ctx context.Context, dockerCli command.Cli, project *projectOpt
 	if err != nil {
 		return nil, nil, err
 	}
+	eng, err := connectProject(ctx, dockerCli.Client(), p)
+	return p, eng, err
+}
+
+// connectProject checks the loaded project's policy, then connects to the engine
+// behind api and gives the project that engine's networks.
+func connectProject(ctx context.Context, api client.APIClient, p *compose.Project) (engine.Engine, error) {
 	if err := rollout.ValidatePolicy(p); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	eng, err := connect(ctx, dockerCli)
+	eng, err := engine.Connect(ctx, api)
 	if err == nil {
 		err = rollout.ObserveNetworks(ctx, eng, p) // segment subnets skip the engine's (x-lifecycle.network only)
 	}
-	return p, eng, err
+	return eng, err
 }
 
 // openProjectName is openProject for commands that need only the project name, so that
@@ -206,6 +214,7 @@ func exitError(ctx context.Context, err error) error {
 	}
 	var rolledBack *rollout.RolledBackError
 	isRolledBack := errors.As(err, &rolledBack)
+	var hostsRolledBack *rollout.HostsRolledBackError
 	switch {
 	// An interrupt (this command's context cancelled: Ctrl-C, SIGTERM, the docker CLI
 	// closing the plugin socket) comes first: a deploy rolled back because of it exits 130
@@ -217,7 +226,7 @@ func exitError(ctx context.Context, err error) error {
 			msg = rolledBack.Summary()
 		}
 		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + msg + "\nthe next deploy converges from here"}
-	case isRolledBack:
+	case isRolledBack, errors.As(err, &hostsRolledBack):
 		return cli.StatusError{StatusCode: ExitRolledBack, Status: err.Error()}
 	}
 	return err

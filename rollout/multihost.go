@@ -17,11 +17,14 @@ import (
 )
 
 // Host is one engine of a multi-host deploy (x-lifecycle.hosts, docs/multihost.md): a
-// Docker context's name and its engine. Each host is deployed by the one-engine
-// runtime (Deploy), with its own lock, health gates and automatic rollback.
+// Docker context's name, its engine and the project as loaded for it (its segment
+// subnets chosen around that engine's networks, ObserveNetworks). Each host is
+// deployed by the one-engine runtime (Deploy), with its own lock, health gates and
+// automatic rollback.
 type Host struct {
-	Name   string
-	Engine engine.Engine
+	Name    string
+	Engine  engine.Engine
+	Project *compose.Project
 }
 
 // HostsPlan is which hosts deploy in which batch: batches run one after the other,
@@ -74,8 +77,8 @@ type HostOutcome struct {
 	Host   string `json:"host"`
 	Batch  int    `json:"batch"`
 	Result string `json:"result"`
-	// Services are the services the deploy changed on the host (rolled back, for
-	// HostRolledBack).
+	// Services are the services the deploy changed on the host (tried to change, for
+	// HostFailed; rolled back, for HostRolledBack).
 	Services []string `json:"services,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	// Kept are changed services a rollback cannot return (the recreate strategy keeps
@@ -255,7 +258,7 @@ func forEachLimited(items []string, limit int, fn func(string)) {
 // through Deploy, all or nothing: when a host fails, the hosts already switched go back
 // to the revisions they ran before, through the same runtime as `rollback`. With
 // opts.DryRun it plans every host and changes nothing: the plans come back per host.
-func DeployHosts(ctx context.Context, hosts []Host, p *compose.Project, events progress.Writer, plan HostsPlan, opts DeployOptions) ([]HostOutcome, map[string]strategies.Plan, error) {
+func DeployHosts(ctx context.Context, hosts []Host, events progress.Writer, plan HostsPlan, opts DeployOptions) ([]HostOutcome, map[string]strategies.Plan, error) {
 	byName := map[string]Host{}
 	for _, h := range hosts {
 		byName[h.Name] = h
@@ -265,7 +268,7 @@ func DeployHosts(ctx context.Context, hosts []Host, p *compose.Project, events p
 	if opts.DryRun {
 		var errs []error
 		forEachLimited(flatten(plan.Batches), plan.Concurrency, func(name string) {
-			pl, err := Deploy(ctx, byName[name].Engine, p, hostEvents(events, name), opts)
+			pl, err := Deploy(ctx, byName[name].Engine, byName[name].Project, hostEvents(events, name), opts)
 			mu.Lock()
 			defer mu.Unlock()
 			plans[name] = pl
@@ -277,17 +280,14 @@ func DeployHosts(ctx context.Context, hosts []Host, p *compose.Project, events p
 	}
 	steps := hostSteps{
 		deploy: func(ctx context.Context, name string) ([]string, error) {
-			pl, err := Deploy(ctx, byName[name].Engine, p, hostEvents(events, name), opts)
+			pl, err := Deploy(ctx, byName[name].Engine, byName[name].Project, hostEvents(events, name), opts)
 			mu.Lock()
 			plans[name] = pl
 			mu.Unlock()
-			if err != nil {
-				return nil, err
-			}
-			return pl.Services(), nil
+			return pl.Services(), err // on a failure, the services it was changing
 		},
 		rollback: func(ctx context.Context, name string, changed []string) ([]string, error) {
-			return rollbackHost(ctx, byName[name].Engine, p, hostEvents(events, name), changed, opts)
+			return rollbackHost(ctx, byName[name].Engine, byName[name].Project, hostEvents(events, name), changed, opts)
 		},
 		wait: func(ctx context.Context, d time.Duration) error {
 			select {

@@ -142,10 +142,18 @@ func TestDeployHostsAllOrNothing(t *testing.T) {
 	healthy := func(string) engine.ContainerDetails {
 		return engine.ContainerDetails{State: "running", Health: "healthy"}
 	}
+	p1, p2 := loadProject(t, fmt.Sprintf(hostsCompose, 1)), loadProject(t, fmt.Sprintf(hostsCompose, 2))
 	var hosts []Host
 	for i, w := range worlds {
 		w.health = healthy
-		hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake()})
+		hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake(), Project: p1})
+	}
+	withProject := func(p *compose.Project) []Host {
+		out := slices.Clone(hosts)
+		for i := range out {
+			out[i].Project = p
+		}
+		return out
 	}
 	worlds[2].health = func(name string) engine.ContainerDetails {
 		if strings.Contains(name, "-r2-") {
@@ -156,12 +164,11 @@ func TestDeployHostsAllOrNothing(t *testing.T) {
 	plan := PlanHosts(compose.HostsSpec{Batch: "1"}, []string{"h1", "h2", "h3"})
 	opts := DeployOptions{WaitTimeout: 2 * time.Second}
 
-	outcomes, _, err := DeployHosts(context.Background(), hosts, loadProject(t, fmt.Sprintf(hostsCompose, 1)), progress.Nop, plan, opts)
+	outcomes, _, err := DeployHosts(context.Background(), hosts, progress.Nop, plan, opts)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(outcomesText(outcomes), "h1                   batch 1  deployed         web\nh2                   batch 2  deployed         web\nh3                   batch 3  deployed         web\n"))
 
-	p2 := loadProject(t, fmt.Sprintf(hostsCompose, 2))
-	_, plans, err := DeployHosts(context.Background(), hosts, p2, progress.Nop, plan, DeployOptions{DryRun: true})
+	_, plans, err := DeployHosts(context.Background(), withProject(p2), progress.Nop, plan, DeployOptions{DryRun: true})
 	assert.NilError(t, err)
 	for _, h := range []string{"h1", "h2", "h3"} {
 		assert.Check(t, is.DeepEqual(plans[h].Services(), []string{"web"}), h)
@@ -170,7 +177,7 @@ func TestDeployHostsAllOrNothing(t *testing.T) {
 		assert.Check(t, is.DeepEqual(w.state(), []string{"demo-web-r1-1:running"}), "a dry run changes nothing")
 	}
 
-	outcomes, _, err = DeployHosts(context.Background(), hosts, p2, progress.Nop, plan, opts)
+	outcomes, _, err = DeployHosts(context.Background(), withProject(p2), progress.Nop, plan, opts)
 	assert.Check(t, errors.Is(err, ErrRolledBack), "%v", err)
 	assert.Check(t, is.ErrorContains(err, "deploy failed on host h3; hosts h1, h2 rolled back"))
 	assert.Check(t, is.ErrorContains(err, "v2 broken here"))
