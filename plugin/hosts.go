@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
@@ -45,11 +46,34 @@ func hostNames(flag []string, p *compose.Project) ([]string, error) {
 	return flag, nil
 }
 
-// openHosts loads the project once per context and connects to each context's
-// engine, as docker does for `docker --context NAME` (the context store's endpoint:
-// unix, tcp with TLS, ssh). Every context that fails is named at once; close
-// releases the clients.
-func openHosts(ctx context.Context, dockerCli command.Cli, project *projectOptions, names []string) (hosts []rollout.Host, close func(), err error) {
+// openHosts is connectHosts with the project loaded once per context, its policy
+// checked and its segment subnets chosen around that engine's networks.
+func openHosts(ctx context.Context, dockerCli command.Cli, project *projectOptions, names []string) ([]rollout.Host, func(), error) {
+	hosts, closeHosts, err := connectHosts(ctx, dockerCli, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range hosts {
+		p, err := project.load(ctx)
+		if err == nil {
+			err = rollout.ValidatePolicy(p)
+		}
+		if err == nil {
+			err = rollout.ObserveNetworks(ctx, hosts[i].Engine, p)
+		}
+		if err != nil {
+			closeHosts()
+			return nil, nil, err
+		}
+		hosts[i].Project = p
+	}
+	return hosts, closeHosts, nil
+}
+
+// connectHosts connects to each context's engine, as docker does for `docker
+// --context NAME` (the context store's endpoint: unix, tcp with TLS, ssh). Every
+// context that fails is named at once; close releases the clients.
+func connectHosts(ctx context.Context, dockerCli command.Cli, names []string) (hosts []rollout.Host, close func(), err error) {
 	var clients []client.APIClient
 	close = func() {
 		for _, c := range clients {
@@ -58,23 +82,18 @@ func openHosts(ctx context.Context, dockerCli command.Cli, project *projectOptio
 	}
 	var problems []error
 	for _, name := range names {
-		p, err := project.load(ctx)
-		if err != nil {
-			close()
-			return nil, nil, err
-		}
 		api, err := contextClient(dockerCli, name)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("context %q: %w", name, err))
 			continue
 		}
 		clients = append(clients, api)
-		eng, err := connectProject(ctx, api, p)
+		eng, err := engine.Connect(ctx, api)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("context %q (%s): %w", name, api.DaemonHost(), err))
 			continue
 		}
-		hosts = append(hosts, rollout.Host{Name: name, Engine: eng, Project: p})
+		hosts = append(hosts, rollout.Host{Name: name, Engine: eng})
 	}
 	if len(problems) > 0 {
 		close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -90,6 +91,8 @@ type HostOutcome struct {
 // was rolled back, so each one runs what it ran before. The plugin exits 3, as for
 // a one-engine rollback.
 type HostsRolledBackError struct {
+	// Action is what failed: deploy, or rollback (RollbackHosts).
+	Action     string
 	Failed     []string
 	RolledBack []string
 	Cause      error
@@ -100,7 +103,7 @@ func (e *HostsRolledBackError) Error() string {
 	if len(e.RolledBack) > 0 {
 		back = hostList(e.RolledBack) + " " + ErrRolledBack.Error() + " to the revisions they ran before"
 	}
-	return fmt.Sprintf("deploy failed on %s; %s; the cause: %s", hostList(e.Failed), back, e.Cause)
+	return fmt.Sprintf("%s failed on %s; %s; the cause: %s", e.Action, hostList(e.Failed), back, e.Cause)
 }
 
 func (e *HostsRolledBackError) Unwrap() []error { return []error{ErrRolledBack, e.Cause} }
@@ -115,6 +118,8 @@ func hostList(hosts []string) string {
 // hostSteps are the engine work of a multi-host deploy, one host at a time: runHosts
 // orders them; DeployHosts gives the real ones.
 type hostSteps struct {
+	// action names the change in messages: deploy or rollback.
+	action string
 	// deploy deploys one host and returns the services it changed.
 	deploy func(ctx context.Context, host string) ([]string, error)
 	// rollback returns one switched host to what it ran before, given the services
@@ -207,8 +212,8 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 		}
 	}
 	if len(rollbackErrs) > 0 {
-		return outcomes, fmt.Errorf("deploy failed on %s: %w; and the rollback failed on %w: those hosts may run the new version; look with `docker --context HOST lifecycle ps`, then `docker --context HOST lifecycle rollback`",
-			strings.Join(failedHosts, ", "), cause, errors.Join(rollbackErrs...))
+		return outcomes, fmt.Errorf("%s failed on %s: %w; and the rollback failed on %w: those hosts may run the new version; look with `docker --context HOST lifecycle ps`, then `docker --context HOST lifecycle rollback`",
+			steps.action, strings.Join(failedHosts, ", "), cause, errors.Join(rollbackErrs...))
 	}
 	var kept []string
 	for _, o := range outcomes {
@@ -217,13 +222,13 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 		}
 	}
 	if len(kept) > 0 {
-		return outcomes, fmt.Errorf("deploy failed on %s: %w; the hosts that had switched were rolled back, but these services keep the new version: %s",
-			strings.Join(failedHosts, ", "), cause, strings.Join(kept, "; "))
+		return outcomes, fmt.Errorf("%s failed on %s: %w; the hosts that had switched were rolled back, but these services keep the new version: %s",
+			steps.action, strings.Join(failedHosts, ", "), cause, strings.Join(kept, "; "))
 	}
 	if len(failedHosts) == 0 { // the wait between batches was interrupted
-		return outcomes, fmt.Errorf("multi-host deploy interrupted: %w", cause)
+		return outcomes, fmt.Errorf("multi-host %s interrupted: %w", steps.action, cause)
 	}
-	return outcomes, &HostsRolledBackError{Failed: failedHosts, RolledBack: back, Cause: cause}
+	return outcomes, &HostsRolledBackError{Action: steps.action, Failed: failedHosts, RolledBack: back, Cause: cause}
 }
 
 // rollbackSet is the hosts a failed multi-host deploy rolls back: those it switched
@@ -259,6 +264,31 @@ func forEachLimited(items []string, limit int, fn func(string)) {
 // to the revisions they ran before, through the same runtime as `rollback`. With
 // opts.DryRun it plans every host and changes nothing: the plans come back per host.
 func DeployHosts(ctx context.Context, hosts []Host, events progress.Writer, plan HostsPlan, opts DeployOptions) ([]HostOutcome, map[string]strategies.Plan, error) {
+	return onHosts(ctx, hosts, events, plan, opts, "deploy", func(ctx context.Context, h Host, events progress.Writer) (strategies.Plan, error) {
+		return Deploy(ctx, h.Engine, h.Project, events, opts)
+	})
+}
+
+// RollbackHosts is `rollback` on every host of the plan, in its batches, all or
+// nothing like DeployHosts: each host's services go back to their previous revision
+// (or to; revision numbers are each host's own, RollbackTargets), and when a host
+// fails, the hosts already rolled back return to the revisions they ran before.
+func RollbackHosts(ctx context.Context, hosts []Host, events progress.Writer, plan HostsPlan, services []string, to int, opts DeployOptions) ([]HostOutcome, map[string]strategies.Plan, error) {
+	return onHosts(ctx, hosts, events, plan, opts, "rollback", func(ctx context.Context, h Host, events progress.Writer) (strategies.Plan, error) {
+		targets, err := RollbackTargets(ctx, h.Engine, h.Project, services, to)
+		if err != nil {
+			return strategies.Plan{}, err
+		}
+		one := opts
+		one.Services, one.Rollback = slices.Sorted(maps.Keys(targets)), targets
+		return Deploy(ctx, h.Engine, h.Project, events, one)
+	})
+}
+
+// onHosts runs change (a deploy or a rollback of one host) on every host of the plan
+// through runHosts, or, with opts.DryRun, plans it on every host.
+func onHosts(ctx context.Context, hosts []Host, events progress.Writer, plan HostsPlan, opts DeployOptions, action string,
+	change func(context.Context, Host, progress.Writer) (strategies.Plan, error)) ([]HostOutcome, map[string]strategies.Plan, error) {
 	byName := map[string]Host{}
 	for _, h := range hosts {
 		byName[h.Name] = h
@@ -268,7 +298,7 @@ func DeployHosts(ctx context.Context, hosts []Host, events progress.Writer, plan
 	if opts.DryRun {
 		var errs []error
 		forEachLimited(flatten(plan.Batches), plan.Concurrency, func(name string) {
-			pl, err := Deploy(ctx, byName[name].Engine, byName[name].Project, hostEvents(events, name), opts)
+			pl, err := change(ctx, byName[name], hostEvents(events, name))
 			mu.Lock()
 			defer mu.Unlock()
 			plans[name] = pl
@@ -279,8 +309,9 @@ func DeployHosts(ctx context.Context, hosts []Host, events progress.Writer, plan
 		return nil, plans, errors.Join(errs...)
 	}
 	steps := hostSteps{
+		action: action,
 		deploy: func(ctx context.Context, name string) ([]string, error) {
-			pl, err := Deploy(ctx, byName[name].Engine, byName[name].Project, hostEvents(events, name), opts)
+			pl, err := change(ctx, byName[name], hostEvents(events, name))
 			mu.Lock()
 			plans[name] = pl
 			mu.Unlock()
@@ -332,8 +363,8 @@ func rollbackHost(ctx context.Context, eng engine.Engine, p *compose.Project, ev
 	}
 	slices.Sort(names)
 	_, err := Deploy(ctx, eng, p, events, DeployOptions{
-		Services: names, WaitTimeout: opts.WaitTimeout, Command: "docker lifecycle deploy (multi-host rollback)",
-		Rollback: targets, Trigger: TriggerHostsRollback, Reason: "another host failed its deploy", ToolVersion: opts.ToolVersion,
+		Services: names, WaitTimeout: opts.WaitTimeout, Command: "docker lifecycle (multi-host: back to the previous revision)",
+		Rollback: targets, Trigger: TriggerHostsRollback, Reason: "another host failed", ToolVersion: opts.ToolVersion,
 	})
 	return kept, err
 }

@@ -43,14 +43,22 @@ type fakeHostSteps struct {
 	fail  map[string]bool
 	// unchanged names hosts that are already up to date.
 	unchanged map[string]bool
+	// started, when set, is waited for before any deploy returns: every host of a
+	// batch has started, whatever the goroutines' order.
+	started *sync.WaitGroup
 }
 
 func (f *fakeHostSteps) steps() hostSteps {
 	return hostSteps{
+		action: "deploy",
 		deploy: func(_ context.Context, h string) ([]string, error) {
 			f.mu.Lock()
 			f.trace = append(f.trace, "deploy "+h)
 			f.mu.Unlock()
+			if f.started != nil {
+				f.started.Done()
+				f.started.Wait()
+			}
 			switch {
 			case f.fail[h]:
 				return nil, fmt.Errorf("web: %w", ErrRolledBack)
@@ -113,7 +121,8 @@ func TestRunHostsAllHealthy(t *testing.T) {
 // In one batch run concurrently, a host that fails leaves the others of its batch to
 // finish, then rolls back those that switched.
 func TestRunHostsFailureInsideABatch(t *testing.T) {
-	f := &fakeHostSteps{fail: map[string]bool{"b": true}}
+	f := &fakeHostSteps{fail: map[string]bool{"b": true}, started: &sync.WaitGroup{}}
+	f.started.Add(3)
 	plan := PlanHosts(compose.HostsSpec{}, []string{"a", "b", "c"})
 	outcomes, err := runHosts(context.Background(), plan, f.steps(), progress.Nop)
 	assert.Check(t, errors.Is(err, ErrRolledBack))
@@ -200,4 +209,71 @@ func TestDeployHostsAllOrNothing(t *testing.T) {
 	last := records[len(records)-1]
 	assert.Check(t, is.Equal(last.Revision, 1))
 	assert.Check(t, is.Equal(last.Trigger, TriggerHostsRollback))
+}
+
+// rollback across hosts: all three go back to r1; then a rollback that fails on h3
+// (r1 no longer starts healthy there) leaves every host on r2.
+func TestRollbackHostsAllOrNothing(t *testing.T) {
+	worlds := []*world{newWorld(), newWorld(), newWorld()}
+	var r1Broken bool
+	health := func(name string) engine.ContainerDetails {
+		if r1Broken && strings.Contains(name, "-r1-") {
+			return engine.ContainerDetails{State: "running", Health: "unhealthy", HealthLog: []string{"exit 1: r1 broken here"}}
+		}
+		return engine.ContainerDetails{State: "running", Health: "healthy"}
+	}
+	var hosts []Host
+	for i, w := range worlds {
+		w.health = func(name string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "healthy"} }
+		hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake(), Project: loadProject(t, fmt.Sprintf(hostsCompose, 1))})
+	}
+	worlds[2].health = health
+	plan := PlanHosts(compose.HostsSpec{Batch: "2"}, []string{"h1", "h2", "h3"})
+	opts := DeployOptions{WaitTimeout: 2 * time.Second}
+	deployVersion := func(v int) {
+		t.Helper()
+		for i := range hosts {
+			hosts[i].Project = loadProject(t, fmt.Sprintf(hostsCompose, v))
+		}
+		_, _, err := DeployHosts(context.Background(), hosts, progress.Nop, plan, opts)
+		assert.NilError(t, err)
+	}
+	runningEverywhere := func(want string) {
+		t.Helper()
+		for i, w := range worlds {
+			var running []string
+			for _, s := range w.state() {
+				if strings.HasSuffix(s, ":running") {
+					running = append(running, s)
+				}
+			}
+			assert.Check(t, is.DeepEqual(running, []string{want}), "host h%d", i+1)
+		}
+	}
+	deployVersion(1)
+	deployVersion(2)
+	runningEverywhere("demo-web-r2-1:running")
+
+	_, plans, err := RollbackHosts(context.Background(), hosts, progress.Nop, plan, nil, 0, DeployOptions{DryRun: true})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(plans, 3))
+	runningEverywhere("demo-web-r2-1:running")
+
+	outcomes, _, err := RollbackHosts(context.Background(), hosts, progress.Nop, plan, nil, 0, opts)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(outcomesText(outcomes), "h1                   batch 1  deployed         web\nh2                   batch 1  deployed         web\nh3                   batch 2  deployed         web\n"))
+	runningEverywhere("demo-web-r1-1:running")
+
+	deployVersion(2) // r2 again: its retained container matches v2
+	runningEverywhere("demo-web-r2-1:running")
+	r1Broken = true
+	outcomes, _, err = RollbackHosts(context.Background(), hosts, progress.Nop, plan, []string{"web"}, 1, opts)
+	assert.Check(t, errors.Is(err, ErrRolledBack), "%v", err)
+	assert.Check(t, is.ErrorContains(err, "rollback failed on host h3; hosts h1, h2 rolled back"))
+	var results []string
+	for _, o := range outcomes {
+		results = append(results, o.Host+" "+o.Result)
+	}
+	assert.Check(t, is.DeepEqual(results, []string{"h1 rolled-back", "h2 rolled-back", "h3 failed"}))
+	runningEverywhere("demo-web-r2-1:running")
 }
