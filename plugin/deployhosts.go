@@ -42,7 +42,7 @@ func runHostsDeploy(ctx context.Context, dockerCli command.Cli, project *project
 		// refuses a taken port.
 		WaitTimeout: opts.waitTimeout, LocalEngine: false,
 		Command: "docker lifecycle deploy", Checkpoint: crashCheckpoint(),
-		Scan: (hosts[0].Project.Spec.Scan.Enabled || opts.scan) && !opts.skipScan,
+		Scan:  (hosts[0].Project.Spec.Scan.Enabled || opts.scan) && !opts.skipScan,
 		Build: opts.build, Pull: opts.pull, RegistryAuth: registryAuth(dockerCli), ToolVersion: meta.Version,
 	})
 	_ = events.Close()

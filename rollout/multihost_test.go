@@ -224,7 +224,9 @@ func TestRollbackHostsAllOrNothing(t *testing.T) {
 	}
 	var hosts []Host
 	for i, w := range worlds {
-		w.health = func(name string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "healthy"} }
+		w.health = func(name string) engine.ContainerDetails {
+			return engine.ContainerDetails{State: "running", Health: "healthy"}
+		}
 		hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake(), Project: loadProject(t, fmt.Sprintf(hostsCompose, 1))})
 	}
 	worlds[2].health = health
