@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,7 +88,7 @@ func TestMultiHostAllOrNothing(t *testing.T) {
 	took := time.Since(failStart)
 	assert.Check(t, is.Equal(r.code, 3), r.String())
 	assert.Check(t, is.Contains(r.stderr, "deploy failed on host h3; hosts h1, h2 rolled back"), r.String())
-	for _, line := range []string{"h1                   batch 1  rolled-back      web", "h2                   batch 1  rolled-back      web", "h3                   batch 2  failed           web  (web rolled back"} {
+	for _, line := range []string{"h1                   batch 1  reverted         web", "h2                   batch 1  reverted         web", "h3                   batch 2  failed           web  (web rolled back"} {
 		assert.Check(t, is.Contains(r.stdout, line), r.String())
 	}
 	assert.Check(t, is.DeepEqual(running(), map[string]string{"h1": v1, "h2": v1, "h3": v1}))
@@ -99,4 +100,28 @@ func TestMultiHostAllOrNothing(t *testing.T) {
 	}
 	assert.Check(t, took < 60*time.Second, "v2 failed and every host was back on v1 after %s", took)
 	t.Logf("v2 failed on h3 and all three run v1 again %s after the deploy started (total %s)", took.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
+
+	// ps and history across the hosts: a HOST column, the key Host in JSON.
+	ps := p.mustLifecycle("ps", "--format", "{{.Host}} {{.Service}} {{.Revision}} {{.State}}")
+	assert.Check(t, is.Equal(ps.stdout, "h1 web 1 running\nh2 web 1 running\nh3 web 1 running\n"), ps.String())
+	history := p.mustLifecycle("history", "--format", "json")
+	var triggers []string
+	for _, line := range strings.Split(strings.TrimSpace(history.stdout), "\n") {
+		var row struct{ Host, Trigger, Result string }
+		assert.NilError(t, json.Unmarshal([]byte(line), &row), line)
+		triggers = append(triggers, row.Host+" "+row.Result+" "+row.Trigger)
+	}
+	assert.Check(t, is.DeepEqual(triggers, []string{
+		"h1 rollback hosts-rollback", "h1 deployed ", "h1 deployed ",
+		"h2 rollback hosts-rollback", "h2 deployed ", "h2 deployed ",
+		"h3 rolled-back ", "h3 deployed ",
+	}), history.stdout)
+
+	// rollback across the hosts, all or nothing too: h3 has no revision to go back to
+	// (its v2 failed), so h1 and h2, back on v2 in the first batch, return to v1.
+	r = p.lifecycle("rollback")
+	assert.Check(t, is.Equal(r.code, 3), r.String())
+	assert.Check(t, is.Contains(r.stderr, "rollback failed on host h3; hosts h1, h2 rolled back"), r.String())
+	assert.Check(t, is.DeepEqual(running(), map[string]string{"h1": v1, "h2": v1, "h3": v1}))
+	t.Logf("done in %s", time.Since(begin).Round(time.Millisecond))
 }

@@ -57,7 +57,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags.BoolVar(&opts.build, "build", false, "Build the images of services with a build: section first (services whose image is missing, or with pull_policy: build, are always built)")
 	enumFlag(flags, &opts.pull, "pull", rollout.PullPolicy, "Pull images before the deploy: policy (each service's pull_policy, missing by default), always, missing or never", rollout.PullModes...)
 	flags.BoolVar(&opts.swarm, "swarm", false, "Deploy as Swarm services (the default on a Swarm manager; see docs/swarm.md)")
-	hostsFlag(flags, &opts.hosts)
+	hostsFlag(flags, &opts.hosts, "Deploy, in batches and all or nothing, to")
 	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")
 	return cmd
 }

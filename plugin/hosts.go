@@ -20,8 +20,8 @@ import (
 // (docs/multihost.md). It is not named --context: that is docker's global flag for
 // the one context every other command uses, and `docker --context prod lifecycle
 // deploy` must keep meaning that.
-func hostsFlag(flags *pflag.FlagSet, hosts *[]string) {
-	flags.StringSliceVar(hosts, "hosts", nil, "Deploy to these Docker contexts (comma-separated), in batches, all or nothing (default: x-lifecycle.hosts.contexts; see docs/multihost.md)")
+func hostsFlag(flags *pflag.FlagSet, hosts *[]string, what string) {
+	flags.StringSliceVar(hosts, "hosts", nil, what+" these Docker contexts (comma-separated; default: x-lifecycle.hosts.contexts; see docs/multihost.md)")
 }
 
 // hostNames are the contexts a command works on: --hosts, else x-lifecycle.hosts;

@@ -65,12 +65,12 @@ func (p HostsPlan) Text() string {
 
 // Results of one host in a multi-host deploy.
 const (
-	HostDeployed       = "deployed"        // switched to the new version
-	HostUnchanged      = "unchanged"       // up to date: nothing to do
-	HostFailed         = "failed"          // its deploy failed (rolled back on it when the runtime could)
-	HostSkipped        = "skipped"         // not started: a host before it failed
-	HostRolledBack     = "rolled-back"     // switched, then rolled back because another host failed
-	HostRollbackFailed = "rollback-failed" // switched, and its rollback failed: it may run the new version
+	HostSwitched     = "switched"      // runs the new version (deploy) or the older revision (rollback)
+	HostUnchanged    = "unchanged"     // up to date: nothing to do
+	HostFailed       = "failed"        // its change failed (rolled back on it when the runtime could)
+	HostSkipped      = "skipped"       // not started: a host before it failed
+	HostReverted     = "reverted"      // switched, then returned to what it ran because another host failed
+	HostRevertFailed = "revert-failed" // switched, and returning it failed: it may run the new version
 )
 
 // HostOutcome is what a multi-host deploy did on one host.
@@ -79,7 +79,7 @@ type HostOutcome struct {
 	Batch  int    `json:"batch"`
 	Result string `json:"result"`
 	// Services are the services the deploy changed on the host (tried to change, for
-	// HostFailed; rolled back, for HostRolledBack).
+	// HostFailed; rolled back, for HostReverted).
 	Services []string `json:"services,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	// Kept are changed services a rollback cannot return (the recreate strategy keeps
@@ -176,7 +176,7 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 			case len(changed) == 0:
 				o.Result = HostUnchanged
 			default:
-				o.Result = HostDeployed
+				o.Result = HostSwitched
 			}
 		})
 		if failed {
@@ -199,11 +199,11 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 		defer mu.Unlock()
 		o.Kept = kept
 		if err != nil {
-			o.Result, o.Error = HostRollbackFailed, firstLine(err)
+			o.Result, o.Error = HostRevertFailed, firstLine(err)
 			rollbackErrs = append(rollbackErrs, fmt.Errorf("host %s: %w", h, err))
 			return
 		}
-		o.Result = HostRolledBack
+		o.Result = HostReverted
 	})
 	var failedHosts []string
 	for _, o := range outcomes {
@@ -237,7 +237,7 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 func rollbackSet(outcomes []HostOutcome) []string {
 	var out []string
 	for _, o := range outcomes {
-		if o.Result == HostDeployed {
+		if o.Result == HostSwitched {
 			out = append(out, o.Host)
 		}
 	}

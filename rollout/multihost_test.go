@@ -96,8 +96,8 @@ func TestRunHostsRollsBackTheSwitchedHosts(t *testing.T) {
 	outcomes, err := runHosts(context.Background(), plan, f.steps(), progress.Nop)
 	assert.Check(t, is.DeepEqual(f.trace, []string{"deploy a", "deploy b", "wait 1s", "deploy c", "rollback a [web]", "rollback b [web]"}))
 	assert.Check(t, is.Equal(outcomesText(outcomes), strings.Join([]string{
-		"a                    batch 1  rolled-back      web",
-		"b                    batch 1  rolled-back      web",
+		"a                    batch 1  reverted         web",
+		"b                    batch 1  reverted         web",
 		"c                    batch 2  failed           (web: rolled back)",
 		"d                    batch 2  skipped",
 		"e                    batch 3  skipped",
@@ -115,7 +115,7 @@ func TestRunHostsAllHealthy(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(f.trace, []string{"deploy a", "deploy b", "deploy c"}), "no wait is set")
 	assert.Check(t, is.DeepEqual(rollbackSet(outcomes), []string{"a", "c"}), "what a failure would roll back: b did not change")
-	assert.Check(t, is.Equal(outcomesText(outcomes), "a                    batch 1  deployed         web\nb                    batch 2  unchanged\nc                    batch 3  deployed         web\n"))
+	assert.Check(t, is.Equal(outcomesText(outcomes), "a                    batch 1  switched         web\nb                    batch 2  unchanged\nc                    batch 3  switched         web\n"))
 }
 
 // In one batch run concurrently, a host that fails leaves the others of its batch to
@@ -131,7 +131,7 @@ func TestRunHostsFailureInsideABatch(t *testing.T) {
 	for _, o := range outcomes {
 		results = append(results, o.Host+" "+o.Result)
 	}
-	assert.Check(t, is.DeepEqual(results, []string{"a rolled-back", "b failed", "c rolled-back"}))
+	assert.Check(t, is.DeepEqual(results, []string{"a reverted", "b failed", "c reverted"}))
 	slices.Sort(f.trace)
 	assert.Check(t, is.DeepEqual(f.trace, []string{"deploy a", "deploy b", "deploy c", "rollback a [web]", "rollback c [web]"}))
 }
@@ -175,7 +175,7 @@ func TestDeployHostsAllOrNothing(t *testing.T) {
 
 	outcomes, _, err := DeployHosts(context.Background(), hosts, progress.Nop, plan, opts)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(outcomesText(outcomes), "h1                   batch 1  deployed         web\nh2                   batch 2  deployed         web\nh3                   batch 3  deployed         web\n"))
+	assert.Check(t, is.Equal(outcomesText(outcomes), "h1                   batch 1  switched         web\nh2                   batch 2  switched         web\nh3                   batch 3  switched         web\n"))
 
 	_, plans, err := DeployHosts(context.Background(), withProject(p2), progress.Nop, plan, DeployOptions{DryRun: true})
 	assert.NilError(t, err)
@@ -194,7 +194,7 @@ func TestDeployHostsAllOrNothing(t *testing.T) {
 	for _, o := range outcomes {
 		results = append(results, o.Host+" "+o.Result)
 	}
-	assert.Check(t, is.DeepEqual(results, []string{"h1 rolled-back", "h2 rolled-back", "h3 failed"}))
+	assert.Check(t, is.DeepEqual(results, []string{"h1 reverted", "h2 reverted", "h3 failed"}))
 	for i, w := range worlds {
 		var running []string
 		for _, s := range w.state() {
@@ -263,7 +263,7 @@ func TestRollbackHostsAllOrNothing(t *testing.T) {
 
 	outcomes, _, err := RollbackHosts(context.Background(), hosts, progress.Nop, plan, nil, 0, opts)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(outcomesText(outcomes), "h1                   batch 1  deployed         web\nh2                   batch 1  deployed         web\nh3                   batch 2  deployed         web\n"))
+	assert.Check(t, is.Equal(outcomesText(outcomes), "h1                   batch 1  switched         web\nh2                   batch 1  switched         web\nh3                   batch 2  switched         web\n"))
 	runningEverywhere("demo-web-r1-1:running")
 
 	deployVersion(2) // r2 again: its retained container matches v2
@@ -276,6 +276,6 @@ func TestRollbackHostsAllOrNothing(t *testing.T) {
 	for _, o := range outcomes {
 		results = append(results, o.Host+" "+o.Result)
 	}
-	assert.Check(t, is.DeepEqual(results, []string{"h1 rolled-back", "h2 rolled-back", "h3 failed"}))
+	assert.Check(t, is.DeepEqual(results, []string{"h1 reverted", "h2 reverted", "h3 failed"}))
 	runningEverywhere("demo-web-r2-1:running")
 }
