@@ -76,7 +76,7 @@ func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	if len(hosts) > 0 {
 		return runHostsDeploy(ctx, dockerCli, project, p.Spec.Hosts, hosts, opts, services)
 	}
-	eng, err := connectProject(ctx, dockerCli.Client(), p)
+	eng, err := connectProject(ctx, dockerCli, p)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/formatter"
@@ -15,10 +16,8 @@ const defaultHostsHistoryFormat = "table {{.Host}}\t{{.Service}}\t{{.Revision}}\
 // host's records, newest first, host after host, with a HOST column (the key Host in
 // JSON); revision numbers are each host's own. docs/multihost.md.
 func runHostsHistory(ctx context.Context, dockerCli command.Cli, project string, names []string, opts historyOptions, services []string) error {
-	hosts, closeHosts, err := connectHosts(ctx, dockerCli, names)
-	if err != nil {
-		return err
-	}
+	// The hosts that answer are listed; those that do not are named in the error.
+	hosts, closeHosts, connectErr := connectHosts(ctx, dockerCli, names)
 	defer closeHosts()
 	perHost, readErr := rollout.HostsHistory(ctx, hosts, project)
 	var rows []formatter.SubContext
@@ -32,7 +31,7 @@ func runHostsHistory(ctx context.Context, dockerCli command.Cli, project string,
 	if err := writeRows(dockerCli.Out(), opts.format, defaultHostsHistoryFormat, &hostHistoryRow{historyRow: &historyRow{HeaderContext: formatter.HeaderContext{Header: header}}}, rows); err != nil {
 		return err
 	}
-	return readErr // the hosts that answered are listed; the others are named
+	return errors.Join(connectErr, readErr)
 }
 
 // hostHistoryRow is a history row of one host: the history fields and Host.

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/context/docker"
-	"github.com/moby/moby/client"
 	"github.com/spf13/pflag"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -46,12 +46,13 @@ func hostNames(flag []string, p *compose.Project) ([]string, error) {
 	return flag, nil
 }
 
-// openHosts is connectHosts with the project loaded once per context, its policy
-// checked and its segment subnets chosen around that engine's networks.
+// openHosts is connectHosts, all or none, with the project loaded once per context,
+// its policy checked and its segment subnets chosen around that engine's networks.
 func openHosts(ctx context.Context, dockerCli command.Cli, project *projectOptions, names []string) ([]rollout.Host, func(), error) {
 	hosts, closeHosts, err := connectHosts(ctx, dockerCli, names)
 	if err != nil {
-		return nil, nil, err
+		closeHosts()
+		return nil, nil, fmt.Errorf("nothing changed: %w", err)
 	}
 	for i := range hosts {
 		p, err := project.load(ctx)
@@ -71,59 +72,53 @@ func openHosts(ctx context.Context, dockerCli command.Cli, project *projectOptio
 }
 
 // connectHosts connects to each context's engine, as docker does for `docker
-// --context NAME` (the context store's endpoint: unix, tcp with TLS, ssh). Every
-// context that fails is named at once; close releases the clients.
+// --context NAME` (the context store's endpoint: unix, tcp with TLS, ssh). It returns
+// the hosts that answered and an error naming every context that failed; close
+// releases the clients.
 func connectHosts(ctx context.Context, dockerCli command.Cli, names []string) (hosts []rollout.Host, close func(), err error) {
-	var clients []client.APIClient
+	var closers []func() error
 	close = func() {
-		for _, c := range clients {
-			_ = c.Close()
+		for _, c := range closers {
+			_ = c()
 		}
 	}
 	var problems []error
 	for _, name := range names {
-		api, err := contextClient(dockerCli, name)
+		eng, closeEngine, err := dialContext(ctx, dockerCli, name)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("context %q: %w", name, err))
 			continue
 		}
-		clients = append(clients, api)
-		eng, err := engine.Connect(ctx, api)
-		if err != nil {
-			problems = append(problems, fmt.Errorf("context %q (%s): %w", name, api.DaemonHost(), err))
-			continue
-		}
+		closers = append(closers, closeEngine)
 		hosts = append(hosts, rollout.Host{Name: name, Engine: eng})
 	}
 	if len(problems) > 0 {
-		close()
-		return nil, nil, fmt.Errorf("multi-host: %d of %d contexts cannot be used; nothing changed (check them with `docker --context NAME info`):\n%w",
-			len(problems), len(names), errors.Join(problems...))
+		err = fmt.Errorf("%d of %d hosts cannot be reached (check them with `docker --context NAME info`):\n%w", len(problems), len(names), errors.Join(problems...))
 	}
-	return hosts, close, nil
+	return hosts, close, err
 }
 
-// contextClient is an API client for the named context's Docker endpoint.
-func contextClient(dockerCli command.Cli, name string) (client.APIClient, error) {
+// dialContext connects to the engine of the named context's Docker endpoint.
+func dialContext(ctx context.Context, dockerCli command.Cli, name string) (engine.Engine, func() error, error) {
 	store := dockerCli.ContextStore()
 	meta, err := store.GetMetadata(name)
+	if errdefs.IsNotFound(err) {
+		return nil, nil, errors.New("no such Docker context (list them with `docker context ls`; create one with `docker context create NAME --docker host=ssh://USER@HOST`)")
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w (list the contexts with `docker context ls`)", err)
+		return nil, nil, err
 	}
 	endpointMeta, err := docker.EndpointFromContext(meta)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	endpoint, err := docker.WithTLSData(store, name, endpointMeta)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts, err := endpoint.ClientOpts()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if headers := dockerCli.ConfigFile().HTTPHeaders; len(headers) > 0 {
-		opts = append(opts, client.WithHTTPHeaders(headers))
-	}
-	return client.New(opts...)
+	return engine.Dial(ctx, opts, dockerCli.ConfigFile().HTTPHeaders)
 }

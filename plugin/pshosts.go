@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/formatter"
@@ -14,10 +15,8 @@ const defaultHostsPsFormat = "table {{.Host}}\t{{.Service}}\t{{.Name}}\t{{.Revis
 // runHostsPs is ps across the hosts of x-lifecycle.hosts or --hosts: every host's
 // containers with a HOST column (the key Host in JSON); docs/multihost.md.
 func runHostsPs(ctx context.Context, dockerCli command.Cli, project string, names []string, opts psOptions, services []string) error {
-	hosts, closeHosts, err := connectHosts(ctx, dockerCli, names)
-	if err != nil {
-		return err
-	}
+	// The hosts that answer are listed; those that do not are named in the error.
+	hosts, closeHosts, connectErr := connectHosts(ctx, dockerCli, names)
 	defer closeHosts()
 	perHost, listErr := rollout.HostsContainers(ctx, hosts, project, services, opts.all)
 	var rows []formatter.SubContext
@@ -31,7 +30,7 @@ func runHostsPs(ctx context.Context, dockerCli command.Cli, project string, name
 	if err := writeRows(dockerCli.Out(), opts.format, defaultHostsPsFormat, &hostPsRow{psRow: &psRow{HeaderContext: formatter.HeaderContext{Header: header}}}, rows); err != nil {
 		return err
 	}
-	return listErr // the hosts that answered are listed; the others are named
+	return errors.Join(connectErr, listErr)
 }
 
 // hostPsRow is a ps row of one host: the ps fields and Host.

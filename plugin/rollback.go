@@ -79,7 +79,7 @@ func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOpti
 		}
 		return runHostsRollback(ctx, dockerCli, project, p.Spec.Hosts, hosts, opts, services)
 	}
-	eng, err := connectProject(ctx, dockerCli.Client(), p)
+	eng, err := connectProject(ctx, dockerCli, p)
 	if err != nil {
 		return err
 	}

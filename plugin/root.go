@@ -11,7 +11,6 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -149,17 +148,17 @@ func openProject(ctx context.Context, dockerCli command.Cli, project *projectOpt
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := connectProject(ctx, dockerCli.Client(), p)
+	eng, err := connectProject(ctx, dockerCli, p)
 	return p, eng, err
 }
 
-// connectProject checks the loaded project's policy, then connects to the engine
-// behind api and gives the project that engine's networks.
-func connectProject(ctx context.Context, api client.APIClient, p *compose.Project) (engine.Engine, error) {
+// connectProject checks the loaded project's policy, then connects to the engine of
+// the current context and gives the project that engine's networks.
+func connectProject(ctx context.Context, dockerCli command.Cli, p *compose.Project) (engine.Engine, error) {
 	if err := rollout.ValidatePolicy(p); err != nil {
 		return nil, err
 	}
-	eng, err := engine.Connect(ctx, api)
+	eng, err := connect(ctx, dockerCli)
 	if err == nil {
 		err = rollout.ObserveNetworks(ctx, eng, p) // segment subnets skip the engine's (x-lifecycle.network only)
 	}
