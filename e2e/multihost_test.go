@@ -77,6 +77,9 @@ func TestMultiHostAllOrNothing(t *testing.T) {
 	assert.Check(t, is.DeepEqual(running(), map[string]string{"h1": v1, "h2": v1, "h3": v1}))
 	t.Logf("v1 on three hosts at %s", time.Since(begin).Round(time.Millisecond))
 
+	again := p.mustLifecycle("deploy")
+	assert.Check(t, is.Contains(again.stdout, "Project "+p.name+" is up to date on 3 hosts: nothing to do."), again.String())
+
 	p.write(strings.ReplaceAll(multiHostWeb, "VERSION", "v2"))
 	dry := p.mustLifecycle("deploy", "--dry-run")
 	assert.Check(t, strings.HasPrefix(dry.stdout, "batch 1/2: h1, h2 (2 at a time)\nwait 1s\nbatch 2/2: h3 (1 at a time)\n"), dry.String())

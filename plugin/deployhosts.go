@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -55,6 +56,10 @@ func runHostsDeploy(ctx context.Context, dockerCli command.Cli, project *project
 	rollout.WriteHostsOutcomes(dockerCli.Out(), outcomes)
 	if err != nil {
 		return exitError(ctx, err)
+	}
+	if !slices.ContainsFunc(outcomes, func(o rollout.HostOutcome) bool { return o.Result == rollout.HostSwitched }) {
+		fmt.Fprintf(dockerCli.Out(), "Project %s is up to date on %d hosts: nothing to do.\n", hosts[0].Project.Name, len(hosts))
+		return nil
 	}
 	fmt.Fprintf(dockerCli.Out(), "Deployed project %s to %d hosts in %s\n", hosts[0].Project.Name, len(hosts), time.Since(started).Round(100*time.Millisecond))
 	return nil

@@ -101,12 +101,22 @@ type HostsRolledBackError struct {
 func (e *HostsRolledBackError) Error() string {
 	back := "no other host had switched"
 	if len(e.RolledBack) > 0 {
-		back = hostList(e.RolledBack) + " " + ErrRolledBack.Error() + " to the revisions they ran before"
+		back = revertedPhrase(e.RolledBack)
 	}
 	return fmt.Sprintf("%s failed on %s; %s; the cause: %s", e.Action, hostList(e.Failed), back, e.Cause)
 }
 
 func (e *HostsRolledBackError) Unwrap() []error { return []error{ErrRolledBack, e.Cause} }
+
+// revertedPhrase says the hosts are back on what they ran: "hosts a, b rolled back to
+// the revisions they ran before".
+func revertedPhrase(hosts []string) string {
+	pronoun := "they"
+	if len(hosts) == 1 {
+		pronoun = "it"
+	}
+	return fmt.Sprintf("%s %s to the revisions %s ran before", hostList(hosts), ErrRolledBack, pronoun)
+}
 
 func hostList(hosts []string) string {
 	if len(hosts) == 1 {
@@ -226,7 +236,11 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 			steps.action, strings.Join(failedHosts, ", "), cause, strings.Join(kept, "; "))
 	}
 	if len(failedHosts) == 0 { // the wait between batches was interrupted
-		return outcomes, fmt.Errorf("multi-host %s interrupted: %w", steps.action, cause)
+		reverted := "no host had switched"
+		if len(back) > 0 {
+			reverted = revertedPhrase(back)
+		}
+		return outcomes, fmt.Errorf("multi-host %s stopped between batches; %s: %w", steps.action, reverted, cause)
 	}
 	return outcomes, &HostsRolledBackError{Action: steps.action, Failed: failedHosts, RolledBack: back, Cause: cause}
 }

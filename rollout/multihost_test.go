@@ -279,3 +279,27 @@ func TestRollbackHostsAllOrNothing(t *testing.T) {
 	assert.Check(t, is.DeepEqual(results, []string{"h1 reverted", "h2 reverted", "h3 failed"}))
 	runningEverywhere("demo-web-r2-1:running")
 }
+
+// Interrupted in the wait between batches: the next batch never starts and the hosts
+// of the first, already switched, are rolled back (with a context of their own).
+func TestRunHostsInterruptedBetweenBatches(t *testing.T) {
+	f := &fakeHostSteps{}
+	steps := f.steps()
+	ctx, cancel := context.WithCancel(context.Background())
+	steps.wait = func(ctx context.Context, d time.Duration) error {
+		cancel()
+		return ctx.Err()
+	}
+	steps.rollback = func(ctx context.Context, h string, changed []string) ([]string, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.trace = append(f.trace, fmt.Sprintf("rollback %s %v (ctx err %v)", h, changed, ctx.Err()))
+		return nil, nil
+	}
+	plan := PlanHosts(compose.HostsSpec{Batch: "1", Wait: compose.Duration(time.Minute)}, []string{"a", "b"})
+	outcomes, err := runHosts(ctx, plan, steps, progress.Nop)
+	assert.Check(t, is.DeepEqual(f.trace, []string{"deploy a", "rollback a [web] (ctx err <nil>)"}))
+	assert.Check(t, is.Error(err, "multi-host deploy stopped between batches; host a rolled back to the revisions it ran before: context canceled"))
+	assert.Check(t, errors.Is(err, context.Canceled))
+	assert.Check(t, is.Equal(outcomesText(outcomes), "a                    batch 1  reverted         web\nb                    batch 2  skipped\n"))
+}
