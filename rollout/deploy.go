@@ -56,6 +56,19 @@ type DeployOptions struct {
 	// afterRollout runs inside the lock once the rollout succeeded (rollback
 	// --with-data's restore, rollbackdata.go).
 	afterRollout func(context.Context) error
+	// lockHeld: the caller holds the project's lock on this engine already (a
+	// multi-host run holds every host's for its whole length, multihost.go).
+	lockHeld bool
+}
+
+// releaseLock releases a deploy lock with a bound of its own (the deploy's context may
+// be cancelled), warning when it cannot.
+func releaseLock(l *lock.Lock, project string, events progress.Writer) {
+	releaseCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Release(releaseCtx); err != nil {
+		progress.Emit(events, "Project "+project, progress.Warning, "Lock not released", err.Error())
+	}
 }
 
 // Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
@@ -109,19 +122,15 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if err != nil {
 		return strategies.Plan{}, err
 	}
-	l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
-		progress.Emit(events, "Project "+p.Name, progress.Warning, "Stale lock taken over", h.String())
-	})
-	if err != nil {
-		return strategies.Plan{}, err
-	}
-	defer func() {
-		releaseCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := l.Release(releaseCtx); err != nil {
-			progress.Emit(events, "Project "+p.Name, progress.Warning, "Lock not released", err.Error())
+	if !opts.lockHeld {
+		l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
+			progress.Emit(events, "Project "+p.Name, progress.Warning, "Stale lock taken over", h.String())
+		})
+		if err != nil {
+			return strategies.Plan{}, err
 		}
-	}()
+		defer releaseLock(l, p.Name, events)
+	}
 
 	clearCanarySignals(ctx, eng, p.Name)
 	defer clearCanarySignals(context.WithoutCancel(ctx), eng, p.Name)

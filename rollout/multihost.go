@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/lock"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
@@ -278,7 +279,7 @@ func forEachLimited(items []string, limit int, fn func(string)) {
 // to the revisions they ran before, through the same runtime as `rollback`. With
 // opts.DryRun it plans every host and changes nothing: the plans come back per host.
 func DeployHosts(ctx context.Context, hosts []Host, events progress.Writer, plan HostsPlan, opts DeployOptions) ([]HostOutcome, map[string]strategies.Plan, error) {
-	return onHosts(ctx, hosts, events, plan, opts, "deploy", func(ctx context.Context, h Host, events progress.Writer) (strategies.Plan, error) {
+	return onHosts(ctx, hosts, events, plan, opts, "deploy", func(ctx context.Context, h Host, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
 		return Deploy(ctx, h.Engine, h.Project, events, opts)
 	})
 }
@@ -288,7 +289,7 @@ func DeployHosts(ctx context.Context, hosts []Host, events progress.Writer, plan
 // (or to; revision numbers are each host's own, RollbackTargets), and when a host
 // fails, the hosts already rolled back return to the revisions they ran before.
 func RollbackHosts(ctx context.Context, hosts []Host, events progress.Writer, plan HostsPlan, services []string, to int, opts DeployOptions) ([]HostOutcome, map[string]strategies.Plan, error) {
-	return onHosts(ctx, hosts, events, plan, opts, "rollback", func(ctx context.Context, h Host, events progress.Writer) (strategies.Plan, error) {
+	return onHosts(ctx, hosts, events, plan, opts, "rollback", func(ctx context.Context, h Host, events progress.Writer, opts DeployOptions) (strategies.Plan, error) {
 		targets, err := RollbackTargets(ctx, h.Engine, h.Project, services, to)
 		if err != nil {
 			return strategies.Plan{}, err
@@ -299,10 +300,11 @@ func RollbackHosts(ctx context.Context, hosts []Host, events progress.Writer, pl
 	})
 }
 
-// onHosts runs change (a deploy or a rollback of one host) on every host of the plan
-// through runHosts, or, with opts.DryRun, plans it on every host.
+// onHosts runs change (a deploy or a rollback of one host, with the options it is
+// given) on every host of the plan through runHosts, or, with opts.DryRun, plans it on
+// every host.
 func onHosts(ctx context.Context, hosts []Host, events progress.Writer, plan HostsPlan, opts DeployOptions, action string,
-	change func(context.Context, Host, progress.Writer) (strategies.Plan, error)) ([]HostOutcome, map[string]strategies.Plan, error) {
+	change func(context.Context, Host, progress.Writer, DeployOptions) (strategies.Plan, error)) ([]HostOutcome, map[string]strategies.Plan, error) {
 	byName := map[string]Host{}
 	for _, h := range hosts {
 		byName[h.Name] = h
@@ -312,7 +314,7 @@ func onHosts(ctx context.Context, hosts []Host, events progress.Writer, plan Hos
 	if opts.DryRun {
 		var errs []error
 		forEachLimited(flatten(plan.Batches), plan.Concurrency, func(name string) {
-			pl, err := change(ctx, byName[name], hostEvents(events, name))
+			pl, err := change(ctx, byName[name], hostEvents(events, name), opts)
 			mu.Lock()
 			defer mu.Unlock()
 			plans[name] = pl
@@ -322,10 +324,23 @@ func onHosts(ctx context.Context, hosts []Host, events progress.Writer, plan Hos
 		})
 		return nil, plans, errors.Join(errs...)
 	}
+	// Every host's lock is held from before the first change to after the last
+	// rollback, so no other deploy interleaves on any host; a host whose lock is held
+	// stops the run before anything changed.
+	locks, err := lockHosts(ctx, hosts, opts.Command+" (multi-host)", events)
+	if err != nil {
+		return nil, plans, err
+	}
+	defer func() {
+		for i, l := range locks {
+			releaseLock(l, hosts[i].Project.Name, hostEvents(events, hosts[i].Name))
+		}
+	}()
+	opts.lockHeld = true
 	steps := hostSteps{
 		action: action,
 		deploy: func(ctx context.Context, name string) ([]string, error) {
-			pl, err := change(ctx, byName[name], hostEvents(events, name))
+			pl, err := change(ctx, byName[name], hostEvents(events, name), opts)
 			mu.Lock()
 			plans[name] = pl
 			mu.Unlock()
@@ -345,6 +360,28 @@ func onHosts(ctx context.Context, hosts []Host, events progress.Writer, plan Hos
 	}
 	outcomes, err := runHosts(ctx, plan, steps, events)
 	return outcomes, plans, err
+}
+
+// lockHosts takes the project's deploy lock on every host (lock.Acquire), or none:
+// when one is held, those taken are released and every holder is named.
+func lockHosts(ctx context.Context, hosts []Host, command string, events progress.Writer) ([]*lock.Lock, error) {
+	locks := make([]*lock.Lock, len(hosts))
+	errs := forEachHost(hosts, func(i int, h Host) error {
+		l, err := lock.Acquire(ctx, h.Engine, h.Project.Name, command, func(holder lock.Holder) {
+			progress.Emit(hostEvents(events, h.Name), "Project "+h.Project.Name, progress.Warning, "Stale lock taken over", holder.String())
+		})
+		locks[i] = l
+		return err
+	})
+	if errs == nil {
+		return locks, nil
+	}
+	for i, l := range locks {
+		if l != nil {
+			releaseLock(l, hosts[i].Project.Name, hostEvents(events, hosts[i].Name))
+		}
+	}
+	return nil, fmt.Errorf("nothing changed on any host: %w", errs)
 }
 
 // rollbackHost returns the services a deploy changed on one host to the revisions
@@ -379,6 +416,7 @@ func rollbackHost(ctx context.Context, eng engine.Engine, p *compose.Project, ev
 	_, err := Deploy(ctx, eng, p, events, DeployOptions{
 		Services: names, WaitTimeout: opts.WaitTimeout, Command: "docker lifecycle (multi-host: back to the previous revision)",
 		Rollback: targets, Trigger: TriggerHostsRollback, Reason: "another host failed", ToolVersion: opts.ToolVersion,
+		lockHeld: opts.lockHeld,
 	})
 	return kept, err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/lock"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
 )
 
@@ -302,4 +303,27 @@ func TestRunHostsInterruptedBetweenBatches(t *testing.T) {
 	assert.Check(t, is.Error(err, "multi-host deploy stopped between batches; host a rolled back to the revisions it ran before: context canceled"))
 	assert.Check(t, errors.Is(err, context.Canceled))
 	assert.Check(t, is.Equal(outcomesText(outcomes), "a                    batch 1  reverted         web\nb                    batch 2  skipped\n"))
+}
+
+// One host's lock is held by another deploy: the run stops before any change, on every
+// host, names the holder, and leaves no lock of its own behind.
+func TestDeployHostsStopsOnAHeldLock(t *testing.T) {
+	worlds := []*world{newWorld(), newWorld(), newWorld()}
+	var hosts []Host
+	for i, w := range worlds {
+		hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake(), Project: loadProject(t, fmt.Sprintf(hostsCompose, 1))})
+	}
+	worlds[1].health = func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "healthy"} }
+	other, err := lock.Acquire(context.Background(), hosts[1].Engine, "demo", "docker lifecycle deploy (someone else)", nil)
+	assert.NilError(t, err)
+	plan := PlanHosts(compose.HostsSpec{Batch: "1"}, []string{"h1", "h2", "h3"})
+	outcomes, _, err := DeployHosts(context.Background(), hosts, progress.Nop, plan, DeployOptions{WaitTimeout: 2 * time.Second, Command: "docker lifecycle deploy"})
+	assert.Check(t, is.ErrorContains(err, "nothing changed on any host: host h2: project demo is locked by docker lifecycle deploy (someone else)"))
+	assert.Check(t, is.Len(outcomes, 0))
+	for i, w := range worlds {
+		assert.Check(t, is.Len(w.state(), 0), "host h%d", i+1)
+		_, locked := w.volumes[lock.VolumeName("demo")]
+		assert.Check(t, is.Equal(locked, i == 1), "host h%d: only the other deploy's lock remains", i+1)
+	}
+	assert.NilError(t, other.Release(context.Background()))
 }
