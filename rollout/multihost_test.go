@@ -313,7 +313,9 @@ func TestDeployHostsStopsOnAHeldLock(t *testing.T) {
 	for i, w := range worlds {
 		hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake(), Project: loadProject(t, fmt.Sprintf(hostsCompose, 1))})
 	}
-	worlds[1].health = func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "healthy"} }
+	worlds[1].health = func(string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "running", Health: "healthy"}
+	}
 	other, err := lock.Acquire(context.Background(), hosts[1].Engine, "demo", "docker lifecycle deploy (someone else)", nil)
 	assert.NilError(t, err)
 	plan := PlanHosts(compose.HostsSpec{Batch: "1"}, []string{"h1", "h2", "h3"})
