@@ -85,6 +85,7 @@ func TestMultiHostAllOrNothing(t *testing.T) {
 	assert.Check(t, strings.HasPrefix(dry.stdout, "batch 1/2: h1, h2 (2 at a time)\nwait 1s\nbatch 2/2: h3 (1 at a time)\n"), dry.String())
 	// Each host's plan: create, start and wait for web r2 because its image changed.
 	assert.Check(t, is.Equal(strings.Count(dry.stdout, "image changed: "+v1+" -> "+imageRef("v2")), 9), dry.String())
+	assert.Check(t, is.Equal(p.mustLifecycle("plan").stdout, dry.stdout))
 
 	failStart := time.Now()
 	r = p.lifecycle("deploy")
