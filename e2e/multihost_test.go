@@ -86,6 +86,17 @@ func TestMultiHostAllOrNothing(t *testing.T) {
 	// Each host's plan: create, start and wait for web r2 because its image changed.
 	assert.Check(t, is.Equal(strings.Count(dry.stdout, "image changed: "+v1+" -> "+imageRef("v2")), 9), dry.String())
 	assert.Check(t, is.Equal(p.mustLifecycle("plan").stdout, dry.stdout))
+	var dryJSON struct {
+		Batches [][]string
+		Wait    string
+		Plans   map[string]struct{ Steps []struct{ Action string } }
+	}
+	assert.NilError(t, json.Unmarshal([]byte(p.mustLifecycle("plan", "--format", "json").stdout), &dryJSON))
+	assert.Check(t, is.DeepEqual(dryJSON.Batches, [][]string{{"h1", "h2"}, {"h3"}}))
+	assert.Check(t, is.Equal(dryJSON.Wait, "1s"))
+	for _, h := range []string{"h1", "h2", "h3"} {
+		assert.Check(t, is.Len(dryJSON.Plans[h].Steps, 4), h)
+	}
 
 	failStart := time.Now()
 	r = p.lifecycle("deploy")
