@@ -126,8 +126,8 @@ func hostList(hosts []string) string {
 	return "hosts " + strings.Join(hosts, ", ")
 }
 
-// hostSteps are the engine work of a multi-host deploy, one host at a time: runHosts
-// orders them; DeployHosts gives the real ones.
+// hostSteps are the engine work of a multi-host deploy or rollback, one host at a
+// time: runHosts orders them; onHosts gives the real ones, the tests fakes.
 type hostSteps struct {
 	// action names the change in messages: deploy or rollback.
 	action string
@@ -200,7 +200,7 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 	cause := errors.Join(causes...)
 	back := rollbackSet(outcomes)
 	if len(back) > 0 {
-		progress.Emit(events, "Hosts", progress.Warning, "Rolling back "+hostList(back), "a host failed its deploy: all or nothing")
+		progress.Emit(events, "Hosts", progress.Warning, "Rolling back "+hostList(back), "a host failed its "+steps.action+": all or nothing")
 	}
 	var rollbackErrs []error
 	forEachLimited(back, plan.Concurrency, func(h string) {
