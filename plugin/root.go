@@ -221,7 +221,10 @@ func exitError(ctx context.Context, err error) error {
 	// rollback whose cause is only some internal cancellation stays a rollback (3).
 	case ctx.Err() != nil || (errors.Is(err, context.Canceled) && !isRolledBack):
 		msg := err.Error()
-		if isRolledBack {
+		switch {
+		case errors.As(err, &hostsRolledBack):
+			msg = hostsRolledBack.Summary()
+		case isRolledBack:
 			msg = rolledBack.Summary()
 		}
 		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + msg + "\nthe next deploy converges from here"}

@@ -100,11 +100,17 @@ type HostsRolledBackError struct {
 }
 
 func (e *HostsRolledBackError) Error() string {
+	return fmt.Sprintf("%s; the cause: %s", e.Summary(), e.Cause)
+}
+
+// Summary says which hosts failed and which went back, without the cause: for an
+// interrupted run the plugin says "interrupted" instead of "context canceled".
+func (e *HostsRolledBackError) Summary() string {
 	back := "no other host had switched"
 	if len(e.RolledBack) > 0 {
 		back = revertedPhrase(e.RolledBack)
 	}
-	return fmt.Sprintf("%s failed on %s; %s; the cause: %s", e.Action, hostList(e.Failed), back, e.Cause)
+	return fmt.Sprintf("%s failed on %s; %s", e.Action, hostList(e.Failed), back)
 }
 
 func (e *HostsRolledBackError) Unwrap() []error { return []error{ErrRolledBack, e.Cause} }
