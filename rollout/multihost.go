@@ -229,7 +229,9 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 		}
 	}
 	if len(rollbackErrs) > 0 {
-		return outcomes, fmt.Errorf("%s failed on %s: %w; and the rollback failed on %w: those hosts may run the new version; look with `docker --context HOST lifecycle ps`, then `docker --context HOST lifecycle rollback`",
+		// The cause is not wrapped: its own hosts' RolledBackError would make this a
+		// clean rollback (exit 3), which it is not.
+		return outcomes, fmt.Errorf("%s failed on %s: %v; and the rollback failed on %w: those hosts may run the new version; look with `docker --context HOST lifecycle ps`, then `docker --context HOST lifecycle rollback`",
 			steps.action, strings.Join(failedHosts, ", "), cause, errors.Join(rollbackErrs...))
 	}
 	var kept []string
@@ -239,7 +241,7 @@ func runHosts(ctx context.Context, plan HostsPlan, steps hostSteps, events progr
 		}
 	}
 	if len(kept) > 0 {
-		return outcomes, fmt.Errorf("%s failed on %s: %w; the hosts that had switched were rolled back, but these services keep the new version: %s",
+		return outcomes, fmt.Errorf("%s failed on %s: %v; the hosts that had switched were rolled back, but these services keep the new version: %s",
 			steps.action, strings.Join(failedHosts, ", "), cause, strings.Join(kept, "; "))
 	}
 	if len(failedHosts) == 0 { // the wait between batches was interrupted
@@ -392,11 +394,16 @@ func lockHosts(ctx context.Context, hosts []Host, command string, events progres
 
 // rollbackHost returns the services a deploy changed on one host to the revisions
 // that served before it (RollbackTargets), through Deploy as `rollback` does. Services
-// with no previous revision (recreate, or new on the host) are kept and named.
+// with no previous revision (recreate, new on the host, or orphans the deploy removed)
+// are kept and named.
 func rollbackHost(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, changed []string, opts DeployOptions) ([]string, error) {
 	targets := map[string]int{}
 	var kept []string
 	for _, s := range changed {
+		if _, inProject := p.Project.Services[s]; !inProject {
+			kept = append(kept, s+" (not in the project: its containers were removed as orphans)")
+			continue
+		}
 		if !p.ServiceSpecs[s].Routed() {
 			kept = append(kept, s+" (recreate strategy: no previous revision is kept)")
 			continue

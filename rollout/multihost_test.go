@@ -329,3 +329,63 @@ func TestDeployHostsStopsOnAHeldLock(t *testing.T) {
 	}
 	assert.NilError(t, other.Release(context.Background()))
 }
+
+// What a rollback cannot return is named: an orphan the deploy removed (and a service
+// new on the host) stay as the deploy left them, and the run says so (not exit 3).
+func TestDeployHostsNamesWhatStays(t *testing.T) {
+	worlds := []*world{newWorld(), newWorld()}
+	healthy := func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "healthy"} }
+	v1 := "name: demo\nservices:\n  web: {image: app:1, healthcheck: {test: [CMD, check]}}\n  old: {image: app:1, healthcheck: {test: [CMD, check]}}\n"
+	v2 := "name: demo\nservices:\n  web: {image: app:2, healthcheck: {test: [CMD, check]}}\n  extra: {image: app:1, healthcheck: {test: [CMD, check]}}\n"
+	hostsWith := func(yaml string) []Host {
+		var hosts []Host
+		for i, w := range worlds {
+			hosts = append(hosts, Host{Name: fmt.Sprintf("h%d", i+1), Engine: w.fake(), Project: loadProject(t, yaml)})
+		}
+		return hosts
+	}
+	for _, w := range worlds {
+		w.health = healthy
+	}
+	plan := PlanHosts(compose.HostsSpec{Batch: "1"}, []string{"h1", "h2"})
+	opts := DeployOptions{WaitTimeout: 2 * time.Second}
+	_, _, err := DeployHosts(context.Background(), hostsWith(v1), progress.Nop, plan, opts)
+	assert.NilError(t, err)
+
+	worlds[1].health = func(name string) engine.ContainerDetails {
+		if strings.Contains(name, "-r2-") {
+			return engine.ContainerDetails{State: "running", Health: "unhealthy"}
+		}
+		return healthy(name)
+	}
+	opts.RemoveOrphans = true
+	outcomes, _, err := DeployHosts(context.Background(), hostsWith(v2), progress.Nop, plan, opts)
+	var rolledBack *RolledBackError
+	assert.Check(t, !errors.Is(err, ErrRolledBack) && !errors.As(err, &rolledBack), "not all or nothing, so no exit 3: %v", err)
+	assert.Check(t, is.ErrorContains(err, "deploy failed on h2"))
+	assert.Check(t, is.ErrorContains(err, "these services keep the new version: h1: old (not in the project: its containers were removed as orphans); h1: extra (no previous revision on this host)"))
+	assert.Check(t, is.Equal(outcomes[0].Result, HostReverted))
+	var running []string
+	for _, s := range worlds[0].state() {
+		if strings.HasSuffix(s, ":running") {
+			running = append(running, s)
+		}
+	}
+	assert.Check(t, is.DeepEqual(running, []string{"demo-extra-r1-1:running", "demo-web-r1-1:running"}))
+}
+
+// A switched host whose rollback fails is named, with what to do, and the run is no
+// clean rollback (exit 1, not 3).
+func TestRunHostsRollbackFails(t *testing.T) {
+	f := &fakeHostSteps{fail: map[string]bool{"b": true}}
+	steps := f.steps()
+	steps.rollback = func(_ context.Context, h string, _ []string) ([]string, error) {
+		return nil, errors.New("engine gone")
+	}
+	plan := PlanHosts(compose.HostsSpec{Batch: "1"}, []string{"a", "b"})
+	outcomes, err := runHosts(context.Background(), plan, steps, progress.Nop)
+	var rolledBack *RolledBackError
+	assert.Check(t, !errors.Is(err, ErrRolledBack) && !errors.As(err, &rolledBack), "%v", err)
+	assert.Check(t, is.Error(err, "deploy failed on b: host b: web: rolled back; and the rollback failed on host a: engine gone: those hosts may run the new version; look with `docker --context HOST lifecycle ps`, then `docker --context HOST lifecycle rollback`"))
+	assert.Check(t, is.Equal(outcomesText(outcomes), "a                    batch 1  revert-failed    web  (engine gone)\nb                    batch 2  failed           (web: rolled back)\n"))
+}
