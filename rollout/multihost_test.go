@@ -334,7 +334,9 @@ func TestDeployHostsStopsOnAHeldLock(t *testing.T) {
 // new on the host) stay as the deploy left them, and the run says so (not exit 3).
 func TestDeployHostsNamesWhatStays(t *testing.T) {
 	worlds := []*world{newWorld(), newWorld()}
-	healthy := func(string) engine.ContainerDetails { return engine.ContainerDetails{State: "running", Health: "healthy"} }
+	healthy := func(string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "running", Health: "healthy"}
+	}
 	v1 := "name: demo\nservices:\n  web: {image: app:1, healthcheck: {test: [CMD, check]}}\n  old: {image: app:1, healthcheck: {test: [CMD, check]}}\n"
 	v2 := "name: demo\nservices:\n  web: {image: app:2, healthcheck: {test: [CMD, check]}}\n  extra: {image: app:1, healthcheck: {test: [CMD, check]}}\n"
 	hostsWith := func(yaml string) []Host {
