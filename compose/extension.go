@@ -46,6 +46,9 @@ type ProjectSpec struct {
 	// Alerts is x-lifecycle.alerts: the rules `monitor` evaluates and where
 	// notifications go (alerts.go).
 	Alerts AlertsSpec `mapstructure:"alerts" json:"alerts,omitzero" yaml:"alerts,omitempty"`
+	// Hosts is x-lifecycle.hosts: the Docker contexts a deploy goes to, in batches, all
+	// or nothing (hosts.go, docs/multihost.md).
+	Hosts HostsSpec `mapstructure:"hosts" json:"hosts,omitzero" yaml:"hosts,omitempty"`
 }
 
 // Mode is the consistency mode, pause when none is set.
@@ -436,13 +439,16 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	raw, _ = takeKey(raw, "backup", "hooks")
 	raw, rawAlerts := takeKey(raw, "alerts")
 	alerts, problems := decodeAlerts(rawAlerts, false)
+	raw, rawHosts := takeKey(raw, "hosts")
+	hosts, hostProblems := decodeHosts(rawHosts)
 	if err := decodeStrict(raw, &spec); err != nil {
-		return spec, errors.Join(err, alertsError(problems))
+		return spec, errors.Join(err, alertsError(problems), hostsError(hostProblems))
 	}
-	if err := alertsError(problems); err != nil {
+	if err := errors.Join(alertsError(problems), hostsError(hostProblems)); err != nil {
 		return spec, err
 	}
 	spec.Alerts = alerts
+	spec.Hosts = hosts
 	if spec.Strategy != "" && !slices.Contains(strategies, spec.Strategy) {
 		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, strings.Join(strategies, ", "))
 	}

@@ -61,7 +61,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "strategy: ''", want: ProjectSpec{WaitTimeout: Duration(DefaultWaitTimeout)}},
 		{doc: "strategy: Rolling", wantErr: `key "strategy": unknown strategy "Rolling" (valid: rolling, blue-green, canary, recreate)`},
 		{doc: "strategy: [rolling]", wantErr: "'strategy' expected type 'string'"},
-		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard, alerts)`},
+		{doc: "Wait-Timeout: 1s", wantErr: `unknown key "Wait-Timeout" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard, alerts, hosts)`},
 		{doc: "policy: {defaultz: {}}", wantErr: `unknown key "policy.defaultz" (valid keys: require, deny, defaults)`},
 		{doc: "policy: {defaults: {memory: 1G, swap: 1G}}", wantErr: `unknown key "policy.defaults.swap" (valid keys: memory, cpus, pids)`},
 		{doc: "policy: {defaults: {memory: 0}}", wantErr: "size must be positive, got 0"},
@@ -79,7 +79,7 @@ func TestDecodeProjectSpec(t *testing.T) {
 		{doc: "policy: {~: 1}", wantErr: "key <nil> must be a string, got null"},
 		{doc: "policy: {defaults: {1: 2}}", wantErr: "key 1 must be a string, got a number"},
 		// a key with a dot of its own (validKeys used to panic on it)
-		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard, alerts)`},
+		{doc: "wait-timeout.x: 1s", wantErr: `unknown key "wait-timeout.x" (valid keys: strategy, wait-timeout, policy, scan, network, backup, logs, guard, alerts, hosts)`},
 		{doc: "policy: {defaults: {memory.x: 1G}}", wantErr: `unknown key "policy.defaults.memory.x" (valid keys: memory, cpus, pids)`},
 	}
 	for _, tc := range tests {

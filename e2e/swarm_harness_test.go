@@ -20,7 +20,8 @@ import (
 )
 
 // swarmDaemon is a second dockerd, started by a test in a network namespace of its own
-// and made a single-node Swarm manager (docs/swarm.md, "The test harness"). Its socket
+// (startDockerd) and, for the Swarm tests, made a single-node Swarm manager (docs/swarm.md,
+// "The test harness"). Its socket
 // is a file, so the host reaches it through the filesystem; every packet of its
 // containers stays inside its namespace. It is stopped, unmounted and removed when the
 // test ends, pass or fail.
@@ -30,14 +31,28 @@ type swarmDaemon struct {
 	dir  string // data root, exec root, config, pidfile, socket and log live under it
 	host string // unix://<dir>/s
 	cmd  *exec.Cmd
-	// Started is how long the daemon took to answer and become a Swarm manager.
+	// Started is how long the daemon took to answer (and become a Swarm manager).
 	Started time.Duration
 }
 
-// startSwarm starts the daemon, waits for its socket, runs `swarm init` and registers
-// the cleanup. The root is a short directory under /tmp: the daemon's containerd socket
-// lives in the exec root, and unix socket paths are limited to 107 bytes.
+// startSwarm starts the daemon (startDockerd), runs `swarm init` and registers the
+// cleanup.
 func startSwarm(t *testing.T, s *suite) *swarmDaemon {
+	t.Helper()
+	begin := time.Now()
+	d := startDockerd(t, s)
+	d.mustDocker("swarm", "init", "--advertise-addr", "127.0.0.1")
+	d.Started = time.Since(begin)
+	t.Logf("swarm daemon %s up and a manager in %s", d.host, d.Started.Round(time.Millisecond))
+	return d
+}
+
+// startDockerd starts a second dockerd in a network namespace of its own, waits for
+// its socket and registers the cleanup; the multi-host tests use it as it is, the
+// Swarm tests make it a manager. The root is a short directory under /tmp: the
+// daemon's containerd socket lives in the exec root, and unix socket paths are
+// limited to 107 bytes.
+func startDockerd(t *testing.T, s *suite) *swarmDaemon {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		skipFor(t, "root", "run the Swarm e2e tests as root (they start a dockerd in a network namespace of their own)", fmt.Errorf("uid %d", os.Geteuid()))
@@ -97,9 +112,8 @@ func startSwarm(t *testing.T, s *suite) *swarmDaemon {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	d.mustDocker("swarm", "init", "--advertise-addr", "127.0.0.1")
 	d.Started = time.Since(begin)
-	t.Logf("swarm daemon %s up and a manager in %s", d.host, d.Started.Round(time.Millisecond))
+	t.Logf("dockerd %s up in %s", d.host, d.Started.Round(time.Millisecond))
 	return d
 }
 

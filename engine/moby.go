@@ -48,6 +48,25 @@ func Connect(ctx context.Context, api client.APIClient) (Engine, error) {
 	return m, nil
 }
 
+// Dial makes an API client from opts (a Docker context's endpoint, as docker/cli's
+// ClientOpts gives them) with headers (the CLI config's HttpHeaders), then Connect.
+// close releases the client.
+func Dial(ctx context.Context, opts []client.Opt, headers map[string]string) (eng Engine, close func() error, err error) {
+	if len(headers) > 0 {
+		opts = append(opts, client.WithHTTPHeaders(headers))
+	}
+	api, err := client.New(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err = Connect(ctx, api)
+	if err != nil {
+		_ = api.Close()
+		return nil, nil, err
+	}
+	return eng, api.Close, nil
+}
+
 func NewMoby(api client.APIClient) *Moby {
 	return &Moby{api: api}
 }

@@ -23,6 +23,7 @@ type deployOptions struct {
 	build         bool
 	pull          string
 	swarm         bool
+	hosts         []string
 }
 
 func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -56,6 +57,7 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	flags.BoolVar(&opts.build, "build", false, "Build the images of services with a build: section first (services whose image is missing, or with pull_policy: build, are always built)")
 	enumFlag(flags, &opts.pull, "pull", rollout.PullPolicy, "Pull images before the deploy: policy (each service's pull_policy, missing by default), always, missing or never", rollout.PullModes...)
 	flags.BoolVar(&opts.swarm, "swarm", false, "Deploy as Swarm services (the default on a Swarm manager; see docs/swarm.md)")
+	hostsFlag(flags, &opts.hosts, "Deploy, in batches and all or nothing, to")
 	flags.BoolVar(&opts.verifyNetwork, "verify-network", false, "After the deploy, prove the network matches x-lifecycle.network (as `network verify`)")
 	return cmd
 }
@@ -63,7 +65,18 @@ func newDeployCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 func runDeploy(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts deployOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, eng, err := openProject(ctx, dockerCli, project)
+	p, err := project.load(ctx)
+	if err != nil {
+		return err
+	}
+	hosts, err := hostNames(opts.hosts, p)
+	if err != nil {
+		return err
+	}
+	if len(hosts) > 0 {
+		return runHostsDeploy(ctx, dockerCli, project, p.Spec.Hosts, hosts, opts, services)
+	}
+	eng, err := connectProject(ctx, dockerCli, p)
 	if err != nil {
 		return err
 	}

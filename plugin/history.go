@@ -19,6 +19,7 @@ type historyOptions struct {
 	revision int
 	timeline bool
 	swarm    bool
+	hosts    []string
 }
 
 func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -33,6 +34,9 @@ func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 			if opts.timeline {
 				if opts.swarm {
 					return usageError("--timeline: Swarm keeps no rollout timeline (docs/swarm.md)")
+				}
+				if len(opts.hosts) > 0 {
+					return usageError("--timeline shows one engine's rollout: use `docker --context HOST lifecycle history --timeline SERVICE`")
 				}
 				if len(args) != 1 {
 					return usageError("--timeline shows one service's rollout: name exactly one SERVICE (got %d)", len(args))
@@ -49,6 +53,7 @@ func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 	templateFlag(cmd.Flags(), &opts.format, "Format output: 'table', 'json' (one object per line; with --timeline one document), or a Go template")
 	cmd.Flags().IntVar(&opts.revision, "rev", 0, "Only the records of this revision (with --timeline: its newest record; default the newest revision)")
 	cmd.Flags().BoolVar(&opts.swarm, "swarm", false, "Show what Swarm keeps of the project's services: current and previous image, last update (the default on a Swarm manager; see docs/swarm.md)")
+	hostsFlag(cmd.Flags(), &opts.hosts, "List, with a HOST column, the revisions on")
 	cmd.Flags().BoolVar(&opts.timeline, "timeline", false, "Print the rollout's timeline: its events and the router's per-second counters (one SERVICE)")
 	return cmd
 }
@@ -56,7 +61,19 @@ func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts historyOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	name, eng, err := openProjectName(ctx, dockerCli, project)
+	p, name, err := project.loadOptional(ctx)
+	if err != nil {
+		return err
+	}
+	if hosts, err := hostNames(opts.hosts, p); err != nil {
+		return err
+	} else if len(hosts) > 0 {
+		if opts.swarm {
+			return usageError("--swarm and multi-host listings exclude each other: a Swarm manager keeps the history of all its nodes")
+		}
+		return runHostsHistory(ctx, dockerCli, name, hosts, opts, services)
+	}
+	eng, err := connect(ctx, dockerCli)
 	if err != nil {
 		return err
 	}
@@ -80,10 +97,21 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	if err != nil {
 		return err
 	}
+	rows := historyRows(records, state, services, opts.revision)
+	out := make([]formatter.SubContext, len(rows))
+	for i := range rows {
+		out[i] = &rows[i]
+	}
+	return writeRows(dockerCli.Out(), opts.format, defaultHistoryFormat, &historyRow{HeaderContext: formatter.HeaderContext{Header: historyHeader()}}, out)
+}
+
+// historyRows are the records of the services asked for (all when none), newest
+// first, each with the state of its revision's containers.
+func historyRows(records []rollout.Record, state map[string]map[int]string, services []string, revision int) []historyRow {
 	var rows []historyRow
 	for i := len(records) - 1; i >= 0; i-- {
 		r := records[i]
-		if len(services) > 0 && !slices.Contains(services, r.Service) || opts.revision > 0 && r.Revision != opts.revision {
+		if len(services) > 0 && !slices.Contains(services, r.Service) || revision > 0 && r.Revision != revision {
 			continue
 		}
 		containers := state[r.Service][r.Revision]
@@ -92,15 +120,14 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 		}
 		rows = append(rows, historyRow{r: r, containers: containers})
 	}
-	header := formatter.SubHeaderContext{
+	return rows
+}
+
+func historyHeader() formatter.SubHeaderContext {
+	return formatter.SubHeaderContext{
 		"Service": "SERVICE", "Revision": "REVISION", "Result": "RESULT", "Strategy": "STRATEGY", "Image": "IMAGE",
 		"ImageID": "IMAGE ID", "ConfigHash": "CONFIG", "Containers": "CONTAINERS", "Since": "WHEN", "Time": "TIME", "Trigger": "TRIGGER", "Backup": "BACKUP", "Reason": "REASON",
 	}
-	out := make([]formatter.SubContext, len(rows))
-	for i := range rows {
-		out[i] = &rows[i]
-	}
-	return writeRows(dockerCli.Out(), opts.format, defaultHistoryFormat, &historyRow{HeaderContext: formatter.HeaderContext{Header: header}}, out)
 }
 
 // historyRow is one revision record; its exported methods are the --format fields and

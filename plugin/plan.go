@@ -15,6 +15,7 @@ import (
 type planOptions struct {
 	format        string
 	removeOrphans bool
+	hosts         []string
 }
 
 func newPlanCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -29,6 +30,7 @@ func newPlanCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
 	}
 	enumFlag(cmd.Flags(), &opts.format, "format", "table", "Output format", planFormats...)
 	cmd.Flags().BoolVar(&opts.removeOrphans, "remove-orphans", false, "Plan the removal of containers of services not in the project")
+	hostsFlag(cmd.Flags(), &opts.hosts, "Print the batches and each host's plan for")
 	return cmd
 }
 
@@ -38,7 +40,17 @@ var planFormats = []string{"table", "json"}
 func runPlan(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts planOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, eng, err := openProject(ctx, dockerCli, project)
+	p, err := project.load(ctx)
+	if err != nil {
+		return err
+	}
+	if hosts, err := hostNames(opts.hosts, p); err != nil {
+		return err
+	} else if len(hosts) > 0 { // the plan of deploy --dry-run across hosts (docs/multihost.md)
+		return runHostsDeploy(ctx, dockerCli, project, p.Spec.Hosts, hosts,
+			deployOptions{dryRun: true, format: opts.format, removeOrphans: opts.removeOrphans, pull: rollout.PullPolicy}, services)
+	}
+	eng, err := connectProject(ctx, dockerCli, p)
 	if err != nil {
 		return err
 	}

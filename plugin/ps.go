@@ -22,6 +22,7 @@ type psOptions struct {
 	format string
 	all    bool
 	swarm  bool
+	hosts  []string
 }
 
 func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -38,13 +39,26 @@ func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command
 	templateFlag(cmd.Flags(), &opts.format, "Format output using a custom template:\n'table': Print output in table format with column headers (default)\n'table TEMPLATE': Print output in table format using the given Go template\n'json': Print in JSON format, one object per line\n'TEMPLATE': Print output using the given Go template")
 	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "Show stopped containers too (on Swarm: the tasks' history too)")
 	cmd.Flags().BoolVar(&opts.swarm, "swarm", false, "List the project's Swarm tasks (the default on a Swarm manager; see docs/swarm.md)")
+	hostsFlag(cmd.Flags(), &opts.hosts, "List, with a HOST column, the containers on")
 	return cmd
 }
 
 func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts psOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	name, eng, err := openProjectName(ctx, dockerCli, project)
+	p, name, err := project.loadOptional(ctx)
+	if err != nil {
+		return err
+	}
+	if hosts, err := hostNames(opts.hosts, p); err != nil {
+		return err
+	} else if len(hosts) > 0 {
+		if opts.swarm {
+			return usageError("--swarm and multi-host listings exclude each other: a Swarm manager lists the tasks of all its nodes")
+		}
+		return runHostsPs(ctx, dockerCli, name, hosts, opts, services)
+	}
+	eng, err := connect(ctx, dockerCli)
 	if err != nil {
 		return err
 	}
@@ -65,16 +79,20 @@ func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, o
 }
 
 func writePs(dockerCli command.Cli, format string, rows []engine.Container) error {
-	header := formatter.SubHeaderContext{
-		"Service": "SERVICE", "Name": formatter.NameHeader, "Revision": "REVISION", "State": formatter.StateHeader,
-		"Health": "HEALTH", "Ports": formatter.PortsHeader, "Image": formatter.ImageHeader, "ID": formatter.ContainerIDHeader,
-		"Status": formatter.StatusHeader, "Project": "PROJECT", "Number": "NUMBER",
-	}
+	header := psHeader()
 	out := make([]formatter.SubContext, len(rows))
 	for i, c := range rows {
 		out[i] = &psRow{c: c}
 	}
 	return writeRows(dockerCli.Out(), format, defaultPsFormat, &psRow{HeaderContext: formatter.HeaderContext{Header: header}}, out)
+}
+
+func psHeader() formatter.SubHeaderContext {
+	return formatter.SubHeaderContext{
+		"Service": "SERVICE", "Name": formatter.NameHeader, "Revision": "REVISION", "State": formatter.StateHeader,
+		"Health": "HEALTH", "Ports": formatter.PortsHeader, "Image": formatter.ImageHeader, "ID": formatter.ContainerIDHeader,
+		"Status": formatter.StatusHeader, "Project": "PROJECT", "Number": "NUMBER",
+	}
 }
 
 // psRow is one `ps` line; its exported methods are the --format fields and, through

@@ -20,6 +20,7 @@ type rollbackOptions struct {
 	waitTimeout time.Duration
 	format      string
 	withData    bool
+	hosts       []string
 }
 
 func newRollbackCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -59,13 +60,26 @@ containers mounting them are stopped during the restore and started again).`,
 	flags.BoolVar(&opts.withData, "with-data", false, "Also restore the services' volumes from the backup taken before the revision being left was deployed (x-lifecycle.backup.before-deploy)")
 	durationFlag(flags, &opts.waitTimeout, "wait-timeout", 0, 0, 0, "How long to wait for each container to become healthy")
 	enumFlag(flags, &opts.format, "format", "table", "Format of the --dry-run plan", planFormats...)
+	hostsFlag(flags, &opts.hosts, "Roll back, in batches and all or nothing, on")
 	return cmd
 }
 
 func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts rollbackOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, eng, err := openProject(ctx, dockerCli, project)
+	p, err := project.load(ctx)
+	if err != nil {
+		return err
+	}
+	if hosts, err := hostNames(opts.hosts, p); err != nil {
+		return err
+	} else if len(hosts) > 0 {
+		if opts.withData {
+			return usageError("--with-data restores volumes on one engine: use `docker --context HOST lifecycle rollback --with-data` on each host")
+		}
+		return runHostsRollback(ctx, dockerCli, project, p.Spec.Hosts, hosts, opts, services)
+	}
+	eng, err := connectProject(ctx, dockerCli, p)
 	if err != nil {
 		return err
 	}

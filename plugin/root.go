@@ -149,14 +149,21 @@ func openProject(ctx context.Context, dockerCli command.Cli, project *projectOpt
 	if err != nil {
 		return nil, nil, err
 	}
+	eng, err := connectProject(ctx, dockerCli, p)
+	return p, eng, err
+}
+
+// connectProject checks the loaded project's policy, then connects to the engine of
+// the current context and gives the project that engine's networks.
+func connectProject(ctx context.Context, dockerCli command.Cli, p *compose.Project) (engine.Engine, error) {
 	if err := rollout.ValidatePolicy(p); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	eng, err := connect(ctx, dockerCli)
 	if err == nil {
 		err = rollout.ObserveNetworks(ctx, eng, p) // segment subnets skip the engine's (x-lifecycle.network only)
 	}
-	return p, eng, err
+	return eng, err
 }
 
 // openProjectName is openProject for commands that need only the project name, so that
@@ -207,6 +214,7 @@ func exitError(ctx context.Context, err error) error {
 	}
 	var rolledBack *rollout.RolledBackError
 	isRolledBack := errors.As(err, &rolledBack)
+	var hostsRolledBack *rollout.HostsRolledBackError
 	switch {
 	// An interrupt (this command's context cancelled: Ctrl-C, SIGTERM, the docker CLI
 	// closing the plugin socket) comes first: a deploy rolled back because of it exits 130
@@ -214,11 +222,14 @@ func exitError(ctx context.Context, err error) error {
 	// rollback whose cause is only some internal cancellation stays a rollback (3).
 	case ctx.Err() != nil || (errors.Is(err, context.Canceled) && !isRolledBack):
 		msg := err.Error()
-		if isRolledBack {
+		switch {
+		case errors.As(err, &hostsRolledBack):
+			msg = hostsRolledBack.Summary()
+		case isRolledBack:
 			msg = rolledBack.Summary()
 		}
 		return cli.StatusError{StatusCode: ExitInterrupted, Status: "interrupted: " + msg + "\nthe next deploy converges from here"}
-	case isRolledBack:
+	case isRolledBack, errors.As(err, &hostsRolledBack):
 		return cli.StatusError{StatusCode: ExitRolledBack, Status: err.Error()}
 	}
 	return err

@@ -207,6 +207,24 @@ func TestExitErrorInterruptedRollback(t *testing.T) {
 	assert.Check(t, is.Contains(status.Status, "the cause: web-r2-1 not healthy within 10s"))
 }
 
+// A multi-host run whose switched hosts went back exits 3, or 130 when interrupted,
+// saying which hosts went back rather than one host's rollback.
+func TestExitErrorHostsRolledBack(t *testing.T) {
+	hostErr := &rollout.HostsRolledBackError{Action: "deploy", Failed: []string{"h3"}, RolledBack: []string{"h1", "h2"},
+		Cause: fmt.Errorf("host h3: %w", &rollout.RolledBackError{Services: []string{"web"}, Cause: context.Canceled})}
+	var status dockercli.StatusError
+	err := exitError(context.Background(), hostErr)
+	assert.Assert(t, errors.As(err, &status))
+	assert.Check(t, is.Equal(status.StatusCode, ExitRolledBack))
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = exitError(cancelled, hostErr)
+	assert.Assert(t, errors.As(err, &status))
+	assert.Check(t, is.Equal(status.StatusCode, ExitInterrupted))
+	assert.Check(t, is.Equal(status.Status, "interrupted: deploy failed on host h3; hosts h1, h2 rolled back to the revisions they ran before\nthe next deploy converges from here"))
+}
+
 // Every command's flags merge with the root's persistent flags (a shorthand taken
 // twice, such as -f, panics only when the command runs).
 func TestEveryCommandHelp(t *testing.T) {

@@ -62,6 +62,19 @@ type DeployOptions struct {
 	beforeRollout func(context.Context) error
 	afterRollout  func(context.Context) error
 	rolloutFailed func(error) error
+	// lockHeld: the caller holds the project's lock on this engine already (a
+	// multi-host run holds every host's for its whole length, multihost.go).
+	lockHeld bool
+}
+
+// releaseLock releases a deploy lock with a bound of its own (the deploy's context may
+// be cancelled), warning when it cannot.
+func releaseLock(l *lock.Lock, project string, events progress.Writer) {
+	releaseCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Release(releaseCtx); err != nil {
+		progress.Emit(events, "Project "+project, progress.Warning, "Lock not released", err.Error())
+	}
 }
 
 // Deploy converges the project: build, scan gate, policy gate, lock, observe, plan, check,
@@ -115,19 +128,19 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 	if err != nil {
 		return strategies.Plan{}, err
 	}
-	l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
-		progress.Emit(events, "Project "+p.Name, progress.Warning, "Stale lock taken over", h.String())
-	})
-	if err != nil {
-		return strategies.Plan{}, err
-	}
-	defer func() {
-		releaseCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := l.Release(releaseCtx); err != nil {
-			progress.Emit(events, "Project "+p.Name, progress.Warning, "Lock not released", err.Error())
+	var holder lock.Holder // the rollout view names the rollout by its lock's holding
+	if !opts.lockHeld {
+		l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
+			progress.Emit(events, "Project "+p.Name, progress.Warning, "Stale lock taken over", h.String())
+		})
+		if err != nil {
+			return strategies.Plan{}, err
 		}
-	}()
+		defer releaseLock(l, p.Name, events)
+		holder = l.Holder()
+	} else if h, held, err := lock.Inspect(ctx, eng, p.Name); err == nil && held {
+		holder = h
+	}
 
 	clearCanarySignals(ctx, eng, p.Name)
 	defer clearCanarySignals(context.WithoutCancel(ctx), eng, p.Name)
@@ -162,7 +175,7 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		}
 	}
 	created := newCreatedInspections(ctx, eng)
-	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add, Backups: backups, View: opts.View, Holder: l.Holder()}); err != nil {
+	if err := Execute(ctx, eng, desired, observed, plan, events, ExecOptions{WaitTimeout: opts.WaitTimeout, Checkpoint: opts.Checkpoint, Result: result, SecretValues: secretValues, Images: images, Accounts: accounts, Rollback: opts.Rollback, Trigger: opts.Trigger, Reason: opts.Reason, Created: created.add, Backups: backups, View: opts.View, Holder: holder}); err != nil {
 		created.wait()
 		if opts.rolloutFailed != nil {
 			err = opts.rolloutFailed(err)

@@ -47,6 +47,9 @@ const (
 	// TriggerGuardRollback: the guard rolled the service back, its restart budget spent
 	// on a recent revision (guardrollback.go); the record's reason says why.
 	TriggerGuardRollback = "guard-rollback"
+	// TriggerHostsRollback: a multi-host deploy rolled the service back on this host
+	// because another host failed its deploy (multihost.go).
+	TriggerHostsRollback = "hosts-rollback"
 )
 
 // Record is one entry of a service's revision history.
