@@ -3,9 +3,6 @@ package compose
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 )
 
@@ -83,26 +80,12 @@ func DecodeBackupHooks(raw any, services []string) ([]BackupHook, error) {
 func decodeHookEntry(at string, entry map[string]any, services []string) (BackupHook, []error) {
 	h := BackupHook{Timeout: Duration(DefaultHookTimeout), OnFailure: HookFail}
 	var errs []error
-	keys := make([]string, 0, len(entry))
-	for k := range entry {
-		keys = append(keys, k)
+	errs = append(errs, unknownEntryKeys(at, entry, hookKeys)...)
+	service, err := entryService(at, entry, services, "the service whose container runs the commands")
+	if err != nil {
+		errs = append(errs, err)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !slices.Contains(hookKeys, k) {
-			errs = append(errs, fmt.Errorf("unknown key %q (valid keys: %s)", at+"."+k, strings.Join(hookKeys, ", ")))
-		}
-	}
-	switch s, ok := entry["service"].(string); {
-	case entry["service"] == nil:
-		errs = append(errs, fmt.Errorf("key %q: required: the service whose container runs the commands", at+".service"))
-	case !ok:
-		errs = append(errs, fmt.Errorf("key %q: want a service name, got %s", at+".service", describe(entry["service"])))
-	case !slices.Contains(services, s):
-		errs = append(errs, fmt.Errorf("key %q: no service %q in the project (services: %s)", at+".service", s, strings.Join(services, ", ")))
-	default:
-		h.Service = s
-	}
+	h.Service = service
 	if entry["before"] == nil && entry["after"] == nil {
 		errs = append(errs, fmt.Errorf("key %q: set before, after or both: e.g. before: pg_dump -U postgres -f /var/lib/postgresql/data/dump.sql app", at))
 	}

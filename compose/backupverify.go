@@ -67,26 +67,12 @@ func DecodeBackupVerify(raw any, services []string) ([]VerifyCheck, error) {
 func decodeVerifyEntry(at string, entry map[string]any, services []string) (VerifyCheck, []error) {
 	c := VerifyCheck{Timeout: Duration(DefaultVerifyTimeout)}
 	var errs []error
-	keys := make([]string, 0, len(entry))
-	for k := range entry {
-		keys = append(keys, k)
+	errs = append(errs, unknownEntryKeys(at, entry, verifyKeys)...)
+	service, err := entryService(at, entry, services, "the service whose container runs the command")
+	if err != nil {
+		errs = append(errs, err)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !slices.Contains(verifyKeys, k) {
-			errs = append(errs, fmt.Errorf("unknown key %q (valid keys: %s)", at+"."+k, strings.Join(verifyKeys, ", ")))
-		}
-	}
-	switch s, ok := entry["service"].(string); {
-	case entry["service"] == nil:
-		errs = append(errs, fmt.Errorf("key %q: required: the service whose container runs the command", at+".service"))
-	case !ok:
-		errs = append(errs, fmt.Errorf("key %q: want a service name, got %s", at+".service", describe(entry["service"])))
-	case !slices.Contains(services, s):
-		errs = append(errs, fmt.Errorf("key %q: no service %q in the project (services: %s)", at+".service", s, strings.Join(services, ", ")))
-	default:
-		c.Service = s
-	}
+	c.Service = service
 	if entry["command"] == nil {
 		errs = append(errs, fmt.Errorf("key %q: required: a command such as [\"pg_isready\"] or \"psql -c 'select 1'\"", at+".command"))
 	} else {
@@ -151,4 +137,35 @@ func decodePositiveDuration(at string, raw any) (Duration, error) {
 		return 0, fmt.Errorf("key %q: must be positive, got %v", at, raw)
 	}
 	return d.(Duration), nil
+}
+
+// unknownEntryKeys reports every key of a list entry that is not one of valid, sorted.
+func unknownEntryKeys(at string, entry map[string]any, valid []string) []error {
+	keys := make([]string, 0, len(entry))
+	for k := range entry {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		if !slices.Contains(valid, k) {
+			errs = append(errs, fmt.Errorf("unknown key %q (valid keys: %s)", at+"."+k, strings.Join(valid, ", ")))
+		}
+	}
+	return errs
+}
+
+// entryService decodes a list entry's service key: required (what says what it names),
+// a string, one of services.
+func entryService(at string, entry map[string]any, services []string, what string) (string, error) {
+	switch s, ok := entry["service"].(string); {
+	case entry["service"] == nil:
+		return "", fmt.Errorf("key %q: required: %s", at+".service", what)
+	case !ok:
+		return "", fmt.Errorf("key %q: want a service name, got %s", at+".service", describe(entry["service"]))
+	case !slices.Contains(services, s):
+		return "", fmt.Errorf("key %q: no service %q in the project (services: %s)", at+".service", s, strings.Join(services, ", "))
+	default:
+		return s, nil
+	}
 }
