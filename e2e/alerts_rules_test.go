@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +10,6 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-	"gotest.tools/v3/poll"
 )
 
 // alertRulesProject is one routed web service (port %[1]d, 64 MiB, healthy unless
@@ -56,20 +53,7 @@ func TestMonitorAlertRulesOnTheEngine(t *testing.T) {
 	p.mustLifecycle("deploy")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := execDocker(ctx, s, "lifecycle", "-p", p.name, "monitor", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	cmd.Dir = p.dir
-	var stderr lockedBuffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	assert.NilError(t, cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if strings.Contains(stderr.String(), "serving metrics") {
-			return poll.Success()
-		}
-		return poll.Continue("monitor stderr: %s", stderr.String())
-	}, poll.WithTimeout(15*time.Second), poll.WithDelay(100*time.Millisecond))
+	mon := startMonitor(t, s, p, 2*time.Minute)
 
 	client := http.Client{Timeout: 10 * time.Second}
 	get := func(path string) {
@@ -117,5 +101,5 @@ func TestMonitorAlertRulesOnTheEngine(t *testing.T) {
 	t.Logf("oom fired %s after the hog: %s", a.at.Sub(hog).Round(10*time.Millisecond), a.Summary)
 	assert.Check(t, strings.HasPrefix(a.Container, p.name+"-web-"), "%+v", a)
 	assert.Check(t, a.Value >= 1, "%+v", a)
-	assert.Check(t, !strings.Contains(stderr.String(), "not delivered"), stderr.String())
+	assert.Check(t, !strings.Contains(mon.stderr.String(), "not delivered"), mon.stderr.String())
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -152,22 +153,8 @@ func TestMonitorAlerts(t *testing.T) {
 	container := p.name + "-web-r1-1"
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := execDocker(ctx, s, "lifecycle", "-p", p.name, "monitor", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	cmd.Dir = p.dir
-	var stderr lockedBuffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	assert.NilError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill() }()
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if strings.Contains(stderr.String(), "serving metrics") {
-			return poll.Success()
-		}
-		return poll.Continue("monitor stderr: %s", stderr.String())
-	}, poll.WithTimeout(15*time.Second), poll.WithDelay(100*time.Millisecond))
+	mon := startMonitor(t, s, p, time.Minute)
+	cmd, exited, stderr := mon.cmd, mon.exited, &mon.stderr
 	assert.Check(t, is.Contains(stderr.String(), "alerts: 3 rules on web, every 1s, to webhook http://127.0.0.1:"))
 
 	// A 5xx burst through the router and a memory hog (40 of 64 MiB: 62 %).
@@ -274,4 +261,34 @@ func TestMonitorAlerts(t *testing.T) {
 		t.Fatalf("monitor still runs 15 s after SIGINT; stderr: %s", stderr.String())
 	}
 	assert.Check(t, !strings.Contains(stderr.String(), "not delivered"), stderr.String())
+}
+
+// runningMonitor is a `docker lifecycle monitor` of the test's project.
+type runningMonitor struct {
+	cmd    *exec.Cmd
+	stderr lockedBuffer
+	exited chan error
+}
+
+// startMonitor runs `monitor --listen` on a free port for p, for at most limit, and
+// returns once it serves metrics (its alert rules are loaded by then). It is killed
+// when the test ends.
+func startMonitor(t *testing.T, s *suite, p *project, limit time.Duration) *runningMonitor {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	m := &runningMonitor{exited: make(chan error, 1)}
+	m.cmd = execDocker(ctx, s, "lifecycle", "-p", p.name, "monitor", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	m.cmd.Dir = p.dir
+	m.cmd.Stdout, m.cmd.Stderr = io.Discard, &m.stderr
+	assert.NilError(t, m.cmd.Start())
+	go func() { m.exited <- m.cmd.Wait() }()
+	t.Cleanup(func() { _ = m.cmd.Process.Kill() })
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(m.stderr.String(), "serving metrics") {
+			return poll.Success()
+		}
+		return poll.Continue("monitor stderr: %s", m.stderr.String())
+	}, poll.WithTimeout(15*time.Second), poll.WithDelay(100*time.Millisecond))
+	return m
 }
