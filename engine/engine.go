@@ -143,6 +143,10 @@ type Engine interface {
 	// UpdateService replaces the spec of service id, whose current version is version
 	// (a concurrent change fails the update instead of being overwritten).
 	UpdateService(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
+	// RollbackService asks Swarm to roll service id (at version, with the current spec
+	// current) back to its previous spec, as `docker service rollback`: the previous and
+	// current specs swap and Swarm rolls the tasks with the service's rollback config.
+	RollbackService(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error
 	// ListSwarmObjects lists the secrets or configs (kind SwarmSecret, SwarmConfig)
 	// carrying every label in labels; never their values.
 	ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)

@@ -53,6 +53,7 @@ type Fake struct {
 	ListServicesFn     func(ctx context.Context, labels map[string]string) ([]Service, error)
 	CreateServiceFn    func(ctx context.Context, spec swarm.ServiceSpec) (string, error)
 	UpdateServiceFn    func(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
+	RollbackServiceFn  func(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error
 	ListSwarmObjectsFn func(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)
 	CreateSwarmObjFn   func(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error)
 	RemoveSwarmObjFn   func(ctx context.Context, kind, id string) error
@@ -347,6 +348,13 @@ func (f *Fake) UpdateService(ctx context.Context, id string, version uint64, spe
 		return unexpected("UpdateService")
 	}
 	return f.UpdateServiceFn(ctx, id, version, spec)
+}
+
+func (f *Fake) RollbackService(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error {
+	if f.RollbackServiceFn == nil {
+		return unexpected("RollbackService")
+	}
+	return f.RollbackServiceFn(ctx, id, version, current)
 }
 
 func (f *Fake) ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error) {

@@ -100,6 +100,17 @@ func (m *Moby) UpdateService(ctx context.Context, id string, version uint64, spe
 	return nil
 }
 
+func (m *Moby) RollbackService(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error {
+	// The manager restores its own copy of the previous spec, but still validates the
+	// spec sent ("mismatched Runtime and *Spec fields" for an empty one): the current
+	// one, as `docker service rollback` sends.
+	_, err := m.api.ServiceUpdate(ctx, id, client.ServiceUpdateOptions{Version: swarm.Version{Index: version}, Spec: current, Rollback: "previous"})
+	if err != nil {
+		return wrapNotFound(err, "roll back Swarm service "+id)
+	}
+	return nil
+}
+
 // Kinds of Swarm objects a service references by name (ListSwarmObjects and friends).
 const (
 	SwarmSecret = "secret"
