@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -280,6 +281,32 @@ func TestSwarmRollbackExits3(t *testing.T) {
 	assert.Equal(t, hist["client"].Image, imageRef("v1"))
 	assert.Equal(t, hist["client"].PreviousImage, imageRef("v1"))
 	assert.Equal(t, hist["client"].UpdateState, "completed")
+
+	// logs on Swarm: the tasks' lines through the manager, prefixed service-slot.
+	logsBegin := time.Now()
+	r = p.mustLifecycle("logs", "--tail", "50", "web")
+	t.Logf("logs on Swarm took %s", time.Since(logsBegin).Round(time.Millisecond))
+	assert.Assert(t, regexp.MustCompile(`(?m)^web-[123] +\| .*version v1 listening on `).MatchString(r.stdout), r.String())
+	assert.Assert(t, !strings.Contains(r.stdout, "client-"), r.String())
+
+	// stats on Swarm (one node): a row per task container, grouped by service.
+	statsBegin := time.Now()
+	r = p.mustLifecycle("stats", "--no-stream", "--format", "json")
+	t.Logf("stats --no-stream on Swarm took %s", time.Since(statsBegin).Round(time.Millisecond))
+	var report struct {
+		Services []struct {
+			Service   string
+			Revisions []struct{ Containers []struct{ Name string } }
+		}
+	}
+	assert.NilError(t, json.Unmarshal([]byte(lastLine(r.stdout)), &report), r.String())
+	perService := map[string]int{}
+	for _, svc := range report.Services {
+		for _, rev := range svc.Revisions {
+			perService[svc.Service] += len(rev.Containers)
+		}
+	}
+	assert.DeepEqual(t, perService, map[string]int{"web": 3, "client": 1})
 
 	// rollback on Swarm: web keeps no previous spec (Swarm rolled it back by itself):
 	// refused, nothing changed. The client updated to v2 goes back to v1.

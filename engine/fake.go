@@ -54,6 +54,7 @@ type Fake struct {
 	CreateServiceFn    func(ctx context.Context, spec swarm.ServiceSpec) (string, error)
 	UpdateServiceFn    func(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
 	RollbackServiceFn  func(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error
+	ServiceLogsFn      func(ctx context.Context, serviceID string, tty bool, opts LogOptions, emit func(ServiceLogLine) error) error
 	ListSwarmObjectsFn func(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)
 	CreateSwarmObjFn   func(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error)
 	RemoveSwarmObjFn   func(ctx context.Context, kind, id string) error
@@ -355,6 +356,13 @@ func (f *Fake) RollbackService(ctx context.Context, id string, version uint64, c
 		return unexpected("RollbackService")
 	}
 	return f.RollbackServiceFn(ctx, id, version, current)
+}
+
+func (f *Fake) ServiceLogs(ctx context.Context, serviceID string, tty bool, opts LogOptions, emit func(ServiceLogLine) error) error {
+	if f.ServiceLogsFn == nil {
+		return unexpected("ServiceLogs")
+	}
+	return f.ServiceLogsFn(ctx, serviceID, tty, opts, emit)
 }
 
 func (f *Fake) ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error) {

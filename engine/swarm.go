@@ -247,3 +247,54 @@ func (m *Moby) ListTasks(ctx context.Context, labels map[string]string) ([]Task,
 	}
 	return out, nil
 }
+
+// ServiceLogLine is one line a task of a Swarm service wrote.
+type ServiceLogLine struct {
+	LogLine
+	TaskID string
+}
+
+// swarmTaskDetail is the key of the task's ID in the details the manager prepends to
+// each line of a service's logs ("com.docker.swarm.node.id=…,…,com.docker.swarm.task.id=…").
+const swarmTaskDetail = "com.docker.swarm.task.id"
+
+func (m *Moby) ServiceLogs(ctx context.Context, serviceID string, tty bool, opts LogOptions, emit func(ServiceLogLine) error) error {
+	query := client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Details: true, Follow: opts.Follow, Tail: "all"}
+	if opts.Tail >= 0 {
+		query.Tail = fmt.Sprint(opts.Tail)
+	}
+	if !opts.Since.IsZero() {
+		query.Since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
+	}
+	if !opts.Until.IsZero() {
+		query.Until = fmt.Sprintf("%d.%09d", opts.Until.Unix(), opts.Until.Nanosecond())
+	}
+	rc, err := m.api.ServiceLogs(ctx, serviceID, query)
+	if err != nil {
+		return wrapNotFound(err, "logs of Swarm service "+serviceID)
+	}
+	defer rc.Close()
+	return splitLogStream(ctx, rc, tty, "logs of Swarm service "+serviceID, func(l LogLine) error {
+		return emit(parseServiceLogLine(l))
+	})
+}
+
+// parseServiceLogLine takes the details (comma-separated key=value pairs, then a space)
+// off the front of a line of a service's logs.
+func parseServiceLogLine(l LogLine) ServiceLogLine {
+	details, text, ok := strings.Cut(l.Text, " ")
+	if !ok && strings.Contains(l.Text, swarmTaskDetail+"=") {
+		details, text, ok = l.Text, "", true // an empty line
+	}
+	out := ServiceLogLine{LogLine: l}
+	if !ok || !strings.Contains(details, swarmTaskDetail+"=") {
+		return out
+	}
+	out.Text = text
+	for _, kv := range strings.Split(details, ",") {
+		if k, v, _ := strings.Cut(kv, "="); k == swarmTaskDetail {
+			out.TaskID = v
+		}
+	}
+	return out
+}

@@ -95,7 +95,16 @@ func runLogs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	out := bufio.NewWriterSize(dockerCli.Out(), 64*1024)
 	p := &logPrinter{out: out, timestamps: opts.timestamps, json: opts.format == "json",
 		color: !opts.noColor && dockerCli.Out().IsTerminal(), colors: map[string]string{}}
-	err = rollout.Logs(ctx, eng, name, ro, func(e rollout.LogEntry) error {
+	read := rollout.Logs
+	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, false); err != nil {
+		return err
+	} else if onSwarm {
+		if opts.revision > 0 {
+			return usageError("--revision: Swarm keeps no numbered revisions (docs/swarm.md)")
+		}
+		read = rollout.SwarmLogs // the tasks' logs through the manager (docs/swarm.md)
+	}
+	err = read(ctx, eng, name, ro, func(e rollout.LogEntry) error {
 		if err := p.print(e); err != nil {
 			return err
 		}
