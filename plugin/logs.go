@@ -102,6 +102,10 @@ func runLogs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 		if opts.revision > 0 {
 			return usageError("--revision: Swarm keeps no numbered revisions (docs/swarm.md)")
 		}
+		if !ro.Until.IsZero() {
+			// `docker service logs` has no --until either: not relied on (docs/swarm.md).
+			return usageError("--until does not work on Swarm: use --since, or `docker logs --until` on a task's container")
+		}
 		read = rollout.SwarmLogs // the tasks' logs through the manager (docs/swarm.md)
 	}
 	err = read(ctx, eng, name, ro, func(e rollout.LogEntry) error {
