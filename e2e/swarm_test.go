@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -280,6 +281,55 @@ func TestSwarmRollbackExits3(t *testing.T) {
 	assert.Equal(t, hist["client"].Image, imageRef("v1"))
 	assert.Equal(t, hist["client"].PreviousImage, imageRef("v1"))
 	assert.Equal(t, hist["client"].UpdateState, "completed")
+
+	// logs on Swarm: the tasks' lines through the manager, prefixed service-slot.
+	logsBegin := time.Now()
+	r = p.mustLifecycle("logs", "--tail", "50", "web")
+	t.Logf("logs on Swarm took %s", time.Since(logsBegin).Round(time.Millisecond))
+	assert.Assert(t, regexp.MustCompile(`(?m)^web-[123] +\| .*version v1 listening on `).MatchString(r.stdout), r.String())
+	assert.Assert(t, !strings.Contains(r.stdout, "client-"), r.String())
+
+	// stats on Swarm (one node): a row per task container, grouped by service.
+	statsBegin := time.Now()
+	r = p.mustLifecycle("stats", "--no-stream", "--format", "json")
+	t.Logf("stats --no-stream on Swarm took %s", time.Since(statsBegin).Round(time.Millisecond))
+	var report struct {
+		Services []struct {
+			Service   string
+			Revisions []struct{ Containers []struct{ Name string } }
+		}
+	}
+	assert.NilError(t, json.Unmarshal([]byte(lastLine(r.stdout)), &report), r.String())
+	perService := map[string]int{}
+	for _, svc := range report.Services {
+		for _, rev := range svc.Revisions {
+			perService[svc.Service] += len(rev.Containers)
+		}
+	}
+	assert.DeepEqual(t, perService, map[string]int{"web": 3, "client": 1})
+
+	// rollback on Swarm: web keeps no previous spec (Swarm rolled it back by itself):
+	// refused, nothing changed. The client updated to v2 goes back to v1.
+	rollbackBegin := time.Now()
+	r = p.lifecycle("rollback", "web")
+	assert.Equal(t, r.code, 1, r.String())
+	assert.Assert(t, strings.Contains(r.stderr, "Swarm keeps no previous spec for web of project "+p.name), r.String())
+	p.write(strings.Replace(swarmProjectWithSecrets("v1", ""), "image: {{image:v1}}\n    command", "image: {{image:v2}}\n    command", 1))
+	p.mustLifecycle("deploy")
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "inspect", p.name+"_client", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}")), imageRef("v2"))
+	updated := time.Now()
+	r = p.mustLifecycle("rollback", "client")
+	t.Logf("rollback on Swarm of the client took %s (its update to v2 %s)", time.Since(updated).Round(time.Millisecond), updated.Sub(rollbackBegin).Round(time.Millisecond))
+	assert.Assert(t, strings.Contains(r.stdout, "Rolled back client on Swarm"), r.String())
+	back := swarmTaskContainer(t, d, p.name+"_client")
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("inspect", "--format", "{{.Config.Image}}", back)), imageRef("v1"))
+	histLines := lines(p.mustLifecycle("history", "--format", "json", "client").stdout)
+	assert.Equal(t, len(histLines), 1, "%q", histLines)
+	for _, l := range histLines {
+		var row struct{ Service, Image, PreviousImage, UpdateState string }
+		assert.NilError(t, json.Unmarshal([]byte(l), &row), l)
+		assert.DeepEqual(t, row, struct{ Service, Image, PreviousImage, UpdateState string }{"client", imageRef("v1"), imageRef("v2"), "rollback_completed"})
+	}
 
 	// down removes the services, then (their tasks gone) the network, the secret and the
 	// config: nothing with the namespace label is left on the manager.

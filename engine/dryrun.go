@@ -174,6 +174,11 @@ func (d *DryRun) UpdateService(_ context.Context, id string, _ uint64, spec swar
 	return nil
 }
 
+func (d *DryRun) RollbackService(_ context.Context, id string, _ uint64, _ swarm.ServiceSpec) error {
+	d.record("roll back service %s", id)
+	return nil
+}
+
 // CreateSwarmObject records the creation, never the data.
 func (d *DryRun) CreateSwarmObject(_ context.Context, kind, name string, _ map[string]string, _ []byte) (string, error) {
 	d.record("create %s %s", kind, name)

@@ -143,6 +143,14 @@ type Engine interface {
 	// UpdateService replaces the spec of service id, whose current version is version
 	// (a concurrent change fails the update instead of being overwritten).
 	UpdateService(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
+	// RollbackService asks Swarm to roll service id (at version, with the current spec
+	// current) back to its previous spec, as `docker service rollback`: the previous and
+	// current specs swap and Swarm rolls the tasks with the service's rollback config.
+	RollbackService(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error
+	// ServiceLogs streams the log lines of a Swarm service's tasks, on every node, as
+	// `docker service logs` (the manager collects them), each with its task's ID; tty is
+	// the service's ContainerSpec.TTY (a TTY's stream is not multiplexed).
+	ServiceLogs(ctx context.Context, serviceID string, tty bool, opts LogOptions, emit func(ServiceLogLine) error) error
 	// ListSwarmObjects lists the secrets or configs (kind SwarmSecret, SwarmConfig)
 	// carrying every label in labels; never their values.
 	ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)

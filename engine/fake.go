@@ -53,6 +53,8 @@ type Fake struct {
 	ListServicesFn     func(ctx context.Context, labels map[string]string) ([]Service, error)
 	CreateServiceFn    func(ctx context.Context, spec swarm.ServiceSpec) (string, error)
 	UpdateServiceFn    func(ctx context.Context, id string, version uint64, spec swarm.ServiceSpec) error
+	RollbackServiceFn  func(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error
+	ServiceLogsFn      func(ctx context.Context, serviceID string, tty bool, opts LogOptions, emit func(ServiceLogLine) error) error
 	ListSwarmObjectsFn func(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error)
 	CreateSwarmObjFn   func(ctx context.Context, kind, name string, labels map[string]string, data []byte) (string, error)
 	RemoveSwarmObjFn   func(ctx context.Context, kind, id string) error
@@ -347,6 +349,20 @@ func (f *Fake) UpdateService(ctx context.Context, id string, version uint64, spe
 		return unexpected("UpdateService")
 	}
 	return f.UpdateServiceFn(ctx, id, version, spec)
+}
+
+func (f *Fake) RollbackService(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error {
+	if f.RollbackServiceFn == nil {
+		return unexpected("RollbackService")
+	}
+	return f.RollbackServiceFn(ctx, id, version, current)
+}
+
+func (f *Fake) ServiceLogs(ctx context.Context, serviceID string, tty bool, opts LogOptions, emit func(ServiceLogLine) error) error {
+	if f.ServiceLogsFn == nil {
+		return unexpected("ServiceLogs")
+	}
+	return f.ServiceLogsFn(ctx, serviceID, tty, opts, emit)
 }
 
 func (f *Fake) ListSwarmObjects(ctx context.Context, kind string, labels map[string]string) ([]SwarmObject, error) {

@@ -805,6 +805,12 @@ func (m *Moby) ContainerLogs(ctx context.Context, containerID string, opts LogOp
 		return wrapNotFound(err, "logs of container "+containerID)
 	}
 	defer rc.Close()
+	return splitLogStream(ctx, rc, tty, "logs of container "+containerID, emit)
+}
+
+// splitLogStream reads a logs stream written with timestamps: raw for a TTY, else
+// stdout and stderr multiplexed.
+func splitLogStream(ctx context.Context, rc io.Reader, tty bool, what string, emit func(LogLine) error) error {
 	if tty {
 		return readLogLines(rc, "stdout", emit)
 	}
@@ -822,12 +828,11 @@ func (m *Moby) ContainerLogs(ctx context.Context, containerID string, opts LogOp
 	_, copyErr := stdcopy.StdCopy(stdoutW, stderrW, rc)
 	_ = stdoutW.Close()
 	_ = stderrW.Close()
-	err = errors.Join(<-errs, <-errs)
-	if err != nil {
-		return fmt.Errorf("logs of container %s: %w", containerID, err)
+	if err := errors.Join(<-errs, <-errs); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if copyErr != nil && ctx.Err() == nil {
-		return fmt.Errorf("logs of container %s: %w", containerID, copyErr)
+		return fmt.Errorf("%s: %w", what, copyErr)
 	}
 	return nil
 }

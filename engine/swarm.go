@@ -100,6 +100,17 @@ func (m *Moby) UpdateService(ctx context.Context, id string, version uint64, spe
 	return nil
 }
 
+func (m *Moby) RollbackService(ctx context.Context, id string, version uint64, current swarm.ServiceSpec) error {
+	// The manager restores its own copy of the previous spec, but still validates the
+	// spec sent ("mismatched Runtime and *Spec fields" for an empty one): the current
+	// one, as `docker service rollback` sends.
+	_, err := m.api.ServiceUpdate(ctx, id, client.ServiceUpdateOptions{Version: swarm.Version{Index: version}, Spec: current, Rollback: "previous"})
+	if err != nil {
+		return wrapNotFound(err, "roll back Swarm service "+id)
+	}
+	return nil
+}
+
 // Kinds of Swarm objects a service references by name (ListSwarmObjects and friends).
 const (
 	SwarmSecret = "secret"
@@ -235,4 +246,55 @@ func (m *Moby) ListTasks(ctx context.Context, labels map[string]string) ([]Task,
 		out = append(out, task)
 	}
 	return out, nil
+}
+
+// ServiceLogLine is one line a task of a Swarm service wrote.
+type ServiceLogLine struct {
+	LogLine
+	TaskID string
+}
+
+// swarmTaskDetail is the key of the task's ID in the details the manager prepends to
+// each line of a service's logs ("com.docker.swarm.node.id=…,…,com.docker.swarm.task.id=…").
+const swarmTaskDetail = "com.docker.swarm.task.id"
+
+func (m *Moby) ServiceLogs(ctx context.Context, serviceID string, tty bool, opts LogOptions, emit func(ServiceLogLine) error) error {
+	query := client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Details: true, Follow: opts.Follow, Tail: "all"}
+	if opts.Tail >= 0 {
+		query.Tail = fmt.Sprint(opts.Tail)
+	}
+	if !opts.Since.IsZero() {
+		query.Since = fmt.Sprintf("%d.%09d", opts.Since.Unix(), opts.Since.Nanosecond())
+	}
+	if !opts.Until.IsZero() {
+		query.Until = fmt.Sprintf("%d.%09d", opts.Until.Unix(), opts.Until.Nanosecond())
+	}
+	rc, err := m.api.ServiceLogs(ctx, serviceID, query)
+	if err != nil {
+		return wrapNotFound(err, "logs of Swarm service "+serviceID)
+	}
+	defer rc.Close()
+	return splitLogStream(ctx, rc, tty, "logs of Swarm service "+serviceID, func(l LogLine) error {
+		return emit(parseServiceLogLine(l))
+	})
+}
+
+// parseServiceLogLine takes the details (comma-separated key=value pairs, then a space)
+// off the front of a line of a service's logs.
+func parseServiceLogLine(l LogLine) ServiceLogLine {
+	details, text, ok := strings.Cut(l.Text, " ")
+	if !ok && strings.Contains(l.Text, swarmTaskDetail+"=") {
+		details, text, ok = l.Text, "", true // an empty line
+	}
+	out := ServiceLogLine{LogLine: l}
+	if !ok || !strings.Contains(details, swarmTaskDetail+"=") {
+		return out
+	}
+	out.Text = text
+	for _, kv := range strings.Split(details, ",") {
+		if k, v, _ := strings.Cut(kv, "="); k == swarmTaskDetail {
+			out.TaskID = v
+		}
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 	"gotest.tools/v3/assert"
@@ -41,4 +42,14 @@ func TestSwarmObjectErrors(t *testing.T) {
 	_, err = m.CreateSwarmObject(ctx, SwarmSecret, "shop_db_1", nil, []byte("the-VALUE"))
 	assert.ErrorContains(t, err, "create Swarm secret shop_db_1")
 	assert.Assert(t, !strings.Contains(err.Error(), "the-VALUE"))
+}
+
+func TestParseServiceLogLine(t *testing.T) {
+	at := time.Unix(5, 0)
+	got := parseServiceLogLine(LogLine{Time: at, Stream: "stdout", Text: "com.docker.swarm.node.id=n1,com.docker.swarm.service.id=s1,com.docker.swarm.task.id=t1 hello world"})
+	assert.DeepEqual(t, got, ServiceLogLine{TaskID: "t1", LogLine: LogLine{Time: at, Stream: "stdout", Text: "hello world"}})
+	got = parseServiceLogLine(LogLine{Time: at, Stream: "stdout", Text: "com.docker.swarm.node.id=n1,com.docker.swarm.task.id=t2"})
+	assert.DeepEqual(t, got, ServiceLogLine{TaskID: "t2", LogLine: LogLine{Time: at, Stream: "stdout", Text: ""}})
+	got = parseServiceLogLine(LogLine{Time: at, Stream: "stdout", Text: "no details here"})
+	assert.DeepEqual(t, got, ServiceLogLine{LogLine: LogLine{Time: at, Stream: "stdout", Text: "no details here"}})
 }

@@ -95,7 +95,20 @@ func runLogs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	out := bufio.NewWriterSize(dockerCli.Out(), 64*1024)
 	p := &logPrinter{out: out, timestamps: opts.timestamps, json: opts.format == "json",
 		color: !opts.noColor && dockerCli.Out().IsTerminal(), colors: map[string]string{}}
-	err = rollout.Logs(ctx, eng, name, ro, func(e rollout.LogEntry) error {
+	read := rollout.Logs
+	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, false); err != nil {
+		return err
+	} else if onSwarm {
+		if opts.revision > 0 {
+			return usageError("--revision: Swarm keeps no numbered revisions (docs/swarm.md)")
+		}
+		if !ro.Until.IsZero() {
+			// `docker service logs` has no --until either: not relied on (docs/swarm.md).
+			return usageError("--until does not work on Swarm: use --since, or `docker logs --until` on a task's container")
+		}
+		read = rollout.SwarmLogs // the tasks' logs through the manager (docs/swarm.md)
+	}
+	err = read(ctx, eng, name, ro, func(e rollout.LogEntry) error {
 		if err := p.print(e); err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ type rollbackOptions struct {
 	format      string
 	withData    bool
 	hosts       []string
+	swarm       bool
 }
 
 func newRollbackCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -61,26 +62,52 @@ containers mounting them are stopped during the restore and started again).`,
 	durationFlag(flags, &opts.waitTimeout, "wait-timeout", 0, 0, 0, "How long to wait for each container to become healthy")
 	enumFlag(flags, &opts.format, "format", "table", "Format of the --dry-run plan", planFormats...)
 	hostsFlag(flags, &opts.hosts, "Roll back, in batches and all or nothing, on")
+	flags.BoolVar(&opts.swarm, "swarm", false, "Roll the project's Swarm services back to their previous spec (the default on a Swarm manager; see docs/swarm.md)")
 	return cmd
 }
 
 func runRollback(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts rollbackOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, err := project.load(ctx)
+	// On Swarm the project name is enough (-p NAME), as for ps and history.
+	p, name, err := project.loadOptional(ctx)
 	if err != nil {
 		return err
 	}
 	if hosts, err := hostNames(opts.hosts, p); err != nil {
 		return err
 	} else if len(hosts) > 0 {
+		if opts.swarm {
+			return usageError("--swarm and multi-host rollbacks exclude each other: a Swarm manager schedules across its nodes itself (docs/swarm.md)")
+		}
+		if p == nil {
+			if p, err = project.load(ctx); err != nil {
+				return err
+			}
+		}
 		if opts.withData {
 			return usageError("--with-data restores volumes on one engine: use `docker --context HOST lifecycle rollback --with-data` on each host")
 		}
 		return runHostsRollback(ctx, dockerCli, project, p.Spec.Hosts, hosts, opts, services)
 	}
-	eng, err := connectProject(ctx, dockerCli, p)
+	eng, err := connect(ctx, dockerCli)
 	if err != nil {
+		return err
+	}
+	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm); err != nil {
+		return err
+	} else if onSwarm {
+		return runSwarmRollback(ctx, dockerCli, eng, project, p, name, opts, services)
+	}
+	if p == nil {
+		if p, err = project.load(ctx); err != nil {
+			return err // the compose file's error: one engine needs it
+		}
+	}
+	if err := rollout.ValidatePolicy(p); err != nil {
+		return err
+	}
+	if err := rollout.ObserveNetworks(ctx, eng, p); err != nil {
 		return err
 	}
 	targets, err := rollout.RollbackTargets(ctx, eng, p, services, opts.to)

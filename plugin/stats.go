@@ -57,9 +57,14 @@ func runStats(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 	if err != nil {
 		return err
 	}
+	// On a manager: the containers of the project's tasks on this node (docs/swarm.md).
+	_, onSwarm, err := rollout.SwarmTarget(ctx, eng, false)
+	if err != nil {
+		return err
+	}
 	tty := dockerCli.Out().IsTerminal() && !opts.noStream
 	first := true
-	err = rollout.Stats(ctx, eng, name, rollout.StatsOptions{Services: services, Interval: opts.interval, Once: opts.noStream, Disk: opts.disk},
+	err = rollout.Stats(ctx, eng, name, rollout.StatsOptions{Services: services, Interval: opts.interval, Once: opts.noStream, Disk: opts.disk, Swarm: onSwarm},
 		func(r rollout.StatsReport) error {
 			var b bytes.Buffer
 			if err := writeStats(&b, opts.format, opts.disk, r); err != nil {

@@ -3,10 +3,12 @@ package rollout
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,10 @@ type StatsOptions struct {
 	// Disk adds the writable layer size of each container and the size of the project's
 	// volumes, from the engine's disk usage (slow: the engine walks the files).
 	Disk bool
+	// Swarm reads the containers of a Swarm project's tasks on this node (namespace
+	// label) instead of a one-engine project's: a manager's engine streams the stats
+	// of its own containers only, so other nodes' tasks are not shown (docs/swarm.md).
+	Swarm bool
 }
 
 // StatsReport is one interval of `stats`; its JSON form is the documented schema of
@@ -253,7 +259,14 @@ const diskRefresh = 30 * time.Second
 // with opts.Once) until ctx ends, grouped by service and revision, with the router's
 // per-backend traffic for routed services.
 func Stats(ctx context.Context, eng engine.Engine, project string, opts StatsOptions, report func(StatsReport) error) error {
-	if err := checkServicesExist(ctx, eng, project, opts.Services); err != nil {
+	if opts.Swarm {
+		if opts.Disk {
+			return errors.New("--disk does not work on Swarm yet: the volumes and layers are each node's (docs/swarm.md)")
+		}
+		if _, err := SwarmHistory(ctx, eng, project, opts.Services); err != nil {
+			return err // an unknown service, named with the project's services
+		}
+	} else if err := checkServicesExist(ctx, eng, project, opts.Services); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -319,6 +332,9 @@ func newStatsCollector(eng engine.Engine, project string, opts StatsOptions) *st
 // serviceOf says under which service a listed container is shown, and whether it is.
 func (c *statsCollector) serviceOf(ct engine.Container) (string, bool) {
 	service := ct.Labels[compose.LabelService]
+	if c.opts.Swarm {
+		service = swarmComposeName(c.project, ct.Labels[labelSwarmServiceName])
+	}
 	if ct.Labels[compose.LabelRole] == compose.RoleRouter {
 		service = RouterService
 	}
@@ -331,7 +347,7 @@ func (c *statsCollector) serviceOf(ct engine.Container) (string, bool) {
 // refresh lists the project's running containers, opens streams for new ones, closes
 // those of the gone ones, and refreshes restart counts that are due.
 func (c *statsCollector) refresh(ctx context.Context) error {
-	listed, err := ProjectContainers(ctx, c.eng, c.project, nil, false)
+	listed, err := c.containers(ctx)
 	if err != nil {
 		return fmt.Errorf("list the containers of project %s: %w", c.project, err)
 	}
@@ -396,6 +412,42 @@ func (c *statsCollector) refresh(ctx context.Context) error {
 	return nil
 }
 
+// Labels the engine puts on a Swarm task's container.
+const (
+	labelSwarmServiceName = "com.docker.swarm.service.name"
+	labelSwarmTaskName    = "com.docker.swarm.task.name" // <swarm service>.<slot>.<task ID>
+)
+
+// containers lists the running containers whose stats are read: the project's, or on
+// Swarm its tasks' on this node.
+func (c *statsCollector) containers(ctx context.Context) ([]engine.Container, error) {
+	if !c.opts.Swarm {
+		return ProjectContainers(ctx, c.eng, c.project, nil, false)
+	}
+	listed, err := c.eng.ListContainers(ctx, map[string]string{compose.LabelStackNamespace: c.project})
+	if err != nil {
+		return nil, err
+	}
+	var out []engine.Container
+	for _, ct := range listed {
+		if ct.State == "running" && ct.Labels[labelSwarmServiceName] != "" {
+			out = append(out, ct)
+		}
+	}
+	return out, nil
+}
+
+// swarmTaskSlot is the slot in a task's name, <swarm service>.<slot>.<task ID> (0 when
+// it has none).
+func swarmTaskSlot(taskName string) int {
+	parts := strings.Split(taskName, ".")
+	if len(parts) < 3 {
+		return 0
+	}
+	n, _ := strconv.Atoi(parts[len(parts)-2])
+	return n
+}
+
 // startStream opens the container's stats stream (c.mu held); when the stream ends
 // the next refresh opens another if the container still runs.
 func (c *statsCollector) startStream(ctx context.Context, id string, s *sampler) {
@@ -458,6 +510,9 @@ func (c *statsCollector) report(ctx context.Context) StatsReport {
 		service, _ := c.serviceOf(s.c)
 		rev, _ := strconv.Atoi(s.c.Labels[compose.LabelRevision])
 		num, _ := strconv.Atoi(s.c.Labels[compose.LabelContainerNumber])
+		if c.opts.Swarm {
+			num = swarmTaskSlot(s.c.Labels[labelSwarmTaskName])
+		}
 		u := s.usage
 		u.Containers, u.Restarts, u.Health = 1, s.restarts, s.c.Health
 		if s.c.Health == "healthy" {

@@ -242,7 +242,8 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 			}
 			id := "Swarm " + svc.Name
 			state := svc.UpdateState
-			if old, ok := before[svc.Name]; ok && w.step.Action == strategies.SwarmUpdateService && svc.UpdateStarted.Equal(old.UpdateStarted) {
+			asked := w.step.Action == strategies.SwarmRollbackService // a rollback we asked for, not Swarm's own
+			if old, ok := before[svc.Name]; ok && w.step.Action != strategies.SwarmCreateService && svc.UpdateStarted.Equal(old.UpdateStarted) {
 				state = "" // still the previous update's status: this one has not started
 			}
 			// Running and desired equal: during a start-first update, and while extra tasks
@@ -251,7 +252,7 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 			done := false
 			switch state {
 			case string(swarm.UpdateStateRollbackStarted):
-				if why[svc.Name] == "" {
+				if !asked && why[svc.Name] == "" {
 					why[svc.Name] = svc.UpdateMessage
 					progress.Emit(events, id, progress.Warning, "Swarm rolls back", svc.UpdateMessage)
 				}
@@ -260,6 +261,10 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 			case "":
 				done = converged && (w.step.Action == strategies.SwarmCreateService || now.Sub(start) >= swarmQuiet)
 			case string(swarm.UpdateStateRollbackCompleted):
+				if asked {
+					done = converged
+					break
+				}
 				progress.Emit(events, id, progress.Error, "Rolled back by Swarm", svc.UpdateMessage)
 				rolledBack = append(rolledBack, w.step.Service)
 				causes = append(causes, fmt.Sprintf("%s: %s", svc.Name, cmp.Or(why[svc.Name], svc.UpdateMessage, "update failed")))
@@ -315,7 +320,10 @@ func swarmBound(p *compose.Project, s strategies.SwarmStep, waitTimeout time.Dur
 		bound = compose.DefaultWaitTimeout
 	}
 	u := s.Spec.UpdateConfig
-	if u == nil || s.Action != strategies.SwarmUpdateService {
+	if s.Action == strategies.SwarmRollbackService {
+		u = s.Spec.RollbackConfig // Swarm rolls a rollback with the rollback config
+	}
+	if u == nil || s.Action == strategies.SwarmCreateService {
 		return bound
 	}
 	batches := uint64(1)

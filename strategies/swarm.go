@@ -17,6 +17,8 @@ const (
 	SwarmCreateNetwork = "create-network"
 	SwarmCreateService = "create-service"
 	SwarmUpdateService = "update-service"
+	// Back to the service's previous spec, which Swarm keeps (`rollback` on Swarm).
+	SwarmRollbackService = "rollback-service"
 	// A new version of a secret or config (compose.SwarmObjectName), created before the
 	// services that reference it.
 	SwarmCreateSecret = "create-secret"

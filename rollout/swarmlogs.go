@@ -1,0 +1,117 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
+)
+
+// SwarmLogs emits the log lines of the tasks of a project deployed to Swarm, read
+// through the manager's service logs (every node's tasks, as `docker service logs`),
+// one stream per service of the project (found by the namespace label). Without Follow
+// the lines are merged by timestamp; with Follow they come as they arrive, until ctx
+// ends. Each entry's Number is its task's slot, Container the task's name
+// (<project>_<service>.<slot>) and ContainerID the task's ID. Revision does not apply.
+func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts LogsOptions, emit func(LogEntry) error) error {
+	ns := map[string]string{compose.LabelStackNamespace: project}
+	svcs, err := eng.ListServices(ctx, ns)
+	if err != nil {
+		return err
+	}
+	var unknown []string
+	for _, name := range opts.Services {
+		if !slices.ContainsFunc(svcs, func(s engine.Service) bool { return swarmComposeName(project, s.Name) == name }) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("no Swarm service %s in project %s (services: %s)", strings.Join(unknown, ", "), project, strings.Join(swarmServiceNames(project, svcs), ", "))
+	}
+	slots := swarmSlots{eng: eng, ns: ns}
+	if err := slots.refresh(ctx); err != nil {
+		return err
+	}
+	q := engine.LogOptions{Since: opts.Since, Until: opts.Until, Tail: opts.Tail, Follow: opts.Follow}
+	var mu sync.Mutex // emit, and lines, from one stream at a time
+	lists := make([][]LogEntry, len(svcs))
+	errs := make([]error, len(svcs))
+	var wg sync.WaitGroup
+	for i, s := range svcs {
+		service := swarmComposeName(project, s.Name)
+		if len(opts.Services) > 0 && !slices.Contains(opts.Services, service) {
+			continue
+		}
+		tty := s.Spec.TaskTemplate.ContainerSpec != nil && s.Spec.TaskTemplate.ContainerSpec.TTY
+		wg.Go(func() {
+			errs[i] = eng.ServiceLogs(ctx, s.ID, tty, q, func(l engine.ServiceLogLine) error {
+				slot := slots.slot(ctx, l.TaskID)
+				e := LogEntry{Service: service, Number: slot, Container: fmt.Sprintf("%s.%d", s.Name, slot), ContainerID: l.TaskID, LogLine: l.LogLine}
+				parseLine(&e)
+				if !opts.keep(e) {
+					return nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if opts.Follow {
+					return emit(e)
+				}
+				lists[i] = append(lists[i], e)
+				return nil
+			})
+			if errors.Is(errs[i], engine.ErrNotFound) {
+				errs[i] = nil // removed meanwhile
+			}
+		})
+	}
+	wg.Wait()
+	for _, e := range mergeByTime(lists) {
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil && opts.Follow {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// swarmSlots maps the project's task IDs to their slots, listing the tasks again when a
+// line comes from a task not seen yet (one a rolling update started).
+type swarmSlots struct {
+	eng    engine.Engine
+	ns     map[string]string
+	mu     sync.Mutex
+	bySlot map[string]int
+}
+
+func (s *swarmSlots) refresh(ctx context.Context) error {
+	tasks, err := s.eng.ListTasks(ctx, s.ns)
+	if err != nil {
+		return err
+	}
+	s.bySlot = map[string]int{}
+	for _, t := range tasks {
+		s.bySlot[t.ID] = t.Slot
+	}
+	return nil
+}
+
+func (s *swarmSlots) slot(ctx context.Context, taskID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.bySlot[taskID]
+	if !ok && taskID != "" {
+		_ = s.refresh(ctx) // a failed listing leaves the slot 0 (printed as 1): the line is still shown
+		n = s.bySlot[taskID]
+		if _, ok := s.bySlot[taskID]; !ok {
+			s.bySlot[taskID] = 0 // not listed (removed already): do not list again for each line
+		}
+	}
+	return n
+}
