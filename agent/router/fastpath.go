@@ -194,7 +194,9 @@ func (b *backend) exchange(ctx context.Context, fc *fastConn, req *http.Request,
 // GET or HEAD without body (all the fast path carries) is safe to send elsewhere.
 type noResponseError struct{ err error }
 
-func (e *noResponseError) Error() string { return "backend closed the connection without answering: " + e.err.Error() }
+func (e *noResponseError) Error() string {
+	return "backend closed the connection without answering: " + e.err.Error()
+}
 func (e *noResponseError) Unwrap() error { return e.err }
 
 // staleConnError: a reused connection that the backend had closed (EOF, reset, broken
