@@ -77,13 +77,30 @@
 // that breaks off a body aborts the client connection, so a truncated response never
 // looks complete.
 //
-// Retries: an idempotent request (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) is sent
-// once more, to another backend, only when the dial failed, so it was never sent;
-// a body is replayed only if the Transport never read from it. POST and PATCH are
-// never retried and get 502. The router's own answers: 503 when no backend is
-// usable (body names the route), 502 when the backend could not be reached or broke
-// the connection, 504 on Options.ResponseHeaderTimeout; a client that went away is
-// logged as 499.
+// Retries: a request is sent again, to another backend (up to 2 others, never one it
+// already failed on, which is marked down), when
+//   - the dial failed, so it was never sent: idempotent methods (GET, HEAD, OPTIONS,
+//     PUT, DELETE, TRACE); a body is replayed only if the Transport never read from it;
+//   - or the backend took the request and closed the connection before any byte of
+//     an answer (EOF, reset, broken pipe: a replica SIGKILLed or OOM-killed with it in
+//     hand): GET and HEAD without a body only, the fast path's traffic. It may have
+//     reached the dead process, which is harmless for those; a PUT or DELETE may have
+//     taken effect and gets 502.
+//
+// POST and PATCH are never retried and get 502; neither is a timeout (504): a slow
+// backend should not get the same request twice. A stale keep-alive connection is
+// first redialled on the same backend (the Transport's rule), unless that backend is
+// already marked down. Route stats count the retries. So a replica killed under load
+// costs its clients no failed GET: what was in flight on it, and what met its dead
+// connections, is answered by the others, and the first failure takes it out of
+// rotation for PassiveCooldown; after that one request pays a failed dial (a stopped
+// container's name no longer resolves: fast) and takes it out again, until it
+// answers. Active checks (HealthPath) are not needed for this; they catch a backend
+// that hangs or answers errors, which no transport failure reveals.
+//
+// The router's own answers: 503 when no backend is usable (body names the route), 502
+// when the backend could not be reached or broke the connection, 504 on
+// Options.ResponseHeaderTimeout; a client that went away is logged as 499.
 //
 // # TCP
 //

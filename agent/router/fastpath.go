@@ -133,7 +133,9 @@ func (b *backend) fastRoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			stop()
 			fc.close()
-			if replay && attempt == 0 && ctx.Err() == nil {
+			// A backend another request already found dead (marked down) is not
+			// dialled again: the caller retries on another backend at once.
+			if replay && attempt == 0 && ctx.Err() == nil && b.usable(b.router.clock(time.Now())) {
 				continue
 			}
 			return nil, err
@@ -156,7 +158,10 @@ func (b *backend) exchange(ctx context.Context, fc *fastConn, req *http.Request,
 		_, err = fc.br.Peek(1)
 	}
 	if err != nil {
-		return nil, reused && staleConnError(err), err
+		if !staleConnError(err) {
+			return nil, false, err
+		}
+		return nil, reused, &noResponseError{err}
 	}
 	for range 5 { // 1xx before the final answer: skipped, as the Transport does
 		resp, err = http.ReadResponse(fc.br, req)
@@ -181,6 +186,18 @@ func (b *backend) exchange(ctx context.Context, fc *fastConn, req *http.Request,
 	}
 	return resp, false, nil
 }
+
+// noResponseError: the request was written (or writing it failed) and the connection
+// then broke — EOF, reset, broken pipe — before a single byte of a response came
+// back. On a reused connection it is usually the backend closing an idle connection;
+// on a fresh one, a backend that died (SIGKILL, OOM) with the request unanswered. A
+// GET or HEAD without body (all the fast path carries) is safe to send elsewhere.
+type noResponseError struct{ err error }
+
+func (e *noResponseError) Error() string {
+	return "backend closed the connection without answering: " + e.err.Error()
+}
+func (e *noResponseError) Unwrap() error { return e.err }
 
 // staleConnError: a reused connection that the backend had closed (EOF, reset, broken
 // pipe), as opposed to a timeout or a cancellation.

@@ -107,8 +107,12 @@ func (rt *route) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// forward sends req to a backend (retrying once elsewhere if the dial fails and the
-// request allows it) and copies the answer back.
+// maxRetries bounds how many other backends one request is retried on.
+const maxRetries = 2
+
+// forward sends req to a backend (retrying on up to maxRetries other backends when the
+// backend could not be reached, or closed the connection without answering, and the
+// request allows it; see retry) and copies the answer back.
 func (rt *route) forward(w http.ResponseWriter, req *http.Request, ci *connInfo, start time.Time) outcome {
 	tbl := rt.table.Load()
 	if tbl.cfg.Protocol == TCP {
@@ -133,6 +137,7 @@ func (rt *route) forward(w http.ResponseWriter, req *http.Request, ci *connInfo,
 	if !fast {
 		out = outboundRequest(req, b.addr, body)
 	}
+	var tried [maxRetries]*backend
 	for attempt := 0; ; attempt++ {
 		b.stats.requests.Add(1)
 		var resp *http.Response
@@ -152,9 +157,10 @@ func (rt *route) forward(w http.ResponseWriter, req *http.Request, ci *connInfo,
 			b.release()
 			return o
 		}
-		status, retryable := rt.failed(b, req, err, now)
-		if attempt == 0 && retryable && canRetry(req, body) {
-			if next := rt.table.Load().acquire(now, b); next != nil {
+		status, unsent := rt.failed(b, req, err, now)
+		if attempt < maxRetries && status != statusClientClosed && canRetry(req, body, unsent, err) {
+			tried[attempt] = b
+			if next := rt.table.Load().acquire(now, tried[:attempt+1]); next != nil {
 				b.release()
 				rt.stats.retries.Add(1)
 				b = next
@@ -190,7 +196,8 @@ func (rt *route) failed(b *backend, req *http.Request, err error, now int64) (st
 	b.stats.errors.Add(1)
 	var de *dialError
 	dialFailed = errors.As(err, &de)
-	if dialFailed || errors.Is(err, syscall.ECONNRESET) {
+	var nr *noResponseError
+	if dialFailed || errors.As(err, &nr) || errors.Is(err, syscall.ECONNRESET) {
 		b.markDown(now)
 	}
 	rt.router.logger.Debug("backend request failed", "route", rt.name, "backend", b.id, "err", err)
@@ -201,15 +208,29 @@ func (rt *route) failed(b *backend, req *http.Request, err error, now int64) (st
 	return http.StatusBadGateway, dialFailed
 }
 
-// canRetry: only idempotent methods, and only if the body (if any) was never read, so
-// the same bytes can still be sent. A POST is never retried, even after a failed dial:
-// at-most-once is the contract clients of a POST expect from a proxy.
-func canRetry(req *http.Request, body *bodyReader) bool {
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-		return body == nil || !body.touched.Load()
+// canRetry says whether a request that failed on one backend may be sent to another.
+//
+//   - Never sent (the dial failed, unsent): idempotent methods (GET, HEAD, OPTIONS,
+//     PUT, DELETE, TRACE), if the body (if any) was never read, so the same bytes can
+//     still be sent.
+//   - Sent, but the backend closed the connection before any byte of a response
+//     (noResponseError, which only the fast path reports): a GET or HEAD without a
+//     body. The backend may have seen it, which is harmless for those; a PUT or
+//     DELETE could have taken effect, so it is not sent twice.
+//
+// A POST or PATCH is never retried, not even after a failed dial: at-most-once is the
+// contract clients of a POST expect from a proxy. Neither is a timeout: a slow backend
+// should not get the request twice.
+func canRetry(req *http.Request, body *bodyReader, unsent bool, err error) bool {
+	if unsent {
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+			return body == nil || !body.touched.Load()
+		}
+		return false
 	}
-	return false
+	var nr *noResponseError
+	return errors.As(err, &nr) && body == nil && (req.Method == http.MethodGet || req.Method == http.MethodHead)
 }
 
 // prepareHeaders turns the client's headers into the backend's, in place: the server

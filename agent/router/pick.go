@@ -82,11 +82,11 @@ func gcd(a, b int) int {
 }
 
 // pick returns the next backend in the schedule that is usable at now (nanoseconds on
-// the router clock) and is not exclude. Backends marked down by a passive check are
+// the router clock) and is not in exclude (the backends a request already failed on). Backends marked down by a passive check are
 // skipped; their share flows to the next entries of the cycle. If every eligible
 // backend is marked down, pick fails open and ignores the passive marks: they are a
 // guess from one failed dial, and a 503 for everyone is worse than one more try.
-func (p *picker) pick(now int64, exclude *backend) *backend {
+func (p *picker) pick(now int64, exclude []*backend) *backend {
 	n := uint64(len(p.order))
 	if n == 0 {
 		return nil
@@ -94,7 +94,7 @@ func (p *picker) pick(now int64, exclude *backend) *backend {
 	start := (p.next.Add(1) - 1) % n
 	i := start
 	for range n {
-		if b := p.backends[p.order[i]]; b != exclude && b.usable(now) {
+		if b := p.backends[p.order[i]]; b.usable(now) && !excluded(exclude, b) {
 			return b
 		}
 		if i++; i == n {
@@ -102,9 +102,19 @@ func (p *picker) pick(now int64, exclude *backend) *backend {
 		}
 	}
 	for _, b := range p.backends {
-		if b != exclude && !b.activeDown.Load() {
+		if !b.activeDown.Load() && !excluded(exclude, b) {
 			return b
 		}
 	}
 	return nil
+}
+
+// excluded reports whether b is in exclude (at most a few entries: no map).
+func excluded(exclude []*backend, b *backend) bool {
+	for _, e := range exclude {
+		if e == b {
+			return true
+		}
+	}
+	return false
 }

@@ -437,10 +437,10 @@ func newRouteTable(rt *route, rc Route, backends []*backend) *routeTable {
 	}
 }
 
-// acquire picks a backend (not exclude) and counts the request in flight on it. If
+// acquire picks a backend (none of exclude) and counts the request in flight on it. If
 // the pick lost a race with a drain, the newer table is consulted; the loop is
 // bounded because each retry sees a table published after the previous one.
-func (t *routeTable) acquire(now int64, exclude *backend) *backend {
+func (t *routeTable) acquire(now int64, exclude []*backend) *backend {
 	for range 4 {
 		b := t.picker.pick(now, exclude)
 		if b == nil {

@@ -79,7 +79,8 @@ type Counters struct {
 	Responses5xx uint64 `json:"responses_5xx"`
 	// Errors counts transport failures: refused or timed-out dials, resets, truncated bodies.
 	Errors uint64 `json:"errors"`
-	// Retries (route only) counts requests sent again to another backend after a failed dial.
+	// Retries (route only) counts requests sent again to another backend: after a failed
+	// dial, or (GET and HEAD) after the backend closed the connection without answering.
 	Retries uint64 `json:"retries"`
 	// NoBackend (route only) counts requests answered 503 because no backend was usable.
 	NoBackend uint64 `json:"no_backend"`

@@ -32,7 +32,7 @@ func (rt *route) connect(start time.Time, hold bool) (*backend, net.Conn) {
 	r := rt.router
 	now := r.clock(start)
 	rs := &rt.stats
-	var exclude *backend
+	var exclude []*backend
 	for attempt := 0; attempt < 2; attempt++ {
 		b := rt.table.Load().acquire(now, exclude)
 		if b == nil {
@@ -53,7 +53,7 @@ func (rt *route) connect(start time.Time, hold bool) (*backend, net.Conn) {
 			b.markDown(now)
 			b.release()
 			r.logger.Debug("tcp dial failed", "route", rt.name, "backend", b.id, "err", err)
-			exclude = b
+			exclude = append(exclude, b)
 			continue
 		}
 		if !hold {
