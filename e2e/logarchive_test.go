@@ -84,6 +84,11 @@ services:
 	start := time.Now()
 	r := p.mustLifecycle("deploy", "--progress", "plain")
 	t.Logf("v2 deploy (with the archive of v1) took %s", time.Since(start))
+	for _, l := range lines(r.stderr) {
+		if strings.Contains(l, "Logs archived") {
+			t.Logf("%s", l)
+		}
+	}
 	assert.Check(t, is.Contains(r.stderr, "Logs archived"), r.String())
 	assert.Check(t, !strings.Contains(r.stderr, "Logs not archived"), r.String())
 	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-seq-r2-1"}))

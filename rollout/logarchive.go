@@ -139,13 +139,14 @@ func archiveBeforeRemove(ctx context.Context, eng engine.Engine, a *LogArchive, 
 	defer cancel()
 	src := logSource{c: engine.Container{ID: id, Name: name}, service: service, revision: revision}
 	progress.Emit(events, containerID(name), progress.Working, "Archiving logs", "")
-	got, err := archiveContainerLogs(ctx, eng, a.Dir, project, src, time.Now())
+	start := time.Now()
+	got, err := archiveContainerLogs(ctx, eng, a.Dir, project, src, start)
 	if err != nil {
 		progress.Emit(events, containerID(name), progress.Warning, "Logs not archived", err.Error())
 		return
 	}
 	progress.Emit(events, containerID(name), progress.Done, "Logs archived",
-		fmt.Sprintf("%d lines, %d bytes, %s", got.Lines, got.Bytes, got.Path))
+		fmt.Sprintf("%d lines, %d bytes in %s, %s", got.Lines, got.Bytes, time.Since(start).Round(time.Millisecond), got.Path))
 }
 
 // ArchiveLogsOptions select what `logs --archive DIR` archives.
