@@ -43,7 +43,7 @@ The routers' JSON access log is the pseudo-service "router".
 
 With --archive DIR nothing is printed but the files written: the logs of the same
 containers (SERVICE… and --revision select) are written to DIR, one zstd-compressed
-file per container, DIR/PROJECT/SERVICE/rREVISION/CONTAINER-TIME.log.zst, each line
+file per container, DIR/PROJECT/SERVICE/rREVISION/CONTAINER-ID-TIME.log.zst, each line
 "TIMESTAMP STREAM TEXT", as deploys do before removing containers when
 x-lifecycle.logs.archive is set (use it before a down). Containers are left as they are.`,
 		RunE: func(cmd *cobra.Command, args []string) error {

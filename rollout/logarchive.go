@@ -59,14 +59,20 @@ type ArchivedLog struct {
 	Bytes     int64  `json:"bytes"` // compressed size on disk
 }
 
-// logArchivePath is the file of container c archived at t:
-// DIR/PROJECT/SERVICE/rREVISION/CONTAINER-TIME.log.zst (revision 0: containers
-// without revisions, such as routers).
-func logArchivePath(dir, project, service string, revision int, container string, t time.Time) string {
+// logArchivePath is the file of a container archived at t:
+// DIR/PROJECT/SERVICE/rREVISION/CONTAINER-ID12-TIME.log.zst (revision 0: containers
+// without revisions, such as routers). The ID's first 12 characters keep apart
+// containers of the same name archived in the same second (one per host of a
+// multi-host deploy sharing the directory).
+func logArchivePath(dir, project, service string, revision int, container, id string, t time.Time) string {
 	if service == "" {
 		service = "_"
 	}
-	return filepath.Join(dir, project, service, "r"+strconv.Itoa(revision), container+"-"+t.UTC().Format(logArchiveTimeLayout)+logArchiveSuffix)
+	name := container
+	if id != "" {
+		name += "-" + id[:min(12, len(id))]
+	}
+	return filepath.Join(dir, project, service, "r"+strconv.Itoa(revision), name+"-"+t.UTC().Format(logArchiveTimeLayout)+logArchiveSuffix)
 }
 
 // archiveContainerLogs writes every log line the engine holds for the container to
@@ -74,7 +80,7 @@ func logArchivePath(dir, project, service string, revision int, container string
 // (stdout or stderr) and the text. The file appears complete or not at all (written
 // to a temporary file in the same directory, synced, then renamed).
 func archiveContainerLogs(ctx context.Context, eng engine.Engine, dir, project string, src logSource, now time.Time) (ArchivedLog, error) {
-	path := logArchivePath(dir, project, src.service, src.revision, src.c.Name, now)
+	path := logArchivePath(dir, project, src.service, src.revision, src.c.Name, src.c.ID, now)
 	out := ArchivedLog{Container: src.c.Name, Service: src.service, Revision: src.revision, Path: path}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return out, fmt.Errorf("archive the logs of container %s: %w (check that %s is writable)", src.c.Name, err, dir)
@@ -233,7 +239,7 @@ func PruneLogArchive(dir, project string, retention time.Duration, now time.Time
 	return removed, nil
 }
 
-// logArchiveTime reads the archive time from a file name CONTAINER-TIME.log.zst.
+// logArchiveTime reads the archive time from a file name …-TIME.log.zst.
 func logArchiveTime(name string) (time.Time, bool) {
 	base, ok := strings.CutSuffix(name, logArchiveSuffix)
 	if !ok || len(base) < len(logArchiveTimeLayout)+1 {

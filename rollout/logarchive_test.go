@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,13 +120,13 @@ func TestDeployArchivesLogsBeforeRemoving(t *testing.T) {
 	assert.NilError(t, err)
 	root := filepath.Join(p.Project.WorkingDir, "archive")
 	assert.Check(t, is.Len(archiveFiles(t, root), 0), "nothing removed, nothing archived")
-	oldHash := ""
-	for _, c := range w.containers {
-		oldHash = c.Labels["com.docker.compose.config-hash"][:4]
+	oldHash, oldID := "", ""
+	for id, c := range w.containers {
+		oldHash, oldID = c.Labels["com.docker.compose.config-hash"][:4], id
 	}
 
 	// A file older than the retention (2d) is pruned after the deploy.
-	expired := logArchivePath(root, "demo", "web", 0, "demo-web-0", time.Now().Add(-49*time.Hour))
+	expired := logArchivePath(root, "demo", "web", 0, "demo-web-0", "", time.Now().Add(-49*time.Hour))
 	assert.NilError(t, os.MkdirAll(filepath.Dir(expired), 0o755))
 	assert.NilError(t, os.WriteFile(expired, nil, 0o644))
 
@@ -138,8 +138,7 @@ func TestDeployArchivesLogsBeforeRemoving(t *testing.T) {
 	assert.Check(t, w.index("logs demo-web-1") >= 0 && w.index("logs demo-web-1") < w.index("remove demo-web-1"), "calls: %v", w.calls)
 	files := archiveFiles(t, root)
 	assert.Assert(t, is.Len(files, 1))
-	assert.Check(t, strings.HasPrefix(files[0], filepath.Join("demo", "web", "r1", "demo-web-1-")), files[0])
-	assert.Check(t, strings.HasSuffix(files[0], ".log.zst"), files[0])
+	assert.Check(t, is.Regexp(`^demo/web/r1/demo-web-1-`+regexp.QuoteMeta(oldID[:min(12, len(oldID))])+`-\d{8}T\d{6}Z\.log\.zst$`, files[0]))
 	assert.Check(t, is.Equal(readArchive(t, filepath.Join(root, files[0])),
 		"2026-12-03T10:00:00Z stdout hello from "+oldHash+"\n2026-12-03T10:00:00.001Z stderr bye\n"))
 	e, ok := events.find("Project demo", progress.Done)
@@ -215,9 +214,9 @@ func TestPruneLogArchive(t *testing.T) {
 		assert.NilError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		assert.NilError(t, os.WriteFile(path, []byte("x"), 0o644))
 	}
-	old := logArchivePath(dir, "demo", "web", 1, "demo-web-1", now.Add(-15*24*time.Hour))
-	recent := logArchivePath(dir, "demo", "web", 2, "demo-web-1", now.Add(-13*24*time.Hour))
-	other := logArchivePath(dir, "demo2", "web", 1, "demo2-web-1", now.Add(-30*24*time.Hour))
+	old := logArchivePath(dir, "demo", "web", 1, "demo-web-1", "", now.Add(-15*24*time.Hour))
+	recent := logArchivePath(dir, "demo", "web", 2, "demo-web-1", "0123456789abcdef", now.Add(-13*24*time.Hour))
+	other := logArchivePath(dir, "demo2", "web", 1, "demo2-web-1", "", now.Add(-30*24*time.Hour))
 	for _, path := range []string{old, recent, other} {
 		rel, _ := filepath.Rel(dir, path)
 		write(rel)
@@ -228,7 +227,7 @@ func TestPruneLogArchive(t *testing.T) {
 	assert.Check(t, is.DeepEqual(removed, []string{old}))
 	assert.Check(t, is.DeepEqual(archiveFiles(t, dir), []string{
 		"demo/notes.txt",
-		"demo/web/r2/demo-web-1-20261120T120000Z.log.zst",
+		"demo/web/r2/demo-web-1-0123456789ab-20261120T120000Z.log.zst",
 		"demo2/web/r1/demo2-web-1-20261103T120000Z.log.zst",
 	}))
 	_, err = os.Stat(filepath.Join(dir, "demo", "web", "r1"))
