@@ -207,7 +207,7 @@ func decodeStrict(input any, out any) error {
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		Metadata:   &md,
 		Result:     out,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesHook, cpusHook, thresholdHook),
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, daysHook, bytesHook, cpusHook, thresholdHook),
 		ErrorUnset: false,
 		// Keys are case-sensitive, as in compose files: "Strategy" is an unknown key.
 		MatchName: func(key, field string) bool { return key == field },

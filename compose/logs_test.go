@@ -2,6 +2,7 @@ package compose
 
 import (
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"gotest.tools/v3/assert"
@@ -58,4 +59,33 @@ func TestLogsDefaults(t *testing.T) {
 		_, _, err := loadFiles(t, map[string]string{"compose.yaml": doc + services}, LoadOptions{ProjectName: "shop"})
 		assert.Check(t, is.ErrorContains(err, want), doc)
 	}
+}
+
+// x-lifecycle.logs.archive: days or a duration, a 14-day default, and every problem of
+// the block reported at once.
+func TestLogArchiveSpec(t *testing.T) {
+	const services = "services:\n  web:\n    image: nginx\n"
+	load := func(doc string) (*Project, error) {
+		p, _, err := loadFiles(t, map[string]string{"compose.yaml": doc + services}, LoadOptions{ProjectName: "shop"})
+		return p, err
+	}
+	p, err := load("x-lifecycle:\n  logs:\n    archive: {dir: ./logs}\n")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(p.Spec.Logs.Archive.Dir, "./logs"))
+	assert.Check(t, is.Equal(p.Spec.Logs.Archive.Retention.String(), "14d"))
+	p, err = load("x-lifecycle:\n  logs:\n    archive: {dir: /var/log/shop, retention: 3d}\n")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(time.Duration(p.Spec.Logs.Archive.Retention), 72*time.Hour))
+	p, err = load("x-lifecycle:\n  logs:\n    archive: {dir: a, retention: 36h}\n")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(time.Duration(p.Spec.Logs.Archive.Retention), 36*time.Hour))
+
+	_, err = load("x-lifecycle:\n  logs:\n    max-file: -1\n    archive: {retention: -2d}\n")
+	assert.Check(t, is.ErrorContains(err, `key "logs.max-file" must be at least 1, got -1`))
+	assert.Check(t, is.ErrorContains(err, `key "logs.archive.dir": required`))
+	assert.Check(t, is.ErrorContains(err, `key "logs.archive.retention" must be positive`))
+	_, err = load("x-lifecycle:\n  logs:\n    archive: {dir: a, retention: fortnight}\n")
+	assert.Check(t, is.ErrorContains(err, `"fortnight" is not a number of days (14d) or a duration (36h)`))
+	_, err = load("x-lifecycle:\n  logs:\n    archive: {dir: a, keep: 3}\n")
+	assert.Check(t, is.ErrorContains(err, `unknown key "logs.archive.keep"`))
 }

@@ -27,6 +27,7 @@ type logsOptions struct {
 	revision   int
 	format     string
 	level      string
+	archive    string
 }
 
 func newLogsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -38,7 +39,13 @@ func newLogsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Comma
 and ordered by timestamp, each line prefixed with service-rREVISION-NUMBER. With --follow
 the services are followed, not containers: a rollout's new containers are read from their
 first line as they start, the old ones' last lines are kept, and no line is printed twice.
-The routers' JSON access log is the pseudo-service "router".`,
+The routers' JSON access log is the pseudo-service "router".
+
+With --archive DIR nothing is printed but the files written: the logs of the same
+containers (SERVICE… and --revision select) are written to DIR, one zstd-compressed
+file per container, DIR/PROJECT/SERVICE/rREVISION/CONTAINER-ID-TIME.log.zst, each line
+"TIMESTAMP STREAM TEXT", as deploys do before removing containers when
+x-lifecycle.logs.archive is set (use it before a down). Containers are left as they are.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runLogs(cmd, dockerCli, project, opts, args)
 		},
@@ -54,11 +61,15 @@ The routers' JSON access log is the pseudo-service "router".`,
 	flags.StringVar(&opts.grep, "grep", "", "Show only the lines matching this regular expression (Go syntax)")
 	flags.IntVar(&opts.revision, "revision", 0, "Show only the containers of this revision")
 	enumFlag(flags, &opts.format, "format", "text", "Output format: text, or json (one object per line: the line's own JSON object, or {message, stream}, with service, container and revision added)", "text", "json")
+	flags.StringVar(&opts.archive, "archive", "", "Write each container's logs, zstd-compressed, to files under this directory instead of printing them")
 	flags.StringVar(&opts.level, "level", "", "Show only JSON lines whose level (field level, severity or lvl) is at least this one ("+strings.Join(rollout.LogLevels, ", ")+")")
 	return cmd
 }
 
 func runLogs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts logsOptions, services []string) error {
+	if cmd.Flags().Changed("archive") {
+		return runLogsArchive(cmd, dockerCli, project, opts, services)
+	}
 	if opts.level != "" {
 		if err := checkEnum(cmd, "level", opts.level, rollout.LogLevels); err != nil {
 			return err

@@ -159,6 +159,9 @@ func TestUsageErrorsExit125(t *testing.T) {
 		{args: []string{"dr", "plan", "--from", "x", "--format", "table"}, want: "use text or json"},
 		{args: []string{"dr", "apply"}, want: `unknown command "apply"`},
 		{args: []string{"guard", "--status", "--last", "0"}, want: "--last must be 1 or more, got 0"},
+		{args: []string{"logs", "--archive", "out", "--follow", "--tail", "5"}, want: "--archive writes every line of each container; it does not take --follow, --tail"},
+		{args: []string{"logs", "--archive", " "}, want: "--archive needs a directory"},
+		{args: []string{"logs", "--archive", "out", "--revision", "-1"}, want: "--revision must be a revision number"},
 	}
 	t.Chdir(t.TempDir())
 	for _, tc := range tests {

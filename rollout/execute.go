@@ -102,6 +102,8 @@ type executor struct {
 	accounts     map[string]*compose.Accounts // image ID → its users and groups, guarded by mu
 
 	timeline *timelineRecorder // the events and samples each revision record keeps
+
+	archive *LogArchive // x-lifecycle.logs.archive: removed containers' logs go there
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
@@ -124,6 +126,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	if x.accounts == nil {
 		x.accounts = map[string]*compose.Accounts{}
 	}
+	x.archive = ProjectLogArchive(p)
 	if x.secretValues == nil {
 		x.secretValues = map[string][]byte{}
 	}
@@ -226,6 +229,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 		}(s)
 	}
 	wg.Wait()
+	x.pruneLogArchive()
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}
@@ -279,6 +283,9 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 		}
 		progress.Emit(x.events, containerID(s.Target), progress.Done, "Stopped", "")
 	case strategies.Remove:
+		if x.archive != nil && s.ContainerID != "" {
+			x.archiveLogs(ctx, s)
+		}
 		progress.Emit(x.events, containerID(s.Target), progress.Working, "Removing", s.Cause)
 		if err := x.eng.RemoveContainer(ctx, s.ContainerID, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return x.stepError(s, err)
