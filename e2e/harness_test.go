@@ -422,8 +422,53 @@ func lines(s string) []string {
 // freePort returns a TCP port on 127.0.0.1 that is free right now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	assert.NilError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	low, high := portsOutsideEphemeralRange()
+	for range 1000 {
+		port := low + rand.IntN(high-low+1)
+		if portsGiven[port] {
+			continue
+		}
+		// The router binds every address of its namespace; a test process on 127.0.0.1.
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[port] = true
+		return port
+	}
+	t.Fatalf("no free port in %d-%d after 1000 tries", low, high)
+	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{} // never handed out twice in one run
+)
+
+// portsOutsideEphemeralRange is where freePort picks from. A port the kernel chose
+// (listen on :0) is in the ephemeral range, the same range the local ports of outgoing
+// connections come from: under load (the tests' clients, the router's connections to
+// backends) one of those can take the port between the test picking it and the router
+// binding it ("bind: address already in use"). A port below the range is never taken
+// that way.
+func portsOutsideEphemeralRange() (low, high int) {
+	low, high = 20000, 32767
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return low, high
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(b), &first, &last); err != nil {
+		return low, high
+	}
+	switch {
+	case first > 12000:
+		return 10000, first - 1
+	case last < 55000:
+		return last + 1, 65000
+	}
+	return low, high // a machine-wide range: fall back to the usual gap
 }

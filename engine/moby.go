@@ -406,9 +406,39 @@ func (m *Moby) CreateNetwork(ctx context.Context, spec NetworkSpec) error {
 	if spec.EnableIPv6 {
 		opts.EnableIPv6 = &spec.EnableIPv6
 	}
-	_, err := m.api.NetworkCreate(ctx, spec.Name, opts)
-	if err != nil {
+	if _, err := m.api.NetworkCreate(ctx, spec.Name, opts); err != nil {
 		return fmt.Errorf("create network %s: %w", spec.Name, err)
+	}
+	return m.removeDuplicateNetworks(ctx, spec)
+}
+
+// removeDuplicateNetworks keeps one network named spec.Name with spec's labels: the
+// oldest. Engines before API 1.44 create a second network with a name already taken
+// (this client no longer sends CheckDuplicate), and a deploy killed while its create
+// was in flight races the next deploy's create: two networks of one name, and every
+// container that joins it by name fails with "network … is ambiguous". The oldest is
+// the one every creator agrees on. A network with other labels is not ours to remove,
+// and one already in use is left (the engine refuses; the next deploy sees it).
+func (m *Moby) removeDuplicateNetworks(ctx context.Context, spec NetworkSpec) error {
+	f := make(client.Filters).Add("name", spec.Name)
+	res, err := m.api.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return nil // best effort: the network was created, and a duplicate is rare
+	}
+	var same []network.Summary
+	for _, n := range res.Items {
+		if n.Name == spec.Name && maps.Equal(n.Labels, spec.Labels) { // the filter matches substrings
+			same = append(same, n)
+		}
+	}
+	slices.SortFunc(same, func(a, b network.Summary) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for i := 1; i < len(same); i++ {
+		_, _ = m.api.NetworkRemove(ctx, same[i].ID, client.NetworkRemoveOptions{})
 	}
 	return nil
 }

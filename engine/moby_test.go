@@ -132,3 +132,54 @@ func TestPullErrorSortsRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateNetworkRemovesADuplicate: when a network of the same name and labels
+// appears beside the one just created (an old engine accepts both; a killed deploy's
+// create landed late), the newer ones are removed and the oldest is kept; a network of
+// another owner (other labels) is left alone.
+func TestCreateNetworkRemovesADuplicate(t *testing.T) {
+	ours := map[string]string{"com.docker.compose.project": "p"}
+	for _, tc := range []struct {
+		name        string
+		listed      string // the engine's answer to the list after the create
+		wantRemoved []string
+	}{
+		{"one network", `[{"Id":"new","Name":"p_default","Created":"2026-12-03T10:00:01Z","Labels":{"com.docker.compose.project":"p"}}]`, nil},
+		{"ours is newer", `[
+			{"Id":"new","Name":"p_default","Created":"2026-12-03T10:00:01Z","Labels":{"com.docker.compose.project":"p"}},
+			{"Id":"old","Name":"p_default","Created":"2026-12-03T10:00:00Z","Labels":{"com.docker.compose.project":"p"}}]`, []string{"new"}},
+		{"the other is newer", `[
+			{"Id":"late","Name":"p_default","Created":"2026-12-03T10:00:02Z","Labels":{"com.docker.compose.project":"p"}},
+			{"Id":"new","Name":"p_default","Created":"2026-12-03T10:00:01Z","Labels":{"com.docker.compose.project":"p"}}]`, []string{"late"}},
+		{"not ours or another name", `[
+			{"Id":"new","Name":"p_default","Created":"2026-12-03T10:00:01Z","Labels":{"com.docker.compose.project":"p"}},
+			{"Id":"foreign","Name":"p_default","Created":"2026-12-03T10:00:00Z","Labels":{"owner":"someone"}},
+			{"Id":"prefix","Name":"p_default2","Created":"2026-12-03T10:00:00Z","Labels":{"com.docker.compose.project":"p"}}]`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var removed []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Api-Version", "1.41")
+				switch {
+				case strings.HasSuffix(r.URL.Path, "/_ping"):
+					_, _ = w.Write([]byte("OK"))
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/networks/create"):
+					_, _ = w.Write([]byte(`{"Id":"new"}`))
+				case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/networks"):
+					assert.Check(t, is.Contains(r.URL.Query().Get("filters"), "p_default"))
+					_, _ = w.Write([]byte(tc.listed))
+				case r.Method == http.MethodDelete:
+					removed = append(removed, r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+					w.WriteHeader(http.StatusNoContent)
+				default:
+					http.Error(w, `{"message":"unexpected"}`, http.StatusBadRequest)
+				}
+			}))
+			defer srv.Close()
+			api, err := client.New(client.WithHost("tcp://"+strings.TrimPrefix(srv.URL, "http://")), client.WithAPIVersion("1.41"))
+			assert.NilError(t, err)
+			assert.NilError(t, NewMoby(api).CreateNetwork(context.Background(), NetworkSpec{Name: "p_default", Labels: ours}))
+			assert.Check(t, is.DeepEqual(removed, tc.wantRemoved))
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +29,11 @@ import (
 //	               the router's close really closes the socket (a copy left open would
 //	               keep the kernel accepting connections that nobody serves)
 //
-// The supervisor answers each with "ok" or "error TEXT". The control API's unix socket
+// Each request starts with a sequence number ("7 hold :80") and the supervisor answers
+// with the same number and "ok" or "error TEXT" ("7 ok"). The number matters when a
+// request timed out: its late answer is still in the socket, and without the number
+// the next request would take it for its own (and every answer after would be one
+// request late). The router process skips answers to earlier requests. The control API's unix socket
 // is held the same way (its address is "unix:PATH"). A restarted router process
 // inherits the held sockets (exec ExtraFiles) with their addresses in
 // $LIFECYCLE_ROUTER_LISTENERS (JSON: address → descriptor), and serves them instead of
@@ -110,9 +115,10 @@ func (h *listenerHolder) serve(conn *net.UnixConn) error {
 			return fmt.Errorf("read the router process's handoff request: %w", err)
 		}
 		files, ferr := receivedFiles(oob[:oobn], flags)
-		reply := "ok"
-		if err := h.handle(string(buf[:n]), files, ferr); err != nil {
-			reply = "error " + err.Error()
+		seq, msg, _ := strings.Cut(string(buf[:n]), " ")
+		reply := seq + " ok"
+		if err := h.handle(msg, files, ferr); err != nil {
+			reply = seq + " error " + err.Error()
 		}
 		if _, err := conn.Write([]byte(reply)); err != nil {
 			return fmt.Errorf("answer the router process: %w", err)
@@ -191,9 +197,11 @@ func receivedFiles(oob []byte, flags int) ([]*os.File, error) {
 type listenerHandoff struct {
 	logger *slog.Logger
 
-	mu        sync.Mutex // one request and its answer at a time; guards inherited
+	mu        sync.Mutex // one request and its answer at a time; guards inherited and seq
 	conn      *net.UnixConn
 	inherited map[string]*os.File
+	seq       uint64        // the number of the last request sent
+	timeout   time.Duration // for one answer; handoffTimeout when zero
 }
 
 // openListenerHandoff connects to the supervisor through the inherited handoff socket
@@ -306,8 +314,20 @@ func (h *listenerHandoff) hold(addr string, ln net.Listener) error {
 	}); err != nil {
 		return err
 	}
+	if reqErr != nil && !errors.Is(reqErr, errRefused) {
+		// Unanswered: the supervisor may hold the copy all the same, and a copy left
+		// open keeps the port bound after the caller closes its listener, so the next
+		// bind of addr would fail with "address already in use". Requests are
+		// answered in order, so once this release is answered the copy is gone.
+		if err := h.request("release "+addr, nil); err != nil {
+			h.logger.Warn("release a socket whose hold went unanswered", "listen", addr, "err", err)
+		}
+	}
 	return reqErr
 }
+
+// errRefused marks an answer of "error": the supervisor kept nothing.
+var errRefused = errors.New("refused by the supervisor")
 
 // releaseUnused gives up the inherited sockets the router did not take: addresses the
 // supervisor held that the loaded config no longer has (the process died between
@@ -325,25 +345,38 @@ func (h *listenerHandoff) releaseUnused() {
 	}
 }
 
-// request sends one message (with descriptors in oob) and waits for the answer.
+// request sends one message (with descriptors in oob) and waits for its answer,
+// skipping late answers to earlier requests.
 func (h *listenerHandoff) request(msg string, oob []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.conn.SetDeadline(time.Now().Add(handoffTimeout)); err != nil {
+	timeout := h.timeout
+	if timeout == 0 {
+		timeout = handoffTimeout
+	}
+	if err := h.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
-	if _, _, err := h.conn.WriteMsgUnix([]byte(msg), oob, nil); err != nil {
+	h.seq++
+	seq := strconv.FormatUint(h.seq, 10)
+	if _, _, err := h.conn.WriteMsgUnix([]byte(seq+" "+msg), oob, nil); err != nil {
 		return fmt.Errorf("send %q to the supervisor: %w", msg, err)
 	}
 	buf := make([]byte, maxHandoffMsg)
-	n, err := h.conn.Read(buf)
-	if err != nil {
-		return fmt.Errorf("the supervisor's answer to %q: %w", msg, err)
+	for {
+		n, err := h.conn.Read(buf)
+		if err != nil {
+			return fmt.Errorf("the supervisor's answer to %q: %w", msg, err)
+		}
+		got, reply, _ := strings.Cut(string(buf[:n]), " ")
+		if got != seq {
+			continue // the late answer to a request that timed out
+		}
+		if reply != "ok" {
+			return fmt.Errorf("%w: %q: %s", errRefused, msg, strings.TrimPrefix(reply, "error "))
+		}
+		return nil
 	}
-	if reply := string(buf[:n]); reply != "ok" {
-		return fmt.Errorf("the supervisor refused %q: %s", msg, strings.TrimPrefix(reply, "error "))
-	}
-	return nil
 }
 
 // heldListener is a listener whose socket the supervisor holds a copy of: closing it

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -164,4 +165,81 @@ func TestHolderRefusesBadRequests(t *testing.T) {
 	_, err = r.Read(make([]byte, 1))
 	assert.Check(t, is.ErrorIs(err, io.EOF), "the holder kept a descriptor it refused")
 	assert.Check(t, is.Len(holder.addrs(), 0))
+}
+
+// scriptedSupervisor plays the supervisor's side of a handoff: answer returns the
+// packets to write for each request (which it may hold back, see the tests). It returns
+// the router's side and a function that closes it and returns the requests received.
+func scriptedSupervisor(t *testing.T, timeout time.Duration, answer func(seq, msg string) []string) (*listenerHandoff, func() []string) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	assert.NilError(t, err)
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "handoff")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		assert.NilError(t, err)
+		return c.(*net.UnixConn)
+	}
+	supervisorEnd, routerEnd := conn(fds[0]), conn(fds[1])
+	asked := make(chan []string, 1)
+	go func() {
+		defer supervisorEnd.Close()
+		var got []string
+		buf, oob := make([]byte, maxHandoffMsg), make([]byte, syscall.CmsgSpace(4*4))
+		for {
+			n, oobn, flags, _, err := supervisorEnd.ReadMsgUnix(buf, oob)
+			if err != nil || n == 0 {
+				asked <- got
+				return
+			}
+			files, _ := receivedFiles(oob[:oobn], flags)
+			for _, f := range files {
+				f.Close()
+			}
+			got = append(got, string(buf[:n]))
+			seq, msg, _ := strings.Cut(string(buf[:n]), " ")
+			for _, packet := range answer(seq, msg) {
+				_, _ = supervisorEnd.Write([]byte(packet))
+			}
+		}
+	}()
+	h := &listenerHandoff{logger: slog.New(slog.DiscardHandler), conn: routerEnd, inherited: map[string]*os.File{}, timeout: timeout}
+	return h, func() []string {
+		routerEnd.Close()
+		return <-asked
+	}
+}
+
+// TestHandoffSkipsALateAnswer: the late answer to an earlier request (here an "error")
+// is not taken for the answer to the current one.
+func TestHandoffSkipsALateAnswer(t *testing.T) {
+	h, done := scriptedSupervisor(t, 5*time.Second, func(seq, msg string) []string {
+		if seq == "1" {
+			return []string{"1 ok"}
+		}
+		return []string{"1 error a late answer to request 1", seq + " ok"}
+	})
+	ln, err := h.listen(context.Background(), "127.0.0.1:0")
+	assert.NilError(t, err)
+	assert.NilError(t, ln.Close(), "the release took request 1's late answer for its own")
+	assert.Check(t, is.DeepEqual(done(), []string{"1 hold 127.0.0.1:0", "2 release 127.0.0.1:0"}))
+}
+
+// TestHandoffUndoesAnUnansweredHold: a hold that gets no answer in time fails the
+// listen, and is undone with a release (the supervisor may have kept the socket, which
+// would keep the port bound and fail the next bind with "address already in use").
+// The hold's late answer does not answer the release.
+func TestHandoffUndoesAnUnansweredHold(t *testing.T) {
+	h, done := scriptedSupervisor(t, 200*time.Millisecond, func(seq, msg string) []string {
+		if seq == "1" {
+			return nil // answered with request 2's answer, too late
+		}
+		return []string{"1 ok", seq + " ok"}
+	})
+	_, err := h.listen(context.Background(), "127.0.0.1:0")
+	assert.Check(t, is.ErrorContains(err, "hand the socket to the supervisor"))
+	assert.Check(t, is.ErrorContains(err, "i/o timeout"))
+	assert.Check(t, is.DeepEqual(done(), []string{"1 hold 127.0.0.1:0", "2 release 127.0.0.1:0"}))
+
 }
