@@ -3,7 +3,9 @@ package compose
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // DefaultHookTimeout bounds a backup hook command that sets no timeout.
@@ -26,16 +28,19 @@ type BackupHook struct {
 	Before  []string `json:"before,omitempty" yaml:"before,omitempty"`
 	After   []string `json:"after,omitempty" yaml:"after,omitempty"`
 	Timeout Duration `json:"timeout" yaml:"timeout"`
+	// User runs the commands as this user instead of the container's (docker exec
+	// --user, compose's post_start user): NAME, UID, NAME:GROUP or UID:GID.
+	User string `json:"user,omitempty" yaml:"user,omitempty"`
 	// OnFailure is HookFail or HookContinue.
 	OnFailure string `json:"on-failure" yaml:"on-failure"`
 }
 
 // hookKeys are the keys of a backup.hooks entry.
-var hookKeys = []string{"service", "before", "after", "timeout", "on-failure"}
+var hookKeys = []string{"service", "before", "after", "user", "timeout", "on-failure"}
 
 // DecodeBackupHooks decodes x-lifecycle.backup.hooks strictly: a list of mappings with
 // service (one of services, once), before and/or after (a non-empty string or list of
-// strings), timeout (positive, default DefaultHookTimeout) and on-failure (fail, the
+// strings), user (docker exec's --user form), timeout (positive, default DefaultHookTimeout) and on-failure (fail, the
 // default, or continue). Every problem of every entry is returned, joined, each naming
 // its entry and key.
 func DecodeBackupHooks(raw any, services []string) ([]BackupHook, error) {
@@ -48,7 +53,7 @@ func DecodeBackupHooks(raw any, services []string) ([]BackupHook, error) {
 	}
 	list, ok := raw.([]any)
 	if !ok {
-		return nil, fmt.Errorf("key \"backup.hooks\": want a list of {service, before, after, timeout, on-failure}, got %s", describe(raw))
+		return nil, fmt.Errorf("key \"backup.hooks\": want a list of {service, before, after, user, timeout, on-failure}, got %s", describe(raw))
 	}
 	var hooks []BackupHook
 	var problems []error
@@ -57,7 +62,7 @@ func DecodeBackupHooks(raw any, services []string) ([]BackupHook, error) {
 		at := fmt.Sprintf("backup.hooks[%d]", i)
 		entry, ok := item.(map[string]any)
 		if !ok {
-			problems = append(problems, fmt.Errorf("key %q: want a mapping {service, before, after, timeout, on-failure}, got %s", at, describe(item)))
+			problems = append(problems, fmt.Errorf("key %q: want a mapping {service, before, after, user, timeout, on-failure}, got %s", at, describe(item)))
 			continue
 		}
 		h, errs := decodeHookEntry(at, entry, services)
@@ -97,6 +102,13 @@ func decodeHookEntry(at string, entry map[string]any, services []string) (Backup
 		cmd, cmdErrs := decodeCommand(at+".after", raw)
 		h.After, errs = cmd, append(errs, cmdErrs...)
 	}
+	if v, present := entry["user"]; present {
+		user, err := decodeHookUser(at+".user", v)
+		h.User = user
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if t, present := entry["timeout"]; present {
 		if d, err := decodePositiveDuration(at+".timeout", t); err != nil {
 			errs = append(errs, err)
@@ -115,4 +127,35 @@ func decodeHookEntry(at string, entry map[string]any, services []string) (Backup
 		}
 	}
 	return h, errs
+}
+
+// decodeHookUser checks a hook's user as the engine's exec takes it: NAME, UID,
+// NAME:GROUP or UID:GID (a bare number in YAML is a UID). Whether the name exists is
+// the container's to say: its /etc/passwd is read by the engine when the hook runs.
+func decodeHookUser(at string, v any) (string, error) {
+	const want = "want USER, UID, USER:GROUP or UID:GID (as docker exec --user), e.g. postgres or 999:999"
+	var user string
+	switch u := v.(type) {
+	case string:
+		user = u
+	case int, int64, uint64:
+		n := fmt.Sprint(u)
+		if strings.HasPrefix(n, "-") {
+			return "", fmt.Errorf("key %q: %s, got %s", at, want, n)
+		}
+		return n, nil
+	default:
+		return "", fmt.Errorf("key %q: %s, got %s", at, want, describe(v))
+	}
+	name, group, hasGroup := strings.Cut(user, ":")
+	parts := []string{name}
+	if hasGroup {
+		parts = append(parts, group)
+	}
+	for _, part := range parts {
+		if part == "" || strings.ContainsFunc(part, func(r rune) bool { return r == ':' || r == '/' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return "", fmt.Errorf("key %q: %s, got %q", at, want, user)
+		}
+	}
+	return user, nil
 }

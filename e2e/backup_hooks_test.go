@@ -12,7 +12,8 @@ import (
 )
 
 // backupHooksProject dumps into the volume before the copy and removes the dump after it,
-// as a pg_dump hook would; BEFORE is replaced to make the dump fail.
+// as a pg_dump hook would; BEFORE is replaced to make the dump fail, USER to run the
+// hook as another user.
 const backupHooksProject = `
 x-lifecycle:
   strategy: recreate
@@ -24,12 +25,14 @@ x-lifecycle:
         after: [/testapp, rm, /data/dump.sql]
         timeout: 20s
         on-failure: ON_FAILURE
+        USER
 services:
   db:
     image: {{image:v1}}
     user: "0:0" # a fresh volume is root's; a database image owns its data directory
     healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 500ms, retries: 60}
     volumes: [data:/data]
+    tmpfs: ["/scratch:mode=1777"] # where a hook run as another user than root can write
 volumes:
   data:
 `
@@ -52,8 +55,12 @@ type hookManifest struct {
 func TestBackupHooks(t *testing.T) {
 	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
-	yaml := func(before, onFailure string) string {
-		return strings.NewReplacer("BEFORE", before, "ON_FAILURE", onFailure).Replace(backupHooksProject)
+	yaml := func(before, onFailure string, user ...string) string {
+		userLine := "# the container's user"
+		if len(user) > 0 {
+			userLine = "user: " + user[0]
+		}
+		return strings.NewReplacer("BEFORE", before, "ON_FAILURE", onFailure, "USER", userLine).Replace(backupHooksProject)
 	}
 	p := s.newProject(t, yaml("[/testapp, write, /data/dump.sql, dump-of-db]", "fail"))
 	p.mustLifecycle("deploy")
@@ -102,4 +109,15 @@ func TestBackupHooks(t *testing.T) {
 	assert.Assert(t, is.Len(m.Hooks, 2), r.stdout)
 	assert.Check(t, is.Equal(m.Hooks[0].Error, "exit code 1"))
 	assert.Check(t, is.Equal(m.Hooks[1].Error, "exit code 1"), "nothing to remove: the after command fails too, noted")
+
+	// user: the hook runs as that user, not as the container's root (the file it writes
+	// says which); the after command, as 1000 in root's /data, fails and is noted
+	p.write(yaml("[/testapp, id, /scratch/hook-user]", "continue", `"1000:1000"`))
+	r = p.mustLifecycle("backup", "--to", backups, "--format", "json")
+	m = hookManifest{}
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &m), r.stdout)
+	assert.Assert(t, is.Len(m.Hooks, 2), r.stdout)
+	assert.Check(t, is.Equal(m.Hooks[0].Error, ""), r.stderr)
+	id := s.docker(t, p.dir, nil, "exec", db, "/testapp", "cat", "/scratch/hook-user")
+	assert.Check(t, is.Equal(id.stdout, "1000:1000"), id.String())
 }

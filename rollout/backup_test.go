@@ -216,9 +216,13 @@ func hookFake(t *testing.T, answer func(cmd []string) error) *backupFake {
 		d.Config = &container.Config{Labels: map[string]string{compose.LabelService: id[:len(id)-1]}}
 		return d, err
 	}
-	f.ExecFn = func(_ context.Context, id string, cmd []string, _ []byte) ([]byte, error) {
-		f.calls = append(f.calls, "exec "+id+" "+strings.Join(cmd, " "))
-		return nil, answer(cmd)
+	f.RunHookFn = func(_ context.Context, id string, hook engine.Hook) error {
+		call := "exec " + id + " " + strings.Join(hook.Cmd, " ")
+		if hook.User != "" {
+			call = "exec --user " + hook.User + " " + id + " " + strings.Join(hook.Cmd, " ")
+		}
+		f.calls = append(f.calls, call)
+		return answer(hook.Cmd)
 	}
 	return f
 }
@@ -296,4 +300,14 @@ func TestBackupHookWithoutRunningContainer(t *testing.T) {
 	}
 	_, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: t.TempDir()}, Hooks: []compose.BackupHook{dbHook}})
 	assert.ErrorContains(t, err, "no running container of db to run it in: start it (docker lifecycle deploy), or set on-failure: continue")
+}
+
+// A hook's user goes to the engine's exec; a hook without one runs as the container's.
+func TestBackupHookUser(t *testing.T) {
+	f := hookFake(t, func([]string) error { return nil })
+	hook := dbHook
+	hook.User = "999:999"
+	_, err := Backup(context.Background(), f, "shop", progress.Nop, BackupOptions{Targets: []string{"db"}, Target: LocalTarget{Dir: t.TempDir()}, Hooks: []compose.BackupHook{hook}})
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(f.calls, []string{"exec --user 999:999 db1 dump", "create shop_data", "pause db1", "copy-from /volume", "unpause db1", "remove copier", "exec --user 999:999 db1 rm dump"}))
 }

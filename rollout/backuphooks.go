@@ -107,16 +107,21 @@ func runHook(ctx context.Context, eng engine.Engine, r hookRun, phase string, cm
 	}
 	name := strings.TrimPrefix(r.container.Name, "/")
 	rec.Container = name
-	progress.Emit(events, id, progress.Working, "Running "+phase+" hook", "in "+name)
+	where := "in " + name
+	if h.User != "" {
+		where += " as " + h.User
+	}
+	progress.Emit(events, id, progress.Working, "Running "+phase+" hook", where)
 	hookCtx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
 	defer cancel()
 	start := time.Now()
-	_, err := eng.Exec(hookCtx, r.container.ID, cmd, nil)
+	// RunHook is the exec compose's post_start hooks use: it takes the hook's user.
+	err := eng.RunHook(hookCtx, r.container.ID, engine.Hook{Cmd: cmd, User: h.User})
 	rec.DurationMS = time.Since(start).Milliseconds()
 	var exitErr *engine.ExecError
 	switch {
 	case err == nil:
-		progress.Emit(events, id, progress.Done, "Ran "+phase+" hook", fmt.Sprintf("in %s (%d ms)", name, rec.DurationMS))
+		progress.Emit(events, id, progress.Done, "Ran "+phase+" hook", fmt.Sprintf("%s (%d ms)", where, rec.DurationMS))
 		return rec, nil
 	case errors.Is(hookCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 		rec.Error = fmt.Sprintf("timed out after %s", time.Duration(h.Timeout))

@@ -110,6 +110,8 @@ func runCommand(args []string, getenv func(string) string, stdout, stderr io.Wri
 		return runWrite(rest, stderr)
 	case "rm":
 		return runRemove(rest, stderr)
+	case "id":
+		return runID(rest, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -127,6 +129,7 @@ const usage = `usage:
   testapp cat FILE            print FILE
   testapp write FILE TEXT     write TEXT to FILE (a dump in a backup hook's test)
   testapp rm FILE             remove FILE
+  testapp id FILE             write this process's UID:GID to FILE (which user an exec ran as)
 `
 
 // serve runs the HTTP server until a signal or a scheduled exit ends it.
@@ -190,6 +193,20 @@ func runWrite(args []string, stderr io.Writer) int {
 	}
 	if err := os.WriteFile(args[0], []byte(args[1]), 0o644); err != nil {
 		fmt.Fprintf(stderr, "testapp write: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runID implements "testapp id FILE": the image has no id(1), and a backup hook's
+// output is not kept, so the user a hook ran as is read from the file it writes.
+func runID(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "usage: testapp id FILE\n")
+		return 2
+	}
+	if err := os.WriteFile(args[0], fmt.Appendf(nil, "%d:%d", os.Getuid(), os.Getgid()), 0o644); err != nil {
+		fmt.Fprintf(stderr, "testapp id: %v\n", err)
 		return 1
 	}
 	return 0

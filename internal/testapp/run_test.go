@@ -206,3 +206,18 @@ func TestLogSequenceCountsFromOne(t *testing.T) {
 		}
 	}
 }
+
+func TestIDWritesUIDAndGID(t *testing.T) {
+	file := t.TempDir() + "/id"
+	var stderr bytes.Buffer
+	if code := runCommand([]string{"id", file}, func(string) string { return "" }, io.Discard, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()); string(b) != want {
+		t.Fatalf("wrote %q, want %q", b, want)
+	}
+}
