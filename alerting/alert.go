@@ -11,13 +11,14 @@ import (
 const (
 	StatusFiring   = "firing"   // the rule's condition held for its `for`
 	StatusResolved = "resolved" // the resolve condition held for `for` again, or the subject is gone
-	StatusEvent    = "event"    // a guard action: no firing or resolved, one notification
+	StatusEvent    = "event"    // a guard action or a failed scheduled backup: no firing or resolved, one notification
 )
 
 // Notification sources.
 const (
 	SourceMonitor = "monitor"
 	SourceGuard   = "guard"
+	SourceBackup  = "backup" // a failed run of `backup --every`
 )
 
 // Alert is one notification: the JSON body a webhook receives, the stdin of an exec
@@ -50,6 +51,9 @@ type Alert struct {
 	Summary string `json:"summary"`
 	// Guard is the guard's own alert (docs/guard.md, its JSON schema), source guard only.
 	Guard json.RawMessage `json:"guard,omitempty"`
+	// Backup is the failed run of `backup --every` (docs/backup.md, its JSON), source
+	// backup only.
+	Backup json.RawMessage `json:"backup,omitempty"`
 }
 
 // Units of the metrics' values.

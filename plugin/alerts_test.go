@@ -21,7 +21,7 @@ import (
 // stderr target (its alerts are on stderr already).
 func TestGuardNotifier(t *testing.T) {
 	var stderr bytes.Buffer
-	n, err := guardNotifier(&compose.Project{Spec: compose.ProjectSpec{Alerts: compose.AlertsSpec{Targets: []compose.AlertTarget{{Stderr: true}}}}}, &stderr)
+	n, err := alertTargetsNotifier(&compose.Project{Spec: compose.ProjectSpec{Alerts: compose.AlertsSpec{Targets: []compose.AlertTarget{{Stderr: true}}}}}, &stderr, "guard")
 	assert.NilError(t, err)
 	assert.Check(t, n == nil, "only a stderr target: no notifier")
 
@@ -34,7 +34,7 @@ func TestGuardNotifier(t *testing.T) {
 	p := &compose.Project{Spec: compose.ProjectSpec{Alerts: compose.AlertsSpec{Targets: []compose.AlertTarget{
 		{Stderr: true}, {Webhook: &compose.WebhookTarget{URL: srv.URL}},
 	}}}}
-	n, err = guardNotifier(p, &stderr)
+	n, err = alertTargetsNotifier(p, &stderr, "guard")
 	assert.NilError(t, err)
 	assert.Assert(t, n != nil)
 	n.Notify(rollout.GuardNotification(rollout.GuardAlert{Time: time.Now(), Project: "demo", Service: "web", Container: "demo-web-r1-1",

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -24,18 +25,22 @@ type backupOptions struct {
 	encryptTo      []string
 	encryptToFiles []string
 	keep           rollout.Retention
+	every          time.Duration
 }
 
 func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
 	var opts backupOptions
 	cmd := &cobra.Command{
-		Use:   "backup [OPTIONS] --to DIR [VOLUME|SERVICE...]",
+		Use:   "backup [OPTIONS] --to DIR [--every DURATION] [VOLUME|SERVICE...]",
 		Short: "Archive the project's named volumes (or those named, or mounted by the services named) into DIR",
 		Long: `docker lifecycle backup [OPTIONS] --to DIR|s3://BUCKET/PREFIX [VOLUME|SERVICE...]
 
 archives the project's named volumes (or those named, or mounted by the services
 named) into a new backup <project>-<timestamp> with a manifest, then applies the
---keep-* retention to the project's older backups there. See docs/backup.md.
+--keep-* retention to the project's older backups there. With --every DURATION it
+runs until SIGINT/SIGTERM: a backup at start and every DURATION after, each followed
+by the retention; a failed run is reported and the next one still runs. See
+docs/backup.md.
 
 backup list and backup prune read (and prune removes in) the target only. A volume
 named list or prune is backed up by its engine name (<project>_list).`,
@@ -53,6 +58,9 @@ named list or prune is backed up by its engine name (<project>_list).`,
 			if opts.format != "" && opts.format != "json" {
 				problems = append(problems, fmt.Sprintf("--format must be json or empty, got %q", opts.format))
 			}
+			if cmd.Flags().Changed("every") && opts.every < rollout.MinBackupInterval {
+				problems = append(problems, fmt.Sprintf("--every must be at least %s (e.g. 6h, 24h), got %s", rollout.MinBackupInterval, opts.every))
+			}
 			if len(problems) > 0 {
 				return usageError("%s", strings.Join(problems, "; "))
 			}
@@ -67,7 +75,8 @@ named list or prune is backed up by its engine name (<project>_list).`,
 	cmd.Flags().IntVar(&opts.keep.Weekly, "keep-weekly", 0, "Keep the newest backup of each of the N last ISO weeks that have one")
 	cmd.Flags().IntVar(&opts.keep.Monthly, "keep-monthly", 0, "Keep the newest backup of each of the N last months that have one")
 	cmd.Flags().StringVar(&opts.consistency, "consistency", "", "pause, stop or none: what happens to the containers mounting a volume while it is copied (default: x-lifecycle.backup.consistency, else pause)")
-	cmd.Flags().StringVar(&opts.format, "format", "", "Print the manifest as 'json'")
+	cmd.Flags().StringVar(&opts.format, "format", "", "Print the manifest as 'json' (with --every: one JSON object per run, a line each)")
+	cmd.Flags().DurationVar(&opts.every, "every", 0, "Run until SIGINT/SIGTERM: a backup now and every DURATION after (e.g. 6h; at least 1s), retention after each")
 	// `backup list` and `backup prune`: a volume or service named list or prune is
 	// backed up by its engine name (<project>_list) or the volumes it mounts.
 	cmd.AddCommand(newBackupListCommand(dockerCli, project), newBackupPruneCommand(dockerCli, project))
@@ -129,6 +138,10 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	if err != nil {
 		return err
 	}
+	if opts.every > 0 {
+		defer events.Close()
+		return runBackupEvery(ctx, dockerCli, p, name, eng, events, backupOpts, opts)
+	}
 	res, err := rollout.Backup(ctx, eng, name, events, backupOpts)
 	_ = events.Close()
 	if err != nil && res.Location == "" {
@@ -140,11 +153,7 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 			return perr
 		}
 	} else {
-		fmt.Fprintf(dockerCli.Out(), "Backup of project %s written to %s\n", name, res.Location)
-		printManifestSummary(dockerCli.Out(), res.Manifest)
-		for _, p := range res.Pruned {
-			fmt.Fprintf(dockerCli.Out(), "Pruned %s\n", p)
-		}
+		printBackup(dockerCli.Out(), name, rollout.NewBackupReport(res))
 	}
 	if err != nil {
 		return exitError(ctx, err)
@@ -152,18 +161,20 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	return nil
 }
 
-// backupJSON is `backup --format json`: the manifest's fields, the backup's location
-// and the backups retention pruned (docs/backup.md).
-type backupJSON struct {
-	rollout.Manifest
-	Location string   `json:"location"`
-	Pruned   []string `json:"pruned"`
-}
-
+// printBackupJSON is `backup --format json`: the manifest's fields, the backup's
+// location and the backups retention pruned (docs/backup.md).
 func printBackupJSON(out io.Writer, res rollout.BackupResult) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
-	return enc.Encode(backupJSON{Manifest: res.Manifest, Location: res.Location, Pruned: res.Pruned})
+	return enc.Encode(rollout.NewBackupReport(res))
+}
+
+func printBackup(out io.Writer, project string, b rollout.BackupReport) {
+	fmt.Fprintf(out, "Backup of project %s written to %s\n", project, b.Location)
+	printManifestSummary(out, b.Manifest)
+	for _, p := range b.Pruned {
+		fmt.Fprintf(out, "Pruned %s\n", p)
+	}
 }
 
 func printManifestSummary(out io.Writer, m rollout.Manifest) {

@@ -128,7 +128,7 @@ func runGuard(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions
 			return err
 		}
 		target, eng, composeProject = rollout.NewGuardTarget(p), projectEngine, p
-		if notifier, err = guardNotifier(p, dockerCli.Err()); err != nil {
+		if notifier, err = alertTargetsNotifier(p, dockerCli.Err(), "guard"); err != nil {
 			return err
 		}
 		if notifier != nil {
@@ -257,24 +257,4 @@ func writeGuardStatus(w io.Writer, r rollout.GuardStatusReport, now time.Time) e
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format(time.RFC3339), who, a.Kind, a.Action, a.Reason)
 	}
 	return tw.Flush()
-}
-
-// guardNotifier sends the foreground guard's alerts to x-lifecycle.alerts.targets too
-// (docs/guard.md); nil when the project sets none. A stderr target is left out: every
-// alert is on stderr already.
-func guardNotifier(p *compose.Project, stderr io.Writer) (*alerting.Notifier, error) {
-	var specs []compose.AlertTarget
-	for _, t := range p.Spec.Alerts.Targets {
-		if !t.Stderr {
-			specs = append(specs, t)
-		}
-	}
-	if len(specs) == 0 {
-		return nil, nil
-	}
-	targets, err := alerting.NewTargets(specs, stderr)
-	if err != nil {
-		return nil, err
-	}
-	return alerting.NewNotifier(targets, func(s string) { fmt.Fprintln(stderr, "guard: "+s) }), nil
 }
