@@ -36,6 +36,8 @@ volumes:
 // test checks.
 type backupRun struct {
 	Run         int        `json:"run"`
+	Started     time.Time  `json:"started"`
+	Finished    time.Time  `json:"finished"`
 	OK          bool       `json:"ok"`
 	Error       string     `json:"error"`
 	Interrupted bool       `json:"interrupted"`
@@ -120,6 +122,7 @@ func TestBackupEvery(t *testing.T) {
 	}
 	assert.Assert(t, len(runs) >= 3, stdout.String())
 	for i, r := range runs {
+		t.Logf("run %d: started +%s, took %s", r.Run, r.Started.Sub(runs[0].Started).Round(time.Millisecond), r.Finished.Sub(r.Started).Round(time.Millisecond))
 		assert.Check(t, is.Equal(r.Run, i+1))
 		assert.Check(t, r.OK, "run %d: %s", r.Run, r.Error)
 		assert.Assert(t, r.Backup != nil, "run %d", r.Run)
