@@ -103,14 +103,21 @@ func TestBackupEvery(t *testing.T) {
 
 	cmd, stdout, stderr, exited := startBackupEvery(t, p, "--to", backups, "--every", "2s", "--keep-last", "2", "--format", "json")
 	lines := func() []string { return strings.Split(strings.TrimSpace(stdout.String()), "\n") }
+	// SIGINT between runs: after the third run (or a later one), while the loop waits
+	// for the next slot — with a good margin, as a run longer than the interval under
+	// load leaves a short wait.
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if got := strings.TrimSpace(stdout.String()); strings.Count(got, "\n") < 2 {
-			return poll.Continue("runs so far:\n%s\nstderr:\n%s", got, stderr.String())
+		got := lines()
+		if len(got) < 3 {
+			return poll.Continue("runs so far:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+		var last backupRun
+		if err := json.Unmarshal([]byte(got[len(got)-1]), &last); err != nil || last.Next == nil || time.Until(*last.Next) < 700*time.Millisecond {
+			return poll.Continue("run %d: next run too close for a SIGINT between runs (%v)", len(got), err)
 		}
 		return poll.Success()
-	}, poll.WithTimeout(25*time.Second), poll.WithDelay(100*time.Millisecond))
-	step("3 runs")
-	// Right after a run's line the loop waits for the next slot: SIGINT between runs.
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(50*time.Millisecond))
+	step("3 runs or more")
 	assert.Check(t, is.Equal(interrupt(t, cmd, exited, stderr), 0), stderr.String())
 	step("interrupted between runs")
 
