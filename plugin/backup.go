@@ -33,7 +33,7 @@ func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Com
 	cmd := &cobra.Command{
 		Use:   "backup [OPTIONS] --to DIR [--every DURATION] [VOLUME|SERVICE...]",
 		Short: "Archive the project's named volumes (or those named, or mounted by the services named) into DIR",
-		Long: `docker lifecycle backup [OPTIONS] --to DIR|s3://BUCKET/PREFIX [VOLUME|SERVICE...]
+		Long: `docker lifecycle backup [OPTIONS] --to DIR|s3://BUCKET/PREFIX [--every DURATION] [VOLUME|SERVICE...]
 
 archives the project's named volumes (or those named, or mounted by the services
 named) into a new backup <project>-<timestamp> with a manifest, then applies the
