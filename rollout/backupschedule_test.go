@@ -55,7 +55,7 @@ func TestBackupEveryRunsAndPrunesUntilStopped(t *testing.T) {
 			assert.Check(t, r.Started.Sub(runs[0].Started) >= time.Duration(i)*every, "run %d started %s after the first", i+1, r.Started.Sub(runs[0].Started))
 			// a run longer than the interval skips slots: still on a slot
 			offset := r.Started.Sub(runs[0].Started)
-			assert.Check(t, (offset.Round(every) - offset).Abs() < every/3, "run %d started %s after the first", i+1, offset)
+			assert.Check(t, (offset.Round(every)-offset).Abs() < every/3, "run %d started %s after the first", i+1, offset)
 		}
 	}
 	assert.Check(t, is.Len(runs[2].Backup.Pruned, 1), "the third run prunes the first: keep-last 2")
