@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -24,13 +21,6 @@ import (
 // no targets).
 func runBackupEvery(ctx context.Context, dockerCli command.Cli, p *compose.Project, project string, eng engine.Engine,
 	events progress.Writer, backupOpts rollout.BackupOptions, opts backupOptions) error {
-	// SIGINT or SIGTERM sent to the whole process group (systemd stopping the unit,
-	// kill -INT -PGID with no terminal) reaches the docker CLI too, which closes the
-	// plugin socket: that may end the loop before this process has handled its own
-	// copy of the signal, and with the default action restored on return (the command
-	// context's stop), the late copy would kill it — the CLI then exits 255 instead of
-	// 0. Seen in TestBackupEvery under load. Past the loop, the signals are ignored.
-	defer signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	var notifier *alerting.Notifier
 	if p != nil {
 		var err error

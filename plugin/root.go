@@ -139,7 +139,17 @@ func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// Once the command is done, a late SIGINT or SIGTERM is ignored rather than given
+	// its default action back: a signal sent to the whole process group (systemd
+	// stopping a unit, kill -INT -PGID) reaches the docker CLI too, which closes the
+	// plugin socket, and that may end the command before this process has handled its
+	// own copy; killed by that late copy, the plugin would make the CLI exit 255
+	// instead of the command's own code (seen in TestBackupEvery under load).
+	return ctx, func() {
+		signal.Ignore(os.Interrupt, syscall.SIGTERM)
+		stop()
+	}
 }
 
 // openProject loads the compose project, then connects to the engine: compose errors
