@@ -60,7 +60,8 @@ func checkNoGap(t *testing.T, seqs []int, what string) {
 // TestLogArchive: with x-lifecycle.logs.archive, a deploy of v2 writes the logs of v1's
 // container, which it removes, to ARCHIVE/PROJECT/SERVICE/r1/…log.zst: every line v1
 // wrote, in order, each with its timestamp and stream. `logs --archive DIR` writes
-// the current container's logs and leaves it running.
+// the current container's logs and leaves it running. A deploy that fails its health
+// gate archives the new container its cleanup removes.
 func TestLogArchive(t *testing.T) {
 	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)
@@ -126,4 +127,33 @@ services:
 
 	r = p.lifecycle("logs", "--archive", dir, "--follow")
 	assert.Check(t, is.Contains(r.stderr, "it does not take --follow"), r.String())
+
+	// A deploy whose new container fails its health gate: the cleanup removes it, and
+	// archives its logs first (they are what explains the failure), under r3.
+	failing := strings.Replace(fmt.Sprintf(doc, imageRef("v1")),
+		`["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100`,
+		`["CMD", "/testapp", "healthcheck", "http://127.0.0.1:1/"], interval: 300ms, retries: 2`, 1)
+	p.write(failing)
+	start = time.Now()
+	r = p.lifecycle("deploy", "--progress", "plain")
+	t.Logf("failed v3 deploy (with the archive of its container) took %s, exit %d", time.Since(start), r.code)
+	assert.Check(t, r.code != 0, r.String())
+	assert.Check(t, is.Contains(r.stderr, "health"), r.String())
+	v3 := p.name + "-seq-r3-1"
+	archivedLine := ""
+	for _, l := range lines(r.stderr) {
+		if strings.Contains(l, v3) && strings.Contains(l, "Logs archived") {
+			archivedLine = l
+			t.Logf("%s", l)
+		}
+	}
+	assert.Check(t, archivedLine != "", r.String())
+	assert.Check(t, !strings.Contains(r.stderr, "Logs not archived"), r.String())
+	assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-seq-r2-1"}), "the failed container is removed, v2 stays")
+	files, err = filepath.Glob(filepath.Join(p.dir, "archive", p.name, "seq", "r3", v3+"-*.log.zst"))
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(files, 1), "archive: %v\n%s", files, r.String())
+	seqs, _ = archivedSeqs(t, files[0])
+	t.Logf("the failed v3's archive: %d lines", len(seqs))
+	checkNoGap(t, seqs, "the failed v3's archive")
 }

@@ -76,7 +76,8 @@ func runLogs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 		}
 	}
 	now := time.Now()
-	ro := rollout.LogsOptions{Services: services, Follow: opts.follow, Revision: opts.revision, MinLevel: opts.level, Tail: -1}
+	ro := rollout.LogsOptions{Services: services, Follow: opts.follow, Revision: opts.revision, MinLevel: opts.level, Tail: -1,
+		Structured: opts.format == "json"}
 	var err error
 	if ro.Since, err = parseLogTime(opts.since, now); err != nil {
 		return usageError("invalid --since %q: %v", opts.since, err)

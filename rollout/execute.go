@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,7 @@ type executor struct {
 	mu              sync.Mutex
 	ids             map[string]string // container name → ID, for containers created in this run
 	createdFor      map[string]string // container name → service, for containers created in this run
+	createdRevision map[string]int    // container name → revision, for containers created in this run
 	createdNetworks []string
 	healthy         map[string]bool // containers created in this run that passed their gate
 	// per service: steps done, and the containers this run stopped or started
@@ -118,7 +120,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	timeline := newTimelineRecorder(events, plan, time.Now())
 	events = timeline
 	x := &executor{eng: eng, desired: d, project: p, observed: observed, events: events, opts: opts, timeline: timeline,
-		ids: map[string]string{}, createdFor: map[string]string{}, healthy: map[string]bool{},
+		ids: map[string]string{}, createdFor: map[string]string{}, createdRevision: map[string]int{}, healthy: map[string]bool{},
 		done: map[string]int{}, stopped: map[string][]strategies.Step{}, started: map[string][]strategies.Step{},
 		routes:    maps.Clone(observed.Routes),
 		tolerated: map[string]int{}, newContainers: map[string]int{}, substitutes: map[string]string{},
@@ -426,6 +428,7 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 		x.mu.Lock()
 		x.ids[s.Target] = id
 		x.createdFor[s.Target] = s.Service
+		x.createdRevision[s.Target] = s.Revision
 		x.mu.Unlock()
 	}
 	if err != nil {
@@ -462,12 +465,30 @@ func (x *executor) removeLeftover(ctx context.Context, s strategies.Step) bool {
 
 // cleanup removes the containers this run created that did not pass their health gate
 // (with their anonymous volumes) and the networks it created that are now unused, so a
-// failed deploy leaves nothing behind; the next deploy starts them afresh.
+// failed deploy leaves nothing behind; the next deploy starts them afresh. When
+// x-lifecycle.logs.archive is set, the removed containers' logs are archived first:
+// they are what explains the failure afterwards.
 func (x *executor) cleanup() {
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	defer cancel()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	var failed []string
+	for name, id := range x.ids {
+		if !x.healthy[name] && id != "" {
+			failed = append(failed, name)
+		}
+	}
+	sort.Strings(failed)
+	if x.archive != nil && len(failed) > 0 {
+		// The archives have a budget of their own, so a slow read cannot leave the
+		// containers behind: the removal below gets its full timeout.
+		actx, acancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		for _, name := range failed {
+			archiveBeforeRemove(actx, x.eng, x.archive, x.project.Name, x.createdFor[name], x.createdRevision[name], name, x.ids[name], x.events)
+		}
+		acancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
 	for name, id := range x.ids {
 		if x.healthy[name] {
 			continue

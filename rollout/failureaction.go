@@ -46,12 +46,16 @@ func (x *executor) tolerates(s strategies.Step) bool {
 	return ok
 }
 
-// tolerate removes a failed new container and hands its slot to the one it replaces.
+// tolerate removes a failed new container (archiving its logs first when
+// x-lifecycle.logs.archive is set) and hands its slot to the one it replaces.
 func (x *executor) tolerate(ctx context.Context, s strategies.Step, cause error) error {
 	id := x.idOf(s)
 	_, key := x.updateConfig(s.Service)
 	progress.Emit(x.events, containerID(s.Target), progress.Warning, "Tolerated", fmt.Sprintf("%s (%s): %s", s.Service, key, firstLine(cause)))
 	if id != "" {
+		if x.archive != nil {
+			archiveBeforeRemove(ctx, x.eng, x.archive, x.project.Name, s.Service, s.Revision, s.Target, id, x.events)
+		}
 		if err := x.eng.RemoveContainer(ctx, id, true); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,6 +176,79 @@ func TestArchiveFailureIsAWarning(t *testing.T) {
 	warn, ok = events.find("Container demo-web-1", progress.Warning)
 	assert.Assert(t, ok)
 	assert.Check(t, is.Contains(warn.Detail, "check that "+dir+" is writable"))
+}
+
+// The new containers a failed deploy removes are archived first: their logs are what
+// explains the failure. The old revision's container, removed by the recreate before
+// the new one was created, is archived too, each under its own revision.
+func TestFailedDeployArchivesTheRemovedNewContainers(t *testing.T) {
+	w := newWorld()
+	p := loadProject(t, fmt.Sprintf(archiveCompose, "1"))
+	f := loggingFake(w, nil)
+	_, err := Deploy(context.Background(), f, p, progress.Nop, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.NilError(t, err)
+
+	w.health = func(string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "running", Health: "unhealthy", HealthLog: []string{"exit 1: connection refused"}}
+	}
+	p2 := loadProject(t, fmt.Sprintf(archiveCompose, "2"))
+	p2.Project.WorkingDir = p.Project.WorkingDir
+	events := &recordedEvents{}
+	_, err = Deploy(context.Background(), f, p2, events, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.Check(t, errors.Is(err, ErrDeployFailed), "got %v", err)
+	assert.Check(t, is.Len(w.containers, 0), "the failed container is removed")
+
+	root := filepath.Join(p.Project.WorkingDir, "archive")
+	files := archiveFiles(t, root)
+	assert.Assert(t, is.Len(files, 2), "files: %v", files)
+	assert.Check(t, is.Regexp(`^demo/web/r1/demo-web-1-`, files[0]))
+	assert.Check(t, is.Regexp(`^demo/web/r2/demo-web-1-.+-\d{8}T\d{6}Z\.log\.zst$`, files[1]))
+	assert.Check(t, is.Regexp("^2026-12-03T10:00:00Z stdout hello from \\w{4}\n2026-12-03T10:00:00.001Z stderr bye\n$", readArchive(t, filepath.Join(root, files[1]))))
+
+	// The archive is written while the container exists, before the cleanup removes it.
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	archived, removing := -1, -1
+	for i, e := range events.events {
+		switch {
+		case e.ID == "Container demo-web-1" && e.Text == "Logs archived" && strings.Contains(e.Detail, "/r2/"):
+			archived = i
+		case e.ID == "Container demo-web-1" && e.Detail == "deploy failed: removing the new container":
+			removing = i
+		}
+	}
+	assert.Check(t, archived >= 0 && removing > archived, "archived at %d, removing at %d: %+v", archived, removing, events.events)
+}
+
+// A tolerated failure (update_config.max_failure_ratio) removes the failed new
+// container during the rollout: its logs are archived first as well.
+func TestToleratedFailureArchivesTheRemovedContainer(t *testing.T) {
+	extra := "      update_config: {max_failure_ratio: 0.5}\nx-lifecycle:\n  logs:\n    archive: {dir: archive}\n"
+	w := newWorld()
+	f := loggingFake(w, nil)
+	p := loadProject(t, routedCompose("app:1", extra))
+	_, err := Deploy(context.Background(), f, p, progress.Nop, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.NilError(t, err)
+	w.health = func(name string) engine.ContainerDetails {
+		if name == "demo-web-r2-1" {
+			return engine.ContainerDetails{State: "exited", ExitCode: 3}
+		}
+		return engine.ContainerDetails{State: "running"}
+	}
+	p2 := loadProject(t, routedCompose("app:2", extra))
+	p2.Project.WorkingDir = p.Project.WorkingDir
+	_, err = Deploy(context.Background(), f, p2, progress.Nop, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.NilError(t, err)
+	files := archiveFiles(t, filepath.Join(p.Project.WorkingDir, "archive"))
+	var failed []string
+	for _, f := range files {
+		if strings.HasPrefix(f, "demo/web/r2/") {
+			failed = append(failed, f)
+		}
+	}
+	assert.Assert(t, is.Len(failed, 1), "files: %v", files)
+	assert.Check(t, is.Regexp(`^demo/web/r2/demo-web-r2-1-`, failed[0]))
+	assert.Check(t, w.index("logs demo-web-r2-1") >= 0 && w.index("logs demo-web-r2-1") < w.index("remove demo-web-r2-1"), "calls: %v", w.calls)
 }
 
 // `logs --archive` writes every listed container of the project, filtered by service

@@ -52,7 +52,9 @@ func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts Logs
 			errs[i] = eng.ServiceLogs(ctx, s.ID, tty, q, func(l engine.ServiceLogLine) error {
 				slot := slots.slot(ctx, l.TaskID)
 				e := LogEntry{Service: service, Number: slot, Container: fmt.Sprintf("%s.%d", s.Name, slot), ContainerID: l.TaskID, LogLine: l.LogLine}
-				parseLine(&e)
+				if opts.parses() {
+					parseLine(&e)
+				}
 				if !opts.keep(e) {
 					return nil
 				}

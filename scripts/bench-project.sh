@@ -4,7 +4,8 @@
 # with no published port, and removes all of it on exit.
 #
 # The caller sets n, project, image and, optionally, healthcheck (a compose healthcheck
-# mapping) and bench_cleanup (a function run first on exit); it gets tmp, plugin, hz,
+# mapping), bench_env (more environment entries, "KEY: value, …") and bench_cleanup (a
+# function run first on exit); it gets tmp, plugin, hz,
 # running (the count of running containers) and ticks PID (CPU clock ticks of a process).
 
 export GOWORK="${GOWORK:-$(scripts/compose-go-work.sh)}" # the patched compose-go, as make builds
@@ -32,7 +33,7 @@ cat >"$tmp/compose.yaml" <<YAML
 services:
   app:
     image: $image
-    environment: {QUIET: "1"}
+    environment: {QUIET: "1"${bench_env:+, $bench_env}}
 ${healthcheck:+    healthcheck: $healthcheck}
     deploy:
       replicas: $n

@@ -7,15 +7,22 @@
 //	benchgen deploy-table < samples     medians per metric and scenario (markdown)
 //	benchgen stats [-unit ms] < samples  n, median, p90, min, max per label (markdown)
 //	benchgen rollout < events            "batch<TAB>metric<TAB>ms" lines of a rolling deploy
+//	benchgen follow -label L -seconds S [-each a,b] [-header] -- CMD ARGS…
+//	    runs CMD (once, or once per name of -each with {} replaced by it) for S seconds,
+//	    stops it with SIGINT and prints a row of scripts/bench-logs.sh's table: lines,
+//	    lost and duplicated sequence numbers, latency, the follower's CPU
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/internal/benchgen"
@@ -42,6 +49,8 @@ func main() {
 				}
 			}
 		}
+	case "follow":
+		err = follow(args)
 	case "deploy-table":
 		var s []benchgen.Sample
 		if s, err = benchgen.ReadSamples(os.Stdin); err == nil {
@@ -122,6 +131,82 @@ func deploy(args []string) error {
 		if v, ok := m[k]; ok {
 			fmt.Printf("%s\t%s\t%s\n", *scenario, k, strconv.FormatFloat(v, 'f', 1, 64))
 		}
+	}
+	return nil
+}
+
+func follow(args []string) error {
+	fs := flag.NewFlagSet("follow", flag.ExitOnError)
+	label := fs.String("label", "follower", "first column of the row")
+	seconds := fs.Float64("seconds", 30, "how long to follow")
+	each := fs.String("each", "", "comma-separated names: one process per name, {} in the command replaced by it")
+	header := fs.Bool("header", false, "print the table header first")
+	fs.Parse(args)
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return fmt.Errorf("follow: no command")
+	}
+	keys := []string{""} // one process; the stream is the line's own prefix
+	if *each != "" {
+		keys = strings.Split(*each, ",")
+	}
+	var (
+		mu      sync.Mutex
+		counter benchgen.FollowCounter
+		readers sync.WaitGroup
+		cmds    []*exec.Cmd
+	)
+	start := time.Now()
+	for _, key := range keys {
+		args := make([]string, len(argv))
+		for i, a := range argv {
+			args[i] = strings.ReplaceAll(a, "{}", key)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		cmds = append(cmds, cmd)
+		readers.Go(func() {
+			sc := bufio.NewScanner(out)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				at := time.Now()
+				mu.Lock()
+				counter.Line(key, sc.Text(), at)
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Duration(*seconds * float64(time.Second)))
+	for _, cmd := range cmds {
+		cmd.Process.Signal(os.Interrupt)
+	}
+	kill := time.AfterFunc(15*time.Second, func() {
+		for _, cmd := range cmds {
+			cmd.Process.Kill()
+		}
+	})
+	readers.Wait()
+	var user, sys time.Duration
+	for _, cmd := range cmds {
+		cmd.Wait() // interrupted: its exit status says nothing
+		user += cmd.ProcessState.UserTime()
+		sys += cmd.ProcessState.SystemTime()
+	}
+	kill.Stop()
+	wall := time.Since(start)
+	if *header {
+		fmt.Print(benchgen.FollowHeader)
+	}
+	benchgen.WriteFollowRow(os.Stdout, *label, &counter, wall, user, sys)
+	if counter.Unparsed > 0 {
+		fmt.Fprintf(os.Stderr, "benchgen follow: %s: %d lines without a timestamp and seq\n", *label, counter.Unparsed)
 	}
 	return nil
 }
