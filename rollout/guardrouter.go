@@ -106,6 +106,11 @@ func (g *guard) routerFinished(o routerOutcome) {
 	case o.postponed != nil:
 		g.wantRouter(time.Now().Add(lockRetry))
 		return // the deploy that holds the lock writes the routes itself
+	case errors.Is(o.err, engine.ErrNotFound):
+		// The router went while it was looked at (`docker rm -f`): its destroy event
+		// asked for the next check already; nothing failed.
+		g.wantRouter(time.Now())
+		return
 	case o.err != nil:
 		g.routerFailures++
 		wait := min(lockRetry<<min(g.routerFailures-1, 6), routerRetryCap)

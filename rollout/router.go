@@ -276,6 +276,9 @@ func waitControlSocket(ctx context.Context, eng engine.Engine, id string) error 
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, engine.ErrNotFound) && !isRunning(ctx, eng, id) {
+			return fmt.Errorf("control socket: %w", err) // the container is gone or stopped
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("control socket not ready: %w", err)
 		}
@@ -285,6 +288,12 @@ func waitControlSocket(ctx context.Context, eng engine.Engine, id string) error 
 		case <-time.After(pause):
 		}
 	}
+}
+
+// isRunning reports whether the container exists and runs (or is being restarted).
+func isRunning(ctx context.Context, eng engine.Engine, id string) bool {
+	d, err := eng.InspectContainer(ctx, id)
+	return err == nil && (d.State == "running" || d.State == "restarting")
 }
 
 func (x *executor) routerClient(key string) *routerClient {
