@@ -45,6 +45,12 @@ const (
 // policy (whose first restart comes after 100 ms) before it starts it itself.
 const routerGrace = 2 * time.Second
 
+// errRouterGone: the router stopped or was removed while the guard worked on it.
+var errRouterGone = errors.New("the router stopped or was removed meanwhile")
+
+// routerGoneRetry is how soon a check that found the router going is made again.
+const routerGoneRetry = 200 * time.Millisecond
+
 // routerRetryCap bounds the wait between attempts when keeping the router fails.
 const routerRetryCap = time.Minute
 
@@ -106,10 +112,10 @@ func (g *guard) routerFinished(o routerOutcome) {
 	case o.postponed != nil:
 		g.wantRouter(time.Now().Add(lockRetry))
 		return // the deploy that holds the lock writes the routes itself
-	case errors.Is(o.err, engine.ErrNotFound):
-		// The router went while it was looked at (`docker rm -f`): its destroy event
-		// asked for the next check already; nothing failed.
-		g.wantRouter(time.Now())
+	case errors.Is(o.err, errRouterGone):
+		// The router stopped or went while it was looked at (`docker rm -f`, `docker
+		// stop`): nothing failed; look again once the engine is done with it.
+		g.wantRouter(time.Now().Add(routerGoneRetry))
 		return
 	case o.err != nil:
 		g.routerFailures++
@@ -132,6 +138,7 @@ func (g *guard) keepRouter(ctx context.Context) routerOutcome {
 	if need, err := g.routerCheck(ctx, false); err != nil || need == nil {
 		return routerOutcome{err: err}
 	}
+	// Something to correct: under the project lock.
 	l, err := lock.Acquire(ctx, g.eng, g.project.Project, "guard", nil)
 	if err != nil {
 		var locked *lock.LockedError
@@ -143,6 +150,15 @@ func (g *guard) keepRouter(ctx context.Context) routerOutcome {
 	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
 	a, err := g.routerCheck(ctx, true)
 	return routerOutcome{alert: a, err: err}
+}
+
+// goneOr is err, or errRouterGone when the router id no longer runs (the engine's
+// error then says only "not running" or "no such container").
+func (g *guard) goneOr(ctx context.Context, id string, err error) error {
+	if err != nil && ctx.Err() == nil && !isRunning(ctx, g.eng, id) {
+		return fmt.Errorf("%w: %w", errRouterGone, err)
+	}
+	return err
 }
 
 // routerCheck compares the router with the containers; with act it corrects what
@@ -198,13 +214,13 @@ func (g *guard) routerCheck(ctx context.Context, act bool) (*GuardAlert, error) 
 		a.Action, a.Reason = ActionRouterRecreated, "the router container was removed: created again as deploy creates it"
 	}
 	if err := waitControlSocket(ctx, g.eng, id); err != nil {
-		return nil, fmt.Errorf("router %s: %w", name, err)
+		return nil, g.goneOr(ctx, id, fmt.Errorf("router %s: %w", name, err))
 	}
 	client := newRouterClient(g.eng, id)
 	defer client.Close()
 	out, err := client.do(ctx, "get-config", nil, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read config of %s: %w", ErrRouter, name, err)
+		return nil, g.goneOr(ctx, id, fmt.Errorf("%w: read config of %s: %w", ErrRouter, name, err))
 	}
 	current, err := router.DecodeConfig(out)
 	if err != nil {
@@ -232,7 +248,7 @@ func (g *guard) routerCheck(ctx context.Context, act bool) (*GuardAlert, error) 
 			_, err = client.do(ctx, "put-config", body, 0)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: apply the reconciled routes to %s: %w", ErrRouter, name, err)
+			return nil, g.goneOr(ctx, id, fmt.Errorf("%w: apply the reconciled routes to %s: %w", ErrRouter, name, err))
 		}
 		if a.Action == "" {
 			a.Action, a.Reason = ActionRouterReconciled, "the router's routes did not match the containers"

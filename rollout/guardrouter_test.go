@@ -1,7 +1,12 @@
 package rollout
 
 import (
+	"context"
+	"encoding/json"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +114,127 @@ func TestReconcileRoutesPreviewOnlyDrops(t *testing.T) {
 	assert.Check(t, is.Len(changes, 2), "%v", changes)
 	assert.Check(t, is.Len(want.Routes[0].Backends, 0), "preview")
 	assert.Check(t, is.DeepEqual(backendIDs(want.Routes[1]), []string{"demo-web-r1-1/r1/1@demo-web-r1-1:80", "demo-web-r1-2/r1/1@demo-web-r1-2:80"}))
+}
+
+// TestGuardKeepsRouter drives the guard's router keeping on a fake engine: a router
+// found exited at the guard's start (the engine did not restart it) is started and its
+// saved routes lose the backend that is gone; once removed, it is created again (the
+// deploy's container: name, labels, ports) and given the routes of the running
+// replicas; each change under the project lock, released after.
+func TestGuardKeepsRouter(t *testing.T) {
+	p := loadProject(t, `
+name: demo
+services:
+  web:
+    image: app
+    ports: ["127.0.0.1:8080:80"]
+    x-lifecycle: {strategy: rolling}
+`)
+	target := encodedTarget(t, p)
+	assert.Assert(t, target.Router != nil)
+	assert.Check(t, is.DeepEqual(target.Router.Ports, []compose.RoutedPort{{Route: "web:8080", Service: "web", HostIP: "127.0.0.1", Published: 8080, Target: 80}}))
+
+	w, f := newGuardWorld()
+	var mu sync.Mutex
+	routerState, routerID := "exited", "r1"
+	saved := router.Config{Version: router.ConfigVersion, Routes: []router.Route{{Name: "web:8080", Listen: ":8080", Protocol: router.HTTP, Backends: []router.Backend{
+		{ID: "demo-web-r1-1", Address: "demo-web-r1-1:80", Weight: 1, Group: "r1"},
+		{ID: "demo-web-r1-2", Address: "demo-web-r1-2:80", Weight: 1, Group: "r1"},
+	}}}}
+	var created []engine.ContainerSpec
+	f.ListContainersFn = func(ctx context.Context, l map[string]string) ([]engine.Container, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		cs := []engine.Container{app("demo-web-r1-1", "web", 1, "running", "")}
+		cs[0].ID = "c1"
+		if routerState != "" {
+			cs = append(cs, engine.Container{ID: routerID, Name: "demo-lifecycle-router", State: routerState,
+				Labels: map[string]string{compose.LabelProject: "demo", compose.LabelRole: compose.RoleRouter}})
+		}
+		return cs, nil
+	}
+	f.InspectContainerFn = func(ctx context.Context, id string) (engine.ContainerDetails, error) {
+		return engine.ContainerDetails{ID: id, Name: "demo-web-r1-1", State: "running", Labels: map[string]string{
+			compose.LabelProject: "demo", compose.LabelService: "web", compose.LabelRole: compose.RoleApp, compose.LabelRevision: "1"}}, nil
+	}
+	f.StartContainerFn = func(ctx context.Context, id string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Check(t, is.Equal(id, routerID))
+		routerState = "running"
+		w.record("start " + id)
+		return nil
+	}
+	f.ExecSessionFn = func(ctx context.Context, id string, cmd []string) (*engine.Session, error) { return nil, engine.ErrNotFound }
+	f.ExecFn = func(ctx context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch strings.Join(cmd, " ") {
+		case "/agent ctl healthz":
+			return nil, nil
+		case "/agent ctl get-config":
+			return json.Marshal(saved)
+		case "/agent ctl put-config":
+			w.mu.Lock()
+			held := w.lock != nil
+			w.mu.Unlock()
+			assert.Check(t, held, "put-config without the project lock")
+			cfg, err := router.DecodeConfig(stdin)
+			assert.Check(t, err)
+			saved = cfg
+			w.record("put-config " + strings.Join(backendIDs(cfg.Routes[0]), ","))
+			return nil, nil
+		}
+		t.Errorf("unexpected exec %v", cmd)
+		return nil, nil
+	}
+	f.ListVolumesFn = func(ctx context.Context, labels map[string]string) ([]engine.Volume, error) { return nil, nil }
+	f.ArchFn = func(ctx context.Context) (string, error) { return runtime.GOARCH, nil }
+	f.InspectImageFn = func(ctx context.Context, ref string) (engine.Image, error) { return engine.Image{ID: "sha256:agent"}, nil }
+	f.CreateContainerFn = func(ctx context.Context, spec engine.ContainerSpec) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		created = append(created, spec)
+		routerState, routerID, saved = "created", "r2", router.Config{Version: router.ConfigVersion}
+		return routerID, nil
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Guard(ctx, f, target, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.Check(t, <-done)
+	})
+	stream := <-w.streams
+
+	a := w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Kind, AlertRouter))
+	assert.Check(t, is.Equal(a.Action, ActionRouterStarted))
+	assert.Check(t, is.Equal(a.Container, "demo-lifecycle-router"))
+	assert.Check(t, is.Contains(a.Reason, "web: dropped demo-web-r1-2 (no longer running)"))
+	assert.Check(t, is.DeepEqual(w.restarts(), []string{"start r1", "put-config demo-web-r1-1/r1/1@demo-web-r1-1:80"}))
+	w.mu.Lock()
+	assert.Check(t, w.lock == nil, "the lock is released")
+	w.mu.Unlock()
+
+	// Removed: created again.
+	mu.Lock()
+	routerState = ""
+	mu.Unlock()
+	stream <- engine.Event{Action: engine.EventDestroy, ContainerID: "r1", Attributes: map[string]string{compose.LabelRole: compose.RoleRouter}}
+	a = w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Action, ActionRouterRecreated), "%+v", a)
+	assert.Check(t, is.Contains(a.Reason, "web: added demo-web-r1-1"))
+	assert.Assert(t, is.Len(created, 1))
+	assert.Check(t, is.Equal(created[0].Name, "demo-lifecycle-router"))
+	assert.Check(t, is.Equal(created[0].Config.Labels[compose.LabelRole], compose.RoleRouter))
+	assert.Check(t, is.Equal(created[0].Config.Labels[compose.LabelRouterHash], compose.RouterHash(target.Router.Ports, target.Router.Networks)))
+	assert.Check(t, is.Len(created[0].HostConfig.PortBindings, 1))
+	assert.Check(t, is.DeepEqual(w.restarts()[2:], []string{"start r2", "put-config demo-web-r1-1/r1/1@demo-web-r1-1:80"}))
+
+	// As it should be: a start event changes nothing, says nothing.
+	stream <- engine.Event{Action: engine.EventStart, ContainerID: "r2", Attributes: map[string]string{compose.LabelRole: compose.RoleRouter}}
+	w.noAlert(t, 300*time.Millisecond)
+	assert.Check(t, is.Len(w.restarts(), 4))
 }
