@@ -71,8 +71,13 @@ func (g *guard) wantRouter(at time.Time) {
 	}
 }
 
-// routerEvent notes the project router's start, die and destroy events.
+// routerEvent notes the project router's start, die and destroy events, and the
+// removal of a container of a routed service (it may be one of the router's backends).
 func (g *guard) routerEvent(e engine.Event, now time.Time) {
+	if e.Action == engine.EventDestroy && e.Attributes[compose.LabelRole] == compose.RoleApp && g.project.Services[e.Attributes[compose.LabelService]].Routed {
+		g.wantRouter(now)
+		return
+	}
 	if e.Attributes[compose.LabelRole] != compose.RoleRouter || e.Attributes[compose.LabelRouterService] != "" {
 		return // not the project's router (a service's own router is not kept here)
 	}

@@ -165,7 +165,9 @@ services:
 		w.record("start " + id)
 		return nil
 	}
-	f.ExecSessionFn = func(ctx context.Context, id string, cmd []string) (*engine.Session, error) { return nil, engine.ErrNotFound }
+	f.ExecSessionFn = func(ctx context.Context, id string, cmd []string) (*engine.Session, error) {
+		return nil, engine.ErrNotFound
+	}
 	f.ExecFn = func(ctx context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -190,7 +192,9 @@ services:
 	}
 	f.ListVolumesFn = func(ctx context.Context, labels map[string]string) ([]engine.Volume, error) { return nil, nil }
 	f.ArchFn = func(ctx context.Context) (string, error) { return runtime.GOARCH, nil }
-	f.InspectImageFn = func(ctx context.Context, ref string) (engine.Image, error) { return engine.Image{ID: "sha256:agent"}, nil }
+	f.InspectImageFn = func(ctx context.Context, ref string) (engine.Image, error) {
+		return engine.Image{ID: "sha256:agent"}, nil
+	}
 	f.CreateContainerFn = func(ctx context.Context, spec engine.ContainerSpec) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
