@@ -164,6 +164,12 @@ func RouterHash(ports []RoutedPort, networks []string) string {
 // `router`, publishing the routed ports, with its state on a volume and no
 // privileges.
 func RouterContainer(p *Project, image string, ports []RoutedPort, networks []string) (ContainerCreate, error) {
+	return ProjectRouterContainer(p.Name, image, ports, networks)
+}
+
+// ProjectRouterContainer is RouterContainer by the project's name: what the guard,
+// which may run without the compose files, recreates a removed router with.
+func ProjectRouterContainer(project, image string, ports []RoutedPort, networks []string) (ContainerCreate, error) {
 	exposed := network.PortSet{}
 	bindings := network.PortMap{}
 	for _, rp := range ports {
@@ -182,13 +188,13 @@ func RouterContainer(p *Project, image string, ports []RoutedPort, networks []st
 		}
 		bindings[port] = append(bindings[port], b)
 	}
-	name := RouterName(p.Name)
+	name := RouterName(project)
 	cfg := &container.Config{
 		Image:        image,
 		Cmd:          []string{"router", "-config", RouterStateDir + "/router.json", "-control", RouterStateDir + "/control.sock", "-access-log"},
 		ExposedPorts: exposed,
 		Labels: map[string]string{
-			LabelProject:       p.Name,
+			LabelProject:       project,
 			LabelOneoff:        "False",
 			LabelRole:          RoleRouter,
 			LabelManagedBy:     ManagedByValue,

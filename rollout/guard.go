@@ -190,6 +190,12 @@ type guard struct {
 	// known (guardsecurity.go).
 	said     map[string]map[string]string
 	baseline map[string]DriftSettings
+	// The project's router (guardrouter.go): routerDue is when it is to be checked
+	// (zero: not asked), routerBusy a check in flight, routerFailures the failed
+	// attempts in a row (their backoff).
+	routerDue      time.Time
+	routerBusy     bool
+	routerFailures int
 }
 
 // watchedContainer is a running app container of the project.
@@ -224,6 +230,8 @@ type restartResult struct {
 	escalated *escalation
 	// dependents: restarted after the container, when it was (guarddependents.go).
 	dependents []*dependentRestart
+	// router: not a container's restart but a check of the router (guardrouter.go).
+	router *routerOutcome
 }
 
 // follow handles events, finished restarts and deadlines until the stream ends (its
@@ -294,6 +302,8 @@ func (g *guard) resync(ctx context.Context, now time.Time) error {
 			g.forget(id)
 		}
 	}
+	// A router that died or lost backends while the guard did not watch.
+	g.wantRouter(now)
 	if g.opts.Watching != nil {
 		g.opts.Watching(len(g.watched))
 	}
@@ -356,6 +366,7 @@ func healthcheckCommand(d engine.ContainerDetails) string {
 
 func (g *guard) handle(ctx context.Context, e engine.Event) {
 	now := time.Now()
+	g.routerEvent(e, now)
 	w := g.watched[e.ContainerID]
 	switch e.Action {
 	case engine.EventStart, engine.EventHealthStatus:
@@ -473,6 +484,9 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 			}
 		}
 	}
+	if at := g.scheduleRouter(now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+		next = at
+	}
 	wait := time.Hour
 	if !next.IsZero() {
 		wait = max(next.Sub(now), 0)
@@ -587,6 +601,10 @@ func (g *guard) quarantine(w *watchedContainer, a GuardAlert) {
 
 // finished records a restart's result, alerts, and reads the container again.
 func (g *guard) finished(ctx context.Context, r restartResult) {
+	if r.router != nil {
+		g.routerFinished(*r.router)
+		return
+	}
 	// After the container's own alert and inspection (deferred below).
 	defer g.dependentsFinished(ctx, r.dependents, r.err != nil || r.postponed != nil)
 	w := g.watched[r.id]

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 )
 
@@ -20,6 +21,20 @@ type GuardTarget struct {
 	// default denials): a deploy's replica breaking one of the security rules among them
 	// is reported (guardsecurity.go).
 	Deny []string `json:"deny,omitempty"`
+	// Router is the project's router as the compose file describes it (nil: no routed
+	// port): what the guard recreates a removed router with and reconciles a
+	// (re)started one against (guardrouter.go).
+	Router *GuardTargetRouter `json:"router,omitempty"`
+}
+
+// GuardTargetRouter is the project's router as a deploy creates it.
+type GuardTargetRouter struct {
+	// Ports and Networks are what the router container is created with (compose.RouterHash).
+	Ports    []compose.RoutedPort `json:"ports"`
+	Networks []string             `json:"networks,omitempty"`
+	// Routes is the router's config as the deploy writes it, without backends: the
+	// guard adds those from the containers' labels.
+	Routes router.Config `json:"routes"`
 }
 
 // GuardTargetService is one service as the guard sees it.
@@ -49,6 +64,12 @@ type GuardTargetService struct {
 // NewGuardTarget resolves what the guard needs of p.
 func NewGuardTarget(p *compose.Project) GuardTarget {
 	t := GuardTarget{Project: p.Name, Services: map[string]GuardTargetService{}, Deny: slices.Concat(p.Spec.Policy.Require, p.Spec.Policy.Deny)}
+	if ports, err := compose.RoutedPorts(p); err == nil && len(ports) > 0 {
+		// An error here is the deploy's to report; the guard then has no router to keep.
+		if routes, err := routerConfig(p, "", nil); err == nil {
+			t.Router = &GuardTargetRouter{Ports: ports, Networks: compose.RouterNetworks(p), Routes: routes}
+		}
+	}
 	for name, spec := range p.ServiceSpecs {
 		s := GuardTargetService{Policy: spec.Guard, Routed: spec.Routed(), WaitTimeout: spec.WaitTimeout, Dependents: guardDependents(p, name)}
 		if svc, ok := p.Services[name]; ok {

@@ -68,15 +68,24 @@ func routerConfig(p *compose.Project, key string, backends map[string][]strategi
 		if rp.Preview {
 			key = compose.PreviewKey(rp.Service)
 		}
-		for _, b := range backends[key] {
-			route.Backends = append(route.Backends, router.Backend{
-				ID: b.Container, Address: net.JoinHostPort(b.Container, strconv.Itoa(rp.Target)),
-				Weight: b.Weight, Group: revisionGroup(b.Revision),
-			})
-		}
+		route.Backends = append(route.Backends, routeBackends(rp.Target, backends[key])...)
 		cfg.Routes = append(cfg.Routes, route)
 	}
 	return cfg, nil
+}
+
+// routeBackends are a route's backends for containers listening on port target: the
+// deploy's routes and the guard's reconciliation of a restarted router
+// (guardrouter.go) both write them so.
+func routeBackends(target int, bs []strategies.RouteBackend) []router.Backend {
+	out := make([]router.Backend, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, router.Backend{
+			ID: b.Container, Address: net.JoinHostPort(b.Container, strconv.Itoa(target)),
+			Weight: b.Weight, Group: revisionGroup(b.Revision),
+		})
+	}
+	return out
 }
 
 func revisionGroup(rev int) string { return "r" + strconv.Itoa(rev) }
@@ -245,15 +254,33 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 	}
 	x.routers[key] = newRouterClient(x.eng, cid)
 	x.routeMu.Unlock()
-	// The control socket appears within milliseconds of the start.
+	if err := waitControlSocket(ctx, x.eng, cid); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fail(err)
+	}
+	if err := x.pushRoutes(ctx, key); err != nil {
+		return fail(err)
+	}
+	progress.Emit(x.events, id, progress.Done, "Started", "traffic router "+image)
+	return nil
+}
+
+// waitControlSocket waits until a started router answers on its control socket, which
+// appears within milliseconds of the start (15 s at most).
+func waitControlSocket(ctx context.Context, eng engine.Engine, id string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for pause := 10 * time.Millisecond; ; pause = min(pause*2, 200*time.Millisecond) {
-		_, err := x.eng.Exec(ctx, cid, ctlHealthz, nil)
+		_, err := eng.Exec(ctx, id, ctlHealthz, nil)
 		if err == nil {
-			break
+			return nil
+		}
+		if errors.Is(err, engine.ErrNotFound) && !isRunning(ctx, eng, id) {
+			return fmt.Errorf("control socket: %w", err) // the container is gone or stopped
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("control socket not ready: %w", err))
+			return fmt.Errorf("control socket not ready: %w", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -261,11 +288,12 @@ func (x *executor) ensureRouter(ctx context.Context, s strategies.Step) error {
 		case <-time.After(pause):
 		}
 	}
-	if err := x.pushRoutes(ctx, key); err != nil {
-		return fail(err)
-	}
-	progress.Emit(x.events, id, progress.Done, "Started", "traffic router "+image)
-	return nil
+}
+
+// isRunning reports whether the container exists and runs (or is being restarted).
+func isRunning(ctx context.Context, eng engine.Engine, id string) bool {
+	d, err := eng.InspectContainer(ctx, id)
+	return err == nil && (d.State == "running" || d.State == "restarting")
 }
 
 func (x *executor) routerClient(key string) *routerClient {
