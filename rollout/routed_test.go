@@ -353,7 +353,7 @@ services:
 // update_config.monitor keeps watching a new container after its gate: one that dies
 // within the window fails the batch, and the service rolls back.
 func TestMonitorWindowFailureRollsBack(t *testing.T) {
-	const extra = "      update_config: {monitor: 300ms}\n"
+	const extra = "      update_config: {monitor: 2s}\n"
 	w := newWorld()
 	_, err := deploy(t, w, loadProject(t, routedCompose("app:1", extra)), DeployOptions{})
 	assert.NilError(t, err)
@@ -366,8 +366,10 @@ func TestMonitorWindowFailureRollsBack(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		inspections++
-		if inspections == 1 {
-			return engine.ContainerDetails{State: "running"} // passes its gate
+		// Running for its gate and for the deploy's policy inspection, which runs on
+		// its own goroutine and may come before or after the start.
+		if inspections <= 2 {
+			return engine.ContainerDetails{State: "running"}
 		}
 		return engine.ContainerDetails{State: "exited", ExitCode: 2}
 	}
@@ -394,8 +396,10 @@ func TestRollbackDoesNotMonitorThePreviousRevision(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		inspections[name]++
-		if name == "demo-web-r2-2" && inspections[name] > 1 {
-			return engine.ContainerDetails{State: "exited", ExitCode: 2} // after its gate
+		// After its gate and the deploy's policy inspection (on its own goroutine, before
+		// or after the start).
+		if name == "demo-web-r2-2" && inspections[name] > 2 {
+			return engine.ContainerDetails{State: "exited", ExitCode: 2}
 		}
 		return engine.ContainerDetails{State: "running", Health: "healthy"}
 	}
@@ -541,8 +545,10 @@ func TestRollbackRunsUnderRollbackConfig(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		inspections++
-		if inspections == 1 {
-			return engine.ContainerDetails{State: "running"} // passes its gate
+		// Running for its gate and for the deploy's policy inspection, which runs on
+		// its own goroutine and may come before or after the start.
+		if inspections <= 2 {
+			return engine.ContainerDetails{State: "running"}
 		}
 		return engine.ContainerDetails{State: "exited", ExitCode: 2}
 	}
