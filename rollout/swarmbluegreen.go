@@ -290,8 +290,9 @@ func createRevision(ctx context.Context, eng engine.Engine, p *compose.Project, 
 }
 
 // waitRevision waits until every task of the new revision runs (Swarm reports a task
-// with a healthcheck running once it is healthy). The first task that fails or is
-// rejected ends the wait: blue-green never switches to a revision that failed.
+// with a healthcheck running once it is healthy). The first task that ends (complete,
+// failed, rejected) ends the wait: blue-green never switches to a revision whose tasks
+// fail.
 func waitRevision(ctx context.Context, eng engine.Engine, p *compose.Project, s strategies.SwarmStep, sid string, waitTimeout time.Duration, events progress.Writer) error {
 	bound := waitTimeout
 	if bound == 0 {
@@ -321,8 +322,14 @@ func waitRevision(ctx context.Context, eng engine.Engine, p *compose.Project, s 
 			return err
 		}
 		for _, t := range tasks {
-			if t.ServiceID == sid && (t.State == string(swarm.TaskStateFailed) || t.State == string(swarm.TaskStateRejected)) {
-				return fmt.Errorf("revision %d of %s: task %s.%d %s: %s", s.Revision, s.Service, s.Name, t.Slot, t.State, t.Err)
+			if t.ServiceID == sid && taskEnded(t.State) {
+				why := t.Err
+				if why == "" {
+					// Swarm stops a task whose healthcheck fails: a process that exits
+					// cleanly on SIGTERM ends its task complete, with no error (seen here).
+					why = "it ended before every task ran healthy (Swarm stops a task that turns unhealthy)"
+				}
+				return fmt.Errorf("revision %d of %s: task %s.%d %s: %s", s.Revision, s.Service, s.Name, t.Slot, t.State, why)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -334,6 +341,16 @@ func waitRevision(ctx context.Context, eng engine.Engine, p *compose.Project, s 
 		case <-time.After(swarmPoll):
 		}
 	}
+}
+
+// taskEnded: a task of a new revision in one of these states never serves; Swarm
+// replaces it, but blue-green does not switch to a revision whose tasks end.
+func taskEnded(state string) bool {
+	switch swarm.TaskState(state) {
+	case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateOrphaned:
+		return true
+	}
+	return false
 }
 
 // probeRevision checks from inside the router that it reaches the new revision by name
