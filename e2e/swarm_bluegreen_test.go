@@ -93,8 +93,8 @@ func TestSwarmBlueGreen(t *testing.T) {
 
 	client := swarmTaskContainer(t, d, p.name+"_client")
 	url := "http://" + router + ":8080/"
-	// Bounded: at most 20 × 25 = 500 requests, 25 s.
-	wait := swarmLoad(t, d, client, url, "20", "25s")
+	// Bounded: at most 20 × 15 = 300 requests, 15 s: the switch takes 6–9 s here.
+	wait := swarmLoad(t, d, client, url, "20", "15s")
 	time.Sleep(time.Second) // v1 answers first
 	switched := time.Now()
 	r := p.mustLifecycle("deploy")
@@ -102,7 +102,7 @@ func TestSwarmBlueGreen(t *testing.T) {
 	rep := wait()
 	t.Logf("load during the switch: %+v", rep)
 	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
-	assert.Assert(t, rep.Sent >= 400, "sent %d", rep.Sent)
+	assert.Assert(t, rep.Sent >= 240, "sent %d", rep.Sent)
 	assert.Assert(t, rep.Bodies["v1"] > 0 && rep.Bodies["v2"] > 0, "bodies %v", rep.Bodies)
 	services = d.mustDocker("stack", "services", p.name, "--format", "{{.Name}} {{.Replicas}}")
 	assert.Equal(t, strings.TrimSpace(services), p.name+"_client 1/1\n"+router+" 1/1\n"+web+"-r2 2/2")
