@@ -78,7 +78,9 @@ func TestPlanSwarmBlueGreenObserves(t *testing.T) {
 		"remove-service shop_web-r2: revision 2, old colour of web: removed once drained",
 		"remove-service shop_web-r1: revision 1, not routed: left by an interrupted deploy",
 	})
-	assert.Assert(t, slices.ContainsFunc(steps, func(s strategies.SwarmStep) bool { return s.Spec.Name == "shop_web-r3" && s.Spec.Labels[compose.LabelSwarmRevision] == "3" }))
+	assert.Assert(t, slices.ContainsFunc(steps, func(s strategies.SwarmStep) bool {
+		return s.Spec.Name == "shop_web-r3" && s.Spec.Labels[compose.LabelSwarmRevision] == "3"
+	}))
 
 	// A strategy changed between rolling and blue-green is refused, naming both ways.
 	services = append(services, engine.Service{ID: "plain", Name: "shop_web"}, rev(1, "shop/worker:0"))
