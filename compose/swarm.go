@@ -163,15 +163,10 @@ func swarmService(p *Project, service string, versions SwarmVersions, behindRout
 // own defaults are stop-first and pause), a monitor (default Swarm's 5s) at least as long
 // as the healthcheck needs to call a task unhealthy (interval × retries), so a task that
 // never becomes healthy fails within the update; recreate is stop-first, all tasks at once.
-// blue-green is a Swarm service per revision behind the router (SwarmRevisionService),
-// which is never updated in place (its update config is kept: `docker service update` by
-// hand then rolls it safely); canary is refused.
+// blue-green and canary are a Swarm service per revision behind the router
+// (SwarmRevisionService), never updated in place (its update config is kept: `docker
+// service update` by hand then rolls it safely).
 func SwarmUpdate(svc types.ServiceConfig, spec ServiceSpec) (update, rollback *swarm.UpdateConfig, err error) {
-	switch spec.Strategy {
-	case StrategyRolling, StrategyRecreate, StrategyBlueGreen, "":
-	default:
-		return nil, nil, fmt.Errorf("strategy %q is not yet available on Swarm: use rolling (Swarm's native update, start-first with automatic rollback) or blue-green, or deploy to a non-Swarm engine", spec.Strategy)
-	}
 	var minMonitor time.Duration
 	if hc := svc.HealthCheck; hc != nil && !hc.Disable {
 		interval, retries := 30*time.Second, uint64(3) // the engine's defaults

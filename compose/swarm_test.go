@@ -91,10 +91,6 @@ func TestSwarmServiceSpecHash(t *testing.T) {
 
 func TestSwarmServiceRefuses(t *testing.T) {
 	for name, tc := range map[string]struct{ compose, want string }{
-		"canary": {`
-services:
-  web: {image: a, x-lifecycle: {strategy: canary}}
-`, `strategy "canary" is not yet available on Swarm`},
 		"volumes": {`
 services:
   web: {image: a, volumes: ["data:/data"], x-lifecycle: {strategy: recreate}}
@@ -115,6 +111,10 @@ func TestSwarmRevisionServiceRefuses(t *testing.T) {
 services:
   web: {image: a, x-lifecycle: {strategy: blue-green}}
 `, "service web: blue-green on Swarm switches the router's published ports, and the service publishes none"},
+		"canary without a published port": {`
+services:
+  web: {image: a, x-lifecycle: {strategy: canary}}
+`, "service web: canary on Swarm switches the router's published ports, and the service publishes none"},
 		"preview and manual": {`
 services:
   web: {image: a, ports: ["8080:8080"], x-lifecycle: {strategy: blue-green, blue-green: {promote: manual, preview-port: "9090"}}}

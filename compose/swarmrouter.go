@@ -35,10 +35,11 @@ func SwarmRevisionName(project, service string, revision int) string {
 	return fmt.Sprintf("%s_%s-r%d", project, service, revision)
 }
 
-// SwarmBlueGreen reports whether the service is deployed as blue-green revisions
-// behind the router on Swarm.
-func SwarmBlueGreen(p *Project, service string) bool {
-	return p.ServiceSpecs[service].Strategy == StrategyBlueGreen
+// SwarmBehindRouter reports whether the service is deployed as revisions behind the
+// router on Swarm: blue-green and canary.
+func SwarmBehindRouter(p *Project, service string) bool {
+	s := p.ServiceSpecs[service].Strategy
+	return s == StrategyBlueGreen || s == StrategyCanary
 }
 
 // swarmBlueGreenRefused names what of a blue-green service the Swarm slice does not do.
@@ -58,7 +59,7 @@ func swarmBlueGreenRefused(p *Project, service string) error {
 		return fmt.Errorf("service %s: %s not yet available for blue-green on Swarm (docs/swarm.md): remove them, or use rolling", service, strings.Join(refused, ", "))
 	}
 	if !slices.ContainsFunc(p.Project.Services[service].Ports, func(port types.ServicePortConfig) bool { return port.Published != "" }) {
-		return fmt.Errorf("service %s: blue-green on Swarm switches the router's published ports, and the service publishes none: publish a port (ports: [\"8080:8080\"]), or use rolling", service)
+		return fmt.Errorf("service %s: %s on Swarm switches the router's published ports, and the service publishes none: publish a port (ports: [\"8080:8080\"]), or use rolling", service, p.ServiceSpecs[service].Strategy)
 	}
 	return nil
 }
@@ -97,7 +98,7 @@ func SwarmRoutedPorts(p *Project) ([]RoutedPort, error) {
 	}
 	var out []RoutedPort
 	for _, rp := range all {
-		if SwarmBlueGreen(p, rp.Service) && !rp.Preview {
+		if SwarmBehindRouter(p, rp.Service) && !rp.Preview {
 			out = append(out, rp)
 		}
 	}
@@ -110,7 +111,7 @@ func SwarmRouterNetworks(p *Project) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, name := range p.ServiceNames() {
-		if !SwarmBlueGreen(p, name) {
+		if !SwarmBehindRouter(p, name) {
 			continue
 		}
 		for key := range p.Project.Services[name].Networks {
@@ -178,7 +179,7 @@ func SwarmRouterService(p *Project, image, nodeID string, ports []RoutedPort, ne
 func swarmRouterStopGrace(p *Project) time.Duration {
 	grace := 10 * time.Second
 	for _, name := range p.ServiceNames() {
-		if SwarmBlueGreen(p, name) {
+		if SwarmBehindRouter(p, name) {
 			grace = max(grace, time.Duration(p.ServiceSpecs[name].Drain))
 		}
 	}

@@ -126,3 +126,80 @@ func TestSwarmBlueGreen(t *testing.T) {
 	assert.Equal(t, strings.TrimSpace(d.mustDocker("service", "ls", "-q", "--filter", "label=com.docker.stack.namespace="+p.name)), "")
 	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
 }
+
+// swarmCanary is swarmBlueGreen as a canary: one step of 50 % for 4 s, judged on at
+// least 10 requests with no error allowed, then the switch.
+const swarmCanary = `
+services:
+  web:
+    image: {{image:VERSION}}
+    environment: {QUIET: "1"ENV}
+    ports: ["8080:8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 1s, timeout: 3s, retries: 3}
+    stop_grace_period: 5s
+    deploy: {replicas: 2, endpoint_mode: MODE}
+    x-lifecycle:
+      strategy: canary
+      drain: 5s
+      wait-timeout: 40s
+      canary: {steps: [{weight: 50, pause: 4s}], analysis: {min-requests: 10, max-error-rate: 0}}
+  client:
+    image: {{image:v1}}
+    command: ["sleep", "10m"]
+`
+
+func swarmCanaryProject(version, env string) string {
+	return strings.NewReplacer("VERSION", version, "ENV", env, "MODE", swarmEndpointMode()).Replace(swarmCanary)
+}
+
+// TestSwarmCanary deploys a canary service on Swarm: v1, then v2 under a bounded load
+// (50 % for 4 s, judged, then all of it: no request fails, both versions answer), then
+// a version whose answers all fail: the analysis fails, deploy exits 3, traffic goes
+// back to v2 and the canary's revision is removed.
+func TestSwarmCanary(t *testing.T) {
+	s := setup(t)
+	begin := time.Now()
+	d := startSwarm(t, s)
+	d.copyImage(imageRef("v1"))
+	d.copyImage(imageRef("v2"))
+	p := swarmProjectOn(t, s, d, swarmCanaryProject("v1", ""))
+	router, web := p.name+"_lifecycle-router", p.name+"_web"
+	p.mustLifecycle("deploy")
+	t.Logf("first deploy (router + revision 1) took %s", time.Since(begin).Round(time.Millisecond))
+
+	p.write(swarmCanaryProject("v2", ""))
+	dry := p.mustLifecycle("deploy", "--dry-run")
+	assert.Assert(t, strings.Contains(dry.stdout, "canary-step     "+router+": web: 50% to revision 2 for 4s, then judge it on the router's counters"), dry.String())
+	client := swarmTaskContainer(t, d, p.name+"_client")
+	url := "http://" + router + ":8080/"
+	// Bounded: at most 20 × 18 = 360 requests, 18 s.
+	wait := swarmLoad(t, d, client, url, "20", "18s")
+	time.Sleep(time.Second)
+	deployed := time.Now()
+	r := p.mustLifecycle("deploy")
+	t.Logf("canary deploy v1 → v2 took %s\n%s", time.Since(deployed).Round(time.Millisecond), r.stderr)
+	assert.Assert(t, strings.Contains(r.stderr, "Analysis passed"), r.String())
+	rep := wait()
+	t.Logf("load during the canary: %+v", rep)
+	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
+	assert.Assert(t, rep.Bodies["v1"] > 0 && rep.Bodies["v2"] > 0, "bodies %v", rep.Bodies)
+	services := d.mustDocker("stack", "services", p.name, "--format", "{{.Name}} {{.Replicas}}")
+	assert.Equal(t, strings.TrimSpace(services), p.name+"_client 1/1\n"+router+" 1/1\n"+web+"-r2 2/2")
+
+	// Every answer of the canary fails (ERROR_RATE=1; its healthcheck passes).
+	p.write(swarmCanaryProject("v1", `, ERROR_RATE: "1"`))
+	bad := swarmLoad(t, d, client, url, "20", "14s")
+	failed := time.Now()
+	r = p.lifecycle("deploy")
+	t.Logf("deploy of a failing canary exited %d after %s", r.code, time.Since(failed).Round(time.Millisecond))
+	bad()
+	assert.Equal(t, r.code, 3, r.String())
+	assert.Assert(t, strings.Contains(r.stderr, "web rolled back"), r.String())
+	assert.Assert(t, strings.Contains(r.stderr, "canary analysis failed: error rate"), r.String())
+	services = d.mustDocker("stack", "services", p.name, "--format", "{{.Name}} {{.Replicas}}")
+	assert.Equal(t, strings.TrimSpace(services), p.name+"_client 1/1\n"+router+" 1/1\n"+web+"-r2 2/2")
+	rep = swarmLoad(t, d, client, url, "10", "2s")()
+	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
+	assert.Equal(t, rep.Bodies["v2"], rep.Sent, "bodies %v", rep.Bodies)
+	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
+}

@@ -73,7 +73,7 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	// The blue-green services are revisions behind the router (swarmbluegreen.go).
 	specs, blueGreen := map[string]swarm.ServiceSpec{}, map[string]swarm.ServiceSpec{}
 	for _, name := range names {
-		if compose.SwarmBlueGreen(p, name) {
+		if compose.SwarmBehindRouter(p, name) {
 			spec, err := compose.SwarmRevisionService(p, name, versions, 0)
 			if err != nil {
 				return strategies.SwarmPlan{}, err

@@ -106,6 +106,12 @@ func planSwarmBlueGreen(ctx context.Context, eng engine.Engine, p *compose.Proje
 			}
 		}
 	}
+	canary := map[string][]compose.CanaryStep{}
+	for name := range desired {
+		if spec := p.ServiceSpecs[name]; spec.Strategy == compose.StrategyCanary {
+			canary[name] = spec.Canary.Steps
+		}
+	}
 	arch, err := eng.Arch(ctx)
 	if err != nil {
 		return nil, nil, state, err
@@ -119,7 +125,7 @@ func planSwarmBlueGreen(ctx context.Context, eng engine.Engine, p *compose.Proje
 		return nil, nil, state, err
 	}
 	routerSpec := compose.SwarmRouterService(p, image, node.NodeID, ports, compose.SwarmRouterNetworks(p))
-	steps, upToDate = strategies.PlanSwarmBlueGreen(p.Name, routerSpec, desired, observed)
+	steps, upToDate = strategies.PlanSwarmBlueGreen(p.Name, routerSpec, desired, canary, observed)
 	return steps, upToDate, state, nil
 }
 
@@ -181,18 +187,8 @@ func executeBlueGreen(ctx context.Context, eng engine.Engine, p *compose.Project
 		}
 	}()
 	push := func() error {
-		cfg, drain, err := swarmRouterConfig(p, state.routes)
-		if err != nil {
-			return err
-		}
-		body, err := json.Marshal(cfg)
-		if err != nil {
-			return err
-		}
-		if _, err := client.do(ctx, "put-config", body, drain+time.Second); err != nil {
-			return fmt.Errorf("%w: apply config: %w", ErrRouter, err)
-		}
-		return nil
+		_, err := pushWith(ctx, p, client, state.routes)
+		return err
 	}
 	for _, s := range plan.Steps {
 		if !s.BlueGreen() {
@@ -234,6 +230,10 @@ func executeBlueGreen(ctx context.Context, eng engine.Engine, p *compose.Project
 			if err := createRevision(ctx, eng, p, s, ids, state, waitTimeout, events); err != nil {
 				return err
 			}
+		case strategies.SwarmCanaryStep:
+			if err := canaryStep(ctx, eng, p, s, client, state, push, events); err != nil {
+				return err
+			}
 		case strategies.SwarmSwitch:
 			progress.Emit(events, id, progress.Working, "Switching", s.Cause)
 			target := compose.SwarmRevisionName(p.Name, s.Service, s.Revision)
@@ -248,6 +248,97 @@ func executeBlueGreen(ctx context.Context, eng engine.Engine, p *compose.Project
 				return fmt.Errorf("%w; the router no longer sends it traffic: remove it with docker service rm %s", err, s.Name)
 			}
 			progress.Emit(events, id, progress.Done, "Removed", "")
+		}
+	}
+	return nil
+}
+
+// canaryStep gives the new revision s.Weight percent of the service's traffic for
+// s.Pause and judges it on the router's counters of that window (as on one engine:
+// canaryWindow, judge). A failed analysis sends all traffic back to the revisions that
+// served before, and removes the new one once drained: a *RolledBackError (exit 3).
+func canaryStep(ctx context.Context, eng engine.Engine, p *compose.Project, s strategies.SwarmStep, client *routerClient, state swarmBlueGreen, push func() error, events progress.Writer) error {
+	id := "Swarm " + s.Name
+	serving := slices.Clone(state.routes[s.Service])
+	target := compose.SwarmRevisionName(p.Name, s.Service, s.Revision)
+	var backends []strategies.RouteBackend
+	for _, b := range serving {
+		if b.Weight > 0 && b.Container != target {
+			b.Weight = 100 - s.Weight
+			backends = append(backends, b)
+		}
+	}
+	backends = append(backends, strategies.RouteBackend{Container: target, Revision: s.Revision, Weight: s.Weight})
+	progress.Emit(events, id, progress.Working, "Canary", s.Cause)
+	before, err := routerStats(ctx, client)
+	if err != nil {
+		return err
+	}
+	state.routes[s.Service] = backends
+	if err := push(); err != nil {
+		return fmt.Errorf("canary %s %d%%: %w", s.Service, s.Weight, err)
+	}
+	var verdict, detail string
+	select {
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-time.After(s.Pause):
+		var after router.Snapshot
+		if after, err = routerStats(ctx, client); err == nil {
+			w := canaryWindow(s.Service, revisionGroup(s.Revision), before, after)
+			verdict = judge(w, p.ServiceSpecs[s.Service].Canary.Analysis)
+			detail = fmt.Sprintf("revision %d: %d requests, %.2f%% errors, p99 %s", s.Revision, w.Requests, 100*w.errorRate(), w.p99())
+		}
+	}
+	if err == nil && verdict == "" {
+		progress.Emit(events, id, progress.Done, "Analysis passed", detail)
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("%w: %s (%s)", ErrAnalysisFailed, verdict, detail)
+	}
+	progress.Emit(events, id, progress.Error, "Canary failed", err.Error())
+	// Back to what served before (the new revision drains), then the new one goes.
+	state.routes[s.Service] = serving
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if _, perr := pushWith(cleanup, p, client, state.routes); perr != nil {
+		return fmt.Errorf("%w; sending %s back to the revision that served failed too: %w (deploy again)", err, s.Service, perr)
+	}
+	if rerr := removeServiceNamed(cleanup, eng, p.Name, target); rerr != nil {
+		err = fmt.Errorf("%w; removing %s failed: %w (docker service rm %s)", err, target, rerr, target)
+	}
+	return &RolledBackError{Services: []string{s.Service}, Cause: err}
+}
+
+// pushWith sends the router the config of routes, waiting for removed backends to drain.
+func pushWith(ctx context.Context, p *compose.Project, client *routerClient, routes map[string][]strategies.RouteBackend) ([]byte, error) {
+	cfg, drain, err := swarmRouterConfig(p, routes)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out, err := client.do(ctx, "put-config", body, drain+time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w: apply config: %w", ErrRouter, err)
+	}
+	return out, nil
+}
+
+// removeServiceNamed removes the project's Swarm service of that name.
+func removeServiceNamed(ctx context.Context, eng engine.Engine, project, name string) error {
+	services, err := eng.ListServices(ctx, map[string]string{compose.LabelStackNamespace: project})
+	if err != nil {
+		return err
+	}
+	for _, svc := range services {
+		if svc.Name == name {
+			if err := eng.RemoveService(ctx, svc.ID); err != nil && !errors.Is(err, engine.ErrNotFound) {
+				return err
+			}
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
@@ -41,6 +42,10 @@ type SwarmStep struct {
 	// Revision is the revision of a blue-green service the step creates, switches to or
 	// removes (strategies/swarmbluegreen.go).
 	Revision int `json:"revision,omitempty"`
+	// Weight is the new revision's percentage of a canary step, which the runtime keeps
+	// for Pause before it judges the revision on the router's counters.
+	Weight int           `json:"weight,omitempty"`
+	Pause  time.Duration `json:"-"`
 	// ID and Version are the observed service's, for an update.
 	ID      string                `json:"-"`
 	Version uint64                `json:"-"`

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
@@ -23,13 +24,16 @@ const (
 	// the old one drained.
 	SwarmSwitch        = "switch-traffic"
 	SwarmRemoveService = "remove-service"
+	// A canary step: the new revision gets Weight percent of the traffic for Pause, then
+	// is judged on the router's counters of that window.
+	SwarmCanaryStep = "canary-step"
 )
 
 // BlueGreen reports whether the step belongs to a blue-green service or the router: the
 // runtime runs those after the Swarm-rolled services converged (rollout/swarmbluegreen.go).
 func (s SwarmStep) BlueGreen() bool {
 	switch s.Action {
-	case SwarmCreateRouter, SwarmUpdateRouter, SwarmSwitch, SwarmRemoveService:
+	case SwarmCreateRouter, SwarmUpdateRouter, SwarmSwitch, SwarmRemoveService, SwarmCanaryStep:
 		return true
 	}
 	return s.Revision > 0
@@ -55,14 +59,16 @@ type SwarmBlueGreenObserved struct {
 	Revisions map[string][]ObservedSwarmRevision
 }
 
-// PlanSwarmBlueGreen plans the router and the blue-green services (desired: their
+// PlanSwarmBlueGreen plans the router and the services behind it (desired: their
 // revision specs, by compose service, as compose.SwarmRevisionService builds them; the
-// revision number is the planner's): the router is created (or replaced when its spec
-// hash changed) first; a service whose routed revision runs the desired spec is up to
-// date; any other gets revision max+1, created, switched to once its tasks run, then its
-// old revisions removed. Revisions of a service that no longer deploys as blue-green are
-// left to the caller (it refuses the change).
-func PlanSwarmBlueGreen(project string, router swarm.ServiceSpec, desired map[string]swarm.ServiceSpec, observed SwarmBlueGreenObserved) (steps []SwarmStep, upToDate []string) {
+// revision number is the planner's; canary: the canary steps of the canary services):
+// the router is created (or replaced when its spec hash changed) first; a service whose
+// routed revision runs the desired spec is up to date; any other gets revision max+1,
+// created, for a canary service with a serving revision given each step's weight (below
+// 100) and judged, switched to entirely once its tasks run (and its canary steps
+// passed), then its old revisions removed. Revisions of a service that no longer deploys
+// behind the router are left to the caller (it refuses the change).
+func PlanSwarmBlueGreen(project string, router swarm.ServiceSpec, desired map[string]swarm.ServiceSpec, canary map[string][]compose.CanaryStep, observed SwarmBlueGreenObserved) (steps []SwarmStep, upToDate []string) {
 	if len(desired) == 0 {
 		return nil, nil
 	}
@@ -98,7 +104,11 @@ func PlanSwarmBlueGreen(project string, router swarm.ServiceSpec, desired map[st
 		rev := last + 1
 		spec = compose.WithRevision(spec, project, name, rev)
 		image := spec.TaskTemplate.ContainerSpec.Image
-		cause := fmt.Sprintf("blue-green %s, revision %d: %s of %s", name, rev, replicas(spec), image)
+		strategy := compose.StrategyBlueGreen
+		if _, ok := canary[name]; ok {
+			strategy = compose.StrategyCanary
+		}
+		cause := fmt.Sprintf("%s %s, revision %d: %s of %s", strategy, name, rev, replicas(spec), image)
 		from := "nothing"
 		if len(live) > 0 {
 			var was []string
@@ -110,14 +120,25 @@ func PlanSwarmBlueGreen(project string, router swarm.ServiceSpec, desired map[st
 			}
 			from = strings.Join(was, ", ")
 		}
-		steps = append(steps,
-			SwarmStep{Action: SwarmCreateService, Name: spec.Name, Service: name, Revision: rev, Spec: spec, Cause: cause},
-			SwarmStep{Action: SwarmSwitch, Name: router.Name, Service: name, Revision: rev,
-				Cause: fmt.Sprintf("%s: %s → revision %d, once its tasks run (healthy)", name, from, rev)})
+		steps = append(steps, SwarmStep{Action: SwarmCreateService, Name: spec.Name, Service: name, Revision: rev, Spec: spec, Cause: cause})
+		after := "once its tasks run (healthy)"
+		for _, st := range canary[name] {
+			if len(live) == 0 || st.Weight >= 100 {
+				break // nothing to compare with, or the last step: the switch
+			}
+			steps = append(steps, SwarmStep{Action: SwarmCanaryStep, Name: router.Name, Service: name, Revision: rev, Weight: st.Weight, Pause: time.Duration(st.Pause),
+				Cause: fmt.Sprintf("%s: %d%% to revision %d for %s, then judge it on the router's counters", name, st.Weight, rev, time.Duration(st.Pause))})
+			after = "once its canary steps passed"
+		}
+		steps = append(steps, SwarmStep{Action: SwarmSwitch, Name: router.Name, Service: name, Revision: rev,
+			Cause: fmt.Sprintf("%s: %s → revision %d, %s", name, from, rev, after)})
 		for _, r := range revs {
 			why := "not routed: left by an interrupted deploy"
 			if r.Routed {
 				why = fmt.Sprintf("old colour of %s: removed once drained", name)
+				if strategy == compose.StrategyCanary {
+					why = "replaced by the canary: removed once drained"
+				}
 			}
 			steps = append(steps, removeRevision(name, r, why))
 		}

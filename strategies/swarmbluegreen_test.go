@@ -3,6 +3,7 @@ package strategies
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 	"gotest.tools/v3/assert"
@@ -30,7 +31,7 @@ func TestPlanSwarmBlueGreen(t *testing.T) {
 		{Action: SwarmCreateNetwork, Name: "shop_default", Cause: "missing"},
 		{Action: SwarmRemoveSecret, Name: "shop_db_00000000", Cause: "old version of secret db, used by no service: removed after the services converged"},
 	}}
-	plan.WithBlueGreen(PlanSwarmBlueGreen("shop", swarmRouterSpec("r1"), desired, SwarmBlueGreenObserved{}))
+	plan.WithBlueGreen(PlanSwarmBlueGreen("shop", swarmRouterSpec("r1"), desired, nil, SwarmBlueGreenObserved{}))
 	golden.Assert(t, plan.Text(), "swarm-bluegreen-first.golden")
 	assert.DeepEqual(t, plan.Services(), []string{"api", "web"})
 	for _, s := range plan.Steps {
@@ -51,7 +52,7 @@ func TestPlanSwarmBlueGreen(t *testing.T) {
 			},
 		},
 	}
-	steps, upToDate := PlanSwarmBlueGreen("shop", swarmRouterSpec("r1"), desired, observed)
+	steps, upToDate := PlanSwarmBlueGreen("shop", swarmRouterSpec("r1"), desired, nil, observed)
 	next := SwarmPlan{Project: "shop"}
 	next.WithBlueGreen(steps, upToDate)
 	golden.Assert(t, next.Text(), "swarm-bluegreen-next.golden")
@@ -64,8 +65,21 @@ func TestPlanSwarmBlueGreen(t *testing.T) {
 		}
 	}
 
+	// A canary service: each step below 100 % is a canary-step, then the switch; on a
+	// first deploy there is nothing to compare with: straight to the switch.
+	canary := map[string][]compose.CanaryStep{"web": {{Weight: 10, Pause: compose.Duration(30 * time.Second)}, {Weight: 50, Pause: compose.Duration(time.Minute)}, {Weight: 100}}}
+	steps, upToDate = PlanSwarmBlueGreen("shop", swarmRouterSpec("r1"), map[string]swarm.ServiceSpec{"web": desired["web"]}, canary, observed)
+	canaryPlan := SwarmPlan{Project: "shop"}
+	canaryPlan.WithBlueGreen(steps, upToDate)
+	golden.Assert(t, canaryPlan.Text(), "swarm-canary.golden")
+	assert.Equal(t, steps[1].Weight, 10)
+	assert.Equal(t, steps[1].Pause, 30*time.Second)
+	steps, _ = PlanSwarmBlueGreen("shop", swarmRouterSpec("r1"), map[string]swarm.ServiceSpec{"web": desired["web"]}, canary, SwarmBlueGreenObserved{Router: observed.Router})
+	assert.DeepEqual(t, []string{steps[0].Action, steps[1].Action}, []string{SwarmCreateService, SwarmSwitch})
+	assert.Equal(t, len(steps), 2)
+
 	// The router's ports changed: Swarm replaces its task (the update names the version read).
-	steps, _ = PlanSwarmBlueGreen("shop", swarmRouterSpec("r2"), map[string]swarm.ServiceSpec{"api": desired["api"]},
+	steps, _ = PlanSwarmBlueGreen("shop", swarmRouterSpec("r2"), map[string]swarm.ServiceSpec{"api": desired["api"]}, nil,
 		SwarmBlueGreenObserved{Router: observed.Router, Revisions: map[string][]ObservedSwarmRevision{"api": observed.Revisions["api"][:1]}})
 	assert.Equal(t, len(steps), 1)
 	assert.Equal(t, steps[0].Action, SwarmUpdateRouter)
