@@ -70,7 +70,7 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if err != nil {
 		return strategies.SwarmPlan{}, err
 	}
-	// The blue-green services are revisions behind the router (swarmbluegreen.go).
+	// The blue-green and canary services are revisions behind the router (swarmbluegreen.go).
 	specs, blueGreen := map[string]swarm.ServiceSpec{}, map[string]swarm.ServiceSpec{}
 	for _, name := range names {
 		if compose.SwarmBehindRouter(p, name) {
