@@ -75,6 +75,12 @@ func SwarmNetworks(p *Project) (create []NetworkCreate, external []string) {
 // Swarm names of their versions in versions (SwarmObjectName); their IDs are left to fill
 // in, so the hash does not depend on them.
 func SwarmService(p *Project, service string, versions SwarmVersions) (swarm.ServiceSpec, error) {
+	return swarmService(p, service, versions, false)
+}
+
+// swarmService is SwarmService; behindRouter leaves out what the router does for a
+// blue-green revision: the published ports and the service's network aliases.
+func swarmService(p *Project, service string, versions SwarmVersions, behindRouter bool) (swarm.ServiceSpec, error) {
 	svc, ok := p.Services[service]
 	if !ok {
 		return swarm.ServiceSpec{}, fmt.Errorf("no service %q in project %s", service, p.Name)
@@ -119,9 +125,18 @@ func SwarmService(p *Project, service string, versions SwarmVersions) (swarm.Ser
 		if c := svc.Networks[key]; c != nil {
 			aliases = append(aliases, c.Aliases...)
 		}
+		if behindRouter {
+			aliases = nil // two revisions run side by side: the router names each by its service
+		}
 		task.Networks = append(task.Networks, swarm.NetworkAttachmentConfig{Target: n.Name, Aliases: aliases})
 	}
 	endpoint := swarmEndpoint(svc)
+	if behindRouter && endpoint != nil {
+		endpoint = &swarm.EndpointSpec{Mode: endpoint.Mode} // the router publishes the ports
+		if endpoint.Mode == swarm.ResolutionModeVIP {
+			endpoint = nil
+		}
+	}
 	if endpoint != nil && endpoint.Mode == swarm.ResolutionModeDNSRR && slices.ContainsFunc(endpoint.Ports, func(pc swarm.PortConfig) bool { return pc.PublishMode == swarm.PortConfigPublishModeIngress }) {
 		return swarm.ServiceSpec{}, fmt.Errorf("service %s: deploy.endpoint_mode dnsrr and a port published through Swarm's ingress exclude each other (Swarm refuses it): publish with mode: host, or use endpoint_mode vip", service)
 	}
@@ -148,13 +163,10 @@ func SwarmService(p *Project, service string, versions SwarmVersions) (swarm.Ser
 // own defaults are stop-first and pause), a monitor (default Swarm's 5s) at least as long
 // as the healthcheck needs to call a task unhealthy (interval × retries), so a task that
 // never becomes healthy fails within the update; recreate is stop-first, all tasks at once.
-// blue-green and canary are refused: they need the router in front of two services.
+// blue-green and canary are a Swarm service per revision behind the router
+// (SwarmRevisionService), never updated in place (its update config is kept: `docker
+// service update` by hand then rolls it safely).
 func SwarmUpdate(svc types.ServiceConfig, spec ServiceSpec) (update, rollback *swarm.UpdateConfig, err error) {
-	switch spec.Strategy {
-	case StrategyRolling, StrategyRecreate, "":
-	default:
-		return nil, nil, fmt.Errorf("strategy %q is not yet available on Swarm: use rolling (Swarm's native update, start-first with automatic rollback), or deploy to a non-Swarm engine", spec.Strategy)
-	}
 	var minMonitor time.Duration
 	if hc := svc.HealthCheck; hc != nil && !hc.Disable {
 		interval, retries := 30*time.Second, uint64(3) // the engine's defaults

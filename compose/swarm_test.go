@@ -91,14 +91,6 @@ func TestSwarmServiceSpecHash(t *testing.T) {
 
 func TestSwarmServiceRefuses(t *testing.T) {
 	for name, tc := range map[string]struct{ compose, want string }{
-		"blue-green": {`
-services:
-  web: {image: a, x-lifecycle: {strategy: blue-green}}
-`, `service web: strategy "blue-green" is not yet available on Swarm: use rolling`},
-		"canary": {`
-services:
-  web: {image: a, x-lifecycle: {strategy: canary}}
-`, `strategy "canary" is not yet available on Swarm`},
 		"volumes": {`
 services:
   web: {image: a, volumes: ["data:/data"], x-lifecycle: {strategy: recreate}}
@@ -111,6 +103,67 @@ volumes: {data: {}}
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+func TestSwarmRevisionServiceRefuses(t *testing.T) {
+	for name, tc := range map[string]struct{ compose, want string }{
+		"no published port": {`
+services:
+  web: {image: a, x-lifecycle: {strategy: blue-green}}
+`, "service web: blue-green on Swarm switches the router's published ports, and the service publishes none"},
+		"canary without a published port": {`
+services:
+  web: {image: a, x-lifecycle: {strategy: canary}}
+`, "service web: canary on Swarm switches the router's published ports, and the service publishes none"},
+		"preview and manual": {`
+services:
+  web: {image: a, ports: ["8080:8080"], x-lifecycle: {strategy: blue-green, blue-green: {promote: manual, preview-port: "9090"}}}
+`, "service web: blue-green.preview-port, blue-green.promote: manual not yet available for blue-green on Swarm"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, _ := loadProject(t, tc.compose, nil)
+			_, err := SwarmRevisionService(p, "web", nil, 1)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestSwarmRevisionService(t *testing.T) {
+	p, _ := loadProject(t, `
+name: shop
+services:
+  web:
+    image: shop/web:1
+    ports: ["8080:80"]
+    deploy: {replicas: 2, endpoint_mode: dnsrr}
+    x-lifecycle: {strategy: blue-green}
+  db: {image: db:1}
+`, nil)
+	other, err := SwarmRevisionService(p, "web", nil, 1)
+	assert.NilError(t, err)
+	rev, err := SwarmRevisionService(p, "web", nil, 3)
+	assert.NilError(t, err)
+	assert.Equal(t, rev.Name, "shop_web-r3")
+	assert.Equal(t, rev.Labels[LabelSwarmRevision], "3")
+	assert.Equal(t, rev.Labels[LabelSwarmService], "web")
+	assert.Equal(t, rev.Labels[LabelSwarmSpec], other.Labels[LabelSwarmSpec]) // what runs, not which revision
+	assert.DeepEqual(t, rev.EndpointSpec, &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR})
+	assert.Equal(t, len(rev.TaskTemplate.Networks), 1)
+	assert.Equal(t, len(rev.TaskTemplate.Networks[0].Aliases), 0)
+
+	ports, err := SwarmRoutedPorts(p)
+	assert.NilError(t, err)
+	assert.Equal(t, len(ports), 1)
+	assert.Equal(t, ports[0].Route, "web:8080")
+	assert.DeepEqual(t, SwarmRouterNetworks(p), []string{"shop_default"})
+	r := SwarmRouterService(p, "agent:x", "node1", ports, SwarmRouterNetworks(p))
+	assert.Equal(t, r.Name, "shop_lifecycle-router")
+	assert.DeepEqual(t, r.TaskTemplate.Placement.Constraints, []string{"node.id==node1"})
+	assert.Equal(t, r.EndpointSpec.Ports[0].PublishMode, swarm.PortConfigPublishModeHost)
+	assert.Equal(t, r.EndpointSpec.Ports[0].PublishedPort, uint32(8080))
+	assert.Equal(t, r.Labels[LabelStackNamespace], "shop")
+	again := SwarmRouterService(p, "agent:x", "node2", ports, SwarmRouterNetworks(p))
+	assert.Assert(t, again.Labels[LabelSwarmSpec] != r.Labels[LabelSwarmSpec])
 }
 
 func TestSwarmNetworks(t *testing.T) {

@@ -70,8 +70,17 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if err != nil {
 		return strategies.SwarmPlan{}, err
 	}
-	specs := map[string]swarm.ServiceSpec{}
+	// The blue-green and canary services are revisions behind the router (swarmbluegreen.go).
+	specs, blueGreen := map[string]swarm.ServiceSpec{}, map[string]swarm.ServiceSpec{}
 	for _, name := range names {
+		if compose.SwarmBehindRouter(p, name) {
+			spec, err := compose.SwarmRevisionService(p, name, versions, 0)
+			if err != nil {
+				return strategies.SwarmPlan{}, err
+			}
+			blueGreen[name] = spec
+			continue
+		}
 		spec, err := compose.SwarmService(p, name, versions)
 		if err != nil {
 			return strategies.SwarmPlan{}, err
@@ -85,8 +94,16 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if err := gatePolicy(p, images, events); err != nil {
 		return strategies.SwarmPlan{}, err
 	}
+	node := opts.Node
+	if node.Nodes == 0 {
+		if node, err = eng.Swarm(ctx); err != nil {
+			return strategies.SwarmPlan{}, err
+		}
+	}
 	if opts.DryRun {
-		plan, _, _, err := planSwarm(ctx, engine.NewDryRun(eng), p, objects, specs)
+		dry := engine.NewDryRun(eng)
+		dry.ReadOnlyExec = readOnlyExec // the router's config
+		plan, _, _, _, err := planSwarm(ctx, dry, p, node, objects, specs, blueGreen)
 		return plan, err
 	}
 	l, err := lock.Acquire(ctx, eng, p.Name, opts.Command, func(h lock.Holder) {
@@ -102,15 +119,9 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 			progress.Emit(events, "Project "+p.Name, progress.Warning, "Lock not released", err.Error())
 		}
 	}()
-	plan, before, ids, err := planSwarm(ctx, eng, p, objects, specs)
+	plan, before, ids, bgState, err := planSwarm(ctx, eng, p, node, objects, specs, blueGreen)
 	if err != nil || plan.Empty() {
 		return plan, err
-	}
-	node := opts.Node
-	if node.Nodes == 0 {
-		if node, err = eng.Swarm(ctx); err != nil {
-			return plan, err
-		}
 	}
 	imageErrs, warnings := swarmImageProblems(p, plan.Services(), images, node)
 	for _, w := range warnings {
@@ -125,30 +136,33 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	if err := waitSwarm(ctx, eng, p, plan, before, opts.WaitTimeout, events); err != nil {
 		return plan, err
 	}
+	if err := executeBlueGreen(ctx, eng, p, plan, ids, bgState, node, opts.WaitTimeout, events); err != nil {
+		return plan, err
+	}
 	removeUnusedObjects(ctx, eng, plan, events)
 	return plan, nil
 }
 
 // planSwarm observes the project's networks, secrets, configs and services on the
 // manager and plans. ids are the IDs of the secrets and configs found, by kind and name.
-func planSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, objects []compose.SwarmObject, specs map[string]swarm.ServiceSpec) (plan strategies.SwarmPlan, before map[string]engine.Service, ids map[string]string, err error) {
+func planSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, node engine.SwarmInfo, objects []compose.SwarmObject, specs, blueGreen map[string]swarm.ServiceSpec) (plan strategies.SwarmPlan, before map[string]engine.Service, ids map[string]string, bg swarmBlueGreen, err error) {
 	ns := map[string]string{compose.LabelStackNamespace: p.Name}
 	networks, external := compose.SwarmNetworks(p)
 	for _, name := range external {
 		if _, err := eng.InspectNetwork(ctx, name); err != nil {
-			return strategies.SwarmPlan{}, nil, nil, fmt.Errorf("external network %s of project %s: %w; create it (docker network create -d overlay %s) or remove external", name, p.Name, err, name)
+			return strategies.SwarmPlan{}, nil, nil, bg, fmt.Errorf("external network %s of project %s: %w; create it (docker network create -d overlay %s) or remove external", name, p.Name, err, name)
 		}
 	}
 	obs := strategies.SwarmObserved{Networks: map[string]bool{}, Services: map[string]strategies.ObservedSwarmService{}}
 	nets, err := eng.ListNetworks(ctx, ns)
 	if err != nil {
-		return strategies.SwarmPlan{}, nil, nil, err
+		return strategies.SwarmPlan{}, nil, nil, bg, err
 	}
 	for _, n := range nets {
 		obs.Networks[n.Name] = true
 	}
 	if obs.Objects, err = observeSwarmObjects(ctx, eng, p.Name); err != nil {
-		return strategies.SwarmPlan{}, nil, nil, err
+		return strategies.SwarmPlan{}, nil, nil, bg, err
 	}
 	ids = map[string]string{}
 	for _, o := range obs.Objects {
@@ -156,7 +170,7 @@ func planSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, objec
 	}
 	services, err := eng.ListServices(ctx, ns)
 	if err != nil {
-		return strategies.SwarmPlan{}, nil, nil, err
+		return strategies.SwarmPlan{}, nil, nil, bg, err
 	}
 	before = map[string]engine.Service{}
 	for _, s := range services {
@@ -168,13 +182,29 @@ func planSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, objec
 		obs.Services[s.Name] = strategies.ObservedSwarmService{ID: s.ID, Version: s.Version, SpecHash: s.Labels[compose.LabelSwarmSpec], Image: image,
 			Secrets: strategies.SecretNames(s.Spec), Configs: strategies.ConfigNames(s.Spec)}
 	}
-	return strategies.PlanSwarm(p.Name, networks, objects, specs, obs), before, ids, nil
+	// The revisions' specs reference the secret and config versions too.
+	all := maps.Clone(specs)
+	for name, spec := range blueGreen {
+		all[name] = spec
+	}
+	plan = strategies.PlanSwarm(p.Name, networks, objects, specs, obs)
+	plan.Steps = slices.DeleteFunc(plan.Steps, strategies.SwarmStep.Removal)
+	plan.Steps = append(plan.Steps, strategies.UnusedSwarmObjects(objects, all, obs)...)
+	steps, upToDate, bg, err := planSwarmBlueGreen(ctx, eng, p, node, services, blueGreen, slices.Collect(maps.Keys(specs)))
+	if err != nil {
+		return strategies.SwarmPlan{}, nil, nil, bg, err
+	}
+	plan.WithBlueGreen(steps, upToDate)
+	return plan, before, ids, bg, nil
 }
 
 // executeSwarm runs the plan's creations and updates in order (the removals wait until
 // the services converged: removeUnusedObjects).
 func executeSwarm(ctx context.Context, eng engine.Engine, plan strategies.SwarmPlan, values swarmValues, ids map[string]string, events progress.Writer) error {
 	for _, s := range plan.Steps {
+		if s.BlueGreen() {
+			continue // executeBlueGreen, once these services converged
+		}
 		id := "Swarm " + s.Name
 		if s.Service != "" {
 			spec, err := withObjectIDs(s.Spec, ids)
@@ -221,7 +251,7 @@ func waitSwarm(ctx context.Context, eng engine.Engine, p *compose.Project, plan 
 	start := time.Now()
 	waiting := map[string]pending{}
 	for _, s := range plan.Steps {
-		if s.Service != "" {
+		if s.Service != "" && !s.BlueGreen() {
 			waiting[s.Name] = pending{s, start.Add(swarmBound(p, s, waitTimeout))}
 		}
 	}

@@ -79,7 +79,7 @@ configs: {motd: {content: hello}}
 			return nil
 		},
 	}
-	plan, _, ids, err := planSwarm(context.Background(), eng, p, objects, map[string]swarm.ServiceSpec{"web": spec})
+	plan, _, ids, _, err := planSwarm(context.Background(), eng, p, engine.SwarmInfo{}, objects, map[string]swarm.ServiceSpec{"web": spec}, nil)
 	assert.NilError(t, err)
 	text := plan.Text()
 	assert.Assert(t, strings.Contains(text, "create-secret   "+secretName+": secret db changed, used by web"), text)

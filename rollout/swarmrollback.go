@@ -93,11 +93,18 @@ func planSwarmRollback(ctx context.Context, eng engine.Engine, project string, s
 		return plan, nil, fmt.Errorf("project %s has no Swarm service on this manager: nothing to roll back (`docker stack ls` lists the projects)", project)
 	}
 	slices.SortFunc(svcs, func(a, b engine.Service) int { return strings.Compare(a.Name, b.Name) })
-	var unknown, without []string
+	var unknown, without, blueGreen []string
 	for _, name := range services {
-		if !slices.ContainsFunc(svcs, func(s engine.Service) bool { return swarmComposeName(project, s.Name) == name }) {
+		switch {
+		case slices.ContainsFunc(svcs, func(s engine.Service) bool { return s.Labels[compose.LabelSwarmService] == name }):
+			blueGreen = append(blueGreen, name)
+		case !slices.ContainsFunc(svcs, func(s engine.Service) bool { return swarmComposeName(project, s.Name) == name }):
 			unknown = append(unknown, name)
 		}
+	}
+	if len(blueGreen) > 0 {
+		return plan, nil, fmt.Errorf("%s of project %s: blue-green on Swarm keeps no old revision (it is removed once the router switched away from it); nothing rolled back: deploy the version wanted instead (a new revision, switched to once healthy)",
+			strings.Join(blueGreen, ", "), project)
 	}
 	if len(unknown) > 0 {
 		return plan, nil, fmt.Errorf("no Swarm service %s in project %s (services: %s)", strings.Join(unknown, ", "), project, strings.Join(swarmServiceNames(project, svcs), ", "))
@@ -105,8 +112,8 @@ func planSwarmRollback(ctx context.Context, eng engine.Engine, project string, s
 	before := map[string]engine.Service{}
 	for _, s := range svcs {
 		name := swarmComposeName(project, s.Name)
-		if len(services) > 0 && !slices.Contains(services, name) {
-			continue
+		if len(services) > 0 && !slices.Contains(services, name) || s.Labels[compose.LabelRole] == compose.RoleRouter {
+			continue // the router: its spec follows the blue-green services, deploy changes it
 		}
 		if s.PreviousSpec == nil {
 			if len(services) > 0 {

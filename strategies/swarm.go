@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
@@ -38,6 +39,13 @@ type SwarmStep struct {
 	Cause   string `json:"cause"`
 	// Rollout says how Swarm will roll the tasks of an updated service.
 	Rollout string `json:"rollout,omitempty"`
+	// Revision is the revision of a blue-green service the step creates, switches to or
+	// removes (strategies/swarmbluegreen.go).
+	Revision int `json:"revision,omitempty"`
+	// Weight is the new revision's percentage of a canary step, which the runtime keeps
+	// for Pause before it judges the revision on the router's counters.
+	Weight int           `json:"weight,omitempty"`
+	Pause  time.Duration `json:"-"`
 	// ID and Version are the observed service's, for an update.
 	ID      string                `json:"-"`
 	Version uint64                `json:"-"`
@@ -82,7 +90,7 @@ func (p SwarmPlan) Empty() bool { return len(p.Steps) == 0 }
 func (p SwarmPlan) Services() []string {
 	var out []string
 	for _, s := range p.Steps {
-		if s.Service != "" {
+		if s.Service != "" && !slices.Contains(out, s.Service) {
 			out = append(out, s.Service)
 		}
 	}
@@ -173,14 +181,14 @@ func PlanSwarm(project string, networks []compose.NetworkCreate, objects []compo
 			plan.UpToDate = append(plan.UpToDate, spec.Name)
 		}
 	}
-	plan.Steps = append(plan.Steps, unusedObjects(objects, services, observed)...)
+	plan.Steps = append(plan.Steps, UnusedSwarmObjects(objects, services, observed)...)
 	return plan
 }
 
-// unusedObjects are the versions docker lifecycle created that no service of the project
+// UnusedSwarmObjects are the versions docker lifecycle created that no service of the project
 // references once the deploy is done: not a desired version, and not referenced by an
 // observed service the deploy leaves as it is (one not deployed this time).
-func unusedObjects(objects []compose.SwarmObject, services map[string]swarm.ServiceSpec, observed SwarmObserved) []SwarmStep {
+func UnusedSwarmObjects(objects []compose.SwarmObject, services map[string]swarm.ServiceSpec, observed SwarmObserved) []SwarmStep {
 	used := map[string]bool{}
 	for _, o := range objects {
 		used[o.Kind+"/"+o.SwarmName] = true

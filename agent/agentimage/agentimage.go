@@ -46,6 +46,16 @@ func Tag(binary []byte) string {
 	return Repository + ":" + hex.EncodeToString(sum[:])[:16]
 }
 
+// TagFor is the agent image reference for an engine architecture (as Ensure names it),
+// without building anything: a plan compares it with what runs.
+func TagFor(arch string) (string, error) {
+	bin, err := Binary(normalizeArch(arch))
+	if err != nil {
+		return "", err
+	}
+	return Tag(bin), nil
+}
+
 // Ensure returns the agent image for the engine's architecture, building it first if the
 // engine does not have it yet.
 func Ensure(ctx context.Context, eng engine.Engine, arch string) (string, error) {
