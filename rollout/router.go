@@ -56,22 +56,28 @@ func routerConfig(p *compose.Project, key string, backends map[string][]strategi
 	}
 	cfg := router.Config{Version: router.ConfigVersion}
 	for _, rp := range ports {
-		spec := p.ServiceSpecs[rp.Service]
-		route := router.Route{
-			Name: rp.Route, Listen: ":" + strconv.Itoa(rp.Published), Protocol: router.Protocol(spec.Protocol),
-			SniffWindow: router.Duration(spec.SniffWindow), DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
-		}
-		if c := spec.ActiveCheck; c != nil {
-			route.HealthPath, route.HealthInterval = c.Path, router.Duration(c.Interval)
-		}
 		key := rp.Service
 		if rp.Preview {
 			key = compose.PreviewKey(rp.Service)
 		}
-		route.Backends = append(route.Backends, routeBackends(rp.Target, backends[key])...)
-		cfg.Routes = append(cfg.Routes, route)
+		cfg.Routes = append(cfg.Routes, routeOf(p, rp, backends[key]))
 	}
 	return cfg, nil
+}
+
+// routeOf is the route of one routed port, from its service's x-lifecycle settings,
+// with backends: on one engine (routerConfig) and on Swarm (swarmRouterConfig).
+func routeOf(p *compose.Project, rp compose.RoutedPort, backends []strategies.RouteBackend) router.Route {
+	spec := p.ServiceSpecs[rp.Service]
+	route := router.Route{
+		Name: rp.Route, Listen: ":" + strconv.Itoa(rp.Published), Protocol: router.Protocol(spec.Protocol),
+		SniffWindow: router.Duration(spec.SniffWindow), DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
+	}
+	if c := spec.ActiveCheck; c != nil {
+		route.HealthPath, route.HealthInterval = c.Path, router.Duration(c.Interval)
+	}
+	route.Backends = append(route.Backends, routeBackends(rp.Target, backends)...)
+	return route
 }
 
 // routeBackends are a route's backends for containers listening on port target: the

@@ -479,21 +479,8 @@ func swarmRouterConfig(p *compose.Project, routes map[string][]strategies.RouteB
 	cfg := router.Config{Version: router.ConfigVersion}
 	var drain time.Duration
 	for _, rp := range ports {
-		spec := p.ServiceSpecs[rp.Service]
-		route := router.Route{
-			Name: rp.Route, Listen: ":" + strconv.Itoa(rp.Published), Protocol: router.Protocol(spec.Protocol),
-			SniffWindow: router.Duration(spec.SniffWindow), DrainTimeout: router.Duration(spec.Drain), Backends: []router.Backend{},
-		}
-		if c := spec.ActiveCheck; c != nil {
-			route.HealthPath, route.HealthInterval = c.Path, router.Duration(c.Interval)
-		}
-		for _, b := range routes[rp.Service] {
-			route.Backends = append(route.Backends, router.Backend{
-				ID: b.Container, Address: net.JoinHostPort(b.Container, strconv.Itoa(rp.Target)), Weight: b.Weight, Group: revisionGroup(b.Revision),
-			})
-		}
-		drain = max(drain, time.Duration(spec.Drain))
-		cfg.Routes = append(cfg.Routes, route)
+		cfg.Routes = append(cfg.Routes, routeOf(p, rp, routes[rp.Service]))
+		drain = max(drain, time.Duration(p.ServiceSpecs[rp.Service].Drain))
 	}
 	return cfg, drain, nil
 }

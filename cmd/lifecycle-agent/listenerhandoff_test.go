@@ -18,10 +18,9 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// handoffPair connects a listenerHolder (the supervisor's side, served on its own
-// goroutine) and a listenerHandoff (the router process's side) through a socketpair,
-// as the supervisor does across a fork.
-func handoffPair(t *testing.T, holder *listenerHolder, inherited map[string]*os.File) *listenerHandoff {
+// handoffSocketpair is the supervisor's and the router process's ends of a handoff
+// socket, as the supervisor makes them.
+func handoffSocketpair(t *testing.T) (supervisorEnd, routerEnd *net.UnixConn) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	assert.NilError(t, err)
@@ -32,7 +31,15 @@ func handoffPair(t *testing.T, holder *listenerHolder, inherited map[string]*os.
 		assert.NilError(t, err)
 		return c.(*net.UnixConn)
 	}
-	supervisorEnd, routerEnd := conn(fds[0]), conn(fds[1])
+	return conn(fds[0]), conn(fds[1])
+}
+
+// handoffPair connects a listenerHolder (the supervisor's side, served on its own
+// goroutine) and a listenerHandoff (the router process's side) through a socketpair,
+// as the supervisor does across a fork.
+func handoffPair(t *testing.T, holder *listenerHolder, inherited map[string]*os.File) *listenerHandoff {
+	t.Helper()
+	supervisorEnd, routerEnd := handoffSocketpair(t)
 	served := make(chan error, 1)
 	go func() { served <- holder.serve(supervisorEnd) }()
 	t.Cleanup(func() {
@@ -172,16 +179,7 @@ func TestHolderRefusesBadRequests(t *testing.T) {
 // the router's side and a function that closes it and returns the requests received.
 func scriptedSupervisor(t *testing.T, timeout time.Duration, answer func(seq, msg string) []string) (*listenerHandoff, func() []string) {
 	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	assert.NilError(t, err)
-	conn := func(fd int) *net.UnixConn {
-		f := os.NewFile(uintptr(fd), "handoff")
-		defer f.Close()
-		c, err := net.FileConn(f)
-		assert.NilError(t, err)
-		return c.(*net.UnixConn)
-	}
-	supervisorEnd, routerEnd := conn(fds[0]), conn(fds[1])
+	supervisorEnd, routerEnd := handoffSocketpair(t)
 	asked := make(chan []string, 1)
 	go func() {
 		defer supervisorEnd.Close()
