@@ -381,7 +381,13 @@ func createCopier(ctx context.Context, eng engine.Engine, image, project, volume
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	name := fmt.Sprintf("%s-%s-%s", project, roleBackup, hex.EncodeToString(suffix))
-	labels := map[string]string{compose.LabelManagedBy: compose.ManagedByValue, compose.LabelRole: roleBackup}
+	// The project's label (a one-off, as compose labels `run` containers, so deploy and
+	// ps pass it by) lets `down` and a test's cleanup find a copier that a killed backup
+	// left behind, and the volume it pins.
+	labels := map[string]string{
+		compose.LabelManagedBy: compose.ManagedByValue, compose.LabelRole: roleBackup,
+		compose.LabelProject: project, compose.LabelOneoff: "True",
+	}
 	id, err := eng.CreateContainer(ctx, engine.ContainerSpec{
 		Name:   name,
 		Config: &container.Config{Image: image, Cmd: []string{"hold"}, User: "0:0", Labels: labels},

@@ -77,6 +77,9 @@ func newBackupFake(t *testing.T, content []byte, copyErr error) *backupFake {
 	}
 	f.CreateContainerFn = func(_ context.Context, spec engine.ContainerSpec) (string, error) {
 		record("create " + spec.HostConfig.Mounts[0].Source)
+		// Labelled with its project as a one-off: down removes one a killed backup left.
+		assert.Check(t, is.Equal(spec.Config.Labels[compose.LabelProject], "shop"))
+		assert.Check(t, is.Equal(spec.Config.Labels[compose.LabelOneoff], "True"))
 		return "copier", nil
 	}
 	f.RemoveContainerFn = func(_ context.Context, id string, _ bool) error { record("remove " + id); return nil }
