@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
+	"github.com/docker-lifecycle/docker-lifecycle/engine"
 )
 
 // The recreate steps (stop, remove, create, start) on containers named <service>-1;
@@ -78,4 +83,36 @@ func TestKilledDeployConverges(t *testing.T) {
 			assert.Check(t, is.Contains(r.stdout, "up to date"))
 		})
 	}
+}
+
+// TestCreateNetworkKeepsOneOfTwoNamesakes is the engine side of a killed deploy's
+// network create that lands after the next deploy observed the project: this engine
+// (API before 1.44) accepts a second network of the same name, and every container that
+// joins it by name would then fail with "network … is ambiguous". The second create
+// keeps the oldest of the namesakes with the same labels.
+func TestCreateNetworkKeepsOneOfTwoNamesakes(t *testing.T) {
+	t.Parallel() // no load and no timing
+	s := setup(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("e2e-namesakes-%d", os.Getpid())
+	labels := map[string]string{testLabel: "e2e", compose.LabelProject: name}
+	t.Cleanup(func() {
+		networks, _ := s.engine.ListNetworks(context.Background(), labels)
+		for _, n := range networks {
+			_ = s.engine.RemoveNetwork(context.Background(), n.ID)
+		}
+	})
+	spec := engine.NetworkSpec{Name: name, Labels: labels}
+	assert.NilError(t, s.engine.CreateNetwork(ctx, spec))
+	first, err := s.engine.ListNetworks(ctx, labels)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(first, 1))
+
+	if err := s.engine.CreateNetwork(ctx, spec); err != nil {
+		t.Skipf("this engine refuses a second network of the same name itself: %v", err)
+	}
+	after, err := s.engine.ListNetworks(ctx, labels)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(after, 1), "namesakes left: %+v", after)
+	assert.Check(t, is.Equal(after[0].ID, first[0].ID), "the oldest is not the one kept")
 }
