@@ -10,18 +10,19 @@ AGENT_BINS    := agent/agentimage/bin/agent-linux-amd64 agent/agentimage/bin/age
 
 .PHONY: build agent install test unit e2e fuzz demo demo-down lint bench bench-rollout clean bench-router bench-compare
 
-# compose-go with one function made faster (internal/composegopatch; docs/benchmarks.md,
-# section 2b): every go command of this Makefile builds against a patched copy of the
-# module, through a Go workspace generated from the module cache. A plain `go build`
-# outside make builds the unpatched module: the same results, a slower load.
-COMPOSE_GO_WORK := $(CURDIR)/build/compose-go/go.work
-export GOWORK := $(COMPOSE_GO_WORK)
+# compose-go and its schema validator with two small changes (internal/modulepatch;
+# docs/benchmarks.md, sections 2b and 26): every go command of this Makefile builds
+# against patched copies of the modules from the module cache, through a Go workspace
+# generated from it. A plain `go build` outside make builds the unpatched modules: the
+# same results, a slower start and load.
+PATCHED_WORK := $(CURDIR)/build/modulepatch/go.work
+export GOWORK := $(PATCHED_WORK)
 
-$(COMPOSE_GO_WORK): go.mod go.sum $(wildcard internal/composegopatch/*.go internal/composegopatch/cmd/composegopatch/*.go)
-	GOWORK=off $(GO) run ./internal/composegopatch/cmd/composegopatch -out build/compose-go >/dev/null
+$(PATCHED_WORK): go.mod go.sum $(wildcard internal/modulepatch/*.go internal/modulepatch/cmd/modulepatch/*.go)
+	GOWORK=off $(GO) run ./internal/modulepatch/cmd/modulepatch -out build/modulepatch >/dev/null
 
 # The agent binaries are embedded into the plugin, so they are built first.
-agent: $(COMPOSE_GO_WORK)
+agent: $(PATCHED_WORK)
 	for arch in amd64 arm64; do \
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' \
 	    -o agent/agentimage/bin/agent-linux-$$arch ./cmd/lifecycle-agent || exit 1; \
@@ -56,7 +57,7 @@ unit: agent
 e2e: agent
 	$(call with_skip_summary,$(GO) test -count=1 -parallel 3 -timeout 40m -run . ./e2e/...)
 
-fuzz: $(COMPOSE_GO_WORK)
+fuzz: $(PATCHED_WORK)
 	$(GO) test ./compose/ -run '^$$' -fuzz FuzzDecodeServiceSpec -fuzztime 15s
 	$(GO) test ./compose/ -run '^$$' -fuzz FuzzDecodeProjectSpec -fuzztime 15s
 
@@ -101,12 +102,12 @@ demo-down:
 	cd examples/demo && docker lifecycle down --volumes
 	-docker image rm lifecycle-demo:v1 lifecycle-demo:v2
 
-lint: $(COMPOSE_GO_WORK)
+lint: $(PATCHED_WORK)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags crashhook ./plugin
 
-bench: $(COMPOSE_GO_WORK)
+bench: $(PATCHED_WORK)
 	scripts/bench.sh
 
 # Compose's `up -d` against a docker lifecycle rolling deploy, v1 → v2 under 200 req/s
@@ -119,7 +120,7 @@ clean:
 
 # The traffic router against a direct connection, nginx and kamal-proxy (wrk, loopback
 # only; installs wrk and nginx with apt-get when missing): docs/benchmarks.md, section 7.
-bench-router: $(COMPOSE_GO_WORK)
+bench-router: $(PATCHED_WORK)
 	scripts/bench-router.sh
 
 # Rollout overhead per batch of a rolling deploy (docs/benchmarks.md, section 8).

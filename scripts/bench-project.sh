@@ -8,7 +8,7 @@
 # function run first on exit); it gets tmp, plugin, hz,
 # running (the count of running containers) and ticks PID (CPU clock ticks of a process).
 
-export GOWORK="${GOWORK:-$(scripts/compose-go-work.sh)}" # the patched compose-go, as make builds
+export GOWORK="${GOWORK:-$(scripts/modulepatch-work.sh)}" # the patched modules, as make builds
 tmp=$(mktemp -d)
 plugin=$tmp/cli-plugins/docker-lifecycle
 hz=$(getconf CLK_TCK)

@@ -10,7 +10,7 @@
 # images lifecycle-bench-rollout:v1/v2, and removes all of them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOWORK="${GOWORK:-$(scripts/compose-go-work.sh)}" # the patched compose-go, as make builds
+export GOWORK="${GOWORK:-$(scripts/modulepatch-work.sh)}" # the patched modules, as make builds
 runs=${BENCH_ROLLOUT_RUNS:-5}
 project=lifecycle-bench-rollout
 work=$(mktemp -d "${TMPDIR:-/tmp}/lifecycle-bench-rollout.XXXXXX")

@@ -24,7 +24,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-export GOWORK="${GOWORK:-$(scripts/compose-go-work.sh)}" # the patched compose-go, as make builds
+export GOWORK="${GOWORK:-$(scripts/modulepatch-work.sh)}" # the patched modules, as make builds
 root=$PWD
 cli_runs=${BENCH_CLI_RUNS:-30}
 plan_runs=${BENCH_PLAN_RUNS:-20}

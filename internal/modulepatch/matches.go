@@ -1,4 +1,4 @@
-package composegopatch
+package modulepatch
 
 // The function below is compiled and tested here, and its source text is what Apply
 // writes into compose-go's tree/path.go: the bytes that ship are the bytes tested.

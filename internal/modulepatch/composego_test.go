@@ -1,4 +1,4 @@
-package composegopatch
+package modulepatch
 
 import (
 	"encoding/json"
@@ -84,52 +84,79 @@ func TestMatchesDoesNotAllocate(t *testing.T) {
 	assert.Equal(t, allocs, 0.0)
 }
 
-// moduleFile reads tree/path.go of the compose-go version go.mod requires.
-func moduleFile(t *testing.T) []byte {
+// mustGoJSON runs the go command outside any workspace and decodes its JSON output.
+func mustGoJSON(t *testing.T, v any, args ...string) {
 	t.Helper()
-	cmd := exec.Command("go", "mod", "download", "-json", Module)
+	cmd := exec.Command("go", args...)
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.Output()
-	assert.NilError(t, err)
+	assert.NilError(t, err, "go %s", strings.Join(args, " "))
+	assert.NilError(t, json.Unmarshal(out, v))
+}
+
+// moduleFile reads a file of the module version go.mod requires.
+func moduleFile(t *testing.T, module, file string) []byte {
+	t.Helper()
 	var mod struct{ Dir string }
-	assert.NilError(t, json.Unmarshal(out, &mod))
-	src, err := os.ReadFile(filepath.Join(mod.Dir, PatchedFile))
+	mustGoJSON(t, &mod, "mod", "download", "-json", module)
+	src, err := os.ReadFile(filepath.Join(mod.Dir, file))
 	assert.NilError(t, err)
 	return src
 }
 
 func TestApplyReplacesMatchesOfTheRequiredComposeGo(t *testing.T) {
-	src := moduleFile(t)
-	patched, err := Apply(src)
+	p := composeGoMatches
+	src := moduleFile(t, p.Module, p.File)
+	patched, err := p.Apply(src)
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(string(patched), fastMatches()))
 	assert.Check(t, !strings.Contains(string(patched), upstreamMatches))
 	// Everything else of the file is kept byte for byte.
 	assert.Equal(t, strings.Replace(string(patched), fastMatches(), upstreamMatches, 1), string(src))
 
-	_, err = Apply(patched)
+	_, err = p.Apply(patched)
 	assert.Check(t, errors.Is(err, ErrUpstreamChanged), "a file without the original Matches is refused, got %v", err)
 }
 
-func TestWorkspaceWritesACopyAndAGoWork(t *testing.T) {
-	module := t.TempDir()
-	assert.NilError(t, os.MkdirAll(filepath.Join(module, "tree"), 0o755))
-	assert.NilError(t, os.WriteFile(filepath.Join(module, "go.mod"), []byte("module "+Module+"\n"), 0o444))
-	assert.NilError(t, os.WriteFile(filepath.Join(module, PatchedFile), []byte("package tree\n\n"+upstreamMatches), 0o444))
+func TestWorkspaceWritesCopiesAndAGoWork(t *testing.T) {
+	// A fake module per patch, holding the text its patch replaces.
+	fake := func(p Patch, content string) Located {
+		dir := t.TempDir()
+		assert.NilError(t, os.MkdirAll(filepath.Join(dir, filepath.Dir(p.File)), 0o755))
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+p.Module+"\n"), 0o444))
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, p.File), []byte(content), 0o444))
+		return Located{Patch: p, ModuleDir: dir, Version: "v1.2.3"}
+	}
+	draft := "package jsonschema\n\n" + upstreamDraftImports + "\n\ntype Draft struct {\n" + upstreamDraftFieldsEnd + "\n\n" +
+		upstreamDraftInit + "\n\n" + upstreamGetSchemaStart + "\n\tsch := d.draft.allVocabs[vocab]\n\tsch := d.draft.allVocabs[\"core\"]\n"
+	located := []Located{
+		fake(composeGoMatches, "package tree\n\n"+upstreamMatches),
+		fake(jsonschemaLazyDrafts, draft),
+	}
 	repo := t.TempDir()
-	out := filepath.Join(repo, "build", "compose-go")
+	out := filepath.Join(repo, "build", "modulepatch")
 
-	work, err := Workspace(module, "v2.16.2", repo, "1.26.0", out)
+	work, err := Workspace(located, repo, "1.26.0", out)
 	assert.NilError(t, err)
 	b, err := os.ReadFile(work)
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(string(b), "use ../..\n"))
-	assert.Check(t, is.Contains(string(b), "replace "+Module+" v2.16.2 => ./compose-go\n"))
-	patched, err := os.ReadFile(filepath.Join(out, "compose-go", PatchedFile))
+	assert.Check(t, is.Contains(string(b), "replace "+composeGoMatches.Module+" v1.2.3 => ./compose-go\n"))
+	assert.Check(t, is.Contains(string(b), "replace "+jsonschemaLazyDrafts.Module+" v1.2.3 => ./jsonschema\n"))
+	patched, err := os.ReadFile(filepath.Join(out, "compose-go", composeGoMatches.File))
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(string(patched), "Matches walks"))
-
-	// Run again over the first copy (read-only files from the module cache included).
-	_, err = Workspace(module, "v2.16.2", repo, "1.26.0", out)
+	patched, err = os.ReadFile(filepath.Join(out, "jsonschema", jsonschemaLazyDrafts.File))
 	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(patched), "func (d *Draft) compileMeta()"))
+
+	// Run again over the first copies (read-only files from the module cache included).
+	_, err = Workspace(located, repo, "1.26.0", out)
+	assert.NilError(t, err)
+
+	// A module whose file changed stops the workspace, naming module, version and file.
+	located[1] = fake(jsonschemaLazyDrafts, "package jsonschema\n")
+	_, err = Workspace(located, repo, "1.26.0", out)
+	assert.Check(t, errors.Is(err, ErrUpstreamChanged))
+	assert.Check(t, is.ErrorContains(err, jsonschemaLazyDrafts.Module+"@v1.2.3 draft.go"))
 }
