@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
@@ -16,7 +17,9 @@ import (
 // through the manager's service logs (every node's tasks, as `docker service logs`),
 // one stream per service of the project (found by the namespace label). Without Follow
 // the lines are merged by timestamp; with Follow they come as they arrive, until ctx
-// ends. Each entry's Number is its task's slot, Container the task's name
+// ends, and the project's services are listed again every swarmServiceListing: a
+// service created meanwhile (a deploy that adds it) is followed from its first line.
+// Each entry's Number is its task's slot, Container the task's name
 // (<project>_<service>.<slot>) and ContainerID the task's ID. Revision does not apply.
 func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts LogsOptions, emit func(LogEntry) error) error {
 	ns := map[string]string{compose.LabelStackNamespace: project}
@@ -33,24 +36,30 @@ func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts Logs
 	if len(unknown) > 0 {
 		return fmt.Errorf("no Swarm service %s in project %s (services: %s)", strings.Join(unknown, ", "), project, strings.Join(swarmServiceNames(project, svcs), ", "))
 	}
+	wanted := func(s engine.Service) bool {
+		return len(opts.Services) == 0 || slices.Contains(opts.Services, swarmComposeName(project, s.Name))
+	}
 	slots := swarmSlots{eng: eng, ns: ns}
 	if err := slots.refresh(ctx); err != nil {
 		return err
 	}
-	q := engine.LogOptions{Since: opts.Since, Until: opts.Until, Tail: opts.Tail, Follow: opts.Follow}
-	var mu sync.Mutex // emit, and lines, from one stream at a time
-	lists := make([][]LogEntry, len(svcs))
-	errs := make([]error, len(svcs))
-	var wg sync.WaitGroup
-	for i, s := range svcs {
+	// A stream that fails ends the others (and the listing): the error is returned.
+	streams, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		mu    sync.Mutex // emit, lists and errs, from one stream at a time
+		lists [][]LogEntry
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	read := func(s engine.Service, q engine.LogOptions) {
 		service := swarmComposeName(project, s.Name)
-		if len(opts.Services) > 0 && !slices.Contains(opts.Services, service) {
-			continue
-		}
 		tty := s.Spec.TaskTemplate.ContainerSpec != nil && s.Spec.TaskTemplate.ContainerSpec.TTY
+		i := len(lists)
+		lists = append(lists, nil)
 		wg.Go(func() {
-			errs[i] = eng.ServiceLogs(ctx, s.ID, tty, q, func(l engine.ServiceLogLine) error {
-				slot := slots.slot(ctx, l.TaskID)
+			err := eng.ServiceLogs(streams, s.ID, tty, q, func(l engine.ServiceLogLine) error {
+				slot := slots.slot(streams, l.TaskID)
 				e := LogEntry{Service: service, Number: slot, Container: fmt.Sprintf("%s.%d", s.Name, slot), ContainerID: l.TaskID, LogLine: l.LogLine}
 				if opts.parses() {
 					parseLine(&e)
@@ -66,8 +75,31 @@ func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts Logs
 				lists[i] = append(lists[i], e)
 				return nil
 			})
-			if errors.Is(errs[i], engine.ErrNotFound) {
-				errs[i] = nil // removed meanwhile
+			if err == nil || errors.Is(err, engine.ErrNotFound) || streams.Err() != nil {
+				return // ended, removed meanwhile, or stopped
+			}
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+			stop()
+		})
+	}
+	known := map[string]bool{}
+	mu.Lock()
+	for _, s := range svcs {
+		known[s.ID] = true
+		if wanted(s) {
+			read(s, engine.LogOptions{Since: opts.Since, Until: opts.Until, Tail: opts.Tail, Follow: opts.Follow})
+		}
+	}
+	mu.Unlock()
+	if opts.Follow {
+		followNewServices(streams, eng, ns, known, func(s engine.Service) {
+			if wanted(s) {
+				mu.Lock()
+				defer mu.Unlock()
+				// All of a new service's lines were written after following began.
+				read(s, engine.LogOptions{Since: opts.Since, Until: opts.Until, Tail: -1, Follow: true})
 			}
 		})
 	}
@@ -81,6 +113,36 @@ func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts Logs
 		return nil
 	}
 	return errors.Join(errs...)
+}
+
+// swarmServiceListing is how often `logs --follow` on Swarm lists the project's
+// services for one created since (one call to the manager; a new service's lines are
+// read from its first, so none is lost however late it is found).
+const swarmServiceListing = time.Second
+
+// followNewServices lists the services labelled ns every swarmServiceListing until ctx
+// ends and calls found for each one not in known (which it updates). A failed listing
+// is skipped: the streams report an engine that went away.
+func followNewServices(ctx context.Context, eng engine.Engine, ns map[string]string, known map[string]bool, found func(engine.Service)) {
+	tick := time.NewTicker(swarmServiceListing)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		svcs, err := eng.ListServices(ctx, ns)
+		if err != nil {
+			continue
+		}
+		for _, s := range svcs {
+			if !known[s.ID] {
+				known[s.ID] = true
+				found(s)
+			}
+		}
+	}
 }
 
 // swarmSlots maps the project's task IDs to their slots, listing the tasks again when a
