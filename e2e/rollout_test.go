@@ -362,7 +362,13 @@ func (a *asyncRun) waitLine(t *testing.T, text string, timeout time.Duration) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.Fatalf("no line %q within %s", text, timeout)
+	a.mu.Lock()
+	var sofar strings.Builder
+	for _, l := range a.lines {
+		sofar.WriteString(l.text + "\n")
+	}
+	a.mu.Unlock()
+	t.Fatalf("no line %q within %s; the output so far:\n%s", text, timeout, sofar.String())
 }
 
 func (a *asyncRun) running() bool {

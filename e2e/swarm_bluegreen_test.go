@@ -203,3 +203,90 @@ func TestSwarmCanary(t *testing.T) {
 	assert.Equal(t, rep.Bodies["v2"], rep.Sent, "bodies %v", rep.Bodies)
 	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
 }
+
+// swarmCanarySteps is swarmCanaryProject with other canary steps.
+func swarmCanarySteps(version, steps string) string {
+	return strings.Replace(swarmCanaryProject(version, ""), "steps: [{weight: 50, pause: 4s}]", "steps: ["+steps+"]", 1)
+}
+
+// TestSwarmCanaryControls drives a running canary on Swarm from a second plugin
+// invocation, under a bounded load from a client on the overlay network: pause holds a
+// 6 s step past its end, abort (while paused) sends everything back to v1, removes the
+// canary's revision and the deploy exits 3; promote ends the first of two 5-minute
+// steps, skips the second and switches to v3 (revision 2 again). No request fails.
+func TestSwarmCanaryControls(t *testing.T) {
+	s := setup(t)
+	begin := time.Now()
+	d := startSwarm(t, s)
+	for _, v := range []string{"v1", "v2", "v3"} {
+		d.copyImage(imageRef(v))
+	}
+	p := swarmProjectOn(t, s, d, swarmCanarySteps("v1", "{weight: 50, pause: 6s}"))
+	router, web := p.name+"_lifecycle-router", p.name+"_web"
+	p.mustLifecycle("deploy")
+	t.Logf("first deploy (router + revision 1) took %s", time.Since(begin).Round(time.Millisecond))
+	client := swarmTaskContainer(t, d, p.name+"_client")
+	url := "http://" + router + ":8080/"
+	stack := func() string {
+		return strings.TrimSpace(d.mustDocker("stack", "services", p.name, "--format", "{{.Name}} {{.Replicas}}"))
+	}
+
+	// pause, then abort while paused.
+	p.write(swarmCanarySteps("v2", "{weight: 50, pause: 6s}"))
+	run := p.startTimedLifecycle("deploy")
+	run.waitLine(t, "50% to revision 2", 90*time.Second)
+	// Bounded: at most 20 × 14 = 280 requests, 14 s.
+	wait := swarmLoad(t, d, client, url, "20", "14s")
+	r := p.mustLifecycle("pause", "web")
+	assert.Assert(t, strings.Contains(r.stdout, "Paused the canary of web"), r.String())
+	run.waitLine(t, "Paused", 10*time.Second)
+	time.Sleep(8 * time.Second) // past the 6 s step
+	assert.Assert(t, run.running(), "the paused canary must still be running")
+	aborted := time.Now()
+	r = p.mustLifecycle("abort", "web")
+	assert.Assert(t, strings.Contains(r.stdout, "Aborting the canary of web"), r.String())
+	code, out := run.wait()
+	t.Logf("abort ended the deploy %s after it was sent (exit %d)\n%s", time.Since(aborted).Round(time.Millisecond), code, out)
+	assert.Equal(t, code, 3, out)
+	assert.Assert(t, strings.Contains(out, "web rolled back"), out)
+	assert.Assert(t, strings.Contains(out, "canary aborted by `docker lifecycle abort web`"), out)
+	rep := wait()
+	t.Logf("load during pause and abort: %+v", rep)
+	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
+	assert.Assert(t, rep.Bodies["v1"] > 0 && rep.Bodies["v2"] > 0, "bodies %v", rep.Bodies)
+	assert.Equal(t, stack(), p.name+"_client 1/1\n"+router+" 1/1\n"+web+"-r1 2/2")
+	rep = swarmLoad(t, d, client, url, "10", "2s")()
+	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
+	assert.Equal(t, rep.Bodies["v1"], rep.Sent, "bodies %v", rep.Bodies)
+	// The deploy took its signals with it: none left, and no canary to abort.
+	assert.Equal(t, strings.TrimSpace(d.mustDocker("volume", "ls", "-q", "--filter", "label=io.lifecycle.canary-signal")), "")
+	r = p.lifecycle("abort", "web")
+	assert.Assert(t, r.code != 0 && strings.Contains(r.stderr, "no canary in progress"), r.String())
+
+	// promote during the first of two 5-minute steps.
+	p.write(swarmCanarySteps("v3", "{weight: 20, pause: 5m}, {weight: 50, pause: 5m}"))
+	run = p.startTimedLifecycle("deploy")
+	// The aborted revision 2 is gone: the next one is 2 again.
+	run.waitLine(t, "20% to revision 2", 90*time.Second)
+	// Bounded: at most 20 × 8 = 160 requests, 8 s.
+	wait = swarmLoad(t, d, client, url, "20", "8s")
+	time.Sleep(2 * time.Second) // the canary answers its 20 %
+	promoted := time.Now()
+	r = p.mustLifecycle("promote", "web")
+	assert.Assert(t, strings.Contains(r.stdout, "Promoting the canary of web"), r.String())
+	code, out = run.wait()
+	t.Logf("promote ended the deploy %s after it was sent (exit %d)\n%s", time.Since(promoted).Round(time.Millisecond), code, out)
+	assert.Equal(t, code, 0, out)
+	assert.Assert(t, strings.Contains(out, "Promoted"), out)
+	assert.Assert(t, strings.Contains(out, "web 50%: promoted by `docker lifecycle promote`"), out)
+	assert.Assert(t, !strings.Contains(out, "50% to revision 2"), "the second step ran:\n%s", out)
+	rep = wait()
+	t.Logf("load during promote: %+v", rep)
+	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
+	assert.Assert(t, rep.Bodies["v1"] > 0 && rep.Bodies["v3"] > 0, "bodies %v", rep.Bodies)
+	assert.Equal(t, stack(), p.name+"_client 1/1\n"+router+" 1/1\n"+web+"-r2 2/2")
+	rep = swarmLoad(t, d, client, url, "10", "2s")()
+	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
+	assert.Equal(t, rep.Bodies["v3"], rep.Sent, "bodies %v", rep.Bodies)
+	t.Logf("test body done in %s", time.Since(begin).Round(time.Millisecond))
+}

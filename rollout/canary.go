@@ -16,7 +16,8 @@ import (
 
 // CanarySignal is an operator's word to a running canary deploy. The deploy process
 // holds the project lock, so the signal travels through the engine: a labelled volume
-// that the canary's analysis polls for, which works from any machine using the context.
+// that the canary's analysis polls for (waitCanaryStep), which works from any machine
+// using the context; on Swarm it is a local volume on the manager the deploy talks to.
 type CanarySignal string
 
 const (
@@ -99,37 +100,44 @@ func clearCanarySignals(ctx context.Context, eng engine.Engine, project string) 
 	}
 }
 
-// observeCanary waits out a canary step's pause while honouring the operator's
-// signals: time paused does not count, promote ends the wait, abort fails it.
-func (x *executor) observeCanary(ctx context.Context, s strategies.Step) (promoted bool, err error) {
-	id := "Service " + s.Service
-	remaining := time.Duration(s.Duration)
+// canarySignalPoll is how often a canary step's wait reads the operator's signals.
+const canarySignalPoll = 250 * time.Millisecond
+
+// waitCanaryStep waits out a canary step's pause d while honouring the operator's
+// signals (SendCanarySignal): time paused does not count, promote ends the wait, abort
+// fails it with ErrCanaryAborted. The deploy on one engine and on Swarm share it; id is
+// the progress line, publish (nil for none) takes each change of the canary's state for
+// the rollout view.
+func waitCanaryStep(ctx context.Context, eng engine.Engine, project, service string, d time.Duration, events progress.Writer, id string, publish func(func(*CanaryState))) (promoted bool, err error) {
+	if publish == nil {
+		publish = func(func(*CanaryState)) {}
+	}
+	remaining := d
 	paused := false
-	const poll = 250 * time.Millisecond
 	for remaining > 0 {
-		signals, err := canarySignals(ctx, x.eng, x.project.Name, s.Service)
+		signals, err := canarySignals(ctx, eng, project, service)
 		if err != nil {
 			return false, err
 		}
 		switch {
 		case signals[SignalAbort]:
-			return false, fmt.Errorf("%w by `docker lifecycle abort %s`", ErrCanaryAborted, s.Service)
+			return false, fmt.Errorf("%w by `docker lifecycle abort %s`", ErrCanaryAborted, service)
 		case signals[SignalPromote]:
-			progress.Emit(x.events, id, progress.Info, "Promoted", "by `docker lifecycle promote`: the remaining analysis is skipped")
-			x.state.canary(ctx, s.Service, func(c *CanaryState) { c.Promoted, c.StepEnds, c.Paused = true, time.Time{}, false })
+			progress.Emit(events, id, progress.Info, "Promoted", "by `docker lifecycle promote`: the remaining analysis is skipped")
+			publish(func(c *CanaryState) { c.Promoted, c.StepEnds, c.Paused = true, time.Time{}, false })
 			return true, nil
 		case signals[SignalPause] && !paused:
 			paused = true
-			progress.Emit(x.events, id, progress.Warning, "Paused", fmt.Sprintf("%s left in this step; `docker lifecycle resume %s` goes on", remaining.Round(time.Second), s.Service))
+			progress.Emit(events, id, progress.Warning, "Paused", fmt.Sprintf("%s left in this step; `docker lifecycle resume %s` goes on", remaining.Round(time.Second), service))
 			left := remaining
-			x.state.canary(ctx, s.Service, func(c *CanaryState) { c.Paused, c.PausedLeft, c.StepEnds = true, left.Milliseconds(), time.Time{} })
+			publish(func(c *CanaryState) { c.Paused, c.PausedLeft, c.StepEnds = true, left.Milliseconds(), time.Time{} })
 		case !signals[SignalPause] && paused:
 			paused = false
-			progress.Emit(x.events, id, progress.Working, "Resumed", "")
+			progress.Emit(events, id, progress.Working, "Resumed", "")
 			ends := time.Now().Add(remaining).UTC()
-			x.state.canary(ctx, s.Service, func(c *CanaryState) { c.Paused, c.PausedLeft, c.StepEnds = false, 0, ends })
+			publish(func(c *CanaryState) { c.Paused, c.PausedLeft, c.StepEnds = false, 0, ends })
 		}
-		step := min(poll, remaining)
+		step := min(canarySignalPoll, remaining)
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
@@ -154,7 +162,8 @@ func (x *executor) analyze(ctx context.Context, s strategies.Step) error {
 	}
 	progress.Emit(x.events, id, progress.Working, "Analyzing", fmt.Sprintf("%s for %s", s.Cause, time.Duration(s.Duration)))
 	x.state.stepStarted(ctx, s, time.Duration(s.Duration))
-	promoted, err := x.observeCanary(ctx, s)
+	promoted, err := waitCanaryStep(ctx, x.eng, x.project.Name, s.Service, time.Duration(s.Duration), x.events, id,
+		func(change func(*CanaryState)) { x.state.canary(ctx, s.Service, change) })
 	if err != nil {
 		if errors.Is(err, ErrCanaryAborted) {
 			x.state.verdict(ctx, s, "aborted by `docker lifecycle abort`")

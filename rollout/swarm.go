@@ -119,6 +119,10 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 			progress.Emit(events, "Project "+p.Name, progress.Warning, "Lock not released", err.Error())
 		}
 	}()
+	// A canary's signals (pause, resume, abort, promote) are volumes on this manager, as
+	// on one engine: a deploy starts and ends with none.
+	clearCanarySignals(ctx, eng, p.Name)
+	defer clearCanarySignals(context.WithoutCancel(ctx), eng, p.Name)
 	plan, before, ids, bgState, err := planSwarm(ctx, eng, p, node, objects, specs, blueGreen)
 	if err != nil || plan.Empty() {
 		return plan, err

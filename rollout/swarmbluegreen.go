@@ -255,12 +255,23 @@ func executeBlueGreen(ctx context.Context, eng engine.Engine, p *compose.Project
 
 // canaryStep gives the new revision s.Weight percent of the service's traffic for
 // s.Pause and judges it on the router's counters of that window (as on one engine:
-// canaryWindow, judge). A failed analysis sends all traffic back to the revisions that
-// served before, and removes the new one once drained: a *RolledBackError (exit 3).
+// canaryWindow, judge), honouring the operator's signals as on one engine
+// (waitCanaryStep): pause holds the step, promote ends it unjudged and skips the steps
+// after it (the switch follows), abort fails it. A failed analysis or an abort sends all
+// traffic back to the revisions that served before, and removes the new one once
+// drained: a *RolledBackError (exit 3).
 func canaryStep(ctx context.Context, eng engine.Engine, p *compose.Project, s strategies.SwarmStep, client *routerClient, state swarmBlueGreen, push func() error, events progress.Writer) error {
 	id := "Swarm " + s.Name
 	serving := slices.Clone(state.routes[s.Service])
 	target := compose.SwarmRevisionName(p.Name, s.Service, s.Revision)
+	signals, err := canarySignals(ctx, eng, p.Name, s.Service)
+	if err != nil {
+		return err
+	}
+	if signals[SignalPromote] {
+		progress.Emit(events, id, progress.Done, "Skipped", fmt.Sprintf("%s %d%%: promoted by `docker lifecycle promote`", s.Service, s.Weight))
+		return nil
+	}
 	var backends []strategies.RouteBackend
 	for _, b := range serving {
 		if b.Weight > 0 && b.Container != target {
@@ -279,10 +290,11 @@ func canaryStep(ctx context.Context, eng engine.Engine, p *compose.Project, s st
 		return fmt.Errorf("canary %s %d%%: %w", s.Service, s.Weight, err)
 	}
 	var verdict, detail string
-	select {
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-time.After(s.Pause):
+	promoted, err := waitCanaryStep(ctx, eng, p.Name, s.Service, s.Pause, events, id, nil)
+	if promoted {
+		return nil
+	}
+	if err == nil {
 		var after router.Snapshot
 		if after, err = routerStats(ctx, client); err == nil {
 			w := canaryWindow(s.Service, revisionGroup(s.Revision), before, after)
@@ -297,7 +309,11 @@ func canaryStep(ctx context.Context, eng engine.Engine, p *compose.Project, s st
 	if err == nil {
 		err = fmt.Errorf("%w: %s (%s)", ErrAnalysisFailed, verdict, detail)
 	}
-	progress.Emit(events, id, progress.Error, "Canary failed", err.Error())
+	if errors.Is(err, ErrCanaryAborted) {
+		progress.Emit(events, id, progress.Error, "Canary aborted", err.Error())
+	} else {
+		progress.Emit(events, id, progress.Error, "Canary failed", err.Error())
+	}
 	// Back to what served before (the new revision drains), then the new one goes.
 	state.routes[s.Service] = serving
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
