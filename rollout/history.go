@@ -246,6 +246,10 @@ func RollbackTargets(ctx context.Context, eng engine.Engine, p *compose.Project,
 				services = append(services, name)
 			}
 		}
+		if len(services) == 0 {
+			// An empty answer would make the rollback a deploy of every service.
+			return nil, fmt.Errorf("project %s has no routed service: %w; a recreate service is rolled back only when named (`docker lifecycle rollback SERVICE`)", p.Name, ErrNothingToRollBack)
+		}
 	}
 	containers, err := eng.ListContainers(ctx, projectFilter(p.Name))
 	if err != nil {

@@ -63,9 +63,11 @@ func TestRecreateRollback(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(targets, map[string]int{"db": 2}), "a rollback of the rollback returns to where it started")
 
-	// Without services named, a recreate service is not rolled back.
+	// Without services named, a recreate service is not rolled back (and a project of
+	// recreate services only is not deployed instead).
 	_, err = RollbackTargets(context.Background(), w.fake(), p2, nil, 0)
-	assert.NilError(t, err)
+	assert.Check(t, errors.Is(err, ErrNothingToRollBack), "got %v", err)
+	assert.Check(t, is.ErrorContains(err, "a recreate service is rolled back only when named"))
 }
 
 // TestRecreateRollbackFailureLosesNothing: when the previous revision fails its gate,
