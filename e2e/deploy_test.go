@@ -156,7 +156,8 @@ func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
 	p.write(recreate(strings.Replace(fmt.Sprintf(dependencyProject, "v2", port), "replicas: 2", "replicas: 1", 1)))
 	r := p.mustLifecycle("deploy")
 	assert.Check(t, is.Contains(r.stderr, "scale down to 1"))
-	assert.Check(t, is.DeepEqual(p.containers("label=com.docker.compose.service=worker"), []string{p.name + "-worker-1"}))
+	assert.Check(t, is.DeepEqual(p.containers("label=com.docker.compose.service=worker"),
+		[]string{p.name + "-worker-1", p.name + "-worker-r1-1", p.name + "-worker-r1-2"}, sortedCmp()), "revision 1's replicas are kept for a rollback")
 }
 
 // TestDownRemovesProjectKeepsVolumesUnlessAsked: down removes the containers and the
