@@ -150,14 +150,14 @@ func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
 	p.mustLifecycle("deploy")
 	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v2"))
 	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.revision"}}`, p.name+"-web-1"), "2"))
+	assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", p.name+"-web-r1-1"), "exited"), "revision 1 is kept for a rollback")
 	assert.Check(t, is.Equal(p.inspect("{{.Id}}", p.name+"-db-1"), dbBefore), "unchanged db was not touched")
 
 	// Scaling down removes the highest replica numbers.
 	p.write(recreate(strings.Replace(fmt.Sprintf(dependencyProject, "v2", port), "replicas: 2", "replicas: 1", 1)))
 	r := p.mustLifecycle("deploy")
 	assert.Check(t, is.Contains(r.stderr, "scale down to 1"))
-	assert.Check(t, is.DeepEqual(p.containers("label=com.docker.compose.service=worker"),
-		[]string{p.name + "-worker-1", p.name + "-worker-r1-1", p.name + "-worker-r1-2"}, sortedCmp()), "revision 1's replicas are kept for a rollback")
+	assert.Check(t, is.DeepEqual(p.containers("label=com.docker.compose.service=worker"), []string{p.name + "-worker-1"}))
 }
 
 // TestDownRemovesProjectKeepsVolumesUnlessAsked: down removes the containers and the
