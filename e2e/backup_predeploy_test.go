@@ -33,9 +33,9 @@ volumes:
 // deploy that changes a service mounting a volume backs the volume up first and records
 // the backup on the new revision; `rollback --with-data` brings the previous revision
 // back and its data with it (files the backup does not hold stay: restore --force).
-// The service mounts the volume read-only: one that mounts it read-write runs the
-// recreate strategy, which retains no previous revision to roll back to (rollback
-// refuses it); the test writes the data through a container of its own.
+// The service mounts the volume read-only, so it is routed (rolling); the recreate
+// case is TestRecreateRollbackWithData. The test writes the data through a container
+// of its own.
 func TestBackupBeforeDeployAndRollbackWithData(t *testing.T) {
 	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	s := setup(t)

@@ -13,8 +13,9 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 )
 
-// The recreate steps (stop, remove, create, start) on containers named <service>-1;
-// TestKilledRolloutConverges covers the routed steps.
+// The recreate steps (stop, rename, create, start) on containers named <service>-1 (an
+// update keeps the previous revision as <service>-r1-1); TestKilledRolloutConverges
+// covers the routed steps.
 const crashProject = `
 x-lifecycle: {strategy: recreate}
 services:
@@ -47,7 +48,7 @@ func TestKilledDeployConverges(t *testing.T) {
 		{"start", false},
 		{"wait-healthy", false},
 		{"stop", true},
-		{"remove", true},
+		{"rename", true},
 		{"create", true},
 		{"start", true},
 		{"wait-healthy", true},
@@ -74,7 +75,11 @@ func TestKilledDeployConverges(t *testing.T) {
 			p.env = nil
 			r = p.mustLifecycle("deploy")
 			assert.Check(t, is.Contains(r.stderr, "Stale lock taken over"), r.String())
-			assert.Check(t, is.DeepEqual(p.containers(), []string{p.name + "-db-1", p.name + "-web-1"}, sortedCmp()))
+			containers := []string{p.name + "-db-1", p.name + "-web-1"}
+			if tc.update {
+				containers = append(containers, p.name+"-db-r1-1", p.name+"-web-r1-1") // revision 1, kept for a rollback
+			}
+			assert.Check(t, is.DeepEqual(p.containers(), containers, sortedCmp()))
 			for _, c := range []string{p.name + "-db-1", p.name + "-web-1"} {
 				assert.Check(t, is.Equal(p.inspect("{{.State.Health.Status}}", c), "healthy"), c)
 			}

@@ -150,6 +150,7 @@ func TestChangedServiceIsRecreatedWithCause(t *testing.T) {
 	p.mustLifecycle("deploy")
 	assert.Check(t, is.Equal(get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)), "v2"))
 	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.revision"}}`, p.name+"-web-1"), "2"))
+	assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", p.name+"-web-r1-1"), "exited"), "revision 1 is kept for a rollback")
 	assert.Check(t, is.Equal(p.inspect("{{.Id}}", p.name+"-db-1"), dbBefore), "unchanged db was not touched")
 
 	// Scaling down removes the highest replica numbers.

@@ -59,6 +59,11 @@ func (d *DryRun) RemoveContainer(_ context.Context, id string, _ bool) error {
 	return nil
 }
 
+func (d *DryRun) RenameContainer(_ context.Context, id, name string) error {
+	d.record("rename container %s to %s", id, name)
+	return nil
+}
+
 func (d *DryRun) CreateNetwork(_ context.Context, spec NetworkSpec) error {
 	d.record("create network %s", spec.Name)
 	return nil

@@ -55,6 +55,9 @@ type Engine interface {
 	// StopContainer sends signal (empty: the container's stop signal) and kills after timeout (nil: the container's own).
 	StopContainer(ctx context.Context, id, signal string, timeout *time.Duration) error
 	RemoveContainer(ctx context.Context, id string, removeAnonymousVolumes bool) error
+	// RenameContainer gives a container a new name (a recreate service's previous
+	// revision is kept under its revision's name); a name taken is ErrNameInUse.
+	RenameContainer(ctx context.Context, id, name string) error
 	// ContainerLogTail returns the last lines of the container's stdout and stderr.
 	ContainerLogTail(ctx context.Context, id string, lines int) (string, error)
 	// ReadFile reads a regular file (following symbolic links) of a container's

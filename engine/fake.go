@@ -20,6 +20,7 @@ type Fake struct {
 	StartContainerFn   func(ctx context.Context, id string) error
 	StopContainerFn    func(ctx context.Context, id, signal string, timeout *time.Duration) error
 	RemoveContainerFn  func(ctx context.Context, id string, removeAnonymousVolumes bool) error
+	RenameContainerFn  func(ctx context.Context, id, name string) error
 	ContainerLogTailFn func(ctx context.Context, id string, lines int) (string, error)
 	ReadFileFn         func(ctx context.Context, containerID, path string, limit int64) ([]byte, error)
 	ListNetworksFn     func(ctx context.Context, labels map[string]string) ([]Network, error)
@@ -209,6 +210,13 @@ func (f *Fake) RemoveContainer(ctx context.Context, id string, removeAnonymousVo
 		return unexpected("RemoveContainer")
 	}
 	return f.RemoveContainerFn(ctx, id, removeAnonymousVolumes)
+}
+
+func (f *Fake) RenameContainer(ctx context.Context, id, name string) error {
+	if f.RenameContainerFn == nil {
+		return unexpected("RenameContainer")
+	}
+	return f.RenameContainerFn(ctx, id, name)
 }
 
 func (f *Fake) ContainerLogTail(ctx context.Context, id string, lines int) (string, error) {

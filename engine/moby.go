@@ -289,6 +289,14 @@ func (m *Moby) StartContainer(ctx context.Context, id string) error {
 	return wrapNotFound(err, "start container "+id)
 }
 
+func (m *Moby) RenameContainer(ctx context.Context, id, name string) error {
+	_, err := m.api.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name})
+	if cerrdefs.IsConflict(err) {
+		return fmt.Errorf("rename container %s to %s: %w", id, name, errors.Join(ErrNameInUse, err))
+	}
+	return wrapNotFound(err, "rename container "+id+" to "+name)
+}
+
 func (m *Moby) StopContainer(ctx context.Context, id, signal string, timeout *time.Duration) error {
 	opts := client.ContainerStopOptions{Signal: signal}
 	if timeout != nil {

@@ -33,9 +33,12 @@ func newRollbackCommand(dockerCli command.Cli, project *projectOptions) *cobra.C
 again through the service's strategy and deploy.rollback_config, with no pull and no
 build; the current containers are stopped and kept, so a rollback can be rolled back.
 Without --to, each service goes back to the revision that served before the current one.
-With --with-data, the services' named volumes are then restored from the backup that
-x-lifecycle.backup.before-deploy took before the revision being left was deployed (the
-containers mounting them are stopped during the restore and started again).`,
+Without services, the routed ones: a recreate service (a database, typically) is rolled
+back only when named (stop, its kept container takes the service's name back, start).
+With --with-data, the services' named volumes are restored from the backup that
+x-lifecycle.backup.before-deploy took before the revision being left was deployed, after
+the revision left stopped and before the previous one starts (other containers mounting
+them are stopped during the restore and started again).`,
 		Example: `  docker lifecycle rollback
   docker lifecycle rollback web --to 3
   docker lifecycle rollback --dry-run

@@ -180,6 +180,9 @@ func Deploy(ctx context.Context, eng engine.Engine, p *compose.Project, events p
 		if opts.rolloutFailed != nil {
 			err = opts.rolloutFailed(err)
 		}
+		if len(opts.Rollback) > 0 {
+			err = explainRecreateRollback(ctx, eng, p, plan, opts.Rollback, backups, err)
+		}
 		return plan, err
 	}
 	if err := verifyCreated(p, images, created, events); err != nil {

@@ -296,6 +296,12 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 			x.removeSecretsOf(ctx, s.Target)
 		}
 		progress.Emit(x.events, containerID(s.Target), progress.Done, "Removed", "")
+	case strategies.Rename:
+		progress.Emit(x.events, containerID(s.Target), progress.Working, "Renaming", "to "+s.RenameTo+": "+s.Cause)
+		if err := x.eng.RenameContainer(ctx, s.ContainerID, s.RenameTo); err != nil {
+			return x.stepError(s, err)
+		}
+		progress.Emit(x.events, containerID(s.Target), progress.Done, "Renamed", s.RenameTo)
 	case strategies.Create:
 		return x.create(ctx, s)
 	case strategies.Start:

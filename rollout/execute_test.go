@@ -176,6 +176,9 @@ func (w *world) fake() *engine.Fake {
 			}
 			w.record("create %s", spec.Name)
 			id := "id-" + spec.Name
+			for w.containers[id] != nil { // a renamed container had the name before
+				id += "+"
+			}
 			hc := *spec.HostConfig
 			if w.tamper != nil {
 				w.tamper(&hc)
@@ -199,6 +202,22 @@ func (w *world) fake() *engine.Fake {
 			if w.stopErr != nil {
 				return w.stopErr(w.containers[id].Name)
 			}
+			return nil
+		},
+		RenameContainerFn: func(_ context.Context, id, name string) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			for _, c := range w.containers {
+				if c.Name == name {
+					return fmt.Errorf("rename container %s to %s: %w", id, name, engine.ErrNameInUse)
+				}
+			}
+			c, ok := w.containers[id]
+			if !ok {
+				return fmt.Errorf("container %s: %w", id, engine.ErrNotFound)
+			}
+			w.record("rename %s %s", c.Name, name)
+			c.Name = name
 			return nil
 		},
 		RemoveContainerFn: func(_ context.Context, id string, _ bool) error {

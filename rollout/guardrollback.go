@@ -49,7 +49,7 @@ func (g *guard) escalate(w *watchedContainer, a GuardAlert) {
 		g.quarantineOrAlert(w, a) // rollback-window: 0s turns the escalation off
 		return
 	case !spec.Routed:
-		a.Reason += "; no automatic rollback: the recreate strategy keeps no previous revision"
+		a.Reason += "; no automatic rollback of a recreate service (its previous revision would run on this one's data): `docker lifecycle rollback " + w.service + " [--with-data]` does it by hand"
 		g.quarantineOrAlert(w, a)
 		return
 	case g.rollingBack[w.service]:

@@ -235,13 +235,20 @@ var ErrNothingToRollBack = errors.New("no previous revision to roll back to")
 
 // RollbackTargets picks the revision each service goes back to: to, when given, else
 // the revision that served before the current one (so a rollback of a rollback returns
-// to where it started), among the revisions whose containers are retained.
+// to where it started), among the revisions whose containers are retained. Without
+// services named, the routed services: a recreate service (a database, typically) is
+// rolled back only when named, since its previous revision would run on the current
+// revision's data (`rollback SERVICE --with-data` restores that too).
 func RollbackTargets(ctx context.Context, eng engine.Engine, p *compose.Project, services []string, to int) (map[string]int, error) {
 	if len(services) == 0 {
 		for _, name := range p.ServiceNames() {
 			if p.ServiceSpecs[name].Routed() {
 				services = append(services, name)
 			}
+		}
+		if len(services) == 0 {
+			// An empty answer would make the rollback a deploy of every service.
+			return nil, fmt.Errorf("project %s has no routed service: %w; a recreate service is rolled back only when named (`docker lifecycle rollback SERVICE`)", p.Name, ErrNothingToRollBack)
 		}
 	}
 	containers, err := eng.ListContainers(ctx, projectFilter(p.Name))
@@ -257,18 +264,15 @@ func RollbackTargets(ctx context.Context, eng engine.Engine, p *compose.Project,
 		if _, ok := p.Project.Services[service]; !ok {
 			return nil, fmt.Errorf("%w: %q in project %s", strategies.ErrUnknownService, service, p.Name)
 		}
-		if !p.ServiceSpecs[service].Routed() {
-			if len(services) == 1 {
-				return nil, fmt.Errorf("service %q uses the recreate strategy, which keeps no previous revision: %w", service, ErrNothingToRollBack)
-			}
-			continue
-		}
 		current, target := previousRevision(service, containers, records)
 		if to > 0 {
 			out[service] = to // the planner says whether it exists
 			continue
 		}
 		if target == 0 {
+			if !p.ServiceSpecs[service].Routed() {
+				return nil, fmt.Errorf("service %q (revision %d, recreate strategy): %w; a recreate service keeps its previous revisions (x-lifecycle.history) from this version on, unless it has secrets or joins another service's namespaces: the first deploy that changes it keeps one", service, current, ErrNothingToRollBack)
+			}
 			return nil, fmt.Errorf("service %q (revision %d): %w; retained revisions are kept by x-lifecycle.history", service, current, ErrNothingToRollBack)
 		}
 		out[service] = target

@@ -32,6 +32,7 @@ x-lifecycle:
 services:
   web:
     image: app:%s
+    x-lifecycle: {history: 0} # removed, not kept for a rollback: its logs are archived
 `
 
 // recordedEvents keeps the progress events for the test to look at.

@@ -394,8 +394,9 @@ func lockHosts(ctx context.Context, hosts []Host, command string, events progres
 
 // rollbackHost returns the services a deploy changed on one host to the revisions
 // that served before it (RollbackTargets), through Deploy as `rollback` does. Services
-// with no previous revision (recreate, new on the host, or orphans the deploy removed)
-// are kept and named.
+// with no previous revision (new on the host, or orphans the deploy removed), and
+// recreate services (their previous revision would run on the new one's data), are
+// kept and named.
 func rollbackHost(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, changed []string, opts DeployOptions) ([]string, error) {
 	targets := map[string]int{}
 	var kept []string
@@ -405,7 +406,7 @@ func rollbackHost(ctx context.Context, eng engine.Engine, p *compose.Project, ev
 			continue
 		}
 		if !p.ServiceSpecs[s].Routed() {
-			kept = append(kept, s+" (recreate strategy: no previous revision is kept)")
+			kept = append(kept, s+" (recreate strategy: not rolled back automatically, its previous revision would run on the new one's data; `docker lifecycle rollback "+s+" [--with-data]` on the host does it)")
 			continue
 		}
 		t, err := RollbackTargets(ctx, eng, p, []string{s}, 0)

@@ -178,12 +178,13 @@ func RollbackWithData(ctx context.Context, eng engine.Engine, p *compose.Project
 		if !restored {
 			return err
 		}
-		var backups, services []string
+		var backups, services, finish []string
 		for _, r := range restores {
 			backups, services = append(backups, r.Backup), append(services, r.Service)
+			finish = append(finish, fmt.Sprintf("`docker lifecycle rollback %s --to %d`", r.Service, opts.Rollback[r.Service]))
 		}
-		return fmt.Errorf("the volumes were restored from %s, then the rollback of %s failed: %w; fix the cause and run `docker lifecycle rollback %s` (without --with-data: the data is restored already)",
-			strings.Join(backups, ", "), strings.Join(services, ", "), err, strings.Join(services, " "))
+		return fmt.Errorf("the volumes were restored from %s, then the rollback of %s failed: %w; fix the cause and run %s (without --with-data: the data is restored already)",
+			strings.Join(backups, ", "), strings.Join(services, ", "), err, strings.Join(finish, ", "))
 	}
 	opts.afterRollout = func(ctx context.Context) error {
 		return restartOthers(ctx, eng, events, stopped, restores, wait)

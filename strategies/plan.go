@@ -19,8 +19,12 @@ const (
 	CreateVolume  Action = "create-volume"
 	Stop          Action = "stop"
 	Remove        Action = "remove"
-	Create        Action = "create"
-	Start         Action = "start"
+	// Rename gives a container the name RenameTo: a recreate service's previous revision
+	// is kept, stopped, under its revision's name, and gets the service's name back
+	// when a rollback starts it again (recreate.go).
+	Rename Action = "rename"
+	Create Action = "create"
+	Start  Action = "start"
 	// WaitHealthy waits until the container is healthy, or running when it has no healthcheck.
 	WaitHealthy Action = "wait-healthy"
 	// WaitCompleted waits until the container exited with code 0.
@@ -40,10 +44,12 @@ const (
 
 // Step is one engine-level change (or wait) with its cause.
 type Step struct {
-	ID          int    `json:"id"`
-	Action      Action `json:"action"`
-	Service     string `json:"service,omitempty"`
-	Target      string `json:"target"` // container, network or volume name
+	ID      int    `json:"id"`
+	Action  Action `json:"action"`
+	Service string `json:"service,omitempty"`
+	Target  string `json:"target"` // container, network or volume name
+	// RenameTo is a rename step's new name for the container Target.
+	RenameTo    string `json:"rename_to,omitempty"`
 	ContainerID string `json:"container_id,omitempty"`
 	Number      int    `json:"number,omitempty"`
 	Revision    int    `json:"revision,omitempty"`
@@ -131,7 +137,11 @@ func (p Plan) WriteText(w io.Writer) error {
 		for i, a := range s.After {
 			after[i] = strconv.Itoa(a)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Action, s.Target, rev, s.Cause, strings.Join(after, ","))
+		target := s.Target
+		if s.RenameTo != "" {
+			target += " -> " + s.RenameTo
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Action, target, rev, s.Cause, strings.Join(after, ","))
 	}
 	return tw.Flush()
 }

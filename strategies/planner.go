@@ -109,10 +109,11 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 			}
 			continue
 		}
-		if opts.Rollback[name] > 0 {
-			return Plan{}, fmt.Errorf("service %q uses the recreate strategy, which keeps no previous revision to roll back to", name)
+		diff := pl.diffService
+		if to := opts.Rollback[name]; to > 0 {
+			diff = func(name string) (*serviceChange, error) { return pl.diffRecreateRollback(name, to) }
 		}
-		ch, err := pl.diffService(name)
+		ch, err := diff(name)
 		if errors.Is(err, ErrImageMissing) {
 			missing = append(missing, err)
 			continue
@@ -121,7 +122,7 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 			return Plan{}, err
 		}
 		changes[name] = ch
-		pl.replaced[name] = len(ch.create) > 0
+		pl.replaced[name] = len(ch.create) > 0 || ch.rollback > 0 && len(ch.start) > 0
 	}
 	if len(missing) > 0 {
 		return Plan{}, errors.Join(missing...)
@@ -145,6 +146,7 @@ func MakePlan(d *compose.Desired, observed Observed, opts Options) (Plan, error)
 	for _, name := range order {
 		if ch := changes[name]; ch != nil {
 			pl.planStarts(ch)
+			pl.planRetention(ch)
 		}
 		if ch := routed[name]; ch != nil {
 			pl.planRouted(ch)

@@ -21,6 +21,41 @@ type serviceChange struct {
 	revision int                 // revision of the containers to create
 	hash     string              // configuration hash of the containers to create
 	causes   map[string]string   // container name or number → cause
+	// keep are the containers of replace that are kept (stopped, under their
+	// revision's name) for a rollback instead of removed, by ID; retained are the
+	// service's containers kept so by earlier rollouts.
+	keep     map[string]bool
+	retained []ObservedContainer
+	// rollback is the revision a rollback starts again (its retained containers are
+	// in start, renamed back to the service's names first); 0: a deploy.
+	rollback int
+}
+
+// A recreate service keeps its previous revisions as stopped containers named like a
+// routed service's, <project>-<service>-r<revision>-<n>, so `rollback` can start one
+// again: before a new container takes the service's name, the old one is stopped and
+// renamed, and a rollback swaps the names back. x-lifecycle.history bounds how many are
+// kept; a service with secrets keeps none (its secret files are kept under the
+// container's name, which the new container takes), nor one whose container joins
+// another service's namespaces (network_mode, ipc, pid service:NAME).
+
+// retainedName is the name a recreate service's container is kept under.
+func retainedName(project string, c ObservedContainer) string {
+	return compose.RevisionContainerName(project, c.Service, c.Revision, c.Number)
+}
+
+// isRetained reports whether c is a previous revision kept by a recreate rollout: not
+// running, under its revision's name rather than the service's.
+func (pl *planner) isRetained(c ObservedContainer) bool {
+	return !c.Running() && c.Name == retainedName(pl.project.Name, c) && c.Name != compose.ReplicaName(pl.project, c.Service, c.Revision, c.Number)
+}
+
+// retains reports whether the service keeps its previous revisions: not one that joins
+// another service's namespaces (its kept container would join a container that is
+// gone), nor one with secrets (see above).
+func (pl *planner) retains(name string) bool {
+	spec, svc := pl.project.ServiceSpecs[name], pl.project.Project.Services[name]
+	return spec.History != nil && *spec.History > 0 && len(svc.Secrets) == 0 && len(compose.SharedNamespaceServices(svc)) == 0
 }
 
 // diffService compares the desired service with its containers.
@@ -30,11 +65,16 @@ func (pl *planner) diffService(name string) (*serviceChange, error) {
 	hash, ref := pl.desired.Services[name].ConfigHash, pl.desired.Services[name].Image
 	imageID := pl.observed.ImageIDs[ref]
 
-	ch := &serviceChange{name: name, hash: hash, causes: map[string]string{}}
+	ch := &serviceChange{name: name, hash: hash, causes: map[string]string{}, keep: map[string]bool{}}
 	byNumber := map[int][]ObservedContainer{}
-	current := 0
+	current, highestRetained := 0, 0
 	for _, c := range pl.observed.Containers {
 		if c.Service != name {
+			continue
+		}
+		if pl.isRetained(c) {
+			ch.retained = append(ch.retained, c)
+			highestRetained = max(highestRetained, c.Revision)
 			continue
 		}
 		byNumber[c.Number] = append(byNumber[c.Number], c)
@@ -76,6 +116,7 @@ func (pl *planner) diffService(name string) (*serviceChange, error) {
 		if cause != "" {
 			outdated = true
 			ch.replace = append(ch.replace, c)
+			ch.keep[c.ID] = c.Revision > 0 && pl.retains(name)
 			ch.causes[c.Name+"#"+c.ID] = cause
 			ch.create = append(ch.create, n)
 			ch.causes[strconv.Itoa(n)] = cause
@@ -110,7 +151,11 @@ func (pl *planner) diffService(name string) (*serviceChange, error) {
 	sort.Ints(ch.create)
 	ch.revision = max(current, 1)
 	if outdated {
-		ch.revision = current + 1
+		ch.revision = max(current, highestRetained) + 1
+	} else if len(ch.create) > 0 && highestRetained >= ch.revision {
+		// No container runs the current revision (e.g. a rollout killed between the
+		// rename and the create): a new number, never a retained one's.
+		ch.revision = highestRetained + 1
 	}
 	if len(ch.create) > 0 && imageID == "" {
 		return nil, imageMissingError(p, name, ref)
@@ -152,6 +197,17 @@ func (pl *planner) planStops(ch *serviceChange) {
 			pl.stops[ch.name] = append(pl.stops[ch.name], id)
 			removeAfter = []int{id}
 		}
+		if ch.keep[c.ID] {
+			// Kept for a rollback; the rename frees the service's name (the removes are
+			// what a new container waits for).
+			if to := retainedName(pl.project.Name, c); to != c.Name {
+				id := pl.add(Step{Action: Rename, Service: ch.name, Target: c.Name, RenameTo: to, ContainerID: c.ID, Revision: c.Revision, Cause: "kept for a rollback (x-lifecycle.history)", After: removeAfter})
+				pl.removes[ch.name] = append(pl.removes[ch.name], id)
+			} else {
+				pl.removes[ch.name] = append(pl.removes[ch.name], removeAfter...)
+			}
+			continue
+		}
 		id := pl.add(Step{Action: Remove, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: removeAfter})
 		pl.removes[ch.name] = append(pl.removes[ch.name], id)
 	}
@@ -172,9 +228,21 @@ func (pl *planner) planStarts(ch *serviceChange) {
 	for _, c := range ch.start {
 		cause := ch.causes[c.Name+"#"+c.ID]
 		after := append(slices.Clone(gates), pl.setup...)
-		id := pl.add(Step{Action: Start, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: after})
+		target := c.Name
+		if ch.rollback > 0 {
+			// The retained container takes the service's name back, once the
+			// revision it replaces has left it.
+			target = compose.ReplicaName(pl.project, ch.name, c.Revision, c.Number)
+			if target != c.Name {
+				after = []int{pl.add(Step{Action: Rename, Service: ch.name, Target: c.Name, RenameTo: target, ContainerID: c.ID, Revision: c.Revision, Cause: cause,
+					After: slices.Clone(pl.removes[ch.name])})}
+				after = append(after, gates...)
+				after = append(after, pl.setup...)
+			}
+		}
+		id := pl.add(Step{Action: Start, Service: ch.name, Target: target, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: after})
 		pl.starts[ch.name] = append(pl.starts[ch.name], id)
-		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: c.Name, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: []int{id}}))
+		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: target, ContainerID: c.ID, Revision: c.Revision, Cause: cause, After: []int{id}}))
 	}
 	for _, n := range ch.create {
 		name := compose.ReplicaName(pl.project, ch.name, ch.revision, n)
@@ -197,4 +265,105 @@ func (pl *planner) joinsReplaced(svc types.ServiceConfig) string {
 		}
 	}
 	return ""
+}
+
+// diffRecreateRollback plans a recreate service's rollback to revision to: its running
+// containers stop and are kept under their revision's names, and the retained
+// containers of revision to get the service's names back and start, one copy at a time
+// as the strategy says.
+func (pl *planner) diffRecreateRollback(name string, to int) (*serviceChange, error) {
+	ch := &serviceChange{name: name, causes: map[string]string{}, keep: map[string]bool{}, rollback: to, revision: to}
+	cause := fmt.Sprintf("rollback to revision %d", to)
+	var live []ObservedContainer
+	var revisions []int
+	for _, c := range pl.observed.Containers {
+		if c.Service != name {
+			continue
+		}
+		revisions = append(revisions, c.Revision)
+		switch {
+		case pl.isRetained(c) && c.Revision == to:
+			ch.start = append(ch.start, c)
+			ch.causes[c.Name+"#"+c.ID] = cause
+		case pl.isRetained(c):
+			ch.retained = append(ch.retained, c)
+		case c.Revision == to && c.State != "dead" && c.State != "removing":
+			// Under the service's name already: a rollback that failed its gate is
+			// finished by starting it again, or waiting for it.
+			ch.causes[c.Name+"#"+c.ID] = cause
+			switch {
+			case !c.Running():
+				ch.start = append(ch.start, c)
+			case c.Health == "starting" || c.Health == "unhealthy":
+				ch.pending = append(ch.pending, c)
+			}
+		default:
+			live = append(live, c)
+		}
+	}
+	if len(ch.start) == 0 && len(ch.pending) == 0 {
+		if slices.ContainsFunc(pl.observed.Containers, func(c ObservedContainer) bool { return c.Service == name && c.Revision == to && c.Running() }) {
+			return ch, nil // it runs that revision already: nothing to do
+		}
+		slices.Sort(revisions)
+		return nil, fmt.Errorf("service %q: %w %d: revisions with containers: %s", name, ErrUnknownRevision, to, joinInts(slices.Compact(revisions)))
+	}
+	for _, c := range live {
+		// Every container of the service leaves: the rolled-back revision's replicas
+		// take the numbers it had. Kept, to roll the rollback back.
+		ch.replace = append(ch.replace, c)
+		ch.keep[c.ID] = true
+		ch.causes[c.Name+"#"+c.ID] = cause
+	}
+	sort.Slice(ch.replace, func(i, j int) bool { return ch.replace[i].Name < ch.replace[j].Name })
+	sort.Slice(ch.start, func(i, j int) bool { return ch.start[i].Number < ch.start[j].Number })
+	return ch, nil
+}
+
+// planRetention removes the kept revisions beyond x-lifecycle.history once the
+// service's new containers passed their gates (a failed rollout removes none).
+func (pl *planner) planRetention(ch *serviceChange) {
+	if len(ch.create) == 0 && len(ch.start) == 0 && len(ch.replace) == 0 {
+		return
+	}
+	keep := 0
+	if pl.retains(ch.name) {
+		keep = *pl.project.ServiceSpecs[ch.name].History
+	}
+	leaving := slices.Clone(ch.retained)
+	for _, c := range ch.replace {
+		if ch.keep[c.ID] {
+			leaving = append(leaving, c)
+		}
+	}
+	var revs []int
+	for _, c := range leaving {
+		if c.Revision != ch.revision {
+			revs = append(revs, c.Revision)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(revs)))
+	revs = slices.Compact(revs)
+	if len(revs) <= keep {
+		return
+	}
+	drop := map[int]bool{}
+	for _, r := range revs[keep:] {
+		drop[r] = true
+	}
+	sort.Slice(leaving, func(i, j int) bool { return leaving[i].Name < leaving[j].Name })
+	for _, c := range leaving {
+		if !drop[c.Revision] {
+			continue
+		}
+		after := slices.Clone(pl.waits[ch.name])
+		target := c.Name
+		for _, s := range pl.plan.Steps {
+			if s.Action == Rename && s.ContainerID == c.ID {
+				after, target = append(after, s.ID), s.RenameTo
+			}
+		}
+		pl.add(Step{Action: Remove, Service: ch.name, Target: target, ContainerID: c.ID, Revision: c.Revision,
+			Cause: fmt.Sprintf("history: keep %d previous revisions", keep), After: after})
+	}
 }
