@@ -11,7 +11,7 @@ AGENT_BINS    := agent/agentimage/bin/agent-linux-amd64 agent/agentimage/bin/age
 .PHONY: build agent install test unit e2e fuzz demo demo-down lint bench bench-rollout clean bench-router bench-compare
 
 # compose-go and its schema validator with two small changes (internal/modulepatch;
-# docs/benchmarks.md, sections 2b and 26): every go command of this Makefile builds
+# docs/benchmarks.md, sections 2b and 28): every go command of this Makefile builds
 # against patched copies of the modules from the module cache, through a Go workspace
 # generated from it. A plain `go build` outside make builds the unpatched modules: the
 # same results, a slower start and load.

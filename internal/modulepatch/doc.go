@@ -8,7 +8,7 @@
 //   - jsonschema, compose-go's schema validator (jsonschema.go): the meta-schemas of the
 //     five JSON-schema drafts compiled on first use instead of in the package's init,
 //     which every process paid (about 7 ms, a quarter of `docker lifecycle version`)
-//     although most commands never validate a schema (docs/benchmarks.md, section 26).
+//     although most commands never validate a schema (docs/benchmarks.md, section 28).
 //
 // `make` builds against copies of the modules from the Go module cache with these
 // changes applied, through a generated Go workspace (build/modulepatch/go.work). Each

@@ -4,7 +4,7 @@ package modulepatch
 // a schema of that draft is checked against it (compose-go compiles the compose-spec
 // schema, a 2020-12 one, on its first load), instead of all five drafts in the package's
 // init, which every process paid: about 7 ms and 21,000 allocations before main, for
-// `docker lifecycle version` too (docs/benchmarks.md, section 26).
+// `docker lifecycle version` too (docs/benchmarks.md, section 28).
 //
 // The compiled vocabularies move to a map of their own (metaVocabs), written once inside
 // the draft's sync.Once: allVocabs, whose keys getVocabs reads on any goroutine, is no
