@@ -128,9 +128,14 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 	assert.Check(t, markedDown >= 0 && markedDown < time.Second, "marked down %s after the kill", markedDown)
 	// Every request that met the dead replica is an error on it (and was retried):
 	// those in flight on it and on its pooled connections at the kill, then one try
-	// per passive cooldown (2 s) while it stays down.
+	// per passive cooldown (2 s) while it stays down. On a quiet host that is 2–4; under
+	// load more are in flight at the kill (16 seen at load 10 with a p99 of 1 s), so the
+	// bound is what tells passive health from none: without it the dead replica would
+	// get its third of the load for as long as it is down.
 	deadErrors := dead[victim].Errors - before[victim].Errors
-	assert.Check(t, deadErrors >= 1 && deadErrors <= 8, "%d requests met the dead replica", deadErrors)
+	withoutPassiveHealth := uint64(float64(loadRate) / 3 * deadFor.Seconds())
+	assert.Check(t, deadErrors >= 1 && deadErrors <= max(8, withoutPassiveHealth/4),
+		"%d requests met the dead replica (without passive health about %d would have)", deadErrors, withoutPassiveHealth)
 	assert.Check(t, retries > retriesBefore, "no retry counted")
 	assert.Check(t, back >= 0 && back < 5*time.Second, "the restarted replica answered through the router %s after docker start", back)
 	for kind := range rep.Errors {
