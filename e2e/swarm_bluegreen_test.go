@@ -118,6 +118,17 @@ func TestSwarmBlueGreen(t *testing.T) {
 	assert.Assert(t, strings.Contains(r.stderr, "revision 3 of web: task "+web+"-r3."), r.String())
 	services = d.mustDocker("stack", "services", p.name, "--format", "{{.Name}} {{.Replicas}}")
 	assert.Equal(t, strings.TrimSpace(services), p.name+"_client 1/1\n"+router+" 1/1\n"+web+"-r2 2/2")
+	// ps names the revision service by its compose service and revision (the labels
+	// deploy set), the router as the router.
+	var shown []string
+	for _, task := range swarmPs(t, p) {
+		shown = append(shown, strings.Join([]string{task.Service, task.Revision, task.Role, task.SwarmService, task.State}, " "))
+	}
+	assert.DeepEqual(t, shown, []string{
+		"client  app " + p.name + "_client running",
+		"router  router " + router + " running",
+		"web 2 app " + web + "-r2 running", "web 2 app " + web + "-r2 running",
+	})
 	rep = swarmLoad(t, d, client, url, "10", "2s")()
 	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
 	assert.Equal(t, rep.Bodies["v2"], rep.Sent, "bodies %v", rep.Bodies)
@@ -198,6 +209,17 @@ func TestSwarmCanary(t *testing.T) {
 	assert.Assert(t, strings.Contains(r.stderr, "canary analysis failed: error rate"), r.String())
 	services = d.mustDocker("stack", "services", p.name, "--format", "{{.Name}} {{.Replicas}}")
 	assert.Equal(t, strings.TrimSpace(services), p.name+"_client 1/1\n"+router+" 1/1\n"+web+"-r2 2/2")
+	// ps names the revision service by its compose service and revision (the labels
+	// deploy set), the router as the router.
+	var shown []string
+	for _, task := range swarmPs(t, p) {
+		shown = append(shown, strings.Join([]string{task.Service, task.Revision, task.Role, task.SwarmService, task.State}, " "))
+	}
+	assert.DeepEqual(t, shown, []string{
+		"client  app " + p.name + "_client running",
+		"router  router " + router + " running",
+		"web 2 app " + web + "-r2 running", "web 2 app " + web + "-r2 running",
+	})
 	rep = swarmLoad(t, d, client, url, "10", "2s")()
 	assert.Equal(t, rep.Failed, 0, "failed requests: %v", rep.Errors)
 	assert.Equal(t, rep.Bodies["v2"], rep.Sent, "bodies %v", rep.Bodies)

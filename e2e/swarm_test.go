@@ -354,8 +354,8 @@ func TestSwarmRollbackExits3(t *testing.T) {
 
 // swarmTaskRow is a line of `ps --format json` on Swarm (docs/swarm.md).
 type swarmTaskRow struct {
-	ID, Name, Project, Service, Node, DesiredState, State, Image, Error, Ports string
-	Number                                                                     int
+	ID, Name, Project, Service, SwarmService, Revision, Role, Node, DesiredState, State, Image, Error, Ports string
+	Number                                                                                                   int
 }
 
 func swarmPs(t *testing.T, p *project, args ...string) []swarmTaskRow {

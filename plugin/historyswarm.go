@@ -10,13 +10,14 @@ import (
 )
 
 // defaultSwarmHistoryFormat is history on a project deployed to Swarm: Swarm keeps one
-// previous spec per service and the last update's status (docs/swarm.md).
-const defaultSwarmHistoryFormat = "table {{.Service}}\t{{.Image}}\t{{.PreviousImage}}\t{{.UpdateState}}\t{{.Time}}\t{{.UpdateMessage}}"
+// previous spec per service and the last update's status (docs/swarm.md); a service
+// without revisions (rolling, the router) shows REVISION "-".
+const defaultSwarmHistoryFormat = "table {{.Service}}\t{{if .Revision}}{{.Revision}}{{else}}-{{end}}\t{{.Image}}\t{{.PreviousImage}}\t{{.UpdateState}}\t{{.Time}}\t{{.UpdateMessage}}"
 
 func writeSwarmHistory(w io.Writer, format string, rows []rollout.SwarmRevision) error {
 	header := formatter.SubHeaderContext{
 		"Service": "SERVICE", "SwarmService": "SWARM SERVICE", "Project": "PROJECT", "Image": "IMAGE", "PreviousImage": "PREVIOUS IMAGE",
-		"UpdateState": "UPDATE", "UpdateMessage": "MESSAGE", "Time": "STARTED",
+		"UpdateState": "UPDATE", "UpdateMessage": "MESSAGE", "Time": "STARTED", "Revision": "REVISION", "Role": "ROLE",
 	}
 	out := make([]formatter.SubContext, len(rows))
 	for i, r := range rows {
@@ -26,8 +27,8 @@ func writeSwarmHistory(w io.Writer, format string, rows []rollout.SwarmRevision)
 }
 
 // swarmHistoryRow is one service of `history` on Swarm; its exported methods are the
-// --format fields and the JSON keys (docs/swarm.md). Service, Image and Time mean what
-// they mean on one engine.
+// --format fields and the JSON keys (docs/swarm.md). Service, Revision, Image and Time
+// mean what they mean on one engine.
 type swarmHistoryRow struct {
 	formatter.HeaderContext
 	r rollout.SwarmRevision
@@ -36,8 +37,13 @@ type swarmHistoryRow struct {
 func (h *swarmHistoryRow) MarshalJSON() ([]byte, error) { return formatter.MarshalJSON(h) }
 func (h *swarmHistoryRow) Service() string              { return h.r.Service }
 func (h *swarmHistoryRow) SwarmService() string         { return h.r.SwarmService }
-func (h *swarmHistoryRow) Project() string              { return h.r.Project }
-func (h *swarmHistoryRow) Image() string                { return h.r.Image }
+
+// Revision is a number as in one engine's history; 0 for a Swarm service without
+// revisions (rolling, the router).
+func (h *swarmHistoryRow) Revision() int   { return h.r.Revision }
+func (h *swarmHistoryRow) Role() string    { return swarmRole(h.r.Router) }
+func (h *swarmHistoryRow) Project() string { return h.r.Project }
+func (h *swarmHistoryRow) Image() string   { return h.r.Image }
 
 // PreviousImage is the image of the spec before the last update, "-" when Swarm keeps
 // none (never updated, or rolled back by Swarm).

@@ -111,9 +111,6 @@ func runLogs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions,
 	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, false); err != nil {
 		return err
 	} else if onSwarm {
-		if opts.revision > 0 {
-			return usageError("--revision: Swarm keeps no numbered revisions (docs/swarm.md)")
-		}
 		if !ro.Until.IsZero() {
 			// `docker service logs` has no --until either: not relied on (docs/swarm.md).
 			return usageError("--until does not work on Swarm: use --since, or `docker logs --until` on a task's container")

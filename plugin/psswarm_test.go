@@ -16,7 +16,9 @@ import (
 )
 
 // swarmShop is a project on Swarm: web's 2 replicas publish 8080 through the ingress,
-// its slot 2 replaced a task that failed; worker publishes 9090 in host mode.
+// its slot 2 replaced a task that failed; worker publishes 9090 in host mode; api is
+// blue-green, its revision 3 (shop_api-r3) behind the router (shop_lifecycle-router),
+// which publishes 8081 in host mode.
 func swarmShop() []rollout.SwarmTask {
 	at := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
 	ingress := []swarm.PortConfig{{Protocol: "tcp", TargetPort: 8080, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeIngress}}
@@ -31,7 +33,11 @@ func swarmShop() []rollout.SwarmTask {
 	failed := task("t3", "web", 2, "shutdown", "failed", "shop/web:2", "task: non-zero exit (1)", nil, at.Add(5*time.Second))
 	failed.ServicePorts = ingress
 	worker := task("t4", "worker", 1, "running", "running", "shop/worker:1", "", []swarm.PortConfig{{Protocol: "tcp", TargetPort: 9000, PublishedPort: 9090, PublishMode: swarm.PortConfigPublishModeHost}}, at)
-	return []rollout.SwarmTask{web1, web2, failed, worker}
+	api := task("t5", "api", 1, "running", "running", "shop/api:3", "", nil, at)
+	api.SwarmService, api.Revision = "shop_api-r3", 3
+	router := task("t6", "router", 1, "running", "running", "docker-lifecycle/agent:1", "", []swarm.PortConfig{{Protocol: "tcp", TargetPort: 8081, PublishedPort: 8081, PublishMode: swarm.PortConfigPublishModeHost}}, at)
+	router.SwarmService, router.Router = "shop_lifecycle-router", true
+	return []rollout.SwarmTask{api, router, web1, web2, failed, worker}
 }
 
 func TestSwarmPsTable(t *testing.T) {
@@ -47,12 +53,21 @@ func TestSwarmPsJSON(t *testing.T) {
 
 	// The documented schema (docs/swarm.md), as a program reads it.
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	assert.Equal(t, len(lines), 4)
-	var row struct {
-		ID, Name, Project, Service, SwarmService, Node, DesiredState, State, Image, Error, Ports, Since string
-		Number                                                                                          int
+	assert.Equal(t, len(lines), 6)
+	type swarmPsJSON struct {
+		ID, Name, Project, Service, SwarmService, Revision, Role, Node, DesiredState, State, Image, Error, Ports, Since string
+		Number                                                                                                          int
 	}
-	assert.NilError(t, json.Unmarshal([]byte(lines[2]), &row))
+	var row swarmPsJSON
+	assert.NilError(t, json.Unmarshal([]byte(lines[0]), &row))
+	assert.DeepEqual(t, []string{row.Service, row.Revision, row.Role, row.SwarmService, row.Name}, []string{"api", "3", "app", "shop_api-r3", "shop_api-r3.1"})
+	row = swarmPsJSON{}
+	assert.NilError(t, json.Unmarshal([]byte(lines[1]), &row))
+	assert.DeepEqual(t, []string{row.Service, row.Revision, row.Role, row.SwarmService}, []string{"router", "", "router", "shop_lifecycle-router"})
+	row = swarmPsJSON{}
+	assert.NilError(t, json.Unmarshal([]byte(lines[4]), &row))
+	assert.Equal(t, row.Revision, "")
+	assert.Equal(t, row.Role, "app")
 	assert.Equal(t, row.Name, "shop_web.2")
 	assert.Equal(t, row.Number, 2)
 	assert.Equal(t, row.DesiredState, "shutdown")

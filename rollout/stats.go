@@ -246,6 +246,10 @@ type statsCollector struct {
 	disk      engine.DiskUsage
 	diskAt    time.Time
 	volumes   []VolumeUsage
+	// swarmMembers are the project's Swarm services in compose terms (swarmMemberOf),
+	// by Swarm service name, as of the last listing (c.mu): a task's container carries
+	// its service's name, not the service's labels.
+	swarmMembers map[string]swarmMember
 }
 
 // restartsRefresh is how often a container is inspected again for its restart count,
@@ -333,7 +337,7 @@ func newStatsCollector(eng engine.Engine, project string, opts StatsOptions) *st
 func (c *statsCollector) serviceOf(ct engine.Container) (string, bool) {
 	service := ct.Labels[compose.LabelService]
 	if c.opts.Swarm {
-		service = swarmComposeName(c.project, ct.Labels[labelSwarmServiceName])
+		service = c.swarmMember(ct).Service
 	}
 	if ct.Labels[compose.LabelRole] == compose.RoleRouter {
 		service = RouterService
@@ -342,6 +346,16 @@ func (c *statsCollector) serviceOf(ct engine.Container) (string, bool) {
 		return service, false
 	}
 	return service, true
+}
+
+// swarmMember is what a task's container's Swarm service is in compose terms (c.mu
+// held); a service created since the last listing is named by stack convention.
+func (c *statsCollector) swarmMember(ct engine.Container) swarmMember {
+	name := ct.Labels[labelSwarmServiceName]
+	if m, ok := c.swarmMembers[name]; ok {
+		return m
+	}
+	return swarmMember{Service: swarmComposeName(c.project, name)}
 }
 
 // refresh lists the project's running containers, opens streams for new ones, closes
@@ -424,7 +438,19 @@ func (c *statsCollector) containers(ctx context.Context) ([]engine.Container, er
 	if !c.opts.Swarm {
 		return ProjectContainers(ctx, c.eng, c.project, nil, false)
 	}
-	listed, err := c.eng.ListContainers(ctx, map[string]string{compose.LabelStackNamespace: c.project})
+	ns := map[string]string{compose.LabelStackNamespace: c.project}
+	services, err := c.eng.ListServices(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	members := map[string]swarmMember{}
+	for _, s := range services {
+		members[s.Name] = swarmMemberOf(c.project, s)
+	}
+	c.mu.Lock()
+	c.swarmMembers = members
+	c.mu.Unlock()
+	listed, err := c.eng.ListContainers(ctx, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +537,7 @@ func (c *statsCollector) report(ctx context.Context) StatsReport {
 		rev, _ := strconv.Atoi(s.c.Labels[compose.LabelRevision])
 		num, _ := strconv.Atoi(s.c.Labels[compose.LabelContainerNumber])
 		if c.opts.Swarm {
-			num = swarmTaskSlot(s.c.Labels[labelSwarmTaskName])
+			rev, num = c.swarmMember(s.c).Revision, swarmTaskSlot(s.c.Labels[labelSwarmTaskName])
 		}
 		u := s.usage
 		u.Containers, u.Restarts, u.Health = 1, s.restarts, s.c.Health

@@ -18,7 +18,12 @@ import (
 // before the last update (what `docker service rollback` returns to; none after Swarm
 // rolled back by itself) and the last update's status. Swarm keeps no older revisions.
 type SwarmRevision struct {
+	// Service is the compose name (RouterService for the router), SwarmService the
+	// Swarm one; Revision is the revision a blue-green or canary service's Swarm service
+	// runs (0 for a rolling service and the router), Router marks the router.
 	Project, Service, SwarmService string
+	Revision                       int
+	Router                         bool
 	Image, PreviousImage           string
 	// UpdateState is updating, paused, completed, rollback_started, rollback_paused or
 	// rollback_completed; "" for a service never updated.
@@ -26,8 +31,9 @@ type SwarmRevision struct {
 	UpdateStarted              time.Time
 }
 
-// SwarmHistory lists the project's Swarm services (compose names, sorted), limited to
-// services when given, with their current and previous image and last update.
+// SwarmHistory lists the project's Swarm services (compose names, sorted; a blue-green
+// or canary service's revision services by revision), limited to services when given,
+// with their current and previous image and last update.
 func SwarmHistory(ctx context.Context, eng engine.Engine, project string, services []string) ([]SwarmRevision, error) {
 	svcs, err := eng.ListServices(ctx, map[string]string{compose.LabelStackNamespace: project})
 	if err != nil {
@@ -36,12 +42,12 @@ func SwarmHistory(ctx context.Context, eng engine.Engine, project string, servic
 	var out []SwarmRevision
 	found := map[string]bool{}
 	for _, s := range svcs {
-		name := swarmComposeName(project, s.Name)
-		found[name] = true
-		if len(services) > 0 && !slices.Contains(services, name) {
+		m := swarmMemberOf(project, s)
+		found[m.Service] = true
+		if len(services) > 0 && !slices.Contains(services, m.Service) {
 			continue
 		}
-		r := SwarmRevision{Project: project, Service: name, SwarmService: s.Name, Image: specImage(&s.Spec), PreviousImage: specImage(s.PreviousSpec),
+		r := SwarmRevision{Project: project, Service: m.Service, SwarmService: s.Name, Revision: m.Revision, Router: m.Router, Image: specImage(&s.Spec), PreviousImage: specImage(s.PreviousSpec),
 			UpdateState: s.UpdateState, UpdateMessage: s.UpdateMessage, UpdateStarted: s.UpdateStarted}
 		out = append(out, r)
 	}
@@ -54,7 +60,16 @@ func SwarmHistory(ctx context.Context, eng engine.Engine, project string, servic
 	if len(unknown) > 0 {
 		return nil, fmt.Errorf("no Swarm service %s in project %s (services: %s)", strings.Join(unknown, ", "), project, strings.Join(swarmServiceNames(project, svcs), ", "))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		if a.Router != b.Router {
+			return b.Router
+		}
+		return a.Revision < b.Revision
+	})
 	return out, nil
 }
 

@@ -38,3 +38,20 @@ func TestSwarmHistory(t *testing.T) {
 	_, err = SwarmHistory(context.Background(), f, "shop", []string{"api"})
 	assert.ErrorContains(t, err, "no Swarm service api in project shop (services: web, worker)")
 }
+
+// TestSwarmHistoryRevisions: revision services under their compose service, by
+// revision; the router as the pseudo-service router.
+func TestSwarmHistoryRevisions(t *testing.T) {
+	f := &engine.Fake{ListServicesFn: func(context.Context, map[string]string) ([]engine.Service, error) { return swarmShopRevisions(), nil }}
+	revs, err := SwarmHistory(context.Background(), f, "shop", nil)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, revs, []SwarmRevision{
+		{Project: "shop", Service: "api", SwarmService: "shop_api-r2", Revision: 2},
+		{Project: "shop", Service: "api", SwarmService: "shop_api-r3", Revision: 3},
+		{Project: "shop", Service: "api-r9", SwarmService: "shop_api-r9"},
+		{Project: "shop", Service: "router", SwarmService: "shop_lifecycle-router", Router: true},
+	})
+	revs, err = SwarmHistory(context.Background(), f, "shop", []string{"api"})
+	assert.NilError(t, err)
+	assert.Equal(t, len(revs), 2)
+}

@@ -19,8 +19,10 @@ import (
 // the lines are merged by timestamp; with Follow they come as they arrive, until ctx
 // ends, and the project's services are listed again every swarmServiceListing: a
 // service created meanwhile (a deploy that adds it) is followed from its first line.
-// Each entry's Number is its task's slot, Container the task's name
-// (<project>_<service>.<slot>) and ContainerID the task's ID. Revision does not apply.
+// Each entry's Service is the compose service (a blue-green or canary service's revision
+// services under it, with their Revision; the router as RouterService), Number its
+// task's slot, Container the task's name (<project>_<service>.<slot>) and ContainerID
+// the task's ID.
 func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts LogsOptions, emit func(LogEntry) error) error {
 	ns := map[string]string{compose.LabelStackNamespace: project}
 	svcs, err := eng.ListServices(ctx, ns)
@@ -29,15 +31,18 @@ func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts Logs
 	}
 	var unknown []string
 	for _, name := range opts.Services {
-		if !slices.ContainsFunc(svcs, func(s engine.Service) bool { return swarmComposeName(project, s.Name) == name }) {
+		if !slices.ContainsFunc(svcs, func(s engine.Service) bool { return swarmMemberOf(project, s).Service == name }) {
 			unknown = append(unknown, name)
 		}
 	}
 	if len(unknown) > 0 {
 		return fmt.Errorf("no Swarm service %s in project %s (services: %s)", strings.Join(unknown, ", "), project, strings.Join(swarmServiceNames(project, svcs), ", "))
 	}
+	// Revision keeps only the revision services of that revision (blue-green and canary
+	// services; a rolling service has none on Swarm).
 	wanted := func(s engine.Service) bool {
-		return len(opts.Services) == 0 || slices.Contains(opts.Services, swarmComposeName(project, s.Name))
+		m := swarmMemberOf(project, s)
+		return (len(opts.Services) == 0 || slices.Contains(opts.Services, m.Service)) && (opts.Revision == 0 || m.Revision == opts.Revision)
 	}
 	slots := swarmSlots{eng: eng, ns: ns}
 	if err := slots.refresh(ctx); err != nil {
@@ -53,14 +58,14 @@ func SwarmLogs(ctx context.Context, eng engine.Engine, project string, opts Logs
 		wg    sync.WaitGroup
 	)
 	read := func(s engine.Service, q engine.LogOptions) {
-		service := swarmComposeName(project, s.Name)
+		member := swarmMemberOf(project, s)
 		tty := s.Spec.TaskTemplate.ContainerSpec != nil && s.Spec.TaskTemplate.ContainerSpec.TTY
 		i := len(lists)
 		lists = append(lists, nil)
 		wg.Go(func() {
 			err := eng.ServiceLogs(streams, s.ID, tty, q, func(l engine.ServiceLogLine) error {
 				slot := slots.slot(streams, l.TaskID)
-				e := LogEntry{Service: service, Number: slot, Container: fmt.Sprintf("%s.%d", s.Name, slot), ContainerID: l.TaskID, LogLine: l.LogLine}
+				e := LogEntry{Service: member.Service, Revision: member.Revision, Number: slot, Container: fmt.Sprintf("%s.%d", s.Name, slot), ContainerID: l.TaskID, LogLine: l.LogLine}
 				if opts.parses() {
 					parseLine(&e)
 				}

@@ -25,7 +25,7 @@ func TestSwarmLogs(t *testing.T) {
 			if labels[compose.LabelStackNamespace] != "shop" {
 				return nil, errors.New("listed without the namespace label")
 			}
-			return []engine.Service{{ID: "s-web", Name: "shop_web"}, {ID: "s-worker", Name: "shop_worker"}}, nil
+			return []engine.Service{{ID: "s-web", Name: "shop_web-r2", Labels: map[string]string{compose.LabelSwarmService: "web", compose.LabelSwarmRevision: "2"}}, {ID: "s-worker", Name: "shop_worker"}}, nil
 		},
 		ListTasksFn: func(_ context.Context, labels map[string]string) ([]engine.Task, error) {
 			listings++
@@ -63,12 +63,18 @@ func TestSwarmLogs(t *testing.T) {
 		}))
 		return out
 	}
+	// web is blue-green: its revision service's lines show as web's revision 2, as on
+	// one engine.
 	assert.DeepEqual(t, read(LogsOptions{Tail: 5}), []string{
-		"web-1 shop_web.1 t1 web one", "worker-1 shop_worker.1 k1 worker one",
-		`web-2 shop_web.2 t2 {"level":"error","msg":"web two"}`, "web-3 shop_web.3 t3 web three",
+		"web-r2-1 shop_web-r2.1 t1 web one", "worker-1 shop_worker.1 k1 worker one",
+		`web-r2-2 shop_web-r2.2 t2 {"level":"error","msg":"web two"}`, "web-r2-3 shop_web-r2.3 t3 web three",
 	})
 	assert.Equal(t, asked.Tail, 5)
-	assert.DeepEqual(t, read(LogsOptions{Services: []string{"web"}, MinLevel: "error", Tail: -1}), []string{`web-2 shop_web.2 t2 {"level":"error","msg":"web two"}`})
+	assert.DeepEqual(t, read(LogsOptions{Services: []string{"web"}, MinLevel: "error", Tail: -1}), []string{`web-r2-2 shop_web-r2.2 t2 {"level":"error","msg":"web two"}`})
+	assert.DeepEqual(t, read(LogsOptions{Revision: 2, Tail: -1}), []string{
+		"web-r2-1 shop_web-r2.1 t1 web one", `web-r2-2 shop_web-r2.2 t2 {"level":"error","msg":"web two"}`, "web-r2-3 shop_web-r2.3 t3 web three",
+	})
+	assert.DeepEqual(t, read(LogsOptions{Revision: 1, Tail: -1}), []string(nil))
 	err := SwarmLogs(ctx, eng, "shop", LogsOptions{Services: []string{"db"}}, func(LogEntry) error { return nil })
 	assert.ErrorContains(t, err, "no Swarm service db in project shop (services: web, worker)")
 }
@@ -90,7 +96,7 @@ func TestSwarmLogsFollowsNewServices(t *testing.T) {
 			if listings == 1 {
 				return []engine.Service{{ID: "s-web", Name: "shop_web"}}, nil
 			}
-			return []engine.Service{{ID: "s-web", Name: "shop_web"}, {ID: "s-worker", Name: "shop_worker"}}, nil
+			return []engine.Service{{ID: "s-web", Name: "shop_web-r2", Labels: map[string]string{compose.LabelSwarmService: "web", compose.LabelSwarmRevision: "2"}}, {ID: "s-worker", Name: "shop_worker"}}, nil
 		},
 		ListTasksFn: func(context.Context, map[string]string) ([]engine.Task, error) {
 			return []engine.Task{{ID: "t1", Slot: 1}, {ID: "k1", Slot: 1}}, nil

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 )
 
 // On Swarm, stats reads the containers of the project's tasks on this node (namespace
-// label), grouped by the compose service with the task's slot as the number.
+// label), grouped by the compose service with the task's slot as the number; a
+// blue-green service's revision service (shop_api-r3, labelled by deploy) under the
+// compose service and its revision.
 func TestStatsSwarm(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	task := func(id, service string, slot, state string) engine.Container {
@@ -22,11 +25,11 @@ func TestStatsSwarm(t *testing.T) {
 	}
 	fake := &engine.Fake{
 		ListServicesFn: func(context.Context, map[string]string) ([]engine.Service, error) {
-			return []engine.Service{{Name: "shop_web"}, {Name: "shop_worker"}}, nil
+			return []engine.Service{{Name: "shop_web"}, {Name: "shop_worker"}, {Name: "shop_api-r3", Labels: map[string]string{compose.LabelSwarmService: "api", compose.LabelSwarmRevision: "3"}}}, nil
 		},
 		ListContainersFn: func(_ context.Context, labels map[string]string) ([]engine.Container, error) {
 			assert.DeepEqual(t, labels, map[string]string{compose.LabelStackNamespace: "shop"})
-			return []engine.Container{task("a", "web", "1", "running"), task("b", "web", "2", "running"), task("c", "worker", "1", "running"), task("d", "web", "3", "exited")}, nil
+			return []engine.Container{task("a", "web", "1", "running"), task("b", "web", "2", "running"), task("c", "worker", "1", "running"), task("d", "web", "3", "exited"), task("e", "api-r3", "1", "running")}, nil
 		},
 		InspectContainerFn: func(_ context.Context, id string) (engine.ContainerDetails, error) {
 			return engine.ContainerDetails{ID: id}, nil
@@ -45,13 +48,13 @@ func TestStatsSwarm(t *testing.T) {
 	for _, s := range rep.Services {
 		for _, r := range s.Revisions {
 			for _, c := range r.Containers {
-				got = append(got, s.Service+" "+c.ID+" "+string(rune('0'+c.Number)))
+				got = append(got, fmt.Sprintf("%s r%d %s %d", s.Service, r.Revision, c.ID, c.Number))
 			}
 		}
 		assert.Assert(t, s.Total.CPUPercent > 0, "%+v", s)
 	}
-	assert.DeepEqual(t, got, []string{"web a 1", "web b 2", "worker c 1"})
+	assert.DeepEqual(t, got, []string{"api r3 e 1", "web r0 a 1", "web r0 b 2", "worker r0 c 1"})
 
 	err := Stats(context.Background(), fake, "shop", StatsOptions{Once: true, Swarm: true, Services: []string{"db"}}, func(StatsReport) error { return nil })
-	assert.ErrorContains(t, err, "no Swarm service db in project shop (services: web, worker)")
+	assert.ErrorContains(t, err, "no Swarm service db in project shop (services: api, web, worker)")
 }
