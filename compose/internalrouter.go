@@ -107,6 +107,13 @@ func withoutServiceAliases(cfg *network.NetworkingConfig, containerName string) 
 // InternalRouterHash identifies an internal router's ports and endpoints.
 func InternalRouterHash(p *Project, service string) string {
 	mode, cfg := internalRouterEndpoints(p, service)
+	return ServiceRouterHash(service, InternalPorts(p, service), mode, cfg)
+}
+
+// ServiceRouterHash is InternalRouterHash by parts: the service, its internal ports
+// and the router's endpoints (what the guard, which may run without the compose files,
+// keeps in its target).
+func ServiceRouterHash(service string, ports []int, mode container.NetworkMode, cfg *network.NetworkingConfig) string {
 	type endpoint struct {
 		Network string
 		Aliases []string
@@ -118,36 +125,49 @@ func InternalRouterHash(p *Project, service string) string {
 		}
 	}
 	slices.SortFunc(eps, func(a, b endpoint) int { return strings.Compare(a.Network, b.Network) })
-	var ports []RoutedPort
-	for _, port := range InternalPorts(p, service) {
-		ports = append(ports, RoutedPort{Route: InternalRouteName(service, port), Service: service, Published: port, Target: port})
+	var routed []RoutedPort
+	for _, port := range ports {
+		routed = append(routed, RoutedPort{Route: InternalRouteName(service, port), Service: service, Published: port, Target: port})
 	}
 	names := []string{string(mode)}
 	for _, e := range eps {
 		names = append(names, e.Network+"="+strings.Join(e.Aliases, ","))
 	}
-	return RouterHash(ports, names)
+	return RouterHash(routed, names)
+}
+
+// InternalRouterEndpoints are the network mode and endpoints of an internal service's
+// router (the service's name and aliases on its networks).
+func InternalRouterEndpoints(p *Project, service string) (container.NetworkMode, *network.NetworkingConfig) {
+	return internalRouterEndpoints(p, service)
 }
 
 // InternalRouterContainer is the create spec of an internal service's router: the
 // agent image, listening on the service's ports under its name, publishing nothing.
 func InternalRouterContainer(p *Project, service, image string) (ContainerCreate, error) {
-	name := RouterNameOf(p.Name, service)
+	mode, netCfg := internalRouterEndpoints(p, service)
+	return ServiceRouterContainer(p.Name, service, image, InternalPorts(p, service), mode, netCfg)
+}
+
+// ServiceRouterContainer is InternalRouterContainer by parts: what the guard recreates
+// a removed service router with, exactly as the deploy creates it.
+func ServiceRouterContainer(project, service, image string, ports []int, mode container.NetworkMode, netCfg *network.NetworkingConfig) (ContainerCreate, error) {
+	name := RouterNameOf(project, service)
 	exposed := network.PortSet{}
-	for _, port := range InternalPorts(p, service) {
+	for _, port := range ports {
 		pp, err := network.ParsePort(fmt.Sprintf("%d/tcp", port))
 		if err != nil {
 			return ContainerCreate{}, err
 		}
 		exposed[pp] = struct{}{}
 	}
-	hash := InternalRouterHash(p, service)
+	hash := ServiceRouterHash(service, ports, mode, netCfg)
 	cfg := &container.Config{
 		Image:        image,
 		Cmd:          []string{"router", "-config", RouterStateDir + "/router.json", "-control", RouterStateDir + "/control.sock", "-access-log"},
 		ExposedPorts: exposed,
 		Labels: map[string]string{
-			LabelProject: p.Name, LabelOneoff: "False", LabelRole: RoleRouter, LabelManagedBy: ManagedByValue,
+			LabelProject: project, LabelOneoff: "False", LabelRole: RoleRouter, LabelManagedBy: ManagedByValue,
 			LabelRouterHash: hash, LabelImageRef: image, LabelRouterService: service,
 			LabelAgentFeatures: agentFeatures,
 			// Filed under the service, so `docker compose down` removes it with it.
@@ -162,7 +182,6 @@ func InternalRouterContainer(p *Project, service, image string) (ContainerCreate
 		Resources:     container.Resources{Memory: 256 << 20, PidsLimit: &pids},
 		LogConfig:     container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 	}
-	mode, netCfg := internalRouterEndpoints(p, service)
 	host.NetworkMode = mode
 	return ContainerCreate{Name: name, Config: cfg, HostConfig: host, Networking: netCfg}, nil
 }

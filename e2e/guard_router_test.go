@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -169,4 +170,81 @@ func firstAnswer(t *testing.T, port int, body string, since time.Time, timeout t
 	}
 	t.Fatalf("no answer %q within %s", body, timeout)
 	return 0
+}
+
+// internalRoutedProject is an internal service (no published port, reached by its name
+// on the project network through a router of its own) of 2 replicas.
+const internalRoutedProject = `
+services:
+  api:
+    image: {{image:v1}}
+    expose: ["8080"]
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 100}
+    deploy: {replicas: 2}
+`
+
+// untilAnswers runs `testapp until` in the container client (on the project network):
+// it asks url every 20 ms until it answers body, and returns how long that took in
+// the container (each request bounded by 1 s: an unknown name may wait for the
+// engine's DNS).
+func untilAnswers(t *testing.T, p *project, client, url, body string, timeout time.Duration) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
+	defer cancel()
+	cmd := execDocker(ctx, p.s, "exec", client, "/testapp", "until", url, body, timeout.String())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	assert.Assert(t, err == nil, "%s did not answer %q from %s within %s: %v: %s", url, body, client, timeout, err, stderr.String())
+	took, err := time.ParseDuration(strings.TrimSpace(string(out)))
+	assert.NilError(t, err, "testapp until printed %q", out)
+	return took
+}
+
+// TestGuardRecreatesRemovedServiceRouter: `docker rm -f` of an internal service's own
+// router while the guard runs: the guard creates it again as the deploy does (the
+// service's name on the project network, no published port) with its routes, a client
+// on the project network gets answers by the service's name again within a bound
+// (measured), and the alert names that router.
+func TestGuardRecreatesRemovedServiceRouter(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	defer logDuration(t, time.Now())
+	p := s.newProject(t, internalRoutedProject)
+	p.mustLifecycle("deploy")
+	router := p.name + "-api-lifecycle-router"
+	client := p.name + "-client"
+	r := p.s.docker(t, p.dir, nil, "run", "-d", "--name", client, "--label", "com.docker.compose.project="+p.name,
+		"--network", p.name+"_default", imageRef("v1"), "sleep", "2m")
+	assert.Assert(t, r.code == 0, r.String())
+	untilAnswers(t, p, client, "http://api:8080/", "v1", 30*time.Second)
+	g := p.startGuard()
+
+	removed := time.Now()
+	r = p.s.docker(t, p.dir, nil, "rm", "-f", router)
+	assert.Assert(t, r.code == 0, r.String())
+	polled := time.Now() // the router is gone: `docker rm -f` returned
+	inside := untilAnswers(t, p, client, "http://api:8080/", "v1", 30*time.Second)
+	// From the removal's start to the answer, as the client saw it (its poll began
+	// when the removal returned), and as the test saw it (the exec's return included).
+	served, returned := polled.Sub(removed)+inside, time.Since(removed)
+	a := nextRouterAlert(t, g, 10*time.Second)
+	t.Logf("service router removed: requests by name succeed again %s after the `docker rm -f` began (the client's poll returned %s after); alert %s after: %s: %s",
+		served.Round(time.Millisecond), returned.Round(time.Millisecond), a.received.Sub(removed).Round(time.Millisecond), a.Action, a.Reason)
+	assert.Check(t, is.Equal(a.Action, "router-recreated"), "%+v", a)
+	assert.Check(t, is.Equal(a.Container, router))
+	assert.Check(t, is.Equal(a.Service, "api"))
+	// Measured on a loaded machine: see docs/guard.md.
+	assert.Check(t, served < 15*time.Second, "requests succeed again only %s after the removal", served)
+
+	cfg := p.s.docker(t, p.dir, nil, "exec", router, "/agent", "ctl", "get-config")
+	assert.Assert(t, cfg.code == 0, cfg.String())
+	assert.Check(t, is.Contains(cfg.stdout, p.name+"-api-r1-1"))
+	assert.Check(t, is.Contains(cfg.stdout, p.name+"-api-r1-2"))
+	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.router-service"}} {{.HostConfig.RestartPolicy.Name}} {{len .HostConfig.PortBindings}}`, router), "api unless-stopped 0"))
+	aliases := p.inspect(`{{range $n, $e := .NetworkSettings.Networks}}{{join $e.Aliases ","}}{{end}}`, router)
+	assert.Check(t, strings.Contains(","+aliases+",", ",api,"), "router aliases: %s", aliases)
+	// The deploy finds the router as it creates it (same router hash): nothing to redo.
+	r = p.mustLifecycle("deploy")
+	assert.Check(t, !strings.Contains(r.stderr, router), "the deploy recreated the guard's router: %s", r.String())
 }

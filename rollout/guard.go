@@ -124,6 +124,7 @@ var guardActions = []string{engine.EventStart, engine.EventDie, engine.EventOOM,
 // be reached to re-synchronise.
 func Guard(ctx context.Context, eng engine.Engine, p GuardTarget, opts GuardOptions) error {
 	g := &guard{eng: eng, project: p, opts: opts, watched: map[string]*watchedContainer{}, said: map[string]map[string]string{}, baseline: map[string]DriftSettings{}, done: make(chan restartResult), rollingBack: map[string]bool{}}
+	g.keepRouters()
 	defer func() {
 		// Restarts in flight end (they do not follow ctx); their results go nowhere.
 		finished := make(chan struct{})
@@ -190,12 +191,11 @@ type guard struct {
 	// known (guardsecurity.go).
 	said     map[string]map[string]string
 	baseline map[string]DriftSettings
-	// The project's router (guardrouter.go): routerDue is when it is to be checked
-	// (zero: not asked), routerBusy a check in flight, routerFailures the failed
-	// attempts in a row (their backoff).
-	routerDue      time.Time
-	routerBusy     bool
-	routerFailures int
+	// routers are the routers the guard keeps (guardrouter.go), by key ("" the
+	// project's, else the internal service's); routerOf is the key of the router that
+	// carries each routed service.
+	routers  map[string]*keptRouter
+	routerOf map[string]string
 }
 
 // watchedContainer is a running app container of the project.
@@ -303,7 +303,9 @@ func (g *guard) resync(ctx context.Context, now time.Time) error {
 		}
 	}
 	// A router that died or lost backends while the guard did not watch.
-	g.wantRouter(now)
+	for key := range g.routers {
+		g.wantRouter(key, now)
+	}
 	if g.opts.Watching != nil {
 		g.opts.Watching(len(g.watched))
 	}
@@ -484,8 +486,10 @@ func (g *guard) schedule(timer *time.Timer, now time.Time) {
 			}
 		}
 	}
-	if at := g.scheduleRouter(now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
-		next = at
+	for _, r := range g.routers {
+		if at := g.scheduleRouter(r, now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
 	}
 	wait := time.Hour
 	if !next.IsZero() {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+
 	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -19,8 +21,8 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
-// The guard keeps the project's router (docs/guard.md, "The router"): when the router
-// container starts (the engine's restart policy, `docker start`, the guard itself), and
+// The guard keeps the project's router and the internal services' own routers
+// (docs/guard.md, "The router"), each the same way: when a router container starts (the engine's restart policy, `docker start`, the guard itself), and
 // whenever the guard (re)synchronises, the router's routes are checked against the
 // containers' labels: a backend whose container no longer runs is dropped, a running
 // healthy container of a routed revision that the router lacks is added. A router that
@@ -30,7 +32,7 @@ import (
 
 // Router alerts.
 const (
-	AlertRouter = "router" // the project's router: reconciled, started, recreated
+	AlertRouter = "router" // a router (the project's, or a service's own): reconciled, started, recreated
 	// ActionRouterReconciled: the router's routes were corrected from the labels.
 	ActionRouterReconciled = "reconciled"
 	// ActionRouterStarted: the router was not running and the engine did not restart it.
@@ -54,56 +56,84 @@ const routerGoneRetry = 200 * time.Millisecond
 // routerRetryCap bounds the wait between attempts when keeping the router fails.
 const routerRetryCap = time.Minute
 
+// keptRouter is one router the guard keeps: its target, and when it is to be checked
+// next (zero: not asked), whether a check is in flight, and the failed attempts in a
+// row (their backoff).
+type keptRouter struct {
+	target   GuardTargetRouter
+	due      time.Time
+	busy     bool
+	failures int
+}
+
+// keepRouters sets up the routers of the guard's target to be kept.
+func (g *guard) keepRouters() {
+	g.routers, g.routerOf = map[string]*keptRouter{}, map[string]string{}
+	for _, t := range g.project.routers() {
+		g.routers[t.Service] = &keptRouter{target: t}
+		for _, p := range t.Ports {
+			g.routerOf[p.Service] = t.Service
+		}
+	}
+}
+
 // routerOutcome is what keepRouter did, handed from the background to the guard's loop.
 type routerOutcome struct {
+	key   string      // the router's (GuardTargetRouter.Service)
 	alert *GuardAlert // nil: nothing to say (the router was as it should be)
 	// postponed: the project lock was held (a deploy or down runs); err: an attempt failed.
 	postponed, err error
 }
 
-// wantRouter asks for a router check at (or before) at.
-func (g *guard) wantRouter(at time.Time) {
-	if g.project.Router == nil {
-		return
+// wantRouter asks for a check of the router with the given key at (or before) at.
+func (g *guard) wantRouter(key string, at time.Time) {
+	r := g.routers[key]
+	if r == nil {
+		return // not a router of the guard's target
 	}
-	if g.routerDue.IsZero() || at.Before(g.routerDue) {
-		g.routerDue = at
+	if r.due.IsZero() || at.Before(r.due) {
+		r.due = at
 	}
 }
 
-// routerEvent notes the project router's start, die and destroy events, and the
-// removal of a container of a routed service (it may be one of the router's backends).
+// routerEvent notes a kept router's start, die and destroy events, and the removal of
+// a container of a routed service (it may be one of its router's backends).
 func (g *guard) routerEvent(e engine.Event, now time.Time) {
-	if e.Action == engine.EventDestroy && e.Attributes[compose.LabelRole] == compose.RoleApp && g.project.Services[e.Attributes[compose.LabelService]].Routed {
-		g.wantRouter(now)
+	if e.Action == engine.EventDestroy && e.Attributes[compose.LabelRole] == compose.RoleApp {
+		if key, ok := g.routerOf[e.Attributes[compose.LabelService]]; ok {
+			g.wantRouter(key, now)
+		}
 		return
 	}
-	if e.Attributes[compose.LabelRole] != compose.RoleRouter || e.Attributes[compose.LabelRouterService] != "" {
-		return // not the project's router (a service's own router is not kept here)
+	if e.Attributes[compose.LabelRole] != compose.RoleRouter {
+		return
 	}
+	key := e.Attributes[compose.LabelRouterService] // "" for the project's router
 	switch e.Action {
 	case engine.EventStart, engine.EventDestroy:
-		g.wantRouter(now)
+		g.wantRouter(key, now)
 	case engine.EventDie:
-		g.wantRouter(now.Add(routerGrace))
+		g.wantRouter(key, now.Add(routerGrace))
 	}
 }
 
 // scheduleRouter starts a due router check in the background; it returns the time of a
 // check still to come (zero: none).
-func (g *guard) scheduleRouter(now time.Time) time.Time {
-	if g.routerDue.IsZero() || g.routerBusy {
+func (g *guard) scheduleRouter(r *keptRouter, now time.Time) time.Time {
+	if r.due.IsZero() || r.busy {
 		return time.Time{} // finished schedules it again
 	}
-	if now.Before(g.routerDue) {
-		return g.routerDue
+	if now.Before(r.due) {
+		return r.due
 	}
-	g.routerDue, g.routerBusy = time.Time{}, true
+	r.due, r.busy = time.Time{}, true
+	t := r.target
 	g.wg.Go(func() {
 		// Not the command's context: a router being recreated ends up created.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		o := g.keepRouter(ctx)
+		o := g.keepRouter(ctx, t)
+		o.key = t.Service
 		g.done <- restartResult{router: &o}
 	})
 	return time.Time{}
@@ -112,35 +142,43 @@ func (g *guard) scheduleRouter(now time.Time) time.Time {
 // routerFinished reports a router check and schedules the next one when it could not
 // be done.
 func (g *guard) routerFinished(o routerOutcome) {
-	g.routerBusy = false
+	r := g.routers[o.key]
+	r.busy = false
 	switch {
 	case o.postponed != nil:
-		g.wantRouter(time.Now().Add(lockRetry))
+		g.wantRouter(o.key, time.Now().Add(lockRetry))
 		return // the deploy that holds the lock writes the routes itself
 	case errors.Is(o.err, errRouterGone):
 		// The router stopped or went while it was looked at (`docker rm -f`, `docker
 		// stop`): nothing failed; look again once the engine is done with it.
-		g.wantRouter(time.Now().Add(routerGoneRetry))
+		g.wantRouter(o.key, time.Now().Add(routerGoneRetry))
 		return
 	case o.err != nil:
-		g.routerFailures++
-		wait := min(lockRetry<<min(g.routerFailures-1, 6), routerRetryCap)
-		g.wantRouter(time.Now().Add(wait))
-		g.alert(GuardAlert{Kind: AlertRouter, Action: ActionRouterFailed, Container: compose.RouterName(g.project.Project),
-			Reason: fmt.Sprintf("%v; tried again in %s", o.err, wait)})
+		r.failures++
+		wait := min(lockRetry<<min(r.failures-1, 6), routerRetryCap)
+		g.wantRouter(o.key, time.Now().Add(wait))
+		a := routerAlert(g.project.Project, o.key)
+		a.Action, a.Reason = ActionRouterFailed, fmt.Sprintf("%v; tried again in %s", o.err, wait)
+		g.alert(*a)
 		return
 	}
-	g.routerFailures = 0
+	r.failures = 0
 	if o.alert != nil {
 		g.alert(*o.alert)
 	}
 }
 
-// keepRouter looks at the project's router and, when it is not as it should be,
-// takes the project lock, looks again and corrects it. Only reads happen without the
-// lock, so a guard that finds nothing to do never keeps a deploy waiting.
-func (g *guard) keepRouter(ctx context.Context) routerOutcome {
-	if need, err := g.routerCheck(ctx, false); err != nil || need == nil {
+// routerAlert is the start of an alert about the router with the given key: named by
+// its container, and for a service's own router by that service too.
+func routerAlert(project, key string) *GuardAlert {
+	return &GuardAlert{Kind: AlertRouter, Container: compose.RouterNameOf(project, key), Service: key}
+}
+
+// keepRouter looks at a router and, when it is not as it should be, takes the project
+// lock, looks again and corrects it. Only reads happen without the lock, so a guard
+// that finds nothing to do never keeps a deploy waiting.
+func (g *guard) keepRouter(ctx context.Context, t GuardTargetRouter) routerOutcome {
+	if need, err := g.routerCheck(ctx, t, false); err != nil || need == nil {
 		return routerOutcome{err: err}
 	}
 	// Something to correct: under the project lock.
@@ -153,7 +191,7 @@ func (g *guard) keepRouter(ctx context.Context) routerOutcome {
 		return routerOutcome{err: err}
 	}
 	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
-	a, err := g.routerCheck(ctx, true)
+	a, err := g.routerCheck(ctx, t, true)
 	return routerOutcome{alert: a, err: err}
 }
 
@@ -166,13 +204,12 @@ func (g *guard) goneOr(ctx context.Context, id string, err error) error {
 	return err
 }
 
-// routerCheck compares the router with the containers; with act it corrects what
+// routerCheck compares the router t with the containers; with act it corrects what
 // differs and returns the alert saying so. Without act, a non-nil alert only means
 // that there is something to correct.
-func (g *guard) routerCheck(ctx context.Context, act bool) (*GuardAlert, error) {
-	t := g.project.Router
+func (g *guard) routerCheck(ctx context.Context, t GuardTargetRouter, act bool) (*GuardAlert, error) {
 	project := g.project.Project
-	name := compose.RouterName(project)
+	name := compose.RouterNameOf(project, t.Service)
 	cs, err := g.eng.ListContainers(ctx, map[string]string{compose.LabelProject: project})
 	if err != nil {
 		return nil, err
@@ -185,13 +222,13 @@ func (g *guard) routerCheck(ctx context.Context, act bool) (*GuardAlert, error) 
 	serving := false // a container of a routed service runs: the project is up
 	for i, c := range cs {
 		switch {
-		case c.Labels[compose.LabelRole] == compose.RoleRouter && c.Labels[compose.LabelRouterService] == "":
+		case c.Labels[compose.LabelRole] == compose.RoleRouter && c.Labels[compose.LabelRouterService] == t.Service:
 			r = &cs[i]
 		case c.Labels[compose.LabelRole] == compose.RoleApp && routedServices[c.Labels[compose.LabelService]] && (c.State == "running" || c.State == "restarting"):
 			serving = true
 		}
 	}
-	a := &GuardAlert{Kind: AlertRouter, Container: name}
+	a := routerAlert(project, t.Service)
 	began := time.Now()
 	var id string
 	switch {
@@ -213,7 +250,7 @@ func (g *guard) routerCheck(ctx context.Context, act bool) (*GuardAlert, error) 
 		}
 		a.Action, a.Reason, id = ActionRouterStarted, fmt.Sprintf("the router was %s and the engine did not restart it: started", r.State), r.ID
 	default:
-		if id, err = g.recreateRouter(ctx); err != nil {
+		if id, err = g.recreateRouter(ctx, t); err != nil {
 			return nil, fmt.Errorf("create the router %s again: %w", name, err)
 		}
 		a.Action, a.Reason = ActionRouterRecreated, "the router container was removed: created again as deploy creates it"
@@ -239,7 +276,7 @@ func (g *guard) routerCheck(ctx context.Context, act bool) (*GuardAlert, error) 
 			return nil, fmt.Errorf("revision history of project %s: %w", project, err)
 		}
 	}
-	want, changes := reconcileRoutes(*t, current, cs, records)
+	want, changes := reconcileRoutes(t, current, cs, records)
 	if len(changes) == 0 {
 		if a.Action == "" {
 			return nil, nil
@@ -266,10 +303,9 @@ func (g *guard) routerCheck(ctx context.Context, act bool) (*GuardAlert, error) 
 	return a, nil
 }
 
-// recreateRouter creates and starts the project's router as ensureRouter does, from
-// the guard's target (the compose file's ports and networks).
-func (g *guard) recreateRouter(ctx context.Context) (string, error) {
-	t := g.project.Router
+// recreateRouter creates and starts a router as ensureRouter does, from the guard's
+// target (the compose file's ports and networks; a service router's endpoints).
+func (g *guard) recreateRouter(ctx context.Context, t GuardTargetRouter) (string, error) {
 	arch, err := g.eng.Arch(ctx)
 	if err != nil {
 		return "", err
@@ -278,7 +314,7 @@ func (g *guard) recreateRouter(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	spec, err := compose.ProjectRouterContainer(g.project.Project, image, t.Ports, t.Networks)
+	spec, err := routerSpec(g.project.Project, image, t)
 	if err != nil {
 		return "", err
 	}
@@ -290,6 +326,18 @@ func (g *guard) recreateRouter(ctx context.Context) (string, error) {
 		return "", startHint(err)
 	}
 	return id, nil
+}
+
+// routerSpec is the create spec of the router t, as the deploy's.
+func routerSpec(project, image string, t GuardTargetRouter) (compose.ContainerCreate, error) {
+	if t.Service == "" {
+		return compose.ProjectRouterContainer(project, image, t.Ports, t.Networks)
+	}
+	var ports []int
+	for _, p := range t.Ports {
+		ports = append(ports, p.Target)
+	}
+	return compose.ServiceRouterContainer(project, t.Service, image, ports, container.NetworkMode(t.NetworkMode), t.Endpoints)
 }
 
 // reconcileRoutes is the router config the containers' labels call for, from the

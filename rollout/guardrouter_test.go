@@ -242,3 +242,168 @@ services:
 	w.noAlert(t, 300*time.Millisecond)
 	assert.Check(t, is.Len(w.restarts(), 4))
 }
+
+// TestGuardTargetServiceRouter: an internal service's own router is in the guard's
+// target, and the container the guard would create again from it (after the JSON the
+// detached guard is given) is exactly the deploy's.
+func TestGuardTargetServiceRouter(t *testing.T) {
+	p := loadProject(t, internalProject)
+	target := encodedTarget(t, p)
+	assert.Assert(t, target.Router != nil)
+	assert.Assert(t, is.Len(target.ServiceRouters, 1))
+	r := target.ServiceRouters[0]
+	assert.Check(t, is.Equal(r.Service, "api"))
+	assert.Check(t, is.DeepEqual(r.Ports, []compose.RoutedPort{{Route: "api:9000", Service: "api", Published: 9000, Target: 9000}}))
+	assert.Check(t, is.Equal(r.Routes.Routes[0].Name, "api:9000"))
+	got, err := routerSpec("demo", "agent:1", r)
+	assert.NilError(t, err)
+	want, err := compose.InternalRouterContainer(p, "api", "agent:1")
+	assert.NilError(t, err)
+	gotJSON, err := json.Marshal(got)
+	assert.NilError(t, err)
+	wantJSON, err := json.Marshal(want)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(gotJSON), string(wantJSON)))
+	assert.Check(t, is.Equal(got.Config.Labels[compose.LabelRouterHash], compose.InternalRouterHash(p, "api")))
+}
+
+const internalProject = `
+name: demo
+services:
+  web:
+    image: app
+    ports: ["127.0.0.1:8080:80"]
+    x-lifecycle: {strategy: rolling}
+  api:
+    image: app
+    expose: ["9000"]
+    x-lifecycle: {strategy: rolling}
+`
+
+// TestGuardKeepsServiceRouter: an internal service's router, removed, is created again
+// as the deploy creates it and given its routes; the alert names it; the project's
+// router, as it should be, is left alone.
+func TestGuardKeepsServiceRouter(t *testing.T) {
+	p := loadProject(t, internalProject)
+	target := encodedTarget(t, p)
+
+	w, f := newGuardWorld()
+	var mu sync.Mutex
+	apiState, apiID := "running", "ra1"
+	configs := map[string]router.Config{
+		"r0": {Version: router.ConfigVersion, Routes: []router.Route{{Name: "web:8080", Listen: ":8080", Protocol: router.HTTP, Backends: []router.Backend{
+			{ID: "demo-web-r1-1", Address: "demo-web-r1-1:80", Weight: 1, Group: "r1"},
+		}}}},
+		"ra1": {Version: router.ConfigVersion, Routes: []router.Route{{Name: "api:9000", Listen: ":9000", Protocol: router.HTTP, Backends: []router.Backend{
+			{ID: "demo-api-r1-1", Address: "demo-api-r1-1:9000", Weight: 1, Group: "r1"},
+		}}}},
+	}
+	var created []engine.ContainerSpec
+	f.ListContainersFn = func(ctx context.Context, l map[string]string) ([]engine.Container, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		cs := []engine.Container{app("demo-web-r1-1", "web", 1, "running", ""), app("demo-api-r1-1", "api", 1, "running", "")}
+		cs[0].ID, cs[1].ID = "c1", "c2"
+		cs = append(cs, engine.Container{ID: "r0", Name: "demo-lifecycle-router", State: "running",
+			Labels: map[string]string{compose.LabelProject: "demo", compose.LabelRole: compose.RoleRouter, compose.LabelService: "web"}})
+		if apiState != "" {
+			cs = append(cs, engine.Container{ID: apiID, Name: "demo-api-lifecycle-router", State: apiState,
+				Labels: map[string]string{compose.LabelProject: "demo", compose.LabelRole: compose.RoleRouter, compose.LabelService: "api", compose.LabelRouterService: "api"}})
+		}
+		return cs, nil
+	}
+	f.InspectContainerFn = func(ctx context.Context, id string) (engine.ContainerDetails, error) {
+		service := map[string]string{"c1": "web", "c2": "api"}[id]
+		return engine.ContainerDetails{ID: id, Name: "demo-" + service + "-r1-1", State: "running", Labels: map[string]string{
+			compose.LabelProject: "demo", compose.LabelService: service, compose.LabelRole: compose.RoleApp, compose.LabelRevision: "1"}}, nil
+	}
+	f.StartContainerFn = func(ctx context.Context, id string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Check(t, is.Equal(id, apiID))
+		apiState = "running"
+		w.record("start " + id)
+		return nil
+	}
+	f.ExecSessionFn = func(ctx context.Context, id string, cmd []string) (*engine.Session, error) {
+		return nil, engine.ErrNotFound
+	}
+	f.ExecFn = func(ctx context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch strings.Join(cmd, " ") {
+		case "/agent ctl healthz":
+			return nil, nil
+		case "/agent ctl get-config":
+			return json.Marshal(configs[id])
+		case "/agent ctl put-config":
+			cfg, err := router.DecodeConfig(stdin)
+			assert.Check(t, err)
+			configs[id] = cfg
+			w.record("put-config " + id + " " + cfg.Routes[0].Name + " " + strings.Join(backendIDs(cfg.Routes[0]), ","))
+			return nil, nil
+		}
+		t.Errorf("unexpected exec %v", cmd)
+		return nil, nil
+	}
+	f.ListVolumesFn = func(ctx context.Context, labels map[string]string) ([]engine.Volume, error) { return nil, nil }
+	f.ArchFn = func(ctx context.Context) (string, error) { return runtime.GOARCH, nil }
+	f.InspectImageFn = func(ctx context.Context, ref string) (engine.Image, error) {
+		return engine.Image{ID: "sha256:agent"}, nil
+	}
+	f.CreateContainerFn = func(ctx context.Context, spec engine.ContainerSpec) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		created = append(created, spec)
+		apiState, apiID = "created", "ra2"
+		configs[apiID] = router.Config{Version: router.ConfigVersion}
+		return apiID, nil
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Guard(ctx, f, target, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.Check(t, <-done)
+	})
+	stream := <-w.streams
+	w.noAlert(t, 300*time.Millisecond) // both routers as they should be
+
+	// The internal router removed: created again, given its routes.
+	mu.Lock()
+	apiState = ""
+	mu.Unlock()
+	stream <- engine.Event{Action: engine.EventDestroy, ContainerID: "ra1", Attributes: map[string]string{
+		compose.LabelRole: compose.RoleRouter, compose.LabelService: "api", compose.LabelRouterService: "api"}}
+	a := w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Kind, AlertRouter))
+	assert.Check(t, is.Equal(a.Action, ActionRouterRecreated), "%+v", a)
+	assert.Check(t, is.Equal(a.Container, "demo-api-lifecycle-router"))
+	assert.Check(t, is.Equal(a.Service, "api"))
+	assert.Check(t, is.Contains(a.String(), "api (demo-api-lifecycle-router): router, router-recreated"))
+	assert.Check(t, is.Contains(a.Reason, "api: added demo-api-r1-1"))
+	assert.Assert(t, is.Len(created, 1))
+	assert.Check(t, is.Equal(created[0].Name, "demo-api-lifecycle-router"))
+	assert.Check(t, is.Equal(created[0].Config.Labels[compose.LabelRouterHash], compose.InternalRouterHash(p, "api")))
+	assert.Check(t, is.Len(created[0].HostConfig.PortBindings, 0), "a service's router publishes nothing")
+	assert.Assert(t, created[0].Networking != nil)
+	assert.Check(t, is.Contains(created[0].Networking.EndpointsConfig["demo_default"].Aliases, "api"), "it answers to the service's name")
+	assert.Check(t, is.DeepEqual(w.restarts(), []string{"start ra2", "put-config ra2 api:9000 demo-api-r1-1/r1/1@demo-api-r1-1:9000"}))
+
+	// A backend of the internal service removed: its router, not the project's, loses it.
+	mu.Lock()
+	configs[apiID] = router.Config{Version: router.ConfigVersion, Routes: []router.Route{{Name: "api:9000", Listen: ":9000", Protocol: router.HTTP, Backends: []router.Backend{
+		{ID: "demo-api-r1-1", Address: "demo-api-r1-1:9000", Weight: 1, Group: "r1"},
+		{ID: "demo-api-r1-2", Address: "demo-api-r1-2:9000", Weight: 1, Group: "r1"},
+	}}}}
+	mu.Unlock()
+	stream <- engine.Event{Action: engine.EventDestroy, ContainerID: "c9", Attributes: map[string]string{
+		compose.LabelRole: compose.RoleApp, compose.LabelService: "api", compose.LabelProject: "demo"}}
+	a = w.nextAlert(t)
+	assert.Check(t, is.Equal(a.Action, ActionRouterReconciled), "%+v", a)
+	assert.Check(t, is.Equal(a.Container, "demo-api-lifecycle-router"))
+	assert.Check(t, is.Contains(a.Reason, "api: dropped demo-api-r1-2"))
+	assert.Check(t, is.DeepEqual(w.restarts()[2:], []string{"put-config ra2 api:9000 demo-api-r1-1/r1/1@demo-api-r1-1:9000"}))
+	w.noAlert(t, 300*time.Millisecond)
+}

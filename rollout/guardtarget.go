@@ -3,8 +3,11 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+
+	"github.com/moby/moby/api/types/network"
 
 	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
@@ -25,13 +28,35 @@ type GuardTarget struct {
 	// port): what the guard recreates a removed router with and reconciles a
 	// (re)started one against (guardrouter.go).
 	Router *GuardTargetRouter `json:"router,omitempty"`
+	// ServiceRouters are the internal services' own routers (compose.InternalRouted:
+	// routed, reached by other services on the project's networks under the service's
+	// name, no published port), kept the same way, sorted by service.
+	ServiceRouters []GuardTargetRouter `json:"service_routers,omitempty"`
 }
 
-// GuardTargetRouter is the project's router as a deploy creates it.
+// routers are the routers the guard keeps: the project's first, then the services' own.
+func (t GuardTarget) routers() []GuardTargetRouter {
+	var out []GuardTargetRouter
+	if t.Router != nil {
+		out = append(out, *t.Router)
+	}
+	return append(out, t.ServiceRouters...)
+}
+
+// GuardTargetRouter is a router as a deploy creates it: the project's (Service "") or
+// an internal service's own.
 type GuardTargetRouter struct {
-	// Ports and Networks are what the router container is created with (compose.RouterHash).
-	Ports    []compose.RoutedPort `json:"ports"`
-	Networks []string             `json:"networks,omitempty"`
+	// Service is the router's key (compose.RouterKey): "" for the project's router,
+	// the internal service whose router it is otherwise.
+	Service string `json:"service,omitempty"`
+	// Ports and Networks are what the project's router container is created with
+	// (compose.RouterHash); a service's router listens on Ports (Published = Target,
+	// nothing published) with NetworkMode and Endpoints (the service's name and aliases
+	// on its networks, compose.ServiceRouterHash).
+	Ports       []compose.RoutedPort      `json:"ports"`
+	Networks    []string                  `json:"networks,omitempty"`
+	NetworkMode string                    `json:"network_mode,omitempty"`
+	Endpoints   *network.NetworkingConfig `json:"endpoints,omitempty"`
 	// Routes is the router's config as the deploy writes it, without backends: the
 	// guard adds those from the containers' labels.
 	Routes router.Config `json:"routes"`
@@ -69,6 +94,18 @@ func NewGuardTarget(p *compose.Project) GuardTarget {
 		if routes, err := routerConfig(p, "", nil); err == nil {
 			t.Router = &GuardTargetRouter{Ports: ports, Networks: compose.RouterNetworks(p), Routes: routes}
 		}
+	}
+	for _, service := range slices.Sorted(maps.Keys(p.ServiceSpecs)) {
+		if !compose.InternalRouted(p, service) {
+			continue
+		}
+		ports, err := routerPorts(p, service)
+		routes, err2 := routerConfig(p, service, nil)
+		if err != nil || err2 != nil {
+			continue // the deploy's to report, as above
+		}
+		mode, endpoints := compose.InternalRouterEndpoints(p, service)
+		t.ServiceRouters = append(t.ServiceRouters, GuardTargetRouter{Service: service, Ports: ports, NetworkMode: string(mode), Endpoints: endpoints, Routes: routes})
 	}
 	for name, spec := range p.ServiceSpecs {
 		s := GuardTargetService{Policy: spec.Guard, Routed: spec.Routed(), WaitTimeout: spec.WaitTimeout, Dependents: guardDependents(p, name)}

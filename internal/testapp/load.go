@@ -84,3 +84,38 @@ func loadGet(client *http.Client, url string) (body, failure string) {
 	}
 	return strings.TrimSpace(string(b)), ""
 }
+
+// runUntil asks URL every 20 ms (each request bounded by 1 s) until it answers 200 with
+// BODY, then prints how long that took (Go duration) and exits 0; 1 after TIMEOUT. One
+// process polling inside a container measures when a name on the container's network
+// answers again far more finely than a `docker exec` per try.
+func runUntil(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 3 {
+		fmt.Fprintln(stderr, "usage: testapp until URL BODY TIMEOUT")
+		return 2
+	}
+	timeout, err := time.ParseDuration(args[2])
+	if err != nil || timeout <= 0 || timeout > 10*time.Minute {
+		fmt.Fprintf(stderr, "testapp until: TIMEOUT must be a positive duration up to 10m, got %q\n", args[2])
+		return 2
+	}
+	// No keep-alive: every try goes through name resolution and a new connection, as
+	// a client that lost its connection does.
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	start := time.Now()
+	last := ""
+	for time.Since(start) < timeout {
+		body, failure := loadGet(client, args[0])
+		if failure == "" && body == args[1] {
+			fmt.Fprintln(stdout, time.Since(start))
+			return 0
+		}
+		last = failure
+		if failure == "" {
+			last = fmt.Sprintf("answered %q", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Fprintf(stderr, "testapp until: %s did not answer %q within %s (last: %s)\n", args[0], args[1], timeout, last)
+	return 1
+}

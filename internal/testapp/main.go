@@ -17,6 +17,9 @@
 //	testapp load URL RATE DURATION
 //	                            GET URL RATE times a second for DURATION and print
 //	                            {"sent","failed","bodies","errors"} as JSON
+//	testapp until URL BODY TIMEOUT
+//	                            GET URL every 20 ms until it answers BODY; print
+//	                            how long that took (exit 1 after TIMEOUT)
 //
 // Environment (durations are Go durations such as 500ms, 10s or 1m30s;
 // booleans are 1/0 or true/false; an unparsable value exits 2 naming the
@@ -99,6 +102,8 @@ func runCommand(args []string, getenv func(string) string, stdout, stderr io.Wri
 		return runHealthcheck(rest, getenv, stdout, stderr)
 	case "load":
 		return runLoad(rest, stdout, stderr)
+	case "until":
+		return runUntil(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionFromEnv(getenv))
 		return 0
@@ -130,6 +135,7 @@ const usage = `usage:
   testapp write FILE TEXT     write TEXT to FILE (a dump in a backup hook's test)
   testapp rm FILE             remove FILE
   testapp id FILE             write this process's UID:GID to FILE (which user an exec ran as)
+  testapp until URL BODY TIMEOUT  GET URL every 20 ms until it answers BODY; print how long it took
 `
 
 // serve runs the HTTP server until a signal or a scheduled exit ends it.

@@ -221,3 +221,39 @@ func TestIDWritesUIDAndGID(t *testing.T) {
 		t.Fatalf("wrote %q, want %q", b, want)
 	}
 }
+
+// TestUntil: `until` waits for the body (a server that answers it only after a while)
+// and prints how long that took; a body never answered ends in exit 1 at the timeout.
+func TestUntil(t *testing.T) {
+	ready := time.Now().Add(150 * time.Millisecond)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if time.Now().Before(ready) {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "v1")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	url := "http://" + ln.Addr().String() + "/"
+
+	var stdout, stderr bytes.Buffer
+	if code := runCommand([]string{"until", url, "v1", "5s"}, envOf(nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d, stderr %q", code, stderr.String())
+	}
+	took, err := time.ParseDuration(strings.TrimSpace(stdout.String()))
+	if err != nil || took < 100*time.Millisecond || took > 3*time.Second {
+		t.Errorf("printed %q (%v), want the wait of about 150ms", stdout.String(), err)
+	}
+	stdout.Reset()
+	if code := runCommand([]string{"until", url, "v2", "200ms"}, envOf(nil), &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), `answered "v1"`) {
+		t.Errorf("exit code %d, stderr %q: want 1 naming the last answer", code, stderr.String())
+	}
+	if code := runCommand([]string{"until", url}, envOf(nil), &stdout, &stderr); code != 2 {
+		t.Errorf("without BODY and TIMEOUT: exit code %d, want 2", code)
+	}
+}
