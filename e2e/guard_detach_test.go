@@ -199,12 +199,14 @@ func TestGuardDetachedKeepsRouter(t *testing.T) {
 	assert.Assert(t, r.code == 0, r.String())
 	served := firstAnswer(t, port, "v1", removed, 20*time.Second)
 	t.Logf("router removed: requests succeed again %s after the `docker rm -f` began", served.Round(time.Millisecond))
-	// 1.7–5.5 s measured for the foreground guard on a loaded machine: the same bound.
-	assert.Check(t, served < 10*time.Second, "requests succeed again only %s after the removal", served)
+	// 3.2–5.6 s measured at load up to 17; 10.9 s once with three other guard tests
+	// beside it at load 25 (the detached guard reads the engine's events through its
+	// container), so the bound is the internal routers' 15 s.
+	assert.Check(t, served < 15*time.Second, "requests succeed again only %s after the removal", served)
 	assert.Check(t, p.inspect("{{.Id}}", p.router()) != oldRouter, "a new router container")
 
 	var recreated guardAlert
-	waitFor(t, 10*time.Second, "the router-recreated alert in guard --status", func() bool {
+	waitFor(t, 15*time.Second, "the router-recreated alert in guard --status", func() bool {
 		r := p.lifecycle("guard", "--status", "--format", "json")
 		var st guardStatus
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
