@@ -336,22 +336,7 @@ func (pl *planner) planRetention(ch *serviceChange) {
 			leaving = append(leaving, c)
 		}
 	}
-	var revs []int
-	for _, c := range leaving {
-		if c.Revision != ch.revision {
-			revs = append(revs, c.Revision)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(revs)))
-	revs = slices.Compact(revs)
-	if len(revs) <= keep {
-		return
-	}
-	drop := map[int]bool{}
-	for _, r := range revs[keep:] {
-		drop[r] = true
-	}
-	sort.Slice(leaving, func(i, j int) bool { return leaving[i].Name < leaving[j].Name })
+	drop := revisionsBeyondHistory(leaving, ch.revision, keep)
 	for _, c := range leaving {
 		if !drop[c.Revision] {
 			continue
