@@ -66,6 +66,9 @@ func swarmLoad(t *testing.T, d *swarmDaemon, client, url, rate, duration string)
 // is removed and v2 still serves.
 func TestSwarmBlueGreen(t *testing.T) {
 	s := setup(t)
+	// Parallel: its load runs inside its own daemon's network namespace, and the
+	// suite must stay under CI's 30 minutes (serial, the three took about 5 of them).
+	t.Parallel()
 	begin := time.Now()
 	d := startSwarm(t, s)
 	d.copyImage(imageRef("v1"))
@@ -169,6 +172,7 @@ func swarmCanaryProject(version, env string) string {
 // back to v2 and the canary's revision is removed.
 func TestSwarmCanary(t *testing.T) {
 	s := setup(t)
+	t.Parallel() // as TestSwarmBlueGreen
 	begin := time.Now()
 	d := startSwarm(t, s)
 	d.copyImage(imageRef("v1"))
@@ -238,6 +242,7 @@ func swarmCanarySteps(version, steps string) string {
 // steps, skips the second and switches to v3 (revision 2 again). No request fails.
 func TestSwarmCanaryControls(t *testing.T) {
 	s := setup(t)
+	t.Parallel() // as TestSwarmBlueGreen
 	begin := time.Now()
 	d := startSwarm(t, s)
 	for _, v := range []string{"v1", "v2", "v3"} {
