@@ -23,6 +23,7 @@ import (
 	"github.com/docker-lifecycle/docker-lifecycle/agent/agentimage"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/internal/testimage"
+	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
 // testLabel marks every image the e2e suite builds, so they can all be removed.
@@ -40,6 +41,7 @@ func imageRef(version string) string { return imageRepo + ":" + version }
 // and the test images on the engine. It is built once, on first use.
 type suite struct {
 	configDir string
+	started   time.Time // when the suite began: images it made are newer
 	moduleDir string
 	engine    engine.Engine
 	host      string // the engine's endpoint: unix:///var/run/docker.sock, a rootless or Docker Desktop socket, …
@@ -184,7 +186,7 @@ func newSuite() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &suite{configDir: configDir, moduleDir: moduleDir, host: host}
+	s := &suite{configDir: configDir, moduleDir: moduleDir, host: host, started: time.Now()}
 	pluginPath := filepath.Join(configDir, "cli-plugins", "docker-lifecycle")
 	build := exec.Command("go", "build", "-trimpath", "-tags", "crashhook", "-ldflags",
 		"-X github.com/docker-lifecycle/docker-lifecycle/plugin/meta.Version=v0.0.0-e2e", "-o", pluginPath, "./cmd/docker-lifecycle")
@@ -226,7 +228,32 @@ func (s *suite) teardown() {
 		_ = s.plainDocker("image", "rm", "-f", imageRef(v))
 	}
 	_ = s.plainDocker("image", "prune", "-f", "--filter", "label="+testLabel)
+	s.removeSupersededDetachedImages()
 	_ = os.RemoveAll(s.configDir)
+}
+
+// removeSupersededDetachedImages removes the guard/monitor --detach images that parallel
+// tests built under the same tag (it is the digest of the plugin binary): the last build
+// keeps the tag, the others are left untagged, and the tests' cleanups remove only the
+// tag. Only untagged ones made since the suite began are removed.
+func (s *suite) removeSupersededDetachedImages() {
+	cmd := exec.Command("docker", "images", "--no-trunc", "--filter", "dangling=true",
+		"--filter", "label="+rollout.LabelDetachedImage+"=true", "--format", "{{.ID}} {{.CreatedAt}}")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.configDir)
+	out, err := cmd.Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		id, created, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		t, err := time.Parse("2006-01-02 15:04:05 -0700 MST", created)
+		if err == nil && !t.Before(s.started.Truncate(time.Second)) {
+			_ = s.plainDocker("image", "rm", id)
+		}
+	}
 }
 
 // engineHost is the endpoint of the engine to test: DOCKER_HOST when set, else the
