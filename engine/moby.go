@@ -2,7 +2,6 @@ package engine
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -844,57 +843,6 @@ func (m *Moby) ContainerLogs(ctx context.Context, containerID string, opts LogOp
 	}
 	defer rc.Close()
 	return splitLogStream(ctx, rc, tty, "logs of container "+containerID, emit)
-}
-
-// splitLogStream reads a logs stream written with timestamps: raw for a TTY, else
-// stdout and stderr multiplexed.
-func splitLogStream(ctx context.Context, rc io.Reader, tty bool, what string, emit func(LogLine) error) error {
-	if tty {
-		return readLogLines(rc, "stdout", emit)
-	}
-	stdoutR, stdoutW := io.Pipe()
-	stderrR, stderrW := io.Pipe()
-	var mu sync.Mutex // emit is called from one goroutine at a time
-	locked := func(l LogLine) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return emit(l)
-	}
-	errs := make(chan error, 2)
-	go func() { errs <- readLogLines(stdoutR, "stdout", locked); _ = stdoutR.CloseWithError(io.ErrClosedPipe) }()
-	go func() { errs <- readLogLines(stderrR, "stderr", locked); _ = stderrR.CloseWithError(io.ErrClosedPipe) }()
-	_, copyErr := stdcopy.StdCopy(stdoutW, stderrW, rc)
-	_ = stdoutW.Close()
-	_ = stderrW.Close()
-	if err := errors.Join(<-errs, <-errs); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if copyErr != nil && ctx.Err() == nil {
-		return fmt.Errorf("%s: %w", what, copyErr)
-	}
-	return nil
-}
-
-// readLogLines splits "TIMESTAMP TEXT\n" lines, as the engine writes them with timestamps.
-func readLogLines(r io.Reader, stream string, emit func(LogLine) error) error {
-	br := bufio.NewReaderSize(r, 64*1024)
-	for {
-		line, err := br.ReadString('\n')
-		if line != "" {
-			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-			ts, text, _ := strings.Cut(line, " ")
-			t, perr := time.Parse(time.RFC3339Nano, ts)
-			if perr != nil {
-				text = line
-			}
-			if eerr := emit(LogLine{Time: t, Stream: stream, Text: text}); eerr != nil {
-				return eerr
-			}
-		}
-		if err != nil {
-			return nil
-		}
-	}
 }
 
 func (m *Moby) PauseContainer(ctx context.Context, id string) error {

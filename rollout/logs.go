@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -182,49 +181,6 @@ func Logs(ctx context.Context, eng engine.Engine, project string, opts LogsOptio
 		return readAll(ctx, eng, sources, opts, emit)
 	}
 	return follow(ctx, eng, project, sources, opts, emit)
-}
-
-// readAll reads every container's logs, then emits them merged by timestamp.
-func readAll(ctx context.Context, eng engine.Engine, sources []logSource, opts LogsOptions, emit func(LogEntry) error) error {
-	lines := make([][]LogEntry, len(sources))
-	errs := make([]error, len(sources))
-	limit := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, src := range sources {
-		wg.Go(func() {
-			limit <- struct{}{}
-			defer func() { <-limit }()
-			q := engine.LogOptions{Since: opts.Since, Until: opts.Until, Tail: opts.Tail}
-			errs[i] = eng.ContainerLogs(ctx, src.c.ID, q, func(l engine.LogLine) error {
-				if e := src.entry(l, opts); opts.keep(e) {
-					lines[i] = append(lines[i], e)
-				}
-				return nil
-			})
-			if errors.Is(errs[i], engine.ErrNotFound) {
-				errs[i] = nil // removed meanwhile
-			}
-		})
-	}
-	wg.Wait()
-	merged := mergeByTime(lines)
-	for _, e := range merged {
-		if err := emit(e); err != nil {
-			return err
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// mergeByTime merges per-container line lists by timestamp; lines of one container
-// keep their order, and lines at the same instant keep the containers' order.
-func mergeByTime(lists [][]LogEntry) []LogEntry {
-	var out []LogEntry
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out
 }
 
 // followed is the reading state of one container while following.

@@ -4,7 +4,8 @@
 # with no published port, and removes all of it on exit.
 #
 # The caller sets n, project, image and, optionally, healthcheck (a compose healthcheck
-# mapping), bench_env (more environment entries, "KEY: value, …") and bench_cleanup (a
+# mapping), bench_env (more environment entries, "KEY: value, …"), bench_logging (a
+# compose logging mapping) and bench_cleanup (a
 # function run first on exit); it gets tmp, plugin, hz,
 # running (the count of running containers) and ticks PID (CPU clock ticks of a process).
 
@@ -35,6 +36,7 @@ services:
     image: $image
     environment: {QUIET: "1"${bench_env:+, $bench_env}}
 ${healthcheck:+    healthcheck: $healthcheck}
+${bench_logging:+    logging: $bench_logging}
     deploy:
       replicas: $n
 YAML

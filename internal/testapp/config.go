@@ -37,6 +37,10 @@ type config struct {
 	// N counting from 1, until the process exits: logs can be checked for gaps and
 	// duplicates per container.
 	logSeqEvery time.Duration
+	// logHistoryMiB > 0 first writes that many MiB of sequence-numbered JSON lines (of
+	// about 200 bytes) as fast as the engine takes them: a long log history to read
+	// (scripts/bench-logs-history.sh).
+	logHistoryMiB int
 	// greetPort and framePort, when set, serve the non-HTTP protocols of lineproto.go.
 	greetPort int
 	framePort int
@@ -83,6 +87,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 		countDir:       getenv("COUNT_DIR"),
 	}
 	cfg.greetPort, _ = env.intInRange("GREET_PORT", 1, 65535)
+	cfg.logHistoryMiB, _ = env.intInRange("LOG_HISTORY_MIB", 1, 1<<20)
 	cfg.framePort, _ = env.intInRange("FRAME_PORT", 1, 65535)
 	if n, ok := env.intInRange("FAULT_FREE_FIRST", 0, math.MaxInt32); ok {
 		if cfg.countDir == "" {

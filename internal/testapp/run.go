@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -49,6 +51,9 @@ func run(cfg config, listener net.Listener, signals <-chan os.Signal, logger *lo
 	logger.Printf("version %s listening on %s (hostname %s, pid %d)",
 		cfg.version, listener.Addr(), srv.hostname, os.Getpid())
 
+	if cfg.logHistoryMiB > 0 {
+		writeLogHistory(os.Stdout, cfg.logHistoryMiB)
+	}
 	if cfg.logSeqEvery > 0 {
 		go logSequence(os.Stdout, cfg.logSeqEvery)
 	}
@@ -109,6 +114,21 @@ func (s *server) shutdown(httpServer *http.Server, signal string) int {
 	}
 	s.logger.Printf("shutdown complete, exiting with code 0")
 	return 0
+}
+
+// writeLogHistory writes mib MiB of {"level":"info","seq":N,"pad":"…"} lines, N from 1,
+// through a buffer (the engine splits the lines again), then says how many.
+func writeLogHistory(w io.Writer, mib int) {
+	bw := bufio.NewWriterSize(w, 64*1024)
+	pad := strings.Repeat("x", 160)
+	written, n := 0, 0
+	for written < mib<<20 {
+		n++
+		k, _ := fmt.Fprintf(bw, "{\"level\":\"info\",\"seq\":%d,\"pad\":\"%s\"}\n", n, pad)
+		written += k
+	}
+	_ = bw.Flush()
+	fmt.Fprintf(w, "{\"level\":\"info\",\"history_lines\":%d,\"history_bytes\":%d}\n", n, written)
 }
 
 // logSequence writes {"level":"info","seq":N} every interval until the process
