@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,21 +206,7 @@ func TestGuardDetachedKeepsRouter(t *testing.T) {
 	assert.Check(t, served < 15*time.Second, "requests succeed again only %s after the removal", served)
 	assert.Check(t, p.inspect("{{.Id}}", p.router()) != oldRouter, "a new router container")
 
-	var recreated guardAlert
-	waitFor(t, 15*time.Second, "the router-recreated alert in guard --status", func() bool {
-		r := p.lifecycle("guard", "--status", "--format", "json")
-		var st guardStatus
-		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
-			return false
-		}
-		for _, a := range st.Actions {
-			if a.Kind == "router" && a.Action == "router-recreated" {
-				recreated = a
-				return true
-			}
-		}
-		return false
-	})
+	recreated := detachedRouterAlerts(t, p, 15*time.Second, "router-recreated")["router-recreated"]
 	t.Logf("router-recreated in guard --status %s after the `docker rm -f` began: %s", time.Since(removed).Round(time.Millisecond), recreated.Reason)
 	assert.Check(t, is.Equal(recreated.Container, p.router()))
 	assert.Check(t, is.Contains(recreated.Reason, "serving its routes"))
@@ -233,6 +220,101 @@ func TestGuardDetachedKeepsRouter(t *testing.T) {
 	assert.Check(t, strings.HasPrefix(oldSettings, "router unless-stopped "), oldSettings)
 	answersAll(t, port, 50, "v1")
 
+	p.mustLifecycle("down")
+	assert.Check(t, is.Len(p.containers(), 0))
+	assert.Check(t, is.Len(p.containers("label=io.lifecycle.role=guard"), 0))
+}
+
+// detachedRouterAlerts waits until `guard --status --format json` (which reads the
+// guard container's log) has a router alert of each action, and returns the last of
+// each.
+func detachedRouterAlerts(t *testing.T, p *project, timeout time.Duration, actions ...string) map[string]guardAlert {
+	t.Helper()
+	found := map[string]guardAlert{}
+	waitFor(t, timeout, "the "+strings.Join(actions, " and ")+" alerts in guard --status", func() bool {
+		r := p.lifecycle("guard", "--status", "--format", "json")
+		var st guardStatus
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+			return false
+		}
+		for _, a := range st.Actions {
+			if a.Kind == "router" && slices.Contains(actions, a.Action) {
+				found[a.Action] = a
+			}
+		}
+		return len(found) == len(actions)
+	})
+	return found
+}
+
+// TestGuardDetachedKeepsServiceRouter (docs/guard.md, "The router"): the detached
+// guard keeps an internal service's own router (<project>-api-lifecycle-router, carried
+// in its target's service_routers) as the foreground guard does: after `docker rm -f`
+// it is created again with both backends, the service's alias and no published port,
+// and a client on the project network gets answers by the service's name again within
+// the bound of the foreground test (measured); after `docker stop` (the restart policy
+// does not apply) it is started again. Both alerts name the service in `guard
+// --status`. `down` removes everything, the guard container too.
+func TestGuardDetachedKeepsServiceRouter(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	defer logDuration(t, time.Now())
+	p := s.newProject(t, internalRoutedProject)
+	p.mustLifecycle("deploy")
+	router, client, guard := p.name+"-api-lifecycle-router", p.name+"-client", p.name+"-guard"
+	r := p.s.docker(t, p.dir, nil, "run", "-d", "--name", client, "--label", "com.docker.compose.project="+p.name,
+		"--network", p.name+"_default", imageRef("v1"), "sleep", "2m")
+	assert.Assert(t, r.code == 0, r.String())
+	untilAnswers(t, p, client, "http://api:8080/", "v1", 30*time.Second)
+
+	began := time.Now()
+	p.mustLifecycle("guard", "--detach", "--mount-docker-socket")
+	image := p.inspect("{{.Config.Image}}", guard)
+	t.Cleanup(func() { _ = s.plainDocker("image", "rm", "-f", image) })
+	waitFor(t, 20*time.Second, "the detached guard to watch the project", func() bool {
+		return strings.Contains(p.s.docker(t, p.dir, nil, "logs", guard).stderr, "guarding project "+p.name+": ")
+	})
+	t.Logf("detached guard watching %s after --detach began", time.Since(began).Round(time.Millisecond))
+	const routerSettings = `{{index .Config.Labels "io.lifecycle.router-service"}} {{.HostConfig.RestartPolicy.Name}} {{len .HostConfig.PortBindings}} {{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{join $e.Aliases ","}} {{end}}`
+	oldRouter, oldSettings := p.inspect("{{.Id}}", router), p.inspect(routerSettings, router)
+	assert.Check(t, strings.HasPrefix(oldSettings, "api unless-stopped 0 "), oldSettings)
+
+	removed := time.Now()
+	r = p.s.docker(t, p.dir, nil, "rm", "-f", router)
+	assert.Assert(t, r.code == 0, r.String())
+	polled := time.Now()
+	served := polled.Sub(removed) + untilAnswers(t, p, client, "http://api:8080/", "v1", 30*time.Second)
+	t.Logf("service router removed: requests by name succeed again %s after the `docker rm -f` began", served.Round(time.Millisecond))
+	assert.Check(t, served < 15*time.Second, "requests succeed again only %s after the removal", served)
+	assert.Check(t, p.inspect("{{.Id}}", router) != oldRouter, "a new router container")
+	cfg := p.s.docker(t, p.dir, nil, "exec", router, "/agent", "ctl", "get-config")
+	assert.Assert(t, cfg.code == 0, cfg.String())
+	assert.Check(t, is.Contains(cfg.stdout, p.name+"-api-r1-1"))
+	assert.Check(t, is.Contains(cfg.stdout, p.name+"-api-r1-2"))
+	// The aliases differ only by the container's short id, which the engine adds.
+	short := func(settings, id string) string { return strings.ReplaceAll(settings, id[:12], "ID") }
+	assert.Check(t, is.Equal(short(p.inspect(routerSettings, router), p.inspect("{{.Id}}", router)), short(oldSettings, oldRouter)), "created again as deploy created it")
+
+	stopped := time.Now()
+	r = p.s.docker(t, p.dir, nil, "stop", router)
+	assert.Assert(t, r.code == 0, r.String())
+	polled = time.Now()
+	served = polled.Sub(stopped) + untilAnswers(t, p, client, "http://api:8080/", "v1", 30*time.Second)
+	t.Logf("service router stopped: requests by name succeed again %s after the `docker stop` began", served.Round(time.Millisecond))
+	assert.Check(t, served < 15*time.Second, "requests succeed again only %s after the stop", served)
+	assert.Check(t, is.Equal(p.inspect("{{.State.Status}}", router), "running"))
+	// Both alerts, named by the router and the service, read once at the end.
+	alerts := detachedRouterAlerts(t, p, 15*time.Second, "router-recreated", "router-started")
+	t.Logf("both alerts in guard --status %s after the `docker stop` began", time.Since(stopped).Round(time.Millisecond))
+	for action, a := range alerts {
+		t.Logf("%s: %s", action, a.Reason)
+		assert.Check(t, is.Equal(a.Container, router), action)
+		assert.Check(t, is.Equal(a.Service, "api"), action)
+	}
+
+	// The client is the test's, not the project's: `down` is for what the project made.
+	r = p.s.docker(t, p.dir, nil, "rm", "-f", client)
+	assert.Assert(t, r.code == 0, r.String())
 	p.mustLifecycle("down")
 	assert.Check(t, is.Len(p.containers(), 0))
 	assert.Check(t, is.Len(p.containers("label=io.lifecycle.role=guard"), 0))

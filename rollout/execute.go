@@ -248,6 +248,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 	}
 	rolledBack, revertErr := x.revert(plan, firstErr)
 	x.cleanup()
+	x.stopFailedRecreateRollback(plan)
 	stopSampling()
 	x.recordHistory(plan, rolledBack, firstErr)
 	switch {

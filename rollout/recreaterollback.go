@@ -2,12 +2,14 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
+	"github.com/docker-lifecycle/docker-lifecycle/progress"
 	"github.com/docker-lifecycle/docker-lifecycle/strategies"
 )
 
@@ -17,6 +19,48 @@ import (
 // gate) nothing is removed and there is no automatic way back — the service has no
 // copy that may serve meanwhile — so the error says where each revision is and which
 // command finishes the rollback or returns to the revision left.
+//
+// The revision that failed its gate is stopped (and kept): left running, unhealthy, it
+// would go on writing to the volumes it mounts, and a health check that passes again
+// later would make `rollback db --to <prev>` find the revision already running, plan
+// nothing and record nothing, instead of starting it and waiting for its gate as the
+// error says.
+
+// stopFailedRecreateRollback stops, after a failed run, the containers a recreate
+// service's rollback started or waited for that did not pass their gate.
+func (x *executor) stopFailedRecreateRollback(plan strategies.Plan) {
+	if len(x.opts.Rollback) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	seen := map[string]bool{}
+	for _, s := range plan.Steps {
+		to, ok := x.opts.Rollback[s.Service]
+		spec, inProject := x.project.ServiceSpecs[s.Service]
+		if !ok || !inProject || spec.Routed() || s.Revision != to || s.ContainerID == "" || seen[s.ContainerID] ||
+			(s.Action != strategies.Start && s.Action != strategies.WaitHealthy) {
+			continue
+		}
+		seen[s.ContainerID] = true
+		x.mu.Lock()
+		passed := x.healthy[s.Target]
+		x.mu.Unlock()
+		if passed {
+			continue
+		}
+		d, err := x.eng.InspectContainer(ctx, s.ContainerID)
+		if err != nil || (d.State != "running" && d.State != "restarting") {
+			continue // never started, or stopped already: nothing to stop
+		}
+		progress.Emit(x.events, containerID(s.Target), progress.Working, "Stopping", fmt.Sprintf("the rollback to revision %d did not finish: stopped and kept", to))
+		if err := x.eng.StopContainer(ctx, s.ContainerID, "", nil); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			progress.Emit(x.events, containerID(s.Target), progress.Warning, "Not stopped", err.Error())
+			continue
+		}
+		progress.Emit(x.events, containerID(s.Target), progress.Done, "Stopped", "")
+	}
+}
 
 // explainRecreateRollback adds to a failed rollback's error, for each recreate service
 // it rolled back, its containers as they are now and the commands that finish the
@@ -44,7 +88,7 @@ func explainRecreateRollback(ctx context.Context, eng engine.Engine, p *compose.
 		for _, c := range containers {
 			state := c.State
 			if c.Health != "" && c.State == "running" {
-				state += ", " + c.Health
+				state += " (" + c.Health + ")" // not a comma: the containers are listed with commas
 			}
 			now = append(now, fmt.Sprintf("%s (revision %s) %s", strings.TrimPrefix(c.Name, "/"), c.Labels[compose.LabelRevision], state))
 		}

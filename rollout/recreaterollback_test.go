@@ -110,3 +110,53 @@ func TestRecreateRollbackFailureLosesNothing(t *testing.T) {
 	assert.Check(t, is.DeepEqual(w.state(), []string{"demo-db-1:running", "demo-db-r1-1:exited"}))
 	assert.Check(t, is.Equal(w.containers["id-demo-db-1+"].Name, "demo-db-1"), "revision 2's container: %v", w.state())
 }
+
+// TestRecreateRollbackFailureStopsTheFailedRevision: on the engine, a previous revision
+// that fails its gate keeps running, unhealthy. The failed rollback stops it (kept), so
+// the error lists it exited, and `rollback db --to 1` once the cause is gone starts it
+// and waits for its gate and records the rollback, instead of finding revision 1
+// running (its health check passing again) and doing nothing.
+func TestRecreateRollbackFailureStopsTheFailedRevision(t *testing.T) {
+	w := newWorld()
+	v := func(tag string) string { return fmt.Sprintf(recreateDBCompose, tag) }
+	_, err := deploy(t, w, loadProject(t, v("1")), DeployOptions{})
+	assert.NilError(t, err)
+	p2 := loadProject(t, v("2"))
+	_, err = deploy(t, w, p2, DeployOptions{})
+	assert.NilError(t, err)
+
+	broken := true
+	w.health = func(name string) engine.ContainerDetails {
+		if broken && name == "demo-db-1" {
+			return engine.ContainerDetails{State: "running", Health: "unhealthy"}
+		}
+		return engine.ContainerDetails{State: "running", Health: "healthy"}
+	}
+	_, err = deploy(t, w, p2, DeployOptions{Services: []string{"db"}, Rollback: map[string]int{"db": 1}})
+	assert.Check(t, errors.Is(err, ErrDeployFailed), "got %v", err)
+	assert.Check(t, is.DeepEqual(w.state(), []string{"demo-db-1:exited", "demo-db-r2-1:exited"}))
+	last := func(call string) int {
+		for i := len(w.calls) - 1; i >= 0; i-- {
+			if w.calls[i] == call {
+				return i
+			}
+		}
+		return -1
+	}
+	assert.Check(t, last("start demo-db-1") < last("stop demo-db-1"), "revision 1 is stopped after its failed gate: %v", w.calls)
+	assert.Check(t, is.ErrorContains(err, "its containers now: demo-db-1 (revision 1) exited, demo-db-r2-1 (revision 2) exited."))
+
+	// Its health check passes again: the command the error gives still starts it,
+	// waits, and records the rollback.
+	broken = false
+	calls := len(w.calls)
+	_, err = deploy(t, w, p2, DeployOptions{Services: []string{"db"}, Rollback: map[string]int{"db": 1}})
+	assert.NilError(t, err)
+	assert.Check(t, slices.Contains(w.calls[calls:], "start demo-db-1"), "%v", w.calls[calls:])
+	assert.Check(t, is.DeepEqual(w.state(), []string{"demo-db-1:running", "demo-db-r2-1:exited"}))
+	records, err := History(context.Background(), w.fake(), "demo")
+	assert.NilError(t, err)
+	record := records[len(records)-1]
+	assert.Check(t, is.Equal(record.Result, ResultRollback))
+	assert.Check(t, is.Equal(record.Revision, 1))
+}
