@@ -71,6 +71,7 @@ func startDockerd(t *testing.T, s *suite) *swarmDaemon {
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "c.json"), []byte("{}\n"), 0o600))
 	ns := filepath.Base(dir)
 	script := strings.Join([]string{
+		"hostname " + ns,
 		"ip link set lo up",
 		"exec dockerd --config-file " + filepath.Join(dir, "c.json") +
 			" --data-root " + filepath.Join(dir, "d") +
@@ -83,9 +84,11 @@ func startDockerd(t *testing.T, s *suite) *swarmDaemon {
 	logFile, err := os.Create(filepath.Join(dir, "log"))
 	assert.NilError(t, err)
 	// unshare --net: a network namespace of its own (never the host's: a second daemon
-	// there rewrites the main engine's docker0 and iptables). --kill-child: if unshare
+	// there rewrites the main engine's docker0 and iptables). --uts: a hostname of its
+	// own, the root's name, so the nodes of a test swarm (startSwarmCluster) are told
+	// apart in `docker node ls` and `service ps`. --kill-child: if unshare
 	// dies, dockerd dies with it; Pdeathsig: if the test process dies, unshare does.
-	d.cmd = exec.Command("unshare", "--net", "--fork", "--kill-child=SIGTERM", "sh", "-c", script)
+	d.cmd = exec.Command("unshare", "--net", "--uts", "--fork", "--kill-child=SIGTERM", "sh", "-c", script)
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
