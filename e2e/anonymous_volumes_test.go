@@ -22,11 +22,11 @@ services:
     environment: {V: "%[1]s"}
     volumes: ["/cache"]
   store:
-    build: {context: ./store, labels: {%[2]s: e2e}}
+    image: %[2]s
     environment: {V: "%[1]s"}
     x-lifecycle: {strategy: recreate}
   fresh:
-    build: {context: ./store, labels: {%[2]s: e2e}}
+    image: %[2]s
     environment: {V: "%[1]s"}
 `
 
@@ -46,16 +46,18 @@ func TestAnonymousVolumesSurviveARecreate(t *testing.T) {
 	s := setup(t)
 	start := time.Now()
 	defer func() { t.Logf("took %s after the suite's setup", time.Since(start).Round(100*time.Millisecond)) }()
-	var name string
-	t.Cleanup(func() { // after the project's cleanup: the images its builds made
-		_ = s.plainDocker("image", "rm", "-f", name+"-store", name+"-fresh")
-	})
-	yaml := func(version string) string { return fmt.Sprintf(anonymousVolumesProject, version, testLabel) }
+	var image string
+	yaml := func(version string) string { return fmt.Sprintf(anonymousVolumesProject, version, image) }
 	p := s.newProject(t, yaml("v1"))
-	name = p.name
-	dir := filepath.Join(p.dir, "store")
+	// The test image with a VOLUME, built once for both services (classic builder).
+	image = p.name + "-volume:1"
+	t.Cleanup(func() { _ = s.plainDocker("image", "rm", "-f", image) }) // after the project's cleanup
+	dir := filepath.Join(p.dir, "volume")
 	assert.NilError(t, os.MkdirAll(dir, 0o755))
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+imageRef("v1")+"\nVOLUME /data\n"), 0o644))
+	b := s.docker(t, dir, []string{"DOCKER_BUILDKIT=0"}, "build", "-q", "-t", image, "--label", testLabel+"=e2e", "--label", "com.docker.compose.project="+p.name, ".")
+	assert.Assert(t, b.code == 0, b.String())
+	p.write(yaml("v1"))
 
 	p.mustLifecycle("deploy")
 	cache, store := p.name+"-cache-1", p.name+"-store-1"

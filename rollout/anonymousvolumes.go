@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -138,7 +139,14 @@ func (x *executor) inheritAnonymousVolumes(ctx context.Context, s strategies.Ste
 	mounts := removed
 	if !wasRemoved {
 		d, err := x.eng.InspectContainer(ctx, old.ID)
-		if err != nil {
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+			// Removed behind the deploy's back: its volumes went with it (docker rm -v) or
+			// are unknown now; the new container starts with fresh ones.
+			progress.Emit(x.events, containerID(s.Target), progress.Warning, "Fresh volumes",
+				fmt.Sprintf("%s, which it replaces, is gone: its anonymous volumes at %s are not carried over", old.Name, strings.Join(paths, ", ")))
+			return nil
+		case err != nil:
 			return fmt.Errorf("read the anonymous volumes of %s, which it replaces: %w", old.Name, err)
 		}
 		mounts = d.Mounts

@@ -266,3 +266,27 @@ func TestStartFirstWarnsOfFreshAnonymousVolumes(t *testing.T) {
 		assert.Check(t, is.Contains(got, want))
 	}
 }
+
+// TestFailedReplacementKeepsTheOnlyCopy: without history, a replacement that fails its
+// gate holds the only copy of the data (the old container is gone): the cleanup removes
+// it but keeps its inherited volumes, and says so.
+func TestFailedReplacementKeepsTheOnlyCopy(t *testing.T) {
+	w, f, removals := anonWorld()
+	yaml := strings.Replace(anonCompose, `volumes: ["/cache"]`, `volumes: ["/cache"]`+"\n    x-lifecycle: {history: 0}", 1)
+	p := loadProject(t, strings.Replace(yaml, "%s", "1", 1))
+	_, err := Deploy(context.Background(), f, p, progress.Nop, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.NilError(t, err)
+	w.health = func(string) engine.ContainerDetails {
+		return engine.ContainerDetails{State: "exited", ExitCode: 1}
+	}
+	log := &warningLog{}
+	p = loadProject(t, strings.Replace(yaml, "%s", "2", 1))
+	_, err = Deploy(context.Background(), f, p, log, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.Check(t, err != nil)
+	assert.Check(t, is.DeepEqual(*removals, []string{"demo-cache-1", "demo-cache-1"}), "neither removal takes the volumes")
+	assert.Check(t, is.Contains(strings.Join(log.warnings(), "\n"), "Volumes kept: the anonymous volumes "+strings.Repeat("1", 64)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.volumes[strings.Repeat("1", 64)]
+	assert.Check(t, ok, "the data is kept")
+}
