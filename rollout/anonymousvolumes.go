@@ -42,6 +42,9 @@ type anonymousVolumes struct {
 	// held are, by new container name, the volumes it inherited from a container that
 	// is gone: the only copy of the data, which a failed deploy's cleanup keeps.
 	held map[string][]string
+	// created are the replicas (by service and number) whose new container was created:
+	// the old one's removal afterwards takes its volumes, those the new one holds stay.
+	created map[string]bool
 	// warned are the services warned about already in this run.
 	warned map[string]bool
 }
@@ -53,7 +56,7 @@ func replicaKey(service string, number int) string { return service + "#" + strc
 // renames (the newest, should there be several).
 func newAnonymousVolumes(plan strategies.Plan, observed strategies.Observed) *anonymousVolumes {
 	a := &anonymousVolumes{replaced: map[string]strategies.ObservedContainer{}, removedMounts: map[string][]engine.Mount{},
-		held: map[string][]string{}, warned: map[string]bool{}}
+		held: map[string][]string{}, created: map[string]bool{}, warned: map[string]bool{}}
 	creates := map[string]bool{}
 	for _, s := range plan.Steps {
 		if s.Action == strategies.Create {
@@ -88,13 +91,13 @@ func (x *executor) stopFirst(service string) bool {
 }
 
 // beforeRemove is called before a remove step: when the container is one a stop-first
-// replacement inherits from, it records its mounts and reports that the container's
-// anonymous volumes must stay (the replacement, created next, mounts them).
+// replacement not yet created inherits from, it records its mounts and reports that the
+// container's anonymous volumes must stay (the replacement, created next, mounts them).
 func (x *executor) beforeRemove(ctx context.Context, s strategies.Step) (keepVolumes bool) {
 	x.mu.Lock()
 	var old strategies.ObservedContainer
-	for _, c := range x.anon.replaced {
-		if c.ID == s.ContainerID {
+	for key, c := range x.anon.replaced {
+		if c.ID == s.ContainerID && !x.anon.created[key] {
 			old = c
 		}
 	}
@@ -119,6 +122,7 @@ func (x *executor) inheritAnonymousVolumes(ctx context.Context, s strategies.Ste
 	x.mu.Lock()
 	old, ok := x.anon.replaced[replicaKey(s.Service, s.Number)]
 	removed, wasRemoved := x.anon.removedMounts[old.ID]
+	x.anon.created[replicaKey(s.Service, s.Number)] = true
 	x.mu.Unlock()
 	if !ok {
 		return nil

@@ -290,3 +290,28 @@ func TestFailedReplacementKeepsTheOnlyCopy(t *testing.T) {
 	_, ok := w.volumes[strings.Repeat("1", 64)]
 	assert.Check(t, ok, "the data is kept")
 }
+
+// TestRollingStopFirstInherits: rolling with order stop-first stops the old container
+// before the new one starts, so the new one takes its anonymous volumes over, no warning.
+func TestRollingStopFirstInherits(t *testing.T) {
+	w, f, _ := anonWorld()
+	yaml := strings.Replace(anonCompose, `volumes: ["/cache"]`, `volumes: ["/cache"]`+
+		"\n    x-lifecycle: {strategy: rolling}\n    deploy: {update_config: {order: stop-first}}", 1)
+	p := loadProject(t, strings.Replace(yaml, "%s", "1", 1))
+	_, err := Deploy(context.Background(), f, p, progress.Nop, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.NilError(t, err)
+	old := map[string]string{}
+	w.mu.Lock()
+	for _, c := range w.containers {
+		for _, m := range c.Mounts {
+			old[m.Destination] = m.Name
+		}
+	}
+	w.mu.Unlock()
+	log := &warningLog{}
+	p = loadProject(t, strings.Replace(yaml, "%s", "2", 1))
+	_, err = Deploy(context.Background(), f, p, log, DeployOptions{WaitTimeout: 2 * time.Second})
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(mountsOf(w, "demo-cache-r2-1"), old))
+	assert.Check(t, is.Len(log.warnings(), 0))
+}
