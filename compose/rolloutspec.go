@@ -283,13 +283,20 @@ func updateSpec(u *types.UpdateConfig, key string) (UpdateSpec, error) {
 }
 
 // shouldNotRunTwice says why two containers of the service would likely hurt, or "":
-// a read-write bind mount (a game world, a data directory) or a device. Unlike
+// a read-write bind mount (a game world, a data directory), a read-write anonymous
+// volume (only a stop-first replacement takes it over, rollout/anonymousvolumes.go;
+// side by side the new container would start empty) or a device. Unlike
 // cannotRunTwice's reasons, an explicit strategy wins: the directory may be meant to be
 // shared (a socket, a spool), the device may be shareable.
 func shouldNotRunTwice(svc types.ServiceConfig) string {
 	for _, v := range svc.Volumes {
 		if v.Type == types.VolumeTypeBind && !v.ReadOnly {
 			return fmt.Sprintf("it bind-mounts %s read-write (two writers could corrupt it)", v.Source)
+		}
+	}
+	for _, v := range svc.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Source == "" && !v.ReadOnly {
+			return fmt.Sprintf("it mounts an anonymous volume at %s read-write (recreate hands it to the new container; side by side the new one would start empty)", v.Target)
 		}
 	}
 	if len(svc.Devices) > 0 {

@@ -53,7 +53,7 @@ volumes:
 `,
 			want: map[string]string{
 				"rw": StrategyRecreate, "long": StrategyRecreate,
-				"ro": StrategyRolling, "bind": StrategyRecreate, "anon": StrategyRolling, "tmp": StrategyRolling,
+				"ro": StrategyRolling, "bind": StrategyRecreate, "anon": StrategyRecreate, "tmp": StrategyRolling,
 			},
 		},
 		{

@@ -264,13 +264,16 @@ func watch(p *project) (stop func() (kinds, containers map[string]bool)) {
 }
 
 // A dependency that never becomes healthy; web waits for it. db has an anonymous volume
-// labelled with the project, so the test can see that it is removed too.
+// labelled with the project, so the test can see that it is removed too; its strategy is
+// set on the service (a read-write anonymous volume makes recreate its default, whatever
+// the project's).
 const neverHealthyProject = `
 services:
   db:
     image: {{image:v1}}
     environment: {NEVER_HEALTHY: "1", QUIET: "1"}
     healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: %d}
+    x-lifecycle: {strategy: %s}
     volumes:
       - type: volume
         target: /data
@@ -303,7 +306,7 @@ func TestDependencyNeverHealthy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := s.newProject(t, "")
-			p.write("x-lifecycle: {strategy: " + tc.strategy + "}\n" + fmt.Sprintf(neverHealthyProject, tc.retries, p.name))
+			p.write("x-lifecycle: {strategy: " + tc.strategy + "}\n" + fmt.Sprintf(neverHealthyProject, tc.retries, tc.strategy, p.name))
 			stop := watch(p)
 			r := p.lifecycle("deploy", "--wait-timeout", tc.waitTimeout)
 			kinds, containers := stop()

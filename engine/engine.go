@@ -342,6 +342,17 @@ type ContainerDetails struct {
 	// settings asked for were applied.
 	Config     *container.Config
 	HostConfig *container.HostConfig
+	// Mounts are the container's mounts as the engine made them (anonymous volumes
+	// with the names it gave them).
+	Mounts []Mount
+}
+
+// Mount is one mount of a container.
+type Mount struct {
+	Type        string // volume, bind, tmpfs, image, …
+	Name        string // a volume's name
+	Destination string
+	RW          bool
 }
 
 // Hook is a command run in a running container.
@@ -416,4 +427,6 @@ type Image struct {
 	// RepoDigests are the registry digests the image is known by; none for an image
 	// that was built or loaded here and never pushed or pulled.
 	RepoDigests []string
+	// Volumes are the paths the image declares with VOLUME, sorted.
+	Volumes []string
 }

@@ -198,6 +198,9 @@ func (m *Moby) InspectContainer(ctx context.Context, id string) (ContainerDetail
 	c := res.Container
 	d := ContainerDetails{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), RestartCount: c.RestartCount, ImageID: c.Image}
 	d.Config, d.HostConfig = c.Config, c.HostConfig
+	for _, mp := range c.Mounts {
+		d.Mounts = append(d.Mounts, Mount{Type: string(mp.Type), Name: mp.Name, Destination: mp.Destination, RW: mp.RW})
+	}
 	if c.NetworkSettings != nil {
 		d.Networks = slices.Sorted(maps.Keys(c.NetworkSettings.Networks))
 	}
@@ -306,9 +309,23 @@ func (m *Moby) StopContainer(ctx context.Context, id, signal string, timeout *ti
 	return wrapNotFound(err, "stop container "+id)
 }
 
+// RemoveContainer removes the container; with removeAnonymousVolumes, also the
+// anonymous volumes it mounted, those the engine made for it and those it inherited from
+// the container it replaced (engine/anonymousvolumes.go).
 func (m *Moby) RemoveContainer(ctx context.Context, id string, removeAnonymousVolumes bool) error {
+	var mounts []Mount
+	if removeAnonymousVolumes {
+		// Read before the removal: afterwards nothing says which volumes it had.
+		if d, err := m.InspectContainer(ctx, id); err == nil {
+			mounts = d.Mounts
+		}
+	}
 	_, err := m.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: removeAnonymousVolumes})
-	return wrapNotFound(err, "remove container "+id)
+	if err != nil {
+		return wrapNotFound(err, "remove container "+id)
+	}
+	RemoveAnonymousVolumes(ctx, m, mounts)
+	return nil
 }
 
 func (m *Moby) ContainerLogTail(ctx context.Context, id string, lines int) (string, error) {
@@ -487,6 +504,9 @@ func (m *Moby) CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error
 
 func (m *Moby) RemoveVolume(ctx context.Context, name string) error {
 	_, err := m.api.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	if cerrdefs.IsConflict(err) {
+		return fmt.Errorf("remove volume %s: %w", name, errors.Join(ErrVolumeInUse, err))
+	}
 	return wrapNotFound(err, "remove volume "+name)
 }
 
@@ -500,6 +520,7 @@ func (m *Moby) InspectImage(ctx context.Context, ref string) (Image, error) {
 		img.User = res.Config.User
 		hc := res.Config.Healthcheck
 		img.Healthcheck = hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
+		img.Volumes = slices.Sorted(maps.Keys(res.Config.Volumes))
 	}
 	return img, nil
 }

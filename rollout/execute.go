@@ -106,6 +106,8 @@ type executor struct {
 	timeline *timelineRecorder // the events and samples each revision record keeps
 
 	archive *LogArchive // x-lifecycle.logs.archive: removed containers' logs go there
+
+	anon *anonymousVolumes // the old containers' anonymous volumes (anonymousvolumes.go)
 }
 
 // Execute runs the plan's steps, each as soon as the steps it waits for are done, so
@@ -129,6 +131,7 @@ func Execute(ctx context.Context, eng engine.Engine, d *compose.Desired, observe
 		x.accounts = map[string]*compose.Accounts{}
 	}
 	x.archive = ProjectLogArchive(p)
+	x.anon = newAnonymousVolumes(plan, observed)
 	if x.secretValues == nil {
 		x.secretValues = map[string][]byte{}
 	}
@@ -290,7 +293,8 @@ func (x *executor) run(ctx context.Context, s strategies.Step) error {
 			x.archiveLogs(ctx, s)
 		}
 		progress.Emit(x.events, containerID(s.Target), progress.Working, "Removing", s.Cause)
-		if err := x.eng.RemoveContainer(ctx, s.ContainerID, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		keepVolumes := x.beforeRemove(ctx, s)
+		if err := x.eng.RemoveContainer(ctx, s.ContainerID, !keepVolumes); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return x.stepError(s, err)
 		}
 		if s.Service != "" && len(x.project.Project.Services[s.Service].Secrets) > 0 {
@@ -427,6 +431,9 @@ func (x *executor) create(ctx context.Context, s strategies.Step) error {
 	if err := resolveServiceRefs(ctx, x.eng, x.project.Name, &spec); err != nil {
 		return x.stepError(s, err)
 	}
+	if err := x.inheritAnonymousVolumes(ctx, s, &spec); err != nil {
+		return x.stepError(s, err)
+	}
 	id, err := x.eng.CreateContainer(ctx, engineSpec(spec))
 	if errors.Is(err, engine.ErrNameInUse) && x.removeLeftover(ctx, s) {
 		id, err = x.eng.CreateContainer(ctx, engineSpec(spec))
@@ -507,7 +514,13 @@ func (x *executor) cleanup() {
 			continue // its secrets were prepared, the container never created
 		}
 		progress.Emit(x.events, containerID(name), progress.Working, "Removing", "deploy failed: removing the new container")
-		if err := x.eng.RemoveContainer(ctx, id, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		held := x.anon.held[name]
+		if len(held) > 0 {
+			// It inherited the data of a container removed before it: keep the volumes.
+			progress.Emit(x.events, containerID(name), progress.Warning, "Volumes kept",
+				fmt.Sprintf("the anonymous volumes %s hold the data of the container it replaced, which is gone: they are kept (docker volume ls)", strings.Join(held, ", ")))
+		}
+		if err := x.eng.RemoveContainer(ctx, id, len(held) == 0); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			progress.Emit(x.events, containerID(name), progress.Warning, "Not removed", err.Error())
 			continue
 		}

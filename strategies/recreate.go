@@ -248,7 +248,11 @@ func (pl *planner) planStarts(ch *serviceChange) {
 		name := compose.ReplicaName(pl.project, ch.name, ch.revision, n)
 		cause := ch.causes[strconv.Itoa(n)]
 		after := append(append(slices.Clone(gates), pl.setup...), pl.removes[ch.name]...)
-		created := pl.add(Step{Action: Create, Service: ch.name, Target: name, Number: n, Revision: ch.revision, ConfigHash: ch.hash, Cause: cause, After: after})
+		createCause := cause
+		if note := keepsAnonymousVolumes(pl.project.Project.Services[ch.name], ch.replace, n); note != "" {
+			createCause += "; " + note
+		}
+		created := pl.add(Step{Action: Create, Service: ch.name, Target: name, Number: n, Revision: ch.revision, ConfigHash: ch.hash, Cause: createCause, After: after})
 		started := pl.add(Step{Action: Start, Service: ch.name, Target: name, Number: n, Revision: ch.revision, Cause: cause, After: []int{created}})
 		pl.starts[ch.name] = append(pl.starts[ch.name], started)
 		pl.waits[ch.name] = append(pl.waits[ch.name], pl.add(Step{Action: wait, Service: ch.name, Target: name, Number: n, Revision: ch.revision, Cause: cause, After: []int{started}}))
