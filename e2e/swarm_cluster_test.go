@@ -76,7 +76,7 @@ func rollingAcrossTwoNodes(t *testing.T, s *suite, c *swarmCluster) {
 	r := p.mustLifecycle("deploy")
 	t.Logf("first deploy done at %s", time.Since(begin).Round(time.Millisecond))
 	// Loaded, not pulled: no registry digest, so the manager cannot vouch for the worker.
-	noRegistry := fmt.Sprintf(`service "web": image %s was built or loaded here and is in no registry: the other 1 nodes have it only if it was loaded there too`, imageRef("v1"))
+	noRegistry := fmt.Sprintf(`service "web": image %s was built or loaded here and is in no registry: the other node has it only if it was loaded there too`, imageRef("v1"))
 	assert.Assert(t, strings.Contains(r.stderr, noRegistry), r.String())
 
 	web := swarmRunningTasks(t, c, p, "web")
@@ -120,7 +120,7 @@ func rollingAcrossTwoNodes(t *testing.T, s *suite, c *swarmCluster) {
 	r = p.lifecycle("deploy")
 	t.Logf("deploy of an image on the manager only exited %d after %s", r.code, time.Since(failing).Round(time.Millisecond))
 	assert.Equal(t, r.code, 3, r.String())
-	assert.Assert(t, strings.Contains(r.stderr, fmt.Sprintf(`service "web": image %s was built or loaded here and is in no registry: the other 1 nodes have it only if it was loaded there too`, managerOnly)), r.String())
+	assert.Assert(t, strings.Contains(r.stderr, fmt.Sprintf(`service "web": image %s was built or loaded here and is in no registry: the other node has it only if it was loaded there too`, managerOnly)), r.String())
 	assert.Assert(t, strings.Contains(r.stderr, "web rolled back by Swarm"), r.String())
 	assert.Equal(t, strings.TrimSpace(mgr.mustDocker("service", "inspect", p.name+"_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}")), imageRef("v2")+" rollback_completed")
 	// The failed task ran on the worker, for want of the image.

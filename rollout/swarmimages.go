@@ -27,10 +27,25 @@ func swarmImageProblems(p *compose.Project, services []string, images Images, no
 		case !here && node.Nodes <= 1:
 			errs = append(errs, fmt.Errorf("service %q: node %s, the swarm's only node, lacks image %s: load it there (docker save %s | docker load, on that engine) or push it to a registry the node can pull from", name, node.NodeName, ref, ref))
 		case !here:
-			warnings = append(warnings, fmt.Sprintf("service %q: this manager (%s) lacks image %s, and the other %d nodes cannot be checked from here: tasks fail on any node without it (load it there, or push it to a registry)", name, node.NodeName, ref, node.Nodes-1))
+			warnings = append(warnings, fmt.Sprintf("service %q: this manager (%s) lacks image %s, and %s cannot be checked from here: tasks fail on any node without it (load it there, or push it to a registry)", name, node.NodeName, ref, otherNodes(node.Nodes-1)))
 		case len(img.RepoDigests) == 0 && node.Nodes > 1:
-			warnings = append(warnings, fmt.Sprintf("service %q: image %s was built or loaded here and is in no registry: the other %d nodes have it only if it was loaded there too (tasks fail on a node without it)", name, ref, node.Nodes-1))
+			warnings = append(warnings, fmt.Sprintf("service %q: image %s was built or loaded here and is in no registry: %s only if it was loaded there too (tasks fail on a node without it)", name, ref, otherNodesHaveIt(node.Nodes-1)))
 		}
 	}
 	return errs, warnings
+}
+
+// otherNodes names the nodes besides this one: "the other node", "the other 3 nodes".
+func otherNodes(n int) string {
+	if n == 1 {
+		return "the other node"
+	}
+	return fmt.Sprintf("the other %d nodes", n)
+}
+
+func otherNodesHaveIt(n int) string {
+	if n == 1 {
+		return "the other node has it"
+	}
+	return otherNodes(n) + " have it"
 }

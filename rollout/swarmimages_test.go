@@ -43,6 +43,12 @@ services:
 		`service "web": this manager (mgr) lacks image acme/web:2, and the other 2 nodes cannot be checked from here: tasks fail on any node without it (load it there, or push it to a registry)`,
 	}))
 
+	_, warnings = swarmImageProblems(p, all, images, engine.SwarmInfo{Nodes: 2, NodeName: "mgr"})
+	assert.Check(t, is.DeepEqual(warnings, []string{
+		`service "api": image acme/api:1 was built or loaded here and is in no registry: the other node has it only if it was loaded there too (tasks fail on a node without it)`,
+		`service "web": this manager (mgr) lacks image acme/web:2, and the other node cannot be checked from here: tasks fail on any node without it (load it there, or push it to a registry)`,
+	}))
+
 	errs, warnings = swarmImageProblems(p, []string{"api", "db"}, images, engine.SwarmInfo{Nodes: 1, NodeName: "mgr"})
 	assert.Check(t, is.Len(errs, 0))
 	assert.Check(t, is.Len(warnings, 0), "one node: an image here is all it needs")
