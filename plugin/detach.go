@@ -37,3 +37,29 @@ func renderDetached(out, errOut io.Writer, role, project string, res rollout.Det
 	_, err := fmt.Fprintf(out, "%s of project %s runs in container %s (restart unless-stopped); %s, `docker lifecycle down` removes it\n", role, project, res.Container, more)
 	return err
 }
+
+// renderDetachedStatus is the end of `guard --status` and `monitor --status`: the
+// report as JSON or as the agent's table, then an error (exit 1) when the agent's
+// container c does not run, naming the command that starts a new one.
+func renderDetachedStatus[R any](out io.Writer, role, project string, report R, c rollout.DetachedContainerStatus, running bool,
+	format string, table func(io.Writer, R, time.Time) error, startAgain string) error {
+	var err error
+	if format == "json" {
+		err = json.NewEncoder(out).Encode(report)
+	} else {
+		err = table(out, report, time.Now())
+	}
+	if err == nil && !running {
+		err = fmt.Errorf("the %s container %s of project %s is %s (exit code %d), not running: `docker logs %s` says why; `%s` starts a new one",
+			role, c.Name, project, c.State, c.ExitCode, c.Name, startAgain)
+	}
+	return err
+}
+
+// detachedSince is the SINCE row of a detached agent's status table.
+func detachedSince(c rollout.DetachedContainerStatus, now time.Time) string {
+	if c.Since.IsZero() {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s ago)", c.Since.UTC().Format(time.RFC3339), now.Sub(c.Since).Round(time.Second))
+}

@@ -194,16 +194,9 @@ func runGuardStatus(cmd *cobra.Command, dockerCli command.Cli, project *projectO
 		return err
 	}
 	r, err := rollout.GuardStatus(ctx, eng, name, opts.last)
-	if err != nil {
-		return exitError(ctx, err)
-	}
-	if opts.format == "json" {
-		err = json.NewEncoder(dockerCli.Out()).Encode(r)
-	} else {
-		err = writeGuardStatus(dockerCli.Out(), r, time.Now())
-	}
-	if err == nil && !r.Running {
-		err = fmt.Errorf("the guard container %s of project %s is %s (exit code %d), not running: `docker logs %s` says why; `docker lifecycle guard --detach --mount-docker-socket` starts a new one", r.Container.Name, r.Project, r.Container.State, r.Container.ExitCode, r.Container.Name)
+	if err == nil {
+		err = renderDetachedStatus(dockerCli.Out(), compose.RoleGuard, r.Project, r, r.Container, r.Running, opts.format,
+			writeGuardStatus, "docker lifecycle guard --detach --mount-docker-socket")
 	}
 	return exitError(ctx, err)
 }
@@ -212,12 +205,8 @@ func runGuardStatus(cmd *cobra.Command, dockerCli command.Cli, project *projectO
 // containers, the last actions.
 func writeGuardStatus(w io.Writer, r rollout.GuardStatusReport, now time.Time) error {
 	c := r.Container
-	since := "-"
-	if !c.Since.IsZero() {
-		since = fmt.Sprintf("%s (%s ago)", c.Since.UTC().Format(time.RFC3339), now.Sub(c.Since).Round(time.Second))
-	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "GUARD\t%s\nCONTAINER\t%s\nSTATE\t%s\nSINCE\t%s\nRESTARTS\t%d\nIMAGE\t%s\n", r.Project, c.Name, c.State, since, c.Restarts, c.Image)
+	fmt.Fprintf(tw, "GUARD\t%s\nCONTAINER\t%s\nSTATE\t%s\nSINCE\t%s\nRESTARTS\t%d\nIMAGE\t%s\n", r.Project, c.Name, c.State, detachedSince(c, now), c.Restarts, c.Image)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

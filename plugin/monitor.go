@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -206,16 +205,9 @@ func runMonitorStatus(cmd *cobra.Command, dockerCli command.Cli, project *projec
 		return err
 	}
 	r, err := rollout.MonitorStatus(ctx, eng, name)
-	if err != nil {
-		return exitError(ctx, err)
-	}
-	if opts.format == "json" {
-		err = json.NewEncoder(dockerCli.Out()).Encode(r)
-	} else {
-		err = writeMonitorStatus(dockerCli.Out(), r, time.Now())
-	}
-	if err == nil && !r.Running {
-		err = fmt.Errorf("the monitor container %s of project %s is %s (exit code %d), not running: `docker logs %s` says why; `docker lifecycle monitor --detach --mount-docker-socket` starts a new one", r.Container.Name, r.Project, r.Container.State, r.Container.ExitCode, r.Container.Name)
+	if err == nil {
+		err = renderDetachedStatus(dockerCli.Out(), compose.RoleMonitor, r.Project, r, r.Container, r.Running, opts.format,
+			writeMonitorStatus, "docker lifecycle monitor --detach --mount-docker-socket")
 	}
 	return exitError(ctx, err)
 }
@@ -223,10 +215,6 @@ func runMonitorStatus(cmd *cobra.Command, dockerCli command.Cli, project *projec
 // writeMonitorStatus is the --status table.
 func writeMonitorStatus(w io.Writer, r rollout.MonitorStatusReport, now time.Time) error {
 	c := r.Container
-	since := "-"
-	if !c.Since.IsZero() {
-		since = fmt.Sprintf("%s (%s ago)", c.Since.UTC().Format(time.RFC3339), now.Sub(c.Since).Round(time.Second))
-	}
 	alerts := "none (metrics only)"
 	if a := r.Alerts; a != nil {
 		services := make([]string, 0, len(a.Rules))
@@ -239,7 +227,7 @@ func writeMonitorStatus(w io.Writer, r rollout.MonitorStatusReport, now time.Tim
 		alerts = fmt.Sprintf("%d rules on %s, every %s, to %s", n, strings.Join(services, ", "), a.Interval, strings.Join(a.Targets, ", "))
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "MONITOR\t%s\nCONTAINER\t%s\nSTATE\t%s\nSINCE\t%s\nRESTARTS\t%d\nIMAGE\t%s\nMETRICS\t%s\nALERTS\t%s\n", r.Project, c.Name, c.State, since, c.Restarts, c.Image, r.URL, alerts)
+	fmt.Fprintf(tw, "MONITOR\t%s\nCONTAINER\t%s\nSTATE\t%s\nSINCE\t%s\nRESTARTS\t%d\nIMAGE\t%s\nMETRICS\t%s\nALERTS\t%s\n", r.Project, c.Name, c.State, detachedSince(c, now), c.Restarts, c.Image, r.URL, alerts)
 	return tw.Flush()
 }
 
