@@ -61,34 +61,24 @@ func newHistoryCommand(dockerCli command.Cli, project *projectOptions) *cobra.Co
 func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts historyOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, name, err := project.loadOptional(ctx)
+	t, err := openListingTarget(ctx, dockerCli, project, opts.hosts, opts.swarm, "a Swarm manager keeps the history of all its nodes")
 	if err != nil {
 		return err
 	}
-	if hosts, err := hostNames(opts.hosts, p); err != nil {
-		return err
-	} else if len(hosts) > 0 {
-		if opts.swarm {
-			return usageError("--swarm and multi-host listings exclude each other: a Swarm manager keeps the history of all its nodes")
-		}
-		return runHostsHistory(ctx, dockerCli, name, hosts, opts, services)
-	}
-	eng, err := connect(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm); err != nil {
-		return err
-	} else if onSwarm {
+	switch {
+	case len(t.hosts) > 0:
+		return runHostsHistory(ctx, dockerCli, t.project, t.hosts, opts, services)
+	case t.swarm:
 		if opts.revision > 0 {
 			return usageError("--rev: Swarm keeps no numbered revisions, only each service's previous spec (docs/swarm.md)")
 		}
-		revs, err := rollout.SwarmHistory(ctx, eng, name, services)
+		revs, err := rollout.SwarmHistory(ctx, t.eng, t.project, services)
 		if err != nil {
 			return err
 		}
 		return writeSwarmHistory(dockerCli.Out(), opts.format, revs)
 	}
+	eng, name := t.eng, t.project
 	records, err := rollout.History(ctx, eng, name)
 	if err != nil {
 		return err

@@ -46,32 +46,21 @@ func newPsCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command
 func runPs(cmd *cobra.Command, dockerCli command.Cli, project *projectOptions, opts psOptions, services []string) error {
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
-	p, name, err := project.loadOptional(ctx)
+	t, err := openListingTarget(ctx, dockerCli, project, opts.hosts, opts.swarm, "a Swarm manager lists the tasks of all its nodes")
 	if err != nil {
 		return err
 	}
-	if hosts, err := hostNames(opts.hosts, p); err != nil {
-		return err
-	} else if len(hosts) > 0 {
-		if opts.swarm {
-			return usageError("--swarm and multi-host listings exclude each other: a Swarm manager lists the tasks of all its nodes")
-		}
-		return runHostsPs(ctx, dockerCli, name, hosts, opts, services)
-	}
-	eng, err := connect(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	if _, onSwarm, err := rollout.SwarmTarget(ctx, eng, opts.swarm); err != nil {
-		return err
-	} else if onSwarm {
-		tasks, err := rollout.SwarmTasks(ctx, eng, name, services, opts.all)
+	switch {
+	case len(t.hosts) > 0:
+		return runHostsPs(ctx, dockerCli, t.project, t.hosts, opts, services)
+	case t.swarm:
+		tasks, err := rollout.SwarmTasks(ctx, t.eng, t.project, services, opts.all)
 		if err != nil {
 			return err
 		}
 		return writeSwarmPs(dockerCli.Out(), opts.format, tasks)
 	}
-	rows, err := rollout.ProjectContainers(ctx, eng, name, services, opts.all)
+	rows, err := rollout.ProjectContainers(ctx, t.eng, t.project, services, opts.all)
 	if err != nil {
 		return err
 	}
