@@ -39,6 +39,37 @@ func backendIDs(r router.Route) []string {
 	return out
 }
 
+// fakeRouterAgents answers the routers' `agent ctl` commands the guard's
+// reconciliation sends (by `docker exec`; there is no control session), from config and
+// to put, both called under mu.
+func fakeRouterAgents(t *testing.T, f *engine.Fake, mu *sync.Mutex, config func(id string) router.Config, put func(id string, cfg router.Config)) {
+	f.ExecSessionFn = func(ctx context.Context, id string, cmd []string) (*engine.Session, error) {
+		return nil, engine.ErrNotFound
+	}
+	f.ExecFn = func(ctx context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch strings.Join(cmd, " ") {
+		case "/agent ctl healthz":
+			return nil, nil
+		case "/agent ctl get-config":
+			return json.Marshal(config(id))
+		case "/agent ctl put-config":
+			cfg, err := router.DecodeConfig(stdin)
+			assert.Check(t, err)
+			put(id, cfg)
+			return nil, nil
+		}
+		t.Errorf("unexpected exec %v", cmd)
+		return nil, nil
+	}
+	f.ListVolumesFn = func(ctx context.Context, labels map[string]string) ([]engine.Volume, error) { return nil, nil }
+	f.ArchFn = func(ctx context.Context) (string, error) { return runtime.GOARCH, nil }
+	f.InspectImageFn = func(ctx context.Context, ref string) (engine.Image, error) {
+		return engine.Image{ID: "sha256:agent"}, nil
+	}
+}
+
 // TestReconcileRoutesDropsAndAdds: a backend whose container is gone is dropped, a
 // healthy running container of the routed revision is added at its revision's weight;
 // unhealthy containers, other revisions and the route's settings are left alone.
@@ -165,36 +196,14 @@ services:
 		w.record("start " + id)
 		return nil
 	}
-	f.ExecSessionFn = func(ctx context.Context, id string, cmd []string) (*engine.Session, error) {
-		return nil, engine.ErrNotFound
-	}
-	f.ExecFn = func(ctx context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch strings.Join(cmd, " ") {
-		case "/agent ctl healthz":
-			return nil, nil
-		case "/agent ctl get-config":
-			return json.Marshal(saved)
-		case "/agent ctl put-config":
-			w.mu.Lock()
-			held := w.lock != nil
-			w.mu.Unlock()
-			assert.Check(t, held, "put-config without the project lock")
-			cfg, err := router.DecodeConfig(stdin)
-			assert.Check(t, err)
-			saved = cfg
-			w.record("put-config " + strings.Join(backendIDs(cfg.Routes[0]), ","))
-			return nil, nil
-		}
-		t.Errorf("unexpected exec %v", cmd)
-		return nil, nil
-	}
-	f.ListVolumesFn = func(ctx context.Context, labels map[string]string) ([]engine.Volume, error) { return nil, nil }
-	f.ArchFn = func(ctx context.Context) (string, error) { return runtime.GOARCH, nil }
-	f.InspectImageFn = func(ctx context.Context, ref string) (engine.Image, error) {
-		return engine.Image{ID: "sha256:agent"}, nil
-	}
+	fakeRouterAgents(t, f, &mu, func(string) router.Config { return saved }, func(id string, cfg router.Config) {
+		w.mu.Lock()
+		held := w.lock != nil
+		w.mu.Unlock()
+		assert.Check(t, held, "put-config without the project lock")
+		saved = cfg
+		w.record("put-config " + strings.Join(backendIDs(cfg.Routes[0]), ","))
+	})
 	f.CreateContainerFn = func(ctx context.Context, spec engine.ContainerSpec) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -203,14 +212,7 @@ services:
 		return routerID, nil
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Guard(ctx, f, target, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
-	t.Cleanup(func() {
-		cancel()
-		assert.Check(t, <-done)
-	})
-	stream := <-w.streams
+	stream := runGuard(t, w, f, p)
 
 	a := w.nextAlert(t)
 	assert.Check(t, is.Equal(a.Kind, AlertRouter))
@@ -285,7 +287,6 @@ services:
 // router, as it should be, is left alone.
 func TestGuardKeepsServiceRouter(t *testing.T) {
 	p := loadProject(t, internalProject)
-	target := encodedTarget(t, p)
 
 	w, f := newGuardWorld()
 	var mu sync.Mutex
@@ -325,32 +326,10 @@ func TestGuardKeepsServiceRouter(t *testing.T) {
 		w.record("start " + id)
 		return nil
 	}
-	f.ExecSessionFn = func(ctx context.Context, id string, cmd []string) (*engine.Session, error) {
-		return nil, engine.ErrNotFound
-	}
-	f.ExecFn = func(ctx context.Context, id string, cmd []string, stdin []byte) ([]byte, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch strings.Join(cmd, " ") {
-		case "/agent ctl healthz":
-			return nil, nil
-		case "/agent ctl get-config":
-			return json.Marshal(configs[id])
-		case "/agent ctl put-config":
-			cfg, err := router.DecodeConfig(stdin)
-			assert.Check(t, err)
-			configs[id] = cfg
-			w.record("put-config " + id + " " + cfg.Routes[0].Name + " " + strings.Join(backendIDs(cfg.Routes[0]), ","))
-			return nil, nil
-		}
-		t.Errorf("unexpected exec %v", cmd)
-		return nil, nil
-	}
-	f.ListVolumesFn = func(ctx context.Context, labels map[string]string) ([]engine.Volume, error) { return nil, nil }
-	f.ArchFn = func(ctx context.Context) (string, error) { return runtime.GOARCH, nil }
-	f.InspectImageFn = func(ctx context.Context, ref string) (engine.Image, error) {
-		return engine.Image{ID: "sha256:agent"}, nil
-	}
+	fakeRouterAgents(t, f, &mu, func(id string) router.Config { return configs[id] }, func(id string, cfg router.Config) {
+		configs[id] = cfg
+		w.record("put-config " + id + " " + cfg.Routes[0].Name + " " + strings.Join(backendIDs(cfg.Routes[0]), ","))
+	})
 	f.CreateContainerFn = func(ctx context.Context, spec engine.ContainerSpec) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -360,14 +339,7 @@ func TestGuardKeepsServiceRouter(t *testing.T) {
 		return apiID, nil
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Guard(ctx, f, target, GuardOptions{Alert: func(a GuardAlert) { w.alerts <- a }}) }()
-	t.Cleanup(func() {
-		cancel()
-		assert.Check(t, <-done)
-	})
-	stream := <-w.streams
+	stream := runGuard(t, w, f, p)
 	w.noAlert(t, 300*time.Millisecond) // both routers as they should be
 
 	// The internal router removed: created again, given its routes.
