@@ -7,11 +7,45 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
 
 // `guard --detach` and `monitor --detach` run the plugin's own executable in a
 // container (rollout/detachedagent.go).
+
+// detachFlags are the flags the agents that can run detached (guard, monitor) share.
+type detachFlags struct {
+	// detach runs the agent as a container; mountSocket is its explicit opt-in.
+	detach, mountSocket bool
+	status              bool
+	// target is the resolved project (JSON), given to the detached agent in its
+	// container, where there is no compose file.
+	target string
+}
+
+// declare adds the flags of the agent role; statusHelp says what --status shows.
+func (d *detachFlags) declare(flags *pflag.FlagSet, role, statusHelp string) {
+	flags.BoolVarP(&d.detach, "detach", "d", false, fmt.Sprintf("Run the %s as a container on the engine (<project>-%s, restart unless-stopped); needs --mount-docker-socket", role, role))
+	flags.BoolVar(&d.mountSocket, "mount-docker-socket", false, fmt.Sprintf("With --detach: mount the engine's socket into the %s container, which makes it root on the engine's host", role))
+	flags.BoolVar(&d.status, "status", false, statusHelp)
+	flags.StringVar(&d.target, "target", "", fmt.Sprintf("The resolved project as JSON (the detached %s's own argument)", role))
+	_ = flags.MarkHidden("target")
+}
+
+// problems are the misuses of the shared flags, each a sentence for usageError.
+func (d detachFlags) problems(role string) []string {
+	switch {
+	case d.detach && d.status:
+		return []string{fmt.Sprintf("--detach and --status exclude each other: start the %s, then ask for its status", role)}
+	case d.detach && !d.mountSocket:
+		return []string{rollout.SocketOptInError(role).Error()}
+	case d.mountSocket && !d.detach:
+		return []string{fmt.Sprintf("--mount-docker-socket is for --detach: the foreground %s uses the docker CLI's connection", role)}
+	}
+	return nil
+}
 
 // ownExecutable is the plugin's executable, the detached agents' program.
 func ownExecutable() ([]byte, error) {

@@ -20,13 +20,8 @@ import (
 
 type guardOptions struct {
 	format string
-	// detach runs the guard as a container; mountSocket is its explicit opt-in.
-	detach, mountSocket bool
-	status              bool
-	last                int
-	// target is the resolved project (JSON), given to the detached guard in its
-	// container, where there is no compose file.
-	target string
+	detachFlags
+	last int
 }
 
 func newGuardCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -68,26 +63,14 @@ non-zero when no guard runs.`,
 	}
 	flags := cmd.Flags()
 	enumFlag(flags, &opts.format, "format", "text", "Output format: text (alerts on stderr; --status: a table), or json (also one JSON object per alert on stdout; --status: one JSON document)", "text", "table", "json")
-	flags.BoolVarP(&opts.detach, "detach", "d", false, "Run the guard as a container on the engine (<project>-guard, restart unless-stopped); needs --mount-docker-socket")
-	flags.BoolVar(&opts.mountSocket, "mount-docker-socket", false, "With --detach: mount the engine's socket into the guard container, which makes it root on the engine's host")
-	flags.BoolVar(&opts.status, "status", false, "Show the detached guard: its container, what it watches, its last actions; exit 1 when none runs")
+	opts.declare(flags, compose.RoleGuard, "Show the detached guard: its container, what it watches, its last actions; exit 1 when none runs")
 	flags.IntVar(&opts.last, "last", 10, "With --status: how many of the guard's last actions to show")
-	flags.StringVar(&opts.target, "target", "", "The resolved project as JSON (the detached guard's own argument)")
-	_ = flags.MarkHidden("target")
 	return cmd
 }
 
 // validate reports every misuse of the flags at once, before anything is created.
 func (o guardOptions) validate(cmd *cobra.Command) error {
-	var problems []string
-	switch {
-	case o.detach && o.status:
-		problems = append(problems, "--detach and --status exclude each other: start the guard, then ask for its status")
-	case o.detach && !o.mountSocket:
-		problems = append(problems, rollout.SocketOptInError(compose.RoleGuard).Error())
-	case o.mountSocket && !o.detach:
-		problems = append(problems, "--mount-docker-socket is for --detach: the foreground guard uses the docker CLI's connection")
-	}
+	problems := o.problems(compose.RoleGuard)
 	if cmd.Flags().Changed("last") && !o.status {
 		problems = append(problems, "--last is for --status")
 	}

@@ -24,12 +24,7 @@ import (
 type monitorOptions struct {
 	listen string
 	format string
-	// detach runs the monitor as a container; mountSocket is its explicit opt-in.
-	detach, mountSocket bool
-	status              bool
-	// target is the resolved project (JSON), given to the detached monitor in its
-	// container, where there is no compose file.
-	target string
+	detachFlags
 }
 
 func newMonitorCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -73,26 +68,14 @@ targets; it exits non-zero when no monitor runs.`,
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&opts.listen, "listen", "127.0.0.1:9464", "Address (host:port) of the metrics endpoint; no authentication, so keep it on loopback unless the network is trusted; with --detach, where the port is published on the engine's host")
-	flags.BoolVarP(&opts.detach, "detach", "d", false, "Run the monitor as a container on the engine (<project>-monitor, restart unless-stopped); needs --mount-docker-socket")
-	flags.BoolVar(&opts.mountSocket, "mount-docker-socket", false, "With --detach: mount the engine's socket into the monitor container, which makes it root on the engine's host")
-	flags.BoolVar(&opts.status, "status", false, "Show the detached monitor: its container, metrics URL, alert rules and targets; exit 1 when none runs")
+	opts.declare(flags, compose.RoleMonitor, "Show the detached monitor: its container, metrics URL, alert rules and targets; exit 1 when none runs")
 	enumFlag(flags, &opts.format, "format", "text", "With --detach or --status: text or json", "text", "json")
-	flags.StringVar(&opts.target, "target", "", "The resolved project as JSON (the detached monitor's own argument)")
-	_ = flags.MarkHidden("target")
 	return cmd
 }
 
 // validate reports every misuse of the flags at once, before anything is created.
 func (o monitorOptions) validate() error {
-	var problems []string
-	switch {
-	case o.detach && o.status:
-		problems = append(problems, "--detach and --status exclude each other: start the monitor, then ask for its status")
-	case o.detach && !o.mountSocket:
-		problems = append(problems, rollout.SocketOptInError(compose.RoleMonitor).Error())
-	case o.mountSocket && !o.detach:
-		problems = append(problems, "--mount-docker-socket is for --detach: the foreground monitor uses the docker CLI's connection")
-	}
+	problems := o.problems(compose.RoleMonitor)
 	if o.format == "json" && !o.detach && !o.status {
 		problems = append(problems, "--format is for --detach and --status (the metrics are in Prometheus' text format)")
 	}
