@@ -59,11 +59,14 @@ type Alert struct {
 // Units of the metrics' values.
 var units = map[string]string{
 	"cpu": "%", "memory": "%", "restarts": "restarts", "unhealthy": "", "oom": "kills",
-	"error-rate": "%", "p99": "ms", "deploy": "",
+	"error-rate": "%", "p99": "ms", "deploy": "", "drill-age": "h",
 }
 
 func (a *Alert) summarize() {
 	who := a.Service
+	if who == "" { // a rule on the project itself (drill-age)
+		who = "project " + a.Project
+	}
 	if a.Container != "" {
 		who += " (" + a.Container + ")"
 	}

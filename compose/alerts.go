@@ -29,10 +29,13 @@ const (
 	AlertErrorRate = "error-rate" // the router's 5xx responses, % of the service's requests in the window
 	AlertP99       = "p99"        // the router's p99 latency of the service over the window, in ms
 	AlertDeploy    = "deploy"     // the service's last rollout failed or was rolled back
+	// AlertDrillAge is the project's: hours since the last restore drill that passed
+	// among its backups in x-lifecycle.backup.to (docs/backup.md#drill).
+	AlertDrillAge = "drill-age"
 )
 
 // AlertMetrics lists every metric a rule may watch.
-var AlertMetrics = []string{AlertCPU, AlertMemory, AlertRestarts, AlertUnhealthy, AlertOOM, AlertErrorRate, AlertP99, AlertDeploy}
+var AlertMetrics = []string{AlertCPU, AlertMemory, AlertRestarts, AlertUnhealthy, AlertOOM, AlertErrorRate, AlertP99, AlertDeploy, AlertDrillAge}
 
 // Defaults of x-lifecycle.alerts.
 const (
@@ -69,7 +72,8 @@ type AlertRule struct {
 	Name   string `mapstructure:"name" json:"name,omitempty" yaml:"name,omitempty"`
 	Metric string `mapstructure:"metric" json:"metric" yaml:"metric"`
 	// Above is the threshold (cpu, memory, error-rate: percent; restarts, oom: a count;
-	// p99: milliseconds or a duration such as "500ms"); unhealthy and deploy take none.
+	// p99: milliseconds or a duration such as "500ms"; drill-age: hours or a duration
+	// such as "168h"); unhealthy and deploy take none.
 	Above        *Threshold `mapstructure:"above" json:"above,omitempty" yaml:"above,omitempty"`
 	ResolveBelow *Threshold `mapstructure:"resolve-below" json:"resolve-below,omitempty" yaml:"resolve-below,omitempty"`
 	// For is how long the condition must hold to fire, and how long the resolve
@@ -150,7 +154,7 @@ func thresholdHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
 		if d, err := time.ParseDuration(s); err == nil {
 			return Threshold(float64(d) / float64(time.Millisecond)), nil
 		}
-		return nil, fmt.Errorf("want a number such as 80, \"80%%\" or (p99) a duration such as \"500ms\", got %q", v)
+		return nil, fmt.Errorf("want a number such as 80, \"80%%\" or a duration such as \"500ms\" (p99) or \"168h\" (drill-age), got %q", v)
 	}
 	return nil, fmt.Errorf("want a number such as 80, got %s", describe(data))
 }
@@ -219,12 +223,16 @@ func decodeAlerts(raw any, service bool) (AlertsSpec, []string) {
 		names := map[string]int{}
 		for i, item := range list {
 			key := fmt.Sprintf("alerts.rules[%d]", i)
+			item = drillAgeHours(item)
 			var r AlertRule
 			if err := decodeStrict(item, &r); err != nil {
 				problems = append(problems, key+": "+err.Error())
 				continue
 			}
 			problems = append(problems, checkRule(key, &r)...)
+			if service && r.Metric == AlertDrillAge {
+				problems = append(problems, fmt.Sprintf("%s: metric drill-age is the project's (its backups are): set it in the top-level x-lifecycle.alerts.rules", key))
+			}
 			if j, dup := names[r.Name]; dup && r.Name != "" {
 				problems = append(problems, fmt.Sprintf("%s: name %q is already the name of alerts.rules[%d]: give each rule its own name", key, r.Name, j))
 			}
@@ -233,6 +241,25 @@ func decodeAlerts(raw any, service bool) (AlertsSpec, []string) {
 		}
 	}
 	return spec, problems
+}
+
+// drillAgeHours turns a drill-age rule's duration thresholds ("168h") into hours, the
+// rule's unit, before the generic decoding reads durations as milliseconds (p99's).
+func drillAgeHours(item any) any {
+	m, ok := item.(map[string]any)
+	if !ok || m["metric"] != AlertDrillAge {
+		return item
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+		if s, ok := v.(string); ok && (k == "above" || k == "resolve-below") {
+			if d, err := time.ParseDuration(s); err == nil {
+				out[k] = d.Hours()
+			}
+		}
+	}
+	return out
 }
 
 func sortedKeys(m map[string]any) []string {

@@ -133,3 +133,49 @@ func TestAlertsLeaveTheConfigHash(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(ha, hb))
 }
+
+// drill-age is the project's rule, in hours: a duration is read as hours, not as p99's
+// milliseconds.
+func TestLoadDrillAgeRule(t *testing.T) {
+	compose := `
+x-lifecycle:
+  backup: {to: ./backups}
+  alerts:
+    rules:
+      - {name: stale-drill, metric: drill-age, above: 168h}
+      - {name: very-stale, metric: drill-age, above: 720, resolve-below: 24h}
+services:
+  web:
+    image: nginx
+`
+	p, _, err := loadFiles(t, map[string]string{"compose.yaml": compose}, LoadOptions{})
+	assert.NilError(t, err)
+	rules := p.Spec.Alerts.Rules
+	assert.Assert(t, is.Len(rules, 2))
+	assert.Check(t, is.Equal(float64(*rules[0].Above), 168.0))
+	assert.Check(t, is.Equal(float64(*rules[1].Above), 720.0))
+	assert.Check(t, is.Equal(float64(*rules[1].ResolveBelow), 24.0))
+}
+
+func TestLoadDrillAgeRuleErrors(t *testing.T) {
+	t.Run("in a service's block", func(t *testing.T) {
+		compose := "x-lifecycle: {backup: {to: ./b}}\nservices:\n  web:\n    image: nginx\n    x-lifecycle:\n      alerts: {rules: [{metric: drill-age, above: 24}]}\n"
+		_, _, err := loadFiles(t, map[string]string{"compose.yaml": compose}, LoadOptions{})
+		assert.ErrorIs(t, err, ErrInvalidSpec)
+		assert.Check(t, is.Contains(err.Error(), `service "web"`))
+		assert.Check(t, is.Contains(err.Error(), "alerts.rules[0]: metric drill-age is the project's (its backups are): set it in the top-level x-lifecycle.alerts.rules"))
+	})
+	t.Run("without backup.to", func(t *testing.T) {
+		compose := "x-lifecycle: {alerts: {rules: [{metric: drill-age, above: 24h}]}}\nservices:\n  web:\n    image: nginx\n"
+		_, _, err := loadFiles(t, map[string]string{"compose.yaml": compose}, LoadOptions{})
+		assert.ErrorIs(t, err, ErrInvalidSpec)
+		assert.Check(t, is.Contains(err.Error(), "metric drill-age reads the drills of the project's backups in x-lifecycle.backup.to, which is not set"))
+	})
+	t.Run("a threshold that is neither hours nor a duration", func(t *testing.T) {
+		compose := "x-lifecycle: {backup: {to: ./b}, alerts: {rules: [{metric: drill-age, above: a week}]}}\nservices:\n  web:\n    image: nginx\n"
+		_, _, err := loadFiles(t, map[string]string{"compose.yaml": compose}, LoadOptions{})
+		assert.ErrorIs(t, err, ErrInvalidSpec)
+		assert.Check(t, is.Contains(err.Error(), `alerts.rules[0]: 'above' want a number`))
+		assert.Check(t, is.Contains(err.Error(), `"168h" (drill-age)`))
+	})
+}

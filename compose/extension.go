@@ -449,6 +449,9 @@ func DecodeProjectSpec(raw any) (ProjectSpec, error) {
 	}
 	spec.Alerts = alerts
 	spec.Hosts = hosts
+	if spec.Backup.To == "" && slices.ContainsFunc(alerts.Rules, func(r AlertRule) bool { return r.Metric == AlertDrillAge }) {
+		return spec, fmt.Errorf("alerts.rules: metric drill-age reads the drills of the project's backups in x-lifecycle.backup.to, which is not set: set backup.to (a directory or s3://BUCKET/PREFIX) or remove the rule")
+	}
 	if spec.Strategy != "" && !slices.Contains(strategies, spec.Strategy) {
 		return spec, fmt.Errorf("key \"strategy\": unknown strategy %q (valid: %s)", spec.Strategy, strings.Join(strategies, ", "))
 	}

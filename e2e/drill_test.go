@@ -171,4 +171,12 @@ watch:
 	assert.Check(t, is.Contains(r.stdout, "Last good:  passed"))
 	assert.Check(t, is.Contains(r.stdout, "docker lifecycle -p "+p.name+" restore "))
 	step("dr plan")
+
+	// history ends with the last good drill among the backups of x-lifecycle.backup.to
+	// (the first drill: the newest drill failed)
+	p.write(strings.Replace(fmt.Sprintf(drillProject, "hello.txt", freePort(t)), "consistency: none", "to: "+backups+"\n    consistency: none", 1))
+	r = p.mustLifecycle("history")
+	assert.Check(t, is.Contains(r.stdout, "Last good drill: "), r.String())
+	assert.Check(t, is.Contains(r.stdout, "of backup "+backups+string(filepath.Separator)+p.name), r.String())
+	step("history")
 }

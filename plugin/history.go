@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -92,7 +93,36 @@ func runHistory(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 	for i := range rows {
 		out[i] = &rows[i]
 	}
-	return writeRows(dockerCli.Out(), opts.format, defaultHistoryFormat, &historyRow{HeaderContext: formatter.HeaderContext{Header: historyHeader()}}, out)
+	if err := writeRows(dockerCli.Out(), opts.format, defaultHistoryFormat, &historyRow{HeaderContext: formatter.HeaderContext{Header: historyHeader()}}, out); err != nil {
+		return err
+	}
+	if t.compose == nil || (opts.format != "" && opts.format != formatter.TableFormatKey) {
+		return nil // a template or JSON reader gets the records alone
+	}
+	st, ok, err := rollout.ProjectDrillStatus(ctx, t.compose)
+	switch {
+	case !ok:
+		return nil
+	case err != nil:
+		fmt.Fprintf(dockerCli.Err(), "warning: %v\n", err)
+		return nil
+	}
+	_, err = fmt.Fprintln(dockerCli.Out(), "\n"+drillStatusLine(st, time.Now()))
+	return err
+}
+
+// drillStatusLine says when the project's data was last shown restorable (the table
+// output of history, under the revisions).
+func drillStatusLine(st rollout.DrillStatus, now time.Time) string {
+	switch {
+	case st.LastGood != nil:
+		d := st.LastGood
+		return fmt.Sprintf("Last good drill: %s (%s ago), RTO %.1fs, of backup %s", d.Started.UTC().Format(time.RFC3339),
+			now.Sub(d.Started).Round(time.Minute), d.RTOSeconds, st.Backup)
+	case st.Backups == 0:
+		return fmt.Sprintf("Last good drill: none: the project has no backup in %s yet (docker lifecycle backup)", st.Target)
+	}
+	return fmt.Sprintf("Last good drill: none of the project's %d backups in %s passed a drill: docker lifecycle drill %s/latest", st.Backups, st.Target, st.Target)
 }
 
 // historyRows are the records of the services asked for (all when none), newest

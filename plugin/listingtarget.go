@@ -5,6 +5,7 @@ import (
 
 	"github.com/docker/cli/cli/command"
 
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/rollout"
 )
@@ -14,8 +15,9 @@ import (
 // a Swarm manager or not. The three lead to three renderings; choosing among them is
 // one place, so the commands agree on what wins.
 type listingTarget struct {
-	project string   // the project's name
-	hosts   []string // a multi-host listing when not empty (eng is nil then)
+	project string           // the project's name
+	compose *compose.Project // the loaded compose file; nil with -p NAME alone
+	hosts   []string         // a multi-host listing when not empty (eng is nil then)
 	eng     engine.Engine
 	swarm   bool // eng is a Swarm manager (or --swarm asked for it)
 }
@@ -27,7 +29,7 @@ func openListingTarget(ctx context.Context, dockerCli command.Cli, project *proj
 	if err != nil {
 		return listingTarget{}, err
 	}
-	t := listingTarget{project: name}
+	t := listingTarget{project: name, compose: p}
 	if t.hosts, err = hostNames(hostsFlag, p); err != nil {
 		return listingTarget{}, err
 	}

@@ -146,7 +146,8 @@ func runMonitor(cmd *cobra.Command, dockerCli command.Cli, project *projectOptio
 		Serving: func(addr string) {
 			fmt.Fprintf(dockerCli.Err(), "serving metrics of project %s on http://%s/metrics (Ctrl-C stops)\n", name, addr)
 		},
-		Alerts: alerts,
+		Alerts:   alerts,
+		BackupTo: target.BackupTo,
 	})
 	return exitError(ctx, err)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/agent/router"
@@ -55,6 +57,8 @@ type alertWatcher struct {
 
 	// ooms are the monitor's OOM kill counts (its one event stream).
 	ooms *oomKills
+	// drills reads the drill records for the drill-age rules; nil without a backup target.
+	drills *drillWatch
 
 	logged map[string]bool
 }
@@ -63,14 +67,14 @@ type windowKey struct {
 	rule, subject string
 }
 
-func newAlertWatcher(eng engine.Engine, project string, opts AlertOptions, ooms *oomKills) *alertWatcher {
+func newAlertWatcher(eng engine.Engine, project string, opts AlertOptions, ooms *oomKills, drills *drillWatch) *alertWatcher {
 	if opts.Log == nil {
 		opts.Log = func(string) {}
 	}
 	return &alertWatcher{
 		eng: eng, project: project, opts: opts, eval: alerting.NewEvaluator(project),
 		counts: map[windowKey]*alerting.Window[uint64]{}, routes: map[windowKey]*alerting.Window[router.Counters]{},
-		ooms: ooms, logged: map[string]bool{},
+		ooms: ooms, drills: drills, logged: map[string]bool{},
 	}
 }
 
@@ -224,6 +228,21 @@ func (w *alertWatcher) evaluate(ctx context.Context, m *metricsCollector, now ti
 		}
 	}
 
+	if rules := w.projectRules(compose.AlertDrillAge); len(rules) > 0 {
+		if w.drills == nil {
+			w.warn("backups", "alerts: drill-age rules need x-lifecycle.backup.to (not evaluated)")
+		} else if st, err := w.drills.status(ctx, now); err != nil {
+			w.warn("backups", fmt.Sprintf("alerts: read the backups of project %s in %s: %v (drill-age not evaluated)", w.project, w.drills.to, err))
+		} else if hours, ok := st.AgeHours(now); !ok {
+			w.warn("backups", fmt.Sprintf("alerts: project %s has no backup in %s yet: drill-age is evaluated from the first one", w.project, w.drills.to))
+		} else {
+			read = append(read, compose.AlertDrillAge)
+			for _, r := range rules {
+				observe(r, "", "", hours)
+			}
+		}
+	}
+
 	for _, a := range w.eval.Observe(now, read, obs) {
 		w.opts.Notify(a)
 	}
@@ -238,6 +257,22 @@ func (w *alertWatcher) rulesOf(metrics ...string) map[string][]compose.AlertRule
 				if r.Metric == m {
 					out[service] = append(out[service], r)
 				}
+			}
+		}
+	}
+	return out
+}
+
+// projectRules returns the project's rules of metric, each once: a project rule is
+// resolved into every service's rules, but it judges the project (one subject).
+func (w *alertWatcher) projectRules(metric string) []compose.AlertRule {
+	seen := map[string]bool{}
+	var out []compose.AlertRule
+	for _, service := range slices.Sorted(maps.Keys(w.opts.Rules)) {
+		for _, r := range w.opts.Rules[service] {
+			if r.Metric == metric && !seen[r.Name] {
+				seen[r.Name] = true
+				out = append(out, r)
 			}
 		}
 	}

@@ -58,7 +58,7 @@ func TestAlertWatcher(t *testing.T) {
 	var got []alerting.Alert
 	ooms := newOOMKills(fake, "p", nil)
 	w := newAlertWatcher(fake, "p", AlertOptions{Interval: time.Second, Rules: map[string][]compose.AlertRule{"web": rules, "db": rules},
-		Notify: func(a alerting.Alert) { got = append(got, a) }}, ooms)
+		Notify: func(a alerting.Alert) { got = append(got, a) }}, ooms, nil)
 	m := &metricsCollector{c: newStatsCollector(fake, "p", StatsOptions{}), ooms: ooms}
 	m.c.samplers["id-w1"] = &sampler{c: containers()[0], usage: Usage{Sampled: true, MemoryBytes: 90, MemoryLimitBytes: 100, MemoryPercent: 90},
 		restarts: 5, restartsRead: true} // restarts before the monitor started do not count
@@ -137,7 +137,7 @@ func TestAlertWatcherRouterRules(t *testing.T) {
 	}
 	var got []alerting.Alert
 	w := newAlertWatcher(fake, "p", AlertOptions{Interval: time.Second, Rules: map[string][]compose.AlertRule{"web": rules},
-		Notify: func(a alerting.Alert) { got = append(got, a) }}, newOOMKills(fake, "p", nil))
+		Notify: func(a alerting.Alert) { got = append(got, a) }}, newOOMKills(fake, "p", nil), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m := &metricsCollector{ctx: ctx, c: newStatsCollector(fake, "p", StatsOptions{})}

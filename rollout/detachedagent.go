@@ -101,6 +101,9 @@ type DetachedAgent struct {
 	Publish *PublishedPort
 	// Memory (bytes) and Pids bound the container.
 	Memory, Pids int64
+	// ReadOnlyDirs are directories of the engine's host the agent reads (the monitor:
+	// the local backup target's drill records), bind-mounted read-only at their path.
+	ReadOnlyDirs []string
 }
 
 // PublishedPort is a TCP port of a detached agent published on the engine's host.
@@ -112,7 +115,7 @@ type PublishedPort struct {
 // DetachedContainerSpec is a detached agent's container: the project's labels and the
 // agent's role, every capability dropped, a read-only root filesystem, no new
 // privileges, small memory and pids limits, restarted unless stopped, the engine's
-// socket as its only mount, and no network unless it publishes a port. It runs as uid
+// socket as its only writable mount, and no network unless it publishes a port. It runs as uid
 // 0 because the socket is owned by root (mode 0660, group docker); with no capability
 // left, root in the container reads and writes files as their owner would and nothing
 // more (no DAC override, no chown, no raw network), but the socket itself gives what
@@ -146,6 +149,9 @@ func DetachedContainerSpec(a DetachedAgent, image string) engine.ContainerSpec {
 			// Its log is what `guard --status` reads: kept, and bounded.
 			LogConfig: container.LogConfig{Type: "local", Config: map[string]string{"max-size": "1m", "max-file": "2"}},
 		},
+	}
+	for _, dir := range a.ReadOnlyDirs {
+		spec.HostConfig.Mounts = append(spec.HostConfig.Mounts, mount.Mount{Type: mount.TypeBind, Source: dir, Target: dir, ReadOnly: true})
 	}
 	if p := a.Publish; p != nil {
 		port := network.MustParsePort(strconv.Itoa(p.Port) + "/tcp")

@@ -31,6 +31,10 @@ type MonitorOptions struct {
 	// Alerts, when set, are evaluated every Alerts.Interval from the same sources as
 	// the metrics (rollout/alerts.go).
 	Alerts *AlertOptions
+	// BackupTo is x-lifecycle.backup.to (BackupTo): the monitor exports the age of the
+	// project's last good restore drill recorded there, and evaluates drill-age rules
+	// on it. Empty: neither.
+	BackupTo string
 }
 
 // ErrListen says the --listen address could not be used.
@@ -57,7 +61,11 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 	if opts.Alerts != nil && opts.Alerts.Log != nil {
 		logf = func(msg string) { opts.Alerts.Log("alerts: " + msg) }
 	}
-	m := &metricsCollector{ctx: ctx, c: newStatsCollector(eng, project, StatsOptions{}), ooms: newOOMKills(eng, project, logf)}
+	drills, err := newDrillWatch(opts.BackupTo, project)
+	if err != nil {
+		return fmt.Errorf("x-lifecycle.backup.to %q, where the monitor reads the drill records: %w", opts.BackupTo, err)
+	}
+	m := &metricsCollector{ctx: ctx, c: newStatsCollector(eng, project, StatsOptions{}), ooms: newOOMKills(eng, project, logf), drills: drills}
 	go m.ooms.follow(ctx)
 	defer m.close()
 	if err := m.refresh(ctx); err != nil {
@@ -78,7 +86,7 @@ func Monitor(ctx context.Context, eng engine.Engine, project string, opts Monito
 	if opts.Alerts != nil {
 		// A first evaluation before the monitor says it serves: the start of the
 		// windows (the routers' counters, restart counts) is now.
-		alerts = newAlertWatcher(eng, project, *opts.Alerts, m.ooms)
+		alerts = newAlertWatcher(eng, project, *opts.Alerts, m.ooms, drills)
 		alerts.evaluate(ctx, m, time.Now())
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -129,6 +137,8 @@ type metricsCollector struct {
 	c  *statsCollector
 	// ooms follows the engine's oom events (for the metrics and the oom alert rule).
 	ooms *oomKills
+	// drills reads the project's drill records in its backup target; nil without one.
+	drills *drillWatch
 }
 
 func (m *metricsCollector) refresh(ctx context.Context) error {
@@ -183,14 +193,17 @@ var (
 	mBackendResponses   = desc("lifecycle_backend_responses_total", "Responses of the backend, by status class.", backendLabels, "code")
 	mBackendErrors      = desc("lifecycle_backend_errors_total", "Transport failures to the backend.", backendLabels)
 	mBackendLatency     = desc("lifecycle_backend_request_duration_seconds", "Time to the backend's response headers (TCP: to connect).", backendLabels)
-	mScrapeErrors       = desc("lifecycle_monitor_scrape_errors", "Sources that could not be read at this scrape (source: containers, history, router).", []string{"project", "source"})
+	mScrapeErrors       = desc("lifecycle_monitor_scrape_errors", "Sources that could not be read at this scrape (source: containers, history, router, backups).", []string{"project", "source"})
+	mBackups            = desc("lifecycle_backups", "The project's backups in its backup target (x-lifecycle.backup.to), read at most once a minute.", []string{"project"})
+	mLastGoodDrill      = desc("lifecycle_backup_last_good_drill_timestamp_seconds", "When the newest restore drill that passed, among the project's backups in its target, started (Unix time); absent when none passed.", []string{"project"})
+	mLastGoodDrillRTO   = desc("lifecycle_backup_last_good_drill_rto_seconds", "That drill's RTO: restore plus the time to healthy, in seconds.", []string{"project"})
 )
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mContainerUp, mContainerCPU, mContainerMemory, mContainerMemLimit, mContainerNetRx, mContainerNetTx,
 		mContainerBlkRead, mContainerBlkWrite, mContainerPids, mContainerRestarts, mContainerOOMKills, mContainerHealth, mServiceContainers, mServiceHealthy,
 		mServiceRevision, mServiceLastRollout, mServiceRolloutDur, mServiceRecords, mRouteRequests, mRouteResponses, mRouteErrors, mRouteNoBackend, mRouteLatency,
-		mBackendRequests, mBackendResponses, mBackendErrors, mBackendLatency, mScrapeErrors} {
+		mBackendRequests, mBackendResponses, mBackendErrors, mBackendLatency, mScrapeErrors, mBackups, mLastGoodDrill, mLastGoodDrillRTO} {
 		ch <- d
 	}
 }
@@ -347,6 +360,18 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 				emitResponses(ch, mBackendResponses, b.Counters, bl)
 				counter(mBackendErrors, float64(b.Errors), bl...)
 				ch <- latencyHistogram(mBackendLatency, b.Latency, bl)
+			}
+		}
+	}
+	if m.drills != nil {
+		failed["backups"] = 0
+		if st, err := m.drills.status(ctx, time.Now()); err != nil {
+			failed["backups"]++
+		} else {
+			gauge(mBackups, float64(st.Backups), project)
+			if d := st.LastGood; d != nil {
+				gauge(mLastGoodDrill, float64(d.Started.UnixNano())/1e9, project)
+				gauge(mLastGoodDrillRTO, d.RTOSeconds, project)
 			}
 		}
 	}

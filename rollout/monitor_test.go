@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -313,4 +314,41 @@ func TestOOMKillsFirstSight(t *testing.T) {
 	assert.Check(t, is.DeepEqual(got, map[string]uint64{"a": 1, "b": 2}))
 	assert.Check(t, is.Equal(inspects.Load(), int32(3)), "seen containers are not inspected again; gone ones are no longer listed")
 	assert.Check(t, is.DeepEqual(k.eventCounts(), map[string]uint64{"a": 1, "b": 1}), "the alert rule counts the events only")
+}
+
+// With x-lifecycle.backup.to the monitor exports the project's backups and its last
+// good drill, read from the target; an unreadable target is a scrape error, not a
+// failed scrape.
+func TestMonitorBackupMetrics(t *testing.T) {
+	target, base := fakeBackups(t)
+	for _, tc := range []struct {
+		to      string
+		backups float64
+		errors  float64
+	}{
+		{to: target.Dir, backups: 3},
+		{to: filepath.Join(target.Dir, "shop-1", ManifestFile), errors: 1}, // a file, not a directory
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		addrs := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- Monitor(ctx, monitorFake(t), "shop", MonitorOptions{Listen: "127.0.0.1:0", Refresh: time.Hour, BackupTo: tc.to, Serving: func(a string) { addrs <- a }})
+		}()
+		families := scrape(t, <-addrs)
+		m := find(families, "lifecycle_monitor_scrape_errors", map[string]string{"source": "backups"})
+		assert.Assert(t, m != nil, tc.to)
+		assert.Check(t, is.Equal(m.GetGauge().GetValue(), tc.errors), tc.to)
+		if tc.errors == 0 {
+			assert.Check(t, is.Equal(find(families, "lifecycle_backups", map[string]string{"project": "shop"}).GetGauge().GetValue(), tc.backups))
+			good := find(families, "lifecycle_backup_last_good_drill_timestamp_seconds", map[string]string{"project": "shop"})
+			assert.Assert(t, good != nil)
+			assert.Check(t, is.Equal(good.GetGauge().GetValue(), float64(base.Add(49*time.Hour).Unix())))
+			assert.Check(t, is.Equal(find(families, "lifecycle_backup_last_good_drill_rto_seconds", nil).GetGauge().GetValue(), 8.5))
+		} else {
+			assert.Check(t, families["lifecycle_backups"] == nil)
+		}
+		cancel()
+		assert.NilError(t, <-done)
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 
 	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
@@ -68,7 +70,19 @@ func MonitorAgent(t MonitorTarget, p PublishedPort) (DetachedAgent, error) {
 	// In its own network namespace the monitor listens on every interface of the
 	// container; only the published port reaches it from the host.
 	args := []string{"--listen", net.JoinHostPort("0.0.0.0", strconv.Itoa(p.Port)), "--target", t.Encode()}
-	return DetachedAgent{Role: compose.RoleMonitor, Project: t.Project, Args: args, Publish: &p, Memory: monitorMemory, Pids: monitorPids}, nil
+	a := DetachedAgent{Role: compose.RoleMonitor, Project: t.Project, Args: args, Publish: &p, Memory: monitorMemory, Pids: monitorPids}
+	if t.BackupTo != "" && !strings.HasPrefix(t.BackupTo, "s3://") {
+		// The drill records: read where they are, on the engine's host (the same
+		// host as the plugin's when the engine is local). A directory that is not
+		// there yet is not mounted (the engine refuses a bind of a missing path, and
+		// creating it is the first backup's job): the monitor then reports the target
+		// unreadable until it is detached again. An s3:// target is read over the
+		// network, without the user's credentials: see docs/backup.md#the-drill-record.
+		if info, err := os.Stat(t.BackupTo); err == nil && info.IsDir() {
+			a.ReadOnlyDirs = []string{t.BackupTo}
+		}
+	}
+	return a, nil
 }
 
 // DetachMonitor starts project t's monitor as a container, published at p, replacing

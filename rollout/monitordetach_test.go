@@ -221,3 +221,22 @@ func TestMonitorStatus(t *testing.T) {
 	// The webhook by its host only: its path may hold a secret.
 	assert.Check(t, is.DeepEqual(r.Alerts.Targets, []string{"webhook http://127.0.0.1:9/…", "stderr"}))
 }
+
+// A detached monitor reads a directory backup target's drill records through a
+// read-only bind at the same path; an s3:// target or a directory not there yet gets none.
+func TestMonitorAgentMountsTheBackupDirectoryReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	a, err := MonitorAgent(MonitorTarget{Project: "demo", BackupTo: dir}, PublishedPort{HostIP: "127.0.0.1", Port: 9464})
+	assert.NilError(t, err)
+	mounts := DetachedContainerSpec(a, "img").HostConfig.Mounts
+	assert.Assert(t, is.Len(mounts, 2), "the socket and the backup directory")
+	assert.Check(t, is.Equal(mounts[1].Source, dir))
+	assert.Check(t, is.Equal(mounts[1].Target, dir))
+	assert.Check(t, mounts[1].ReadOnly)
+
+	for _, to := range []string{"s3://bucket/prefix", dir + "/not-yet"} {
+		a, err := MonitorAgent(MonitorTarget{Project: "demo", BackupTo: to}, PublishedPort{HostIP: "127.0.0.1", Port: 9464})
+		assert.NilError(t, err)
+		assert.Check(t, is.Len(DetachedContainerSpec(a, "img").HostConfig.Mounts, 1), to)
+	}
+}

@@ -17,6 +17,8 @@ type MonitorTarget struct {
 	Project string `json:"project"`
 	// Alerts are x-lifecycle.alerts resolved; nil: metrics only.
 	Alerts *MonitorAlerts `json:"alerts,omitempty"`
+	// BackupTo is x-lifecycle.backup.to resolved (BackupTo): where the drill records are.
+	BackupTo string `json:"backup_to,omitempty"`
 }
 
 // MonitorAlerts are the project's alert rules and targets.
@@ -35,6 +37,7 @@ func NewMonitorTarget(name string, p *compose.Project) MonitorTarget {
 	if p == nil {
 		return t
 	}
+	t.BackupTo = BackupTo(p)
 	if a := NewAlertOptions(p); a != nil {
 		t.Alerts = &MonitorAlerts{Interval: compose.Duration(a.Interval), Rules: a.Rules, Targets: p.Spec.Alerts.Targets}
 	}
