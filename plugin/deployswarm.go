@@ -20,9 +20,6 @@ import (
 // Swarm services; exit 3 when Swarm rolled an update back, 1 when it paused one.
 func runSwarmDeploy(ctx context.Context, dockerCli command.Cli, eng engine.Engine, node engine.SwarmInfo, p *compose.Project, events progress.Writer, opts deployOptions, services []string) error {
 	switch {
-	case opts.scan || (p.Spec.Scan.Enabled && !opts.skipScan):
-		_ = events.Close()
-		return usageError("the scan gate does not run on Swarm yet (docs/swarm.md): use --skip-scan, or run `docker lifecycle scan` first")
 	case opts.verifyNetwork, opts.build, opts.removeOrphans:
 		_ = events.Close()
 		return usageError("--verify-network, --build and --remove-orphans do not work on Swarm yet (docs/swarm.md)")
@@ -33,6 +30,7 @@ func runSwarmDeploy(ctx context.Context, dockerCli command.Cli, eng engine.Engin
 	started := time.Now()
 	plan, err := rollout.DeploySwarm(ctx, eng, p, events, rollout.SwarmDeployOptions{
 		Services: services, DryRun: opts.dryRun, WaitTimeout: opts.waitTimeout, Command: "docker lifecycle deploy", Node: node,
+		Scan: (p.Spec.Scan.Enabled || opts.scan) && !opts.skipScan, ScanDockerHost: trivyDockerHost(dockerCli),
 	})
 	_ = events.Close()
 	if err != nil {

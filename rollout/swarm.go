@@ -54,10 +54,15 @@ type SwarmDeployOptions struct {
 	Command     string
 	// Node is the manager's membership as SwarmTarget read it (zero: read it again).
 	Node engine.SwarmInfo
+	// Scan runs the image scan gate (ScanGate) on the manager's copy of each image
+	// before anything is written; ScanDockerHost is trivy's way to the manager's engine
+	// (empty: each image is streamed to trivy as a `docker save` archive).
+	Scan           bool
+	ScanDockerHost string
 }
 
 // DeploySwarm deploys the project onto the Swarm of a manager engine, as `docker stack
-// deploy` names things: policy gate, lock, observe, plan (strategies.PlanSwarm), create
+// deploy` names things: scan gate, policy gate, lock, observe, plan (strategies.PlanSwarm), create
 // the overlay networks, create or update the services, then wait until Swarm finished
 // each update. A service Swarm rolled back is a *RolledBackError (exit 3); one it paused
 // is ErrSwarmPaused.
@@ -90,6 +95,11 @@ func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, eve
 	images, err := InspectImages(ctx, eng, p)
 	if err != nil {
 		return strategies.SwarmPlan{}, err
+	}
+	if opts.Scan && !opts.DryRun {
+		if err := ScanGate(ctx, eng, p, opts.Services, opts.ScanDockerHost, events); err != nil {
+			return strategies.SwarmPlan{}, err
+		}
 	}
 	if err := gatePolicy(p, images, events); err != nil {
 		return strategies.SwarmPlan{}, err
