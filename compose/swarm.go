@@ -43,6 +43,18 @@ var swarmServiceKeys = []string{
 	"pull_policy", "extends", "secrets", "configs",
 }
 
+// SwarmProjectRefused says what of the project's own x-lifecycle a Swarm deploy cannot
+// honour: the network allow-lists (x-lifecycle.network). Swarm connects every task
+// that publishes a port to its shared ingress network, so segment overlays alone would
+// not isolate a service; deploying without them would silently drop the isolation the
+// file asks for, so the deploy is refused instead.
+func SwarmProjectRefused(p *Project) error {
+	if Segmented(p) {
+		return fmt.Errorf("x-lifecycle.network (talks-to allow-lists) is %w on Swarm: its services would be connected without the isolation the file asks for (docs/swarm.md#what-is-missing); remove x-lifecycle.network (and every service's x-lifecycle.network block), or deploy to a non-Swarm engine", ErrUnsupported)
+	}
+	return nil
+}
+
 // SwarmNetworks is the overlay networks of the project, named and labelled as `docker
 // stack deploy` does (<project>_<network>, com.docker.stack.namespace), plus the
 // external ones a service uses, which must exist already.

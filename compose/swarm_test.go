@@ -2,12 +2,14 @@ package compose
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
 )
 
@@ -212,5 +214,21 @@ services:
 		spec, err := SwarmService(p, service, nil)
 		assert.NilError(t, err)
 		assert.Equal(t, spec.UpdateConfig.Monitor, want, service)
+	}
+}
+
+// The network allow-lists are refused on Swarm rather than dropped: a project-level
+// isolate and a service's network block alike.
+func TestSwarmProjectRefusesAllowLists(t *testing.T) {
+	p, _ := loadProject(t, swarmCompose, nil)
+	assert.NilError(t, SwarmProjectRefused(p))
+	for _, doc := range []string{
+		"x-lifecycle: {network: {default: isolate}}\nservices:\n  web: {image: shop/web:2}\n",
+		"services:\n  web: {image: shop/web:2, x-lifecycle: {network: {talks-to: [db]}}}\n  db: {image: shop/db:1}\n",
+	} {
+		p, _ := loadProject(t, doc, nil)
+		err := SwarmProjectRefused(p)
+		assert.Check(t, errors.Is(err, ErrUnsupported), doc)
+		assert.Check(t, is.ErrorContains(err, "x-lifecycle.network (talks-to allow-lists) is not supported by docker lifecycle yet on Swarm"), doc)
 	}
 }

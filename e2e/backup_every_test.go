@@ -172,3 +172,79 @@ func TestBackupEvery(t *testing.T) {
 	read := s.docker(t, p.dir, nil, "exec", db, "/testapp", "cat", "/data/rows")
 	assert.Check(t, is.Equal(read.stdout, "some rows"), read.String())
 }
+
+// backupDrillProject: db's verify command reads /data/FILE through the test app's
+// /file endpoint (404 for a missing file).
+const backupDrillProject = `
+x-lifecycle:
+  strategy: recreate
+  backup:
+    consistency: none
+    verify:
+      - {service: db, command: ["/testapp", "healthcheck", "http://127.0.0.1:8080/file?path=/data/FILE"], timeout: 10s}
+services:
+  db:
+    image: {{image:v1}}
+    user: "0:0"
+    healthcheck: {test: ["CMD", "/testapp", "healthcheck"], interval: 300ms, retries: 60}
+    volumes: [data:/data]
+volumes:
+  data:
+`
+
+// backupDrillRun is the drill part of a `backup --every --drill --format json` line.
+type backupDrillRun struct {
+	backupRun
+	Drill *struct {
+		ScratchProject string  `json:"scratch_project"`
+		RTOSeconds     float64 `json:"rto_seconds"`
+		Passed         bool    `json:"passed"`
+		CleanedUp      bool    `json:"cleaned_up"`
+	} `json:"drill"`
+}
+
+// TestBackupEveryDrill: `backup --every --drill` drills each backup it wrote before it
+// reports the run: a passing drill is in the run's JSON and in the backup's drill
+// record (so history shows it), a failing one fails the run; either way the scratch
+// project is gone.
+func TestBackupEveryDrill(t *testing.T) {
+	t.Parallel() // no load and no timing (e2e/doc.go)
+	s := setup(t)
+	p := s.newProject(t, strings.Replace(backupDrillProject, "FILE", "hello.txt", 1))
+	cleanupDrills(t, s, p.name)
+	p.mustLifecycle("deploy")
+	s.docker(t, p.dir, nil, "exec", p.name+"-db-1", "/testapp", "write", "/data/hello.txt", "hello")
+	backups := t.TempDir()
+
+	firstRun := func(file string) (backupDrillRun, string) {
+		t.Helper()
+		p.write(strings.Replace(backupDrillProject, "FILE", file, 1))
+		cmd, stdout, stderr, exited := startBackupEvery(t, p, "--to", backups, "--every", "1h", "--drill", "--format", "json")
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			if !strings.Contains(stdout.String(), "\n") {
+				return poll.Continue("no run yet; stderr:\n%s", stderr.String())
+			}
+			return poll.Success()
+		}, poll.WithTimeout(2*time.Minute), poll.WithDelay(100*time.Millisecond))
+		assert.Check(t, is.Equal(interrupt(t, cmd, exited, stderr), 0), stderr.String())
+		var run backupDrillRun
+		assert.NilError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &run), stdout.String())
+		assert.Assert(t, run.Backup != nil && run.Drill != nil, stdout.String())
+		assert.Check(t, run.Drill.CleanedUp)
+		scratch := &project{t: t, s: s, name: run.Drill.ScratchProject, dir: p.dir}
+		assert.Check(t, is.Len(scratch.objects(), 0), "the scratch project is gone")
+		return run, stderr.String()
+	}
+
+	run, stderr := firstRun("hello.txt")
+	assert.Check(t, run.OK, "%s\n%s", run.Error, stderr)
+	assert.Check(t, run.Drill.Passed && run.Drill.RTOSeconds > 0)
+	_, err := os.Stat(filepath.Join(run.Backup.Location, "drill-passed.json"))
+	assert.Check(t, err, "the drill record is next to the archives")
+	t.Logf("drill RTO %.1fs, run took %s", run.Drill.RTOSeconds, run.Finished.Sub(run.Started).Round(time.Millisecond))
+
+	run, stderr = firstRun("missing.txt")
+	assert.Check(t, !run.OK && !run.Drill.Passed)
+	assert.Check(t, is.Contains(run.Error, "the drill of "+run.Backup.Location+" did not pass"))
+	assert.Check(t, is.Contains(stderr, "backup run 1 of project "+p.name+" failed: the drill of"))
+}

@@ -61,6 +61,19 @@ type drillJSON struct {
 // runs, the verify command finds the file, RTO reported, the scratch project removed),
 // then drills with a verify command that fails: exit 1, and removed all the same. dr
 // plan then shows both drills.
+// cleanupDrills removes, when the test ends, whatever carries project's drill label: a
+// drill that failed half way.
+func cleanupDrills(t *testing.T, s *suite, project string) {
+	t.Cleanup(func() {
+		for _, kind := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}, {"volume", "ls", "-q"}} {
+			cmd := exec.Command("sh", "-c", "docker "+strings.Join(kind, " ")+" --filter label=io.lifecycle.drill="+project+
+				" | xargs -r docker "+map[string]string{"ps": "rm -fv", "network": "network rm", "volume": "volume rm -f"}[kind[0]])
+			cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.configDir)
+			_ = cmd.Run()
+		}
+	})
+}
+
 func TestDrill(t *testing.T) {
 	t.Parallel() // no load and no timing: runs beside the other parallel tests (e2e/doc.go)
 	setupStart := time.Now()
@@ -69,14 +82,7 @@ func TestDrill(t *testing.T) {
 	p := s.newProject(t, fmt.Sprintf(drillProject, "hello.txt", freePort(t)))
 	start := time.Now()
 	step := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
-	t.Cleanup(func() { // a drill that failed half way: whatever carries the drill label
-		for _, kind := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}, {"volume", "ls", "-q"}} {
-			cmd := exec.Command("sh", "-c", "docker "+strings.Join(kind, " ")+" --filter label=io.lifecycle.drill="+p.name+
-				" | xargs -r docker "+map[string]string{"ps": "rm -fv", "network": "network rm", "volume": "volume rm -f"}[kind[0]])
-			cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.configDir)
-			_ = cmd.Run()
-		}
-	})
+	cleanupDrills(t, s, p.name)
 	p.mustLifecycle("deploy")
 	step("deploy")
 	var buf bytes.Buffer

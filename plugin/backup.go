@@ -26,6 +26,8 @@ type backupOptions struct {
 	encryptToFiles []string
 	keep           rollout.Retention
 	every          time.Duration
+	drill          bool
+	identities     []string
 }
 
 func newBackupCommand(dockerCli command.Cli, project *projectOptions) *cobra.Command {
@@ -61,6 +63,15 @@ named list or prune is backed up by its engine name (<project>_list).`,
 			if cmd.Flags().Changed("every") && opts.every < rollout.MinBackupInterval {
 				problems = append(problems, fmt.Sprintf("--every must be at least %s (e.g. 6h, 24h), got %s", rollout.MinBackupInterval, opts.every))
 			}
+			if opts.drill && opts.every == 0 {
+				problems = append(problems, "--drill drills each backup of a schedule: use it with --every (after a single backup, run `docker lifecycle drill DIR/latest`)")
+			}
+			if len(opts.identities) > 0 && !opts.drill {
+				problems = append(problems, "--identity decrypts the backups that --drill drills: use it with --drill")
+			}
+			if opts.drill && len(opts.encryptTo)+len(opts.encryptToFiles) > 0 && len(opts.identities) == 0 {
+				problems = append(problems, "--drill of encrypted backups needs the identity that decrypts them: add --identity FILE")
+			}
 			if len(problems) > 0 {
 				return usageError("%s", strings.Join(problems, "; "))
 			}
@@ -77,6 +88,8 @@ named list or prune is backed up by its engine name (<project>_list).`,
 	cmd.Flags().StringVar(&opts.consistency, "consistency", "", "pause, stop or none: what happens to the containers mounting a volume while it is copied (default: x-lifecycle.backup.consistency, else pause)")
 	cmd.Flags().StringVar(&opts.format, "format", "", "Print the manifest as 'json' (with --every: one JSON object per run, a line each)")
 	cmd.Flags().DurationVar(&opts.every, "every", 0, "Run until SIGINT/SIGTERM: a backup now and every DURATION after (e.g. 6h; at least 1s), retention after each")
+	cmd.Flags().BoolVar(&opts.drill, "drill", false, "With --every: drill each backup after it is written (as `drill`: restore into an isolated scratch project, verify, remove it); a drill that fails fails the run")
+	cmd.Flags().StringArrayVar(&opts.identities, "identity", nil, "With --drill: age identity file that decrypts the encrypted backups (like age -i; repeatable)")
 	// `backup list` and `backup prune`: a volume or service named list or prune is
 	// backed up by its engine name (<project>_list) or the volumes it mounts.
 	cmd.AddCommand(newBackupListCommand(dockerCli, project), newBackupPruneCommand(dockerCli, project))
@@ -140,7 +153,18 @@ func runBackup(cmd *cobra.Command, dockerCli command.Cli, project *projectOption
 	}
 	if opts.every > 0 {
 		defer events.Close()
-		return runBackupEvery(ctx, dockerCli, p, name, eng, events, backupOpts, opts)
+		var drill *rollout.ScheduledDrill
+		if opts.drill {
+			if p == nil {
+				return usageError("--drill makes its scratch project from the compose file, and none was found: run it in the project's directory, or name the file with -f")
+			}
+			identities, err := readIdentities(opts.identities)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			drill = &rollout.ScheduledDrill{Project: p, Options: rollout.DrillOptions{Identities: identities}}
+		}
+		return runBackupEvery(ctx, dockerCli, p, name, eng, events, backupOpts, opts, drill)
 	}
 	res, err := rollout.Backup(ctx, eng, name, events, backupOpts)
 	_ = events.Close()

@@ -20,7 +20,7 @@ import (
 // time on stderr, a failure also to the project's alert targets (p nil: -p NAME alone,
 // no targets).
 func runBackupEvery(ctx context.Context, dockerCli command.Cli, p *compose.Project, project string, eng engine.Engine,
-	events progress.Writer, backupOpts rollout.BackupOptions, opts backupOptions) error {
+	events progress.Writer, backupOpts rollout.BackupOptions, opts backupOptions, drill *rollout.ScheduledDrill) error {
 	var notifier *alerting.Notifier
 	if p != nil {
 		var err error
@@ -32,12 +32,20 @@ func runBackupEvery(ctx context.Context, dockerCli command.Cli, p *compose.Proje
 		}
 	}
 	out, errOut := dockerCli.Out(), dockerCli.Err()
-	fmt.Fprintf(errOut, "backing up project %s to %s now and every %s, until SIGINT or SIGTERM\n", project, opts.to, opts.every)
+	drilled := ""
+	if drill != nil {
+		drilled = ", drilling each backup"
+	}
+	fmt.Fprintf(errOut, "backing up project %s to %s now and every %s%s, until SIGINT or SIGTERM\n", project, opts.to, opts.every, drilled)
 	report := func(run rollout.BackupRun, err error) {
 		if opts.format == "json" {
 			_ = json.NewEncoder(out).Encode(run)
 		} else if run.Backup != nil {
 			printBackup(out, project, *run.Backup)
+			if d := run.Drill; d != nil && d.Passed {
+				fmt.Fprintf(out, "Drill of %s passed: RTO %.1fs (restore %.1fs, healthy %.1fs), %d verify commands\n",
+					d.Backup, d.RTOSeconds, d.RestoreSeconds, d.HealthySeconds, len(d.Checks))
+			}
 		}
 		switch {
 		case run.Interrupted:
@@ -52,6 +60,6 @@ func runBackupEvery(ctx context.Context, dockerCli command.Cli, p *compose.Proje
 			fmt.Fprintf(errOut, "next backup of project %s at %s (in %s)\n", project, run.Next.Format(time.RFC3339), time.Until(*run.Next).Round(time.Second))
 		}
 	}
-	err := rollout.BackupEvery(ctx, eng, project, events, backupOpts, rollout.BackupSchedule{Every: opts.every, Report: report})
+	err := rollout.BackupEvery(ctx, eng, project, events, backupOpts, rollout.BackupSchedule{Every: opts.every, Drill: drill, Report: report})
 	return exitError(ctx, err)
 }

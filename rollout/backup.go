@@ -114,8 +114,10 @@ type projectVolume struct {
 
 // BackupResult is what a backup wrote and pruned.
 type BackupResult struct {
-	// Location is the new backup's directory or s3:// URL (what restore takes).
+	// Location is the new backup's directory or s3:// URL (what restore takes); Name is
+	// its name in the target (what DrillOptions.Backup takes).
 	Location string
+	Name     string
 	Manifest Manifest
 	// Pruned lists the locations of the older backups retention removed.
 	Pruned []string
@@ -190,7 +192,7 @@ func Backup(ctx context.Context, eng engine.Engine, project string, events progr
 		discard()
 		return BackupResult{}, err
 	}
-	res := BackupResult{Location: target.Location(name), Manifest: m, Pruned: []string{}}
+	res := BackupResult{Location: target.Location(name), Name: name, Manifest: m, Pruned: []string{}}
 	if afterErr != nil {
 		// The copies are complete: the backup is kept, and the failed cleanup reported.
 		return res, fmt.Errorf("backup written to %s (nothing pruned), but a hook after it failed: %w", res.Location, afterErr)

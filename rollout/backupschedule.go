@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/docker-lifecycle/docker-lifecycle/alerting"
+	"github.com/docker-lifecycle/docker-lifecycle/compose"
 	"github.com/docker-lifecycle/docker-lifecycle/engine"
 	"github.com/docker-lifecycle/docker-lifecycle/progress"
 )
@@ -50,6 +51,10 @@ type BackupRun struct {
 	Error string `json:"error,omitempty"`
 	// Backup is what the run wrote; nil when it wrote nothing.
 	Backup *BackupReport `json:"backup"`
+	// Drill is the drill of that backup (`backup --every --drill`); nil without
+	// --drill, or when the run wrote no backup or the drill could not start. A drill
+	// that did not pass fails the run (OK false, Error says why).
+	Drill *DrillResult `json:"drill,omitempty"`
 	// Interrupted: the run was cancelled (SIGINT, SIGTERM) before it completed; the
 	// loop ends with it.
 	Interrupted bool `json:"interrupted,omitempty"`
@@ -60,9 +65,21 @@ type BackupRun struct {
 // BackupSchedule is how often `backup --every` runs, and where each run is told.
 type BackupSchedule struct {
 	Every time.Duration
+	// Drill, when set, drills every backup a run wrote completely (Drill), before the
+	// run is reported: a schedule that proves each backup restorable, and keeps the
+	// drill record that history, monitor and the drill-age rule read fresh.
+	Drill *ScheduledDrill
 	// Report receives every run once it ended, failed ones included, before the wait
 	// for the next; its error is the run's (nil when OK).
 	Report func(BackupRun, error)
+}
+
+// ScheduledDrill is what a scheduled drill needs besides the backup: the project's
+// compose file (the scratch project is made from it) and the drill's options (their
+// Target and Backup are each run's).
+type ScheduledDrill struct {
+	Project *compose.Project
+	Options DrillOptions
 }
 
 // BackupEvery backs project up at once, then every s.Every (measured from the first
@@ -85,6 +102,10 @@ func BackupEvery(ctx context.Context, eng engine.Engine, project string, events 
 		if res.Location != "" {
 			report := NewBackupReport(res)
 			run.Backup = &report
+		}
+		if err == nil && s.Drill != nil {
+			run.Drill, err = drillScheduled(ctx, eng, events, opts.Target, res, *s.Drill)
+			run.OK, run.Finished = err == nil, time.Now().UTC()
 		}
 		if err != nil {
 			run.Error = err.Error()
@@ -110,6 +131,21 @@ func BackupEvery(ctx context.Context, eng engine.Engine, project string, events 
 		case <-wait.C:
 		}
 	}
+}
+
+// drillScheduled drills the backup res of a scheduled run; the result is nil when
+// the drill did not get as far as its scratch project.
+func drillScheduled(ctx context.Context, eng engine.Engine, events progress.Writer, target BackupTarget, res BackupResult, d ScheduledDrill) (*DrillResult, error) {
+	opts := d.Options
+	opts.Target, opts.Backup = target, res.Name
+	dres, err := Drill(ctx, eng, d.Project, events, opts)
+	if err != nil {
+		err = fmt.Errorf("the drill of %s did not pass: %w", res.Location, err)
+	}
+	if dres.ScratchProject == "" {
+		return nil, err
+	}
+	return &dres, err
 }
 
 // nextBackupRun is the first slot first + k·every after now.

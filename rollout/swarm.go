@@ -67,6 +67,9 @@ type SwarmDeployOptions struct {
 // each update. A service Swarm rolled back is a *RolledBackError (exit 3); one it paused
 // is ErrSwarmPaused.
 func DeploySwarm(ctx context.Context, eng engine.Engine, p *compose.Project, events progress.Writer, opts SwarmDeployOptions) (strategies.SwarmPlan, error) {
+	if err := compose.SwarmProjectRefused(p); err != nil {
+		return strategies.SwarmPlan{}, err
+	}
 	names := opts.Services
 	if len(names) == 0 {
 		names = p.ServiceNames()
