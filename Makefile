@@ -95,6 +95,9 @@ demo: install
 	cd examples/demo && docker lifecycle backup db --to ../../bin/demo-backup --keep-last 3
 	@echo "the recovery runbook for that backup (docker lifecycle drill restores it into an isolated scratch project and times it):"
 	cd examples/demo && docker lifecycle dr plan --from ../../bin/demo-backup | head -n 20
+	@echo "a restore drill of that backup (restored into an isolated scratch project, started, timed, removed); history then shows it:"
+	cd examples/demo && docker lifecycle --progress quiet drill ../../bin/demo-backup/latest
+	cd examples/demo && docker lifecycle history web | tail -n 1
 	@echo "See it:    cd examples/demo && docker lifecycle ps   (or docker compose -p lifecycle-demo ps)"
 	@echo "Remove it: make demo-down"
 
