@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,4 +82,31 @@ func TestDrillAgeRule(t *testing.T) {
 	assert.Assert(t, is.Len(got, 2), "%+v", got)
 	assert.Check(t, is.Equal(got[1].Status, alerting.StatusResolved))
 	assert.Check(t, is.Equal(got[1].Value, 0.02))
+}
+
+// BenchmarkReadDrillStatus is the monitor's read of a target (at most once a minute):
+// 100 backups of the project, each with a manifest and both drill records, plus 20
+// backups of another project (read and skipped by manifest).
+func BenchmarkReadDrillStatus(b *testing.B) {
+	ctx := context.Background()
+	target := LocalTarget{Dir: b.TempDir()}
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 120 {
+		project, name := "shop", fmt.Sprintf("shop-%03d", i)
+		if i >= 100 {
+			project, name = "bakery", fmt.Sprintf("bakery-%03d", i)
+		}
+		created := base.Add(time.Duration(i) * time.Hour)
+		assert.NilError(b, target.Begin(ctx, name))
+		assert.NilError(b, writeManifest(ctx, target, name, Manifest{Format: ManifestFormat, Project: project, Created: created,
+			Volumes: []ManifestVolume{{Name: "data", Archive: "data.tar.zst", Size: 1000, ArchiveBytes: 300}}}))
+		assert.NilError(b, writeDrillRecord(ctx, target, name, DrillResult{Project: project, Started: created.Add(time.Minute), Passed: true, RTOSeconds: 4}))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		st, err := ReadDrillStatus(ctx, target, target.Dir, "shop")
+		if err != nil || st.Backups != 100 || st.LastGood == nil {
+			b.Fatalf("%+v %v", st, err)
+		}
+	}
 }
