@@ -40,10 +40,14 @@ install: build
 # that a failure). go test shows a passing package's output only with -v, so the e2e run
 # writes its skip summary ("e2e: skipped N tests needing trivy: set …") to a file that
 # the target prints at the end.
+# The e2e tests' durations, longest first, go to another file: the target prints the
+# 15 longest (where CI's 30 minutes go; parallel tests overlap).
 E2E_SKIPPED := $(CURDIR)/bin/e2e-skipped.txt
+E2E_DURATIONS := $(CURDIR)/bin/e2e-durations.txt
 define with_skip_summary
-	@mkdir -p bin && rm -f $(E2E_SKIPPED)
-	LIFECYCLE_E2E_SKIPPED=$(E2E_SKIPPED) $(1); status=$$?; cat $(E2E_SKIPPED) 2>/dev/null; exit $$status
+	@mkdir -p bin && rm -f $(E2E_SKIPPED) $(E2E_DURATIONS)
+	LIFECYCLE_E2E_SKIPPED=$(E2E_SKIPPED) LIFECYCLE_E2E_DURATIONS=$(E2E_DURATIONS) $(1); status=$$?; cat $(E2E_SKIPPED) 2>/dev/null; \
+	  if [ -s $(E2E_DURATIONS) ]; then echo "e2e: the 15 longest tests (all in $(E2E_DURATIONS)):"; head -n 15 $(E2E_DURATIONS); fi; exit $$status
 endef
 
 # Unit and e2e tests; the e2e tests run the built plugin through the real docker CLI on

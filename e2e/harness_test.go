@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +87,7 @@ func TestMain(m *testing.M) {
 		theSuite.teardown()
 	}
 	reportSkips()
+	reportDurations()
 	os.Exit(code)
 }
 
@@ -160,7 +163,63 @@ func setup(t *testing.T) *suite {
 	if suiteErr != nil {
 		t.Fatalf("e2e setup: %v", suiteErr)
 	}
+	timeTest(t)
 	return theSuite
+}
+
+// durations are the tests' wall times, from their first setup call (a parallel test
+// calls it once it runs) to the end of their cleanups, for the summary that says where
+// the suite's time goes (CI's budget is 30 minutes: docs/benchmarks.md §14).
+var durations struct {
+	sync.Mutex
+	timed map[*testing.T]bool
+	lines []testDuration
+}
+
+type testDuration struct {
+	name string
+	took time.Duration
+}
+
+// timeTest records t's duration once, however often t calls setup.
+func timeTest(t *testing.T) {
+	durations.Lock()
+	defer durations.Unlock()
+	if durations.timed == nil {
+		durations.timed = map[*testing.T]bool{}
+	}
+	if durations.timed[t] {
+		return
+	}
+	durations.timed[t] = true
+	start := time.Now()
+	t.Cleanup(func() { // runs after every cleanup registered after the first setup
+		durations.Lock()
+		defer durations.Unlock()
+		durations.lines = append(durations.lines, testDuration{t.Name(), time.Since(start)})
+	})
+}
+
+// durationsEnv names a file the tests' durations are written to, longest first (make
+// test prints the head of it).
+const durationsEnv = "LIFECYCLE_E2E_DURATIONS"
+
+func reportDurations() {
+	path := os.Getenv(durationsEnv)
+	if path == "" {
+		return
+	}
+	durations.Lock()
+	defer durations.Unlock()
+	lines := slices.Clone(durations.lines)
+	slices.SortFunc(lines, func(a, b testDuration) int { return cmp.Compare(b.took, a.took) })
+	var buf strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&buf, "%8.1fs %s\n", l.took.Seconds(), l.name)
+	}
+	if err := os.WriteFile(path, []byte(buf.String()), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: write the durations: %v\n", err)
+	}
 }
 
 func newSuite() (*suite, error) {
