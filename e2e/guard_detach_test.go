@@ -40,8 +40,8 @@ type guardStatus struct {
 // on loopback) serves the project's metrics with its alert rules, `monitor --status`
 // shows it, and `down` removes it.
 func TestGuardDetached(t *testing.T) {
-	s := setup(t)
 	t.Parallel()
+	s := setup(t)
 	defer logDuration(t, time.Now())
 	p, okFile := fileHealthProject(t, s, "{backoff: {start: 2s}, budget: 3, window: 1m}")
 	composeFile := filepath.Join(p.dir, "compose.yaml")
@@ -60,8 +60,10 @@ func TestGuardDetached(t *testing.T) {
 	began := time.Now()
 	r = p.mustLifecycle("guard", "--detach", "--mount-docker-socket")
 	t.Logf("guard --detach took %s: %s", time.Since(began).Round(time.Millisecond), strings.TrimSpace(r.stderr))
+	// The image's tag is shared with the parallel detached tests: the suite's teardown
+	// removes it (removeDetachedImages), as a test's cleanup would pull it from under
+	// another test's next --detach.
 	image := p.inspect("{{.Config.Image}}", guard)
-	t.Cleanup(func() { _ = s.plainDocker("image", "rm", "-f", image) })
 	assert.Check(t, is.Equal(p.inspect("{{.HostConfig.CapDrop}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.SecurityOpt}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.NetworkMode}}", guard),
 		"[ALL] true [no-new-privileges:true] unless-stopped none"))
 	assert.Check(t, is.Equal(p.inspect(`{{index .Config.Labels "io.lifecycle.role"}} {{index .Config.Labels "com.docker.compose.project"}}`, guard), "guard "+p.name))
@@ -186,8 +188,6 @@ func TestGuardDetachedKeepsRouter(t *testing.T) {
 	began := time.Now()
 	p.mustLifecycle("guard", "--detach", "--mount-docker-socket")
 	t.Logf("guard --detach took %s", time.Since(began).Round(time.Millisecond))
-	image := p.inspect("{{.Config.Image}}", guard)
-	t.Cleanup(func() { _ = s.plainDocker("image", "rm", "-f", image) })
 	waitFor(t, 20*time.Second, "the detached guard to watch the project", func() bool {
 		return strings.Contains(p.s.docker(t, p.dir, nil, "logs", guard).stderr, "guarding project "+p.name+": ")
 	})
@@ -269,8 +269,6 @@ func TestGuardDetachedKeepsServiceRouter(t *testing.T) {
 
 	began := time.Now()
 	p.mustLifecycle("guard", "--detach", "--mount-docker-socket")
-	image := p.inspect("{{.Config.Image}}", guard)
-	t.Cleanup(func() { _ = s.plainDocker("image", "rm", "-f", image) })
 	waitFor(t, 20*time.Second, "the detached guard to watch the project", func() bool {
 		return strings.Contains(p.s.docker(t, p.dir, nil, "logs", guard).stderr, "guarding project "+p.name+": ")
 	})

@@ -17,8 +17,8 @@ import (
 // docker run -d returning. The harness removes every container and network with the
 // project's label, the privileged container included, pass or fail.
 func TestGuardReportsDriftAndPolicy(t *testing.T) {
-	s := setup(t)
 	t.Parallel()
+	s := setup(t)
 	defer logDuration(t, time.Now())
 	p := s.newProject(t, `
 services:

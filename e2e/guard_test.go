@@ -339,8 +339,8 @@ services:
 // TestGuardReportsExec: a docker exec into a project container is an alert within 2 s
 // naming the container and the command line; the health probes' own execs are not.
 func TestGuardReportsExec(t *testing.T) {
-	s := setup(t)
 	t.Parallel()
+	s := setup(t)
 	defer logDuration(t, time.Now())
 	p := s.newProject(t, `
 services:
@@ -381,8 +381,8 @@ func logDuration(t *testing.T, start time.Time) {
 // TestGuardReportsOOMKill: a container killed for memory (the test app's /hog past its
 // 64 MiB limit) is an alert naming the limit.
 func TestGuardReportsOOMKill(t *testing.T) {
-	s := setup(t)
 	t.Parallel()
+	s := setup(t)
 	defer logDuration(t, time.Now())
 	p := s.newProject(t, `
 services:

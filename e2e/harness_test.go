@@ -287,17 +287,17 @@ func (s *suite) teardown() {
 		_ = s.plainDocker("image", "rm", "-f", imageRef(v))
 	}
 	_ = s.plainDocker("image", "prune", "-f", "--filter", "label="+testLabel)
-	s.removeSupersededDetachedImages()
+	s.removeDetachedImages()
 	_ = os.RemoveAll(s.configDir)
 }
 
-// removeSupersededDetachedImages removes the guard/monitor --detach images that parallel
-// tests built under the same tag (it is the digest of the plugin binary): the last build
-// keeps the tag, the others are left untagged, and the tests' cleanups remove only the
-// tag. Only untagged ones made since the suite began are removed.
-func (s *suite) removeSupersededDetachedImages() {
-	cmd := exec.Command("docker", "images", "--no-trunc", "--filter", "dangling=true",
-		"--filter", "label="+rollout.LabelDetachedImage+"=true", "--format", "{{.ID}} {{.CreatedAt}}")
+// removeDetachedImages removes the guard/monitor --detach images made since the suite
+// began. Their tag is the digest of the plugin binary, shared by the parallel detached
+// tests, so no test removes it in its own cleanup (it would pull the image from under
+// another test's next --detach); parallel builds under that tag leave the earlier ones
+// untagged, which go too.
+func (s *suite) removeDetachedImages() {
+	cmd := exec.Command("docker", "images", "--no-trunc", "--filter", "label="+rollout.LabelDetachedImage+"=true", "--format", "{{.ID}} {{.CreatedAt}}")
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+s.configDir)
 	out, err := cmd.Output()
 	if err != nil {
@@ -310,7 +310,7 @@ func (s *suite) removeSupersededDetachedImages() {
 		}
 		t, err := time.Parse("2006-01-02 15:04:05 -0700 MST", created)
 		if err == nil && !t.Before(s.started.Truncate(time.Second)) {
-			_ = s.plainDocker("image", "rm", id)
+			_ = s.plainDocker("image", "rm", "-f", id)
 		}
 	}
 }

@@ -65,10 +65,10 @@ func swarmLoad(t *testing.T, d *swarmDaemon, client, url, rate, duration string)
 // then deploys a version that never becomes healthy: deploy exits 3, the failed revision
 // is removed and v2 still serves.
 func TestSwarmBlueGreen(t *testing.T) {
-	s := setup(t)
 	// Parallel: its load runs inside its own daemon's network namespace, and the
 	// suite must stay under CI's 30 minutes (serial, the three took about 5 of them).
 	t.Parallel()
+	s := setup(t)
 	begin := time.Now()
 	d := startSwarm(t, s)
 	d.copyImage(imageRef("v1"))
@@ -171,8 +171,8 @@ func swarmCanaryProject(version, env string) string {
 // a version whose answers all fail: the analysis fails, deploy exits 3, traffic goes
 // back to v2 and the canary's revision is removed.
 func TestSwarmCanary(t *testing.T) {
-	s := setup(t)
 	t.Parallel() // as TestSwarmBlueGreen
+	s := setup(t)
 	begin := time.Now()
 	d := startSwarm(t, s)
 	d.copyImage(imageRef("v1"))
@@ -241,8 +241,8 @@ func swarmCanarySteps(version, steps string) string {
 // canary's revision and the deploy exits 3; promote ends the first of two 5-minute
 // steps, skips the second and switches to v3 (revision 2 again). No request fails.
 func TestSwarmCanaryControls(t *testing.T) {
-	s := setup(t)
 	t.Parallel() // as TestSwarmBlueGreen
+	s := setup(t)
 	begin := time.Now()
 	d := startSwarm(t, s)
 	for _, v := range []string{"v1", "v2", "v3"} {

@@ -43,8 +43,8 @@ func swarmRunningTasks(t *testing.T, c *swarmCluster, p *project, service string
 // Once the cluster is stopped, nothing of it is left: roots, mounts, processes, the
 // bridge's namespace.
 func TestSwarmRollingAcrossTwoNodes(t *testing.T) {
-	s := setup(t)
 	t.Parallel() // as TestSwarmBlueGreen: every packet stays in this test's namespaces
+	s := setup(t)
 	var c *swarmCluster
 	t.Run("cluster", func(t *testing.T) {
 		c = startSwarmCluster(t, s, 2)

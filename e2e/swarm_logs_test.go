@@ -54,8 +54,8 @@ var followedLineRE = regexp.MustCompile(`^(\S+?) +\| (\S+) (.*)$`)
 // the engine's own logs of every task container (old and new), no line of the followed
 // window is missing or printed twice. SIGINT ends it with exit code 0.
 func TestSwarmLogsFollow(t *testing.T) {
-	s := setup(t)
 	t.Parallel()
+	s := setup(t)
 	defer logDuration(t, time.Now())
 	d := startSwarm(t, s)
 	d.copyImage(imageRef("v1"))

@@ -20,8 +20,8 @@ import (
 // TestSwarmHarness starts the second dockerd, runs a service on an overlay network in
 // it, and checks that stopping it leaves no directory, mount or process behind.
 func TestSwarmHarness(t *testing.T) {
-	s := setup(t)
 	t.Parallel()
+	s := setup(t)
 	var dir string
 	t.Run("daemon", func(t *testing.T) {
 		d := startSwarm(t, s)
